@@ -1,0 +1,186 @@
+"""Command line: parse flags into config overrides, then run headless or open the app."""
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import anyio
+
+from engine.config import Config, ConfigError, load_config
+from engine.control import RunControl
+from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
+from engine.providers.factory import make_provider
+from engine.runner import run_experiment, utc_now, with_seed
+from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET, EXIT_ABORTED = 0, 1, 2, 3, 130
+EXIT_BY_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "budget_exceeded": EXIT_BUDGET,
+                  "aborted": EXIT_ABORTED}
+COMMANDS = ("run", "browse", "resume")
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one clear line, exit 2, no usage dump
+        raise UsageError(message)
+
+
+def positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML config file; flags win over it")
+    parser.add_argument("--agents", type=positive_int, metavar="N")
+    parser.add_argument("--rounds", type=positive_int, metavar="R")
+    parser.add_argument("--seed", type=positive_int, metavar="S")
+    parser.add_argument("--provider", metavar="NAME", help="simulated | openrouter | openai")
+    parser.add_argument("--base-url", metavar="URL")
+    parser.add_argument("--main-model", metavar="ID")
+    parser.add_argument("--sub-model", metavar="ID")
+    parser.add_argument("--rpm", type=positive_int, metavar="N")
+    parser.add_argument("--max-concurrency", type=positive_int, metavar="N")
+    parser.add_argument("--max-cost", type=number, metavar="USD")
+    parser.add_argument("--condition", metavar="NAME")
+    parser.add_argument("--results-dir", metavar="DIR")
+    parser.add_argument("--headless", action="store_true", help="no UI: progress on stderr")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="acausal-tui", description="Run and browse acausal cooperation experiments.")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+    add_run_options(sub.add_parser("run", help="start a new experiment (the default)"))
+    browse = sub.add_parser("browse", help="open the experiment browser")
+    browse.add_argument("--results-dir", metavar="DIR", default="results")
+    resume = sub.add_parser("resume", help="continue an interrupted experiment")
+    resume.add_argument("directory", metavar="EXP_DIR")
+    resume.add_argument("--headless", action="store_true")
+    return parser
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Only the flags that were given; they win over the config file."""
+    mapping = {
+        "agents": ("agents",), "rounds": ("rounds",), "seed": ("seed",),
+        "condition": ("condition",), "results_dir": ("results_dir",),
+        "provider": ("provider", "name"), "base_url": ("provider", "base_url"),
+        "rpm": ("provider", "rpm"), "max_concurrency": ("provider", "max_concurrency"),
+        "max_cost": ("provider", "max_cost_usd"), "main_model": ("models", "main"),
+        "sub_model": ("models", "sub"),
+    }
+    out: dict[str, Any] = {}
+    for attr, path in mapping.items():
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        target = out
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    return out
+
+
+class HeadlessPrinter:
+    """Observer: one progress line per round on stderr."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+        self.durations: list[float] = []
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            m = event.manifest
+            tag = " (SIMULATED)" if m.simulated else ""
+            self.print(f"{m.experiment_id}: {len(m.agents)} agents x {m.config.rounds} rounds, "
+                       f"condition {m.condition.name}, provider {m.provider}{tag}, seed {m.seed}")
+        elif isinstance(event, RoundSummarised):
+            s = event.summary
+            total = event.total_rounds
+            self.durations.append(s.duration_s)
+            recent = self.durations[-3:]
+            eta = sum(recent) / len(recent) * (total - s.round)
+            self.print(f"round {s.round}/{total}  cooperation {100 * s.cooperation_rate:.1f}%  "
+                       f"avg score {s.average_score:.2f}  elapsed {time.monotonic() - self.started:.1f}s  "
+                       f"ETA {eta:.1f}s")
+        elif isinstance(event, ErrorLogged) and event.record.type in ("fatal", "internal"):
+            self.print(f"error: {event.record.message}")
+        elif isinstance(event, RunFinished):
+            r = event.result
+            line = f"{r.status}: {r.total_rounds} rounds, {r.total_games} games, {r.total_api_calls} calls"
+            if r.message:
+                line += f" - {r.message}"
+            self.print(line)
+
+    def print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+
+def prepare_run(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
+    """Everything that can fail on bad input, before anything is written."""
+    config = with_seed(load_config(args.config, overrides_from(args), env))
+    check_results_dir(Path(config.results_dir))
+    return config
+
+
+async def run_headless(config: Config, env: dict[str, str] | None = None) -> tuple[int, Path]:
+    provider = make_provider(config, env)
+    control = RunControl()
+    store = ExperimentStore(new_experiment_dir(Path(config.results_dir), utc_now()))
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(abort_on_signals, control, tg.cancel_scope)
+            result = await run_experiment(config, provider=provider, observer=HeadlessPrinter(),
+                                          control=control, store=store)
+            tg.cancel_scope.cancel()
+    finally:
+        await provider.aclose()
+    return EXIT_BY_STATUS[result.status], store.directory
+
+
+async def abort_on_signals(control: RunControl, scope: anyio.CancelScope) -> None:
+    """First SIGINT/SIGTERM: abort cleanly (partial results saved). Second: exit at once;
+    every file on disk is still valid because each is replaced atomically."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if control.aborted:
+                os._exit(EXIT_ABORTED)
+            print(f"\n{signal.Signals(signum).name}: aborting, saving partial results "
+                  "(press Ctrl+C again to exit at once)", file=sys.stderr, flush=True)
+            control.abort(f"aborted by {signal.Signals(signum).name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        argv.insert(0, "run")
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "run":
+            config = prepare_run(args)
+            if not args.headless:
+                print("acausal-tui: the TUI is not built yet; running headless", file=sys.stderr)
+            code, directory = anyio.run(run_headless, config)
+            print(directory)
+            return code
+        raise UsageError(f"{args.command}: not available yet")
+    except (UsageError, ConfigError) as exc:
+        print(f"acausal-tui: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,151 @@
+"""The one gateway every model call goes through: pause gate, budget, shared limiter,
+retries, counters, the call log and (on resume) replay of calls already paid for."""
+
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+import anyio
+
+from engine.control import RunControl
+from engine.events import CallRetried, Event
+from engine.limits import MAX_ATTEMPTS, Limiter, backoff_delay
+from engine.models import CallRecord, Usage
+from engine.providers.base import ChatRequest, Completion, Provider, ProviderError
+from engine.rng import keyed_rng
+
+
+class CallFailed(Exception):
+    """A call that failed after its retries (or a non-retryable error); the run goes on."""
+
+
+class FatalCallError(Exception):
+    """An error that stops the run (bad key, no credit): status `failed`."""
+
+
+class BudgetExceeded(Exception):
+    """The next call could push spending past max_cost_usd: stop scheduling."""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class CallGateway:
+    def __init__(
+        self,
+        provider: Provider,
+        control: RunControl,
+        *,
+        seed: int,
+        limiter: Limiter,
+        budget_usd: float | None = None,
+        log_call: Callable[[CallRecord], None] = lambda record: None,
+        notify: Callable[[Event], None] = lambda event: None,
+        replay: dict[str, CallRecord] | None = None,
+        sleep: Callable[[float], object] = anyio.sleep,
+    ) -> None:
+        self.provider = provider
+        self.control = control
+        self.seed = seed
+        self.limiter = limiter
+        self.budget_usd = budget_usd
+        self.log_call = log_call
+        self.notify = notify
+        self.replay = replay or {}
+        self.sleep = sleep
+        self.reserved = 0.0  # worst-case cost of calls in flight
+        self.budget_exceeded = False
+        self.cost_is_estimate = False
+        control.stats.budget_usd = budget_usd
+
+    def _reserve(self, request: ChatRequest) -> float:
+        if self.budget_usd is None:
+            return 0.0
+        worst = self.provider.worst_case_cost(request)
+        if self.control.stats.cost + self.reserved + worst > self.budget_usd:
+            self.budget_exceeded = True
+        if self.budget_exceeded:
+            raise BudgetExceeded(
+                f"budget of ${self.budget_usd:.2f} reached (spent ${self.control.stats.cost:.4f})"
+            )
+        self.reserved += worst
+        return worst
+
+    async def call(self, request: ChatRequest) -> Completion:
+        recorded = self.replay.get(request.key)
+        if recorded is not None and recorded.reply is not None:
+            return Completion(
+                text=recorded.reply,
+                prompt_tokens=recorded.usage.prompt_tokens,
+                completion_tokens=recorded.usage.completion_tokens,
+                cost=recorded.cost,
+                cost_is_estimate=recorded.cost_is_estimate,
+            )
+        stats = self.control.stats
+        started = time.monotonic()
+        cost = 0.0
+        last_error: ProviderError | None = None
+        rng = keyed_rng(self.seed, "backoff", request.key)
+        attempt = 0
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            await self.control.wait_if_paused()
+            reserved = self._reserve(request)
+            await self.limiter.acquire()
+            stats.in_flight += 1
+            stats.calls += 1
+            try:
+                completion = await self.provider.complete(request)
+            except ProviderError as exc:
+                last_error = exc
+            else:
+                cost += completion.cost
+                stats.cost += completion.cost
+                self.cost_is_estimate |= completion.cost_is_estimate
+                self._log(request, attempt, completion, cost, started, None)
+                return completion
+            finally:
+                stats.in_flight -= 1
+                self.reserved -= reserved
+                self.limiter.release()
+            if last_error.fatal:
+                self._log(request, attempt, None, cost, started, last_error.message)
+                raise FatalCallError(last_error.message)
+            if not last_error.retryable or attempt == MAX_ATTEMPTS:
+                break
+            delay = backoff_delay(attempt, last_error.retry_after, rng)
+            if last_error.status == 429:
+                self.limiter.slow_down(delay)
+            stats.retries += 1
+            self.notify(CallRetried(key=request.key, attempt=attempt, reason=last_error.message, delay_s=delay))
+            await self.sleep(delay)
+        assert last_error is not None
+        self._log(request, attempt, None, cost, started, last_error.message)
+        raise CallFailed(f"{last_error.message} (after {attempt} attempt{'s' * (attempt > 1)})")
+
+    def _log(
+        self,
+        request: ChatRequest,
+        attempts: int,
+        completion: Completion | None,
+        cost: float,
+        started: float,
+        error: str | None,
+    ) -> None:
+        self.log_call(
+            CallRecord(
+                key=request.key,
+                model=request.model,
+                attempts=attempts,
+                reply=completion.text if completion else None,
+                usage=Usage(
+                    prompt_tokens=completion.prompt_tokens if completion else 0,
+                    completion_tokens=completion.completion_tokens if completion else 0,
+                ),
+                cost=cost,
+                cost_is_estimate=completion.cost_is_estimate if completion else False,
+                latency_s=round(time.monotonic() - started, 4),
+                error=error,
+                time=now_iso(),
+            )
+        )

@@ -1,0 +1,44 @@
+"""Conditions: named presets of prompt and protocol switches (SPEC §7)."""
+
+import re
+from typing import Literal
+
+import msgspec
+
+from engine.config import ConfigError, Switches
+
+
+class Condition(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    identity: bool  # the identity statement is in the strategy prompt
+    history: str = "full"  # full | none | last:K  (what a decision sees)
+    labels: Literal["stable", "shuffled"] = "stable"  # shuffled: fresh permutation each round
+    on_unparseable: Literal["random", "cooperate", "defect"] = "random"
+    show_power: bool = True  # the agent's power and its effect in the strategy prompt
+
+
+PRESETS: dict[str, Condition] = {
+    "baseline": Condition(name="baseline", identity=False),
+    "identity": Condition(name="identity", identity=True),
+}
+
+
+def history_window(history: str) -> int | None:
+    """Rounds of history a decision sees: None = all, 0 = none, K = the last K rounds."""
+    if history == "full":
+        return None
+    if history == "none":
+        return 0
+    match = re.fullmatch(r"last:(\d+)", history)
+    if match and int(match.group(1)) >= 1:
+        return int(match.group(1))
+    raise ConfigError(f"switches.history: {history!r} is not full, none or last:K with K >= 1")
+
+
+def resolve_condition(name: str, switches: Switches) -> Condition:
+    if name not in PRESETS:
+        raise ConfigError(f"condition: unknown condition {name!r} (expected one of {', '.join(PRESETS)})")
+    overrides = {f: v for f in switches.__struct_fields__ if (v := getattr(switches, f)) is not None}
+    condition = msgspec.structs.replace(PRESETS[name], **overrides)
+    history_window(condition.history)
+    return condition

@@ -1,0 +1,71 @@
+"""Run control shared by the engine and a UI: pause, resume, abort, live counters."""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import anyio
+
+from engine.events import Event, Paused, Resumed
+
+
+@dataclass
+class RunStats:
+    calls: int = 0  # attempts sent, retries included
+    retries: int = 0
+    cost: float = 0.0
+    in_flight: int = 0
+    budget_usd: float | None = None
+
+
+class RunControl:
+    """Pause stops new model calls from starting (in-flight ones finish); abort cancels
+    in-flight calls and makes the runner save partial results with status `aborted`."""
+
+    def __init__(self) -> None:
+        self.stats = RunStats()
+        self.abort_reason: str | None = None
+        self._resume: anyio.Event | None = None  # set while paused; a fresh Event per pause
+        self._scope: anyio.CancelScope | None = None
+        self._notify: Callable[[Event], None] = lambda event: None
+
+    @property
+    def paused(self) -> bool:
+        return self._resume is not None
+
+    @property
+    def aborted(self) -> bool:
+        return self.abort_reason is not None
+
+    def attach(self, scope: anyio.CancelScope, notify: Callable[[Event], None]) -> None:
+        """Called by the runner: the scope abort cancels, and where pause/resume are reported."""
+        self._scope = scope
+        self._notify = notify
+        if self.aborted:
+            scope.cancel()
+
+    def pause(self) -> None:
+        if self._resume is None and not self.aborted:
+            self._resume = anyio.Event()
+            self._notify(Paused(in_flight=self.stats.in_flight))
+
+    def resume(self) -> None:
+        if self._resume is not None:
+            event, self._resume = self._resume, None
+            event.set()
+            self._notify(Resumed())
+
+    def toggle_pause(self) -> None:
+        self.resume() if self.paused else self.pause()
+
+    def abort(self, reason: str = "aborted by the user") -> None:
+        if self.abort_reason is None:
+            self.abort_reason = reason
+        if self._resume is not None:
+            self._resume.set()
+            self._resume = None
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def wait_if_paused(self) -> None:
+        while self._resume is not None:
+            await self._resume.wait()

@@ -1,0 +1,52 @@
+"""One shared limiter for every model call of a run, and the retry policy (SPEC §8)."""
+
+import random
+import time
+
+import anyio
+
+MAX_ATTEMPTS = 4  # one call + at most 3 retries
+MAX_RETRY_AFTER_S = 120.0
+
+
+class Limiter:
+    """Requests per minute and concurrency, shared by all calls. `slow_down` (a 429)
+    holds back every call's start, not just the one that got it."""
+
+    def __init__(self, rpm: int | None, max_concurrency: int, clock=time.monotonic) -> None:
+        self._slots = anyio.Semaphore(max_concurrency)
+        self._interval = 60.0 / rpm if rpm else 0.0
+        self._clock = clock
+        self._next_start = 0.0  # earliest time the next call may start
+        self._hold_until = 0.0  # set by slow_down
+        self._lock = anyio.Lock()
+
+    async def acquire(self) -> None:
+        await self._slots.acquire()
+        try:
+            async with self._lock:
+                while True:
+                    now = self._clock()
+                    start = max(now, self._next_start, self._hold_until)
+                    if start <= now:
+                        break
+                    await anyio.sleep(start - now)
+                self._next_start = max(now, self._next_start) + self._interval
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self) -> None:
+        self._slots.release()
+
+    def slow_down(self, delay_s: float) -> None:
+        self._hold_until = max(self._hold_until, self._clock() + delay_s)
+
+
+def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds to wait after failed attempt `attempt` (1-based): the server's Retry-After
+    (capped at 120 s) if given, else exponential backoff 1, 2, 4 s with full jitter."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), MAX_RETRY_AFTER_S)
+    base = 2.0 ** (attempt - 1)
+    return base / 2 + rng.uniform(0, base / 2)

@@ -1,0 +1,183 @@
+"""Result records: msgspec Structs that are the on-disk schema (SPEC §6).
+
+New fields get defaults; a field's type never changes; readers ignore unknown fields.
+"""
+
+from typing import Literal
+
+import msgspec
+
+from engine.conditions import Condition
+from engine.config import Config
+
+SCHEMA_VERSION = 1
+
+Action = Literal["COOPERATE", "DEFECT"]
+Status = Literal["running", "completed", "aborted", "failed", "budget_exceeded"]
+
+
+class Record(msgspec.Struct, kw_only=True):
+    pass
+
+
+class GameResult(Record):
+    game_id: str
+    round: int
+    player1_id: int
+    player2_id: int
+    player1_action: Action
+    player2_action: Action
+    player1_payoff: float
+    player2_payoff: float
+    player1_power_before: float
+    player2_power_before: float
+    player1_fallback: str | None = None  # reason, when the move was a fallback
+    player2_fallback: str | None = None
+    timestamp: str = ""
+
+
+class StrategyRecord(Record):
+    agent_id: int
+    round: int
+    kind: Literal["llm", "scripted"]
+    model: str | None  # main model (llm) or None (scripted)
+    strategy_text: str
+    full_reasoning: str
+    flags: list[str] = []  # marker_missing, truncated, carried_over, fallback
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    timestamp: str = ""
+
+
+class AnonymizedGame(Record):
+    round: int
+    anonymous_id1: str
+    anonymous_id2: str
+    action1: Action
+    action2: Action
+    power_ratio: float  # player1 power / player2 power, before the game
+
+
+class Distribution(Record):
+    min: float
+    max: float
+    avg: float
+
+
+class PowerDistribution(Record):
+    mean: float
+    std: float
+    min: float
+    max: float
+
+
+class RoundSummary(Record):
+    round: int
+    cooperation_rate: float  # fraction 0..1 of all moves
+    mutual_cooperation_rate: float  # fraction of games where both cooperated
+    average_score: float  # mean over agents of their round score
+    score_variance: float  # population variance of the agents' round scores
+    score_distribution: Distribution
+    power_distribution: PowerDistribution  # after the round's power update
+    anonymized_games: list[AnonymizedGame]
+    strategy_similarity: float | None
+    fallback_decisions: int
+    duration_s: float
+    agent_scores: list[float] = []  # round score by agent id
+    agent_powers: list[float] = []  # power after the update, by agent id
+
+
+class AgentInfo(Record):
+    id: int
+    kind: Literal["llm", "scripted"]
+    strategy: str | None = None  # scripted strategy name
+    model: str | None = None  # llm main model
+    sub_model: str | None = None  # llm sub model
+    initial_power: float = 100.0
+    final_power: float = 100.0
+    total_score: float = 0.0
+
+
+class AcausalIndicators(Record):
+    identity_reasoning_frequency: float | None
+    cooperation_despite_asymmetry: float | None
+    cooperation_when_symmetric: float | None
+    surprise_at_defection: float | None
+    strategy_convergence: float | None
+    rounds_to_convergence: int | None
+    cooperation_trend: float | None
+    overall_cooperation_rate: float | None
+    fallback_rate: float | None
+
+
+class ExperimentResult(Record):
+    experiment_id: str
+    status: Status
+    start_time: str
+    end_time: str | None
+    seed: int
+    config: Config
+    condition: Condition
+    total_rounds: int  # completed rounds
+    total_games: int
+    total_api_calls: int  # retries included
+    total_retries: int
+    total_cost: float
+    cost_is_estimate: bool
+    round_summaries: list[RoundSummary]
+    agents: list[AgentInfo]
+    acausal_indicators: AcausalIndicators
+    error_count: int
+    simulated: bool = False
+    message: str | None = None  # why it stopped, when not completed
+    schema_version: int = SCHEMA_VERSION
+
+
+class Manifest(Record):
+    experiment_id: str
+    status: Status
+    start_time: str
+    seed: int
+    config: Config
+    condition: Condition
+    provider: str
+    base_url: str | None
+    simulated: bool
+    main_model: str
+    sub_model: str
+    prompt_hashes: dict[str, str]
+    package_versions: dict[str, str]
+    agents: list[AgentInfo]
+    end_time: str | None = None
+    message: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+class Usage(Record):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class CallRecord(Record):
+    """One line of calls.jsonl: a finished model call (all its attempts)."""
+
+    key: str  # what was decided, e.g. "strategy/r1/a3", "decision/r2/g5/p1/t0"
+    model: str
+    attempts: int
+    reply: str | None  # None when the call failed
+    usage: Usage
+    cost: float
+    cost_is_estimate: bool
+    latency_s: float
+    error: str | None = None
+    time: str = ""
+
+
+class ErrorRecord(Record):
+    """One line of experiment_errors.log."""
+
+    time: str
+    type: str
+    message: str
+    context: dict[str, str | int | float | None] = {}

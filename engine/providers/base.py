@@ -1,0 +1,66 @@
+"""The provider interface every model backend implements (simulated, OpenAI-compatible).
+
+A provider makes exactly one attempt per `complete` call and raises `ProviderError` on
+failure; rate limiting, retries, the budget, pausing and the call log live in one place
+for all providers (`engine.calls.CallGateway`)."""
+
+from typing import Literal, Protocol
+
+import msgspec
+
+
+class Message(msgspec.Struct, frozen=True):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
+    key: str  # what is being decided; stable across runs (used for the call log and resume)
+    model: str
+    messages: list[Message]
+    temperature: float
+    max_tokens: int
+
+
+class Completion(msgspec.Struct, frozen=True, kw_only=True):
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    cost_is_estimate: bool = False
+
+
+class ProviderError(Exception):
+    """One failed attempt. `retryable`: worth another attempt after backoff.
+    `fatal`: the run cannot go on (bad key, no credit); `retry_after`: seconds the server asked for."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        fatal: bool = False,
+        retry_after: float | None = None,
+        kind: str = "provider_error",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+        self.fatal = fatal
+        self.retry_after = retry_after
+        self.kind = kind
+
+
+class Provider(Protocol):
+    name: str
+    simulated: bool
+
+    async def complete(self, request: ChatRequest) -> Completion: ...
+
+    def worst_case_cost(self, request: ChatRequest) -> float:
+        """Upper bound of what this request can cost (prompt estimate + max_tokens at list price)."""
+        ...
+
+    async def aclose(self) -> None: ...

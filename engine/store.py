@@ -1,0 +1,210 @@
+"""The results directory: layout, atomic JSON writes, the append-only call log, the error
+log, and loading for the browser and resume (SPEC §6)."""
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from engine.config import ConfigError
+from engine.models import (
+    CallRecord,
+    ErrorRecord,
+    ExperimentResult,
+    GameResult,
+    Manifest,
+    RoundSummary,
+    StrategyRecord,
+)
+
+T = TypeVar("T")
+TEMP_PREFIX = ".tmp-"  # leftover temp files start with this; readers ignore them
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_encoder = msgspec.json.Encoder()
+_decoders: dict[Any, msgspec.json.Decoder] = {}
+
+
+def decoder(type_: Any) -> msgspec.json.Decoder:
+    if type_ not in _decoders:
+        _decoders[type_] = msgspec.json.Decoder(type_)
+    return _decoders[type_]
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temp file in the same directory, fsync, os.replace, fsync the directory: a reader
+    sees the old file or the new one, never a torn one."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=".json")
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; result files are ordinary files
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, msgspec.json.format(_encoder.encode(obj), indent=2))
+
+
+def read_json(path: Path, type_: type[T]) -> T:
+    return decoder(type_).decode(path.read_bytes())
+
+
+def check_results_dir(results_dir: Path) -> None:
+    """Fail early (exit 2, nothing written) when the results directory cannot be used."""
+    if results_dir.exists() and not results_dir.is_dir():
+        raise ConfigError(f"results_dir: {results_dir} is not a directory")
+    probe = results_dir
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"results_dir: {results_dir} is not writable")
+
+
+def new_experiment_dir(results_dir: Path, now: datetime) -> Path:
+    """results/exp_YYYYMMDD_HHMMSS, with _2, _3 ... if taken (created exclusively)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    base = f"exp_{now:%Y%m%d_%H%M%S}"
+    for n in range(1, 10_000):
+        path = results_dir / (base if n == 1 else f"{base}_{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        (path / "rounds").mkdir()
+        return path
+    raise ConfigError(f"results_dir: no free experiment directory name for {base}")
+
+
+class ExperimentStore:
+    """Writes one experiment directory. The call and error logs are append-only JSON lines,
+    each written whole and flushed."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        (directory / "rounds").mkdir(parents=True, exist_ok=True)
+        self._calls = open(directory / "calls.jsonl", "ab", buffering=0)
+        self._errors = open(directory / "experiment_errors.log", "ab", buffering=0)
+
+    @property
+    def experiment_id(self) -> str:
+        return self.directory.name
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        write_json(self.directory / "manifest.json", manifest)
+
+    def write_round(
+        self, round: int, strategies: list[StrategyRecord], games: list[GameResult], summary: RoundSummary
+    ) -> None:
+        """The summary is written last: its presence marks the round as complete."""
+        rounds = self.directory / "rounds"
+        write_json(rounds / f"strategies_r{round}.json", strategies)
+        write_json(rounds / f"games_r{round}.json", games)
+        write_json(rounds / f"summary_r{round}.json", summary)
+
+    def write_result(self, result: ExperimentResult) -> None:
+        write_json(self.directory / "experiment_results.json", result)
+
+    def append_call(self, record: CallRecord) -> None:
+        self._calls.write(_encoder.encode(record) + b"\n")
+
+    def log_error(self, record: ErrorRecord) -> None:
+        self._errors.write(_encoder.encode(record) + b"\n")
+
+    def close(self) -> None:
+        self._calls.close()
+        self._errors.close()
+
+
+def read_jsonl(path: Path, type_: type[T]) -> tuple[list[T], list[str]]:
+    """Decode a JSON-lines file; lines that do not decode (a torn last line after a crash)
+    are returned separately instead of breaking the load."""
+    if not path.exists():
+        return [], []
+    good: list[T] = []
+    bad: list[str] = []
+    dec = decoder(type_)
+    for line in path.read_bytes().splitlines():
+        if not line.strip():
+            continue
+        try:
+            good.append(dec.decode(line))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            bad.append(line.decode(errors="replace"))
+    return good, bad
+
+
+@dataclass
+class LoadedExperiment:
+    """What is readable of an experiment directory; `problems` lists what was not."""
+
+    directory: Path
+    manifest: Manifest | None = None
+    result: ExperimentResult | None = None
+    summaries: dict[int, RoundSummary] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def readable(self) -> bool:
+        return self.manifest is not None
+
+    def strategies(self, round: int) -> list[StrategyRecord]:
+        return read_json(self.directory / "rounds" / f"strategies_r{round}.json", list[StrategyRecord])
+
+    def games(self, round: int) -> list[GameResult]:
+        return read_json(self.directory / "rounds" / f"games_r{round}.json", list[GameResult])
+
+
+def _try_read(path: Path, type_: type[T], problems: list[str]) -> T | None:
+    try:
+        return read_json(path, type_)
+    except FileNotFoundError:
+        return None
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        problems.append(f"{path.name}: {exc}")
+        return None
+
+
+def load_experiment(directory: Path) -> LoadedExperiment:
+    """Never raises for bad content: unreadable parts are listed in `problems`."""
+    loaded = LoadedExperiment(directory=directory)
+    loaded.manifest = _try_read(directory / "manifest.json", Manifest, loaded.problems)
+    if loaded.manifest is None and not loaded.problems:
+        loaded.problems.append("manifest.json: missing")
+    loaded.result = _try_read(directory / "experiment_results.json", ExperimentResult, loaded.problems)
+    rounds = directory / "rounds"
+    if rounds.is_dir():
+        for path in sorted(rounds.glob("summary_r*.json")):
+            number = path.stem.removeprefix("summary_r")
+            if number.isdigit():
+                summary = _try_read(path, RoundSummary, loaded.problems)
+                if summary is not None:
+                    loaded.summaries[int(number)] = summary
+    return loaded
+
+
+def list_experiments(results_dir: Path) -> list[LoadedExperiment]:
+    """Every experiment directory under results_dir, newest first (by name)."""
+    if not results_dir.is_dir():
+        return []
+    dirs = [p for p in results_dir.iterdir() if p.is_dir() and p.name.startswith("exp_")]
+    return [load_experiment(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]
