@@ -100,7 +100,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 class HeadlessPrinter:
     """Observer: one progress line per round on stderr."""
 
-    def __init__(self, stream=sys.stderr) -> None:
+    def __init__(self, stream=None) -> None:
         self.stream = stream
         self.started = time.monotonic()
         self.durations: list[float] = []
@@ -130,7 +130,7 @@ class HeadlessPrinter:
             self.print(line)
 
     def print(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
+        print(line, file=self.stream or sys.stderr, flush=True)
 
 
 def prepare_run(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
