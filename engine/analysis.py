@@ -318,7 +318,7 @@ def _slope(xs: list[float], ys: list[float]) -> float | None:
     sxx = sum((x - mean_x) ** 2 for x in xs)
     if sxx == 0:
         return None
-    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sxx
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx
 
 
 def compute_indicators(

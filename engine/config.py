@@ -145,8 +145,8 @@ def resolve(config: Config, env: Any = None) -> Config:
     """Validate cross-field rules and fill in what defaults depend on (provider, agents,
     population). The returned Config is what the manifest records. The seed, if omitted,
     is drawn by the runner at start."""
-    from engine.conditions import resolve_condition  # cycle-free: conditions imports Switches
     from engine.agents.scripted import STRATEGIES
+    from engine.conditions import resolve_condition  # cycle-free: conditions imports Switches
 
     env = os.environ if env is None else env
     provider = config.provider

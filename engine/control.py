@@ -1,7 +1,7 @@
 """Run control shared by the engine and a UI: pause, resume, abort, live counters."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import anyio
 

@@ -30,7 +30,7 @@ def clamp_power(power: float) -> float:
 def update_powers(powers: list[float], scores: list[float]) -> list[float]:
     """p_i <- clamp(p_i + 0.1 * (s_i - mean(s)), 50, 150), all from the same round's scores."""
     mean = sum(scores) / len(scores)
-    return [clamp_power(p + POWER_RATE * (s - mean)) for p, s in zip(powers, scores)]
+    return [clamp_power(p + POWER_RATE * (s - mean)) for p, s in zip(powers, scores, strict=True)]
 
 
 def pairings(agent_count: int) -> list[tuple[int, int]]:

@@ -5,7 +5,7 @@ Data flow: config -> runner -> (gateway/provider, game, analysis) -> store."""
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -268,7 +268,7 @@ class Experiment:
         state = self.state
         if self.config.power.dynamics:
             state.powers = game.update_powers(state.powers, scores)
-        state.total_scores = [t + s for t, s in zip(state.total_scores, scores)]
+        state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]
         llm_texts = [s.strategy_text for s in strategies if s.kind == "llm"]
         summary = analysis.summarize_round(
             round,
@@ -377,22 +377,10 @@ class Experiment:
         histories = {a.id: self.history_text(a.id, round) for a in self.agents if a.kind == "llm"}
         player_labels = round_player_labels(self.seed, round, self.n)
         results: list[GameResult | None] = [None] * len(pairs)
+        moves: list[list[tuple[Action, str | None] | None]] = [[None, None] for _ in pairs]
 
-        async def play(k: int, i: int, j: int) -> None:
-            moves: list[tuple[Action, str | None] | None] = [None, None]
-
-            async def move(slot: int, me: int, other: int) -> None:
-                moves[slot] = await self.decide(round, k, slot + 1, me, other, histories.get(me, ""))
-
-            try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(move, 0, i, j)
-                    tg.start_soon(move, 1, j, i)
-            except* BudgetExceeded:
-                pass  # this game stays unplayed; the round is not saved
-            if moves[0] is None or moves[1] is None:
-                return
-            (a1, f1), (a2, f2) = moves
+        def finish_game(k: int, i: int, j: int) -> None:
+            (a1, f1), (a2, f2) = moves[k - 1]  # type: ignore[misc]
             p1, p2 = self.state.powers[i], self.state.powers[j]
             pay1, pay2 = game.payoffs(a1, a2, p1, p2, self.config.power.dynamics)
             result = GameResult(
@@ -404,9 +392,21 @@ class Experiment:
             results[k - 1] = result
             self.notify(GameFinished(result, player_labels[i], player_labels[j]))
 
+        async def move(k: int, slot: int, i: int, j: int) -> None:
+            """One player's move; the second move to finish completes the game. Both moves
+            of every game are tasks of one group, decided independently and concurrently."""
+            me, other = (i, j) if slot == 0 else (j, i)
+            try:
+                moves[k - 1][slot] = await self.decide(round, k, slot + 1, me, other, histories.get(me, ""))
+            except BudgetExceeded:
+                return  # this game stays unplayed; the round is not saved
+            if None not in moves[k - 1]:
+                finish_game(k, i, j)
+
         async with anyio.create_task_group() as tg:
             for k, (i, j) in enumerate(pairs, start=1):
-                tg.start_soon(play, k, i, j)
+                tg.start_soon(move, k, 0, i, j)
+                tg.start_soon(move, k, 1, i, j)
         if any(r is None for r in results):
             return None
         return results  # type: ignore[return-value]
@@ -474,7 +474,7 @@ def round_to_ms(seconds: float) -> float:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 async def run_experiment(

@@ -6,11 +6,18 @@ import pytest
 
 from engine.control import RunControl
 from engine.events import GameFinished, RoundStarted
-from engine.models import ExperimentResult, GameResult, Manifest, RoundSummary, StrategyRecord
+from engine.models import (
+    CallRecord,
+    ErrorRecord,
+    ExperimentResult,
+    GameResult,
+    Manifest,
+    RoundSummary,
+    StrategyRecord,
+)
 from engine.providers.factory import make_provider
 from engine.runner import run_experiment
 from engine.store import list_experiments, read_json, read_jsonl
-from engine.models import CallRecord, ErrorRecord
 from tests.conftest import strip_times
 from tests.support.fakes import FakeProvider, strategy_or
 

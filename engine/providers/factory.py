@@ -1,7 +1,7 @@
 """Build the provider a resolved Config asks for."""
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from engine.config import Config, ConfigError
 from engine.providers.base import Provider

@@ -1,6 +1,6 @@
 """Test doubles for the provider interface."""
 
-from typing import Callable
+from collections.abc import Callable
 
 import anyio
 
