@@ -1,0 +1,61 @@
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from engine.models import CallRecord, Usage
+from engine.store import ExperimentStore, list_experiments, load_experiment, read_jsonl, write_atomic
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    target = tmp_path / "f.json"
+    write_atomic(target, b'{"a": 1}')
+    write_atomic(target, b'{"a": 2}')
+    assert target.read_bytes() == b'{"a": 2}'
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+    assert stat.S_IMODE(target.stat().st_mode) & 0o044  # readable like any other file
+
+
+def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "f.json"
+    write_atomic(target, b"old")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        write_atomic(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_call_log_appends_whole_lines_and_torn_lines_are_set_apart(tmp_path):
+    store = ExperimentStore(tmp_path / "exp_1")
+    record = CallRecord(key="k", model="m", attempts=1, reply="C", usage=Usage(), cost=0,
+                        cost_is_estimate=False, latency_s=0)
+    store.append_call(record)
+    store.append_call(record)
+    store.close()
+    path = tmp_path / "exp_1" / "calls.jsonl"
+    with open(path, "ab") as file:
+        file.write(b'{"key": "torn", "mod')
+    good, bad = read_jsonl(path, CallRecord)
+    assert good == [record, record] and bad == ['{"key": "torn", "mod']
+
+
+def test_loading_never_raises_on_corrupt_or_partial_dirs(tmp_path):
+    (tmp_path / "exp_20260101_000000").mkdir()
+    corrupt = tmp_path / "exp_20260102_000000"
+    (corrupt / "rounds").mkdir(parents=True)
+    (corrupt / "manifest.json").write_text("{not json")
+    (corrupt / "rounds" / "summary_r1.json").write_text('{"round": "x"}')
+    (corrupt / "rounds" / ".tmp-abc.json").write_text("junk")
+    (tmp_path / "not_an_experiment.txt").write_text("x")
+    loaded = list_experiments(tmp_path)
+    assert [e.directory.name for e in loaded] == ["exp_20260102_000000", "exp_20260101_000000"]
+    assert not loaded[0].readable and any("manifest.json" in p for p in loaded[0].problems)
+    assert any("summary_r1.json" in p for p in loaded[0].problems)
+    assert loaded[1].problems == ["manifest.json: missing"]
+    assert load_experiment(Path(tmp_path / "missing")).problems
