@@ -14,14 +14,16 @@ import anyio
 from engine.config import Config, ConfigError, load_config
 from engine.control import RunControl
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
+from engine.lock import LockError
 from engine.providers.factory import make_provider
+from engine.resume import Resumable, ResumeError, Runner, open_resume, resume_runner
 from engine.runner import run_experiment, utc_now, with_seed
 from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET, EXIT_ABORTED = 0, 1, 2, 3, 130
 EXIT_BY_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "budget_exceeded": EXIT_BUDGET,
                   "aborted": EXIT_ABORTED}
-COMMANDS = ("run", "browse", "resume")
+COMMANDS = ("run", "browse", "resume", "sweep", "export")
 
 
 class UsageError(Exception):
@@ -73,6 +75,11 @@ def build_parser() -> Parser:
     resume = sub.add_parser("resume", help="continue an interrupted experiment")
     resume.add_argument("directory", metavar="EXP_DIR")
     resume.add_argument("--headless", action="store_true")
+    resume.add_argument("--max-cost", type=number, metavar="USD",
+                        help="a new cost budget (the budget counts what was already spent)")
+    from acausal_tui import research  # imports this module: import it late
+
+    research.add_commands(sub)
     return parser
 
 
@@ -112,6 +119,8 @@ class HeadlessPrinter:
             tag = " (SIMULATED)" if m.simulated else ""
             self.print(f"{m.experiment_id}: {len(m.agents)} agents x {m.config.rounds} rounds, "
                        f"condition {m.condition.name}, provider {m.provider}{tag}, seed {m.seed}")
+            if event.first_round > 1:
+                self.print(f"resuming at round {event.first_round}")
         elif isinstance(event, RoundSummarised):
             s = event.summary
             total = event.total_rounds
@@ -156,6 +165,45 @@ async def run_headless(config: Config, env: dict[str, str] | None = None) -> tup
     return EXIT_BY_STATUS[result.status], store.directory
 
 
+async def resume_headless(run: Runner) -> int:
+    control = RunControl()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(abort_on_signals, control, tg.cancel_scope)
+        result = await run(HeadlessPrinter(), control)
+        tg.cancel_scope.cancel()
+    return EXIT_BY_STATUS[result.status]
+
+
+def resume(args: argparse.Namespace) -> int:
+    """Refusals (not resumable, locked, unwritable, no API key) exit 2 before any call."""
+    resumable = open_resume(Path(args.directory), args.max_cost)
+    directory = resumable.store.directory
+    try:
+        for note in resumable.notes:
+            print(f"acausal-tui: {note}", file=sys.stderr)
+        if args.headless:
+            provider = make_provider(resumable.config)
+            code = anyio.run(resume_headless, resume_runner(resumable, provider))
+        else:
+            code = resume_app(resumable)
+    finally:
+        resumable.store.close()
+    print(directory)
+    return code
+
+
+def resume_app(resumable: Resumable) -> int:
+    """The TUI on the run screen, continuing the experiment at once."""
+    from acausal_tui.app import AcausalApp
+
+    provider = make_provider(resumable.config, on_unknown_price=lambda model: app.warn(
+        f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"))
+    app = AcausalApp(run=resume_runner(resumable, provider),
+                     results_dir=resumable.store.directory.parent)
+    app.run()
+    return EXIT_BY_STATUS.get(app.status or "", EXIT_OK)
+
+
 async def abort_on_signals(control: RunControl, scope: anyio.CancelScope) -> None:
     """First SIGINT/SIGTERM: abort cleanly (partial results saved). Second: exit at once;
     every file on disk is still valid because each is replaced atomically."""
@@ -168,6 +216,27 @@ async def abort_on_signals(control: RunControl, scope: anyio.CancelScope) -> Non
             control.abort(f"aborted by {signal.Signals(signum).name}")
 
 
+def run_app(config: Config) -> int:
+    """The TUI on the run screen, the experiment started at once; exit codes as headless.
+    The provider is made first, so a missing API key exits 2 before the app opens."""
+    from acausal_tui.app import AcausalApp, experiment_runner
+
+    provider = make_provider(config, on_unknown_price=lambda model: app.warn(
+        f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"))
+    app = AcausalApp(run=experiment_runner(config, provider), results_dir=Path(config.results_dir))
+    app.run()
+    if app.directory is not None:
+        print(app.directory)
+    return EXIT_BY_STATUS.get(app.status or "", EXIT_OK)
+
+
+def browse_app(results_dir: Path) -> int:
+    from acausal_tui.app import AcausalApp
+
+    AcausalApp(results_dir=results_dir).run()
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
@@ -177,11 +246,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             config = prepare_run(args)
             if not args.headless:
-                print("acausal-tui: the TUI is not built yet; running headless", file=sys.stderr)
+                return run_app(config)
             code, directory = anyio.run(run_headless, config)
             print(directory)
             return code
+        if args.command == "browse":
+            return browse_app(Path(args.results_dir))
+        if args.command == "resume":
+            return resume(args)
+        if args.command in ("sweep", "export"):
+            from acausal_tui import research
+
+            return research.sweep_command(args) if args.command == "sweep" else research.export_command(args)
         raise UsageError(f"{args.command}: not available yet")
-    except (UsageError, ConfigError) as exc:
+    except (UsageError, ConfigError, ResumeError, LockError) as exc:
         print(f"acausal-tui: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # a Ctrl+C outside the run's own handling (before or after it)
+        return EXIT_ABORTED

@@ -7,15 +7,18 @@ whatever has been recorded so far (a partial run gives indicators over the round
 
 import math
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 
 from engine.models import (
     AcausalIndicators,
+    AgentInfo,
     AnonymizedGame,
+    CooperationBreakdown,
     Distribution,
     GameResult,
+    GroupCooperation,
     PowerDistribution,
     RoundSummary,
     StrategyRecord,
@@ -358,4 +361,64 @@ def compute_indicators(
         ),
         overall_cooperation_rate=_cooperation_share(list(games)),
         fallback_rate=_ratio(sum(_fallback_count(g) for g in games), 2 * len(games)),
+    )
+
+
+# --- cooperation by group -----------------------------------------------------------------
+
+
+def agent_group(agent: AgentInfo) -> str:
+    """LLM agents are grouped by their (main model, sub model), scripted ones by strategy."""
+    if agent.kind == "scripted":
+        return f"scripted:{agent.strategy}"
+    return f"{agent.model} / {agent.sub_model}"
+
+
+def cooperation_breakdown(
+    agents: Sequence[AgentInfo], games: Sequence[GameResult]
+) -> CooperationBreakdown:
+    """Cooperation rates by group (in order of first agent id), and in-group vs out-group:
+    a move is in-group when the mover and its opponent belong to the same group. Rates are
+    None where there is no move to count; per-round rates cover rounds 1..last played."""
+    group_of = {agent.id: agent_group(agent) for agent in agents}
+    names = list(dict.fromkeys(group_of[agent.id] for agent in agents))
+    last_round = max((game.round for game in games), default=0)
+    # tallies[group][key] = [cooperate moves, moves]; key: "all", "in", "out" or a round number
+    tallies: dict[str, dict[str | int, list[int]]] = {
+        name: defaultdict(lambda: [0, 0]) for name in names
+    }
+    for game in games:
+        for me, other, action in (
+            (game.player1_id, game.player2_id, game.player1_action),
+            (game.player2_id, game.player1_id, game.player2_action),
+        ):
+            side = "in" if group_of[me] == group_of[other] else "out"
+            for key in ("all", side, game.round):
+                tally = tallies[group_of[me]][key]
+                tally[0] += action == COOPERATE
+                tally[1] += 1
+
+    def rate(name: str, key: str | int) -> float | None:
+        cooperated, moves = tallies[name].get(key, (0, 0))
+        return _ratio(cooperated, moves)
+
+    def total_rate(key: str) -> float | None:
+        counts = [tallies[name].get(key, (0, 0)) for name in names]
+        return _ratio(sum(c for c, _ in counts), sum(n for _, n in counts))
+
+    return CooperationBreakdown(
+        groups=[
+            GroupCooperation(
+                group=name,
+                agents=[agent.id for agent in agents if group_of[agent.id] == name],
+                moves=tallies[name].get("all", (0, 0))[1],
+                cooperation_rate=rate(name, "all"),
+                in_group_cooperation_rate=rate(name, "in"),
+                out_group_cooperation_rate=rate(name, "out"),
+                cooperation_per_round=[rate(name, r) for r in range(1, last_round + 1)],
+            )
+            for name in names
+        ],
+        in_group_cooperation_rate=total_rate("in"),
+        out_group_cooperation_rate=total_rate("out"),
     )

@@ -14,7 +14,7 @@ class Condition(msgspec.Struct, frozen=True, kw_only=True):
     history: str = "full"  # full | none | last:K  (what a decision sees)
     labels: Literal["stable", "shuffled"] = "stable"  # shuffled: fresh permutation each round
     on_unparseable: Literal["random", "cooperate", "defect"] = "random"
-    show_power: bool = True  # the agent's power and its effect in the strategy prompt
+    show_power: bool = True  # power figures in the strategy prompt (own power, levels, ratios)
 
 
 PRESETS: dict[str, Condition] = {

@@ -4,6 +4,8 @@ messages that name the field in the file's own terms."""
 import os
 import re
 import tomllib
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,8 +91,21 @@ def _field_path(message: str) -> str:
     text = text.replace("`", "")
     text = text[:1].lower() + text[1:]
     where = match.group(1) if match else ""
+    choices = _choices(where) if text.startswith("invalid enum value") else ()
+    if choices:
+        text = text.replace("invalid enum value", "unknown value") + f" (expected one of {', '.join(choices)})"
     where = re.sub(r"\[(\d+)\]", lambda m: f"[{int(m.group(1)) + 1}]", where)
     return f"{where}: {text}" if where else text
+
+
+def _choices(where: str) -> tuple[str, ...]:
+    """The allowed values of the Literal field at `where` (e.g. 'switches.labels'), if any."""
+    type_: Any = Config
+    for part in re.sub(r"\[\d+\]", "", where).split("."):
+        type_ = typing.get_type_hints(type_).get(part) if isinstance(type_, type) else None
+        while typing.get_origin(type_) in (list, typing.Union, types.UnionType):
+            type_ = next(arg for arg in typing.get_args(type_) if arg is not type(None))
+    return typing.get_args(type_) if typing.get_origin(type_) is Literal else ()
 
 
 def _convert(data: dict[str, Any]) -> Config:

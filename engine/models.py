@@ -111,6 +111,25 @@ class AcausalIndicators(Record):
     fallback_rate: float | None
 
 
+class GroupCooperation(Record):
+    """Cooperation of one group of agents: LLM agents sharing main and sub model, or
+    scripted agents sharing a strategy."""
+
+    group: str  # "main model / sub model" (llm) or "scripted:strategy"
+    agents: list[int]
+    moves: int
+    cooperation_rate: float | None
+    in_group_cooperation_rate: float | None  # its moves against agents of the same group
+    out_group_cooperation_rate: float | None  # its moves against agents of other groups
+    cooperation_per_round: list[float | None] = []
+
+
+class CooperationBreakdown(Record):
+    groups: list[GroupCooperation]
+    in_group_cooperation_rate: float | None  # all moves against an agent of the mover's group
+    out_group_cooperation_rate: float | None
+
+
 class ExperimentResult(Record):
     experiment_id: str
     status: Status
@@ -132,6 +151,7 @@ class ExperimentResult(Record):
     simulated: bool = False
     message: str | None = None  # why it stopped, when not completed
     schema_version: int = SCHEMA_VERSION
+    cooperation_breakdown: CooperationBreakdown | None = None  # by group, in- vs out-group
 
 
 class Manifest(Record):

@@ -38,11 +38,13 @@ FIRST_ROUND = "This is the first round; there is no previous data."
 
 PREVIOUS_ROUND = (
     "Last round (round {round}): cooperation rate {cooperation:.1f}%. "
-    "Round scores: min {score_min:.2f}, average {score_avg:.2f}, max {score_max:.2f}. "
-    "Power levels: min {power_min:.1f}, average {power_mean:.1f}, max {power_max:.1f}."
+    "Round scores: min {score_min:.2f}, average {score_avg:.2f}, max {score_max:.2f}."
 )
+# Appended to PREVIOUS_ROUND and SAMPLE_GAME unless the condition hides power (show_power off).
+PREVIOUS_POWERS = " Power levels: min {power_min:.1f}, average {power_mean:.1f}, max {power_max:.1f}."
 
-SAMPLE_GAME = "- Round {round}: {id1} {action1}, {id2} {action2} (power ratio {ratio:.2f})"
+SAMPLE_GAME = "- Round {round}: {id1} {action1}, {id2} {action2}"
+SAMPLE_RATIO = " (power ratio {ratio:.2f})"
 
 SUBAGENT_NOTE = (
     "You will not play the games yourself. In every game a subagent applies your strategy. "
@@ -80,7 +82,7 @@ def prompt_hashes() -> dict[str, str]:
         "identity_statement": IDENTITY_STATEMENT,
         "strategy": "\n".join(
             [STRATEGY_INTRO, PAYOFF_TABLE, POWER_DYNAMIC, POWER_FIXED, FIRST_ROUND, PREVIOUS_ROUND,
-             SAMPLE_GAME, SUBAGENT_NOTE, STRATEGY_REQUEST]
+             PREVIOUS_POWERS, SAMPLE_GAME, SAMPLE_RATIO, SUBAGENT_NOTE, STRATEGY_REQUEST]
         ),
         "decision": DECISION_TEMPLATE + "\n" + NO_HISTORY + "\n" + HISTORY_LINE,
         "retry": RETRY_INSTRUCTION,
@@ -104,34 +106,36 @@ def render_strategy_prompt(
     parts.append(PAYOFF_TABLE)
     if condition.show_power:
         parts.append(POWER_DYNAMIC.format(power=power) if dynamics else POWER_FIXED)
-    parts.append(previous_rounds_text(recent, seed))
+    parts.append(previous_rounds_text(recent, seed, condition.show_power))
     parts.append(SUBAGENT_NOTE)
     parts.append(STRATEGY_REQUEST)
     return "\n\n".join(parts)
 
 
-def previous_rounds_text(recent: list[RoundSummary], seed: int) -> str:
+def previous_rounds_text(recent: list[RoundSummary], seed: int, show_power: bool = True) -> str:
+    """show_power off leaves out every power figure: the population's power levels and the
+    sample games' power ratios."""
     if not recent:
         return FIRST_ROUND
     last = recent[-1]
-    lines = [
-        PREVIOUS_ROUND.format(
-            round=last.round,
-            cooperation=100.0 * last.cooperation_rate,
-            score_min=last.score_distribution.min,
-            score_avg=last.score_distribution.avg,
-            score_max=last.score_distribution.max,
-            power_min=last.power_distribution.min,
-            power_mean=last.power_distribution.mean,
-            power_max=last.power_distribution.max,
-        )
-    ]
+    line = PREVIOUS_ROUND.format(
+        round=last.round,
+        cooperation=100.0 * last.cooperation_rate,
+        score_min=last.score_distribution.min,
+        score_avg=last.score_distribution.avg,
+        score_max=last.score_distribution.max,
+    )
+    if show_power:
+        power = last.power_distribution
+        line += PREVIOUS_POWERS.format(power_min=power.min, power_mean=power.mean, power_max=power.max)
+    lines = [line]
+    sample = SAMPLE_GAME + SAMPLE_RATIO if show_power else SAMPLE_GAME
     samples = []
     for summary in recent[-SAMPLE_ROUNDS:]:
         games = summary.anonymized_games
         picked = keyed_rng(seed, "samples", summary.round).sample(games, min(SAMPLES_PER_ROUND, len(games)))
         samples += [
-            SAMPLE_GAME.format(
+            sample.format(
                 round=g.round, id1=g.anonymous_id1, action1=g.action1, id2=g.anonymous_id2,
                 action2=g.action2, ratio=g.power_ratio,
             )

@@ -4,6 +4,7 @@ Data flow: config -> runner -> (gateway/provider, game, analysis) -> store."""
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -128,7 +129,12 @@ class Experiment:
         provider: Provider,
         observer: Observer | None = None,
         control: RunControl | None = None,
+        *,
+        limiter: Limiter | None = None,
+        make_gateway: Callable[..., CallGateway] = CallGateway,
     ) -> None:
+        """`limiter` and `make_gateway` let a sweep share one limiter and one budget
+        between concurrent experiments (engine/sweep.py)."""
         assert config.seed is not None and config.agents is not None, "resolve config and seed first"
         self.config = config
         self.seed = config.seed
@@ -148,11 +154,11 @@ class Experiment:
         self.error_count = 0
         self._label_cache: dict[tuple[int, int | None], dict[int, str]] = {}
         self.start_time = now_iso()
-        self.gateway = CallGateway(
+        self.gateway = make_gateway(
             provider,
             self.control,
             seed=self.seed,
-            limiter=Limiter(config.provider.rpm, config.provider.max_concurrency),
+            limiter=limiter or Limiter(config.provider.rpm, config.provider.max_concurrency),
             budget_usd=config.provider.max_cost_usd,
             log_call=store.append_call,
             notify=self.notify,
@@ -242,6 +248,7 @@ class Experiment:
             ),
             error_count=self.error_count,
             simulated=self.provider.simulated,
+            cooperation_breakdown=analysis.cooperation_breakdown(self.agents, self.state.all_games),
             message=None if status == "completed" else message,
         )
         self.store.write_result(result)

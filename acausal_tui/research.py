@@ -1,0 +1,142 @@
+"""The research commands: `sweep` (conditions x seeds, run concurrently) and `export` (CSV)."""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+
+from acausal_tui.cli import (
+    EXIT_BY_STATUS,
+    UsageError,
+    abort_on_signals,
+    add_run_options,
+    overrides_from,
+    positive_int,
+)
+from engine.config import ConfigError
+from engine.events import ErrorLogged, RoundSummarised
+from engine.export import ExportError, export_csv
+from engine.providers.factory import make_provider
+from engine.stats import Interval
+from engine.store import check_results_dir
+from engine.sweep import (
+    ExperimentDone,
+    ExperimentEvent,
+    SweepControl,
+    SweepEvent,
+    SweepFinished,
+    SweepPlan,
+    SweepStarted,
+    plan_sweep,
+    run_sweep,
+)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    sweep = sub.add_parser("sweep", help="run every condition with K seeds, concurrently")
+    add_run_options(sweep)
+    sweep.add_argument("--conditions", default="baseline,identity", metavar="A,B,...",
+                       help="conditions to compare, e.g. baseline,identity,identity+labels=shuffled")
+    sweep.add_argument("--seeds", type=positive_int, default=5, metavar="K",
+                       help="seeds per condition: S, S+1, ..., S+K-1 with S = --seed")
+    export = sub.add_parser("export", help="write tidy CSV tables of an experiment or a sweep")
+    export.add_argument("directory", metavar="DIR")
+    export.add_argument("--format", choices=["csv"], default="csv")
+    export.add_argument("--out", metavar="OUTDIR", help="default: DIR/export")
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def interval_text(interval: Interval, difference: bool = False) -> str:
+    """'61.2% [95% CI 55.0, 67.1] (n=5)'; a difference in percentage points with a sign."""
+    if interval.mean is None:
+        return "n/a (no completed experiment)"
+    text = f"{100 * interval.mean:+.1f} points" if difference else f"{100 * interval.mean:.1f}%"
+    if interval.low is None or interval.high is None:
+        return f"{text} (n={interval.n}, no interval)"
+    return f"{text} [95% CI {100 * interval.low:.1f}, {100 * interval.high:.1f}] (n={interval.n})"
+
+
+class SweepPrinter:
+    """Observer: progress lines on stderr, each tagged with its experiment's condition and seed."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr  # looked up now: tests swap sys.stderr
+
+    def on_event(self, event: SweepEvent) -> None:
+        if isinstance(event, SweepStarted):
+            r = event.result
+            provider = r.config.provider.name
+            self.print(f"{r.sweep_id}: {len(r.conditions)} conditions x {len(r.seeds)} seeds = "
+                       f"{len(r.experiments)} experiments ({', '.join(r.conditions)}; seeds "
+                       f"{r.seeds[0]}..{r.seeds[-1]}), provider {provider}"
+                       f"{' (SIMULATED)' if provider == 'simulated' else ''}")
+        elif isinstance(event, ExperimentEvent):
+            tag = f"[{event.run.condition} s{event.run.seed}]"
+            inner = event.event
+            if isinstance(inner, RoundSummarised):
+                s = inner.summary
+                self.print(f"{tag} round {s.round}/{inner.total_rounds}  "
+                           f"cooperation {percent(s.cooperation_rate)}")
+            elif isinstance(inner, ErrorLogged) and inner.record.type in ("fatal", "internal"):
+                self.print(f"{tag} error: {inner.record.message}")
+        elif isinstance(event, ExperimentDone):
+            run = event.run
+            cooperation = percent(run.metrics.get("overall_cooperation_rate"))
+            self.print(f"[{run.condition} s{run.seed}] {run.status}: {run.rounds} rounds, cooperation "
+                       f"{cooperation} ({event.finished}/{event.total} experiments finished)")
+        elif isinstance(event, SweepFinished):
+            r = event.result
+            for stats in r.summary:
+                self.print(f"{stats.condition}: overall cooperation "
+                           f"{interval_text(stats.metrics['overall_cooperation_rate'])}")
+            for diff in r.differences:
+                self.print(f"{diff.condition} - {diff.reference}: overall cooperation "
+                           f"{interval_text(diff.metrics['overall_cooperation_rate'], difference=True)}")
+            self.print(f"{r.status}: {event.directory / 'sweep.json'}"
+                       + (f" - {r.message}" if r.message else ""))
+
+    def print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+
+async def run_sweep_headless(plan: SweepPlan) -> tuple[int, Path]:
+    providers = [make_provider(config) for _, config in plan.runs()]  # a missing key: exit 2
+    control = SweepControl()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(abort_on_signals, control, tg.cancel_scope)
+        result, directory = await run_sweep(plan, providers, observer=SweepPrinter(), control=control)
+        tg.cancel_scope.cancel()
+    return EXIT_BY_STATUS[result.status], directory
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    if args.condition is not None:
+        raise UsageError("--condition: a sweep takes --conditions A,B,...")
+    plan = plan_sweep(args.config, overrides_from(args), args.conditions, args.seeds)
+    check_results_dir(Path(plan.base.results_dir))
+    if not args.headless:
+        print("acausal-tui: sweep progress in the TUI is not built yet; running headless", file=sys.stderr)
+    code, directory = anyio.run(run_sweep_headless, plan)
+    print(directory)
+    return code
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """Exit 0, or 1 when some file could not be read (the rest is still written)."""
+    directory = Path(args.directory)
+    out = Path(args.out) if args.out else directory / "export"
+    try:
+        _, warnings = export_csv(directory, out)
+    except ExportError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot write {out}: {exc.strerror}") from None
+    for warning in warnings:
+        print(f"acausal-tui: warning: skipped {warning}", file=sys.stderr)
+    print(out)
+    return 1 if warnings else 0

@@ -1,0 +1,165 @@
+"""A sweep's conditions side by side: every metric's mean and 95% interval per condition and
+each condition's difference from the reference, cooperation per round charted per
+condition, and the sweep's experiments (enter opens one)."""
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from acausal_tui.widgets.chart import CoopChart
+from acausal_tui.widgets.text import literal, percent
+from engine.stats import Interval
+from engine.store import load_experiment
+from engine.sweep import METRICS, LoadedSweep, SweepResult
+
+# Metrics that are shares of moves or strategies (shown as %); the rest are plain numbers.
+SHARES = {
+    "identity_reasoning_frequency", "cooperation_despite_asymmetry", "cooperation_when_symmetric",
+    "surprise_at_defection", "overall_cooperation_rate", "fallback_rate",
+    "in_group_cooperation_rate", "out_group_cooperation_rate",
+}
+
+
+def number(value: float, share: bool, signed: bool = False) -> str:
+    if share:
+        return f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def interval_cell(interval: Interval, share: bool, signed: bool = False) -> str:
+    """'61.2% [55.0, 67.1]'; a difference of shares in percentage points: '+12.3 pt [...]'."""
+    if interval.mean is None:
+        return "—"
+    unit = (" pt" if signed else "%") if share else ""
+    text = number(interval.mean, share, signed) + unit
+    if interval.low is None or interval.high is None:
+        return text
+    return f"{text} [{number(interval.low, share)}, {number(interval.high, share)}]"
+
+
+def sweep_row(loaded: LoadedSweep) -> tuple[str | Text, ...]:
+    """A row for the browser's table (its columns: Experiment, Started, Status, Rounds, Agents,
+    Condition, Provider, Cooperation, Cost, Notes)."""
+    name = loaded.directory.name
+    result = loaded.result
+    if result is None:
+        return (name, "—", Text("unreadable", style="bold red"), "—", "—", "—", "—", "—", "—",
+                literal(loaded.problem or "", style="red"))
+    done = sum(run.status != "pending" for run in result.experiments)
+    cooperation = " vs ".join(
+        percent(stats.metrics["overall_cooperation_rate"].mean) for stats in result.summary
+    )
+    return (
+        name,
+        result.start_time[:16].replace("T", " "),
+        Text(f"sweep {result.status}", style="green" if result.status == "completed" else "yellow"),
+        f"{done}/{len(result.experiments)} exp",
+        str(result.config.agents),
+        literal(", ".join(result.conditions)),
+        result.config.provider.name or "—",
+        cooperation or "—",
+        "—",
+        Text(f"{len(result.seeds)} seeds · enter compares", style="dim"),
+    )
+
+
+class CompareScreen(Screen):
+    DEFAULT_CSS = """
+    CompareScreen #compare-title { height: auto; padding: 0 1; background: $boost; }
+    CompareScreen #compare-metrics { height: auto; max-height: 16; }
+    CompareScreen #compare-rounds-row { height: auto; }
+    CompareScreen #compare-rounds { width: 1fr; height: auto; max-height: 14; }
+    CompareScreen #compare-charts { width: 1fr; height: auto; }
+    CompareScreen #compare-charts CoopChart { height: 6; }
+    CompareScreen .chart-label { height: 1; padding: 0 1; }
+    CompareScreen #compare-experiments { height: auto; max-height: 14; }
+    """
+    BINDINGS = [Binding("escape", "back", "Back", id="back")]
+
+    def __init__(self, loaded: LoadedSweep) -> None:
+        super().__init__()
+        assert loaded.result is not None
+        self.loaded = loaded
+        self.result: SweepResult = loaded.result
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.title_text(), id="compare-title")
+        with VerticalScroll():
+            yield DataTable(zebra_stripes=True, id="compare-metrics")
+            with Horizontal(id="compare-rounds-row"):
+                yield DataTable(zebra_stripes=True, id="compare-rounds")
+                with Vertical(id="compare-charts"):
+                    for stats in self.result.summary:
+                        yield Static(literal(f"{stats.condition}: cooperation per round (mean)"),
+                                     classes="chart-label")
+                        yield CoopChart()
+            yield DataTable(cursor_type="row", zebra_stripes=True, id="compare-experiments")
+        yield Footer()
+
+    def title_text(self) -> Text:
+        r = self.result
+        b = r.bootstrap
+        return Text.assemble(
+            ("Sweep ", "bold"), r.sweep_id, f" · {r.status} · {len(r.seeds)} seeds per condition · ",
+            f"mean [{100 * b.confidence:.0f}% bootstrap interval] over completed seeds "
+            f"({b.resamples} resamples, seed {b.seed}); differences paired by seed",
+            (f" · {r.message}" if r.message else ""),
+        )
+
+    def on_mount(self) -> None:
+        r = self.result
+        metrics = self.query_one("#compare-metrics", DataTable)
+        metrics.add_column("metric")
+        for stats in r.summary:
+            n = stats.metrics["overall_cooperation_rate"].n
+            metrics.add_column(literal(f"{stats.condition} (n={n})"))
+        for diff in r.differences:
+            metrics.add_column(literal(f"{diff.condition} − {diff.reference}"))
+        for metric in METRICS:
+            share = metric in SHARES
+            metrics.add_row(
+                metric,
+                *(interval_cell(s.metrics[metric], share) for s in r.summary),
+                *(interval_cell(d.metrics[metric], share, signed=True) for d in r.differences),
+            )
+        rounds = self.query_one("#compare-rounds", DataTable)
+        rounds.add_column("round")
+        for stats in r.summary:
+            rounds.add_column(literal(stats.condition))
+        for diff in r.differences:
+            rounds.add_column(literal(f"{diff.condition} − {diff.reference}"))
+        count = max((len(s.cooperation_per_round) for s in r.summary), default=0)
+        for index in range(count):
+            rounds.add_row(
+                str(index + 1),
+                *(interval_cell(s.cooperation_per_round[index], True) for s in r.summary),
+                *(interval_cell(d.cooperation_per_round[index], True, signed=True) for d in r.differences),
+            )
+        for chart, stats in zip(self.query(CoopChart), r.summary, strict=True):
+            chart.set_rates([i.mean for i in stats.cooperation_per_round if i.mean is not None])
+        experiments = self.query_one("#compare-experiments", DataTable)
+        experiments.add_columns("condition", "seed", "status", "rounds", "cooperation", "directory")
+        for run in r.experiments:
+            experiments.add_row(
+                literal(run.condition), str(run.seed), run.status, str(run.rounds),
+                percent(run.metrics.get("overall_cooperation_rate")), run.directory, key=run.directory,
+            )
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id != "compare-experiments":
+            return
+        loaded = load_experiment(self.loaded.directory / str(event.row_key.value))
+        if not loaded.readable:
+            self.notify("; ".join(loaded.problems), title="unreadable experiment", severity="error",
+                        markup=False)
+            return
+        from acausal_tui.screens.experiment import ExperimentScreen
+
+        self.app.push_screen(ExperimentScreen(loaded))
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()

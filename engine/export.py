@@ -1,0 +1,178 @@
+"""Tidy CSV export of an experiment or a sweep, one row per observation, for pandas or R.
+
+Cells: empty = null; booleans `true`/`false`; floats written so they read back exactly;
+lists joined with `;`. Every table starts with experiment_id, condition, seed, so the
+tables of a sweep's experiments stack into one file each. The columns are in the README."""
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from engine.analysis import agent_group
+from engine.models import GameResult, StrategyRecord
+from engine.store import load_experiment, write_atomic
+from engine.sweep import METRICS, SWEEP_FILE, SweepResult, experiment_values, load_sweep
+
+ID_COLUMNS = ("experiment_id", "condition", "seed")
+GAME_COLUMNS = (*ID_COLUMNS, *GameResult.__struct_fields__)
+STRATEGY_COLUMNS = (*ID_COLUMNS, *StrategyRecord.__struct_fields__)
+ROUND_COLUMNS = (
+    *ID_COLUMNS, "round", "cooperation_rate", "mutual_cooperation_rate", "average_score",
+    "score_variance", "score_min", "score_max", "score_avg", "power_mean", "power_std",
+    "power_min", "power_max", "strategy_similarity", "fallback_decisions", "duration_s",
+)
+AGENT_ROUND_COLUMNS = (*ID_COLUMNS, "round", "agent_id", "score", "power")
+AGENT_COLUMNS = (
+    *ID_COLUMNS, "agent_id", "kind", "group", "strategy", "model", "sub_model",
+    "initial_power", "final_power", "total_score",
+)
+GROUP_COLUMNS = (
+    *ID_COLUMNS, "group", "agents", "moves", "cooperation_rate",
+    "in_group_cooperation_rate", "out_group_cooperation_rate",
+)
+EXPERIMENT_COLUMNS = (
+    *ID_COLUMNS, "preset", "identity", "history", "labels", "on_unparseable", "show_power",
+    "status", "provider", "simulated", "main_model", "sub_model", "agents", "rounds",
+    "total_rounds", "total_games", "total_api_calls", "total_retries", "total_cost",
+    "cost_is_estimate", "error_count", *METRICS,
+)
+SWEEP_COLUMNS = ("condition", "reference", "metric", "round", "n", "mean", "ci_low", "ci_high")
+
+
+class ExportError(Exception):
+    """DIR is not something that can be exported: one line naming it and the problem."""
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ";".join(cell(v) for v in value)
+    return str(value)  # str(float) is the shortest text that reads back as the same float
+
+
+@dataclass
+class Tables:
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+
+COLUMNS = {
+    "experiments": EXPERIMENT_COLUMNS, "agents": AGENT_COLUMNS, "groups": GROUP_COLUMNS,
+    "rounds": ROUND_COLUMNS, "agent_rounds": AGENT_ROUND_COLUMNS, "games": GAME_COLUMNS,
+    "strategies": STRATEGY_COLUMNS, "sweep": SWEEP_COLUMNS,
+}
+
+
+def collect_experiment(directory: Path, tables: Tables, condition: str | None = None) -> None:
+    """Add one experiment's rows; `condition` names it in a sweep (else the preset's name).
+    What cannot be read is skipped with a warning."""
+    loaded = load_experiment(directory)
+    tables.warnings += [f"{directory.name}: {problem}" for problem in loaded.problems]
+    manifest, result = loaded.manifest, loaded.result
+    if manifest is None:
+        return
+    ids = {"experiment_id": manifest.experiment_id,
+           "condition": condition or manifest.condition.name, "seed": manifest.seed}
+    c = manifest.condition
+    row = {
+        **ids, "preset": c.name, "identity": c.identity, "history": c.history, "labels": c.labels,
+        "on_unparseable": c.on_unparseable, "show_power": c.show_power,
+        "status": result.status if result else manifest.status, "provider": manifest.provider,
+        "simulated": manifest.simulated, "main_model": manifest.main_model,
+        "sub_model": manifest.sub_model, "agents": len(manifest.agents), "rounds": manifest.config.rounds,
+    }
+    if result:
+        row.update({name: getattr(result, name) for name in (
+            "total_rounds", "total_games", "total_api_calls", "total_retries", "total_cost",
+            "cost_is_estimate", "error_count")})
+        row.update(experiment_values(result)[0])
+    tables.add("experiments", row)
+    for agent in result.agents if result else manifest.agents:
+        tables.add("agents", {**ids, "agent_id": agent.id, "group": agent_group(agent),
+                              **msgspec.structs.asdict(agent)})
+    if result and result.cooperation_breakdown:
+        for group in result.cooperation_breakdown.groups:
+            tables.add("groups", {**ids, **msgspec.structs.asdict(group), "agents": len(group.agents)})
+    for number, summary in sorted(loaded.summaries.items()):
+        scores, powers = summary.score_distribution, summary.power_distribution
+        tables.add("rounds", {
+            **ids, **msgspec.structs.asdict(summary),
+            "score_min": scores.min, "score_max": scores.max, "score_avg": scores.avg,
+            "power_mean": powers.mean, "power_std": powers.std, "power_min": powers.min,
+            "power_max": powers.max,
+        })
+        pairs = zip(summary.agent_scores, summary.agent_powers, strict=True)
+        for agent_id, (score, power) in enumerate(pairs):
+            tables.add("agent_rounds", {**ids, "round": number, "agent_id": agent_id,
+                                        "score": score, "power": power})
+        for table, read in (("games", loaded.games), ("strategies", loaded.strategies)):
+            try:
+                records = read(number)
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                tables.warnings.append(f"{directory.name}: {table}_r{number}.json: {exc}")
+                continue
+            for record in records:
+                tables.add(table, {**ids, **msgspec.structs.asdict(record)})
+
+
+def sweep_rows(result: SweepResult) -> Iterable[dict[str, Any]]:
+    """Long format: one row per (condition[, reference], metric[, round])."""
+    groups = [(s.condition, None, s.metrics, s.cooperation_per_round) for s in result.summary]
+    groups += [(d.condition, d.reference, d.metrics, d.cooperation_per_round) for d in result.differences]
+    for condition, reference, metrics, per_round in groups:
+        named = [(name, None, interval) for name, interval in metrics.items()]
+        named += [("cooperation_rate", r, interval) for r, interval in enumerate(per_round, start=1)]
+        for metric, round, interval in named:
+            yield {"condition": condition, "reference": reference, "metric": metric, "round": round,
+                   "n": interval.n, "mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high}
+
+
+def render_csv(columns: Sequence[str], rows: list[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([cell(row.get(column)) for column in columns] for row in rows)
+    return buffer.getvalue().encode()
+
+
+def export_csv(directory: Path, out: Path | None = None) -> tuple[list[Path], list[str]]:
+    """Write the CSV tables of an experiment or sweep directory into `out` (default
+    DIR/export). Returns the files written and warnings about what could not be read."""
+    if not directory.is_dir():
+        raise ExportError(f"DIR: {directory} is not a directory")
+    tables = Tables()
+    if (directory / SWEEP_FILE).exists():
+        loaded = load_sweep(directory)
+        if loaded.result is None:
+            raise ExportError(f"DIR: {directory}: {loaded.problem}")
+        for run in loaded.result.experiments:
+            collect_experiment(directory / run.directory, tables, run.condition)
+        for row in sweep_rows(loaded.result):
+            tables.add("sweep", row)
+    elif (directory / "manifest.json").exists():
+        collect_experiment(directory, tables)
+        if not tables.rows:
+            raise ExportError(f"DIR: {directory}: {'; '.join(tables.warnings)}")
+    else:
+        raise ExportError(f"DIR: {directory} is neither an experiment (manifest.json) nor a sweep (sweep.json)")
+    out = out or directory / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table, columns in COLUMNS.items():
+        if table == "sweep" and "sweep" not in tables.rows:
+            continue
+        path = out / f"{table}.csv"
+        write_atomic(path, render_csv(columns, tables.rows.get(table, [])))
+        written.append(path)
+    return written, tables.warnings

@@ -1,0 +1,474 @@
+"""Sweeps: the grid conditions x seeds, run as concurrent experiments that share one rate
+limiter and one cost budget. The sweep directory holds one normal experiment directory per
+cell and `sweep.json`: per condition, the mean and a seeded bootstrap interval of every
+metric over seeds, and each condition's difference from the first (reference) condition."""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import anyio
+import msgspec
+
+from engine.calls import BudgetExceeded, CallGateway, now_iso
+from engine.conditions import Condition, resolve_condition
+from engine.config import Config, ConfigError, load_config, merge
+from engine.control import RunControl
+from engine.events import Event
+from engine.limits import Limiter
+from engine.models import AcausalIndicators, ExperimentResult, Status
+from engine.providers.base import ChatRequest, Provider
+from engine.rng import keyed_rng
+from engine.runner import Experiment, utc_now, with_seed
+from engine.stats import CONFIDENCE, RESAMPLES, Interval, bootstrap_mean
+from engine.store import ExperimentStore, decoder, write_json
+
+SWEEP_FILE = "sweep.json"
+SWEEP_SCHEMA_VERSION = 1
+# Every acausal indicator (overall_cooperation_rate among them), then in- vs out-group.
+METRICS = (*AcausalIndicators.__struct_fields__, "in_group_cooperation_rate", "out_group_cooperation_rate")
+SWITCH_WORDS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+
+
+class SweepRun(msgspec.Struct, kw_only=True):
+    """One cell of the grid: an experiment and the per-experiment values the statistics use."""
+
+    condition: str  # the condition as given in --conditions
+    seed: int
+    directory: str  # the experiment directory, relative to the sweep directory
+    status: Status | Literal["pending"] = "pending"
+    rounds: int = 0  # rounds completed
+    metrics: dict[str, float | None] = {}  # METRICS of the finished experiment
+    cooperation_per_round: list[float] = []
+
+
+class ConditionStats(msgspec.Struct, kw_only=True):
+    condition: str
+    metrics: dict[str, Interval]  # over the condition's completed experiments
+    cooperation_per_round: list[Interval]  # index 0 = round 1
+
+
+class Difference(msgspec.Struct, kw_only=True):
+    """condition minus reference, as the mean of per-seed differences (paired by seed)."""
+
+    condition: str
+    reference: str
+    metrics: dict[str, Interval]
+    cooperation_per_round: list[Interval]
+
+
+class Bootstrap(msgspec.Struct, kw_only=True):
+    method: str = "percentile bootstrap of the mean over seeds; differences paired by seed"
+    resamples: int
+    confidence: float
+    seed: int  # generators keyed by (seed, "bootstrap", condition[, reference], metric)
+
+
+class SweepResult(msgspec.Struct, kw_only=True):
+    sweep_id: str
+    status: Status
+    start_time: str
+    end_time: str | None = None
+    conditions: list[str]  # as given; the first is the reference for differences
+    resolved_conditions: dict[str, Condition]
+    seeds: list[int]
+    config: Config  # the shared settings; condition, switches and seed vary per experiment
+    bootstrap: Bootstrap
+    experiments: list[SweepRun]
+    summary: list[ConditionStats] = []
+    differences: list[Difference] = []
+    message: str | None = None
+    schema_version: int = SWEEP_SCHEMA_VERSION
+
+
+# -- planning -----------------------------------------------------------------------------
+
+
+@dataclass
+class SweepPlan:
+    base: Config  # resolved, seed set: the first seed
+    configs: dict[str, Config]  # condition label -> its resolved config (seed set per run)
+    seeds: list[int]
+
+    def runs(self) -> list[tuple[SweepRun, Config]]:
+        """The grid in order: conditions as given, seeds ascending within each."""
+        return [
+            (SweepRun(condition=label, seed=seed, directory=run_directory(label, seed)),
+             msgspec.structs.replace(config, seed=seed))
+            for label, config in self.configs.items()
+            for seed in self.seeds
+        ]
+
+
+def parse_condition(label: str) -> tuple[str, dict[str, Any]]:
+    """'identity+labels=shuffled+history=last:2' -> ('identity', {switch: value, ...})."""
+    name, *pairs = label.split("+")
+    switches: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--conditions: {label}: expected switch=value after '+', got {pair!r}")
+        value = value.strip()
+        switches[key.strip()] = SWITCH_WORDS.get(value.lower(), value)
+    return name.strip(), switches
+
+
+def run_directory(label: str, seed: int) -> str:
+    return f"exp_{re.sub(r'[^A-Za-z0-9_.-]+', '-', label)}_s{seed}"
+
+
+def plan_sweep(
+    config_path: str | None,
+    overrides: dict[str, Any],
+    conditions: str,
+    seeds: int,
+    env: dict[str, str] | None = None,
+) -> SweepPlan:
+    """Validate everything before anything is written: one ConfigError naming the field."""
+    labels = [label.strip() for label in conditions.split(",")]
+    if not all(labels):
+        raise ConfigError(f"--conditions: empty condition name in {conditions!r}")
+    if len(set(labels)) < len(labels):
+        raise ConfigError(f"--conditions: a condition is listed twice in {conditions!r}")
+    if len({run_directory(label, 0) for label in labels}) < len(labels):
+        raise ConfigError(f"--conditions: two conditions give the same directory name in {conditions!r}")
+    if seeds < 1:
+        raise ConfigError(f"--seeds: must be at least 1 (got {seeds})")
+    base = with_seed(load_config(config_path, overrides, env))
+    configs = {}
+    for label in labels:
+        name, switches = parse_condition(label)
+        extra: dict[str, Any] = {"condition": name, "seed": base.seed}
+        if switches:
+            extra["switches"] = switches
+        try:
+            configs[label] = load_config(config_path, merge(overrides, extra), env)
+        except ConfigError as exc:
+            raise ConfigError(f"--conditions: {label}: {exc}") from None
+    assert base.seed is not None
+    return SweepPlan(base=base, configs=configs, seeds=[base.seed + i for i in range(seeds)])
+
+
+def new_sweep_dir(results_dir: Path, now: datetime) -> Path:
+    """results/sweep_YYYYMMDD_HHMMSS, with _2, _3 ... if taken (created exclusively)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    base = f"sweep_{now:%Y%m%d_%H%M%S}"
+    for n in range(1, 10_000):
+        path = results_dir / (base if n == 1 else f"{base}_{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise ConfigError(f"results_dir: no free sweep directory name for {base}")
+
+
+# -- one limiter, one budget -----------------------------------------------------------------
+
+
+class BudgetPool:
+    """One max_cost_usd for all experiments of a sweep: a call may start only if what every
+    experiment has spent, plus every call in flight at its worst case, plus this call's worst
+    case stays within the budget. Once that fails, every experiment stops scheduling."""
+
+    def __init__(self) -> None:
+        self.gateways: list[CallGateway] = []
+
+    def committed(self) -> float:
+        return sum(g.control.stats.cost + g.reserved for g in self.gateways)
+
+    def gateway(self, *args: Any, **kwargs: Any) -> CallGateway:
+        """The `make_gateway` hook of Experiment."""
+        gateway = PooledGateway(*args, pool=self, **kwargs)
+        self.gateways.append(gateway)
+        return gateway
+
+
+class PooledGateway(CallGateway):
+    def __init__(self, *args: Any, pool: BudgetPool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool = pool
+
+    def _reserve(self, request: ChatRequest) -> float:
+        if self.budget_usd is None:
+            return 0.0
+        worst = self.provider.worst_case_cost(request)
+        if self.pool.committed() + worst > self.budget_usd:
+            for gateway in self.pool.gateways:
+                gateway.budget_exceeded = True
+        if self.budget_exceeded:
+            raise BudgetExceeded(
+                f"sweep budget of ${self.budget_usd:.2f} reached (spent ${self.pool.committed():.4f})"
+            )
+        self.reserved += worst
+        return worst
+
+
+# -- control and events ------------------------------------------------------------------------
+
+
+class SweepControl(RunControl):
+    """Pause, resume and abort every experiment of a sweep at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controls: list[RunControl] = []
+        self._paused = False
+
+    def add(self, control: RunControl) -> None:
+        self.controls.append(control)
+        if self.aborted:
+            control.abort(self.abort_reason or "aborted")
+        elif self._paused:
+            control.pause()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        self._paused = not self.aborted
+        for control in self.controls:
+            control.pause()
+
+    def resume(self) -> None:
+        self._paused = False
+        for control in self.controls:
+            control.resume()
+
+    def abort(self, reason: str = "aborted by the user") -> None:
+        if self.abort_reason is None:
+            self.abort_reason = reason
+        self._paused = False
+        for control in self.controls:
+            control.abort(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepStarted:
+    result: SweepResult
+    directory: Path
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentEvent:
+    """An event of one experiment of the sweep."""
+
+    run: SweepRun
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentDone:
+    run: SweepRun
+    finished: int  # experiments finished so far, this one included
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class SweepFinished:
+    result: SweepResult
+    directory: Path
+
+
+SweepEvent = SweepStarted | ExperimentEvent | ExperimentDone | SweepFinished
+
+
+class SweepObserver(Protocol):
+    def on_event(self, event: SweepEvent) -> None: ...
+
+
+class _Forward:
+    def __init__(self, observer: SweepObserver | None, run: SweepRun) -> None:
+        self.observer = observer
+        self.run = run
+
+    def on_event(self, event: Event) -> None:
+        if self.observer is not None:
+            self.observer.on_event(ExperimentEvent(self.run, event))
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+def experiment_values(result: ExperimentResult) -> tuple[dict[str, float | None], list[float]]:
+    """The METRICS and the per-round cooperation of one experiment."""
+    metrics: dict[str, float | None] = msgspec.structs.asdict(result.acausal_indicators)
+    breakdown = result.cooperation_breakdown
+    metrics["in_group_cooperation_rate"] = breakdown.in_group_cooperation_rate if breakdown else None
+    metrics["out_group_cooperation_rate"] = breakdown.out_group_cooperation_rate if breakdown else None
+    return metrics, [s.cooperation_rate for s in result.round_summaries]
+
+
+def sweep_status(statuses: list[str]) -> Status:
+    for status in ("aborted", "failed", "budget_exceeded"):
+        if status in statuses:
+            return status  # type: ignore[return-value]
+    return "completed"
+
+
+async def run_sweep(
+    plan: SweepPlan,
+    providers: Sequence[Provider],
+    *,
+    results_dir: Path | None = None,
+    observer: SweepObserver | None = None,
+    control: SweepControl | None = None,
+    resamples: int = RESAMPLES,
+) -> tuple[SweepResult, Path]:
+    """Run every experiment of the plan concurrently in a new sweep directory under
+    results_dir (default: the config's). `providers[i]` serves the i-th experiment of
+    `plan.runs()` and is closed when that experiment ends."""
+    control = control or SweepControl()
+    base = plan.base
+    grid = plan.runs()
+    built = [(run, config, provider) for (run, config), provider in zip(grid, providers, strict=True)]
+    directory = new_sweep_dir(results_dir or Path(base.results_dir), utc_now())
+    limiter = Limiter(base.provider.rpm, base.provider.max_concurrency)
+    pool = BudgetPool()
+    assert base.seed is not None
+    result = SweepResult(
+        sweep_id=directory.name,
+        status="running",
+        start_time=now_iso(),
+        conditions=list(plan.configs),
+        resolved_conditions={
+            label: resolve_condition(config.condition, config.switches) for label, config in plan.configs.items()
+        },
+        seeds=plan.seeds,
+        config=base,
+        bootstrap=Bootstrap(resamples=resamples, confidence=CONFIDENCE, seed=base.seed),
+        experiments=[run for run, _ in grid],
+    )
+    write_json(directory / SWEEP_FILE, result)
+    if observer:
+        observer.on_event(SweepStarted(result, directory))
+    finished = 0
+
+    async def one(run: SweepRun, config: Config, provider: Provider) -> None:
+        nonlocal finished
+        store = ExperimentStore(directory / run.directory)
+        experiment_control = RunControl()
+        control.add(experiment_control)
+        try:
+            experiment = Experiment(
+                config, store, provider, _Forward(observer, run), experiment_control,
+                limiter=limiter, make_gateway=pool.gateway,
+            )
+            outcome = await experiment.run()
+        finally:
+            store.close()
+            with anyio.CancelScope(shield=True):
+                await provider.aclose()
+        run.status = outcome.status
+        run.rounds = outcome.total_rounds
+        run.metrics, run.cooperation_per_round = experiment_values(outcome)
+        finished += 1
+        write_json(directory / SWEEP_FILE, result)
+        if observer:
+            observer.on_event(ExperimentDone(run, finished, len(grid)))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for run, config, provider in built:
+                tg.start_soon(one, run, config, provider)
+    finally:
+        for run in result.experiments:
+            if run.status == "pending":  # cancelled from outside before it could report
+                run.status = "aborted"
+        result.status = sweep_status([run.status for run in result.experiments])
+        result.end_time = now_iso()
+        if control.aborted:
+            result.message = control.abort_reason
+        result.summary, result.differences = summarize(result, resamples)
+        write_json(directory / SWEEP_FILE, result)
+    if observer:
+        observer.on_event(SweepFinished(result, directory))
+    return result, directory
+
+
+# -- statistics -----------------------------------------------------------------------------
+
+
+def summarize(result: SweepResult, resamples: int = RESAMPLES) -> tuple[list[ConditionStats], list[Difference]]:
+    """Means and intervals over the *completed* experiments of each condition; differences
+    over the seeds where both the condition and the reference completed (and, per metric,
+    where both have a value)."""
+    seed = result.bootstrap.seed
+    done: dict[str, dict[int, SweepRun]] = {label: {} for label in result.conditions}
+    for run in result.experiments:
+        if run.status == "completed":
+            done[run.condition][run.seed] = run
+    rounds = max((len(run.cooperation_per_round) for runs in done.values() for run in runs.values()), default=0)
+
+    def interval(values: list[float | None], *key: object) -> Interval:
+        present = [float(v) for v in values if v is not None]
+        return bootstrap_mean(present, keyed_rng(seed, "bootstrap", *key), resamples)
+
+    summary = []
+    for label, runs in done.items():
+        cells = list(runs.values())
+        summary.append(ConditionStats(
+            condition=label,
+            metrics={m: interval([c.metrics.get(m) for c in cells], label, m) for m in METRICS},
+            cooperation_per_round=[
+                interval([round_rate(c, r) for c in cells], label, "round", r) for r in range(1, rounds + 1)
+            ],
+        ))
+    reference = result.conditions[0]
+    differences = []
+    for label in result.conditions[1:]:
+        pairs = [(done[label][s], done[reference][s]) for s in sorted(done[label]) if s in done[reference]]
+        differences.append(Difference(
+            condition=label,
+            reference=reference,
+            metrics={
+                m: interval([minus(a.metrics.get(m), b.metrics.get(m)) for a, b in pairs], label, reference, m)
+                for m in METRICS
+            },
+            cooperation_per_round=[
+                interval([minus(round_rate(a, r), round_rate(b, r)) for a, b in pairs], label, reference, "round", r)
+                for r in range(1, rounds + 1)
+            ],
+        ))
+    return summary, differences
+
+
+def round_rate(run: SweepRun, round: int) -> float | None:
+    rates = run.cooperation_per_round
+    return rates[round - 1] if round <= len(rates) else None
+
+
+def minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedSweep:
+    directory: Path
+    result: SweepResult | None = None
+    problem: str | None = None  # why sweep.json could not be read
+
+
+def load_sweep(directory: Path) -> LoadedSweep:
+    """Never raises for bad content: an unreadable sweep.json is reported in `problem`."""
+    try:
+        return LoadedSweep(directory, decoder(SweepResult).decode((directory / SWEEP_FILE).read_bytes()))
+    except FileNotFoundError:
+        return LoadedSweep(directory, problem=f"{SWEEP_FILE}: missing")
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return LoadedSweep(directory, problem=f"{SWEEP_FILE}: {exc}")
+
+
+def list_sweeps(results_dir: Path) -> list[LoadedSweep]:
+    """Every sweep directory under results_dir, newest first (by name)."""
+    if not results_dir.is_dir():
+        return []
+    dirs = [p for p in results_dir.iterdir() if p.is_dir() and p.name.startswith("sweep_")]
+    return [load_sweep(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]

@@ -1,0 +1,107 @@
+"""Helpers for tests that interrupt experiments: file validity, records to compare, and
+subprocess runs of the command line."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from engine.models import ExperimentResult, GameResult, Manifest, RoundSummary, StrategyRecord
+from engine.store import TEMP_PREFIX, read_json
+from tests.conftest import strip_times
+
+ROOT = Path(__file__).resolve().parents[2]
+ROUND_TYPES = {
+    "strategies": list[StrategyRecord], "games": list[GameResult], "summary": RoundSummary,
+}
+
+
+def assert_files_valid(directory: Path) -> None:
+    """Every result file decodes as its record type (or is absent); leftover temp files of
+    an interrupted atomic write are not result files and are skipped."""
+    for path in directory.rglob("*.json"):
+        if path.name.startswith(TEMP_PREFIX):
+            continue
+        if path.name == "manifest.json":
+            read_json(path, Manifest)
+        elif path.name == "experiment_results.json":
+            read_json(path, ExperimentResult)
+        else:
+            kind = path.stem.rsplit("_r", 1)[0]
+            assert kind in ROUND_TYPES, path
+            read_json(path, ROUND_TYPES[kind])
+
+
+def records(directory: Path) -> dict[str, object]:
+    """Every round file, without timestamps and durations."""
+    return {
+        path.name: strip_times(read_json(path, ROUND_TYPES[path.stem.rsplit("_r", 1)[0]]))
+        for path in sorted((directory / "rounds").glob("*.json"))
+        if not path.name.startswith(TEMP_PREFIX)
+    }
+
+
+def outcome(result: ExperimentResult) -> dict[str, object]:
+    """What a resumed run must share with an uninterrupted one (ids and times aside)."""
+    data = msgspec.to_builtins(result)
+    for key in ("experiment_id", "start_time", "end_time", "config"):
+        data.pop(key)
+    return strip_times(data)
+
+
+def final_result(directory: Path) -> ExperimentResult:
+    return read_json(directory / "experiment_results.json", ExperimentResult)
+
+
+def write_config(path: Path, results_dir: Path, *, agents=4, rounds=4, seed=11, latency_ms=0,
+                 max_concurrency=4, base_url: str | None = None) -> Path:
+    """A simulated run, or with `base_url` an OpenAI-compatible one (no key) against it."""
+    provider = f'name = "openai"\nbase_url = "{base_url}"' if base_url else 'name = "simulated"'
+    path.write_text(
+        f'agents = {agents}\nrounds = {rounds}\nseed = {seed}\nresults_dir = "{results_dir}"\n'
+        f"[provider]\n{provider}\nlatency_ms = {latency_ms}\nmax_concurrency = {max_concurrency}\n"
+    )
+    return path
+
+
+# A child that runs the CLI with slow fsyncs, so that a kill can land inside an atomic save.
+SLOW_SAVE_CHILD = (
+    "import os, sys, time\n"
+    "fsync = os.fsync\n"
+    "def slow_fsync(fd):\n"
+    "    time.sleep(float(os.environ.get('SLOW_FSYNC_S', '0')))\n"
+    "    fsync(fd)\n"
+    "os.fsync = slow_fsync\n"
+    "from acausal_tui.cli import main\n"
+    "sys.exit(main())\n"
+)
+
+
+def start_cli(*args: str, slow_fsync_s: float = 0.0) -> subprocess.Popen:
+    env = {**os.environ, "SLOW_FSYNC_S": str(slow_fsync_s), "PYTHONPATH": str(ROOT)}
+    env.pop("OPENROUTER_API_KEY", None)
+    return subprocess.Popen(
+        [sys.executable, "-c", SLOW_SAVE_CHILD, *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for(condition, process: subprocess.Popen | None = None, timeout: float = 20.0) -> bool:
+    """Poll `condition` every millisecond; False if the process ended (or time ran out) first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if process is not None and process.poll() is not None:
+            return condition()
+        time.sleep(0.001)
+    raise AssertionError("timed out waiting for the experiment")
+
+
+def only_experiment(results_dir: Path) -> Path | None:
+    found = [p for p in results_dir.glob("exp_*") if p.is_dir()] if results_dir.is_dir() else []
+    assert len(found) <= 1
+    return found[0] if found else None

@@ -1,0 +1,304 @@
+"""Sweeps: planning, the grid run concurrently with one limiter and one budget, sweep.json
+statistics, the command line, and the comparison view."""
+
+import json
+import statistics
+from pathlib import Path
+
+import anyio
+import msgspec
+import pytest
+from textual.app import App
+
+from acausal_tui.cli import main
+from acausal_tui.screens.compare import CompareScreen, sweep_row
+from engine.events import RoundSummarised
+from engine.models import ExperimentResult
+from engine.prompts import IDENTITY_STATEMENT
+from engine.providers.base import Completion
+from engine.rng import keyed_rng
+from engine.stats import bootstrap_mean
+from engine.store import load_experiment, read_json
+from engine.sweep import (
+    METRICS,
+    SWEEP_FILE,
+    ExperimentEvent,
+    SweepControl,
+    SweepResult,
+    list_sweeps,
+    load_sweep,
+    parse_condition,
+    plan_sweep,
+    run_sweep,
+)
+from tests.support.fakes import FakeProvider
+
+BASE = {"agents": 4, "rounds": 3, "provider": {"name": "simulated"}}
+
+
+def reply(request) -> str:
+    """Identity-framed agents always cooperate; others cooperate 60% of the time."""
+    prompt = request.messages[0].content
+    if request.key.startswith("strategy/"):
+        return "STRATEGY: always cooperate" if IDENTITY_STATEMENT in prompt else "STRATEGY: mixed"
+    if "always cooperate" in prompt:
+        return "COOPERATE"
+    return "COOPERATE" if keyed_rng(0, request.key).random() < 0.6 else "DEFECT"
+
+
+def plan(tmp_path: Path, conditions: str = "baseline,identity", seeds: int = 3, **overrides):
+    return plan_sweep(None, {**BASE, "seed": 40, "results_dir": str(tmp_path / "results"), **overrides},
+                      conditions, seeds, env={})
+
+
+async def sweep(the_plan, provider=lambda: FakeProvider(reply), **options):
+    providers = [provider() for _ in the_plan.runs()]
+    return await run_sweep(the_plan, providers, resamples=300, **options)
+
+
+# -- planning --------------------------------------------------------------------------------
+
+
+def test_plan_is_conditions_times_seeds(tmp_path):
+    p = plan(tmp_path, "baseline,identity+labels=shuffled+history=last:2+show_power=off", seeds=3)
+    assert p.seeds == [40, 41, 42]
+    runs = p.runs()
+    switched_label = "identity+labels=shuffled+history=last:2+show_power=off"
+    assert [(run.condition, run.seed, config.seed) for run, config in runs] == [
+        (label, seed, seed) for label in ("baseline", switched_label) for seed in (40, 41, 42)
+    ]
+    assert runs[0][0].directory == "exp_baseline_s40"
+    assert runs[3][0].directory == "exp_identity-labels-shuffled-history-last-2-show_power-off_s40"
+    switched = p.configs[switched_label]
+    assert switched.condition == "identity"
+    assert (switched.switches.labels, switched.switches.history, switched.switches.show_power) == (
+        "shuffled", "last:2", False)
+    assert p.configs["baseline"].condition == "baseline" and p.configs["baseline"].switches.labels is None
+
+
+def test_parse_condition():
+    assert parse_condition("identity") == ("identity", {})
+    assert parse_condition("baseline+identity=on+on_unparseable=defect") == (
+        "baseline", {"identity": True, "on_unparseable": "defect"})
+
+
+# -- a simulated sweep, identity vs baseline ----------------------------------------------------
+
+
+def test_simulated_sweep_reports_the_difference_and_its_interval(tmp_path, capsys):
+    results = tmp_path / "results"
+    code = main(["sweep", "--headless", "--conditions", "baseline,identity", "--seeds", "4", "--seed", "11",
+                 "--agents", "6", "--rounds", "3", "--provider", "simulated", "--results-dir", str(results)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    directory = Path(out.strip())
+    assert directory.parent == results and directory.name.startswith("sweep_")
+    result = read_json(directory / SWEEP_FILE, SweepResult)
+    assert result.status == "completed" and result.seeds == [11, 12, 13, 14]
+    assert result.conditions == ["baseline", "identity"]
+    assert result.resolved_conditions["identity"].identity and not result.resolved_conditions["baseline"].identity
+
+    # every cell is a normal, complete experiment directory
+    values: dict[str, dict[int, ExperimentResult]] = {"baseline": {}, "identity": {}}
+    for run in result.experiments:
+        loaded = load_experiment(directory / run.directory)
+        assert loaded.readable and loaded.result is not None and loaded.result.status == "completed"
+        assert (loaded.manifest.condition.name, loaded.manifest.seed) == (run.condition, run.seed)
+        assert len(loaded.summaries) == 3
+        values[run.condition][run.seed] = loaded.result
+
+    def overall(r: ExperimentResult) -> float:
+        return r.acausal_indicators.overall_cooperation_rate
+
+    for stats in result.summary:
+        interval = stats.metrics["overall_cooperation_rate"]
+        assert interval.n == 4
+        assert interval.mean == pytest.approx(statistics.fmean(overall(r) for r in values[stats.condition].values()))
+        assert interval.low <= interval.mean <= interval.high
+        assert len(stats.cooperation_per_round) == 3
+        assert set(stats.metrics) == set(METRICS)
+    [diff] = result.differences
+    assert (diff.condition, diff.reference) == ("identity", "baseline")
+    per_seed = [overall(values["identity"][s]) - overall(values["baseline"][s]) for s in result.seeds]
+    interval = diff.metrics["overall_cooperation_rate"]
+    assert interval.mean == pytest.approx(statistics.fmean(per_seed))
+    # the interval is the documented seeded bootstrap of the per-seed differences
+    expected = bootstrap_mean(per_seed, keyed_rng(11, "bootstrap", "identity", "baseline", "overall_cooperation_rate"))
+    assert interval == expected
+    assert interval.low < interval.high
+    # the simulated provider reasons about identity far more often when told it is a copy
+    assert diff.metrics["identity_reasoning_frequency"].mean > 0
+
+    lines = err.strip().splitlines()
+    assert lines[0].startswith(f"{directory.name}: 2 conditions x 4 seeds = 8 experiments")
+    assert sum("completed: 3 rounds" in line for line in lines) == 8
+    assert any(line.startswith("identity - baseline: overall cooperation ") and "[95% CI " in line
+               for line in lines)
+    assert lines[-1] == f"completed: {directory / SWEEP_FILE}"
+
+
+async def test_sweep_statistics_are_reproducible(tmp_path):
+    first, _ = await sweep(plan(tmp_path))
+    second, _ = await sweep(plan(tmp_path))
+    assert first.summary == second.summary and first.differences == second.differences
+    identity = next(s for s in first.summary if s.condition == "identity")
+    assert identity.metrics["overall_cooperation_rate"].mean == 1.0
+    assert first.differences[0].metrics["overall_cooperation_rate"].mean > 0.2
+
+
+# -- one limiter and one budget across concurrent experiments ------------------------------------
+
+
+async def test_experiments_share_one_concurrency_limit(tmp_path):
+    state = {"in_flight": 0, "peak": 0}
+
+    class Counting(FakeProvider):
+        async def complete(self, request):
+            state["in_flight"] += 1
+            state["peak"] = max(state["peak"], state["in_flight"])
+            try:
+                await anyio.sleep(0.002)
+                return await super().complete(request)
+            finally:
+                state["in_flight"] -= 1
+
+    result, _ = await sweep(plan(tmp_path, provider={"name": "simulated", "max_concurrency": 2}),
+                            provider=lambda: Counting(reply))
+    assert result.status == "completed"
+    assert state["peak"] == 2  # 6 experiments, one limit of 2 calls in flight
+
+
+async def test_experiments_share_one_budget(tmp_path):
+    class Paid(FakeProvider):
+        async def complete(self, request):
+            completion = await super().complete(request)
+            return Completion(text=completion.text, prompt_tokens=1, completion_tokens=1, cost=0.01)
+
+        def worst_case_cost(self, request):
+            return 0.01
+
+    # each experiment alone would make 4 + 12 = 16 calls a round: $0.48 for 3 rounds, under $0.50
+    result, directory = await sweep(plan(tmp_path, provider={"name": "simulated", "max_cost_usd": 0.5}),
+                                    provider=lambda: Paid(reply))
+    assert result.status == "budget_exceeded"
+    costs = [read_json(directory / run.directory / "experiment_results.json", ExperimentResult).total_cost
+             for run in result.experiments]
+    assert sum(costs) <= 0.5 + 1e-9 and sum(costs) > 0.4
+    assert {run.status for run in result.experiments} == {"budget_exceeded"}
+    assert all(s.metrics["overall_cooperation_rate"].n == 0 for s in result.summary)  # none completed
+
+
+async def test_abort_stops_every_experiment(tmp_path):
+    control = SweepControl()
+
+    class AbortAfterFirstRound:
+        def on_event(self, event):
+            if isinstance(event, ExperimentEvent) and isinstance(event.event, RoundSummarised):
+                control.abort("enough")
+
+    result, directory = await sweep(plan(tmp_path), observer=AbortAfterFirstRound(), control=control)
+    assert result.status == "aborted" and result.message == "enough"
+    assert {run.status for run in result.experiments} == {"aborted"}
+    assert read_json(directory / SWEEP_FILE, SweepResult).status == "aborted"
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--conditions", "baseline,telepathy"],
+     "--conditions: telepathy: condition: unknown condition 'telepathy' (expected one of baseline, identity)"),
+    (["--conditions", "baseline,identity+labels=random"],
+     "--conditions: identity+labels=random: switches.labels: unknown value 'random' "
+     "(expected one of stable, shuffled)"),
+    (["--conditions", "baseline+history=last:0"],
+     "--conditions: baseline+history=last:0: switches.history: 'last:0' is not full, none or last:K"),
+    (["--conditions", "identity+colour=red"], "--conditions: identity+colour=red: switches.colour: unknown key"),
+    (["--conditions", "identity+labels"], "--conditions: identity+labels: expected switch=value after '+'"),
+    (["--conditions", "baseline,,identity"], "--conditions: empty condition name in 'baseline,,identity'"),
+    (["--conditions", "identity,identity"], "--conditions: a condition is listed twice"),
+    (["--seeds", "0"], "--seeds: must be at least 1 (got 0)"),
+    (["--seeds", "many"], "argument --seeds: expected a whole number, got 'many'"),
+    (["--condition", "identity"], "--condition: a sweep takes --conditions A,B,..."),
+    (["--main-model", ""], "models.main: model name is empty"),
+    (["--agents", "3", "--config", "POP"], "agents: 3 does not equal the population counts' sum 2"),
+])
+def test_bad_sweep_input_exits_2_with_one_line(tmp_path, capsys, flags, expected):
+    population = tmp_path / "pop.toml"
+    population.write_text('[[population]]\nkind = "llm"\ncount = 2\n')
+    flags = [str(population) if flag == "POP" else flag for flag in flags]
+    results = tmp_path / "results"
+    assert main(["sweep", "--headless", "--results-dir", str(results), *flags]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"acausal-tui: error: {expected}") and len(err.strip().splitlines()) == 1
+    assert out == "" and not results.exists()
+
+
+# -- loading and the comparison view --------------------------------------------------------------
+
+
+async def test_list_sweeps_reports_unreadable_ones(tmp_path):
+    _, directory = await sweep(plan(tmp_path, rounds=1))
+    broken = directory.parent / "sweep_20000101_000000"
+    broken.mkdir()
+    (broken / SWEEP_FILE).write_text("{not json")
+    sweeps = list_sweeps(directory.parent)
+    assert [s.directory.name for s in sweeps] == [directory.name, broken.name]
+    assert sweeps[0].result is not None and sweeps[1].result is None and "sweep.json" in sweeps[1].problem
+    assert load_sweep(tmp_path).problem == "sweep.json: missing"
+    assert str(sweep_row(sweeps[1])[2]) == "unreadable"
+    row = sweep_row(sweeps[0])
+    assert str(row[2]) == "sweep completed" and row[3] == "6/6 exp"
+
+
+async def test_compare_view_shows_conditions_side_by_side(tmp_path):
+    result, directory = await sweep(plan(tmp_path))
+
+    class Host(App):
+        def on_mount(self) -> None:
+            self.push_screen(CompareScreen(load_sweep(directory)))
+
+    app = Host()
+    async with app.run_test(size=(160, 60)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        metrics = screen.query_one("#compare-metrics")
+        assert metrics.row_count == len(METRICS)
+        assert [str(c.label) for c in metrics.columns.values()] == [
+            "metric", "baseline (n=3)", "identity (n=3)", "identity − baseline"]
+        overall = metrics.get_row_at(METRICS.index("overall_cooperation_rate"))
+        assert overall[2].startswith("100.0%") and overall[3].startswith("+")
+        assert screen.query_one("#compare-rounds").row_count == 3
+        assert len(screen.query("CoopChart")) == 2
+        experiments = screen.query_one("#compare-experiments")
+        assert experiments.row_count == 6
+        experiments.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ExperimentScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
+
+
+def test_sweep_json_is_plain_json(tmp_path):
+    result, directory = anyio.run(sweep, plan(tmp_path, rounds=1))
+    data = json.loads((directory / SWEEP_FILE).read_text())
+    assert data["schema_version"] == 1 and data["bootstrap"]["resamples"] == 300
+    assert data == msgspec.to_builtins(result)
+
+
+async def test_the_browser_lists_sweeps_and_opens_the_comparison(tmp_path):
+    from acausal_tui.app import AcausalApp
+
+    _, directory = await sweep(plan(tmp_path, rounds=1))
+    app = AcausalApp(results_dir=directory.parent)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one("#experiments")
+        assert str(table.get_row(directory.name)[2]) == "sweep completed"
+        table.move_cursor(row=table.get_row_index(directory.name))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)
