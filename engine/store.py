@@ -2,6 +2,7 @@
 log, and loading for the browser and resume (SPEC §6)."""
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from engine.config import ConfigError
+from engine.lock import ExperimentLock
 from engine.models import (
     CallRecord,
     ErrorRecord,
@@ -23,6 +25,7 @@ from engine.models import (
 
 T = TypeVar("T")
 TEMP_PREFIX = ".tmp-"  # leftover temp files start with this; readers ignore them
+MIN_FREE_BYTES = 1 << 20  # less free space than this on the device counts as full
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -76,8 +79,22 @@ def check_results_dir(results_dir: Path) -> None:
     probe = results_dir
     while not probe.exists():
         probe = probe.parent
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"results_dir: {results_dir} is not writable")
+    check_writable(probe, f"results_dir: {results_dir}")
+
+
+def check_writable(directory: Path, name: str) -> None:
+    """Write (and drop) an unnamed probe file: permissions, read-only mounts, quotas and a
+    full disk all show, even for root, for whom os.access says yes to everything."""
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=TEMP_PREFIX) as probe:
+            probe.write(bytes(4096))
+            probe.flush()
+            os.fsync(probe.fileno())
+        free = shutil.disk_usage(directory).free
+    except OSError as exc:
+        raise ConfigError(f"{name} is not writable ({exc.strerror or exc})") from None
+    if free < MIN_FREE_BYTES:
+        raise ConfigError(f"{name}: the disk is full ({free // 1024} KiB free)")
 
 
 def new_experiment_dir(results_dir: Path, now: datetime) -> Path:
@@ -96,12 +113,14 @@ def new_experiment_dir(results_dir: Path, now: datetime) -> Path:
 
 
 class ExperimentStore:
-    """Writes one experiment directory. The call and error logs are append-only JSON lines,
-    each written whole and flushed."""
+    """Writes one experiment directory, holding its lock (engine.lock: LockError when a live
+    process writes it already). The call and error logs are append-only JSON lines, each
+    written whole and flushed."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         (directory / "rounds").mkdir(parents=True, exist_ok=True)
+        self._lock = ExperimentLock(directory).acquire()
         self._calls = open(directory / "calls.jsonl", "ab", buffering=0)
         self._errors = open(directory / "experiment_errors.log", "ab", buffering=0)
 
@@ -125,14 +144,22 @@ class ExperimentStore:
         write_json(self.directory / "experiment_results.json", result)
 
     def append_call(self, record: CallRecord) -> None:
-        self._calls.write(_encoder.encode(record) + b"\n")
+        append_line(self._calls, _encoder.encode(record) + b"\n")
 
     def log_error(self, record: ErrorRecord) -> None:
-        self._errors.write(_encoder.encode(record) + b"\n")
+        append_line(self._errors, _encoder.encode(record) + b"\n")
 
     def close(self) -> None:
         self._calls.close()
         self._errors.close()
+        self._lock.release()
+
+
+def append_line(file: Any, data: bytes) -> None:
+    """Write all of `data` to an unbuffered file (a raw write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[file.write(view):]
 
 
 def read_jsonl(path: Path, type_: type[T]) -> tuple[list[T], list[str]]:

@@ -1,0 +1,122 @@
+"""One writer per experiment directory: a live lock refuses, a stale one is taken over."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from acausal_tui.cli import main
+from engine.lock import LOCK_NAME, ExperimentLock, LockError, holder
+from engine.providers.factory import make_provider
+from engine.runner import run_experiment
+from engine.store import ExperimentStore
+from tests.support.experiment_files import ROOT, only_experiment
+from tests.test_resume import saved
+
+HOLD = (
+    "import sys, time\n"
+    "from pathlib import Path\n"
+    "from engine.lock import ExperimentLock\n"
+    "ExperimentLock(Path(sys.argv[1])).acquire()\n"
+    "print('locked', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def hold_lock(directory: Path) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-c", HOLD, str(directory)], cwd=ROOT,
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "locked\n"
+    return process
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_live_lock_refuses_and_names_the_pid(tmp_path):
+    process = hold_lock(tmp_path)
+    try:
+        assert holder(tmp_path) == process.pid
+        with pytest.raises(LockError, match=f"being written by process {process.pid}"):
+            ExperimentLock(tmp_path).acquire()
+        with pytest.raises(LockError):
+            ExperimentStore(tmp_path)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_lock_left_by_kill_9_is_taken_over(tmp_path):
+    process = hold_lock(tmp_path)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (tmp_path / LOCK_NAME).read_text().strip() == str(process.pid)
+    assert holder(tmp_path) is None
+    with ExperimentLock(tmp_path):
+        assert (tmp_path / LOCK_NAME).read_text().strip() == str(os.getpid())
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+@pytest.mark.parametrize("content", ["dead", "garbage", ""])
+def test_a_stale_lock_file_is_taken_over(tmp_path, content):
+    (tmp_path / LOCK_NAME).write_text(str(dead_pid()) if content == "dead" else content)
+    lock = ExperimentLock(tmp_path).acquire()
+    assert holder(tmp_path) == os.getpid()
+    lock.release()
+
+
+def test_one_process_cannot_hold_the_same_experiment_twice(tmp_path):
+    with ExperimentLock(tmp_path):
+        with pytest.raises(LockError):
+            ExperimentLock(tmp_path).acquire()
+
+
+def test_without_flock_a_live_pid_still_refuses(tmp_path, monkeypatch):
+    import engine.lock
+
+    def no_flock(fd, operation):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(engine.lock.fcntl, "flock", no_flock)
+    (tmp_path / LOCK_NAME).write_text(str(os.getppid()))
+    with pytest.raises(LockError):
+        ExperimentLock(tmp_path).acquire()
+    (tmp_path / LOCK_NAME).write_text(str(dead_pid()))
+    ExperimentLock(tmp_path).acquire().release()
+
+
+def test_a_running_experiment_holds_its_lock_and_releases_it(make_config):
+    config = make_config(agents=3, rounds=1)
+    seen = []
+
+    class Probe:
+        def on_event(self, event):
+            directory = only_experiment(Path(config.results_dir))
+            if directory is not None:
+                seen.append(holder(directory))
+
+    anyio.run(lambda: run_experiment(config, provider=make_provider(config, {}), observer=Probe()))
+    assert seen and set(seen) == {os.getpid()}
+    assert not (only_experiment(Path(config.results_dir)) / LOCK_NAME).exists()
+
+
+def test_resume_of_a_locked_experiment_exits_2(make_config, tmp_path, capsys):
+    directory = saved(make_config, tmp_path, agents=3, rounds=1)
+    process = hold_lock(directory)
+    try:
+        before = time.monotonic()
+        assert main(["resume", str(directory), "--headless"]) == 2
+        assert time.monotonic() - before < 5
+        err = capsys.readouterr().err
+        assert f"being written by process {process.pid}" in err and err.count("\n") == 1
+    finally:
+        process.kill()
+        process.wait()

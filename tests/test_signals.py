@@ -1,0 +1,82 @@
+"""SIGINT / SIGTERM on a headless run: exit 130, status `aborted`, valid partial results
+that resume to the records of an uninterrupted run."""
+
+import signal
+from pathlib import Path
+
+import anyio
+import pytest
+
+from acausal_tui.cli import main
+from engine.config import load_config
+from engine.lock import LOCK_NAME
+from engine.models import ExperimentResult, Manifest
+from engine.providers.factory import make_provider
+from engine.runner import run_experiment, with_seed
+from engine.store import read_json
+from tests.support.experiment_files import (
+    assert_files_valid,
+    final_result,
+    only_experiment,
+    outcome,
+    records,
+    start_cli,
+    wait_for,
+    write_config,
+)
+
+
+def reference(config_file: Path, results_dir: Path):
+    config = with_seed(load_config(config_file, {"results_dir": str(results_dir),
+                                                 "provider": {"latency_ms": 0}}, env={}))
+    result = anyio.run(lambda: run_experiment(config, provider=make_provider(config, {})))
+    return only_experiment(results_dir), result
+
+
+def start_run(tmp_path: Path, rounds: int = 6):
+    config = write_config(tmp_path / "config.toml", tmp_path / "results", rounds=rounds,
+                          latency_ms=20)
+    process = start_cli("run", "--headless", "--config", str(config))
+    return config, process
+
+
+def resume_and_compare(directory: Path, config: Path, tmp_path: Path) -> None:
+    assert main(["resume", str(directory), "--headless"]) == 0
+    ref_dir, ref_result = reference(config, tmp_path / "reference")
+    assert records(directory) == records(ref_dir)
+    assert outcome(final_result(directory)) == outcome(ref_result)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_aborts_with_130_and_valid_partial_results(tmp_path, signum):
+    config, process = start_run(tmp_path)
+    wait_for(lambda: (d := only_experiment(tmp_path / "results")) is not None
+             and (d / "rounds" / "summary_r1.json").exists(), process)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == 130, err
+    assert f"{signum.name}: aborting" in err and "Traceback" not in err
+    directory = only_experiment(tmp_path / "results")
+    assert_files_valid(directory)
+    result = read_json(directory / "experiment_results.json", ExperimentResult)
+    manifest = read_json(directory / "manifest.json", Manifest)
+    assert result.status == manifest.status == "aborted"
+    assert result.message == f"aborted by {signum.name}"
+    saved = sorted(p.name for p in (directory / "rounds").glob("summary_r*.json"))
+    assert 1 <= result.total_rounds == len(saved) < 6
+    assert not list(directory.rglob(".tmp-*")) and not (directory / LOCK_NAME).exists()
+    resume_and_compare(directory, config, tmp_path)
+
+
+def test_second_ctrl_c_exits_at_once_and_files_stay_valid(tmp_path):
+    config, process = start_run(tmp_path)
+    wait_for(lambda: (d := only_experiment(tmp_path / "results")) is not None
+             and (d / "rounds" / "summary_r2.json").exists(), process)
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    directory = only_experiment(tmp_path / "results")
+    assert_files_valid(directory)
+    resume_and_compare(directory, config, tmp_path)
