@@ -2,8 +2,8 @@
 retries, counters, the call log and (on resume) replay of calls already paid for."""
 
 import time
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import anyio
 
@@ -13,6 +13,9 @@ from engine.limits import MAX_ATTEMPTS, Limiter, backoff_delay
 from engine.models import CallRecord, Usage
 from engine.providers.base import ChatRequest, Completion, Provider, ProviderError
 from engine.rng import keyed_rng
+
+# Account-wide conditions: the wait they ask for applies to every call of the run.
+SLOWS_EVERYONE = ("rate_limit", "in_flight_budget")
 
 
 class CallFailed(Exception):
@@ -28,7 +31,7 @@ class BudgetExceeded(Exception):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class CallGateway:
@@ -58,6 +61,22 @@ class CallGateway:
         self.budget_exceeded = False
         self.cost_is_estimate = False
         control.stats.budget_usd = budget_usd
+
+    async def _start(self, request: ChatRequest) -> float:
+        """Wait until this attempt may be sent: not paused (pausing while queued in the
+        limiter also holds it back), a limiter slot, and room in the budget. Returns the
+        worst-case cost reserved for it; the caller releases slot and reservation."""
+        while True:
+            await self.control.wait_if_paused()
+            await self.limiter.acquire()
+            if not self.control.paused:
+                break
+            self.limiter.release()
+        try:
+            return self._reserve(request)
+        except BudgetExceeded:
+            self.limiter.release()
+            raise
 
     def _reserve(self, request: ChatRequest) -> float:
         if self.budget_usd is None:
@@ -89,9 +108,7 @@ class CallGateway:
         rng = keyed_rng(self.seed, "backoff", request.key)
         attempt = 0
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            await self.control.wait_if_paused()
-            reserved = self._reserve(request)
-            await self.limiter.acquire()
+            reserved = await self._start(request)
             stats.in_flight += 1
             stats.calls += 1
             try:
@@ -114,7 +131,7 @@ class CallGateway:
             if not last_error.retryable or attempt == MAX_ATTEMPTS:
                 break
             delay = backoff_delay(attempt, last_error.retry_after, rng)
-            if last_error.status == 429:
+            if last_error.status == 429 or last_error.kind in SLOWS_EVERYONE:
                 self.limiter.slow_down(delay)
             stats.retries += 1
             self.notify(CallRetried(key=request.key, attempt=attempt, reason=last_error.message, delay_s=delay))

@@ -2,24 +2,34 @@
 
 import random
 import time
+from collections.abc import Callable
 
 import anyio
 
 MAX_ATTEMPTS = 4  # one call + at most 3 retries
 MAX_RETRY_AFTER_S = 120.0
+BACKOFF_BASE_S = 1.0  # first backoff is 0.5-1 x this, then doubling
 
 
 class Limiter:
-    """Requests per minute and concurrency, shared by all calls. `slow_down` (a 429)
-    holds back every call's start, not just the one that got it."""
+    """Requests per minute and concurrency, shared by all calls. Starts are spaced
+    evenly (60/rpm apart, no bursts after idle time), in arrival order. `slow_down`
+    (after a 429) holds back every call's start, not just the one that got it."""
 
-    def __init__(self, rpm: int | None, max_concurrency: int, clock=time.monotonic) -> None:
+    def __init__(
+        self, rpm: int | None, max_concurrency: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._slots = anyio.Semaphore(max_concurrency)
         self._interval = 60.0 / rpm if rpm else 0.0
         self._clock = clock
         self._next_start = 0.0  # earliest time the next call may start
         self._hold_until = 0.0  # set by slow_down
         self._lock = anyio.Lock()
+
+    @property
+    def held_for(self) -> float:
+        """Seconds left of a slow_down hold (0 when none)."""
+        return max(0.0, self._hold_until - self._clock())
 
     async def acquire(self) -> None:
         await self._slots.acquire()
@@ -40,13 +50,15 @@ class Limiter:
         self._slots.release()
 
     def slow_down(self, delay_s: float) -> None:
+        """No call of the run starts in the next `delay_s` seconds."""
         self._hold_until = max(self._hold_until, self._clock() + delay_s)
 
 
 def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random) -> float:
     """Seconds to wait after failed attempt `attempt` (1-based): the server's Retry-After
-    (capped at 120 s) if given, else exponential backoff 1, 2, 4 s with full jitter."""
+    (capped at 120 s) if given, else exponential backoff with jitter: a uniform draw from
+    [b/2, b] with b = 1, 2, 4 s for attempts 1, 2, 3 (times BACKOFF_BASE_S)."""
     if retry_after is not None:
         return min(max(retry_after, 0.0), MAX_RETRY_AFTER_S)
-    base = 2.0 ** (attempt - 1)
+    base = BACKOFF_BASE_S * 2.0 ** (attempt - 1)
     return base / 2 + rng.uniform(0, base / 2)

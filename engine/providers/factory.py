@@ -2,19 +2,27 @@
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from engine.config import Config, ConfigError
 from engine.providers.base import Provider
 
 
-def make_provider(config: Config, env: Mapping[str, str] | None = None, **client_options) -> Provider:
-    """Raise ConfigError (exit 2, nothing written) when a needed API key is missing."""
+def make_provider(
+    config: Config, env: Mapping[str, str] | None = None, **client_options: Any
+) -> Provider:
+    """Raise ConfigError (exit 2, nothing written) when a needed API key is missing or
+    the base URL is unusable. `client_options` go to OpenAICompatProvider (e.g. a test
+    `transport`, or `on_unknown_price` to route the unknown-price warning)."""
     env = os.environ if env is None else env
     settings = config.provider
     if settings.name == "simulated":
         from engine.providers.simulated import SimulatedProvider
 
         return SimulatedProvider(seed=config.seed or 0, latency_ms=settings.latency_ms)
+    base_url = settings.base_url or ""
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"provider.base_url: expected an http:// or https:// URL, got {base_url!r}")
     api_key = env.get(settings.api_key_env) if settings.api_key_env else None
     if settings.name == "openrouter" and not api_key:
         raise ConfigError(

@@ -1,0 +1,280 @@
+"""One client for OpenRouter and every OpenAI-compatible endpoint (OpenAI, Ollama, vLLM,
+LM Studio, a LiteLLM proxy): `POST {base_url}/chat/completions` on one shared
+`httpx.AsyncClient`.
+
+Each `complete` is exactly one attempt. Every way it can go wrong, including an error
+hidden in an HTTP 200 body, becomes a `ProviderError` that says whether another attempt
+is worth it (`retryable`) or the run cannot go on (`fatal`); retries, the limiter and
+the budget live in `engine.calls`. The API key is sent only in the Authorization header
+and is cut out of any upstream text quoted in an error."""
+
+import email.utils
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from engine.config import ProviderSettings
+from engine.pricing import PriceTable, estimate_tokens, warn_unknown
+from engine.providers.base import ChatRequest, Completion, ProviderError
+
+APP_URL = "https://github.com/acausal-tui/acausal-tui"
+APP_TITLE = "acausal-tui"
+CREDITS_URL = "https://openrouter.ai/settings/credits"
+# OpenRouter's 402 for its transient in-flight spending budget (running and recently
+# finished paid requests fill it while costs settle) carries this in error.metadata;
+# every other 402 (balance, key limit, a single request too large) needs a person.
+IN_FLIGHT_LIMIT_SOURCE = "openrouter_in_flight_budget"
+MAX_QUOTED = 300  # characters of upstream text kept in an error message
+_KEY_SHAPES = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{8,}|Bearer\s+\S+")
+
+
+class OpenAICompatProvider:
+    simulated = False
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        *,
+        api_key: str | None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_unknown_price: Callable[[str], None] = warn_unknown,
+    ) -> None:
+        self.name = settings.name or "openai"
+        self.openrouter = self.name == "openrouter"
+        self.url = f"{(settings.base_url or '').rstrip('/')}/chat/completions"
+        self.timeout_s = settings.timeout_s
+        self.key_env = settings.api_key_env
+        self._key = api_key or None
+        self.prices = PriceTable(settings.prices, on_unknown=on_unknown_price)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        if self.openrouter:
+            headers |= {"HTTP-Referer": APP_URL, "X-Title": APP_TITLE}
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(settings.timeout_s),
+            transport=transport or ShardedTransport(settings.max_concurrency),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def worst_case_cost(self, request: ChatRequest) -> float:
+        """Prompt estimate plus max_tokens at list price; for OpenRouter too, since its
+        exact cost is only known once the reply is in."""
+        prompt = sum(estimate_tokens(m.content) for m in request.messages)
+        return self.prices.cost(request.model, prompt, request.max_tokens)
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
+        if self.openrouter:
+            body["usage"] = {"include": True}
+        try:
+            response = await self._client.post(self.url, json=body)
+        except httpx.TimeoutException:
+            raise ProviderError(
+                f"no reply within {self.timeout_s:g} s (timeout)", retryable=True, kind="timeout"
+            ) from None
+        except httpx.TransportError as exc:
+            what = type(exc).__name__
+            raise ProviderError(
+                f"connection failed: {what}: {self._quote(str(exc))}", retryable=True, kind="connection"
+            ) from None
+        return self._read(request, response)
+
+    # -- reading a reply -------------------------------------------------------------
+
+    def _read(self, request: ChatRequest, response: httpx.Response) -> Completion:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        try:
+            data = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = None
+        error = data.get("error") if isinstance(data, dict) else None
+        if response.status_code != 200:
+            message, metadata = _error_parts(error)
+            if message is None:
+                message = response.reason_phrase or "no error message"
+            raise self._classify(response.status_code, message, metadata, retry_after)
+        if data is None:
+            raise ProviderError(
+                f"reply is not valid JSON: {self._quote(response.text)!r}", retryable=True, kind="bad_response"
+            )
+        if not isinstance(data, dict):
+            raise ProviderError("reply is not a JSON object", retryable=True, kind="bad_response")
+        if error:  # OpenRouter can put an error inside an HTTP 200 body
+            message, metadata = _error_parts(error)
+            code = error.get("code") if isinstance(error, dict) else None
+            status = code if isinstance(code, int) and not isinstance(code, bool) else None
+            if status is None:
+                raise ProviderError(
+                    f"error in a 200 reply: {self._quote(message or 'no message')}",
+                    retryable=True,
+                    retry_after=retry_after,
+                    kind="upstream_error",
+                )
+            raise self._classify(status, message or "no message", metadata, retry_after)
+        return self._completion(request, data)
+
+    def _completion(self, request: ChatRequest, data: dict[str, Any]) -> Completion:
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise ProviderError("reply has no choices", retryable=True, kind="bad_response")
+        choice = choices[0]
+        if choice.get("finish_reason") == "error":
+            message, _ = _error_parts(choice.get("error"))
+            raise ProviderError(
+                f"the model stopped with an error: {self._quote(message or 'no message')}",
+                retryable=True,
+                kind="upstream_error",
+            )
+        message = choice.get("message")
+        text = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise ProviderError("reply has no content", retryable=True, kind="bad_response")
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        prompt_tokens = _count(usage.get("prompt_tokens"))
+        if prompt_tokens is None:
+            prompt_tokens = sum(estimate_tokens(m.content) for m in request.messages)
+        completion_tokens = _count(usage.get("completion_tokens"))
+        if completion_tokens is None:
+            completion_tokens = estimate_tokens(text)
+        cost = usage.get("cost")
+        exact = self.openrouter and isinstance(cost, (int, float)) and not isinstance(cost, bool)
+        if not exact:
+            cost = self.prices.cost(request.model, prompt_tokens, completion_tokens)
+        return Completion(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=float(cost),
+            cost_is_estimate=not exact,
+        )
+
+    # -- classifying a failure ---------------------------------------------------------
+
+    def _classify(
+        self, status: int, message: str, metadata: dict[str, Any], retry_after: float | None
+    ) -> ProviderError:
+        quoted = self._quote(message)
+        text = f"HTTP {status}: {quoted}"
+        if status == 401:
+            if self.key_env:
+                hint = f"check the API key in the environment variable {self.key_env}"
+            else:
+                hint = "the server wants an API key: set provider.api_key_env to the variable holding it"
+            return ProviderError(f"{text} - {hint}", status=status, fatal=True, kind="auth")
+        if status == 402:
+            if self.openrouter and metadata.get("limit_source") == IN_FLIGHT_LIMIT_SOURCE:
+                return ProviderError(
+                    f"{text} (in-flight spending budget full; waiting)",
+                    status=status,
+                    retryable=True,
+                    retry_after=retry_after,
+                    kind="in_flight_budget",
+                )
+            hint = f"add credits at {CREDITS_URL}" if self.openrouter else "check the account's credit"
+            return ProviderError(f"{text} - {hint}", status=status, fatal=True, kind="credits")
+        if status == 403:
+            hint = "the key may not be allowed to use this model, or a key or budget limit is spent"
+            return ProviderError(f"{text} - {hint}", status=status, fatal=True, kind="forbidden")
+        if status in (408, 409, 429) or 500 <= status <= 599:
+            kind = "rate_limit" if status == 429 else "server_error"
+            return ProviderError(text, status=status, retryable=True, retry_after=retry_after, kind=kind)
+        return ProviderError(text, status=status, kind="bad_request")
+
+    def _quote(self, text: str) -> str:
+        """Upstream text made safe to show: the key (and anything shaped like a key) cut
+        out, shortened to one line."""
+        if self._key:
+            text = text.replace(self._key, "***")
+        text = _KEY_SHAPES.sub("***", text)
+        text = " ".join(text.split())
+        return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """The client's connection pool, `max_connections` in all, kept as several small
+    httpcore pools with each request sent to the least busy one.
+
+    Why: httpcore 1.0's pool does work quadratic in its number of connections on every
+    request (encode/httpcore#1035), so one pool of 64 connections spends more CPU on
+    bookkeeping than on HTTP; pools of SHARD_SIZE keep that cost flat. The shared
+    limiter never lets more than max_concurrency requests in, so no shard overflows."""
+
+    SHARD_SIZE = 4
+
+    def __init__(self, max_connections: int) -> None:
+        count = -(-max_connections // self.SHARD_SIZE)
+        base, extra = divmod(max_connections, count)
+        # Larger shards first: "first least busy" then never overfills one.
+        self.sizes = [base + 1] * extra + [base] * (count - extra)
+        tls = httpx.create_ssl_context()  # one certificate load for all shards
+        self._shards = [
+            httpx.AsyncHTTPTransport(
+                verify=tls, limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)
+            )
+            for size in self.sizes
+        ]
+        self._busy = [0] * count
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        index = self._busy.index(min(self._busy))
+        self._busy[index] += 1
+        try:
+            response = await self._shards[index].handle_async_request(request)
+            await response.aread()  # the connection is free again once the body is in
+        finally:
+            self._busy[index] -= 1
+        return response
+
+    async def aclose(self) -> None:
+        for shard in self._shards:
+            await shard.aclose()
+
+
+def _error_parts(error: Any) -> tuple[str | None, dict[str, Any]]:
+    """(message, metadata) of an `{"error": …}` object; OpenAI-style or OpenRouter-style."""
+    if isinstance(error, str):
+        return error, {}
+    if not isinstance(error, dict):
+        return None, {}
+    message = error.get("message")
+    metadata = error.get("metadata")
+    return (
+        message if isinstance(message, str) else None,
+        metadata if isinstance(metadata, dict) else {},
+    )
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now()
+    if math.isnan(seconds):
+        return None
+    return max(seconds, 0.0)

@@ -1,0 +1,328 @@
+"""A local OpenRouter-shaped HTTP server for integration and fault tests.
+
+Real HTTP/1.1 on 127.0.0.1 (port 0), served by a small asyncio server on its own thread,
+so sync tests (the CLI's `anyio.run`) and async tests can both use it. It answers
+`POST …/chat/completions` like OpenRouter: `usage.cost`, integer error codes with
+`metadata`, `Retry-After`, the 402 in-flight budget, errors inside a 200 body. Faults are
+scripted per request: a queue of `Reply`s (used first, in order), then an optional `rule`
+deciding per request; anything else gets the normal answer. Every request is recorded.
+
+Normal answers: a decision prompt ("Decision (COOPERATE/DEFECT):") gets COOPERATE or
+DEFECT, chosen by a hash of the prompt (so the same prompt always gets the same word);
+any other prompt gets a short strategy ending in a "STRATEGY:" line."""
+
+import asyncio
+import hashlib
+import http
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.config import Price
+from engine.pricing import DEFAULT_PRICES
+
+DECISION_MARKER = "Decision (COOPERATE/DEFECT):"
+STRATEGY_REPLY = (
+    "Reciprocity rewards cooperators and limits what a defector can take.\n\n"
+    "STRATEGY: Cooperate the first time you meet an opponent; then copy its last move."
+)
+
+
+@dataclass
+class Reply:
+    """One scripted answer. Default: the normal completion after the server's latency."""
+
+    status: int = 200
+    json: Any = None  # the body as JSON; None: the normal completion (200) or an error body
+    raw: bytes | None = None  # the body as is (e.g. invalid JSON)
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0  # on top of the server's latency
+    drop: bool = False  # close the connection without answering
+    truncate: bool = False  # announce the whole body, send half of it, close
+
+
+@dataclass
+class Seen:
+    """A request the server received."""
+
+    index: int  # 0-based, in arrival order
+    time: float  # time.monotonic() on arrival
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: Any
+
+
+# -- reply builders ------------------------------------------------------------------------
+
+
+def error(
+    status: int,
+    message: str,
+    *,
+    metadata: dict[str, Any] | None = None,
+    retry_after: str | None = None,
+    in_body_200: bool = False,
+) -> Reply:
+    """OpenRouter's error shape `{"error": {"code", "message", "metadata"}}`; with
+    `in_body_200` it comes inside an HTTP 200 (as OpenRouter does once a reply started)."""
+    payload: dict[str, Any] = {"code": status, "message": message}
+    if metadata is not None:
+        payload["metadata"] = metadata
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    return Reply(status=200 if in_body_200 else status, json={"error": payload}, headers=headers)
+
+
+def rate_limited(retry_after: str | None = "1") -> Reply:
+    return error(429, "Rate limit exceeded", retry_after=retry_after)
+
+
+def in_flight_402(retry_after: str = "1") -> Reply:
+    return error(
+        402,
+        "Your in-flight requests already use your spending budget; retry shortly.",
+        metadata={"limit_source": "openrouter_in_flight_budget"},
+        retry_after=retry_after,
+    )
+
+
+def credits_402() -> Reply:
+    return error(
+        402,
+        "Insufficient credits. Add more using https://openrouter.ai/settings/credits",
+        metadata={"limit_source": "openrouter_credits"},
+    )
+
+
+def completion(text: str | None, *, finish_reason: str = "stop", **extra: Any) -> Reply:
+    message = {"role": "assistant", "content": text}
+    choice = {"index": 0, "message": message, "finish_reason": finish_reason, **extra}
+    return Reply(json={"id": "gen-stub", "object": "chat.completion", "choices": [choice]})
+
+
+EMPTY_CHOICES = Reply(json={"id": "gen-stub", "object": "chat.completion", "choices": []})
+INVALID_JSON = Reply(raw=b'{"id": "gen-stub", "choices": [')
+DROP = Reply(drop=True)
+TRUNCATED = Reply(truncate=True)
+
+
+def slow(delay_s: float) -> Reply:
+    return Reply(delay_s=delay_s)
+
+
+# -- rules -----------------------------------------------------------------------------------
+
+Rule = Callable[[Seen], Reply | None]
+
+
+def from_request(n: int, reply: Reply) -> Rule:
+    """`reply` to request n (0-based) and every later one."""
+    return lambda seen: reply if seen.index >= n else None
+
+
+def first_attempt(reply: Reply) -> Rule:
+    """`reply` the first time each distinct request body arrives; the repeat succeeds."""
+    seen_bodies: set[str] = set()
+
+    def rule(seen: Seen) -> Reply | None:
+        digest = json.dumps(seen.body, sort_keys=True)
+        if digest in seen_bodies:
+            return None
+        seen_bodies.add(digest)
+        return reply
+
+    return rule
+
+
+def window(seconds: float, reply: Reply) -> Rule:
+    """`reply` to every request arriving within `seconds` of the first one (a storm)."""
+    start: list[float] = []
+
+    def rule(seen: Seen) -> Reply | None:
+        if not start:
+            start.append(seen.time)
+        return reply if seen.time - start[0] < seconds else None
+
+    return rule
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+class StubServer:
+    def __init__(
+        self, *, latency_s: float = 0.0, prices: Mapping[str, Price] = DEFAULT_PRICES
+    ) -> None:
+        self.latency_s = latency_s
+        self.prices = dict(prices)
+        self.script: deque[Reply] = deque()
+        self.rule: Rule | None = None
+        self.requests: list[Seen] = []
+        self.port = 0
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def queue(self, *replies: Reply) -> None:
+        with self._lock:
+            self.script.extend(replies)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> "StubServer":
+        ready = threading.Event()
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            server = loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+            server.close()
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(server.wait_closed())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="stub-server", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop = self._thread = None
+
+    def __enter__(self) -> "StubServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await self._one(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        except asyncio.CancelledError:
+            pass  # the server is stopping; asyncio would report a cancelled handler as an error
+        finally:
+            writer.close()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Serve one request; False when the connection is to be closed."""
+        line = await reader.readline()
+        if not line.strip():
+            return False
+        method, path, _ = line.decode("latin-1").split(" ", 2)
+        headers: dict[str, str] = {}
+        while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = header.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        raw = await reader.readexactly(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = None
+        with self._lock:
+            seen = Seen(len(self.requests), time.monotonic(), method, path, headers, body)
+            self.requests.append(seen)
+            reply = self.script.popleft() if self.script else None
+            if reply is None and self.rule is not None:
+                reply = self.rule(seen)
+        if not (method == "POST" and path.endswith("/chat/completions")):
+            reply = error(404, f"no route for {method} {path}")
+        reply = reply or Reply()
+        delay = self.latency_s + reply.delay_s
+        if delay:
+            await asyncio.sleep(delay)
+        if reply.drop:
+            return False
+        if reply.raw is not None:
+            data = reply.raw
+        elif reply.json is not None:
+            data = json.dumps(reply.json).encode()
+        elif reply.status == 200:
+            data = json.dumps(self.answer(body)).encode()
+        else:
+            data = json.dumps({"error": {"code": reply.status, "message": "stub error"}}).encode()
+        try:
+            phrase = http.HTTPStatus(reply.status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        head = [f"HTTP/1.1 {reply.status} {phrase}", "Content-Type: application/json",
+                f"Content-Length: {len(data)}"]
+        head += [f"{name}: {value}" for name, value in reply.headers.items()]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        writer.write(data[: len(data) // 2] if reply.truncate else data)
+        await writer.drain()
+        return not reply.truncate
+
+    def answer(self, body: Any) -> dict[str, Any]:
+        """The normal completion for a chat request, with OpenRouter's usage and cost."""
+        messages = body.get("messages", []) if isinstance(body, dict) else []
+        model = body.get("model", "") if isinstance(body, dict) else ""
+        prompt = messages[0].get("content", "") if messages else ""
+        if DECISION_MARKER in prompt:
+            digest = hashlib.blake2b(prompt.encode(), digest_size=2).digest()
+            text = "DEFECT" if digest[0] % 4 == 0 else "COOPERATE"
+        else:
+            text = STRATEGY_REPLY
+        prompt_tokens = sum(max(1, len(m.get("content", "")) // 4) for m in messages)
+        completion_tokens = max(1, len(text) // 4)
+        price = self.prices.get(model, Price(input=0.0, output=0.0))
+        cost = (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+        return {
+            "id": "gen-stub",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "cost": cost,
+            },
+        }
+
+
+def main() -> None:
+    """Serve until stdin closes: `python -m tests.support.stub_server [latency_ms]`.
+    Prints the base URL on the first line (the benchmark runs the server this way, in its
+    own process, so its CPU time does not count against the client's)."""
+    import sys
+
+    latency_ms = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+    with StubServer(latency_s=latency_ms / 1000) as server:
+        print(server.base_url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

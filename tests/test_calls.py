@@ -1,0 +1,267 @@
+"""The call gateway: retries (counted and reported), fatal errors, the shared 429 hold,
+the budget, the pause gate, replay and the call log."""
+
+import time
+
+import anyio
+import pytest
+
+from engine.calls import BudgetExceeded, CallFailed, CallGateway, FatalCallError
+from engine.control import RunControl
+from engine.events import CallRetried, Event
+from engine.limits import MAX_ATTEMPTS, Limiter
+from engine.models import CallRecord, Usage
+from engine.providers.base import ChatRequest, Completion, Message, ProviderError
+
+Outcome = Completion | ProviderError
+
+
+class ScriptedProvider:
+    """Answers each attempt with the next outcome of a per-key script (then succeeds)."""
+
+    name = "scripted"
+    simulated = False
+
+    def __init__(self, script: dict[str, list[Outcome]] | None = None, *, worst: float = 0.0,
+                 cost: float = 0.0, latency_s: float = 0.0) -> None:
+        self.script = {k: list(v) for k, v in (script or {}).items()}
+        self.worst = worst
+        self.cost = cost
+        self.latency_s = latency_s
+        self.sent: list[tuple[str, float]] = []
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        self.sent.append((request.key, time.monotonic()))
+        if self.latency_s:
+            await anyio.sleep(self.latency_s)
+        queue = self.script.get(request.key, [])
+        outcome = queue.pop(0) if queue else Completion(text="COOPERATE", cost=self.cost, cost_is_estimate=True)
+        if isinstance(outcome, ProviderError):
+            raise outcome
+        return outcome
+
+    def worst_case_cost(self, request: ChatRequest) -> float:
+        return self.worst
+
+    async def aclose(self) -> None:
+        pass
+
+
+def req(key: str = "k") -> ChatRequest:
+    return ChatRequest(key=key, model="m", messages=[Message("user", "hi")], temperature=0.3, max_tokens=10)
+
+
+def gateway(provider, control: RunControl | None = None, **options) -> tuple[CallGateway, list[Event], list[CallRecord], list[float]]:
+    events: list[Event] = []
+    records: list[CallRecord] = []
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    options.setdefault("limiter", Limiter(None, 8))
+    options.setdefault("sleep", sleep)
+    gw = CallGateway(provider, control or RunControl(), seed=1, log_call=records.append,
+                     notify=events.append, **options)
+    return gw, events, records, sleeps
+
+
+def err(status: int | None = None, *, retryable: bool = False, fatal: bool = False,
+        retry_after: float | None = None, kind: str = "provider_error", message: str = "boom") -> ProviderError:
+    return ProviderError(message, status=status, retryable=retryable, fatal=fatal,
+                         retry_after=retry_after, kind=kind)
+
+
+async def test_success_is_logged_with_usage_and_cost():
+    provider = ScriptedProvider({"k": [Completion(text="DEFECT", prompt_tokens=5, completion_tokens=1, cost=0.25)]})
+    gw, events, records, _ = gateway(provider)
+    completion = await gw.call(req())
+    assert completion.text == "DEFECT"
+    assert gw.control.stats.calls == 1 and gw.control.stats.cost == 0.25
+    (record,) = records
+    assert (record.key, record.attempts, record.reply, record.error) == ("k", 1, "DEFECT", None)
+    assert record.usage == Usage(prompt_tokens=5, completion_tokens=1) and record.cost == 0.25
+    assert events == [] and gw.cost_is_estimate is False
+
+
+async def test_retryable_errors_are_retried_counted_and_reported_with_their_reason():
+    provider = ScriptedProvider({"k": [err(503, retryable=True, message="HTTP 503: overloaded"),
+                                       err(None, retryable=True, kind="timeout", message="no reply (timeout)")]})
+    gw, events, records, sleeps = gateway(provider)
+    await gw.call(req())
+    stats = gw.control.stats
+    assert (stats.calls, stats.retries) == (3, 2)
+    assert [e.reason for e in events if isinstance(e, CallRetried)] == ["HTTP 503: overloaded", "no reply (timeout)"]
+    assert [e.attempt for e in events if isinstance(e, CallRetried)] == [1, 2]
+    assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0
+    assert records[0].attempts == 3 and records[0].reply == "COOPERATE"
+
+
+async def test_gives_up_after_three_retries():
+    provider = ScriptedProvider({"k": [err(500, retryable=True)] * 10})
+    gw, events, records, _ = gateway(provider)
+    with pytest.raises(CallFailed, match="after 4 attempts"):
+        await gw.call(req())
+    assert len(provider.sent) == MAX_ATTEMPTS
+    assert gw.control.stats.retries == 3 and len(events) == 3
+    assert records[0].attempts == 4 and records[0].reply is None and records[0].error == "boom"
+
+
+async def test_non_retryable_error_fails_at_once():
+    provider = ScriptedProvider({"k": [err(400, message="HTTP 400: bad request")]})
+    gw, events, records, sleeps = gateway(provider)
+    with pytest.raises(CallFailed, match="HTTP 400"):
+        await gw.call(req())
+    assert len(provider.sent) == 1 and events == [] and sleeps == []
+    assert gw.control.stats.retries == 0
+
+
+async def test_fatal_error_stops_without_retry():
+    provider = ScriptedProvider({"k": [err(401, fatal=True, message="HTTP 401 - check the API key in K")]})
+    gw, events, records, _ = gateway(provider)
+    with pytest.raises(FatalCallError, match="check the API key in K"):
+        await gw.call(req())
+    assert len(provider.sent) == 1 and events == []
+    assert records[0].error == "HTTP 401 - check the API key in K"
+
+
+async def test_retry_after_is_used_as_the_delay():
+    provider = ScriptedProvider({"k": [err(503, retryable=True, retry_after=7.0)]})
+    gw, events, _, sleeps = gateway(provider)
+    await gw.call(req())
+    assert sleeps == [7.0] and events[0].delay_s == 7.0
+
+
+async def test_retry_after_is_capped_at_120_s():
+    provider = ScriptedProvider({"k": [err(503, retryable=True, retry_after=3600.0)]})
+    gw, _, _, sleeps = gateway(provider)
+    await gw.call(req())
+    assert sleeps == [120.0]
+
+
+@pytest.mark.parametrize(
+    ("error", "slows"),
+    [
+        (err(429, retryable=True, retry_after=0.3, kind="rate_limit"), True),
+        (err(402, retryable=True, retry_after=0.3, kind="in_flight_budget"), True),
+        (err(503, retryable=True, retry_after=0.3, kind="server_error"), False),
+    ],
+    ids=["429", "402-in-flight", "503"],
+)
+async def test_a_429_holds_back_every_other_call(error, slows):
+    provider = ScriptedProvider({"a": [error]})
+    gw, _, _, _ = gateway(provider, sleep=anyio.sleep)
+    began = time.monotonic()
+
+    async def later() -> None:
+        await anyio.sleep(0.05)  # starts after "a" got its 429
+        await gw.call(req("b"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(gw.call, req("a"))
+        tg.start_soon(later)
+    b_sent = next(t for key, t in provider.sent if key == "b")
+    if slows:
+        assert b_sent - began >= 0.28
+    else:
+        assert b_sent - began < 0.2
+
+
+async def test_a_429_storm_ends_with_every_call_succeeding():
+    """Ten calls all hit a 429 at once; the shared hold makes them wait, then all succeed."""
+    provider = ScriptedProvider({f"k{i}": [err(429, retryable=True, retry_after=0.2, kind="rate_limit")]
+                                 for i in range(10)}, latency_s=0.02)
+    gw, events, records, _ = gateway(provider, sleep=anyio.sleep, limiter=Limiter(None, 16))
+    began = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        for i in range(10):
+            tg.start_soon(gw.call, req(f"k{i}"))
+    assert all(r.reply == "COOPERATE" for r in records) and len(records) == 10
+    assert gw.control.stats.retries == 10 and len(events) == 10
+    retried = sorted(t for _, t in provider.sent[10:])
+    assert retried[0] - began >= 0.2  # nobody went back before the hold ended ...
+    assert retried[-1] - retried[0] < 0.1  # ... and then they went together
+
+
+async def test_budget_reserves_worst_case_and_stops_scheduling():
+    provider = ScriptedProvider(worst=0.4, cost=0.35)
+    gw, _, _, _ = gateway(provider, budget_usd=1.0)
+    await gw.call(req("a"))  # spent 0 + worst 0.4 <= 1
+    await gw.call(req("b"))  # 0.35 + 0.4 <= 1
+    with pytest.raises(BudgetExceeded):
+        await gw.call(req("c"))  # 0.7 + 0.4 > 1
+    assert gw.budget_exceeded and len(provider.sent) == 2
+    assert gw.control.stats.cost == pytest.approx(0.7)
+
+
+async def test_budget_counts_calls_in_flight():
+    provider = ScriptedProvider(worst=0.4, cost=0.1, latency_s=0.05)
+    gw, _, _, _ = gateway(provider, budget_usd=1.0)
+    outcomes: list[str] = []
+
+    async def one(key: str) -> None:
+        try:
+            await gw.call(req(key))
+            outcomes.append("ok")
+        except BudgetExceeded:
+            outcomes.append("stopped")
+
+    async with anyio.create_task_group() as tg:
+        for key in "abc":
+            tg.start_soon(one, key)
+    assert sorted(outcomes) == ["ok", "ok", "stopped"]  # a third 0.4 in flight would pass 1.0
+    assert gw.control.stats.cost <= 1.0 and gw.reserved == pytest.approx(0.0)
+    with pytest.raises(BudgetExceeded):  # once reached, it stays reached
+        await gw.call(req("d"))
+
+
+async def test_no_budget_means_no_reservation():
+    gw, _, _, _ = gateway(ScriptedProvider(worst=100.0))
+    await gw.call(req())
+    assert not gw.budget_exceeded
+
+
+async def test_unknown_cost_marks_the_run_an_estimate():
+    gw, _, _, _ = gateway(ScriptedProvider())
+    await gw.call(req())
+    assert gw.cost_is_estimate
+
+
+async def test_pause_holds_calls_queued_in_the_limiter():
+    control = RunControl()
+    limiter = Limiter(rpm=None, max_concurrency=8)
+    provider = ScriptedProvider()
+    gw, _, _, _ = gateway(provider, control, limiter=limiter)
+    limiter.slow_down(0.1)  # the call is queued in the limiter ...
+    done = anyio.Event()
+
+    async def run() -> None:
+        await gw.call(req())
+        done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await anyio.sleep(0.02)
+        control.pause()  # ... when the user pauses
+        await anyio.sleep(0.2)
+        assert provider.sent == [] and not done.is_set()
+        control.resume()
+    assert len(provider.sent) == 1
+
+
+async def test_replayed_call_is_not_sent_again():
+    record = CallRecord(key="k", model="m", attempts=1, reply="DEFECT", usage=Usage(prompt_tokens=3),
+                        cost=0.5, cost_is_estimate=False, latency_s=0.1)
+    provider = ScriptedProvider()
+    gw, _, records, _ = gateway(provider, replay={"k": record})
+    completion = await gw.call(req())
+    assert completion.text == "DEFECT" and completion.cost == 0.5
+    assert provider.sent == [] and records == []
+
+
+async def test_in_flight_counter_returns_to_zero_after_failures():
+    provider = ScriptedProvider({"k": [err(500, retryable=True)] * 4})
+    gw, _, _, _ = gateway(provider)
+    with pytest.raises(CallFailed):
+        await gw.call(req())
+    assert gw.control.stats.in_flight == 0

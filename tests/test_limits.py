@@ -1,0 +1,117 @@
+"""The shared limiter (rpm spacing, concurrency, 429 hold) and the backoff policy."""
+
+import random
+import time
+from itertools import pairwise
+
+import anyio
+import pytest
+
+from engine import limits
+from engine.limits import MAX_ATTEMPTS, MAX_RETRY_AFTER_S, Limiter, backoff_delay
+
+
+async def start_times(limiter: Limiter, n: int, hold_s: float = 0.0) -> list[float]:
+    starts: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire()
+        starts.append(time.monotonic())
+        try:
+            await anyio.sleep(hold_s)
+        finally:
+            limiter.release()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(one)
+    return sorted(starts)
+
+
+async def test_rpm_spaces_starts_evenly():
+    starts = await start_times(Limiter(rpm=1200, max_concurrency=50), 6)  # 50 ms apart
+    gaps = [b - a for a, b in pairwise(starts)]
+    assert all(gap >= 0.045 for gap in gaps), gaps
+    assert starts[-1] - starts[0] == pytest.approx(0.25, abs=0.04)
+
+
+async def test_no_burst_after_idle_time():
+    limiter = Limiter(rpm=600, max_concurrency=10)  # 100 ms apart
+    await start_times(limiter, 1)
+    await anyio.sleep(0.3)  # idle time earns no credit for a burst
+    starts = await start_times(limiter, 3)
+    assert starts[1] - starts[0] >= 0.09 and starts[2] - starts[1] >= 0.09
+
+
+async def test_without_rpm_cap_calls_start_at_once():
+    starts = await start_times(Limiter(rpm=None, max_concurrency=20), 20)
+    assert starts[-1] - starts[0] < 0.05
+
+
+async def test_concurrency_is_capped():
+    limiter = Limiter(rpm=None, max_concurrency=3)
+    running = peak = 0
+
+    async def one() -> None:
+        nonlocal running, peak
+        await limiter.acquire()
+        running += 1
+        peak = max(peak, running)
+        await anyio.sleep(0.01)
+        running -= 1
+        limiter.release()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(12):
+            tg.start_soon(one)
+    assert peak == 3
+
+
+async def test_slow_down_holds_every_start():
+    limiter = Limiter(rpm=None, max_concurrency=10)
+    limiter.slow_down(0.2)
+    assert 0.15 < limiter.held_for <= 0.2
+    began = time.monotonic()
+    starts = await start_times(limiter, 4)
+    assert all(s - began >= 0.19 for s in starts)
+    assert limiter.held_for == 0.0
+
+
+async def test_a_shorter_slow_down_never_shortens_a_hold():
+    limiter = Limiter(rpm=None, max_concurrency=1)
+    limiter.slow_down(0.3)
+    limiter.slow_down(0.05)
+    assert limiter.held_for > 0.25
+
+
+async def test_cancelled_waiter_gives_its_slot_back():
+    limiter = Limiter(rpm=None, max_concurrency=1)
+    limiter.slow_down(10)
+    with anyio.move_on_after(0.05):
+        await limiter.acquire()
+    limiter._hold_until = 0.0
+    with anyio.fail_after(1):
+        await limiter.acquire()  # the slot was released by the cancelled waiter
+    limiter.release()
+
+
+def test_at_most_three_retries():
+    assert MAX_ATTEMPTS == 4
+
+
+@pytest.mark.parametrize(("attempt", "low", "high"), [(1, 0.5, 1.0), (2, 1.0, 2.0), (3, 2.0, 4.0)])
+def test_backoff_is_exponential_with_jitter(attempt, low, high):
+    rng = random.Random(1)
+    delays = [backoff_delay(attempt, None, rng) for _ in range(200)]
+    assert all(low <= d <= high for d in delays)
+    assert len(set(delays)) > 100  # jittered, not a fixed step
+
+
+def test_backoff_base_scales_the_schedule(monkeypatch):
+    monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.01)
+    assert 0.005 <= backoff_delay(1, None, random.Random(0)) <= 0.01
+
+
+@pytest.mark.parametrize(("retry_after", "expected"), [(3.0, 3.0), (0.0, 0.0), (500.0, MAX_RETRY_AFTER_S), (-2.0, 0.0)])
+def test_retry_after_is_honoured_up_to_120_s(retry_after, expected):
+    assert backoff_delay(1, retry_after, random.Random(0)) == expected
