@@ -177,6 +177,8 @@ def resolve(config: Config, env: Any = None) -> Config:
         key_env = key_env or "OPENROUTER_API_KEY"
     elif name == "openai":
         base_url = base_url or OPENAI_BASE_URL
+        if base_url.rstrip("/") == OPENAI_BASE_URL:  # OpenAI itself needs a key; local servers may not
+            key_env = key_env or "OPENAI_API_KEY"
     if provider.rpm is not None and provider.rpm < 1:
         raise ConfigError("provider.rpm: must be at least 1")
     if provider.max_concurrency < 1:

@@ -154,6 +154,14 @@ class Experiment:
         self.error_count = 0
         self._label_cache: dict[tuple[int, int | None], dict[int, str]] = {}
         self.start_time = now_iso()
+        prices = getattr(provider, "prices", None)  # real providers: say when a cost is unknown
+        if prices is not None:
+            prices.on_unknown = lambda model: self.error(
+                "unknown_price",
+                f"no price known for model {model!r}: its cost counts as $0 and the budget "
+                "cannot bound it (set provider.prices)",
+                model=model,
+            )
         self.gateway = make_gateway(
             provider,
             self.control,

@@ -206,3 +206,21 @@ def test_missing_key_exits_2_naming_the_variable_and_writes_nothing(tmp_path, se
     assert code == 2 and "OPENROUTER_API_KEY" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "results").exists() and server.count == 0
+
+
+def test_openai_default_url_needs_openai_api_key(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    code = main(["run", "--headless", "--provider", "openai", "--results-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "OPENAI_API_KEY is not set" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_model_price_is_reported_in_the_error_log(tmp_path, server):
+    code, directory = run(tmp_path, server, "--provider", "openai", "--sub-model", "local/unpriced",
+                          agents=2, rounds=1)
+    assert code == 0
+    errors = (directory / "experiment_errors.log").read_text().splitlines()
+    unknown = [json.loads(line) for line in errors if '"unknown_price"' in line]
+    assert len(unknown) == 1 and "local/unpriced" in unknown[0]["message"]
+    assert result_of(directory).cost_is_estimate is True
