@@ -34,6 +34,28 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+class Budget:
+    """A spending limit shared by every gateway that holds it: one experiment's, or all of a
+    sweep's. A call may start only if what they have spent, plus every call in flight at its
+    worst case, plus this call's worst case stays within the limit; once that fails, it
+    stays exceeded for all of them."""
+
+    def __init__(self, limit_usd: float | None) -> None:
+        self.limit_usd = limit_usd
+        self.gateways: list[CallGateway] = []
+        self.exceeded = False
+
+    def committed(self) -> float:
+        return sum(g.control.stats.cost + g.reserved for g in self.gateways)
+
+    def check(self, worst: float) -> None:
+        if self.limit_usd is not None and self.committed() + worst > self.limit_usd:
+            self.exceeded = True
+        if self.exceeded:
+            spent = sum(g.control.stats.cost for g in self.gateways)
+            raise BudgetExceeded(f"budget of ${self.limit_usd:.2f} reached (spent ${spent:.4f})")
+
+
 class CallGateway:
     def __init__(
         self,
@@ -43,6 +65,7 @@ class CallGateway:
         seed: int,
         limiter: Limiter,
         budget_usd: float | None = None,
+        budget: Budget | None = None,
         log_call: Callable[[CallRecord], None] = lambda record: None,
         notify: Callable[[Event], None] = lambda event: None,
         replay: dict[str, CallRecord] | None = None,
@@ -52,15 +75,19 @@ class CallGateway:
         self.control = control
         self.seed = seed
         self.limiter = limiter
-        self.budget_usd = budget_usd
+        self.budget = budget or Budget(budget_usd)
+        self.budget.gateways.append(self)
         self.log_call = log_call
         self.notify = notify
         self.replay = replay or {}
         self.sleep = sleep
-        self.reserved = 0.0  # worst-case cost of calls in flight
-        self.budget_exceeded = False
+        self.reserved = 0.0  # worst-case cost of this gateway's calls in flight
         self.cost_is_estimate = False
-        control.stats.budget_usd = budget_usd
+        control.stats.budget_usd = self.budget.limit_usd
+
+    @property
+    def budget_exceeded(self) -> bool:
+        return self.budget.exceeded
 
     async def _start(self, request: ChatRequest) -> float:
         """Wait until this attempt may be sent: not paused (pausing while queued in the
@@ -79,15 +106,10 @@ class CallGateway:
             raise
 
     def _reserve(self, request: ChatRequest) -> float:
-        if self.budget_usd is None:
+        if self.budget.limit_usd is None:
             return 0.0
         worst = self.provider.worst_case_cost(request)
-        if self.control.stats.cost + self.reserved + worst > self.budget_usd:
-            self.budget_exceeded = True
-        if self.budget_exceeded:
-            raise BudgetExceeded(
-                f"budget of ${self.budget_usd:.2f} reached (spent ${self.control.stats.cost:.4f})"
-            )
+        self.budget.check(worst)
         self.reserved += worst
         return worst
 

@@ -4,7 +4,6 @@ Data flow: config -> runner -> (gateway/provider, game, analysis) -> store."""
 
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -15,7 +14,7 @@ import msgspec
 
 from engine import analysis, game
 from engine.agents import scripted
-from engine.calls import BudgetExceeded, CallFailed, CallGateway, FatalCallError, now_iso
+from engine.calls import Budget, BudgetExceeded, CallFailed, CallGateway, FatalCallError, now_iso
 from engine.conditions import Condition, history_window, resolve_condition
 from engine.config import Config
 from engine.control import RunControl
@@ -131,10 +130,10 @@ class Experiment:
         control: RunControl | None = None,
         *,
         limiter: Limiter | None = None,
-        make_gateway: Callable[..., CallGateway] = CallGateway,
+        budget: Budget | None = None,
     ) -> None:
-        """`limiter` and `make_gateway` let a sweep share one limiter and one budget
-        between concurrent experiments (engine/sweep.py)."""
+        """`limiter` and `budget` let a sweep share one limiter and one budget between
+        concurrent experiments (engine/sweep.py)."""
         assert config.seed is not None and config.agents is not None, "resolve config and seed first"
         self.config = config
         self.seed = config.seed
@@ -162,12 +161,13 @@ class Experiment:
                 "cannot bound it (set provider.prices)",
                 model=model,
             )
-        self.gateway = make_gateway(
+        self.gateway = CallGateway(
             provider,
             self.control,
             seed=self.seed,
             limiter=limiter or Limiter(config.provider.rpm, config.provider.max_concurrency),
             budget_usd=config.provider.max_cost_usd,
+            budget=budget,
             log_call=store.append_call,
             notify=self.notify,
         )

@@ -13,14 +13,14 @@ from typing import Any, Literal, Protocol
 import anyio
 import msgspec
 
-from engine.calls import BudgetExceeded, CallGateway, now_iso
+from engine.calls import Budget, now_iso
 from engine.conditions import Condition, resolve_condition
 from engine.config import Config, ConfigError, load_config, merge
 from engine.control import RunControl
 from engine.events import Event
 from engine.limits import Limiter
 from engine.models import AcausalIndicators, ExperimentResult, Status
-from engine.providers.base import ChatRequest, Provider
+from engine.providers.base import Provider
 from engine.rng import keyed_rng
 from engine.runner import Experiment, utc_now, with_seed
 from engine.stats import CONFIDENCE, RESAMPLES, Interval, bootstrap_mean
@@ -169,44 +169,6 @@ def new_sweep_dir(results_dir: Path, now: datetime) -> Path:
 # -- one limiter, one budget -----------------------------------------------------------------
 
 
-class BudgetPool:
-    """One max_cost_usd for all experiments of a sweep: a call may start only if what every
-    experiment has spent, plus every call in flight at its worst case, plus this call's worst
-    case stays within the budget. Once that fails, every experiment stops scheduling."""
-
-    def __init__(self) -> None:
-        self.gateways: list[CallGateway] = []
-
-    def committed(self) -> float:
-        return sum(g.control.stats.cost + g.reserved for g in self.gateways)
-
-    def gateway(self, *args: Any, **kwargs: Any) -> CallGateway:
-        """The `make_gateway` hook of Experiment."""
-        gateway = PooledGateway(*args, pool=self, **kwargs)
-        self.gateways.append(gateway)
-        return gateway
-
-
-class PooledGateway(CallGateway):
-    def __init__(self, *args: Any, pool: BudgetPool, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.pool = pool
-
-    def _reserve(self, request: ChatRequest) -> float:
-        if self.budget_usd is None:
-            return 0.0
-        worst = self.provider.worst_case_cost(request)
-        if self.pool.committed() + worst > self.budget_usd:
-            for gateway in self.pool.gateways:
-                gateway.budget_exceeded = True
-        if self.budget_exceeded:
-            raise BudgetExceeded(
-                f"sweep budget of ${self.budget_usd:.2f} reached (spent ${self.pool.committed():.4f})"
-            )
-        self.reserved += worst
-        return worst
-
-
 # -- control and events ------------------------------------------------------------------------
 
 
@@ -328,7 +290,7 @@ async def run_sweep(
     built = [(run, config, provider) for (run, config), provider in zip(grid, providers, strict=True)]
     directory = new_sweep_dir(results_dir or Path(base.results_dir), utc_now())
     limiter = Limiter(base.provider.rpm, base.provider.max_concurrency)
-    pool = BudgetPool()
+    budget = Budget(base.provider.max_cost_usd)
     assert base.seed is not None
     result = SweepResult(
         sweep_id=directory.name,
@@ -356,7 +318,7 @@ async def run_sweep(
         try:
             experiment = Experiment(
                 config, store, provider, _Forward(observer, run), experiment_control,
-                limiter=limiter, make_gateway=pool.gateway,
+                limiter=limiter, budget=budget,
             )
             outcome = await experiment.run()
         finally:
