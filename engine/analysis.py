@@ -58,12 +58,14 @@ IDENTITY_MARKERS: tuple[str, ...] = (
 # reaction to, being defected against. Only looked for in strategies of round 2 onwards.
 SURPRISE_MARKERS: tuple[str, ...] = (
     r"\bsurpris(?:e|ed|es|ing|ingly)\b",
-    r"\bbetray(?:s|ed|al|als|ing)?\b",
+    # betrayal and exploitation as experienced, not as something to avoid
+    r"\bbetrayed (?:me|us|my|our)\b",
+    r"\b(?:was|were|got|been|felt) (?:betrayed|exploited)\b",
+    r"\b(?:was|felt like) a betrayal\b",
+    r"\bdespite being (?:identical|copies|the same)\b",
     r"\bunexpected(?:ly)?\b",
     r"\bshock(?:ed|ing)?\b",
     r"\bdid(?: not|n't|n’t) expect\b",
-    r"\bdespite being\b",
-    r"\bexploited\b",
     r"\bbackstab",
     r"\bdisappoint(?:ed|ing|ment)\b",
     r"\bcontrary to (?:my |our )?expectations?\b",
@@ -192,13 +194,18 @@ class SimilarityTracker:
 
 
 def llm_strategy_texts(strategies: Iterable[StrategyRecord]) -> list[str]:
-    """The texts that go into a round's similarity: every LLM agent's strategy, by agent id.
+    """The texts that go into a round's similarity: every fresh LLM strategy, by agent id.
 
-    Carried-over and fallback strategies are included: they are the strategies the agents
-    actually played this round.
+    Carried-over and fallback strategies are left out: they were not written this round,
+    and identical fallback texts would fake convergence when calls fail.
     """
-    llm = sorted((s for s in strategies if s.kind == "llm"), key=lambda s: s.agent_id)
+    llm = sorted((s for s in strategies if is_fresh(s)), key=lambda s: s.agent_id)
     return [s.strategy_text for s in llm]
+
+
+def is_fresh(strategy: StrategyRecord) -> bool:
+    """Written by the model this round (not carried over, not the fallback text)."""
+    return strategy.kind == "llm" and not NOT_FRESH_FLAGS.intersection(strategy.flags)
 
 
 # --- round summary ----------------------------------------------------------------------
@@ -283,10 +290,6 @@ def summarize_round(
 # --- acausal indicators -----------------------------------------------------------------
 
 
-def _is_fresh_llm(strategy: StrategyRecord) -> bool:
-    return strategy.kind == "llm" and not NOT_FRESH_FLAGS.intersection(strategy.flags)
-
-
 def _marker_share(strategies: list[StrategyRecord], pattern: re.Pattern[str]) -> float | None:
     hits = sum(
         pattern.search(f"{s.strategy_text}\n{s.full_reasoning}") is not None for s in strategies
@@ -340,7 +343,7 @@ def compute_indicators(
     symmetric) games, fewer than 2 similarity values, fewer than 3 for convergence,
     fewer than 2 rounds (of distinct numbers) for the trend.
     """
-    fresh = [s for s in strategies if _is_fresh_llm(s)]
+    fresh = [s for s in strategies if is_fresh(s)]
     later = [s for s in fresh if s.round >= 2]
     asymmetric = [g for g in games if _is_asymmetric(g)]
     symmetric = [g for g in games if not _is_asymmetric(g)]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from engine import game
+from engine import analysis, game
 from engine.conditions import resolve_condition
 from engine.config import Config, ConfigError, resolve
 from engine.control import RunControl
@@ -316,7 +316,7 @@ def restore(experiment: Experiment, resumable: Resumable) -> None:
         state.all_strategies += saved.strategies
         state.all_games += saved.games
         state.summaries.append(saved.summary)
-        state.similarity.add_round([s.strategy_text for s in saved.strategies if s.kind == "llm"])
+        state.similarity.add_round(analysis.llm_strategy_texts(saved.strategies))
         state.strategies.update((s.agent_id, s) for s in saved.strategies)
         scores = saved.summary.agent_scores
         state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]

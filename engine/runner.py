@@ -284,14 +284,13 @@ class Experiment:
         if self.config.power.dynamics:
             state.powers = game.update_powers(state.powers, scores)
         state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]
-        llm_texts = [s.strategy_text for s in strategies if s.kind == "llm"]
         summary = analysis.summarize_round(
             round,
             games,
             self.n,
             list(state.powers),
             round_player_labels(self.seed, round, self.n),
-            state.similarity.add_round(llm_texts),
+            state.similarity.add_round(analysis.llm_strategy_texts(strategies)),
             round_to_ms(time.monotonic() - started),
         )
         self.record_history(round, games)

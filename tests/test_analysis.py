@@ -191,13 +191,15 @@ def test_fifty_texts_for_twenty_rounds() -> None:
     assert all(s is not None and 0.0 <= s <= 1.0 for s in tracker.similarities)
 
 
-def test_llm_strategy_texts_take_every_llm_strategy_by_agent_id() -> None:
+def test_llm_strategy_texts_take_fresh_llm_strategies_by_agent_id() -> None:
     records = [
+        strategy(3, 1, "three", flags=["marker_missing"]),
         strategy(2, 1, "two", flags=["carried_over"]),
+        strategy(4, 1, "four", flags=["fallback"]),
         strategy(0, 1, "zero"),
         strategy(1, 1, "scripted", kind="scripted"),
     ]
-    assert llm_strategy_texts(records) == ["zero", "two"]
+    assert llm_strategy_texts(records) == ["zero", "three"]
 
 
 # --- round summary ------------------------------------------------------------------------
@@ -332,6 +334,9 @@ def test_surprise_markers_hit(text: str) -> None:
         "exploit cooperators when possible",
         "the expected value of cooperating is higher",
         "I expect cooperation",
+        "an unpredictable player cannot be exploited systematically",
+        "avoid being exploited by defectors",
+        "to avoid betrayal, defect first",
     ],
 )
 def test_surprise_markers_miss(text: str) -> None:
