@@ -1,6 +1,7 @@
 """Command line: parse flags into config overrides, then run headless or open the app."""
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -15,8 +16,8 @@ from engine.config import Config, ConfigError, load_config
 from engine.control import RunControl
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
 from engine.lock import LockError
-from engine.providers.factory import make_provider
-from engine.resume import Resumable, ResumeError, Runner, open_resume, resume_runner
+from engine.providers.factory import api_key_for, make_provider
+from engine.resume import Resumable, ResumeError, Runner, open_resume, read_manifest, resume_runner
 from engine.runner import run_experiment, utc_now, with_seed
 from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
 
@@ -44,9 +45,12 @@ def positive_int(text: str) -> int:
 
 def number(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -176,6 +180,7 @@ async def resume_headless(run: Runner) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     """Refusals (not resumable, locked, unwritable, no API key) exit 2 before any call."""
+    api_key_for(read_manifest(Path(args.directory)).config)  # refuse before anything is touched
     resumable = open_resume(Path(args.directory), args.max_cost)
     directory = resumable.store.directory
     try:

@@ -130,7 +130,13 @@ class CallGateway:
         rng = keyed_rng(self.seed, "backoff", request.key)
         attempt = 0
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            reserved = await self._start(request)
+            try:
+                reserved = await self._start(request)
+            except BudgetExceeded:
+                if last_error is not None:  # attempts were made: they count, and resume sees them
+                    self._log(request, attempt - 1, None, cost, started,
+                              f"{last_error.message}; then stopped by the budget")
+                raise
             stats.in_flight += 1
             stats.calls += 1
             try:

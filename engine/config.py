@@ -1,6 +1,7 @@
 """Experiment settings: msgspec Structs decoded from TOML and CLI flags, validated with
 messages that name the field in the file's own terms."""
 
+import math
 import os
 import re
 import tomllib
@@ -129,6 +130,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"--config: file not found: {path}") from None
     except IsADirectoryError:
         raise ConfigError(f"--config: is a directory: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config: {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"--config: malformed TOML in {path}: {exc}") from None
     except OSError as exc:
@@ -183,6 +186,13 @@ def resolve(config: Config, env: Any = None) -> Config:
         raise ConfigError("provider.rpm: must be at least 1")
     if provider.max_concurrency < 1:
         raise ConfigError("provider.max_concurrency: must be at least 1")
+    numbers = {"max_cost_usd": provider.max_cost_usd, "timeout_s": provider.timeout_s,
+               "latency_ms": provider.latency_ms}
+    numbers |= {f"prices.{m}.{side}": getattr(p, side) for m, p in provider.prices.items()
+                for side in ("input", "output")}
+    for field, value in numbers.items():
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"provider.{field}: must be a finite number, got {value}")
     if provider.max_cost_usd is not None and provider.max_cost_usd <= 0:
         raise ConfigError("provider.max_cost_usd: must be greater than 0")
     if provider.timeout_s <= 0:

@@ -151,6 +151,7 @@ class Experiment:
             history_lines=[[] for _ in range(self.n)],
         )
         self.error_count = 0
+        self.last_call_error: str | None = None
         self._label_cache: dict[tuple[int, int | None], dict[int, str]] = {}
         self.start_time = now_iso()
         prices = getattr(provider, "prices", None)  # real providers: say when a cost is unknown
@@ -276,6 +277,7 @@ class Experiment:
         games = await self.game_phase(round)
         if games is None:
             return
+        self.check_decisions_reached_a_model(round, games)
         scores = [0.0] * self.n
         for g in games:
             scores[g.player1_id] += g.player1_payoff
@@ -322,6 +324,12 @@ class Experiment:
         ordered = [records[a.id] for a in self.agents if a.id in records]
         for record in ordered:
             self.state.strategies[record.agent_id] = record
+        llm = [r for r in ordered if r.kind == "llm"]
+        if llm and not self.gateway.budget_exceeded and not any(map(analysis.is_fresh, llm)):
+            raise FatalCallError(
+                f"every strategy call of round {round} failed (last: {self.last_call_error}); "
+                "check the base URL, the model ids and the key, then resume"
+            )
         return ordered
 
     async def write_strategy(self, round: int, agent: AgentInfo) -> StrategyRecord:
@@ -349,6 +357,7 @@ class Experiment:
         try:
             completion = await self.gateway.call(request)
         except CallFailed as exc:
+            self.last_call_error = str(exc)
             previous = self.state.strategies.get(agent.id)
             flag = "carried_over" if previous else "fallback"
             text = previous.strategy_text if previous else FALLBACK_STRATEGY
@@ -449,6 +458,7 @@ class Experiment:
             try:
                 completion = await self.gateway.call(request)
             except CallFailed as exc:
+                self.last_call_error = str(exc)
                 reason = f"call failed: {exc}"
                 break
             action = parse_decision(completion.text)
@@ -460,6 +470,20 @@ class Experiment:
         self.error("decision_fallback", f"game r{round}_g{k} player {player}: {reason}; drew {action}",
                    round=round, game=f"r{round}_g{k}", agent=me)
         return action, reason
+
+    def check_decisions_reached_a_model(self, round: int, games: list[GameResult]) -> None:
+        """Moves that are all coin flips because no call got through are not data: stop."""
+        llm_moves = failed = 0
+        for g in games:
+            for player, reason in ((g.player1_id, g.player1_fallback), (g.player2_id, g.player2_fallback)):
+                if self.agents[player].kind == "llm":
+                    llm_moves += 1
+                    failed += bool(reason and reason.startswith("call failed"))
+        if llm_moves and failed == llm_moves:
+            raise FatalCallError(
+                f"every decision call of round {round} failed (last: {self.last_call_error}); "
+                "check the sub model id and the endpoint, then resume"
+            )
 
     def fallback_move(self, round: int, k: int, player: int) -> Action:
         rule = self.condition.on_unparseable

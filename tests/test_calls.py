@@ -265,3 +265,18 @@ async def test_in_flight_counter_returns_to_zero_after_failures():
     with pytest.raises(CallFailed):
         await gw.call(req())
     assert gw.control.stats.in_flight == 0
+
+
+async def test_budget_reached_between_retries_still_logs_the_attempts():
+    provider = ScriptedProvider({"k": [err(503, retryable=True)]}, worst=0.6)
+    gw, _, records, _ = gateway(provider, budget_usd=1.0)
+    async def other_call_spends() -> None:
+        gw.control.stats.cost = 0.5  # spent elsewhere while "k" waits to retry
+
+    gw.sleep = lambda seconds: other_call_spends()
+    with pytest.raises(BudgetExceeded):
+        await gw.call(req("k"))
+    assert len(provider.sent) == 1
+    (record,) = records
+    assert record.key == "k" and record.attempts == 1 and record.reply is None
+    assert "stopped by the budget" in record.error and gw.control.stats.calls == 1

@@ -113,3 +113,37 @@ def test_experiment_dirs_get_a_suffix_when_taken(tmp_path):
     now = datetime(2026, 1, 2, 3, 4, 5)
     names = [new_experiment_dir(tmp_path, now).name for _ in range(3)]
     assert names == ["exp_20260102_030405", "exp_20260102_030405_2", "exp_20260102_030405_3"]
+
+
+@pytest.mark.parametrize("flags, text, expected", [
+    (["--max-cost", "nan"], "", "argument --max-cost: expected a finite number, got 'nan'"),
+    (["--max-cost", "inf"], "", "argument --max-cost: expected a finite number"),
+    ([], "[provider]\nlatency_ms = nan\n", "provider.latency_ms: must be a finite number"),
+    ([], "[provider]\nmax_cost_usd = inf\n", "provider.max_cost_usd: must be a finite number"),
+    ([], '[provider.prices."m/x"]\ninput = nan\noutput = 1.0\n', "provider.prices.m/x.input: must be a finite"),
+])
+def test_non_finite_numbers_are_refused(tmp_path, capsys, flags, text, expected):
+    config = write(tmp_path / "c.toml", text)
+    results = tmp_path / "results"
+    assert main(["run", "--headless", "--config", str(config), "--results-dir", str(results), *flags]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1
+    assert not results.exists()
+
+
+def test_config_that_is_not_utf8(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_bytes(b"rounds = 2\n# \xff\n")
+    assert main(["run", "--headless", "--config", str(config), "--results-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "is not UTF-8 text" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("key", ["abc\u00e9", "sk key 123", "   "])
+def test_unusable_api_key_is_refused_without_echoing_it(tmp_path, capsys, monkeypatch, key):
+    monkeypatch.setenv("OPENROUTER_API_KEY", key)
+    code = main(["run", "--headless", "--provider", "openrouter", "--results-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "OPENROUTER_API_KEY" in err
+    assert key.strip() not in err or not key.strip()
+    assert not (tmp_path / "r").exists()

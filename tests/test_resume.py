@@ -347,6 +347,8 @@ def test_resume_needs_the_api_key_and_says_so(make_config, tmp_path, capsys, mon
         name="openrouter", api_key_env="OPENROUTER_API_KEY",
         base_url="https://openrouter.ai/api/v1"))
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    with open(directory / "calls.jsonl", "ab") as file:  # a torn tail is not repaired either
+        file.write(b'{"key": "torn')
     before = snapshot(directory)
     assert main(["resume", str(directory), "--headless"]) == 2
     assert "OPENROUTER_API_KEY" in capsys.readouterr().err

@@ -150,12 +150,32 @@ def test_timeouts_are_retried(tmp_path, server):
 
 
 def test_calls_that_keep_failing_fall_back_and_the_run_goes_on(tmp_path, server):
-    server.rule = lambda seen: stub.error(503, "down") if "Decision" in str(seen.body) else None
+    # every decision against the viewer's "Opponent A" fails: half of the moves
+    server.rule = lambda seen: stub.error(503, "down") if "Opponent A\\n" in str(seen.body) else None
     code, directory = run(tmp_path, server, rounds=1)
     assert code == 0 and directory is not None
     result = result_of(directory)
     assert result.status == "completed"
-    assert result.total_retries == 6 * 3 and result.round_summaries[0].fallback_decisions == 6
+    assert result.total_retries == 3 * 3 and result.round_summaries[0].fallback_decisions == 3
+
+
+def test_a_round_whose_decision_calls_all_fail_stops_the_run(tmp_path, server, capsys):
+    server.rule = lambda seen: stub.error(503, "down") if "Decision" in str(seen.body) else None
+    code, directory = run(tmp_path, server, rounds=2)
+    err = capsys.readouterr().err
+    assert code == 1
+    result = result_of(directory)
+    assert result.status == "failed" and result.total_rounds == 0
+    assert "every decision call of round 1 failed" in result.message and "HTTP 503" in result.message
+    assert "every decision call of round 1 failed" in err
+
+
+def test_a_round_whose_strategy_calls_all_fail_stops_the_run(tmp_path, server):
+    server.rule = lambda seen: stub.error(404, "No endpoints found") if "Decision" not in str(seen.body) else None
+    code, directory = run(tmp_path, server, rounds=2)
+    assert code == 1
+    result = result_of(directory)
+    assert result.status == "failed" and "every strategy call of round 1 failed" in result.message
 
 
 @pytest.mark.parametrize(

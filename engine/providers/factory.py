@@ -23,6 +23,19 @@ def make_provider(
     base_url = settings.base_url or ""
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"provider.base_url: expected an http:// or https:// URL, got {base_url!r}")
+    api_key = api_key_for(config, env)
+    from engine.providers.openai_compat import OpenAICompatProvider
+
+    return OpenAICompatProvider(settings, api_key=api_key, **client_options)
+
+
+def api_key_for(config: Config, env: Mapping[str, str] | None = None) -> str | None:
+    """The API key the config's provider needs, from the environment; ConfigError (naming
+    the variable, never the value) when it is missing or unusable."""
+    env = os.environ if env is None else env
+    settings = config.provider
+    if settings.name == "simulated":
+        return None
     api_key = env.get(settings.api_key_env) if settings.api_key_env else None
     if settings.name == "openrouter" and not api_key:
         raise ConfigError(
@@ -31,6 +44,11 @@ def make_provider(
         )
     if settings.api_key_env and not api_key:
         raise ConfigError(f"provider.api_key_env: environment variable {settings.api_key_env} is not set")
-    from engine.providers.openai_compat import OpenAICompatProvider
-
-    return OpenAICompatProvider(settings, api_key=api_key, **client_options)
+    if api_key is not None:
+        api_key = api_key.strip()  # a trailing newline from `$(cat keyfile)` is common
+        if not api_key or not all(33 <= ord(c) < 127 for c in api_key):
+            raise ConfigError(  # never echo the value: it is a secret
+                f"provider.api_key_env: the key in {settings.api_key_env} contains spaces or "
+                "characters that cannot go in an HTTP header"
+            )
+    return api_key
