@@ -168,11 +168,14 @@ def label_name(index: int) -> str:
 def opponent_labels(seed: int, viewer: int, agent_count: int, round: int | None = None) -> dict[int, str]:
     """How `viewer` sees each opponent: a seeded permutation of its opponents mapped to
     A, B, ... One per experiment (stable labels), or one per round when `round` is given
-    (shuffled labels: no reputation across rounds)."""
+    (shuffled labels). Shuffled labels are qualified by the round (R3-A, R3-B, ...): reusing
+    A, B, ... every round would make "Opponent A" now match past games with *other*
+    opponents called A, a false reputation instead of none."""
     opponents = [a for a in range(agent_count) if a != viewer]
     key = ("labels", viewer) if round is None else ("labels", viewer, round)
     keyed_rng(seed, *key).shuffle(opponents)
-    return {opponent: label_name(index) for index, opponent in enumerate(opponents)}
+    prefix = "" if round is None else f"R{round}-"
+    return {opponent: prefix + label_name(index) for index, opponent in enumerate(opponents)}
 
 
 def round_player_labels(seed: int, round: int, agent_count: int) -> dict[int, str]:

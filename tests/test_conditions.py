@@ -160,7 +160,7 @@ async def test_history_window_cuts_decision_history_and_nothing_else(make_config
 async def test_shuffled_labels_change_only_labels_with_a_fresh_permutation_per_round(make_config, tmp_path):
     stable_prompts, _, _ = await prompts_of(make_config, tmp_path, "stable")
     shuffled_prompts, _, _ = await prompts_of(make_config, tmp_path, "shuffled", switches={"labels": "shuffled"})
-    mask = re.compile(r"Opponent [A-Z]+")
+    mask = re.compile(r"Opponent [\w-]+")
     assert {k: mask.sub("Opponent ?", v) for k, v in stable_prompts.items()} == {
         k: mask.sub("Opponent ?", v) for k, v in shuffled_prompts.items()
     }
@@ -171,21 +171,25 @@ async def test_shuffled_labels_change_only_labels_with_a_fresh_permutation_per_r
         seen: dict[tuple[int, int], dict[int, str]] = {}
         for key, prompt in split(prompts)[1].items():
             round, viewer, opponent = viewer_and_opponent(key)
-            seen.setdefault((round, viewer), {})[opponent] = re.search(r"Current opponent: Opponent (\w+)",
-                                                                        prompt).group(1)
+            seen.setdefault((round, viewer), {})[opponent] = re.search(
+                r"Current opponent: Opponent ([\w-]+)", prompt).group(1)
         return seen
 
     stable, shuffled = labels(stable_prompts), labels(shuffled_prompts)
-    for mapping in (*stable.values(), *shuffled.values()):  # each a permutation of A, B, C
+    for mapping in stable.values():  # each a permutation of A, B, C
         assert sorted(mapping.values()) == ["A", "B", "C"]
+    for (r, _), mapping in shuffled.items():  # ... qualified by the round when shuffled
+        assert sorted(mapping.values()) == [f"R{r}-A", f"R{r}-B", f"R{r}-C"]
     for viewer in range(AGENTS):
         assert all(stable[(r, viewer)] == stable[(1, viewer)] for r in range(1, ROUNDS + 1))
     assert any(shuffled[(r, v)] != shuffled[(1, v)] for r in range(2, ROUNDS + 1) for v in range(AGENTS))
     # history lines name each past opponent by the label it had in that past round
     for key, prompt in split(shuffled_prompts)[1].items():
         _, viewer, _ = viewer_and_opponent(key)
-        for past, label in re.findall(r"Round (\d+) vs Opponent (\w+):", prompt):
+        current = re.search(r"Current opponent: Opponent ([\w-]+)", prompt).group(1)
+        for past, label in re.findall(r"Round (\d+) vs Opponent ([\w-]+):", prompt):
             assert label in shuffled[(int(past), viewer)].values()
+            assert label != current  # no past game seems to be against the current opponent
     for key, prompt in split(stable_prompts)[1].items():
         _, viewer, _ = viewer_and_opponent(key)
         assert set(re.findall(r"vs Opponent (\w+):", prompt)) <= set(stable[(1, viewer)].values())

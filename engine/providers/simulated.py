@@ -50,7 +50,7 @@ AMBIGUOUS_SHARE = 0.03  # decision replies naming both moves (exercises the retr
 NO_MARKER_SHARE = 0.05  # strategy replies without the STRATEGY: line
 
 _STRATEGY_RE = re.compile(r"Your strategy:\n(.*?)\n\nGame history so far:", re.S)
-_LABEL_RE = re.compile(r"Current opponent: Opponent (\w+)")
+_LABEL_RE = re.compile(r"Current opponent: Opponent ([\w-]+)")
 _COOP_RATE_RE = re.compile(r"cooperation rate ([\d.]+)%")
 
 
