@@ -7,6 +7,10 @@ import msgspec
 
 from engine.config import ConfigError, Switches
 
+FALLBACK_STRATEGY = (
+    "Cooperate with an opponent the first time you meet it; after that, copy that opponent's last move."
+)
+
 
 class Condition(msgspec.Struct, frozen=True, kw_only=True):
     name: str
@@ -15,6 +19,8 @@ class Condition(msgspec.Struct, frozen=True, kw_only=True):
     labels: Literal["stable", "shuffled"] = "stable"  # shuffled: fresh permutation each round
     on_unparseable: Literal["random", "cooperate", "defect"] = "random"
     show_power: bool = True  # power figures in the strategy prompt (own power, levels, ratios)
+    # round 1's strategy for an agent whose strategy call failed (later rounds carry over)
+    fallback_strategy: str = FALLBACK_STRATEGY
 
 
 PRESETS: dict[str, Condition] = {

@@ -62,9 +62,6 @@ from engine.rng import keyed_rng
 from engine.store import ExperimentStore
 
 DECISION_TRIES = 3  # the first ask + 2 follow-up turns when the reply is ambiguous
-FALLBACK_STRATEGY = (
-    "Cooperate with an opponent the first time you meet it; after that, copy that opponent's last move."
-)
 
 
 def with_seed(config: Config) -> Config:
@@ -360,7 +357,7 @@ class Experiment:
             self.last_call_error = str(exc)
             previous = self.state.strategies.get(agent.id)
             flag = "carried_over" if previous else "fallback"
-            text = previous.strategy_text if previous else FALLBACK_STRATEGY
+            text = previous.strategy_text if previous else self.condition.fallback_strategy
             self.error("strategy_failed", f"agent {agent.id}: {exc}; using the {flag} strategy",
                        round=round, agent=agent.id)
             return StrategyRecord(

@@ -9,7 +9,13 @@ import pytest
 
 from acausal_tui.cli import main
 from engine.analysis import has_identity_marker
-from engine.conditions import PRESETS, Condition, history_window, resolve_condition
+from engine.conditions import (
+    FALLBACK_STRATEGY,
+    PRESETS,
+    Condition,
+    history_window,
+    resolve_condition,
+)
 from engine.config import ConfigError, Switches
 from engine.game import pairings
 from engine.models import GameResult, Manifest
@@ -95,7 +101,8 @@ async def test_the_manifest_records_the_resolved_condition(make_config, tmp_path
     switches = {"history": "last:2", "labels": "shuffled", "on_unparseable": "defect", "show_power": False}
     _, _, directory = await prompts_of(make_config, tmp_path, "m", condition="baseline", switches=switches)
     manifest = read_json(directory / "manifest.json", Manifest)
-    assert msgspec.to_builtins(manifest.condition) == {"name": "baseline", "identity": False, **switches}
+    assert msgspec.to_builtins(manifest.condition) == {"name": "baseline", "identity": False, **switches,
+                                                       "fallback_strategy": FALLBACK_STRATEGY}
 
 
 # -- each switch reaches the prompt text, and nothing else changes -----------------------
