@@ -123,6 +123,8 @@ class HeadlessPrinter:
             tag = " (SIMULATED)" if m.simulated else ""
             self.print(f"{m.experiment_id}: {len(m.agents)} agents x {m.config.rounds} rounds, "
                        f"condition {m.condition.name}, provider {m.provider}{tag}, seed {m.seed}")
+            for warning in m.warnings:
+                self.print(f"warning: {warning}")
             if event.first_round > 1:
                 self.print(f"resuming at round {event.first_round}")
         elif isinstance(event, RoundSummarised):

@@ -171,6 +171,7 @@ class Manifest(Record):
     agents: list[AgentInfo]
     end_time: str | None = None
     message: str | None = None
+    warnings: list[str] = []  # design caveats the researcher should know (README: Conditions)
     schema_version: int = SCHEMA_VERSION
 
 

@@ -184,6 +184,7 @@ class Experiment:
             prompt_hashes=prompt_hashes(),
             package_versions=package_versions(),
             agents=self.agents,
+            warnings=design_warnings(self.condition, self.agents),
         )
 
     # -- reporting -------------------------------------------------------------------
@@ -502,6 +503,17 @@ class Experiment:
                 if self.agents[me].kind == "llm":
                     label = self.labels_for(me, round)[other]
                     state.history_lines[me].append((round, history_line(round, label, mine, theirs)))
+
+
+def design_warnings(condition: Condition, agents: list[AgentInfo]) -> list[str]:
+    """Caveats recorded in the manifest. Telling agents something false can be a deliberate
+    design, so it is allowed, but never silent."""
+    models = {(a.model, a.sub_model) for a in agents if a.kind == "llm"}
+    if condition.identity and (len(models) > 1 or any(a.kind == "scripted" for a in agents)):
+        return ["the identity statement tells every LLM agent that all opponents are identical "
+                "copies of the same model, which is false for this population (scripted agents "
+                "or several models)"]
+    return []
 
 
 def round_to_ms(seconds: float) -> float:

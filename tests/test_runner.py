@@ -241,3 +241,17 @@ async def test_pause_stops_new_calls_until_resume(make_config):
         result = await run(config, observer=PauseAtRound2(), control=control)
     assert paused_at[0] == paused_at[1]
     assert result.status == "completed" and result.total_api_calls > paused_at[1]
+
+
+@pytest.mark.parametrize("condition, population, warned", [
+    ("identity", [{"kind": "llm", "count": 3}], False),
+    ("identity", [{"kind": "llm", "count": 2}, {"kind": "scripted", "strategy": "grudger", "count": 1}], True),
+    ("identity", [{"kind": "llm", "count": 2}, {"kind": "llm", "count": 1, "model": "m/other"}], True),
+    ("baseline", [{"kind": "llm", "count": 2}, {"kind": "scripted", "strategy": "grudger", "count": 1}], False),
+])
+async def test_a_false_identity_statement_is_recorded_as_a_warning(make_config, condition, population, warned):
+    config = make_config(rounds=1, condition=condition, population=population)
+    await run(config)
+    manifest = read_json(experiment_dir(config) / "manifest.json", Manifest)
+    assert bool(manifest.warnings) == warned
+    assert all("identity statement" in w for w in manifest.warnings)
