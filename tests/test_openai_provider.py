@@ -235,6 +235,12 @@ async def test_403_is_fatal():
     assert exc.fatal and not exc.retryable and exc.status == 403
 
 
+async def test_403_moderation_flag_fails_only_that_call():
+    metadata = {"reasons": ["violence"], "flagged_input": "…", "provider_name": "p", "model_slug": "m"}
+    exc = await failure(answer(403, {"error": {"code": 403, "message": "Input flagged", "metadata": metadata}}))
+    assert not exc.fatal and not exc.retryable and exc.kind == "moderation"
+
+
 async def test_credit_402_is_fatal_and_says_where_to_add_credits():
     body = {"error": {"code": 402, "message": "Insufficient credits", "metadata": {"limit_source": "openrouter_credits"}}}
     exc = await failure(answer(402, body))

@@ -184,6 +184,9 @@ class OpenAICompatProvider:
                 )
             hint = f"add credits at {CREDITS_URL}" if self.openrouter else "check the account's credit"
             return ProviderError(f"{text} - {hint}", status=status, fatal=True, kind="credits")
+        if status == 403 and ("reasons" in metadata or "flagged_input" in metadata):
+            # OpenRouter's moderation flagged this one prompt: the move falls back, the run goes on
+            return ProviderError(f"{text} (input flagged by moderation)", status=status, kind="moderation")
         if status == 403:
             hint = "the key may not be allowed to use this model, or a key or budget limit is spent"
             return ProviderError(f"{text} - {hint}", status=status, fatal=True, kind="forbidden")
