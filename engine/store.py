@@ -97,19 +97,24 @@ def check_writable(directory: Path, name: str) -> None:
         raise ConfigError(f"{name}: the disk is full ({free // 1024} KiB free)")
 
 
-def new_experiment_dir(results_dir: Path, now: datetime) -> Path:
-    """results/exp_YYYYMMDD_HHMMSS, with _2, _3 ... if taken (created exclusively)."""
+def new_dated_dir(results_dir: Path, prefix: str, now: datetime) -> Path:
+    """results/{prefix}_YYYYMMDD_HHMMSS, with _2, _3 ... if taken (created exclusively)."""
     results_dir.mkdir(parents=True, exist_ok=True)
-    base = f"exp_{now:%Y%m%d_%H%M%S}"
+    base = f"{prefix}_{now:%Y%m%d_%H%M%S}"
     for n in range(1, 10_000):
         path = results_dir / (base if n == 1 else f"{base}_{n}")
         try:
             path.mkdir()
         except FileExistsError:
             continue
-        (path / "rounds").mkdir()
         return path
-    raise ConfigError(f"results_dir: no free experiment directory name for {base}")
+    raise ConfigError(f"results_dir: no free directory name for {base}")
+
+
+def new_experiment_dir(results_dir: Path, now: datetime) -> Path:
+    path = new_dated_dir(results_dir, "exp", now)
+    (path / "rounds").mkdir()
+    return path
 
 
 class ExperimentStore:

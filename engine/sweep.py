@@ -24,7 +24,7 @@ from engine.providers.base import Provider
 from engine.rng import keyed_rng
 from engine.runner import Experiment, utc_now, with_seed
 from engine.stats import CONFIDENCE, RESAMPLES, Interval, bootstrap_mean
-from engine.store import ExperimentStore, decoder, write_json
+from engine.store import ExperimentStore, decoder, new_dated_dir, write_json
 
 SWEEP_FILE = "sweep.json"
 SWEEP_SCHEMA_VERSION = 1
@@ -153,17 +153,7 @@ def plan_sweep(
 
 
 def new_sweep_dir(results_dir: Path, now: datetime) -> Path:
-    """results/sweep_YYYYMMDD_HHMMSS, with _2, _3 ... if taken (created exclusively)."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    base = f"sweep_{now:%Y%m%d_%H%M%S}"
-    for n in range(1, 10_000):
-        path = results_dir / (base if n == 1 else f"{base}_{n}")
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
-    raise ConfigError(f"results_dir: no free sweep directory name for {base}")
+    return new_dated_dir(results_dir, "sweep", now)
 
 
 # -- one limiter, one budget -----------------------------------------------------------------
