@@ -1,0 +1,117 @@
+"""The Textual app: the live run screen (when started with a run) or the experiment browser."""
+
+import gc
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+
+from acausal_tui.screens.browser import BrowserScreen
+from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen
+from acausal_tui.screens.run import RunFn, RunScreen
+from engine.config import Config
+from engine.control import RunControl
+from engine.events import Observer
+from engine.models import ExperimentResult
+from engine.providers.base import Provider
+from engine.providers.factory import make_provider
+from engine.runner import run_experiment, utc_now
+from engine.store import ExperimentStore, new_experiment_dir
+
+
+def experiment_runner(
+    config: Config, provider: Provider | None = None, now: Callable[[], datetime] = utc_now
+) -> RunFn:
+    """The coroutine the run screen starts as its worker: a new experiment directory, the run,
+    and the provider closed at the end. `now` names the directory (a fixed clock in tests)."""
+
+    async def run(observer: Observer, control: RunControl) -> ExperimentResult:
+        backend = provider or make_provider(config)
+        store = ExperimentStore(new_experiment_dir(Path(config.results_dir), now()))
+        try:
+            return await run_experiment(config, provider=backend, observer=observer, control=control,
+                                        store=store)
+        finally:
+            await backend.aclose()
+
+    return run
+
+
+class AcausalApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "acausal-tui"
+    BINDINGS = [
+        Binding("q", "request_quit", "Quit", id="quit"),
+        Binding("question_mark", "help", "Help", key_display="?", id="help"),
+    ]
+
+    def __init__(self, *, run: RunFn | None = None, results_dir: Path = Path("results")) -> None:
+        """With `run`: open on the run screen and start it at once; without: the browser."""
+        super().__init__()
+        self.run_fn = run
+        self.results_dir = results_dir
+        self._run_screen: RunScreen | None = None
+
+    def on_mount(self) -> None:
+        # The engine allocates fast, which triggers full collections; without this each
+        # one walks Textual's whole long-lived object graph and stalls the loop ~100 ms.
+        gc.freeze()
+
+    @property
+    def status(self) -> str | None:
+        """The run's final status (None: no run, or not over)."""
+        return self._run_screen.final_status if self._run_screen else None
+
+    @property
+    def directory(self) -> Path | None:
+        """The run's experiment directory, once created."""
+        return self._run_screen.view.directory if self._run_screen else None
+
+    @property
+    def run_in_progress(self) -> bool:
+        return self._run_screen is not None and self._run_screen.running
+
+    def start_run(self, run: RunFn) -> None:
+        """Open a run screen on `run` and start it (a resumed experiment, from the browser)."""
+        self._run_screen = RunScreen(run, self.results_dir)
+        self.push_screen(self._run_screen)
+
+    def warn(self, message: str) -> None:
+        self.notify(message, severity="warning", timeout=10, markup=False)
+
+    def get_default_screen(self) -> Screen:
+        if self.run_fn is not None:
+            self._run_screen = RunScreen(self.run_fn, self.results_dir)
+            return self._run_screen
+        return BrowserScreen(self.results_dir)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("request_quit", "help"):
+            return not isinstance(self.screen, ModalScreen)
+        return True
+
+    async def action_quit(self) -> None:
+        """ctrl+q goes through the same confirmation as q."""
+        self.action_request_quit()
+
+    def action_request_quit(self) -> None:
+        run = self._run_screen
+        if run is None or not run.running:
+            self.exit()
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                run.stop_and_exit()
+
+        self.push_screen(
+            ConfirmScreen("A run is in progress. Quit? The run is aborted and the rounds done so far "
+                          "are saved with status 'aborted'.", yes="Quit", no="Keep running"),
+            confirmed,
+        )
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())

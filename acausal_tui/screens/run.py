@@ -1,0 +1,454 @@
+"""The live run screen. The engine runs as one async worker on the app's event loop; its
+observer only appends events to a list, and the screen renders them at most 10 times a
+second, so the UI stays responsive however fast the engine goes."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar, RichLog, Static
+from textual.worker import Worker, WorkerState
+
+from acausal_tui.screens.dialogs import ConfirmScreen
+from acausal_tui.widgets.chart import CoopChart
+from acausal_tui.widgets.indicators import indicator_text
+from acausal_tui.widgets.strategy import StrategyPane
+from acausal_tui.widgets.tail import Tail
+from acausal_tui.widgets.text import duration, literal, money, percent
+from engine.control import RunControl
+from engine.events import (
+    CallRetried,
+    ErrorLogged,
+    Event,
+    GameFinished,
+    Observer,
+    PhaseStarted,
+    RoundStarted,
+    RoundSummarised,
+    RunFinished,
+    RunStarted,
+    StrategyCollected,
+)
+from engine.models import ExperimentResult, Manifest, RoundSummary, StrategyRecord
+from engine.store import load_experiment
+
+RunFn = Callable[[Observer, RunControl], Awaitable[ExperimentResult]]
+FLUSH_INTERVAL_S = 0.1
+# Screen refreshes to wait before the engine starts: the first paint, then the Footer's
+# recompose that the first paint triggers (starting earlier, both compete with the run).
+SETTLE_REFRESHES = 2
+FEED_LINES = 100  # more than a terminal shows
+ERROR_LINES = 200
+MOVE_STYLE = {"COOPERATE": "green", "DEFECT": "red"}
+
+
+class EventBuffer:
+    """The observer handed to the engine: called synchronously on the event loop, it only
+    appends; the screen drains it on a timer."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def drain(self) -> list[Event]:
+        events, self.events = self.events, []
+        return events
+
+
+@dataclass
+class RunView:
+    """What the run screen shows, folded from the engine's events."""
+
+    manifest: Manifest | None = None
+    directory: Path | None = None
+    round: int = 0
+    total_rounds: int = 0
+    completed: int = 0
+    phase: str = "starting"
+    phase_total: int = 0
+    phase_done: int = 0
+    durations: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)  # cooperation of rounds 1, 2, …
+    round_moves: int = 0
+    round_cooperate: int = 0
+    overall_at_round_end: float | None = None
+    summary: RoundSummary | None = None
+    result: ExperimentResult | None = None
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.manifest, self.directory = event.manifest, event.directory
+            self.total_rounds = event.manifest.config.rounds
+            self.completed = event.first_round - 1
+        elif isinstance(event, RoundStarted):
+            self.round, self.total_rounds = event.round, event.total_rounds
+            self.round_moves = self.round_cooperate = 0
+        elif isinstance(event, PhaseStarted):
+            self.phase, self.phase_total, self.phase_done = event.phase, event.total, 0
+        elif isinstance(event, StrategyCollected | GameFinished):
+            self.phase_done += 1
+            if isinstance(event, GameFinished):
+                moves = (event.game.player1_action, event.game.player2_action)
+                self.round_moves += 2
+                self.round_cooperate += moves.count("COOPERATE")
+        elif isinstance(event, RoundSummarised):
+            self.summary = event.summary
+            self.completed = event.summary.round
+            self.durations.append(event.summary.duration_s)
+            self.rates.append(event.summary.cooperation_rate)
+            self.overall_at_round_end = event.overall_cooperation_rate
+            self.round_moves = self.round_cooperate = 0
+        elif isinstance(event, RunFinished):
+            # An unfinished round's games are not part of the result: show the saved figures.
+            self.result, self.directory = event.result, event.directory
+            self.overall_at_round_end = event.result.acausal_indicators.overall_cooperation_rate
+            self.round_moves = self.round_cooperate = 0
+
+    def resumed(self, summaries: list[RoundSummary]) -> None:
+        """A resumed run: the rounds done before it, from their summary files."""
+        done = sorted((s for s in summaries if s.round <= self.completed), key=lambda s: s.round)
+        self.rates = [s.cooperation_rate for s in done]
+        self.durations = [s.duration_s for s in done]
+        if done:
+            self.summary = done[-1]
+            # Every round has as many moves, so the overall rate is the mean of the rounds'.
+            self.overall_at_round_end = sum(s.cooperation_rate for s in done) / len(done)
+
+    @property
+    def agents(self) -> int:
+        return len(self.manifest.agents) if self.manifest else 0
+
+    def eta(self) -> float | None:
+        """Mean of the last 3 round durations x rounds left."""
+        recent = self.durations[-3:]
+        return sum(recent) / len(recent) * (self.total_rounds - self.completed) if recent else None
+
+    def round_cooperation(self) -> float | None:
+        """This round's so far; once it is summarised, its final figure."""
+        if self.round_moves:
+            return self.round_cooperate / self.round_moves
+        if self.summary is not None and self.summary.round == self.round:
+            return self.summary.cooperation_rate
+        return None
+
+    def overall_cooperation(self) -> float | None:
+        """The engine's figure at the last round end, extended by this round's moves so far."""
+        before = self.completed * self.agents * (self.agents - 1)  # 2 moves x n(n-1)/2 games
+        base = self.overall_at_round_end or 0.0
+        moves = before + self.round_moves if self.overall_at_round_end is not None else self.round_moves
+        if not moves:
+            return None
+        cooperate = base * before if self.overall_at_round_end is not None else 0.0
+        return (cooperate + self.round_cooperate) / moves
+
+    def progress(self) -> float:
+        within = self.phase_done / self.phase_total if self.phase == "games" and self.phase_total else 0.0
+        return min(self.total_rounds, self.completed + within)
+
+
+def feed_line(event: GameFinished | RoundSummarised) -> Text:
+    """One game with the round's Player_r_k labels (never real ids): C cooperate, D defect."""
+    if isinstance(event, RoundSummarised):
+        return Text(f"── round {event.summary.round} done: cooperation "
+                    f"{percent(event.summary.cooperation_rate)}", style="dim")
+    g = event.game
+    text = Text(f"{g.game_id:<8} {event.label1:>12} ")
+    text.append(g.player1_action[0], style=MOVE_STYLE[g.player1_action])
+    text.append(" · ")
+    text.append(g.player2_action[0], style=MOVE_STYLE[g.player2_action])
+    text.append(f" {event.label2:<12} {g.player1_payoff:5.2f} / {g.player2_payoff:<5.2f}")
+    if g.player1_fallback or g.player2_fallback:
+        text.append(" fallback", style="yellow")
+    return text
+
+
+def error_line(event: CallRetried | ErrorLogged) -> Text:
+    if isinstance(event, CallRetried):
+        text = Text("retry  ", style="yellow")
+        text.append(f"{event.key} attempt {event.attempt} failed: ")
+        text.append_text(literal(event.reason))
+        text.append(f"; next try in {event.delay_s:.1f}s")
+        return text
+    record = event.record
+    text = Text(f"{record.type:<6} ", style="bold red")
+    text.append_text(literal(record.message))
+    return text
+
+
+def header_text(manifest: Manifest | None) -> Text:
+    if manifest is None:
+        return Text("starting the experiment…")
+    text = Text(manifest.experiment_id, style="bold")
+    if manifest.simulated:
+        text.append("  ")
+        text.append(" SIMULATED ", style="bold black on yellow")
+    text.append(
+        f"  provider {manifest.provider} · models {manifest.main_model} (main), {manifest.sub_model}"
+        f" (sub) · condition {manifest.condition.name} · {len(manifest.agents)} agents"
+        f" × {manifest.config.rounds} rounds · seed {manifest.seed}"
+    )
+    return text
+
+
+class RunScreen(Screen):
+    BINDINGS = [
+        Binding("p", "pause", "Pause", id="pause"),
+        Binding("p", "resume", "Resume", id="resume"),
+        Binding("a", "abort", "Abort", id="abort"),
+        Binding("b", "browse", "Browse", id="browse"),
+        Binding("left_square_bracket", "agent(-1)", "Prev agent", key_display="[", id="prev_agent"),
+        Binding("right_square_bracket", "agent(1)", "Next agent", key_display="]", id="next_agent"),
+    ]
+
+    def __init__(self, run: RunFn, results_dir: Path) -> None:
+        super().__init__()
+        self.run_fn = run
+        self.results_dir = results_dir
+        self.control = RunControl()
+        self.buffer = EventBuffer()
+        self.view = RunView()
+        self.worker: Worker[ExperimentResult] | None = None
+        self.failure: str | None = None
+        self.exit_when_done = False
+        self._shown: dict[str, str] = {}  # widget id -> last text, to skip identical updates
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="run-header")
+        with Horizontal(id="progress-row"):
+            yield Static(id="round-label")
+            # A total from the start: an indeterminate bar animates at 15 fps.
+            yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="round-progress")
+            yield Static(id="phase-label")
+        yield Static(id="run-status")
+        with Horizontal(id="top-row"):
+            yield Static(id="stats", classes="panel")
+            yield CoopChart(id="chart")
+        with Horizontal(id="middle-row"):
+            yield Tail(FEED_LINES, id="feed", classes="panel")
+            yield Static(id="final", classes="panel")
+            yield StrategyPane(id="strategies", classes="panel")
+        yield RichLog(max_lines=ERROR_LINES, wrap=True, id="errors", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#stats").border_title = "Stats"
+        self.query_one("#chart").border_title = "Cooperation per round"
+        self.query_one("#feed").border_title = "Games (anonymised; C cooperate, D defect)"
+        self.query_one("#final").border_title = "Result"
+        self.query_one("#strategies").border_title = "Strategies this round"
+        self.query_one("#errors").border_title = "Retries and errors"
+        self.query_one("#final").display = False
+        self.flush()
+        self.set_interval(FLUSH_INTERVAL_S, self.flush)
+        self.worker = self.run_worker(self.engine(), name="experiment", group="engine", exit_on_error=False)
+
+    async def engine(self) -> ExperimentResult:
+        for _ in range(SETTLE_REFRESHES):
+            painted = asyncio.Event()
+            self.call_after_refresh(painted.set)
+            await painted.wait()
+        return await self.run_fn(self.buffer, self.control)
+
+    @property
+    def final_status(self) -> str | None:
+        """The run's status once it is over: the result's, or `failed` when the worker raised."""
+        if self.view.result is not None:
+            return self.view.result.status
+        return "failed" if self.failure is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and not self.worker.is_finished
+
+    # -- rendering ------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Fold the buffered events into the view and redraw what changed."""
+        events = self.buffer.drain()
+        feed: list[GameFinished | RoundSummarised] = []  # made into lines below, the last ones only
+        errors: list[Text] = []
+        strategies: list[StrategyRecord] = []
+        pane = self.query_one(StrategyPane)
+        for event in events:
+            self.view.apply(event)
+            if isinstance(event, RunStarted):
+                if event.first_round > 1:
+                    self.view.resumed(list(load_experiment(event.directory).summaries.values()))
+                pane.set_agents([f"Agent {a.id}" + (" (s)" if a.kind == "scripted" else "")
+                                 for a in event.manifest.agents])
+            elif isinstance(event, StrategyCollected):
+                strategies.append(event.record)
+            elif isinstance(event, GameFinished | RoundSummarised):
+                feed.append(event)
+            elif isinstance(event, CallRetried | ErrorLogged):
+                errors.append(error_line(event))
+            elif isinstance(event, RunFinished):
+                self.finished(event.result)
+        pane.add(strategies)
+        pane.show(force=self.view.result is not None)
+        if feed:
+            self.query_one(Tail).write(feed_line(event) for event in feed[-FEED_LINES:])
+        if errors:
+            self.query_one("#errors", RichLog).write(Text("\n").join(errors[-ERROR_LINES:]), expand=True)
+        self.redraw()
+
+    def set_text(self, widget_id: str, text: Text, layout: bool = False) -> None:
+        """Update a Static when its text changed; fixed-size ones skip the layout pass."""
+        if self._shown.get(widget_id) != text.markup:
+            self._shown[widget_id] = text.markup
+            self.query_one(f"#{widget_id}", Static).update(text, layout=layout)
+
+    def redraw(self) -> None:
+        view = self.view
+        self.set_text("run-header", header_text(view.manifest), layout=True)
+        self.set_text("round-label", Text(f"Round {view.round}/{view.total_rounds or '?'}"))
+        bar = self.query_one(ProgressBar)
+        if view.total_rounds and (bar.total != view.total_rounds or bar.progress != view.progress()):
+            bar.update(total=view.total_rounds, progress=view.progress())
+        phase = f"{view.phase} {view.phase_done}/{view.phase_total}" if view.phase_total else view.phase
+        done = f"{100 * view.progress() / view.total_rounds:.0f}%" if view.total_rounds else ""
+        self.set_text("phase-label", Text(f"{done:>4} · {phase} · ETA {duration(view.eta())}"))
+        self.set_text("run-status", self.status_text())
+        self.set_text("stats", self.stats_text())
+        self.query_one(CoopChart).set_rates(view.rates)
+
+    def status_text(self) -> Text:
+        stats = self.control.stats
+        result = self.view.result
+        if result is not None:
+            style = "bold green" if result.status == "completed" else "bold red"
+            text = Text(f"Finished: {result.status}", style=style)
+            if result.message:
+                text.append(" — ")
+                text.append_text(literal(result.message))
+            return text
+        if self.failure is not None:
+            return Text(f"Failed: {self.failure}", style="bold red")
+        if self.control.aborted:
+            return Text(f"Aborting… {stats.in_flight} calls in flight", style="bold red")
+        if self.control.paused:
+            return Text(f"⏸ Paused — no new calls are sent; {stats.in_flight} calls still in flight",
+                        style="bold black on yellow")
+        return Text("▶ Running", style="bold green")
+
+    def stats_text(self) -> Text:
+        view, stats = self.view, self.control.stats
+        summary = view.summary
+        text = Text()
+        text.append("Cooperation  ", style="bold")
+        text.append(f"this round {percent(view.round_cooperation())} · overall {percent(view.overall_cooperation())}\n")
+        text.append("Avg score    ", style="bold")
+        text.append(f"{summary.average_score:.2f} (round {summary.round})\n" if summary else "—\n")
+        text.append("Power        ", style="bold")
+        if summary:
+            p = summary.power_distribution
+            text.append(f"min {p.min:.1f} · mean {p.mean:.1f} · max {p.max:.1f}\n")
+        elif view.manifest:
+            powers = [a.initial_power for a in view.manifest.agents]
+            text.append(f"min {min(powers):.1f} · mean {sum(powers) / len(powers):.1f} · max {max(powers):.1f}\n")
+        else:
+            text.append("—\n")
+        text.append("Calls        ", style="bold")
+        text.append(f"{stats.calls} · retries {stats.retries} · in flight {stats.in_flight}\n")
+        text.append("Cost         ", style="bold")
+        budget = "no budget" if stats.budget_usd is None else f"budget ${stats.budget_usd:.2f}"
+        text.append(f"{money(stats.cost)} of {budget}")
+        return text
+
+    def finished(self, result: ExperimentResult) -> None:
+        self.query_one("#feed").display = False
+        final = self.query_one("#final", Static)
+        final.display = True
+        final.update(result_text(result, self.view.directory))
+        self.query_one("#strategies").border_title = "Strategies (last round)"
+
+    # -- the worker -----------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self.worker or not event.worker.is_finished:
+            return
+        self.flush()
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.failure = f"{type(error).__name__}: {error}"
+            self.query_one("#errors", RichLog).write(literal(f"error  {self.failure}", style="bold red"))
+            self.redraw()
+        self.refresh_bindings()
+        if self.exit_when_done:
+            self.app.exit()
+
+    def stop_and_exit(self) -> None:
+        """Abort the run (partial results are saved) and leave once the worker is done."""
+        self.exit_when_done = True
+        self.control.abort("aborted by the user (quit)")
+        if not self.running:
+            self.app.exit()
+
+    # -- actions --------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pause":
+            return self.running and not self.control.paused and not self.control.aborted
+        if action == "resume":
+            return self.running and self.control.paused
+        if action == "abort":
+            return self.running and not self.control.aborted
+        return True
+
+    def action_pause(self) -> None:
+        self.control.pause()
+        self.refresh_bindings()
+        self.redraw()
+
+    def action_resume(self) -> None:
+        self.control.resume()
+        self.refresh_bindings()
+        self.redraw()
+
+    def action_abort(self) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes and self.running:
+                self.control.abort()
+                self.refresh_bindings()
+                self.redraw()
+
+        self.app.push_screen(
+            ConfirmScreen("Abort the run? In-flight calls are cancelled and the rounds done so far "
+                          "are saved with status 'aborted'.", yes="Abort", no="Keep running"),
+            confirmed,
+        )
+
+    def action_browse(self) -> None:
+        from acausal_tui.screens.browser import BrowserScreen
+
+        self.app.push_screen(BrowserScreen(self.results_dir))
+
+    def action_agent(self, step: int) -> None:
+        self.query_one(StrategyPane).select(step)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def result_text(result: ExperimentResult, directory: Path | None) -> Text:
+    """The end-of-run summary: totals, the results path and the acausal indicators."""
+    text = Text()
+    text.append(f"{result.status}", style="bold")
+    text.append(f" · {plural(result.total_rounds, 'round')} · {plural(result.total_games, 'game')} · "
+                f"{result.total_api_calls} calls ({result.total_retries} retries) · "
+                f"cost {money(result.total_cost, result.cost_is_estimate)} · {result.error_count} errors\n")
+    text.append("Results: ", style="bold")
+    text.append(f"{directory}\n\n" if directory else "—\n\n")
+    text.append("Acausal indicators\n", style="bold")
+    text.append_text(indicator_text(result.acausal_indicators, formulas=False))
+    text.append("\nPress b to browse this and earlier experiments, q to quit.", style="dim")
+    return text

@@ -1,0 +1,84 @@
+"""Strategy text, shown literally, and the live pane that shows one agent at a time."""
+
+import time
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from acausal_tui.widgets.text import literal
+from engine.models import StrategyRecord
+
+
+def strategy_text(record: StrategyRecord, reasoning: bool = True) -> Text:
+    """One strategy record: a heading, the rule, and (optionally) the full reply."""
+    heading = f"Agent {record.agent_id} · round {record.round} · {record.kind}"
+    if record.model:
+        heading += f" · {record.model}"
+    text = Text()
+    text.append(heading, style="bold")
+    if record.flags:
+        text.append("  [" + ", ".join(record.flags) + "]", style="yellow")
+    text.append("\nSTRATEGY: ", style="bold cyan")
+    text.append_text(literal(record.strategy_text))
+    if reasoning and record.full_reasoning and record.full_reasoning != record.strategy_text:
+        text.append("\n\nFull reasoning:\n", style="bold")
+        text.append_text(literal(record.full_reasoning))
+    return text
+
+
+class StrategyPane(Horizontal):
+    """The current round's strategies: the agent list on the left, one agent's text on the
+    right. New strategies redraw the text at most once a second (the text changes height,
+    which costs a layout pass); picking an agent redraws at once."""
+
+    MIN_INTERVAL_S = 1.0
+
+    def compose(self) -> ComposeResult:
+        yield OptionList(id="agent-list")
+        with VerticalScroll(id="strategy-scroll"):
+            yield Static("waiting for the first strategy", id="strategy-text")
+
+    def on_mount(self) -> None:
+        self.records: dict[int, StrategyRecord] = {}
+        self.shown: StrategyRecord | None = None
+        self.shown_at = float("-inf")
+
+    def set_agents(self, labels: list[str]) -> None:
+        agents = self.query_one(OptionList)
+        agents.clear_options()
+        agents.add_options([Option(label, id=str(i)) for i, label in enumerate(labels)])
+        agents.highlighted = 0
+
+    @property
+    def selected(self) -> int:
+        return self.query_one(OptionList).highlighted or 0
+
+    def select(self, step: int) -> None:
+        agents = self.query_one(OptionList)
+        if agents.option_count:
+            agents.highlighted = (self.selected + step) % agents.option_count
+
+    @property
+    def up_to_date(self) -> bool:
+        """The text shows the selected agent's latest strategy (none held back)."""
+        return self.records.get(self.selected) is self.shown
+
+    def add(self, records: list[StrategyRecord]) -> None:
+        for record in records:
+            self.records[record.agent_id] = record
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.show()
+
+    def show(self, force: bool = True) -> None:
+        record = self.records.get(self.selected)
+        if record is None or record is self.shown:
+            return
+        if not force and time.monotonic() - self.shown_at < self.MIN_INTERVAL_S:
+            return
+        self.shown, self.shown_at = record, time.monotonic()
+        self.query_one("#strategy-text", Static).update(strategy_text(record))
+        self.query_one("#strategy-scroll").scroll_home(animate=False)

@@ -1,0 +1,129 @@
+"""Benchmark: a 10 x 10 zero-latency simulated run inside the app (headless Textual,
+`App.run_test`) against the headless CLI runner, in the same process.
+
+    .venv/bin/python bench/bench_tui.py [--trials 5]
+
+Prints, per mode, the wall time of the run (from the engine starting to its result;
+median and best of the trials) and of the whole thing (app start-up and shutdown
+included), the app / headless ratios (target for the run <= 1.3), and the longest
+event-loop stall during the run, measured by a ticker task that sleeps 1 ms and records
+how late it wakes up (target < 100 ms). Both modes run alternately in this process, so
+machine load hits both alike; the best-of figure is the least disturbed by it."""
+
+import argparse
+import asyncio
+import contextlib
+import io
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from acausal_tui.app import AcausalApp, experiment_runner  # noqa: E402
+from acausal_tui.cli import run_headless  # noqa: E402
+from engine.config import Config, load_config  # noqa: E402
+from engine.runner import with_seed  # noqa: E402
+
+TICK_S = 0.001
+
+
+class StallMeter:
+    """A task on the event loop that notes how late each 1 ms sleep wakes up."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self.ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(TICK_S)
+            self.longest = max(self.longest, time.perf_counter() - before - TICK_S)
+            self.ticks += 1
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+
+    def stop(self) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+def make_config(results_dir: Path) -> Config:
+    overrides = {"agents": 10, "rounds": 10, "seed": 1, "results_dir": str(results_dir),
+                 "provider": {"name": "simulated", "latency_ms": 0}}
+    return with_seed(load_config(None, overrides, env={}))
+
+
+async def timed(run: Callable[[], Awaitable[object]], meter: StallMeter, times: list[float]) -> None:
+    meter.start()
+    started = time.perf_counter()
+    try:
+        await run()
+    finally:
+        times.append(time.perf_counter() - started)
+        meter.stop()
+
+
+async def headless_trial(config: Config) -> tuple[float, float, float]:
+    meter, times = StallMeter(), []
+    started = time.perf_counter()
+    with contextlib.redirect_stderr(io.StringIO()):  # the progress lines
+        await timed(lambda: run_headless(config), meter, times)
+    return times[0], time.perf_counter() - started, meter.longest
+
+
+async def app_trial(config: Config) -> tuple[float, float, float]:
+    meter, times = StallMeter(), []
+    engine = experiment_runner(config)
+
+    async def run(observer, control):
+        result = None
+
+        async def go() -> None:
+            nonlocal result
+            result = await engine(observer, control)
+
+        await timed(go, meter, times)
+        return result
+
+    started = time.perf_counter()
+    app = AcausalApp(run=run, results_dir=Path(config.results_dir))
+    async with app.run_test(headless=True, size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.status == "completed", app.status
+    return times[0], time.perf_counter() - started, meter.longest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=5)
+    args = parser.parse_args()
+    rows: dict[str, list[tuple[float, float, float]]] = {"headless CLI": [], "app": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = make_config(Path(tmp))
+        asyncio.run(app_trial(config))  # warm-up: imports, CSS parsing
+        for _ in range(args.trials):  # alternate, so drift hits both alike
+            rows["headless CLI"].append(asyncio.run(headless_trial(config)))
+            rows["app"].append(asyncio.run(app_trial(config)))
+    print(f"10 agents x 10 rounds, simulated provider, zero latency; {args.trials} trials each")
+    print(f"{'':14}{'run median':>12}{'run best':>10}{'total median':>14}{'stall median':>14}{'stall worst':>13}")
+    figures = {}
+    for mode, trials in rows.items():
+        runs, totals, stalls = zip(*trials, strict=True)
+        figures[mode] = (statistics.median(runs), min(runs), statistics.median(totals))
+        print(f"{mode:<14}{statistics.median(runs):>11.3f}s{min(runs):>9.3f}s{statistics.median(totals):>13.3f}s"
+              f"{1000 * statistics.median(stalls):>11.1f} ms{1000 * max(stalls):>10.1f} ms")
+    (h_median, h_best, h_total), (a_median, a_best, a_total) = figures["headless CLI"], figures["app"]
+    print(f"ratio app / headless: run {a_median / h_median:.2f} (median), {a_best / h_best:.2f} (best); "
+          f"target <= 1.3; total {a_total / h_total:.2f}")
+
+
+if __name__ == "__main__":
+    main()

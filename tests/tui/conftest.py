@@ -1,0 +1,104 @@
+"""Helpers for driving the real app with Pilot."""
+
+import asyncio
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from textual.pilot import Pilot
+
+from acausal_tui.app import AcausalApp, experiment_runner
+from engine.models import Distribution, PowerDistribution, RoundSummary
+from engine.providers.base import ChatRequest, Completion, ProviderError
+from engine.providers.simulated import SimulatedProvider
+
+FIXTURE_RESULTS = Path(__file__).resolve().parent.parent / "fixtures" / "results"
+SIZE = (120, 40)
+
+
+async def wait_until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.01)
+
+
+def screen_text(app: AcausalApp) -> str:
+    """The current screen as plain text, as a terminal would show it."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True,
+                      color_system=None, force_terminal=True, legacy_windows=False)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text()
+
+
+class HeldProvider:
+    """The simulated provider, except that calls of round `hold_from` on wait for
+    `release()`: a run that stops mid-round, deterministically, with calls in flight."""
+
+    name = "simulated"
+    simulated = True
+
+    def __init__(self, seed: int, hold_from: int, inner: SimulatedProvider | None = None) -> None:
+        self.inner = inner or SimulatedProvider(seed=seed)
+        self.hold_from = hold_from
+        self.released = asyncio.Event()
+        self.held = 0
+
+    def release(self) -> None:
+        self.released.set()
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        if int(request.key.split("/")[1].removeprefix("r")) >= self.hold_from:
+            self.held += 1
+            await self.released.wait()
+        return await self.inner.complete(request)
+
+    def worst_case_cost(self, request: ChatRequest) -> float:
+        return self.inner.worst_case_cost(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class FlakyProvider(SimulatedProvider):
+    """The simulated provider with server errors: the first attempt of each key in
+    `transient` fails with a retryable 503 (Retry-After 0, so no waiting); every attempt of
+    a key in `broken` fails with a 400."""
+
+    def __init__(self, seed: int, transient: set[str] = frozenset(), broken: set[str] = frozenset()) -> None:
+        super().__init__(seed)
+        self.transient, self.broken = set(transient), set(broken)
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        if request.key in self.broken:
+            raise ProviderError("HTTP 400: [bold]bad request[/]", status=400)
+        if request.key in self.transient:
+            self.transient.discard(request.key)
+            raise ProviderError("HTTP 503: upstream overloaded", status=503, retryable=True, retry_after=0.0)
+        return await super().complete(request)
+
+
+@pytest.fixture
+def run_app(make_config):
+    """An app that starts a simulated run of `overrides` at once (results under tmp_path)."""
+
+    def make(backend=None, **overrides) -> AcausalApp:
+        """`backend`: a provider to use instead of the one the config names."""
+        config = make_config(**overrides)
+        return AcausalApp(run=experiment_runner(config, backend), results_dir=Path(config.results_dir))
+
+    return make
+
+
+def make_summary(round: int, duration_s: float = 1.0, cooperation: float = 0.5) -> RoundSummary:
+    return RoundSummary(
+        round=round, cooperation_rate=cooperation, mutual_cooperation_rate=cooperation / 2,
+        average_score=2.0, score_variance=0.0, score_distribution=Distribution(min=1, max=3, avg=2),
+        power_distribution=PowerDistribution(mean=100, std=0, min=100, max=100), anonymized_games=[],
+        strategy_similarity=None, fallback_decisions=0, duration_s=duration_s,
+    )

@@ -1,0 +1,128 @@
+"""The experiment browser over the fixture results directory (which includes a corrupt, an
+aborted and an interrupted experiment), and in-app navigation down to one agent's history."""
+
+import shutil
+from pathlib import Path
+
+from textual.widgets import DataTable, Select, Static, TabbedContent
+
+from acausal_tui.app import AcausalApp
+from acausal_tui.screens.browser import BrowserScreen
+from acausal_tui.screens.experiment import ExperimentScreen
+from acausal_tui.screens.run import RunScreen
+from tests.tui.conftest import FIXTURE_RESULTS, SIZE, screen_text
+
+
+def cells(table: DataTable, column: int) -> list[str]:
+    return [str(table.get_row_at(i)[column]) for i in range(table.row_count)]
+
+
+async def open_browser(pilot) -> DataTable:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    return pilot.app.screen.query_one(DataTable)
+
+
+async def test_every_experiment_is_listed_newest_first_even_broken_ones():
+    app = AcausalApp(results_dir=FIXTURE_RESULTS)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await open_browser(pilot)
+        assert cells(table, 0) == ["exp_20250104_110000", "exp_20250103_100000", "exp_20250102_093000",
+                                   "exp_20250101_090000"]
+        assert cells(table, 2) == ["unreadable", "interrupted", "aborted", "completed"]
+        assert cells(table, 3) == ["—", "1/3", "2/3", "3/3"]
+        assert "manifest.json" in cells(table, 9)[0]
+        assert "exp_20250104_110000: manifest.json: Input data was truncated" in screen_text(app)
+        # Opening the unreadable one explains why instead of opening it.
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, BrowserScreen)
+        assert any("unreadable" in n.title for n in app._notifications)
+
+
+async def test_navigation_down_to_one_agents_history_and_back():
+    app = AcausalApp(results_dir=FIXTURE_RESULTS)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_browser(pilot)
+        await pilot.press("ctrl+end", "enter")  # the oldest: the completed experiment
+        await pilot.pause()
+        detail = app.screen
+        assert isinstance(detail, ExperimentScreen)
+        assert detail.query_one("#rounds-table", DataTable).row_count == 3
+
+        await pilot.press("2")
+        assert detail.query_one(TabbedContent).active == "games"
+        games = detail.query_one("#games-table", DataTable)
+        assert games.row_count == 6  # 4 agents: 6 games in round 3
+        detail.query_one("#games-agent", Select).value = 3
+        await pilot.pause()
+        assert games.row_count == 3
+        assert all("3 " in (a[:2], b[:2]) for a, b in zip(cells(games, 1), cells(games, 2), strict=True))
+
+        await pilot.press("3")
+        detail.query_one("#history-agent", Select).value = 1
+        detail.query_one("#history-round", Select).value = 3
+        await pilot.pause()
+        history = str(detail.query_one("#history-text", Static).content)
+        assert history.startswith("Agent 1 (llm) — what its decisions in round 3 saw")
+        assert "Round 1 vs Opponent " in history and "Round 2 vs Opponent " in history
+        assert "Round 3 vs Opponent" in history.split("Its round 3 games")[1]
+
+        await pilot.press("4")
+        assert "Full reasoning:" in str(detail.query_one("#strategies-text", Static).content)
+        await pilot.press("5")
+        assert "From experiment_results.json" in screen_text(app)
+
+        await pilot.press("escape")
+        assert isinstance(app.screen, BrowserScreen)
+        await pilot.press("escape")  # the browser is the first screen here: nothing to go back to
+        assert isinstance(app.screen, BrowserScreen)
+
+
+async def test_an_interrupted_experiment_opens_with_indicators_from_its_round_files():
+    app = AcausalApp(results_dir=FIXTURE_RESULTS)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_browser(pilot)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ExperimentScreen)
+        await pilot.press("5")
+        assert "No result file: computed from the round files" in screen_text(app)
+
+
+async def test_a_corrupt_round_file_is_reported_in_place(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURE_RESULTS / "exp_20250101_090000", results / "exp_20250101_090000")
+    (results / "exp_20250101_090000" / "rounds" / "games_r2.json").write_text("{oops")
+    app = AcausalApp(results_dir=results)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_browser(pilot)
+        await pilot.press("enter", "3")
+        detail = app.screen
+        detail.query_one("#history-round", Select).value = 3
+        await pilot.pause()
+        assert "games_r2.json could not be read" in str(detail.query_one("#history-text", Static).content)
+        await pilot.press("2")
+        detail.query_one("#games-round", Select).value = 2
+        await pilot.pause()
+        assert "games_r2.json could not be read" in str(detail.query_one("#games-problem", Static).content)
+        assert detail.query_one("#games-table", DataTable).row_count == 0
+
+
+async def test_browse_from_a_run_and_back(run_app):
+    app = run_app(agents=3, rounds=1)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("b")
+        table = await open_browser(pilot)
+        assert cells(table, 0) == [Path(app.directory).name]
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunScreen)
+
+
+async def test_an_empty_or_missing_results_directory(tmp_path):
+    app = AcausalApp(results_dir=tmp_path / "nothing")
+    async with app.run_test(size=SIZE) as pilot:
+        table = await open_browser(pilot)
+        assert table.row_count == 0
+        assert "no experiments here yet" in screen_text(app)
