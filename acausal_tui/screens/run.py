@@ -284,6 +284,7 @@ class RunScreen(Screen):
                     self.view.resumed(list(load_experiment(event.directory).summaries.values()))
                 pane.set_agents([f"Agent {a.id}" + (" (s)" if a.kind == "scripted" else "")
                                  for a in event.manifest.agents])
+                errors += [Text("warning ", style="bold yellow") + literal(w) for w in event.manifest.warnings]
             elif isinstance(event, StrategyCollected):
                 strategies.append(event.record)
             elif isinstance(event, GameFinished | RoundSummarised):

@@ -233,3 +233,13 @@ def test_eta_is_the_mean_of_the_last_three_rounds_times_rounds_left():
     for round, seconds in enumerate([9.0, 1.0, 2.0, 3.0], start=1):
         view.apply(RoundSummarised(make_summary(round, duration_s=seconds), 0.5, 10))
     assert view.eta() == pytest.approx((1.0 + 2.0 + 3.0) / 3 * 6)
+
+
+async def test_manifest_warnings_are_shown_in_the_error_log(run_app):
+    app = run_app(rounds=1, population=[{"kind": "llm", "count": 2},
+                                        {"kind": "scripted", "strategy": "grudger", "count": 1}])
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        log = "".join(line.text for line in run_screen(app).query_one("#errors", RichLog).lines)
+    assert "warning the identity statement tells every LLM agent" in log
