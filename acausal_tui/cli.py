@@ -245,6 +245,15 @@ def browse_app(results_dir: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    code = EXIT_FAILED
+    try:
+        code = dispatch(argv)
+    except* OSError as group:  # e.g. the disk filled up while the final files were written
+        print(f"acausal-tui: error: cannot write the results: {leaves(group)[0]}", file=sys.stderr)
+    return code
+
+
+def dispatch(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
         argv.insert(0, "run")
@@ -271,3 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:  # a Ctrl+C outside the run's own handling (before or after it)
         return EXIT_ABORTED
+
+
+def leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    return [e for sub in group.exceptions
+            for e in (leaves(sub) if isinstance(sub, BaseExceptionGroup) else [sub])]

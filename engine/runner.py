@@ -220,6 +220,9 @@ class Experiment:
         except* FatalCallError as group:
             status, message = "failed", str(group.exceptions[0])
             self.error("fatal", message)
+        except* OSError as group:
+            status, message = "failed", f"cannot write the results: {group.exceptions[0]}"
+            self.error("storage", message)
         except* Exception as group:
             status = "failed"
             message = f"internal error: {type(group.exceptions[0]).__name__}: {group.exceptions[0]}"

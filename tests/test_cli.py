@@ -147,3 +147,35 @@ def test_unusable_api_key_is_refused_without_echoing_it(tmp_path, capsys, monkey
     assert code == 2 and "OPENROUTER_API_KEY" in err
     assert key.strip() not in err or not key.strip()
     assert not (tmp_path / "r").exists()
+
+
+def test_disk_full_mid_run_fails_cleanly_with_completed_rounds_kept(tmp_path, capsys, monkeypatch):
+    from engine.store import ExperimentStore
+
+    original = ExperimentStore.write_round
+
+    def full_after_two(self, round, *args):
+        if round == 3:
+            raise OSError(28, "No space left on device")
+        return original(self, round, *args)
+
+    monkeypatch.setattr(ExperimentStore, "write_round", full_after_two)
+    code = main(["run", "--headless", "--agents", "3", "--rounds", "5", "--seed", "1",
+                 "--results-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err
+    result = read_json(Path(out.strip()) / "experiment_results.json", ExperimentResult)
+    assert result.status == "failed" and result.total_rounds == 2
+    assert "cannot write the results" in result.message and "No space left" in result.message
+
+
+def test_disk_full_at_the_final_save_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    from engine.store import ExperimentStore
+
+    def full(self, result):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ExperimentStore, "write_result", full)
+    code = main(["run", "--headless", "--agents", "2", "--rounds", "1", "--results-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot write the results" in err and "Traceback" not in err

@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 
 from engine.models import CallRecord, Usage
-from engine.store import ExperimentStore, list_experiments, load_experiment, read_jsonl, write_atomic
+from engine.store import (
+    ExperimentStore,
+    list_experiments,
+    load_experiment,
+    read_jsonl,
+    write_atomic,
+)
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
