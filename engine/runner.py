@@ -284,23 +284,25 @@ class Experiment:
             scores[g.player1_id] += g.player1_payoff
             scores[g.player2_id] += g.player2_payoff
         state = self.state
-        if self.config.power.dynamics:
-            state.powers = game.update_powers(state.powers, scores)
-        state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]
+        powers = game.update_powers(state.powers, scores) if self.config.power.dynamics else state.powers
         summary = analysis.summarize_round(
             round,
             games,
             self.n,
-            list(state.powers),
+            list(powers),
             round_player_labels(self.seed, round, self.n),
             state.similarity.add_round(analysis.llm_strategy_texts(strategies)),
             round_to_ms(time.monotonic() - started),
         )
-        self.record_history(round, games)
-        state.all_strategies += strategies
-        state.all_games += games
         with anyio.CancelScope(shield=True):  # a round is saved whole or not at all
             await anyio.to_thread.run_sync(self.store.write_round, round, strategies, games, summary)
+            # the state takes the round only once its files are written, so a failed write
+            # leaves the result consistent with the files (the similarity corpus aside)
+            state.powers = powers
+            state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]
+            self.record_history(round, games)
+            state.all_strategies += strategies
+            state.all_games += games
             state.summaries.append(summary)
         moves = [a for g in state.all_games for a in (g.player1_action, g.player2_action)]
         overall = moves.count("COOPERATE") / len(moves) if moves else 0.0

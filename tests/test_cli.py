@@ -166,6 +166,9 @@ def test_disk_full_mid_run_fails_cleanly_with_completed_rounds_kept(tmp_path, ca
     assert code == 1 and "Traceback" not in err
     result = read_json(Path(out.strip()) / "experiment_results.json", ExperimentResult)
     assert result.status == "failed" and result.total_rounds == 2
+    assert result.total_games == 2 * 3 and len(result.round_summaries) == 2
+    assert sum(a.total_score for a in result.agents) == pytest.approx(
+        sum(s.average_score * 3 for s in result.round_summaries))
     assert "cannot write the results" in result.message and "No space left" in result.message
 
 
