@@ -1,7 +1,8 @@
-"""The Textual app: the live run screen (when started with a run) or the experiment browser."""
+"""The Textual app: the live run screen (when started with a run), the live sweep screen (when
+started with a sweep) or the experiment browser."""
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from textual.screen import ModalScreen, Screen
 from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen
 from acausal_tui.screens.run import RunFn, RunScreen
+from acausal_tui.screens.sweep import SweepFn, SweepScreen
 from engine.config import Config
 from engine.control import RunControl
 from engine.events import Observer
@@ -19,7 +21,9 @@ from engine.models import ExperimentResult
 from engine.providers.base import Provider
 from engine.providers.factory import make_provider
 from engine.runner import run_experiment, utc_now
+from engine.stats import RESAMPLES
 from engine.store import ExperimentStore, new_experiment_dir
+from engine.sweep import SweepControl, SweepObserver, SweepPlan, SweepResult, run_sweep
 
 
 def experiment_runner(
@@ -40,6 +44,19 @@ def experiment_runner(
     return run
 
 
+def sweep_runner(plan: SweepPlan, providers: Sequence[Provider] | None = None,
+                 resamples: int = RESAMPLES) -> SweepFn:
+    """The coroutine the sweep screen starts as its worker. `providers[i]` serves the i-th
+    experiment of `plan.runs()` (default: one per experiment from its config)."""
+
+    async def run(observer: SweepObserver, control: SweepControl) -> SweepResult:
+        backends = providers if providers is not None else [make_provider(c) for _, c in plan.runs()]
+        result, _ = await run_sweep(plan, backends, observer=observer, control=control, resamples=resamples)
+        return result
+
+    return run
+
+
 class AcausalApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "acausal-tui"
@@ -48,12 +65,16 @@ class AcausalApp(App[None]):
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
     ]
 
-    def __init__(self, *, run: RunFn | None = None, results_dir: Path = Path("results")) -> None:
-        """With `run`: open on the run screen and start it at once; without: the browser."""
+    def __init__(self, *, run: RunFn | None = None, sweep: SweepFn | None = None,
+                 results_dir: Path = Path("results")) -> None:
+        """With `run` (or `sweep`): open on the run (sweep) screen and start it at once;
+        with neither: the browser."""
         super().__init__()
         self.run_fn = run
+        self.sweep_fn = sweep
         self.results_dir = results_dir
         self._run_screen: RunScreen | None = None
+        self._sweep_screen: SweepScreen | None = None
 
     def on_mount(self) -> None:
         # The engine allocates fast, which triggers full collections; without this each
@@ -61,18 +82,23 @@ class AcausalApp(App[None]):
         gc.freeze()
 
     @property
+    def live_screen(self) -> RunScreen | SweepScreen | None:
+        """The screen of the sweep or run the app was opened on (or resumed from the browser)."""
+        return self._sweep_screen or self._run_screen
+
+    @property
     def status(self) -> str | None:
-        """The run's final status (None: no run, or not over)."""
-        return self._run_screen.final_status if self._run_screen else None
+        """The run's (or sweep's) final status (None: no run, or not over)."""
+        return self.live_screen.final_status if self.live_screen else None
 
     @property
     def directory(self) -> Path | None:
-        """The run's experiment directory, once created."""
-        return self._run_screen.view.directory if self._run_screen else None
+        """The run's experiment directory (the sweep's directory), once created."""
+        return self.live_screen.view.directory if self.live_screen else None
 
     @property
     def run_in_progress(self) -> bool:
-        return self._run_screen is not None and self._run_screen.running
+        return self.live_screen is not None and self.live_screen.running
 
     def start_run(self, run: RunFn) -> None:
         """Open a run screen on `run` and start it (a resumed experiment, from the browser)."""
@@ -83,6 +109,9 @@ class AcausalApp(App[None]):
         self.notify(message, severity="warning", timeout=10, markup=False)
 
     def get_default_screen(self) -> Screen:
+        if self.sweep_fn is not None:
+            self._sweep_screen = SweepScreen(self.sweep_fn)
+            return self._sweep_screen
         if self.run_fn is not None:
             self._run_screen = RunScreen(self.run_fn, self.results_dir)
             return self._run_screen
@@ -98,20 +127,22 @@ class AcausalApp(App[None]):
         self.action_request_quit()
 
     def action_request_quit(self) -> None:
-        run = self._run_screen
-        if run is None or not run.running:
+        live = self.live_screen
+        if live is None or not live.running:
             self.exit()
             return
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                run.stop_and_exit()
+                live.stop_and_exit()
 
-        self.push_screen(
-            ConfirmScreen("A run is in progress. Quit? The run is aborted and the rounds done so far "
-                          "are saved with status 'aborted'.", yes="Quit", no="Keep running"),
-            confirmed,
+        question = (
+            "A sweep is in progress. Quit? Every experiment is aborted and the rounds done so far are "
+            "saved with status 'aborted'." if isinstance(live, SweepScreen) else
+            "A run is in progress. Quit? The run is aborted and the rounds done so far are saved "
+            "with status 'aborted'."
         )
+        self.push_screen(ConfirmScreen(question, yes="Quit", no="Keep running"), confirmed)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -9,6 +9,7 @@ import anyio
 
 from acausal_tui.cli import (
     EXIT_BY_STATUS,
+    EXIT_OK,
     UsageError,
     abort_on_signals,
     add_run_options,
@@ -120,10 +121,30 @@ def sweep_command(args: argparse.Namespace) -> int:
     plan = plan_sweep(args.config, overrides_from(args), args.conditions, args.seeds)
     check_results_dir(Path(plan.base.results_dir))
     if not args.headless:
-        print("acausal-tui: sweep progress in the TUI is not built yet; running headless", file=sys.stderr)
+        return sweep_app(plan)
     code, directory = anyio.run(run_sweep_headless, plan)
     print(directory)
     return code
+
+
+def sweep_app(plan: SweepPlan) -> int:
+    """The TUI on the sweep screen, the sweep started at once; exit code and printed directory
+    as headless. The providers are made first, so a missing API key exits 2 before the app opens."""
+    from acausal_tui.app import AcausalApp, sweep_runner
+
+    warned: set[str] = set()
+
+    def unknown_price(model: str) -> None:  # every experiment's provider would say it again
+        if model not in warned:
+            warned.add(model)
+            app.warn(f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)")
+
+    providers = [make_provider(config, on_unknown_price=unknown_price) for _, config in plan.runs()]
+    app = AcausalApp(sweep=sweep_runner(plan, providers), results_dir=Path(plan.base.results_dir))
+    app.run()
+    if app.directory is not None:
+        print(app.directory)
+    return EXIT_BY_STATUS.get(app.status or "", EXIT_OK)
 
 
 def export_command(args: argparse.Namespace) -> int:

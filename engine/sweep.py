@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import anyio
+import anyio.to_thread
 import msgspec
 
 from engine.calls import Budget, now_iso
@@ -335,7 +336,9 @@ async def run_sweep(
         result.end_time = now_iso()
         if control.aborted:
             result.message = control.abort_reason
-        result.summary, result.differences = summarize(result, resamples)
+        # Off the event loop: 10000 resamples per figure take seconds, and a UI shares the loop.
+        with anyio.CancelScope(shield=True):
+            result.summary, result.differences = await anyio.to_thread.run_sync(summarize, result, resamples)
         write_json(directory / SWEEP_FILE, result)
     if observer:
         observer.on_event(SweepFinished(result, directory))

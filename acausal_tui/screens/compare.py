@@ -66,6 +66,24 @@ def sweep_row(loaded: LoadedSweep) -> tuple[str | Text, ...]:
     )
 
 
+def fill_metrics(table: DataTable, result: SweepResult) -> None:
+    """Every metric's mean [interval] per condition, then each difference from the reference
+    (also the summary at the end of the live sweep screen)."""
+    table.add_column("metric")
+    for stats in result.summary:
+        n = stats.metrics["overall_cooperation_rate"].n
+        table.add_column(literal(f"{stats.condition} (n={n})"))
+    for diff in result.differences:
+        table.add_column(literal(f"{diff.condition} − {diff.reference}"))
+    for metric in METRICS:
+        share = metric in SHARES
+        table.add_row(
+            metric,
+            *(interval_cell(s.metrics[metric], share) for s in result.summary),
+            *(interval_cell(d.metrics[metric], share, signed=True) for d in result.differences),
+        )
+
+
 class CompareScreen(Screen):
     DEFAULT_CSS = """
     CompareScreen #compare-title { height: auto; padding: 0 1; background: $boost; }
@@ -111,20 +129,7 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         r = self.result
-        metrics = self.query_one("#compare-metrics", DataTable)
-        metrics.add_column("metric")
-        for stats in r.summary:
-            n = stats.metrics["overall_cooperation_rate"].n
-            metrics.add_column(literal(f"{stats.condition} (n={n})"))
-        for diff in r.differences:
-            metrics.add_column(literal(f"{diff.condition} − {diff.reference}"))
-        for metric in METRICS:
-            share = metric in SHARES
-            metrics.add_row(
-                metric,
-                *(interval_cell(s.metrics[metric], share) for s in r.summary),
-                *(interval_cell(d.metrics[metric], share, signed=True) for d in r.differences),
-            )
+        fill_metrics(self.query_one("#compare-metrics", DataTable), r)
         rounds = self.query_one("#compare-rounds", DataTable)
         rounds.add_column("round")
         for stats in r.summary:

@@ -12,12 +12,15 @@ KEYS = [
     ("Run screen", "a", "abort (asks first): cancel in-flight calls, save partial results"),
     ("Run screen", "b", "browse past experiments (the run goes on)"),
     ("Run screen", "[  ]", "previous / next agent in the strategy pane"),
+    ("Sweep screen", "p", "pause / resume every experiment of the sweep"),
+    ("Sweep screen", "a", "abort every experiment (asks first), save partial results"),
+    ("Sweep screen", "c", "the full comparison view, once the sweep is over"),
     ("Browser", "enter", "open the highlighted experiment"),
     ("Browser", "r", "reload the results directory"),
     ("Browser", "R", "resume the highlighted experiment on a run screen"),
     ("Experiment", "1 … 5", "rounds, games, history, strategies, indicators"),
     ("Browser, experiment", "esc", "back"),
-    ("Everywhere", "q", "quit (asks first while a run is going)"),
+    ("Everywhere", "q", "quit (asks first while a run or sweep is going)"),
     ("Everywhere", "?", "this help"),
 ]
 

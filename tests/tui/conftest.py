@@ -95,6 +95,24 @@ def run_app(make_config):
     return make
 
 
+@pytest.fixture
+def opened(monkeypatch) -> list[AcausalApp]:
+    """Replace App.run by a headless Pilot run that waits for the experiment (or sweep) to end."""
+    apps: list[AcausalApp] = []
+
+    def run(self: AcausalApp) -> None:
+        async def drive() -> None:
+            async with self.run_test(size=SIZE) as pilot:
+                await self.workers.wait_for_complete()
+                await pilot.pause()
+
+        apps.append(self)
+        asyncio.run(drive())
+
+    monkeypatch.setattr(AcausalApp, "run", run)
+    return apps
+
+
 def make_summary(round: int, duration_s: float = 1.0, cooperation: float = 0.5) -> RoundSummary:
     return RoundSummary(
         round=round, cooperation_rate=cooperation, mutual_cooperation_rate=cooperation / 2,

@@ -1,32 +1,12 @@
 """`acausal-tui` / `acausal-tui run` open the app on a new run; `acausal-tui browse` opens the
 browser; bad input exits 2 before the app opens. The app itself runs under Pilot here."""
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from acausal_tui.app import AcausalApp
 from acausal_tui.cli import main
-from tests.tui.conftest import FIXTURE_RESULTS, SIZE
-
-
-@pytest.fixture
-def opened(monkeypatch) -> list[AcausalApp]:
-    """Replace App.run by a headless Pilot run that waits for the experiment to end."""
-    apps: list[AcausalApp] = []
-
-    def run(self: AcausalApp) -> None:
-        async def drive() -> None:
-            async with self.run_test(size=SIZE) as pilot:
-                await self.workers.wait_for_complete()
-                await pilot.pause()
-
-        apps.append(self)
-        asyncio.run(drive())
-
-    monkeypatch.setattr(AcausalApp, "run", run)
-    return apps
+from tests.tui.conftest import FIXTURE_RESULTS
 
 
 @pytest.mark.parametrize("command", [[], ["run"]])

@@ -1,0 +1,384 @@
+"""The live sweep screen: every experiment of a sweep, run concurrently as one async worker.
+As on the run screen the observer only appends events and a 10 Hz timer folds them into
+the view; the experiments table is updated cell by cell, by row key. When the sweep ends
+the summary (per-condition means with intervals and the differences) appears below it."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, ProgressBar, RichLog, Static
+from textual.worker import Worker, WorkerState
+
+from acausal_tui.screens.compare import CompareScreen, fill_metrics
+from acausal_tui.screens.dialogs import ConfirmScreen
+from acausal_tui.screens.run import FLUSH_INTERVAL_S, SETTLE_REFRESHES, RunView, error_line
+from acausal_tui.widgets.text import literal, money, percent
+from engine.control import RunStats
+from engine.events import CallRetried, ErrorLogged
+from engine.sweep import (
+    SWEEP_FILE,
+    ExperimentDone,
+    ExperimentEvent,
+    LoadedSweep,
+    SweepControl,
+    SweepEvent,
+    SweepFinished,
+    SweepObserver,
+    SweepResult,
+    SweepRun,
+    SweepStarted,
+)
+
+SweepFn = Callable[[SweepObserver, SweepControl], Awaitable[SweepResult]]
+ERROR_LINES = 200
+COLUMNS = ("condition", "seed", "status", "round", "cooperation")
+STATUS_STYLE = {"completed": "green", "running": "cyan", "paused": "yellow", "pending": "dim"}
+
+
+class SweepBuffer:
+    """The observer handed to the sweep: it only appends; the screen drains it on a timer."""
+
+    def __init__(self) -> None:
+        self.events: list[SweepEvent] = []
+
+    def on_event(self, event: SweepEvent) -> None:
+        self.events.append(event)
+
+    def drain(self) -> list[SweepEvent]:
+        events, self.events = self.events, []
+        return events
+
+
+@dataclass
+class SweepView:
+    """What the sweep screen shows, folded from the sweep's events: one RunView per
+    experiment (keyed by its directory name), and the runs that have finished."""
+
+    started: SweepResult | None = None
+    directory: Path | None = None
+    runs: dict[str, RunView] = field(default_factory=dict)
+    done: dict[str, SweepRun] = field(default_factory=dict)
+    finished: int = 0
+    result: SweepResult | None = None  # the final one
+
+    def apply(self, event: SweepEvent) -> None:
+        if isinstance(event, SweepStarted):
+            self.started, self.directory = event.result, event.directory
+            rounds = event.result.config.rounds
+            self.runs = {run.directory: RunView(total_rounds=rounds) for run in event.result.experiments}
+        elif isinstance(event, ExperimentEvent):
+            self.runs[event.run.directory].apply(event.event)
+        elif isinstance(event, ExperimentDone):
+            self.done[event.run.directory] = event.run
+            self.finished = event.finished
+        elif isinstance(event, SweepFinished):
+            self.result, self.directory = event.result, event.directory
+
+    @property
+    def total(self) -> int:
+        return len(self.runs)
+
+    @property
+    def total_rounds(self) -> int:
+        return sum(view.total_rounds for view in self.runs.values())
+
+    def rounds_done(self) -> float:
+        """Rounds done across all experiments, the share of each current round's games included."""
+        return sum(view.progress() for view in self.runs.values())
+
+    def row(self, run: SweepRun, control: SweepControl) -> tuple[Text, ...]:
+        """One experiment's cells, in COLUMNS order."""
+        view = self.runs[run.directory]
+        done = self.done.get(run.directory)
+        if done is not None:
+            status, round = done.status, done.rounds
+            cooperation = done.metrics.get("overall_cooperation_rate")
+        else:
+            if view.manifest is None:
+                status = "pending"
+            elif control.aborted:
+                status = "aborting"
+            else:
+                status = "paused" if control.paused else "running"
+            round, cooperation = view.round, view.overall_cooperation()
+        return (
+            literal(run.condition),
+            Text(str(run.seed)),
+            Text(status, style=STATUS_STYLE.get(status, "bold red")),
+            Text(f"{round}/{view.total_rounds}"),
+            Text(percent(cooperation)),
+        )
+
+
+def sweep_header(started: SweepResult | None) -> Text:
+    if started is None:
+        return Text("starting the sweep…")
+    text = Text(started.sweep_id, style="bold")
+    config = started.config
+    if config.provider.name == "simulated":
+        text.append("  ")
+        text.append(" SIMULATED ", style="bold black on yellow")
+    text.append(f"  {len(started.conditions)} conditions × {len(started.seeds)} seeds = "
+                f"{len(started.experiments)} experiments · conditions ")
+    text.append_text(literal(", ".join(started.conditions)))
+    text.append(f" · seeds {started.seeds[0]}…{started.seeds[-1]} · provider {config.provider.name}"
+                f" · {config.agents} agents × {config.rounds} rounds")
+    return text
+
+
+def total_stats(control: SweepControl) -> RunStats:
+    """The experiments' counters added up (they share one budget)."""
+    total = RunStats()
+    for stats in (c.stats for c in control.controls):
+        total.calls += stats.calls
+        total.retries += stats.retries
+        total.cost += stats.cost
+        total.in_flight += stats.in_flight
+        total.budget_usd = total.budget_usd if stats.budget_usd is None else stats.budget_usd
+    return total
+
+
+class SweepScreen(Screen):
+    DEFAULT_CSS = """
+    SweepScreen #sweep-header { height: auto; padding: 0 1; background: $boost; }
+    SweepScreen #sweep-progress-row { height: 1; padding: 0 1; }
+    SweepScreen #sweep-label { width: 26; height: 1; }
+    SweepScreen #sweep-progress { width: auto; }
+    SweepScreen #sweep-rounds { width: 1fr; height: 1; padding-left: 1; }
+    SweepScreen #sweep-status, SweepScreen #sweep-stats { height: 1; padding: 0 1; }
+    SweepScreen #sweep-experiments { height: 1fr; min-height: 5; }
+    SweepScreen #sweep-summary { height: auto; display: none; }
+    SweepScreen #sweep-result { height: auto; }
+    SweepScreen #sweep-metrics { height: auto; max-height: 14; }
+    SweepScreen #sweep-errors { height: 6; display: none; }
+    """
+    BINDINGS = [
+        Binding("p", "pause", "Pause all", id="pause"),
+        Binding("p", "resume", "Resume all", id="resume"),
+        Binding("a", "abort", "Abort all", id="abort"),
+        Binding("c", "compare", "Compare", id="compare"),
+    ]
+
+    def __init__(self, sweep: SweepFn) -> None:
+        super().__init__()
+        self.sweep_fn = sweep
+        self.control = SweepControl()
+        self.buffer = SweepBuffer()
+        self.view = SweepView()
+        self.worker: Worker[SweepResult] | None = None
+        self.failure: str | None = None
+        self.exit_when_done = False
+        self._shown: dict[str, str] = {}  # widget id -> last text, to skip identical updates
+        self._cells: dict[str, tuple[str, ...]] = {}  # row key -> the cells shown
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="sweep-header")
+        with Horizontal(id="sweep-progress-row"):
+            yield Static(id="sweep-label")
+            yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="sweep-progress")
+            yield Static(id="sweep-rounds")
+        yield Static(id="sweep-status")
+        yield Static(id="sweep-stats")
+        yield DataTable(cursor_type="row", zebra_stripes=True, id="sweep-experiments", classes="panel")
+        with Vertical(id="sweep-summary", classes="panel"):
+            yield Static(id="sweep-result")
+            yield DataTable(zebra_stripes=True, id="sweep-metrics")
+        yield RichLog(max_lines=ERROR_LINES, wrap=True, id="sweep-errors", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#sweep-experiments", DataTable)
+        table.border_title = "Experiments"
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        self.query_one("#sweep-summary").border_title = "Summary"
+        self.query_one("#sweep-errors").border_title = "Retries and errors"
+        self.flush()
+        self.set_interval(FLUSH_INTERVAL_S, self.flush)
+        self.worker = self.run_worker(self.engine(), name="sweep", group="engine", exit_on_error=False)
+
+    async def engine(self) -> SweepResult:
+        for _ in range(SETTLE_REFRESHES):
+            painted = asyncio.Event()
+            self.call_after_refresh(painted.set)
+            await painted.wait()
+        return await self.sweep_fn(self.buffer, self.control)
+
+    @property
+    def final_status(self) -> str | None:
+        """The sweep's status once it is over: the result's, or `failed` when the worker raised."""
+        if self.view.result is not None:
+            return self.view.result.status
+        return "failed" if self.failure is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and not self.worker.is_finished
+
+    # -- rendering ------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Fold the buffered events into the view and redraw what changed."""
+        errors: list[Text] = []
+        for event in self.buffer.drain():
+            self.view.apply(event)
+            if isinstance(event, SweepStarted):
+                self.add_rows(event.result)
+            elif isinstance(event, ExperimentEvent) and isinstance(event.event, CallRetried | ErrorLogged):
+                errors.append(literal(f"[{event.run.condition} s{event.run.seed}] ") + error_line(event.event))
+            elif isinstance(event, SweepFinished):
+                self.show_summary(event.result, event.directory)
+        if errors:
+            self.log_errors(Text("\n").join(errors[-ERROR_LINES:]))
+        self.redraw()
+
+    def log_errors(self, text: Text) -> None:
+        """The error log takes room only once there is something in it."""
+        log = self.query_one("#sweep-errors", RichLog)
+        log.display = True
+        log.write(text, expand=True)
+
+    def add_rows(self, started: SweepResult) -> None:
+        table = self.query_one("#sweep-experiments", DataTable)
+        for run in started.experiments:
+            cells = self.view.row(run, self.control)
+            self._cells[run.directory] = tuple(cell.markup for cell in cells)
+            table.add_row(*cells, key=run.directory)
+
+    def update_rows(self) -> None:
+        """Only the cells whose text changed, by row and column key (a pause changes every
+        unfinished row's status, so every row is looked at; the rows are few)."""
+        started = self.view.started
+        if started is None:
+            return
+        table = self.query_one("#sweep-experiments", DataTable)
+        for run in started.experiments:
+            cells = self.view.row(run, self.control)
+            shown = self._cells[run.directory]
+            for column, cell, before in zip(COLUMNS, cells, shown, strict=True):
+                if cell.markup != before:
+                    table.update_cell(run.directory, column, cell, update_width=True)
+            self._cells[run.directory] = tuple(cell.markup for cell in cells)
+
+    def set_text(self, widget_id: str, text: Text, layout: bool = False) -> None:
+        if self._shown.get(widget_id) != text.markup:
+            self._shown[widget_id] = text.markup
+            self.query_one(f"#{widget_id}", Static).update(text, layout=layout)
+
+    def redraw(self) -> None:
+        view = self.view
+        self.set_text("sweep-header", sweep_header(view.started), layout=True)
+        self.set_text("sweep-label", Text(f"Experiments {view.finished}/{view.total or '?'} finished"))
+        total, done = view.total_rounds, view.rounds_done()
+        bar = self.query_one(ProgressBar)
+        if total and (bar.total != total or bar.progress != done):
+            bar.update(total=total, progress=done)
+        share = f"{100 * done / total:.0f}%" if total else ""
+        self.set_text("sweep-rounds", Text(f"{share:>4} · rounds {done:.0f}/{total} across all experiments"))
+        self.set_text("sweep-status", self.status_text())
+        stats = total_stats(self.control)
+        budget = "no budget" if stats.budget_usd is None else f"budget ${stats.budget_usd:.2f}"
+        self.set_text("sweep-stats", Text(f"Calls {stats.calls} · retries {stats.retries} · in flight "
+                                          f"{stats.in_flight} · cost {money(stats.cost)} of {budget} (shared)"))
+        self.update_rows()
+
+    def status_text(self) -> Text:
+        result = self.view.result
+        if result is not None:
+            style = "bold green" if result.status == "completed" else "bold red"
+            text = Text(f"Finished: {result.status}", style=style)
+            if result.message:
+                text.append(" — ")
+                text.append_text(literal(result.message))
+            return text
+        if self.failure is not None:
+            return Text(f"Failed: {self.failure}", style="bold red")
+        in_flight = total_stats(self.control).in_flight
+        if self.control.aborted:
+            return Text(f"Aborting… {in_flight} calls in flight", style="bold red")
+        if self.control.paused:
+            return Text(f"⏸ Paused — no new calls are sent; {in_flight} calls still in flight",
+                        style="bold black on yellow")
+        return Text("▶ Running", style="bold green")
+
+    def show_summary(self, result: SweepResult, directory: Path) -> None:
+        text = Text("Per condition: mean [95% interval] over completed seeds; differences from ", style="dim")
+        text.append_text(literal(result.conditions[0], style="dim"))
+        text.append(" paired by seed.\n", style="dim")
+        text.append("Results: ", style="bold")
+        text.append(f"{directory / SWEEP_FILE}\n")
+        text.append("Press c for the full comparison (cooperation per round, experiments), q to quit.",
+                    style="dim")
+        self.query_one("#sweep-result", Static).update(text)
+        fill_metrics(self.query_one("#sweep-metrics", DataTable), result)
+        self.query_one("#sweep-summary").display = True
+
+    # -- the worker -----------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self.worker or not event.worker.is_finished:
+            return
+        self.flush()
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.failure = f"{type(error).__name__}: {error}"
+            self.log_errors(literal(f"error  {self.failure}", style="bold red"))
+            self.redraw()
+        self.refresh_bindings()
+        if self.exit_when_done:
+            self.app.exit()
+
+    def stop_and_exit(self) -> None:
+        """Abort every experiment (partial results are saved) and leave once the worker is done."""
+        self.exit_when_done = True
+        self.control.abort("aborted by the user (quit)")
+        if not self.running:
+            self.app.exit()
+
+    # -- actions --------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pause":
+            return self.running and not self.control.paused and not self.control.aborted
+        if action == "resume":
+            return self.running and self.control.paused
+        if action == "abort":
+            return self.running and not self.control.aborted
+        if action == "compare":
+            return self.view.result is not None
+        return True
+
+    def action_pause(self) -> None:
+        self.control.pause()
+        self.refresh_bindings()
+        self.redraw()
+
+    def action_resume(self) -> None:
+        self.control.resume()
+        self.refresh_bindings()
+        self.redraw()
+
+    def action_abort(self) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes and self.running:
+                self.control.abort()
+                self.refresh_bindings()
+                self.redraw()
+
+        self.app.push_screen(
+            ConfirmScreen("Abort the sweep? Every experiment's in-flight calls are cancelled and the "
+                          "rounds done so far are saved with status 'aborted'.", yes="Abort all",
+                          no="Keep running"),
+            confirmed,
+        )
+
+    def action_compare(self) -> None:
+        if self.view.result is not None and self.view.directory is not None:
+            self.app.push_screen(CompareScreen(LoadedSweep(self.view.directory, self.view.result)))
