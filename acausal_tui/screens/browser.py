@@ -1,7 +1,9 @@
 """Every experiment under the results directory, newest first. Unreadable and partial
 directories are listed as such; nothing in a results directory can crash the browser."""
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 from rich.text import Text
@@ -10,8 +12,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from acausal_tui.screens.compare import CompareScreen, sweep_row
-from acausal_tui.widgets.text import literal, money, percent
+from acausal_tui.screens.compare import CompareScreen, checked_sweep, sweep_row
+from acausal_tui.widgets.text import cells, literal, money, percent
 from engine.config import ConfigError
 from engine.lock import LockError, holder
 from engine.providers.factory import make_provider
@@ -19,17 +21,19 @@ from engine.resume import ResumeError, open_resume, resume_runner
 from engine.store import LoadedExperiment, list_experiments
 from engine.sweep import LoadedSweep, list_sweeps
 
+T = TypeVar("T")
 COLUMNS = ("Experiment", "Started", "Status", "Rounds", "Agents", "Condition", "Provider",
            "Cooperation", "Cost", "Notes")
 
 
-def row(loaded: LoadedExperiment) -> tuple[str | Text, ...]:
-    """One table row; every cell degrades to '—' when its source file is missing or bad."""
+def row(loaded: LoadedExperiment) -> tuple[Text, ...]:
+    """One table row; every cell degrades to '—' when its source file is missing or bad.
+    Every cell is a Text: names from the files are shown as written, never as markup."""
     manifest, result = loaded.manifest, loaded.result
     notes = literal("; ".join(loaded.problems)[:120], style="red") if loaded.problems else Text("")
     if manifest is None:
-        return (loaded.directory.name, "—", Text("unreadable", style="bold red"), "—", "—", "—",
-                "—", "—", "—", notes)
+        return cells(loaded.directory.name, "—", Text("unreadable", style="bold red"), "—", "—", "—",
+                     "—", "—", "—", notes)
     if result is not None:
         status = Text(result.status, style="green" if result.status == "completed" else "yellow")
         cooperation = result.acausal_indicators.overall_cooperation_rate
@@ -46,7 +50,7 @@ def row(loaded: LoadedExperiment) -> tuple[str | Text, ...]:
         cost = "—"
         if not loaded.problems:
             notes = Text("no experiment_results.json", style="dim")
-    return (
+    return cells(
         loaded.directory.name,
         manifest.start_time[:16].replace("T", " "),
         status,
@@ -58,6 +62,16 @@ def row(loaded: LoadedExperiment) -> tuple[str | Text, ...]:
         cost,
         notes,
     )
+
+
+def guarded(make: Callable[[T], tuple[Text, ...]], item: T, directory: Path) -> tuple[Text, ...]:
+    """`make(item)`, or an "unreadable" row saying why: one entry that makes no sense must
+    not end the listing of the ones after it."""
+    try:
+        return make(item)
+    except Exception as exc:  # any bad content: shown in the row
+        return cells(directory.name, "—", Text("unreadable", style="bold red"), "—", "—", "—", "—",
+                     "—", "—", literal(f"{type(exc).__name__}: {exc}"[:120], style="red"))
 
 
 class BrowserScreen(Screen):
@@ -72,6 +86,7 @@ class BrowserScreen(Screen):
         self.results_dir = results_dir
         self.experiments: dict[str, LoadedExperiment] = {}
         self.sweeps: dict[str, LoadedSweep] = {}
+        self.resuming = False  # R pressed, the experiment being opened
 
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("Experiments in ", "bold"), str(self.results_dir)), id="browser-title")
@@ -92,11 +107,12 @@ class BrowserScreen(Screen):
         table.clear()
         self.experiments = {e.directory.name: e for e in experiments}
         for loaded in experiments:
-            table.add_row(*row(loaded), key=loaded.directory.name)
-        sweeps = await anyio.to_thread.run_sync(list_sweeps, self.results_dir)
+                table.add_row(*guarded(row, loaded, loaded.directory), key=loaded.directory.name)
+        sweeps = await anyio.to_thread.run_sync(
+            lambda: [checked_sweep(s) for s in list_sweeps(self.results_dir)])
         self.sweeps = {s.directory.name: s for s in sweeps}
         for sweep in sweeps:  # enter opens the comparison view
-            table.add_row(*sweep_row(sweep), key=sweep.directory.name)
+            table.add_row(*guarded(sweep_row, sweep, sweep.directory), key=sweep.directory.name)
         if not experiments and not sweeps:  # otherwise the highlighted row sets the hint
             self.query_one("#browser-hint", Static).update(Text("no experiments here yet", style="dim"))
 
@@ -146,27 +162,38 @@ class BrowserScreen(Screen):
     def action_resume(self) -> None:
         """Continue the highlighted experiment on a run screen (engine/resume.py)."""
         loaded = self.highlighted()
-        if loaded is None:
+        if loaded is None or self.resuming:
             return
         if self.app.run_in_progress:
             self.notify("A run is in progress: resume once it has ended", severity="warning")
             return
+        self.resuming = True
+        self.run_worker(self.resume(loaded.directory), group="resume", exit_on_error=False)
+
+    async def resume(self, directory: Path) -> None:
+        """open_resume reads the whole call log: off the event loop. Never cancelled while
+        it runs (a cancelled open would leave the directory locked)."""
         try:
-            resumable = open_resume(loaded.directory)
+            try:
+                resumable = await anyio.to_thread.run_sync(open_resume, directory)
+            except (ResumeError, LockError, ConfigError) as exc:
+                self.notify(str(exc), title=f"Cannot resume {directory.name}", severity="error",
+                            markup=False)
+                return
             try:
                 warn = self.app.warn
                 provider = make_provider(resumable.config, on_unknown_price=lambda model: warn(
                     f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"))
-            except ConfigError:
+            except ConfigError as exc:
                 resumable.store.close()
-                raise
-        except (ResumeError, LockError, ConfigError) as exc:
-            self.notify(str(exc), title=f"Cannot resume {loaded.directory.name}", severity="error",
-                        markup=False)
-            return
-        for note in resumable.notes:
-            self.app.warn(note)
-        self.app.start_run(resume_runner(resumable, provider))
+                self.notify(str(exc), title=f"Cannot resume {directory.name}", severity="error",
+                            markup=False)
+                return
+            for note in resumable.notes:
+                self.app.warn(note)
+            self.app.start_run(resume_runner(resumable, provider))
+        finally:
+            self.resuming = False
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:

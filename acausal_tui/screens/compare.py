@@ -2,6 +2,9 @@
 each condition's difference from the reference, cooperation per round charted per
 condition, and the sweep's experiments (enter opens one)."""
 
+from pathlib import Path
+
+import anyio
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,10 +13,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from acausal_tui.widgets.chart import CoopChart
-from acausal_tui.widgets.text import literal, percent
+from acausal_tui.widgets.text import cells, literal, percent
 from engine.stats import Interval
 from engine.store import load_experiment
-from engine.sweep import METRICS, LoadedSweep, SweepResult
+from engine.sweep import METRICS, SWEEP_FILE, LoadedSweep, SweepResult
 
 # Metrics that are shares of moves or strategies (shown as %); the rest are plain numbers.
 SHARES = {
@@ -40,25 +43,46 @@ def interval_cell(interval: Interval, share: bool, signed: bool = False) -> str:
     return f"{text} [{number(interval.low, share)}, {number(interval.high, share)}]"
 
 
-def sweep_row(loaded: LoadedSweep) -> tuple[str | Text, ...]:
+def sweep_problem(result: SweepResult) -> str | None:
+    """Why a sweep.json that decodes cannot be shown (None: it can): every per-condition
+    entry and every difference has every metric, and per-round lists of one length."""
+    entries = [*result.summary, *result.differences]
+    for entry in entries:
+        missing = [metric for metric in METRICS if metric not in entry.metrics]
+        if missing:
+            return f"{SWEEP_FILE}: {entry.condition}: no {', '.join(missing)}"
+    lengths = {len(entry.cooperation_per_round) for entry in entries}
+    if len(lengths) > 1:
+        return (f"{SWEEP_FILE}: cooperation_per_round lists of different lengths "
+                f"({', '.join(str(n) for n in sorted(lengths))})")
+    return None
+
+
+def checked_sweep(loaded: LoadedSweep) -> LoadedSweep:
+    """`loaded`, or the same sweep as unreadable when its sweep.json makes no sense."""
+    problem = sweep_problem(loaded.result) if loaded.result is not None else None
+    return loaded if problem is None else LoadedSweep(loaded.directory, problem=problem)
+
+
+def sweep_row(loaded: LoadedSweep) -> tuple[Text, ...]:
     """A row for the browser's table (its columns: Experiment, Started, Status, Rounds, Agents,
     Condition, Provider, Cooperation, Cost, Notes)."""
     name = loaded.directory.name
     result = loaded.result
     if result is None:
-        return (name, "—", Text("unreadable", style="bold red"), "—", "—", "—", "—", "—", "—",
-                literal(loaded.problem or "", style="red"))
+        return cells(name, "—", Text("unreadable", style="bold red"), "—", "—", "—", "—", "—", "—",
+                     literal(loaded.problem or "", style="red"))
     done = sum(run.status != "pending" for run in result.experiments)
     cooperation = " vs ".join(
         percent(stats.metrics["overall_cooperation_rate"].mean) for stats in result.summary
     )
-    return (
+    return cells(
         name,
         result.start_time[:16].replace("T", " "),
         Text(f"sweep {result.status}", style="green" if result.status == "completed" else "yellow"),
         f"{done}/{len(result.experiments)} exp",
         str(result.config.agents),
-        literal(", ".join(result.conditions)),
+        ", ".join(result.conditions),
         result.config.provider.name or "—",
         cooperation or "—",
         "—",
@@ -77,11 +101,11 @@ def fill_metrics(table: DataTable, result: SweepResult) -> None:
         table.add_column(literal(f"{diff.condition} − {diff.reference}"))
     for metric in METRICS:
         share = metric in SHARES
-        table.add_row(
+        table.add_row(*cells(
             metric,
             *(interval_cell(s.metrics[metric], share) for s in result.summary),
             *(interval_cell(d.metrics[metric], share, signed=True) for d in result.differences),
-        )
+        ))
 
 
 class CompareScreen(Screen):
@@ -138,25 +162,29 @@ class CompareScreen(Screen):
             rounds.add_column(literal(f"{diff.condition} − {diff.reference}"))
         count = max((len(s.cooperation_per_round) for s in r.summary), default=0)
         for index in range(count):
-            rounds.add_row(
+            rounds.add_row(*cells(
                 str(index + 1),
                 *(interval_cell(s.cooperation_per_round[index], True) for s in r.summary),
                 *(interval_cell(d.cooperation_per_round[index], True, signed=True) for d in r.differences),
-            )
+            ))
         for chart, stats in zip(self.query(CoopChart), r.summary, strict=True):
             chart.set_rates([i.mean for i in stats.cooperation_per_round if i.mean is not None])
         experiments = self.query_one("#compare-experiments", DataTable)
         experiments.add_columns("condition", "seed", "status", "rounds", "cooperation", "directory")
         for run in r.experiments:
-            experiments.add_row(
-                literal(run.condition), str(run.seed), run.status, str(run.rounds),
-                percent(run.metrics.get("overall_cooperation_rate")), run.directory, key=run.directory,
-            )
+            experiments.add_row(*cells(
+                run.condition, str(run.seed), run.status, str(run.rounds),
+                percent(run.metrics.get("overall_cooperation_rate")), run.directory,
+            ), key=run.directory)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id != "compare-experiments":
             return
-        loaded = load_experiment(self.loaded.directory / str(event.row_key.value))
+        directory = self.loaded.directory / str(event.row_key.value)
+        self.run_worker(self.open_experiment(directory), group="open", exclusive=True, exit_on_error=False)
+
+    async def open_experiment(self, directory: Path) -> None:
+        loaded = await anyio.to_thread.run_sync(load_experiment, directory)
         if not loaded.readable:
             self.notify("; ".join(loaded.problems), title="unreadable experiment", severity="error",
                         markup=False)

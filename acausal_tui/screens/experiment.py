@@ -1,9 +1,13 @@
 """One experiment: its rounds, the games of a round (filterable by agent), one agent's
 history exactly as it saw it, the strategies per round with full reasoning, and the
-acausal indicators. Files that cannot be read are reported in place."""
+acausal indicators. Files that cannot be read, or that decode but make no sense (an agent
+id out of range), are reported in place. Round files are read off the event loop, in a
+worker thread; a view shows "loading…" until its files are in."""
 
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import anyio
 import msgspec
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,10 +16,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select, Static, TabbedContent, TabPane
 
-from acausal_tui.screens.history import agent_lines, opponents_in_round, seen_history
+from acausal_tui.screens.history import agent_lines, game_number, opponents_in_round, seen_history
 from acausal_tui.widgets.indicators import indicator_value
 from acausal_tui.widgets.strategy import strategy_text
-from acausal_tui.widgets.text import literal, money, percent
+from acausal_tui.widgets.text import cells, literal, money, percent
 from engine.analysis import INDICATOR_DOCS, compute_indicators
 from engine.models import GameResult, StrategyRecord
 from engine.prompts import NO_HISTORY, round_player_labels
@@ -24,9 +28,37 @@ from engine.store import LoadedExperiment
 T = TypeVar("T")
 ALL = -1
 TABS = ("rounds", "games", "history", "strategies", "indicators")
+LOADING = Text("loading…", style="dim")
+
+
+class BadContent(ValueError):
+    """A round file that decodes but does not fit the experiment."""
+
+
+def check_games(games: list[GameResult], agents: int) -> None:
+    for g in games:
+        for player in (g.player1_id, g.player2_id):
+            if player not in range(agents):
+                raise BadContent(f"{g.game_id}: agent id {player} is not one of the {agents} agents")
+        if g.player1_id == g.player2_id:
+            raise BadContent(f"{g.game_id}: agent {g.player1_id} plays itself")
+        try:
+            game_number(g)
+        except ValueError:
+            raise BadContent(f"game id {g.game_id!r} is not of the form r<round>_g<number>") from None
+
+
+def check_strategies(strategies: list[StrategyRecord], agents: int) -> None:
+    for s in strategies:
+        if s.agent_id not in range(agents):
+            raise BadContent(f"agent id {s.agent_id} is not one of the {agents} agents")
 
 
 class ExperimentScreen(Screen):
+    DEFAULT_CSS = """
+    ExperimentScreen #tabs { height: 1fr; }
+    ExperimentScreen .view-status { height: auto; padding: 0 1; display: none; }
+    """
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),
         *(Binding(str(n), f"tab('{tab}')", tab.capitalize(), id=f"tab_{tab}")
@@ -47,12 +79,16 @@ class ExperimentScreen(Screen):
     # -- data -----------------------------------------------------------------------
 
     def _read(self, kind: str, round: int, cache: dict[int, list[Any]]) -> list[Any]:
+        """A round's records, read once; a file that cannot be read or makes no sense is
+        recorded in `errors` and counts as empty. Called from a worker thread."""
         if round not in cache:
             try:
-                cache[round] = getattr(self.loaded, kind)(round)
-            except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                records = getattr(self.loaded, kind)(round)
+                (check_games if kind == "games" else check_strategies)(records, self.agents)
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError, BadContent) as exc:
                 self.errors[f"{kind}_r{round}.json"] = str(exc)
-                cache[round] = []
+                records = []
+            cache[round] = records
         return cache[round]
 
     def games(self, round: int) -> list[GameResult]:
@@ -60,6 +96,54 @@ class ExperimentScreen(Screen):
 
     def strategies(self, round: int) -> list[StrategyRecord]:
         return self._read("strategies", round, self._strategies)
+
+    def read(self, games: Sequence[int], strategies: Sequence[int]) -> None:
+        for round in games:
+            self.games(round)
+        for round in strategies:
+            self.strategies(round)
+
+    def show(self, view: str, fill: Callable[[], None], games: Sequence[int] = (),
+             strategies: Sequence[int] = ()) -> None:
+        """Read the round files `fill` needs off the event loop, then `fill` the view (at
+        once when they were read before). A newer request for the same view replaces one
+        still loading. Whatever `fill` raises is shown, never crashes the app."""
+        missing_games = [r for r in games if r not in self._games]
+        missing_strategies = [r for r in strategies if r not in self._strategies]
+
+        async def load() -> None:
+            try:
+                await anyio.to_thread.run_sync(self.read, missing_games, missing_strategies)
+            except Exception as exc:  # read() records what it expects; anything else shows here
+                self.set_status(view, literal(f"could not read: {type(exc).__name__}: {exc}",
+                                              style="bold red"))
+                return
+            self.fill(view, fill)
+
+        if missing_games or missing_strategies:
+            self.loading(view)
+            # The function, not a coroutine: a request replaced before it starts is never awaited.
+            self.run_worker(load, group=view, exclusive=True, exit_on_error=False)
+        else:
+            self.workers.cancel_group(self, view)  # an older, slower request must not win
+            self.fill(view, fill)
+
+    def fill(self, view: str, fill: Callable[[], None]) -> None:
+        self.set_status(view, Text())
+        try:
+            fill()
+        except Exception as exc:  # content that passed the checks but still makes no sense
+            self.set_status(view, literal(f"this view could not be shown: {type(exc).__name__}: {exc}",
+                                          style="bold red"))
+
+    def loading(self, view: str) -> None:
+        self.set_status(view, LOADING)
+
+    def set_status(self, view: str, text: Text) -> None:
+        """The line above a view: loading, or what could not be read or shown."""
+        status = self.query_one(f"#{view}-problem", Static)
+        status.update(text)
+        status.display = bool(text)
 
     def problems(self, *names: str) -> Text:
         text = Text()
@@ -73,35 +157,41 @@ class ExperimentScreen(Screen):
 
     def compose(self) -> ComposeResult:
         last = self.rounds[-1] if self.rounds else None
+        round = last if last is not None else Select.NULL
         round_options = [(f"Round {r}", r) for r in self.rounds]
-        agent_options = [(f"Agent {a.id} ({a.kind})", a.id) for a in self.manifest.agents]
+        agent_options = [(literal(f"Agent {a.id} ({a.kind})"), a.id) for a in self.manifest.agents]
+        agent = agent_options[0][1] if agent_options else Select.NULL
         yield Static(self.overview(), id="experiment-title")
         with TabbedContent(id="tabs"):
             with TabPane("Rounds", id="rounds"):
                 yield DataTable(cursor_type="row", zebra_stripes=True, id="rounds-table")
             with TabPane("Games", id="games"):
                 with Horizontal(classes="filters"):
-                    yield Select(round_options, value=last or Select.NULL, allow_blank=last is None,
+                    yield Select(round_options, value=round, allow_blank=last is None,
                                  id="games-round")
                     yield Select([("All agents", ALL), *agent_options], value=ALL, allow_blank=False,
                                  id="games-agent")
-                yield Static(id="games-problem")
+                yield Static(id="games-problem", classes="view-status")
                 yield DataTable(zebra_stripes=True, id="games-table")
             with TabPane("History", id="history"):
                 with Horizontal(classes="filters"):
-                    yield Select(agent_options, value=0, allow_blank=False, id="history-agent")
-                    yield Select(round_options, value=last or Select.NULL, allow_blank=last is None,
+                    yield Select(agent_options, value=agent, allow_blank=not agent_options,
+                                 id="history-agent")
+                    yield Select(round_options, value=round, allow_blank=last is None,
                                  id="history-round")
+                yield Static(id="history-problem", classes="view-status")
                 with VerticalScroll():
                     yield Static(id="history-text")
             with TabPane("Strategies", id="strategies"):
                 with Horizontal(classes="filters"):
-                    yield Select(round_options, value=last or Select.NULL, allow_blank=last is None,
+                    yield Select(round_options, value=round, allow_blank=last is None,
                                  id="strategies-round")
+                yield Static(id="strategies-problem", classes="view-status")
                 with VerticalScroll():
                     yield Static(id="strategies-text")
             with TabPane("Indicators", id="indicators"):
                 yield Static(id="indicators-source")
+                yield Static(id="indicators-problem", classes="view-status")
                 yield DataTable(cursor_type="row", id="indicators-table")
         yield Footer()
 
@@ -138,13 +228,14 @@ class ExperimentScreen(Screen):
             s = self.loaded.summaries[r]
             p = s.power_distribution
             similarity = "—" if s.strategy_similarity is None else f"{s.strategy_similarity:.3f}"
-            table.add_row(str(r), percent(s.cooperation_rate), percent(s.mutual_cooperation_rate),
-                          f"{s.average_score:.2f}", f"{s.score_variance:.2f}", f"{p.min:.1f}",
-                          f"{p.mean:.1f}", f"{p.max:.1f}", similarity, str(s.fallback_decisions),
-                          f"{s.duration_s:.2f}s", key=str(r))
+            table.add_row(*cells(str(r), percent(s.cooperation_rate), percent(s.mutual_cooperation_rate),
+                                 f"{s.average_score:.2f}", f"{s.score_variance:.2f}", f"{p.min:.1f}",
+                                 f"{p.mean:.1f}", f"{p.max:.1f}", similarity, str(s.fallback_decisions),
+                                 f"{s.duration_s:.2f}s"), key=str(r))
         self.query_one("#games-table", DataTable).add_columns(
             "Game", "Player 1", "Player 2", "Move 1", "Move 2", "Payoff 1", "Payoff 2", "Power 1",
             "Power 2", "Fallback")
+        self.query_one("#indicators-table", DataTable).add_columns("Indicator", "Value", "Formula")
         self.show_games()
         self.show_history()
         self.show_strategies()
@@ -171,28 +262,33 @@ class ExperimentScreen(Screen):
         round, agent = self.selected("games-round"), self.selected("games-agent")
         if round is None:
             return
+        self.show("games", lambda: self.fill_games(round, agent), games=[round])
+
+    def fill_games(self, round: int, agent: int | None) -> None:
+        table = self.query_one("#games-table", DataTable)
+        table.clear()
         labels = round_player_labels(self.manifest.seed, round, self.agents)
-        games = self.games(round)
-        self.query_one("#games-problem", Static).update(self.problems(f"games_r{round}.json"))
-        for g in games:
+        self.set_status("games", self.problems(f"games_r{round}.json"))
+        for g in self.games(round):
             if agent not in (ALL, g.player1_id, g.player2_id):
                 continue
             fallback = ", ".join(f"p{n}: {reason}" for n, reason in
                                  ((1, g.player1_fallback), (2, g.player2_fallback)) if reason)
-            table.add_row(
+            table.add_row(*cells(
                 g.game_id, f"{g.player1_id} ({labels.get(g.player1_id, '?')})",
                 f"{g.player2_id} ({labels.get(g.player2_id, '?')})", g.player1_action, g.player2_action,
                 f"{g.player1_payoff:.2f}", f"{g.player2_payoff:.2f}", f"{g.player1_power_before:.1f}",
-                f"{g.player2_power_before:.1f}", literal(fallback), key=g.game_id,
-            )
+                f"{g.player2_power_before:.1f}", fallback,
+            ), key=g.game_id)
 
     def show_history(self) -> None:
         agent, round = self.selected("history-agent"), self.selected("history-round")
         target = self.query_one("#history-text", Static)
         if agent is None or round is None:
-            target.update(Text("no completed round", style="dim"))
+            target.update(Text("no agent" if agent is None else "no completed round", style="dim"))
             return
-        target.update(self.history_text(agent, round))
+        self.show("history", lambda: target.update(self.history_text(agent, round)),
+                  games=[r for r in self.rounds if r <= round], strategies=[round])
 
     def history_text(self, agent: int, round: int) -> Text:
         """What agent `agent`'s decisions in round `round` were shown, as they saw it."""
@@ -201,7 +297,7 @@ class ExperimentScreen(Screen):
         lines = agent_lines(by_round, agent, m.seed, self.agents, m.condition)
         history = seen_history(lines, round, m.condition)
         strategy = next((s for s in self.strategies(round) if s.agent_id == agent), None)
-        info = m.agents[agent]
+        info = next(a for a in m.agents if a.id == agent)
         text = Text(f"Agent {agent} ({info.kind}) — what its decisions in round {round} saw\n",
                     style="bold")
         text.append(f"labels {m.condition.labels} · history {m.condition.history}; opponents appear "
@@ -227,14 +323,22 @@ class ExperimentScreen(Screen):
         if round is None:
             target.update(Text("no completed round", style="dim"))
             return
+        self.show("strategies", lambda: target.update(self.strategies_text(round)), strategies=[round])
+
+    def strategies_text(self, round: int) -> Text:
         text = Text()
         for record in self.strategies(round):
             text.append_text(strategy_text(record))
             text.append("\n\n" + "─" * 60 + "\n\n", style="dim")
         text.append_text(self.problems(f"strategies_r{round}.json"))
-        target.update(text)
+        return text
 
     def show_indicators(self) -> None:
+        """From the result file, or (none) from every round file: read off the loop."""
+        needed = [] if self.loaded.result is not None else self.rounds
+        self.show("indicators", self.fill_indicators, games=needed, strategies=needed)
+
+    def fill_indicators(self) -> None:
         result = self.loaded.result
         if result is not None:
             indicators = result.acausal_indicators
@@ -246,10 +350,10 @@ class ExperimentScreen(Screen):
             source = "No result file: computed from the round files that could be read"
         self.query_one("#indicators-source", Static).update(Text(source, style="dim"))
         table = self.query_one("#indicators-table", DataTable)
-        table.add_columns("Indicator", "Value", "Formula")
+        table.clear()
         for name in indicators.__struct_fields__:
-            table.add_row(name, indicator_value(name, getattr(indicators, name)),
-                          INDICATOR_DOCS.get(name, ""), key=name)
+            table.add_row(*cells(name, indicator_value(name, getattr(indicators, name)),
+                                 INDICATOR_DOCS.get(name, "")), key=name)
 
     # -- actions --------------------------------------------------------------------
 

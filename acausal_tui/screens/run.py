@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -112,15 +113,17 @@ class RunView:
             self.overall_at_round_end = event.result.acausal_indicators.overall_cooperation_rate
             self.round_moves = self.round_cooperate = 0
 
-    def resumed(self, summaries: list[RoundSummary]) -> None:
-        """A resumed run: the rounds done before it, from their summary files."""
-        done = sorted((s for s in summaries if s.round <= self.completed), key=lambda s: s.round)
-        self.rates = [s.cooperation_rate for s in done]
-        self.durations = [s.duration_s for s in done]
-        if done:
+    def resumed(self, summaries: list[RoundSummary], first_round: int) -> None:
+        """A resumed run: the rounds done before it, from their summary files (read off the
+        event loop, so rounds played since may already be in the view: they stay)."""
+        done = sorted((s for s in summaries if s.round < first_round), key=lambda s: s.round)
+        self.rates = [s.cooperation_rate for s in done] + self.rates
+        self.durations = [s.duration_s for s in done] + self.durations
+        if done and self.summary is None:  # no round summarised since the resume
             self.summary = done[-1]
-            # Every round has as many moves, so the overall rate is the mean of the rounds'.
-            self.overall_at_round_end = sum(s.cooperation_rate for s in done) / len(done)
+            if self.overall_at_round_end is None:
+                # Every round has as many moves, so the overall rate is the mean of the rounds'.
+                self.overall_at_round_end = sum(s.cooperation_rate for s in done) / len(done)
 
     @property
     def agents(self) -> int:
@@ -257,6 +260,12 @@ class RunScreen(Screen):
             await painted.wait()
         return await self.run_fn(self.buffer, self.control)
 
+    async def load_resumed(self, directory: Path, first_round: int) -> None:
+        """The rounds done before a resume, from their summary files, read off the loop."""
+        loaded = await anyio.to_thread.run_sync(load_experiment, directory)
+        self.view.resumed(list(loaded.summaries.values()), first_round)
+        self.redraw()
+
     @property
     def final_status(self) -> str | None:
         """The run's status once it is over: the result's, or `failed` when the worker raised."""
@@ -281,7 +290,8 @@ class RunScreen(Screen):
             self.view.apply(event)
             if isinstance(event, RunStarted):
                 if event.first_round > 1:
-                    self.view.resumed(list(load_experiment(event.directory).summaries.values()))
+                    self.run_worker(self.load_resumed(event.directory, event.first_round),
+                                    group="resumed", exit_on_error=False)
                 pane.set_agents([f"Agent {a.id}" + (" (s)" if a.kind == "scripted" else "")
                                  for a in event.manifest.agents])
                 errors += [Text("warning ", style="bold yellow") + literal(w) for w in event.manifest.warnings]

@@ -18,6 +18,12 @@ def literal(text: str, style: str = "") -> Text:
     return Text(visible_controls(text), style=style)
 
 
+def cells(*values: str | Text) -> tuple[Text, ...]:
+    """DataTable cells shown as written: a plain `str` cell would be parsed as Rich markup
+    (`|sim[r+1] - sim[r]|` would lose its brackets, `exp_[reverse]X` would turn reverse)."""
+    return tuple(literal(value) if isinstance(value, str) else value for value in values)
+
+
 def percent(fraction: float | None) -> str:
     return "—" if fraction is None else f"{100 * fraction:.1f}%"
 

@@ -66,5 +66,7 @@ def test_one_agents_history(snap_compare, browse_fixtures):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
         await pilot.press("ctrl+end", "enter", "3")
+        await pilot.app.workers.wait_for_complete()  # the round files, read off the event loop
+        await pilot.pause()
 
     assert snap_compare(browse_fixtures, terminal_size=SIZE, run_before=run_before)
