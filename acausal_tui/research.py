@@ -23,6 +23,7 @@ from engine.providers.factory import make_provider
 from engine.stats import Interval
 from engine.store import check_results_dir
 from engine.sweep import (
+    MAX_SEEDS,
     ExperimentDone,
     ExperimentEvent,
     SweepControl,
@@ -41,7 +42,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--conditions", default="baseline,identity", metavar="A,B,...",
                        help="conditions to compare, e.g. baseline,identity,identity+labels=shuffled")
     sweep.add_argument("--seeds", type=positive_int, default=5, metavar="K",
-                       help="seeds per condition: S, S+1, ..., S+K-1 with S = --seed")
+                       help=f"seeds per condition: S, S+1, ..., S+K-1 with S = --seed (at most {MAX_SEEDS})")
     export = sub.add_parser("export", help="write tidy CSV tables of an experiment or a sweep")
     export.add_argument("directory", metavar="DIR")
     export.add_argument("--format", choices=["csv"], default="csv")
@@ -89,7 +90,8 @@ class SweepPrinter:
             run = event.run
             cooperation = percent(run.metrics.get("overall_cooperation_rate"))
             self.print(f"[{run.condition} s{run.seed}] {run.status}: {run.rounds} rounds, cooperation "
-                       f"{cooperation} ({event.finished}/{event.total} experiments finished)")
+                       f"{cooperation} ({event.finished}/{event.total} experiments finished)"
+                       + (f" - {run.message}" if run.message else ""))
         elif isinstance(event, SweepFinished):
             r = event.result
             for stats in r.summary:

@@ -66,6 +66,11 @@ class Tables:
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.rows.setdefault(table, []).append(row)
 
+    def extend(self, other: "Tables") -> None:
+        for table, rows in other.rows.items():
+            self.rows.setdefault(table, []).extend(rows)
+        self.warnings += other.warnings
+
 
 COLUMNS = {
     "experiments": EXPERIMENT_COLUMNS, "agents": AGENT_COLUMNS, "groups": GROUP_COLUMNS,
@@ -76,7 +81,19 @@ COLUMNS = {
 
 def collect_experiment(directory: Path, tables: Tables, condition: str | None = None) -> None:
     """Add one experiment's rows; `condition` names it in a sweep (else the preset's name).
-    What cannot be read is skipped with a warning."""
+    What cannot be read is skipped with a warning; an experiment that cannot be read at all
+    adds no rows, only a warning."""
+    own = Tables()
+    try:
+        _collect(directory, own, condition)
+    except Exception as exc:  # content the readers let through but the tables cannot use
+        tables.warnings += own.warnings
+        tables.warnings.append(f"{directory.name}: cannot be exported: {type(exc).__name__}: {exc}")
+        return
+    tables.extend(own)
+
+
+def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
     loaded = load_experiment(directory)
     tables.warnings += [f"{directory.name}: {problem}" for problem in loaded.problems]
     manifest, result = loaded.manifest, loaded.result
@@ -112,10 +129,17 @@ def collect_experiment(directory: Path, tables: Tables, condition: str | None = 
             "power_mean": powers.mean, "power_std": powers.std, "power_min": powers.min,
             "power_max": powers.max,
         })
-        pairs = zip(summary.agent_scores, summary.agent_powers, strict=True)
-        for agent_id, (score, power) in enumerate(pairs):
-            tables.add("agent_rounds", {**ids, "round": number, "agent_id": agent_id,
-                                        "score": score, "power": power})
+        agents = len(manifest.agents)
+        if len(summary.agent_scores) == len(summary.agent_powers) == agents:
+            pairs = zip(summary.agent_scores, summary.agent_powers, strict=True)
+            for agent_id, (score, power) in enumerate(pairs):
+                tables.add("agent_rounds", {**ids, "round": number, "agent_id": agent_id,
+                                            "score": score, "power": power})
+        else:
+            tables.warnings.append(
+                f"{directory.name}: summary_r{number}.json: agent_rounds rows of round {number} "
+                f"({len(summary.agent_scores)} agent_scores and {len(summary.agent_powers)} agent_powers "
+                f"for {agents} agents)")
         for table, read in (("games", loaded.games), ("strategies", loaded.strategies)):
             try:
                 records = read(number)

@@ -3,14 +3,21 @@
 The lock is an advisory `flock` on `run.lock`, which the kernel drops when its process
 dies (kill -9 included), so a lock left by a dead process is simply taken over; the pid in
 the file names the live holder in the refusal message. Where `flock` is not supported the
-pid alone decides: a lock whose pid is alive refuses."""
+pid alone decides: a lock whose pid is alive refuses.
+
+`holder()` (the browser's "running (pid N)") asks the lock too, not the pid alone: after a
+kill -9 the file stays, and its pid may since belong to an unrelated process."""
 
 import errno
 import fcntl
 import os
+import time
 from pathlib import Path
 
 LOCK_NAME = "run.lock"
+# holder() probes the lock with a shared flock for an instant; a writer that meets that
+# probe tries again for this long before refusing.
+PROBE_GRACE_S = 0.2
 
 
 class LockError(Exception):
@@ -35,11 +42,33 @@ def read_pid(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _held(fd: int) -> bool | None:
+    """Whether some open file holds the flock on `fd`'s file; None where flock is unsupported."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return True if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
 def holder(directory: Path) -> int | None:
-    """The pid recorded by a live writer of `directory`, or None; for display only (a
-    browser), so it never touches the lock itself."""
-    pid = read_pid(directory / LOCK_NAME)
-    return pid if pid is not None and pid_alive(pid) else None
+    """The pid of the live writer of `directory`, or None; for display only (a browser).
+    A lock file nobody holds the flock on names no writer, whatever process its pid now
+    belongs to; only where flock is unsupported does the pid alone decide."""
+    path = directory / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        held = _held(fd)
+    finally:
+        os.close(fd)
+    pid = read_pid(path)
+    if held is None:  # no flock here
+        return pid if pid is not None and pid_alive(pid) else None
+    return pid if held else None
 
 
 class ExperimentLock:
@@ -66,14 +95,21 @@ class ExperimentLock:
         return self
 
     def _flock(self, fd: int) -> None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                pid = read_pid(self.path)  # no flock here: the pid alone decides
-                if pid is None or pid == os.getpid() or not pid_alive(pid):
-                    return
+        deadline = time.monotonic() + PROBE_GRACE_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    pid = read_pid(self.path)  # no flock here: the pid alone decides
+                    if pid is None or pid == os.getpid() or not pid_alive(pid):
+                        return
+                    break
+            # Held: by a writer, or for an instant by holder()'s probe, so look again shortly.
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
         pid = read_pid(self.path)
         who = f"process {pid}" if pid else "another process"
         raise LockError(

@@ -126,8 +126,14 @@ class ExperimentStore:
         self.directory = directory
         (directory / "rounds").mkdir(parents=True, exist_ok=True)
         self._lock = ExperimentLock(directory).acquire()
-        self._calls = open(directory / "calls.jsonl", "ab", buffering=0)
-        self._errors = open(directory / "experiment_errors.log", "ab", buffering=0)
+        try:
+            self._calls = open(directory / "calls.jsonl", "ab", buffering=0)
+            self._errors = open(directory / "experiment_errors.log", "ab", buffering=0)
+        except BaseException:
+            if hasattr(self, "_calls"):
+                self._calls.close()
+            self._lock.release()  # a store that could not open does not keep the directory locked
+            raise
 
     @property
     def experiment_id(self) -> str:

@@ -1,7 +1,8 @@
-"""Sweeps: the grid conditions x seeds, run as concurrent experiments that share one rate
-limiter and one cost budget. The sweep directory holds one normal experiment directory per
-cell and `sweep.json`: per condition, the mean and a seeded bootstrap interval of every
-metric over seeds, and each condition's difference from the first (reference) condition."""
+"""Sweeps: the grid conditions x seeds, run as concurrent experiments (at most MAX_RUNNING
+at a time) that share one rate limiter and one cost budget. The sweep directory holds one
+normal experiment directory per cell and `sweep.json`: per condition, the mean and a seeded
+bootstrap interval of every metric over seeds, and each condition's difference from the
+first (reference) condition."""
 
 import re
 from collections.abc import Sequence
@@ -25,12 +26,16 @@ from engine.providers.base import Provider
 from engine.rng import keyed_rng
 from engine.runner import Experiment, utc_now, with_seed
 from engine.stats import CONFIDENCE, RESAMPLES, Interval, bootstrap_mean
-from engine.store import ExperimentStore, decoder, new_dated_dir, write_json
+from engine.store import ExperimentStore, decoder, new_dated_dir, write_atomic
 
 SWEEP_FILE = "sweep.json"
 SWEEP_SCHEMA_VERSION = 1
 # Every acausal indicator (overall_cooperation_rate among them), then in- vs out-group.
 METRICS = (*AcausalIndicators.__struct_fields__, "in_group_cooperation_rate", "out_group_cooperation_rate")
+MAX_SEEDS = 1000  # --seeds: a larger grid is a typo, not an experiment
+# Experiments running at once: each keeps 3 files open (lock, call log, error log), so an
+# unbounded sweep runs out of file descriptors. The shared Limiter still governs the calls.
+MAX_RUNNING = 16
 SWITCH_WORDS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
 
 
@@ -41,6 +46,7 @@ class SweepRun(msgspec.Struct, kw_only=True):
     seed: int
     directory: str  # the experiment directory, relative to the sweep directory
     status: Status | Literal["pending"] = "pending"
+    message: str | None = None  # why it stopped early, as the experiment's result says
     rounds: int = 0  # rounds completed
     metrics: dict[str, float | None] = {}  # METRICS of the finished experiment
     cooperation_per_round: list[float] = []
@@ -138,6 +144,8 @@ def plan_sweep(
         raise ConfigError(f"--conditions: two conditions give the same directory name in {conditions!r}")
     if seeds < 1:
         raise ConfigError(f"--seeds: must be at least 1 (got {seeds})")
+    if seeds > MAX_SEEDS:
+        raise ConfigError(f"--seeds: at most {MAX_SEEDS} (got {seeds})")
     base = with_seed(load_config(config_path, overrides, env))
     configs = {}
     for label in labels:
@@ -263,6 +271,10 @@ def sweep_status(statuses: list[str]) -> Status:
     return "completed"
 
 
+def encode_sweep(result: SweepResult) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(result), indent=2)
+
+
 async def run_sweep(
     plan: SweepPlan,
     providers: Sequence[Provider],
@@ -271,10 +283,13 @@ async def run_sweep(
     observer: SweepObserver | None = None,
     control: SweepControl | None = None,
     resamples: int = RESAMPLES,
+    max_running: int = MAX_RUNNING,
 ) -> tuple[SweepResult, Path]:
-    """Run every experiment of the plan concurrently in a new sweep directory under
-    results_dir (default: the config's). `providers[i]` serves the i-th experiment of
-    `plan.runs()` and is closed when that experiment ends."""
+    """Run the experiments of the plan concurrently, at most `max_running` at a time, in a
+    new sweep directory under results_dir (default: the config's). `providers[i]` serves
+    the i-th experiment of `plan.runs()` and is closed when that experiment ends. An
+    experiment that cannot even start (its directory cannot be opened) ends `failed` with
+    the reason as its message; the others go on."""
     control = control or SweepControl()
     base = plan.base
     grid = plan.runs()
@@ -282,6 +297,7 @@ async def run_sweep(
     directory = new_sweep_dir(results_dir or Path(base.results_dir), utc_now())
     limiter = Limiter(base.provider.rpm, base.provider.max_concurrency)
     budget = Budget(base.provider.max_cost_usd)
+    running = anyio.CapacityLimiter(max_running)
     assert base.seed is not None
     result = SweepResult(
         sweep_id=directory.name,
@@ -296,33 +312,64 @@ async def run_sweep(
         bootstrap=Bootstrap(resamples=resamples, confidence=CONFIDENCE, seed=base.seed),
         experiments=[run for run, _ in grid],
     )
-    write_json(directory / SWEEP_FILE, result)
+    saving = anyio.Lock()
+
+    async def save() -> None:
+        """sweep.json as it is now, written (with fsync) off the event loop, one write at a
+        time so an older state never replaces a newer one. Shielded: once begun, it ends."""
+        with anyio.CancelScope(shield=True):
+            async with saving:
+                data = encode_sweep(result)
+                await anyio.to_thread.run_sync(write_atomic, directory / SWEEP_FILE, data)
+
+    await save()
     if observer:
         observer.on_event(SweepStarted(result, directory))
     finished = 0
 
     async def one(run: SweepRun, config: Config, provider: Provider) -> None:
         nonlocal finished
-        store = ExperimentStore(directory / run.directory)
+        try:
+            async with running:
+                outcome = await start(run, config, provider)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await provider.aclose()
+        if outcome is None:  # could not start
+            run.status = "failed"
+        else:
+            run.status, run.message = outcome.status, outcome.message
+            run.rounds = outcome.total_rounds
+            run.metrics, run.cooperation_per_round = experiment_values(outcome)
+        finished += 1
+        await save()
+        if observer:
+            observer.on_event(ExperimentDone(run, finished, len(grid)))
+
+    async def start(run: SweepRun, config: Config, provider: Provider) -> ExperimentResult | None:
         experiment_control = RunControl()
         control.add(experiment_control)
+        store: ExperimentStore | None = None
+        started = False
         try:
+            store = ExperimentStore(directory / run.directory)
             experiment = Experiment(
                 config, store, provider, _Forward(observer, run), experiment_control,
                 limiter=limiter, budget=budget,
             )
-            outcome = await experiment.run()
+            started = True
+            return await experiment.run()
+        except Exception as exc:  # e.g. too many open files, or the lock taken: this one fails alone
+            if not started:
+                run.message = f"cannot start the experiment: {exc}"
+            elif isinstance(exc, OSError):
+                run.message = f"cannot write the results: {exc}"
+            else:
+                run.message = f"internal error: {type(exc).__name__}: {exc}"
+            return None
         finally:
-            store.close()
-            with anyio.CancelScope(shield=True):
-                await provider.aclose()
-        run.status = outcome.status
-        run.rounds = outcome.total_rounds
-        run.metrics, run.cooperation_per_round = experiment_values(outcome)
-        finished += 1
-        write_json(directory / SWEEP_FILE, result)
-        if observer:
-            observer.on_event(ExperimentDone(run, finished, len(grid)))
+            if store is not None:
+                store.close()
 
     try:
         async with anyio.create_task_group() as tg:
@@ -339,7 +386,7 @@ async def run_sweep(
         # Off the event loop: 10000 resamples per figure take seconds, and a UI shares the loop.
         with anyio.CancelScope(shield=True):
             result.summary, result.differences = await anyio.to_thread.run_sync(summarize, result, resamples)
-        write_json(directory / SWEEP_FILE, result)
+        await save()
     if observer:
         observer.on_event(SweepFinished(result, directory))
     return result, directory
@@ -411,14 +458,26 @@ class LoadedSweep:
     problem: str | None = None  # why sweep.json could not be read
 
 
+def plain_name(name: str) -> bool:
+    """A directory name inside the sweep directory: no path separators, not `.` or `..`."""
+    return name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+
+
 def load_sweep(directory: Path) -> LoadedSweep:
-    """Never raises for bad content: an unreadable sweep.json is reported in `problem`."""
+    """Never raises for bad content: an unreadable sweep.json is reported in `problem`, and
+    so is one whose experiments' `directory` is not a plain name (e.g. `..` or an absolute
+    path: the comparison view and export open it)."""
     try:
-        return LoadedSweep(directory, decoder(SweepResult).decode((directory / SWEEP_FILE).read_bytes()))
+        result = decoder(SweepResult).decode((directory / SWEEP_FILE).read_bytes())
     except FileNotFoundError:
         return LoadedSweep(directory, problem=f"{SWEEP_FILE}: missing")
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         return LoadedSweep(directory, problem=f"{SWEEP_FILE}: {exc}")
+    for i, run in enumerate(result.experiments):
+        if not plain_name(run.directory):
+            return LoadedSweep(directory, problem=(
+                f"{SWEEP_FILE}: experiments[{i}].directory: {run.directory!r} is not a plain directory name"))
+    return LoadedSweep(directory, result)
 
 
 def list_sweeps(results_dir: Path) -> list[LoadedSweep]:

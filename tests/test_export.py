@@ -1,11 +1,14 @@
 """CSV export: the rows read back equal the JSON records, for an experiment and a sweep."""
 
 import csv
+import json
+import shutil
 from pathlib import Path
 
 import msgspec
 import pytest
 
+import engine.export
 from acausal_tui.cli import main
 from engine.export import (
     AGENT_COLUMNS,
@@ -176,6 +179,63 @@ async def test_unreadable_round_is_skipped_with_a_warning_and_exit_1(experiment,
     assert "acausal-tui: warning: skipped exp_test: games_r2.json: " in err
     games = read_rows(experiment / "export" / "games.csv")
     assert {g["round"] for g in games} == {"1", "3"}
+
+
+@pytest.mark.parametrize("field", ["agent_scores", "agent_powers"])
+async def test_a_summary_with_lists_of_the_wrong_length_skips_that_rounds_agent_rows(experiment, capsys, field):
+    path = experiment / "rounds" / "summary_r2.json"
+    data = json.loads(path.read_text())
+    data[field] = data[field][:3]  # 4 agents
+    path.write_text(json.dumps(data))
+    assert main(["export", str(experiment)]) == 1
+    out, err = capsys.readouterr()
+    scores, powers = (3, 4) if field == "agent_scores" else (4, 3)
+    assert err == (f"acausal-tui: warning: skipped exp_test: summary_r2.json: agent_rounds rows of round 2 "
+                   f"({scores} agent_scores and {powers} agent_powers for 4 agents)\n")
+    assert out.strip() == str(experiment / "export")
+    agent_rounds = read_rows(experiment / "export" / "agent_rounds.csv")
+    assert [int(a["round"]) for a in agent_rounds] == [1] * 4 + [3] * 4
+    assert [r["round"] for r in read_rows(experiment / "export" / "rounds.csv")] == ["1", "2", "3"]
+    assert {g["round"] for g in read_rows(experiment / "export" / "games.csv")} == {"1", "2", "3"}
+
+
+async def test_a_sweep_exports_what_it_can_read(tmp_path, capsys, monkeypatch):
+    """A bad summary, a missing experiment and one the tables cannot use: each reported on
+    one line and skipped; every other row is written."""
+    plan = plan_sweep(None, {"agents": 3, "rounds": 2, "seed": 5, "results_dir": str(tmp_path),
+                             "provider": {"name": "simulated"}}, "baseline,identity", 2, env={})
+    _, directory = await run_sweep(plan, [FakeProvider(reply) for _ in plan.runs()], resamples=100)
+    summary = directory / "exp_baseline_s5" / "rounds" / "summary_r1.json"
+    data = json.loads(summary.read_text())
+    data["agent_powers"] = [*data["agent_powers"], 1.0]
+    summary.write_text(json.dumps(data))
+    shutil.rmtree(directory / "exp_baseline_s6")
+    real = engine.export.experiment_values
+
+    def experiment_values(result):  # anything the readers let through but the tables trip on
+        if result.experiment_id == "exp_identity_s5":
+            raise KeyError("strategy")
+        return real(result)
+
+    monkeypatch.setattr(engine.export, "experiment_values", experiment_values)
+    out = tmp_path / "csv"
+    assert main(["export", str(directory), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "acausal-tui: warning: skipped exp_baseline_s5: summary_r1.json: agent_rounds rows of round 1 "
+        "(3 agent_scores and 4 agent_powers for 3 agents)",
+        "acausal-tui: warning: skipped exp_baseline_s6: manifest.json: missing",
+        "acausal-tui: warning: skipped exp_identity_s5: cannot be exported: KeyError: 'strategy'",
+    ]
+    experiments = read_rows(out / "experiments.csv")
+    assert [e["experiment_id"] for e in experiments] == ["exp_baseline_s5", "exp_identity_s6"]
+    games = read_rows(out / "games.csv")
+    assert {g["experiment_id"] for g in games} == {"exp_baseline_s5", "exp_identity_s6"}
+    assert len(games) == 2 * 2 * 3  # 2 experiments x 2 rounds x 3 games
+    agent_rounds = read_rows(out / "agent_rounds.csv")  # round 1 of exp_baseline_s5 skipped
+    assert [(a["experiment_id"], a["round"]) for a in agent_rounds] == (
+        [("exp_baseline_s5", "2")] * 3 + [("exp_identity_s6", "1")] * 3 + [("exp_identity_s6", "2")] * 3)
+    assert read_rows(out / "sweep.csv")
 
 
 @pytest.mark.parametrize("target, flags, expected", [

@@ -73,6 +73,51 @@ def test_a_stale_lock_file_is_taken_over(tmp_path, content):
     lock.release()
 
 
+def test_a_lock_file_naming_a_live_unrelated_pid_is_not_held(tmp_path):
+    """After kill -9 the file stays and its pid may be reused: only the flock says who writes."""
+    (tmp_path / LOCK_NAME).write_text(f"{os.getppid()}\n")  # alive, but holds no lock here
+    assert holder(tmp_path) is None
+    with ExperimentLock(tmp_path):  # and resume takes it over
+        assert holder(tmp_path) == os.getpid()
+    assert holder(tmp_path) is None
+
+
+def test_without_flock_the_holder_is_the_live_pid(tmp_path, monkeypatch):
+    import engine.lock
+
+    def no_flock(fd, operation):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(engine.lock.fcntl, "flock", no_flock)
+    (tmp_path / LOCK_NAME).write_text(str(os.getppid()))
+    assert holder(tmp_path) == os.getppid()
+    (tmp_path / LOCK_NAME).write_text(str(dead_pid()))
+    assert holder(tmp_path) is None
+
+
+def test_the_holder_probe_does_not_make_a_writer_refuse(tmp_path, monkeypatch):
+    """holder() holds a shared flock for an instant; a writer meeting it tries again."""
+    import engine.lock
+
+    real = engine.lock.fcntl.flock
+    probe = os.open(tmp_path / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    real(probe, engine.lock.fcntl.LOCK_SH)
+    calls = []
+
+    def flock(fd, operation):
+        calls.append(operation)
+        if len(calls) == 2:  # the probe ends while the writer waits
+            real(probe, engine.lock.fcntl.LOCK_UN)
+        return real(fd, operation)
+
+    monkeypatch.setattr(engine.lock.fcntl, "flock", flock)
+    try:
+        ExperimentLock(tmp_path).acquire().release()
+    finally:
+        os.close(probe)
+    assert len(calls) >= 2
+
+
 def test_one_process_cannot_hold_the_same_experiment_twice(tmp_path):
     with ExperimentLock(tmp_path):
         with pytest.raises(LockError):

@@ -65,3 +65,23 @@ def test_loading_never_raises_on_corrupt_or_partial_dirs(tmp_path):
     assert any("summary_r1.json" in p for p in loaded[0].problems)
     assert loaded[1].problems == ["manifest.json: missing"]
     assert load_experiment(Path(tmp_path / "missing")).problems
+
+
+def test_a_store_that_cannot_open_its_logs_releases_the_lock(tmp_path, monkeypatch):
+    import builtins
+
+    from engine.lock import ExperimentLock
+
+    directory = tmp_path / "exp_1"
+    real_open = builtins.open
+
+    def no_more_files(path, *args, **kwargs):
+        if str(path).endswith("experiment_errors.log"):
+            raise OSError(24, "Too many open files")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_more_files)
+    with pytest.raises(OSError):
+        ExperimentStore(directory)
+    monkeypatch.setattr(builtins, "open", real_open)
+    ExperimentLock(directory).acquire().release()  # free again

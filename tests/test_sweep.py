@@ -2,7 +2,11 @@
 statistics, the command line, and the comparison view."""
 
 import json
+import resource
 import statistics
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import anyio
@@ -10,6 +14,7 @@ import msgspec
 import pytest
 from textual.app import App
 
+import engine.sweep
 from acausal_tui.cli import main
 from acausal_tui.screens.compare import CompareScreen, sweep_row
 from engine.events import RoundSummarised
@@ -20,6 +25,8 @@ from engine.rng import keyed_rng
 from engine.stats import bootstrap_mean
 from engine.store import load_experiment, read_json
 from engine.sweep import (
+    MAX_RUNNING,
+    MAX_SEEDS,
     METRICS,
     SWEEP_FILE,
     ExperimentEvent,
@@ -31,6 +38,7 @@ from engine.sweep import (
     plan_sweep,
     run_sweep,
 )
+from tests.support.experiment_files import ROOT
 from tests.support.fakes import FakeProvider
 
 BASE = {"agents": 4, "rounds": 3, "provider": {"name": "simulated"}}
@@ -202,6 +210,84 @@ async def test_abort_stops_every_experiment(tmp_path):
     assert read_json(directory / SWEEP_FILE, SweepResult).status == "aborted"
 
 
+# -- many experiments: a few at a time, one failing alone -----------------------------------------
+
+
+async def test_at_most_max_running_experiments_run_at_once(tmp_path, monkeypatch):
+    state = {"open": 0, "peak": 0}
+
+    class Counted(engine.sweep.ExperimentStore):
+        def __init__(self, directory):
+            super().__init__(directory)
+            state["open"] += 1
+            state["peak"] = max(state["peak"], state["open"])
+
+        def close(self):
+            state["open"] -= 1
+            super().close()
+
+    monkeypatch.setattr(engine.sweep, "ExperimentStore", Counted)
+    result, _ = await sweep(plan(tmp_path, seeds=MAX_RUNNING // 2 + 2, rounds=1, agents=2))
+    assert result.status == "completed" and len(result.experiments) == MAX_RUNNING + 4
+    assert state["peak"] == MAX_RUNNING and state["open"] == 0
+
+
+async def test_an_experiment_that_cannot_start_fails_alone(tmp_path, monkeypatch, capsys):
+    from acausal_tui.research import SweepPrinter
+
+    class Refusing(engine.sweep.ExperimentStore):
+        def __init__(self, directory):
+            if directory.name == "exp_identity_s41":
+                raise OSError(24, "Too many open files", str(directory / "calls.jsonl"))
+            super().__init__(directory)
+
+    monkeypatch.setattr(engine.sweep, "ExperimentStore", Refusing)
+    result, directory = await sweep(plan(tmp_path, rounds=1), observer=SweepPrinter())
+    failed = next(run for run in result.experiments if run.directory == "exp_identity_s41")
+    assert failed.status == "failed"
+    assert failed.message == (f"cannot start the experiment: [Errno 24] Too many open files: "
+                              f"'{directory / 'exp_identity_s41' / 'calls.jsonl'}'")
+    assert [run.status for run in result.experiments if run is not failed] == ["completed"] * 5
+    assert result.status == "failed" and result.message is None
+    saved = read_json(directory / SWEEP_FILE, SweepResult)
+    assert saved.experiments == result.experiments
+    assert all(s.metrics["overall_cooperation_rate"].n == (3 if s.condition == "baseline" else 2)
+               for s in result.summary)
+    err = capsys.readouterr().err
+    assert f"[identity s41] failed: 0 rounds, cooperation n/a (1/6 experiments finished) - {failed.message}" in err
+
+
+def test_a_large_sweep_under_a_low_file_limit_completes(tmp_path):
+    """120 experiments with 256 file descriptors: they run a few at a time, so none fails."""
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    results = tmp_path / "results"
+    process = subprocess.run(
+        [sys.executable, "-c", "import sys; from acausal_tui.cli import main; sys.exit(main(sys.argv[1:]))",
+         "sweep", "--headless", "--conditions", "baseline,identity", "--seeds", "60", "--agents", "2",
+         "--rounds", "1", "--provider", "simulated", "--results-dir", str(results)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert process.returncode == 0, process.stderr[-2000:]
+    result = read_json(Path(process.stdout.strip()) / SWEEP_FILE, SweepResult)
+    assert len(result.experiments) == 120 and {run.status for run in result.experiments} == {"completed"}
+
+
+async def test_sweep_json_is_written_off_the_event_loop(tmp_path, monkeypatch):
+    threads = []
+    real = engine.sweep.write_atomic
+
+    def write_atomic(path, data):
+        threads.append(threading.current_thread())
+        real(path, data)
+
+    monkeypatch.setattr(engine.sweep, "write_atomic", write_atomic)
+    result, directory = await sweep(plan(tmp_path, rounds=1))
+    assert len(threads) == 1 + 6 + 1  # at the start, after each experiment, at the end
+    assert threading.main_thread() not in threads
+    assert read_json(directory / SWEEP_FILE, SweepResult) == result
+
+
 # -- bad input ----------------------------------------------------------------------------------
 
 
@@ -218,6 +304,7 @@ async def test_abort_stops_every_experiment(tmp_path):
     (["--conditions", "baseline,,identity"], "--conditions: empty condition name in 'baseline,,identity'"),
     (["--conditions", "identity,identity"], "--conditions: a condition is listed twice"),
     (["--seeds", "0"], "--seeds: must be at least 1 (got 0)"),
+    (["--seeds", str(MAX_SEEDS + 1)], f"--seeds: at most {MAX_SEEDS} (got {MAX_SEEDS + 1})"),
     (["--seeds", "many"], "argument --seeds: expected a whole number, got 'many'"),
     (["--condition", "identity"], "--condition: a sweep takes --conditions A,B,..."),
     (["--main-model", ""], "models.main: model name is empty"),
@@ -234,6 +321,18 @@ def test_bad_sweep_input_exits_2_with_one_line(tmp_path, capsys, flags, expected
     assert out == "" and not results.exists()
 
 
+def test_a_huge_seed_count_exits_2_at_once(tmp_path):
+    """Not a hang building the seed list: one line, exit 2 (a subprocess, so a hang times out)."""
+    results = tmp_path / "results"
+    process = subprocess.run(
+        [sys.executable, "-c", "import sys; from acausal_tui.cli import main; sys.exit(main(sys.argv[1:]))",
+         "sweep", "--headless", "--seeds", "99999999999999999999", "--results-dir", str(results)],
+        cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert process.returncode == 2
+    assert process.stderr == f"acausal-tui: error: --seeds: at most {MAX_SEEDS} (got 99999999999999999999)\n"
+    assert process.stdout == "" and not results.exists()
+
+
 # -- loading and the comparison view --------------------------------------------------------------
 
 
@@ -248,7 +347,22 @@ async def test_list_sweeps_reports_unreadable_ones(tmp_path):
     assert load_sweep(tmp_path).problem == "sweep.json: missing"
     assert str(sweep_row(sweeps[1])[2]) == "unreadable"
     row = sweep_row(sweeps[0])
-    assert str(row[2]) == "sweep completed" and row[3] == "6/6 exp"
+    assert str(row[2]) == "sweep completed" and str(row[3]) == "6/6 exp"
+
+
+@pytest.mark.parametrize("name", ["..", "../elsewhere", "/etc", "exp/../..", "."])
+async def test_a_sweep_whose_experiment_directory_is_not_a_plain_name_is_unreadable(tmp_path, name, capsys):
+    _, directory = await sweep(plan(tmp_path, rounds=1, seeds=1))
+    data = json.loads((directory / SWEEP_FILE).read_text())
+    data["experiments"][1]["directory"] = name
+    (directory / SWEEP_FILE).write_text(json.dumps(data))
+    loaded = load_sweep(directory)
+    assert loaded.result is None
+    assert loaded.problem == f"sweep.json: experiments[1].directory: {name!r} is not a plain directory name"
+    assert [s.problem for s in list_sweeps(directory.parent)] == [loaded.problem]
+    assert main(["export", str(directory)]) == 2
+    assert capsys.readouterr().err == f"acausal-tui: error: DIR: {directory}: {loaded.problem}\n"
+    assert not (directory / "export").exists()
 
 
 async def test_compare_view_shows_conditions_side_by_side(tmp_path):
@@ -267,7 +381,7 @@ async def test_compare_view_shows_conditions_side_by_side(tmp_path):
         assert [str(c.label) for c in metrics.columns.values()] == [
             "metric", "baseline (n=3)", "identity (n=3)", "identity − baseline"]
         overall = metrics.get_row_at(METRICS.index("overall_cooperation_rate"))
-        assert overall[2].startswith("100.0%") and overall[3].startswith("+")
+        assert str(overall[2]).startswith("100.0%") and str(overall[3]).startswith("+")
         assert screen.query_one("#compare-rounds").row_count == 3
         assert len(screen.query("CoopChart")) == 2
         experiments = screen.query_one("#compare-experiments")
