@@ -1,8 +1,6 @@
-"""The live run screen. The engine runs as one async worker on the app's event loop; its
-observer only appends events to a list, and the screen renders them at most 10 times a
-second, so the UI stays responsive however fast the engine goes."""
+"""The live run screen: the engine runs as the screen's worker (see EngineScreen); its
+events are folded into a RunView and shown at most 10 times a second."""
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +10,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, RichLog, Static
-from textual.worker import Worker, WorkerState
 
-from acausal_tui.screens.dialogs import ConfirmScreen
+from acausal_tui.screens.engine_screen import (
+    ERROR_LINES,
+    EngineScreen,
+    EventBuffer,
+    control_bindings,
+)
 from acausal_tui.widgets.chart import CoopChart
 from acausal_tui.widgets.indicators import indicator_text
 from acausal_tui.widgets.strategy import StrategyPane
@@ -40,28 +41,8 @@ from engine.models import ExperimentResult, Manifest, RoundSummary, StrategyReco
 from engine.store import load_experiment
 
 RunFn = Callable[[Observer, RunControl], Awaitable[ExperimentResult]]
-FLUSH_INTERVAL_S = 0.1
-# Screen refreshes to wait before the engine starts: the first paint, then the Footer's
-# recompose that the first paint triggers (starting earlier, both compete with the run).
-SETTLE_REFRESHES = 2
 FEED_LINES = 100  # more than a terminal shows
-ERROR_LINES = 200
 MOVE_STYLE = {"COOPERATE": "green", "DEFECT": "red"}
-
-
-class EventBuffer:
-    """The observer handed to the engine: called synchronously on the event loop, it only
-    appends; the screen drains it on a timer."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def on_event(self, event: Event) -> None:
-        self.events.append(event)
-
-    def drain(self) -> list[Event]:
-        events, self.events = self.events, []
-        return events
 
 
 @dataclass
@@ -201,27 +182,24 @@ def header_text(manifest: Manifest | None) -> Text:
     return text
 
 
-class RunScreen(Screen):
+class RunScreen(EngineScreen):
     BINDINGS = [
-        Binding("p", "pause", "Pause", id="pause"),
-        Binding("p", "resume", "Resume", id="resume"),
-        Binding("a", "abort", "Abort", id="abort"),
+        *control_bindings("Pause", "Resume", "Abort"),
         Binding("b", "browse", "Browse", id="browse"),
         Binding("left_square_bracket", "agent(-1)", "Prev agent", key_display="[", id="prev_agent"),
         Binding("right_square_bracket", "agent(1)", "Next agent", key_display="]", id="next_agent"),
     ]
 
+    control: RunControl
+    buffer: EventBuffer[Event]
+    view: RunView
+    WORKER_NAME = "experiment"
+    ABORT_QUESTION = ("Abort the run? In-flight calls are cancelled and the rounds done so far "
+                      "are saved with status 'aborted'.")
+
     def __init__(self, run: RunFn, results_dir: Path) -> None:
-        super().__init__()
-        self.run_fn = run
+        super().__init__(run, RunControl(), RunView())
         self.results_dir = results_dir
-        self.control = RunControl()
-        self.buffer = EventBuffer()
-        self.view = RunView()
-        self.worker: Worker[ExperimentResult] | None = None
-        self.failure: str | None = None
-        self.exit_when_done = False
-        self._shown: dict[str, str] = {}  # widget id -> last text, to skip identical updates
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-header")
@@ -249,33 +227,13 @@ class RunScreen(Screen):
         self.query_one("#strategies").border_title = "Strategies this round"
         self.query_one("#errors").border_title = "Retries and errors"
         self.query_one("#final").display = False
-        self.flush()
-        self.set_interval(FLUSH_INTERVAL_S, self.flush)
-        self.worker = self.run_worker(self.engine(), name="experiment", group="engine", exit_on_error=False)
-
-    async def engine(self) -> ExperimentResult:
-        for _ in range(SETTLE_REFRESHES):
-            painted = asyncio.Event()
-            self.call_after_refresh(painted.set)
-            await painted.wait()
-        return await self.run_fn(self.buffer, self.control)
+        self.start_engine()
 
     async def load_resumed(self, directory: Path, first_round: int) -> None:
         """The rounds done before a resume, from their summary files, read off the loop."""
         loaded = await anyio.to_thread.run_sync(load_experiment, directory)
         self.view.resumed(list(loaded.summaries.values()), first_round)
         self.redraw()
-
-    @property
-    def final_status(self) -> str | None:
-        """The run's status once it is over: the result's, or `failed` when the worker raised."""
-        if self.view.result is not None:
-            return self.view.result.status
-        return "failed" if self.failure is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self.worker is not None and not self.worker.is_finished
 
     # -- rendering ------------------------------------------------------------------
 
@@ -311,12 +269,6 @@ class RunScreen(Screen):
             self.query_one("#errors", RichLog).write(Text("\n").join(errors[-ERROR_LINES:]), expand=True)
         self.redraw()
 
-    def set_text(self, widget_id: str, text: Text, layout: bool = False) -> None:
-        """Update a Static when its text changed; fixed-size ones skip the layout pass."""
-        if self._shown.get(widget_id) != text.markup:
-            self._shown[widget_id] = text.markup
-            self.query_one(f"#{widget_id}", Static).update(text, layout=layout)
-
     def redraw(self) -> None:
         view = self.view
         self.set_text("run-header", header_text(view.manifest), layout=True)
@@ -331,24 +283,11 @@ class RunScreen(Screen):
         self.set_text("stats", self.stats_text())
         self.query_one(CoopChart).set_rates(view.rates)
 
-    def status_text(self) -> Text:
-        stats = self.control.stats
-        result = self.view.result
-        if result is not None:
-            style = "bold green" if result.status == "completed" else "bold red"
-            text = Text(f"Finished: {result.status}", style=style)
-            if result.message:
-                text.append(" — ")
-                text.append_text(literal(result.message))
-            return text
-        if self.failure is not None:
-            return Text(f"Failed: {self.failure}", style="bold red")
-        if self.control.aborted:
-            return Text(f"Aborting… {stats.in_flight} calls in flight", style="bold red")
-        if self.control.paused:
-            return Text(f"⏸ Paused — no new calls are sent; {stats.in_flight} calls still in flight",
-                        style="bold black on yellow")
-        return Text("▶ Running", style="bold green")
+    def in_flight(self) -> int:
+        return self.control.stats.in_flight
+
+    def log_errors(self, text: Text) -> None:
+        self.query_one("#errors", RichLog).write(text)
 
     def stats_text(self) -> Text:
         view, stats = self.view, self.control.stats
@@ -381,61 +320,7 @@ class RunScreen(Screen):
         final.update(result_text(result, self.view.directory))
         self.query_one("#strategies").border_title = "Strategies (last round)"
 
-    # -- the worker -----------------------------------------------------------------
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self.worker or not event.worker.is_finished:
-            return
-        self.flush()
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.failure = f"{type(error).__name__}: {error}"
-            self.query_one("#errors", RichLog).write(literal(f"error  {self.failure}", style="bold red"))
-            self.redraw()
-        self.refresh_bindings()
-        if self.exit_when_done:
-            self.app.exit()
-
-    def stop_and_exit(self) -> None:
-        """Abort the run (partial results are saved) and leave once the worker is done."""
-        self.exit_when_done = True
-        self.control.abort("aborted by the user (quit)")
-        if not self.running:
-            self.app.exit()
-
     # -- actions --------------------------------------------------------------------
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "pause":
-            return self.running and not self.control.paused and not self.control.aborted
-        if action == "resume":
-            return self.running and self.control.paused
-        if action == "abort":
-            return self.running and not self.control.aborted
-        return True
-
-    def action_pause(self) -> None:
-        self.control.pause()
-        self.refresh_bindings()
-        self.redraw()
-
-    def action_resume(self) -> None:
-        self.control.resume()
-        self.refresh_bindings()
-        self.redraw()
-
-    def action_abort(self) -> None:
-        def confirmed(yes: bool | None) -> None:
-            if yes and self.running:
-                self.control.abort()
-                self.refresh_bindings()
-                self.redraw()
-
-        self.app.push_screen(
-            ConfirmScreen("Abort the run? In-flight calls are cancelled and the rounds done so far "
-                          "are saved with status 'aborted'.", yes="Abort", no="Keep running"),
-            confirmed,
-        )
 
     def action_browse(self) -> None:
         from acausal_tui.screens.browser import BrowserScreen

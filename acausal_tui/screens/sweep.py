@@ -3,7 +3,6 @@ As on the run screen the observer only appends events and a 10 Hz timer folds th
 the view; the experiments table is updated cell by cell, by row key. When the sweep ends
 the summary (per-condition means with intervals and the differences) appears below it."""
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,13 +11,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, RichLog, Static
-from textual.worker import Worker, WorkerState
 
 from acausal_tui.screens.compare import CompareScreen, fill_metrics
-from acausal_tui.screens.dialogs import ConfirmScreen
-from acausal_tui.screens.run import FLUSH_INTERVAL_S, SETTLE_REFRESHES, RunView, error_line
+from acausal_tui.screens.engine_screen import (
+    ERROR_LINES,
+    EngineScreen,
+    EventBuffer,
+    control_bindings,
+)
+from acausal_tui.screens.run import RunView, error_line
 from acausal_tui.widgets.text import literal, money, percent
 from engine.control import RunStats
 from engine.events import CallRetried, ErrorLogged
@@ -37,23 +39,8 @@ from engine.sweep import (
 )
 
 SweepFn = Callable[[SweepObserver, SweepControl], Awaitable[SweepResult]]
-ERROR_LINES = 200
 COLUMNS = ("condition", "seed", "status", "round", "cooperation")
 STATUS_STYLE = {"completed": "green", "running": "cyan", "paused": "yellow", "pending": "dim"}
-
-
-class SweepBuffer:
-    """The observer handed to the sweep: it only appends; the screen drains it on a timer."""
-
-    def __init__(self) -> None:
-        self.events: list[SweepEvent] = []
-
-    def on_event(self, event: SweepEvent) -> None:
-        self.events.append(event)
-
-    def drain(self) -> list[SweepEvent]:
-        events, self.events = self.events, []
-        return events
 
 
 @dataclass
@@ -145,7 +132,7 @@ def total_stats(control: SweepControl) -> RunStats:
     return total
 
 
-class SweepScreen(Screen):
+class SweepScreen(EngineScreen):
     DEFAULT_CSS = """
     SweepScreen #sweep-header { height: auto; padding: 0 1; background: $boost; }
     SweepScreen #sweep-progress-row { height: 1; padding: 0 1; }
@@ -160,22 +147,20 @@ class SweepScreen(Screen):
     SweepScreen #sweep-errors { height: 6; display: none; }
     """
     BINDINGS = [
-        Binding("p", "pause", "Pause all", id="pause"),
-        Binding("p", "resume", "Resume all", id="resume"),
-        Binding("a", "abort", "Abort all", id="abort"),
+        *control_bindings("Pause all", "Resume all", "Abort all"),
         Binding("c", "compare", "Compare", id="compare"),
     ]
 
+    control: SweepControl
+    buffer: EventBuffer[SweepEvent]
+    view: SweepView
+    WORKER_NAME = "sweep"
+    ABORT_QUESTION = ("Abort the sweep? Every experiment's in-flight calls are cancelled and the "
+                      "rounds done so far are saved with status 'aborted'.")
+    ABORT_YES = "Abort all"
+
     def __init__(self, sweep: SweepFn) -> None:
-        super().__init__()
-        self.sweep_fn = sweep
-        self.control = SweepControl()
-        self.buffer = SweepBuffer()
-        self.view = SweepView()
-        self.worker: Worker[SweepResult] | None = None
-        self.failure: str | None = None
-        self.exit_when_done = False
-        self._shown: dict[str, str] = {}  # widget id -> last text, to skip identical updates
+        super().__init__(sweep, SweepControl(), SweepView())
         self._cells: dict[str, tuple[str, ...]] = {}  # row key -> the cells shown
 
     def compose(self) -> ComposeResult:
@@ -200,27 +185,7 @@ class SweepScreen(Screen):
             table.add_column(column, key=column)
         self.query_one("#sweep-summary").border_title = "Summary"
         self.query_one("#sweep-errors").border_title = "Retries and errors"
-        self.flush()
-        self.set_interval(FLUSH_INTERVAL_S, self.flush)
-        self.worker = self.run_worker(self.engine(), name="sweep", group="engine", exit_on_error=False)
-
-    async def engine(self) -> SweepResult:
-        for _ in range(SETTLE_REFRESHES):
-            painted = asyncio.Event()
-            self.call_after_refresh(painted.set)
-            await painted.wait()
-        return await self.sweep_fn(self.buffer, self.control)
-
-    @property
-    def final_status(self) -> str | None:
-        """The sweep's status once it is over: the result's, or `failed` when the worker raised."""
-        if self.view.result is not None:
-            return self.view.result.status
-        return "failed" if self.failure is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self.worker is not None and not self.worker.is_finished
+        self.start_engine()
 
     # -- rendering ------------------------------------------------------------------
 
@@ -267,11 +232,6 @@ class SweepScreen(Screen):
                     table.update_cell(run.directory, column, cell, update_width=True)
             self._cells[run.directory] = tuple(cell.markup for cell in cells)
 
-    def set_text(self, widget_id: str, text: Text, layout: bool = False) -> None:
-        if self._shown.get(widget_id) != text.markup:
-            self._shown[widget_id] = text.markup
-            self.query_one(f"#{widget_id}", Static).update(text, layout=layout)
-
     def redraw(self) -> None:
         view = self.view
         self.set_text("sweep-header", sweep_header(view.started), layout=True)
@@ -289,24 +249,8 @@ class SweepScreen(Screen):
                                           f"{stats.in_flight} · cost {money(stats.cost)} of {budget} (shared)"))
         self.update_rows()
 
-    def status_text(self) -> Text:
-        result = self.view.result
-        if result is not None:
-            style = "bold green" if result.status == "completed" else "bold red"
-            text = Text(f"Finished: {result.status}", style=style)
-            if result.message:
-                text.append(" — ")
-                text.append_text(literal(result.message))
-            return text
-        if self.failure is not None:
-            return Text(f"Failed: {self.failure}", style="bold red")
-        in_flight = total_stats(self.control).in_flight
-        if self.control.aborted:
-            return Text(f"Aborting… {in_flight} calls in flight", style="bold red")
-        if self.control.paused:
-            return Text(f"⏸ Paused — no new calls are sent; {in_flight} calls still in flight",
-                        style="bold black on yellow")
-        return Text("▶ Running", style="bold green")
+    def in_flight(self) -> int:
+        return total_stats(self.control).in_flight
 
     def show_summary(self, result: SweepResult, directory: Path) -> None:
         text = Text("Per condition: mean [95% interval] over completed seeds; differences from ", style="dim")
@@ -320,64 +264,12 @@ class SweepScreen(Screen):
         fill_metrics(self.query_one("#sweep-metrics", DataTable), result)
         self.query_one("#sweep-summary").display = True
 
-    # -- the worker -----------------------------------------------------------------
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self.worker or not event.worker.is_finished:
-            return
-        self.flush()
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.failure = f"{type(error).__name__}: {error}"
-            self.log_errors(literal(f"error  {self.failure}", style="bold red"))
-            self.redraw()
-        self.refresh_bindings()
-        if self.exit_when_done:
-            self.app.exit()
-
-    def stop_and_exit(self) -> None:
-        """Abort every experiment (partial results are saved) and leave once the worker is done."""
-        self.exit_when_done = True
-        self.control.abort("aborted by the user (quit)")
-        if not self.running:
-            self.app.exit()
-
     # -- actions --------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "pause":
-            return self.running and not self.control.paused and not self.control.aborted
-        if action == "resume":
-            return self.running and self.control.paused
-        if action == "abort":
-            return self.running and not self.control.aborted
         if action == "compare":
             return self.view.result is not None
-        return True
-
-    def action_pause(self) -> None:
-        self.control.pause()
-        self.refresh_bindings()
-        self.redraw()
-
-    def action_resume(self) -> None:
-        self.control.resume()
-        self.refresh_bindings()
-        self.redraw()
-
-    def action_abort(self) -> None:
-        def confirmed(yes: bool | None) -> None:
-            if yes and self.running:
-                self.control.abort()
-                self.refresh_bindings()
-                self.redraw()
-
-        self.app.push_screen(
-            ConfirmScreen("Abort the sweep? Every experiment's in-flight calls are cancelled and the "
-                          "rounds done so far are saved with status 'aborted'.", yes="Abort all",
-                          no="Keep running"),
-            confirmed,
-        )
+        return super().check_action(action, parameters)
 
     def action_compare(self) -> None:
         if self.view.result is not None and self.view.directory is not None:

@@ -1,0 +1,191 @@
+"""What the run and sweep screens share: the engine runs as one async worker on the app's
+event loop; its observer only appends events to a buffer, and the screen folds them into
+its view at most 10 times a second, so the UI stays responsive however fast the engine goes.
+The base owns the worker, the buffer and its flush timer, the pause/resume/abort control
+and actions, the status line and the quit plumbing; a screen adds its widgets and view."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState
+
+from acausal_tui.screens.dialogs import ConfirmScreen
+from acausal_tui.widgets.text import literal
+
+FLUSH_INTERVAL_S = 0.1
+# Screen refreshes to wait before the engine starts: the first paint, then the Footer's
+# recompose that the first paint triggers (starting earlier, both compete with the run).
+SETTLE_REFRESHES = 2
+ERROR_LINES = 200
+
+E = TypeVar("E")
+
+
+class EventBuffer(Generic[E]):
+    """The observer handed to the engine: called synchronously on the event loop, it only
+    appends; the screen drains it on a timer."""
+
+    def __init__(self) -> None:
+        self.events: list[E] = []
+
+    def on_event(self, event: E) -> None:
+        self.events.append(event)
+
+    def drain(self) -> list[E]:
+        events, self.events = self.events, []
+        return events
+
+
+def control_bindings(pause: str, resume: str, abort: str) -> list[Binding]:
+    """The pause/resume (one key, shown by state) and abort bindings, with a screen's labels."""
+    return [
+        Binding("p", "pause", pause, id="pause"),
+        Binding("p", "resume", resume, id="resume"),
+        Binding("a", "abort", abort, id="abort"),
+    ]
+
+
+class EngineScreen(Screen):
+    """A screen that runs the engine (`engine_fn(buffer, control)`) as its worker. Subclasses
+    compose their widgets, call `start_engine()` once mounted, and provide `flush`, `redraw`,
+    `in_flight` and `log_errors`."""
+
+    WORKER_NAME = "engine"
+    ABORT_QUESTION = ""
+    ABORT_YES = "Abort"
+
+    def __init__(self, engine_fn: Callable[[Any, Any], Awaitable[Any]], control: Any, view: Any) -> None:
+        super().__init__()
+        self.engine_fn = engine_fn
+        self.control = control
+        self.buffer: EventBuffer[Any] = EventBuffer()
+        self.view = view
+        self.worker: Worker[Any] | None = None
+        self.failure: str | None = None
+        self.exit_when_done = False
+        self._shown: dict[str, str] = {}  # widget id -> last text, to skip identical updates
+
+    def start_engine(self) -> None:
+        """Show the view, start the flush timer and the engine's worker."""
+        self.flush()
+        self.set_interval(FLUSH_INTERVAL_S, self.flush)
+        self.worker = self.run_worker(self.engine(), name=self.WORKER_NAME, group="engine",
+                                      exit_on_error=False)
+
+    async def engine(self) -> Any:
+        for _ in range(SETTLE_REFRESHES):
+            painted = asyncio.Event()
+            self.call_after_refresh(painted.set)
+            await painted.wait()
+        return await self.engine_fn(self.buffer, self.control)
+
+    @property
+    def final_status(self) -> str | None:
+        """The status once it is over: the result's, or `failed` when the worker raised."""
+        if self.view.result is not None:
+            return self.view.result.status
+        return "failed" if self.failure is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and not self.worker.is_finished
+
+    # -- what a screen provides -----------------------------------------------------
+
+    def flush(self) -> None:
+        """Fold the buffered events into the view and redraw what changed."""
+        raise NotImplementedError
+
+    def redraw(self) -> None:
+        raise NotImplementedError
+
+    def in_flight(self) -> int:
+        """The calls in flight, for the status line."""
+        raise NotImplementedError
+
+    def log_errors(self, text: Text) -> None:
+        raise NotImplementedError
+
+    # -- rendering ------------------------------------------------------------------
+
+    def set_text(self, widget_id: str, text: Text, layout: bool = False) -> None:
+        """Update a Static when its text changed; fixed-size ones skip the layout pass."""
+        if self._shown.get(widget_id) != text.markup:
+            self._shown[widget_id] = text.markup
+            self.query_one(f"#{widget_id}", Static).update(text, layout=layout)
+
+    def status_text(self) -> Text:
+        result = self.view.result
+        if result is not None:
+            style = "bold green" if result.status == "completed" else "bold red"
+            text = Text(f"Finished: {result.status}", style=style)
+            if result.message:
+                text.append(" — ")
+                text.append_text(literal(result.message))
+            return text
+        if self.failure is not None:
+            return Text(f"Failed: {self.failure}", style="bold red")
+        if self.control.aborted:
+            return Text(f"Aborting… {self.in_flight()} calls in flight", style="bold red")
+        if self.control.paused:
+            return Text(f"⏸ Paused — no new calls are sent; {self.in_flight()} calls still in flight",
+                        style="bold black on yellow")
+        return Text("▶ Running", style="bold green")
+
+    # -- the worker -----------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self.worker or not event.worker.is_finished:
+            return
+        self.flush()
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.failure = f"{type(error).__name__}: {error}"
+            self.log_errors(literal(f"error  {self.failure}", style="bold red"))
+            self.redraw()
+        self.refresh_bindings()
+        if self.exit_when_done:
+            self.app.exit()
+
+    def stop_and_exit(self) -> None:
+        """Abort (partial results are saved) and leave once the worker is done."""
+        self.exit_when_done = True
+        self.control.abort("aborted by the user (quit)")
+        if not self.running:
+            self.app.exit()
+
+    # -- actions --------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pause":
+            return self.running and not self.control.paused and not self.control.aborted
+        if action == "resume":
+            return self.running and self.control.paused
+        if action == "abort":
+            return self.running and not self.control.aborted
+        return True
+
+    def action_pause(self) -> None:
+        self.control.pause()
+        self.refresh_bindings()
+        self.redraw()
+
+    def action_resume(self) -> None:
+        self.control.resume()
+        self.refresh_bindings()
+        self.redraw()
+
+    def action_abort(self) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes and self.running:
+                self.control.abort()
+                self.refresh_bindings()
+                self.redraw()
+
+        self.app.push_screen(ConfirmScreen(self.ABORT_QUESTION, yes=self.ABORT_YES, no="Keep running"),
+                             confirmed)
