@@ -125,7 +125,9 @@ def fast_backoff(monkeypatch):
 def run(tmp_path: Path, url: str, sub_model: str, *, agents: int = 3, rounds: int = 1,
         timeout_s: float = 10.0) -> tuple[int, Path]:
     config = tmp_path / "config.toml"
-    config.write_text(f'[provider]\napi_key_env = "{KEY_ENV}"\ntimeout_s = {timeout_s}\n')
+    prices = "".join(f'[provider.prices."stub/{m}"]\ninput = 0.1\noutput = 0.4\n'
+                     for m in ("main", "sub", "slow", "limited"))
+    config.write_text(f'[provider]\napi_key_env = "{KEY_ENV}"\ntimeout_s = {timeout_s}\n{prices}')
     results = tmp_path / "results"
     code = main(["run", "--headless", "--config", str(config), "--provider", "openai",
                  "--base-url", f"{url}/v1", "--main-model", "stub/main", "--sub-model", sub_model,
@@ -168,21 +170,22 @@ def test_delayed_model_within_the_timeout(tmp_path, litellm_url):
     assert all(c.latency_s >= 0.9 for c in decisions)
 
 
-def test_delayed_model_past_the_timeout_is_retried_then_falls_back(tmp_path, litellm_url):
+def test_delayed_model_past_the_timeout_is_retried_then_stops_the_run(tmp_path, litellm_url):
+    # every decision times out even after its retries: a round of coin flips is not data
     code, directory = run(tmp_path, litellm_url, "stub/slow", agents=2, timeout_s=0.4)
-    assert code == 0
+    assert code == 1
     result = read_json(directory / "experiment_results.json", ExperimentResult)
-    assert result.status == "completed"
-    assert result.total_retries == 2 * 3 and result.round_summaries[0].fallback_decisions == 2
+    assert result.status == "failed" and "every decision call of round 1 failed" in result.message
+    assert result.total_retries == 2 * 3 and result.total_rounds == 0
     decisions = [c for c in calls_of(directory) if c.key.startswith("decision/")]
     assert all(c.attempts == 4 and c.error and "timeout" in c.error for c in decisions)
 
 
-def test_rate_limit_error_is_retried_then_falls_back(tmp_path, litellm_url):
+def test_rate_limit_error_is_retried_then_stops_the_run(tmp_path, litellm_url):
     code, directory = run(tmp_path, litellm_url, "stub/limited", agents=2)
-    assert code == 0
+    assert code == 1
     result = read_json(directory / "experiment_results.json", ExperimentResult)
-    assert result.status == "completed"
-    assert result.total_retries == 2 * 3 and result.round_summaries[0].fallback_decisions == 2
+    assert result.status == "failed" and "HTTP 429" in result.message
+    assert result.total_retries == 2 * 3 and result.total_rounds == 0
     decisions = [c for c in calls_of(directory) if c.key.startswith("decision/")]
     assert all(c.attempts == 4 and c.error and "HTTP 429" in c.error for c in decisions)
