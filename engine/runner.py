@@ -514,7 +514,7 @@ def design_warnings(condition: Condition, agents: list[AgentInfo]) -> list[str]:
     """Caveats recorded in the manifest. Telling agents something false can be a deliberate
     design, so it is allowed, but never silent."""
     models = {(a.model, a.sub_model) for a in agents if a.kind == "llm"}
-    if condition.identity and (len(models) > 1 or any(a.kind == "scripted" for a in agents)):
+    if condition.identity and models and (len(models) > 1 or any(a.kind == "scripted" for a in agents)):
         return ["the identity statement tells every LLM agent that all opponents are identical "
                 "copies of the same model, which is false for this population (scripted agents "
                 "or several models)"]

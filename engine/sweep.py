@@ -342,9 +342,10 @@ async def run_sweep(
             run.rounds = outcome.total_rounds
             run.metrics, run.cooperation_per_round = experiment_values(outcome)
         finished += 1
+        done = finished  # other experiments may finish while sweep.json is saved
         await save()
         if observer:
-            observer.on_event(ExperimentDone(run, finished, len(grid)))
+            observer.on_event(ExperimentDone(run, done, len(grid)))
 
     async def start(run: SweepRun, config: Config, provider: Provider) -> ExperimentResult | None:
         experiment_control = RunControl()

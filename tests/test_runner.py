@@ -255,3 +255,9 @@ async def test_a_false_identity_statement_is_recorded_as_a_warning(make_config, 
     manifest = read_json(experiment_dir(config) / "manifest.json", Manifest)
     assert bool(manifest.warnings) == warned
     assert all("identity statement" in w for w in manifest.warnings)
+
+
+async def test_no_identity_warning_without_llm_agents(make_config):
+    config = make_config(rounds=1, population=[{"kind": "scripted", "strategy": "grudger", "count": 2}])
+    await run(config)
+    assert read_json(experiment_dir(config) / "manifest.json", Manifest).warnings == []

@@ -2,6 +2,7 @@
 statistics, the command line, and the comparison view."""
 
 import json
+import re
 import resource
 import statistics
 import subprocess
@@ -416,3 +417,11 @@ async def test_the_browser_lists_sweeps_and_opens_the_comparison(tmp_path):
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
+
+
+def test_progress_lines_count_finished_experiments_one_by_one(tmp_path, capsys):
+    code = main(["sweep", "--headless", "--conditions", "baseline,identity", "--seeds", "3",
+                 "--agents", "3", "--rounds", "1", "--results-dir", str(tmp_path)])
+    assert code == 0
+    counts = [int(k) for k in re.findall(r"\((\d+)/6 experiments finished\)", capsys.readouterr().err)]
+    assert sorted(counts) == [1, 2, 3, 4, 5, 6]
