@@ -61,6 +61,7 @@ from engine.providers.base import ChatRequest, Message, Provider
 from engine.rng import keyed_rng
 from engine.store import ExperimentStore
 
+CALL_FAILED = "call failed"  # how a fallback reason says no reply came back at all
 DECISION_TRIES = 3  # the first ask + 2 follow-up turns when the reply is ambiguous
 
 
@@ -462,7 +463,7 @@ class Experiment:
                 completion = await self.gateway.call(request)
             except CallFailed as exc:
                 self.last_call_error = str(exc)
-                reason = f"call failed: {exc}"
+                reason = f"{CALL_FAILED}: {exc}"
                 break
             action = parse_decision(completion.text)
             if action is not None:
@@ -481,7 +482,7 @@ class Experiment:
             for player, reason in ((g.player1_id, g.player1_fallback), (g.player2_id, g.player2_fallback)):
                 if self.agents[player].kind == "llm":
                     llm_moves += 1
-                    failed += bool(reason and reason.startswith("call failed"))
+                    failed += bool(reason and reason.startswith(CALL_FAILED))
         if llm_moves and failed == llm_moves:
             raise FatalCallError(
                 f"every decision call of round {round} failed (last: {self.last_call_error}); "

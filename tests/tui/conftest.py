@@ -120,3 +120,17 @@ def make_summary(round: int, duration_s: float = 1.0, cooperation: float = 0.5) 
         power_distribution=PowerDistribution(mean=100, std=0, min=100, max=100), anonymized_games=[],
         strategy_similarity=None, fallback_decisions=0, duration_s=duration_s,
     )
+
+
+async def abort_after_changing_mind(pilot, app, screen) -> None:
+    """`a`, then `n` (the run goes on), then `a`, `y`: the confirmed abort, run to its end."""
+    from acausal_tui.screens.dialogs import ConfirmScreen
+
+    await pilot.press("a")
+    assert isinstance(app.screen, ConfirmScreen)
+    await pilot.press("n")  # changed my mind: it goes on
+    assert app.screen is screen and not screen.control.aborted
+    await pilot.press("a")
+    await pilot.press("y")
+    await app.workers.wait_for_complete()
+    await pilot.pause()

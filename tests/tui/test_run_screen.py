@@ -19,6 +19,7 @@ from tests.tui.conftest import (
     SIZE,
     FlakyProvider,
     HeldProvider,
+    abort_after_changing_mind,
     make_summary,
     screen_text,
     wait_until,
@@ -109,14 +110,7 @@ async def test_abort_asks_first_then_saves_partial_results(run_app):
     async with app.run_test(size=SIZE) as pilot:
         screen = run_screen(app)
         await wait_until(pilot, lambda: held.held == 5)
-        await pilot.press("a")
-        assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("n")  # changed my mind: the run goes on
-        assert app.screen is screen and not screen.control.aborted
-        await pilot.press("a")
-        await pilot.press("y")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await abort_after_changing_mind(pilot, app, screen)
         assert app.status == "aborted"
         assert "Finished: aborted" in static_text(app, "#run-status")
         assert not screen.check_action("abort", ()) and not screen.check_action("pause", ())

@@ -16,7 +16,14 @@ from engine.providers.simulated import SimulatedProvider
 from engine.store import read_json
 from engine.sweep import METRICS, SWEEP_FILE, SweepControl, SweepResult, SweepRun, plan_sweep
 from tests.support.experiment_files import assert_files_valid
-from tests.tui.conftest import SIZE, FlakyProvider, HeldProvider, screen_text, wait_until
+from tests.tui.conftest import (
+    SIZE,
+    FlakyProvider,
+    HeldProvider,
+    abort_after_changing_mind,
+    screen_text,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -144,14 +151,7 @@ async def test_abort_asks_first_then_saves_every_experiment(sweep_app):
     async with app.run_test(size=SIZE) as pilot:
         screen = sweep_screen(app)
         await wait_until(pilot, lambda: screen.view.finished == 2 and sum(h.held for h in held) == 6)
-        await pilot.press("a")
-        assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("n")  # changed my mind: the sweep goes on
-        assert app.screen is screen and not screen.control.aborted
-        await pilot.press("a")
-        await pilot.press("y")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await abort_after_changing_mind(pilot, app, screen)
         assert app.status == "aborted"
         assert "Finished: aborted" in static_text(app, "#sweep-status")
         assert not screen.check_action("abort", ()) and not screen.check_action("pause", ())
