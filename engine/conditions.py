@@ -19,6 +19,8 @@ class Condition(msgspec.Struct, frozen=True, kw_only=True):
     labels: Literal["stable", "shuffled"] = "stable"  # shuffled: fresh permutation each round
     on_unparseable: Literal["random", "cooperate", "defect"] = "random"
     show_power: bool = True  # power figures in the strategy prompt (own power, levels, ratios)
+    # shuffled: "DEFECT/COOPERATE" in half the decision prompts (seeded per decision)
+    option_order: Literal["fixed", "shuffled"] = "fixed"
     # round 1's strategy for an agent whose strategy call failed (later rounds carry over)
     fallback_strategy: str = FALLBACK_STRATEGY
 

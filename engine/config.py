@@ -41,6 +41,7 @@ class ProviderSettings(Settings):
     max_cost_usd: float | None = 10.0
     timeout_s: float = 60.0
     latency_ms: float = 0.0
+    simulated_effect: bool = False  # simulated only: the identity statement changes replies
     prices: dict[str, Price] = {}
 
 
@@ -70,6 +71,14 @@ class Switches(Settings):
     labels: Literal["stable", "shuffled"] | None = None
     on_unparseable: Literal["random", "cooperate", "defect"] | None = None
     show_power: bool | None = None
+    option_order: Literal["fixed", "shuffled"] | None = None
+
+
+class ValiditySettings(Settings):
+    """Thresholds past which a run is flagged INVALID (SPEC §6)."""
+
+    max_fallback_share: float = 0.05  # fallback moves / LLM moves
+    max_non_fresh_share: float = 0.10  # carried-over or fallback strategies / LLM strategies
 
 
 class Config(Settings):
@@ -83,6 +92,7 @@ class Config(Settings):
     models: ModelSettings = msgspec.field(default_factory=ModelSettings)
     power: PowerSettings = msgspec.field(default_factory=PowerSettings)
     population: list[PopulationGroup] = []
+    validity: ValiditySettings = msgspec.field(default_factory=ValiditySettings)
 
 
 def _field_path(message: str) -> str:

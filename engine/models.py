@@ -14,6 +14,11 @@ SCHEMA_VERSION = 1
 
 Action = Literal["COOPERATE", "DEFECT"]
 Status = Literal["running", "completed", "aborted", "failed", "budget_exceeded"]
+# How a move was read (SPEC §5.2): a model reply by one of the strict rules, a follow-up
+# turn's reply, a drawn fallback, or a scripted agent's rule.
+ParseRule = Literal["word", "line", "json", "follow_up", "fallback", "scripted"]
+# What the strategy a move was played under is (SPEC §6).
+StrategySource = Literal["fresh", "carried_over", "fallback", "scripted"]
 
 
 class Record(msgspec.Struct, kw_only=True):
@@ -34,6 +39,11 @@ class GameResult(Record):
     player1_fallback: str | None = None  # reason, when the move was a fallback
     player2_fallback: str | None = None
     timestamp: str = ""
+    # None in files written before parse rules were recorded
+    player1_parse_rule: ParseRule | None = None
+    player2_parse_rule: ParseRule | None = None
+    player1_strategy_source: StrategySource | None = None
+    player2_strategy_source: StrategySource | None = None
 
 
 class StrategyRecord(Record):
@@ -130,6 +140,23 @@ class CooperationBreakdown(Record):
     out_group_cooperation_rate: float | None
 
 
+class Validity(Record):
+    """Whether a run's numbers can be read as model behaviour (SPEC §6)."""
+
+    valid: bool
+    reasons: list[str] = []  # e.g. "fallback moves 12% > 5%"
+    moves: int = 0  # all moves
+    model_moves: int = 0  # moves decided by a model reply (word/line/json/follow_up)
+    fallback_moves: int = 0
+    fallback_share: float | None = None  # of LLM moves
+    follow_up_share: float | None = None  # of LLM moves read from a follow-up turn
+    cut_off_replies: int = 0  # decision and strategy replies with finish_reason "length"
+    strategies_fresh: int = 0  # LLM strategies
+    strategies_carried_over: int = 0
+    strategies_fallback: int = 0
+    non_fresh_share: float | None = None
+
+
 class ExperimentResult(Record):
     experiment_id: str
     status: Status
@@ -152,6 +179,7 @@ class ExperimentResult(Record):
     message: str | None = None  # why it stopped, when not completed
     schema_version: int = SCHEMA_VERSION
     cooperation_breakdown: CooperationBreakdown | None = None  # by group, in- vs out-group
+    validity: Validity | None = None  # None in files written before validity was recorded
 
 
 class Manifest(Record):
@@ -180,6 +208,11 @@ class Usage(Record):
     completion_tokens: int = 0
 
 
+class LoggedMessage(Record):
+    role: str
+    content: str
+
+
 class CallRecord(Record):
     """One line of calls.jsonl: a finished model call (all its attempts)."""
 
@@ -193,6 +226,9 @@ class CallRecord(Record):
     latency_s: float
     error: str | None = None
     time: str = ""
+    # the transcript: None in calls.jsonl files written before they were recorded
+    messages: list[LoggedMessage] | None = None
+    finish_reason: str | None = None  # "stop", "length", ... as the server said
 
 
 class ErrorRecord(Record):

@@ -102,7 +102,7 @@ async def test_the_manifest_records_the_resolved_condition(make_config, tmp_path
     _, _, directory = await prompts_of(make_config, tmp_path, "m", condition="baseline", switches=switches)
     manifest = read_json(directory / "manifest.json", Manifest)
     assert msgspec.to_builtins(manifest.condition) == {"name": "baseline", "identity": False, **switches,
-                                                       "fallback_strategy": FALLBACK_STRATEGY}
+                                                       "option_order": "fixed", "fallback_strategy": FALLBACK_STRATEGY}
 
 
 # -- each switch reaches the prompt text, and nothing else changes -----------------------

@@ -28,6 +28,7 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int = 0
     cost: float = 0.0
     cost_is_estimate: bool = False
+    finish_reason: str | None = None  # "length": cut off at max_tokens (SPEC §5.2)
 
 
 class ProviderError(Exception):
