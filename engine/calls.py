@@ -10,7 +10,7 @@ import anyio
 from engine.control import RunControl
 from engine.events import CallRetried, Event
 from engine.limits import MAX_ATTEMPTS, Limiter, backoff_delay
-from engine.models import CallRecord, Usage
+from engine.models import CallRecord, LoggedMessage, Usage
 from engine.providers.base import ChatRequest, Completion, Provider, ProviderError
 from engine.rng import keyed_rng
 
@@ -122,6 +122,7 @@ class CallGateway:
                 completion_tokens=recorded.usage.completion_tokens,
                 cost=recorded.cost,
                 cost_is_estimate=recorded.cost_is_estimate,
+                finish_reason=recorded.finish_reason,
             )
         stats = self.control.stats
         started = time.monotonic()
@@ -192,5 +193,7 @@ class CallGateway:
                 latency_s=round(time.monotonic() - started, 4),
                 error=error,
                 time=now_iso(),
+                messages=[LoggedMessage(role=m.role, content=m.content) for m in request.messages],
+                finish_reason=completion.finish_reason if completion else None,
             )
         )

@@ -158,6 +158,7 @@ class OpenAICompatProvider:
             completion_tokens=completion_tokens,
             cost=float(cost),
             cost_is_estimate=not exact,
+            finish_reason=finish if isinstance(finish := choice.get("finish_reason"), str) else None,
         )
 
     # -- classifying a failure ---------------------------------------------------------

@@ -75,7 +75,9 @@ class SimulatedProvider:
         else:
             text = self._strategy(request, prompt)
         prompt_tokens = sum(estimate_tokens(m.content) for m in request.messages)
-        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=estimate_tokens(text))
+        return Completion(
+            text=text, prompt_tokens=prompt_tokens, completion_tokens=estimate_tokens(text), finish_reason="stop"
+        )
 
     def worst_case_cost(self, request: ChatRequest) -> float:
         return 0.0
