@@ -60,6 +60,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=positive_int, metavar="S")
     parser.add_argument("--provider", metavar="NAME", help="simulated | openrouter | openai")
     parser.add_argument("--base-url", metavar="URL")
+    parser.add_argument("--allow-insecure", action="store_true", default=None,
+                        help="allow sending the API key over plain http:// to a remote host")
     parser.add_argument("--main-model", metavar="ID")
     parser.add_argument("--sub-model", metavar="ID")
     parser.add_argument("--rpm", type=positive_int, metavar="N")
@@ -95,7 +97,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "provider": ("provider", "name"), "base_url": ("provider", "base_url"),
         "rpm": ("provider", "rpm"), "max_concurrency": ("provider", "max_concurrency"),
         "max_cost": ("provider", "max_cost_usd"), "main_model": ("models", "main"),
-        "sub_model": ("models", "sub"),
+        "sub_model": ("models", "sub"), "allow_insecure": ("provider", "allow_insecure"),
     }
     out: dict[str, Any] = {}
     for attr, path in mapping.items():

@@ -39,7 +39,8 @@ class ProviderSettings(Settings):
     rpm: int | None = None  # None: no requests-per-minute cap
     max_concurrency: int = 16
     max_cost_usd: float | None = 10.0
-    timeout_s: float = 60.0
+    timeout_s: float = 60.0  # the whole call, however slowly the reply arrives
+    allow_insecure: bool = False  # send the key over plain http:// to a non-loopback host
     latency_ms: float = 0.0
     simulated_effect: bool = False  # simulated only: the identity statement changes replies
     prices: dict[str, Price] = {}

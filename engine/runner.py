@@ -169,6 +169,7 @@ class Experiment:
             budget=budget,
             log_call=store.append_call,
             notify=self.notify,
+            report=self.error,
         )
         self.manifest = Manifest(
             experiment_id=store.experiment_id,
@@ -261,6 +262,7 @@ class Experiment:
             simulated=self.provider.simulated,
             cooperation_breakdown=analysis.cooperation_breakdown(self.agents, self.state.all_games),
             message=None if status == "completed" else message,
+            empty_replies=self.control.stats.empty_replies,
         )
         self.store.write_result(result)
         self.manifest = msgspec.structs.replace(

@@ -459,7 +459,7 @@ async def test_stub_server_happy_path_with_exact_cost(server):
         (stub.DROP, "connection", True, False),
         (stub.TRUNCATED, "connection", True, False),
         (stub.INVALID_JSON, "bad_response", True, False),
-        (stub.EMPTY_CHOICES, "bad_response", True, False),
+        (stub.EMPTY_CHOICES, "empty_reply", True, False),
         (stub.rate_limited("2"), "rate_limit", True, False),
         (stub.in_flight_402("1"), "in_flight_budget", True, False),
         (stub.credits_402(), "credits", False, True),
