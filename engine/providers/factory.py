@@ -2,9 +2,9 @@
 
 import ipaddress
 import os
-from urllib.parse import urlsplit
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from engine.config import Config, ConfigError
 from engine.providers.base import Provider

@@ -20,14 +20,13 @@ import json
 import math
 import threading
 import time
-from email.utils import format_datetime
-from urllib.parse import quote
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
 from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import quote
 
 from engine.config import Price
 from engine.pricing import DEFAULT_PRICES
@@ -50,8 +49,11 @@ class Reply:
     delay_s: float = 0.0  # on top of the server's latency
     drop: bool = False  # close the connection without answering
     truncate: bool = False  # announce the whole body, send half of it, close
-    patch: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None  # (normal answer, request body) -> body
+    patch: "Patch | None" = None  # turns the normal answer into this reply's body
     trickle_s: float = 0.0  # send the body one byte at a time, this long apart
+
+
+Patch = Callable[["StubServer", dict[str, Any], Any], dict[str, Any]]  # (server, answer, request body)
 
 
 @dataclass
@@ -128,27 +130,34 @@ def slow(delay_s: float) -> Reply:
 BILLED_EMPTY_SHAPES = ("empty", "null", "no_choices", "thinking")
 
 
-def billed_empty(shape: str, cost: float = 0.0042) -> Reply:
-    """A reply billed `cost` (in `usage.cost`, with token counts) but with nothing usable
-    in it: content "" (`empty`), content null (`null`), `choices: []` (`no_choices`), or a
-    reasoning model that spent max_tokens thinking (`thinking`: null content, finish
-    `length`, reasoning text beside it)."""
-    message: dict[str, Any] = {"role": "assistant", "content": "" if shape == "empty" else None}
-    choices: list[dict[str, Any]] = [{"index": 0, "message": message, "finish_reason": "stop"}]
-    if shape == "thinking":
-        message["reasoning"] = "Let me weigh cooperation against defection at length..."
-        choices[0]["finish_reason"] = "length"
-    if shape == "no_choices":
-        choices = []
-    usage = {"prompt_tokens": 120, "completion_tokens": 100, "total_tokens": 220, "cost": cost}
-    return Reply(json={"id": "gen-stub", "object": "chat.completion", "choices": choices, "usage": usage})
+def billed_empty(shape: str, cost: float | None = None) -> Reply:
+    """A billed reply with nothing usable in it: content "" (`empty`), content null
+    (`null`), `choices: []` (`no_choices`), or a reasoning model that spent max_tokens
+    thinking (`thinking`: null content, finish `length`, reasoning text beside it). It is
+    billed as max_tokens of output at the server's price (or `cost`), in `usage.cost`."""
+
+    def patch(server: "StubServer", answer: dict[str, Any], body: Any) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "" if shape == "empty" else None}
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
+        if shape == "thinking":
+            message["reasoning"] = "Let me weigh cooperation against defection at length..."
+            choice["finish_reason"] = "length"
+        answer["choices"] = [] if shape == "no_choices" else [choice]
+        usage = answer["usage"]
+        usage["completion_tokens"] = body.get("max_tokens", 100) if isinstance(body, dict) else 100
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        usage["cost"] = cost if cost is not None else server.price(
+            answer["model"], usage["prompt_tokens"], usage["completion_tokens"])
+        return answer
+
+    return Reply(patch=patch)
 
 
 def odd_cost(value: float) -> Reply:
     """The normal answer with `usage.cost` replaced by `value` (NaN, Infinity, negative):
     written as the bare JSON tokens NaN / Infinity, as a lax server would."""
 
-    def patch(answer: dict[str, Any], body: Any) -> dict[str, Any]:
+    def patch(server: "StubServer", answer: dict[str, Any], body: Any) -> dict[str, Any]:
         answer["usage"]["cost"] = value
         return answer
 
@@ -338,7 +347,7 @@ class StubServer:
             elif reply.status == 200:
                 payload = self.answer(body)
                 if reply.patch is not None:
-                    payload = reply.patch(payload, body)
+                    payload = reply.patch(self, payload, body)
             else:
                 payload = {"error": {"code": reply.status, "message": "stub error"}}
             self._bill(payload, reply)
@@ -370,6 +379,10 @@ class StubServer:
             with self._lock:
                 self.billed += cost
 
+    def price(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        price = self.prices.get(model, Price(input=0.0, output=0.0))
+        return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+
     def answer(self, body: Any) -> dict[str, Any]:
         """The normal completion for a chat request, with OpenRouter's usage and cost."""
         messages = body.get("messages", []) if isinstance(body, dict) else []
@@ -382,8 +395,7 @@ class StubServer:
             text = STRATEGY_REPLY
         prompt_tokens = sum(max(1, len(m.get("content", "")) // 4) for m in messages)
         completion_tokens = max(1, len(text) // 4)
-        price = self.prices.get(model, Price(input=0.0, output=0.0))
-        cost = (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+        cost = self.price(model, prompt_tokens, completion_tokens)
         return {
             "id": "gen-stub",
             "object": "chat.completion",
