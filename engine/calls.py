@@ -17,12 +17,11 @@ from engine.control import RunControl
 from engine.events import CallRetried, Event
 from engine.limits import MAX_ATTEMPTS, Limiter, backoff_delay
 from engine.models import CallRecord, LoggedMessage, Usage
-from engine.providers.base import ChatRequest, Completion, Provider, ProviderError
+from engine.providers.base import EMPTY_REPLY, ChatRequest, Completion, Provider, ProviderError
 from engine.rng import keyed_rng
 
 # Account-wide conditions: the wait they ask for applies to every call of the run.
 SLOWS_EVERYONE = ("rate_limit", "in_flight_budget")
-EMPTY_REPLY = "empty_reply"  # ProviderError.kind of a billed reply without usable content
 MAX_EMPTY_REPLIES = 2  # per call: an empty reply is retried once, not three times (each is billed)
 Report = Callable[..., None]  # report(type, message, **context): a line in the error log
 

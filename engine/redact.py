@@ -15,13 +15,15 @@ def _encodings(text: str) -> list[str]:
 class Redactor:
     """`redactor(text)` is `text` with every occurrence of a MIN_PIECE-character window of
     the secret (in each of its encodings) masked; overlapping and adjacent hits merge, so a
-    longer piece is masked whole. No secret (or one too short): text is returned as is."""
+    longer piece is masked whole. A secret shorter than that is masked whole; no secret:
+    text is returned as is."""
 
     def __init__(self, secret: str | None) -> None:
         pieces: set[str] = set()
-        if secret and len(secret) >= MIN_PIECE:
-            for start in range(len(secret) - MIN_PIECE + 1):
-                pieces.update(_encodings(secret[start : start + MIN_PIECE]))
+        if secret:
+            size = min(MIN_PIECE, len(secret))
+            for start in range(len(secret) - size + 1):
+                pieces.update(_encodings(secret[start : start + size]))
         self.pieces = sorted(pieces)
 
     def __call__(self, text: str) -> str:

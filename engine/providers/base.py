@@ -31,6 +31,9 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     finish_reason: str | None = None  # "length": cut off at max_tokens (SPEC §5.2)
 
 
+EMPTY_REPLY = "empty_reply"  # ProviderError.kind of a reply billed but without usable content
+
+
 class ProviderError(Exception):
     """One failed attempt. `retryable`: worth another attempt after backoff.
     `fatal`: the run cannot go on (bad key, no credit); `retry_after`: seconds the server asked for.

@@ -23,7 +23,7 @@ import httpx
 
 from engine.config import ProviderSettings
 from engine.pricing import PriceTable, estimate_tokens, warn_unknown
-from engine.providers.base import ChatRequest, Completion, ProviderError
+from engine.providers.base import EMPTY_REPLY, ChatRequest, Completion, ProviderError
 from engine.redact import Redactor
 
 APP_URL = "https://github.com/acausal-tui/acausal-tui"
@@ -35,7 +35,6 @@ CREDITS_URL = "https://openrouter.ai/settings/credits"
 IN_FLIGHT_LIMIT_SOURCE = "openrouter_in_flight_budget"
 MAX_QUOTED = 300  # characters of upstream text kept in an error message
 MAX_TOKENS_COUNTED = 10**9  # a larger token count in `usage` is nonsense: estimated instead
-EMPTY_REPLY = "empty_reply"  # the kind of a billed reply without usable content
 _KEY_SHAPES = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{8,}|Bearer\s+\S+")
 
 
