@@ -17,7 +17,15 @@ from engine.control import RunControl
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
 from engine.lock import LockError
 from engine.providers.factory import api_key_for, make_provider
-from engine.resume import Resumable, ResumeError, Runner, open_resume, read_manifest, resume_runner
+from engine.resume import (
+    Resumable,
+    ResumeError,
+    Runner,
+    allow_insecure_config,
+    open_resume,
+    read_manifest,
+    resume_runner,
+)
 from engine.runner import run_experiment, utc_now, with_seed
 from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
 
@@ -83,6 +91,8 @@ def build_parser() -> Parser:
     resume.add_argument("--headless", action="store_true")
     resume.add_argument("--max-cost", type=number, metavar="USD",
                         help="a new cost budget (the budget counts what was already spent)")
+    resume.add_argument("--allow-insecure", action="store_true",
+                        help="allow sending the API key over plain http:// to a remote host")
     from acausal_tui import research  # imports this module: import it late
 
     research.add_commands(sub)
@@ -184,8 +194,11 @@ async def resume_headless(run: Runner) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     """Refusals (not resumable, locked, unwritable, no API key) exit 2 before any call."""
-    api_key_for(read_manifest(Path(args.directory)).config)  # refuse before anything is touched
-    resumable = open_resume(Path(args.directory), args.max_cost)
+    config = read_manifest(Path(args.directory)).config
+    if args.allow_insecure:
+        config = allow_insecure_config(config)
+    api_key_for(config)  # refuse before anything is touched
+    resumable = open_resume(Path(args.directory), args.max_cost, allow_insecure=args.allow_insecure)
     directory = resumable.store.directory
     try:
         for note in resumable.notes:

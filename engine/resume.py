@@ -90,8 +90,11 @@ class Resumable:
         return len(self.rounds) + 1
 
 
-def open_resume(directory: Path, max_cost_usd: float | None = None) -> Resumable:
-    """Check, lock and load an experiment directory for resuming.
+def open_resume(
+    directory: Path, max_cost_usd: float | None = None, *, allow_insecure: bool = False
+) -> Resumable:
+    """Check, lock and load an experiment directory for resuming. `allow_insecure` lets
+    the key go over plain http:// to a remote host (recorded in the manifest's config).
 
     Raises ResumeError (refusal), LockError (a live process writes it) or ConfigError
     (unwritable, bad override); the only writes before a refusal are the lock file's."""
@@ -106,6 +109,8 @@ def open_resume(directory: Path, max_cost_usd: float | None = None) -> Resumable
                 config, provider=msgspec.structs.replace(config.provider, max_cost_usd=max_cost_usd)
             )
         )
+    if allow_insecure:
+        config = allow_insecure_config(config)
     check_code_matches(manifest)
     check_writable(directory, str(directory))
     calls_missing = not (directory / "calls.jsonl").exists()  # the store creates it
@@ -128,6 +133,11 @@ def open_resume(directory: Path, max_cost_usd: float | None = None) -> Resumable
         raise
     return Resumable(store, msgspec.structs.replace(manifest, config=config), config, rounds,
                      calls, errors, notes, budget_reached)
+
+
+def allow_insecure_config(config: Config) -> Config:
+    return msgspec.structs.replace(
+        config, provider=msgspec.structs.replace(config.provider, allow_insecure=True))
 
 
 def resume_runner(resumable: Resumable, provider: Provider) -> Runner:

@@ -15,7 +15,7 @@ from engine.control import RunControl
 from engine.events import ErrorLogged
 from engine.models import CallRecord, ErrorRecord, Manifest
 from engine.providers.base import ChatRequest, Completion
-from engine.providers.factory import make_provider
+from engine.providers.factory import api_key_for, make_provider
 from engine.providers.simulated import SimulatedProvider
 from engine.resume import (
     MISSING_CALLS_NOTE,
@@ -561,3 +561,27 @@ async def test_the_browser_offers_no_resume_for_a_completed_experiment(make_conf
         await pilot.press("R")
         await pilot.pause()
         assert app.status is None
+
+
+def remote_http(manifest: dict) -> None:
+    manifest["config"]["provider"].update(name="openrouter", base_url="http://192.0.2.7/api/v1",
+                                          api_key_env="OPENROUTER_API_KEY")
+
+
+def test_resume_refuses_a_key_over_plain_http_unless_allowed(make_config, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-resume-test-0123456789")
+    directory = saved(make_config, tmp_path, agents=3, rounds=2)
+    edit_json(directory / "manifest.json", remote_http)
+    before = snapshot(directory)
+    assert main(["resume", str(directory), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--allow-insecure" in err and "192.0.2.7" in err
+    assert snapshot(directory) == before
+
+    resumable = open_resume(directory, allow_insecure=True)
+    try:
+        assert resumable.config.provider.allow_insecure is True
+        assert resumable.manifest.config.provider.allow_insecure is True  # recorded when it runs
+        api_key_for(resumable.config)  # no refusal now
+    finally:
+        resumable.store.close()
