@@ -28,10 +28,18 @@ _LEAD = re.compile(r"^[\s#>]*")  # headers and quote marks
 _QUOTES = str.maketrans("", "", "\"'“”‘’«»„")
 _TRAILING = ".!,;:。！"
 _STRUCK = re.compile(r"~~.*?~~")  # struck-through text is withdrawn, not emphasised
-_OTHER_MOVE = {"COOPERATE": re.compile(r"\bco-?operat", re.IGNORECASE), "DEFECT": re.compile(r"\bdefect", re.IGNORECASE)}
+# The other move mentioned in any form ("cooperating", "defection"), and as an alternative
+# ("or cooperate", "or maybe defect").
+_MENTION = {"COOPERATE": r"co-?operat\w*", "DEFECT": r"defect\w*"}
+_OTHER_MOVE = {move: re.compile(rf"\b{stem}", re.IGNORECASE) for move, stem in _MENTION.items()}
+_ALTERNATIVE = {move: re.compile(rf"\bor\s+(?:(?:maybe|perhaps|possibly|to|i\s+(?:could|might))\s+)*{stem}",
+                                 re.IGNORECASE) for move, stem in _MENTION.items()}
+# Words that revise an answer or doubt it.
 _REVISION = re.compile(
-    r"\b(?:actually|wait|hold on|on second thoughts?|on reflection|reconsider\w*|correction|scratch that"
-    r"|chang\w* my (?:mind|answer|decision)|instead|i mean|let me revise)\b",
+    r"\b(?:actually|wait|hold on|hmm+|on second thoughts?|on (?:further )?reflection|reconsider\w*|rethink\w*"
+    r"|correction|scratch that|never ?mind|(?:just )?kidding|take (?:it|that) back|chang\w* my (?:mind|answer|decision)"
+    r"|switch\w*|instead|i mean|let me revise|maybe|perhaps|probably|possibly|not (?:sure|certain)|unsure"
+    r"|uncertain|hard to say|undecided|can'?t decide|torn)\b",
     re.IGNORECASE,
 )
 # A line with no letters or digits is markdown scaffolding ("---", "```", "**"), not a line.
@@ -114,13 +122,15 @@ def _read_line(reply: str, finish_reason: str | None) -> Reading:
         return Reading(last, "line")
     if first is None:
         return AMBIGUOUS
-    # Answered first: the text after the answer may take it back. It does when it names the
-    # other move as a move (in capitals, as the prompt spells it: "DEFECT\n\nNo: COOPERATE"),
-    # or mentions the other move in any form next to a word that revises ("DEFECT\n\nWait,
-    # actually I should cooperate"). Prose that only explains ("I will not defect") stays.
+    # Answered first: the text after the answer may take it back or doubt it. It does when it
+    # names the other move as a move (in capitals, as the prompt spells it: "DEFECT\n\nNo:
+    # COOPERATE"), offers it as an alternative ("or cooperate"), or mentions it in any form
+    # next to a word that revises or doubts ("DEFECT\n\nWait, actually I should cooperate",
+    # "…maybe defecting is better"). Prose that only explains ("I will not defect") stays.
     rest = unicodedata.normalize("NFKC", "\n".join(raw[first_index + 1:]))
     other = "DEFECT" if first == "COOPERATE" else "COOPERATE"
-    if re.search(rf"\b{other}\b", rest) or (_OTHER_MOVE[other].search(rest) and _REVISION.search(rest)):
+    if (re.search(rf"\b{other}\b", rest) or _ALTERNATIVE[other].search(rest)
+            or (_OTHER_MOVE[other].search(rest) and _REVISION.search(rest))):
         return _CONTESTED
     return Reading(first, "line")
 

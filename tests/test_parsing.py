@@ -58,6 +58,8 @@ DECISIONS = [
     ("DEFECT\n\nI considered COOPERATE, but they defected twice.\n\nDEFECT", D, "line"),
     ("COOPERATE\n\nActually, they have always cooperated, so this is easy.", C, "line"),
     ("~~DEFECT~~ COOPERATE", C, "word"),
+    ("COOPERATE\n\nThey might defect, but my strategy says to cooperate.", C, "line"),
+    ("DEFECT\n\nI choose this over cooperating.", D, "line"),
     ("Decision：ＤＥＦＥＣＴ", D, "line"),
     # json: the reply or its one fenced block is an object with a decision field
     ('{"decision": "DEFECT"}', D, "json"),
@@ -102,6 +104,9 @@ AMBIGUOUS = [
     "DEFECT…\nunless they cooperate",
     "~~COOPERATE~~",
     "Options:\n- COOPERATE\n- DEFECT",
+    "COOPERATE\n\nor maybe defect, I'm not sure.",
+    "DEFECT\n\nJust kidding. I cooperate.",
+    "COOPERATE\n\nHmm, defecting could pay more.",
 ]
 
 
