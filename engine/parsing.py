@@ -144,7 +144,7 @@ def _read_json(reply: str) -> Reading:
         text = blocks[0].strip()
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the interpreter's limit
         return AMBIGUOUS
     if not isinstance(data, dict):
         return AMBIGUOUS

@@ -91,6 +91,7 @@ AMBIGUOUS = [
     '{"decision": "C"}',
     '{"reason": "cooperation pays"}',
     '["DEFECT"]',
+    "{" * 100_000,
     '```json\n{"decision": "DEFECT"}\n```\n```json\n{"decision": "COOPERATE"}\n```',
     'COOPERATE\n```json\n{"decision": "DEFECT"}\n```',  # line and json disagree
     "Given my strategy, there is no reason to defect against a consistent cooperator, so I will",
