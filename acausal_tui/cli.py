@@ -32,7 +32,7 @@ from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET, EXIT_ABORTED = 0, 1, 2, 3, 130
 EXIT_BY_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "budget_exceeded": EXIT_BUDGET,
                   "aborted": EXIT_ABORTED}
-COMMANDS = ("run", "browse", "resume", "sweep", "export")
+COMMANDS = ("run", "browse", "resume", "sweep", "export", "audit")
 
 
 class UsageError(Exception):
@@ -93,6 +93,8 @@ def build_parser() -> Parser:
                         help="a new cost budget (the budget counts what was already spent)")
     resume.add_argument("--allow-insecure", action="store_true",
                         help="allow sending the API key over plain http:// to a remote host")
+    audit = sub.add_parser("audit", help="re-read an experiment's decision replies with the current parsing rules")
+    audit.add_argument("directory", metavar="EXP_DIR")
     from acausal_tui import research  # imports this module: import it late
 
     research.add_commands(sub)
@@ -285,6 +287,8 @@ def dispatch(argv: Sequence[str] | None) -> int:
             return browse_app(Path(args.results_dir))
         if args.command == "resume":
             return resume(args)
+        if args.command == "audit":
+            return audit_command(Path(args.directory))
         if args.command in ("sweep", "export"):
             from acausal_tui import research
 
@@ -295,6 +299,24 @@ def dispatch(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:  # a Ctrl+C outside the run's own handling (before or after it)
         return EXIT_ABORTED
+
+
+def audit_command(directory: Path) -> int:
+    """Print the audit of one experiment; exit 1 when a recorded move disagrees with the
+    current rules, 2 when the directory is not an experiment."""
+    from engine.audit import AuditError, audit_experiment
+
+    try:
+        audit = audit_experiment(directory)
+    except AuditError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        for line in audit.lines():
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `audit … | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return audit.exit_code
 
 
 def leaves(group: BaseExceptionGroup) -> list[BaseException]:

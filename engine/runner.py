@@ -375,7 +375,7 @@ class Experiment:
             )
         text, flags = extract_strategy(completion.text)
         return StrategyRecord(
-            agent_id=agent.id, round=round, kind="llm", model=request.model, strategy_text=text,
+            agent_id=agent.id, round=round, kind="llm", model=request.model, strategy_text=text or "",
             full_reasoning=completion.text, flags=flags, prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens, cost=completion.cost, timestamp=now_iso(),
         )
@@ -467,7 +467,7 @@ class Experiment:
                 self.last_call_error = str(exc)
                 reason = f"{CALL_FAILED}: {exc}"
                 break
-            action = parse_decision(completion.text)
+            action, _ = parse_decision(completion.text, completion.finish_reason)
             if action is not None:
                 return action, None
             reason = f"ambiguous reply after {attempt + 1} tries"
