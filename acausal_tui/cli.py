@@ -76,8 +76,8 @@ def build_parser() -> Parser:
     add_run_options(sub.add_parser("run", help="start a new experiment (the default)"))
     browse = sub.add_parser("browse", help="open the experiment browser")
     browse.add_argument("--results-dir", metavar="DIR", default="results")
-    resume = sub.add_parser("resume", help="continue an interrupted experiment")
-    resume.add_argument("directory", metavar="EXP_DIR")
+    resume = sub.add_parser("resume", help="continue an interrupted experiment, or finish a sweep")
+    resume.add_argument("directory", metavar="EXP_DIR|SWEEP_DIR")
     resume.add_argument("--headless", action="store_true")
     resume.add_argument("--max-cost", type=number, metavar="USD",
                         help="a new cost budget (the budget counts what was already spent)")
@@ -182,6 +182,12 @@ async def resume_headless(run: Runner) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     """Refusals (not resumable, locked, unwritable, no API key) exit 2 before any call."""
+    from engine.sweep import is_sweep
+
+    if is_sweep(Path(args.directory)):
+        from acausal_tui import research
+
+        return research.resume_sweep_command(Path(args.directory), args.headless, args.max_cost)
     api_key_for(read_manifest(Path(args.directory)).config)  # refuse before anything is touched
     resumable = open_resume(Path(args.directory), args.max_cost)
     directory = resumable.store.directory

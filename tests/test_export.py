@@ -131,7 +131,7 @@ async def test_experiment_csv_rows_equal_the_json_records(experiment):
 async def test_sweep_export_stacks_experiments_and_writes_sweep_rows(tmp_path):
     plan = plan_sweep(None, {"agents": 3, "rounds": 2, "seed": 5, "results_dir": str(tmp_path),
                              "provider": {"name": "simulated"}}, "baseline,identity", 2, env={})
-    result, directory = await run_sweep(plan, [FakeProvider(reply) for _ in plan.runs()], resamples=100)
+    result, directory = await run_sweep(plan, [FakeProvider(reply) for _ in plan.runs()])
     out = tmp_path / "csv"
     written, warnings = export_csv(directory, out)
     assert warnings == [] and (out / "sweep.csv") in written
@@ -204,7 +204,7 @@ async def test_a_sweep_exports_what_it_can_read(tmp_path, capsys, monkeypatch):
     one line and skipped; every other row is written."""
     plan = plan_sweep(None, {"agents": 3, "rounds": 2, "seed": 5, "results_dir": str(tmp_path),
                              "provider": {"name": "simulated"}}, "baseline,identity", 2, env={})
-    _, directory = await run_sweep(plan, [FakeProvider(reply) for _ in plan.runs()], resamples=100)
+    _, directory = await run_sweep(plan, [FakeProvider(reply) for _ in plan.runs()])
     summary = directory / "exp_baseline_s5" / "rounds" / "summary_r1.json"
     data = json.loads(summary.read_text())
     data["agent_powers"] = [*data["agent_powers"], 1.0]

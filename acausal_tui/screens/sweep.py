@@ -60,6 +60,9 @@ class SweepView:
             self.started, self.directory = event.result, event.directory
             rounds = event.result.config.rounds
             self.runs = {run.directory: RunView(total_rounds=rounds) for run in event.result.experiments}
+            # a resumed sweep starts with some experiments already finished
+            self.done = {run.directory: run for run in event.result.experiments if run.status != "pending"}
+            self.finished = len(self.done)
         elif isinstance(event, ExperimentEvent):
             self.runs[event.run.directory].apply(event.event)
         elif isinstance(event, ExperimentDone):
@@ -78,7 +81,8 @@ class SweepView:
 
     def rounds_done(self) -> float:
         """Rounds done across all experiments, the share of each current round's games included."""
-        return sum(view.progress() for view in self.runs.values())
+        return sum(done.rounds if (done := self.done.get(key)) is not None else view.progress()
+                   for key, view in self.runs.items())
 
     def row(self, run: SweepRun, control: SweepControl) -> tuple[Text, ...]:
         """One experiment's cells, in COLUMNS order."""
