@@ -27,6 +27,7 @@ from engine.store import check_results_dir
 from engine.sweep import (
     DEFAULT_SEEDS,
     MAX_SEEDS,
+    SWEEP_FILE,
     ExperimentDone,
     ExperimentEvent,
     SweepControl,
@@ -88,7 +89,8 @@ def summary_lines(r: SweepResult) -> list[str]:
         lines.append(f"left out of the intervals, INVALID: [{run.condition} s{run.seed}] {run.directory}: "
                      f"{'; '.join(run.reasons) or 'no reason recorded'}")
     if r.validity_not_recorded:
-        lines.append(f"counted without a validity record (older version): {', '.join(r.validity_not_recorded)}")
+        lines.append(f"counted without a validity record (made by an older version): "
+                     f"{len(r.validity_not_recorded)} experiment(s), listed in {SWEEP_FILE}")
     if r.intervals is not None:
         lines.append(f"intervals: {r.intervals.method}")
     return lines

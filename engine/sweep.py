@@ -110,7 +110,7 @@ class SweepResult(msgspec.Struct, kw_only=True):
     seeds: list[int]
     config: Config  # the shared settings; condition, switches and seed vary per experiment
     experiments: list[SweepRun]
-    simulated: bool = False  # every number comes from the simulated provider
+    simulated: bool = False  # some experiment ran on the simulated provider: its numbers are not findings
     intervals: IntervalMethod | None = None  # None: an older sweep.json (bootstrap intervals)
     summary: list[ConditionStats] = []
     differences: list[Difference] = []
@@ -383,7 +383,7 @@ async def run_sweep(
         },
         seeds=plan.seeds,
         config=base,
-        simulated=base.provider.name == "simulated",
+        simulated=any(provider.simulated for provider in providers),
         intervals=IntervalMethod(),
         experiments=[run for run, _ in grid],
     )
@@ -570,6 +570,7 @@ async def resume_sweep(
     result = plan.result
     result.status, result.end_time, result.message = "running", None, None
     result.resumed += 1
+    result.simulated = result.simulated or any(provider.simulated for provider in providers)
     jobs = [
         Job(run, resumed_start(plan.directory / run.directory, provider) if resume
             else fresh_start(plan.directory / run.directory, config, provider), provider)

@@ -38,9 +38,9 @@ def test_interval_on_hand_computed_examples():
     assert interval.high == pytest.approx(1.395669, abs=1e-6)
     assert interval.note == NOTE_WIDE
     # 1..10: mean 5.5, s = sqrt(82.5 / 9) = 3.027650, s/sqrt(10) = 0.957427,
-    # half width 2.262157 x 0.957427 = 2.165852
+    # half width 2.262157 x 0.957427 = 2.165851
     interval = t_interval([float(i) for i in range(1, 11)])
-    assert (interval.low, interval.high) == (pytest.approx(3.334148, abs=1e-6), pytest.approx(7.665852, abs=1e-6))
+    assert (interval.low, interval.high) == (pytest.approx(3.334149, abs=1e-6), pytest.approx(7.665851, abs=1e-6))
     assert interval.note is None
 
 

@@ -23,7 +23,7 @@ from engine.models import ExperimentResult
 from engine.prompts import IDENTITY_STATEMENT
 from engine.providers.base import Completion
 from engine.rng import keyed_rng
-from engine.stats import bootstrap_mean
+from engine.stats import NOTE_TOO_FEW, NOTE_WIDE, t_interval
 from engine.store import load_experiment, read_json
 from engine.sweep import (
     MAX_RUNNING,
@@ -62,7 +62,7 @@ def plan(tmp_path: Path, conditions: str = "baseline,identity", seeds: int = 3, 
 
 async def sweep(the_plan, provider=lambda: FakeProvider(reply), **options):
     providers = [provider() for _ in the_plan.runs()]
-    return await run_sweep(the_plan, providers, resamples=300, **options)
+    return await run_sweep(the_plan, providers, **options)
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -103,9 +103,10 @@ def test_simulated_sweep_reports_the_difference_and_its_interval(tmp_path, capsy
     directory = Path(out.strip())
     assert directory.parent == results and directory.name.startswith("sweep_")
     result = read_json(directory / SWEEP_FILE, SweepResult)
-    assert result.status == "completed" and result.seeds == [11, 12, 13, 14]
+    assert result.status == "completed" and result.seeds == [11, 12, 13, 14] and result.simulated
     assert result.conditions == ["baseline", "identity"]
     assert result.resolved_conditions["identity"].identity and not result.resolved_conditions["baseline"].identity
+    assert result.intervals is not None and result.intervals.method.startswith("Student-t 95% interval")
 
     # every cell is a normal, complete experiment directory
     values: dict[str, dict[int, ExperimentResult]] = {"baseline": {}, "identity": {}}
@@ -121,29 +122,53 @@ def test_simulated_sweep_reports_the_difference_and_its_interval(tmp_path, capsy
 
     for stats in result.summary:
         interval = stats.metrics["overall_cooperation_rate"]
-        assert interval.n == 4
-        assert interval.mean == pytest.approx(statistics.fmean(overall(r) for r in values[stats.condition].values()))
-        assert interval.low <= interval.mean <= interval.high
+        per_seed = [overall(r) for r in values[stats.condition].values()]
+        assert interval == t_interval(per_seed)
+        assert interval.n == 4 and interval.note == NOTE_WIDE and interval.low < interval.mean < interval.high
         assert len(stats.cooperation_per_round) == 3
-        assert set(stats.metrics) == set(METRICS)
+        assert set(stats.metrics) == set(METRICS) and "rounds_to_convergence" not in stats.metrics
+        converged = [r.acausal_indicators.rounds_to_convergence for r in values[stats.condition].values()]
+        assert stats.convergence.n == 4
+        assert stats.convergence.converged == sum(v is not None for v in converged)
     [diff] = result.differences
     assert (diff.condition, diff.reference) == ("identity", "baseline")
     per_seed = [overall(values["identity"][s]) - overall(values["baseline"][s]) for s in result.seeds]
-    interval = diff.metrics["overall_cooperation_rate"]
-    assert interval.mean == pytest.approx(statistics.fmean(per_seed))
-    # the interval is the documented seeded bootstrap of the per-seed differences
-    expected = bootstrap_mean(per_seed, keyed_rng(11, "bootstrap", "identity", "baseline", "overall_cooperation_rate"))
-    assert interval == expected
-    assert interval.low < interval.high
-    # the simulated provider reasons about identity far more often when told it is a copy
-    assert diff.metrics["identity_reasoning_frequency"].mean > 0
+    # the paired t-interval of the per-seed differences
+    assert diff.metrics["overall_cooperation_rate"] == t_interval(per_seed)
 
     lines = err.strip().splitlines()
-    assert lines[0].startswith(f"{directory.name}: 2 conditions x 4 seeds = 8 experiments")
+    assert all(line.startswith("SIMULATED ") for line in lines)  # every line, not only the first
+    assert lines[0].startswith(f"SIMULATED {directory.name}: 2 conditions x 4 seeds = 8 experiments")
     assert sum("completed: 3 rounds" in line for line in lines) == 8
-    assert any(line.startswith("identity - baseline: overall cooperation ") and "[95% CI " in line
+    assert any(line.startswith("SIMULATED identity - baseline: overall cooperation ") and "[95% CI " in line
+               and f"(n=4, {NOTE_WIDE}), paired by seed" in line for line in lines)
+    assert any(line.startswith("SIMULATED baseline: overall cooperation ") and "strategies converged in " in line
                for line in lines)
-    assert lines[-1] == f"completed: {directory / SWEEP_FILE}"
+    assert lines[-1] == f"SIMULATED completed: {directory / SWEEP_FILE}"
+
+
+def test_the_null_model_finds_no_identity_effect_and_the_demo_effect_is_found(tmp_path, capsys):
+    """The simulated provider behaves the same under every condition by default, so the
+    identity - baseline intervals contain 0; with provider.simulated_effect the identity
+    statement raises identity reasoning, and the interval excludes 0."""
+    flags = ["sweep", "--headless", "--conditions", "baseline,identity", "--seed", "5",
+             "--agents", "6", "--rounds", "4", "--provider", "simulated"]
+    assert main([*flags, "--results-dir", str(tmp_path / "null")]) == 0
+    null = read_json(Path(capsys.readouterr().out.strip()) / SWEEP_FILE, SweepResult)
+    assert len(null.seeds) == 10  # the default
+    [diff] = null.differences
+    for metric in ("overall_cooperation_rate", "identity_reasoning_frequency"):
+        interval = diff.metrics[metric]
+        assert interval.n == 10 and interval.note is None
+        assert interval.low < 0 < interval.high, (metric, interval)
+    assert not null.config.provider.simulated_effect
+
+    effect = tmp_path / "effect.toml"
+    effect.write_text("[provider]\nsimulated_effect = true\n")
+    assert main([*flags, "--config", str(effect), "--results-dir", str(tmp_path / "effect")]) == 0
+    demo = read_json(Path(capsys.readouterr().out.strip()) / SWEEP_FILE, SweepResult)
+    assert demo.config.provider.simulated_effect
+    assert demo.differences[0].metrics["identity_reasoning_frequency"].low > 0
 
 
 async def test_sweep_statistics_are_reproducible(tmp_path):
@@ -378,7 +403,7 @@ async def test_compare_view_shows_conditions_side_by_side(tmp_path):
         await pilot.pause()
         screen = app.screen
         metrics = screen.query_one("#compare-metrics")
-        assert metrics.row_count == len(METRICS)
+        assert metrics.row_count == len(METRICS) + 1  # and convergence as k of n
         assert [str(c.label) for c in metrics.columns.values()] == [
             "metric", "baseline (n=3)", "identity (n=3)", "identity − baseline"]
         overall = metrics.get_row_at(METRICS.index("overall_cooperation_rate"))
@@ -399,7 +424,7 @@ async def test_compare_view_shows_conditions_side_by_side(tmp_path):
 def test_sweep_json_is_plain_json(tmp_path):
     result, directory = anyio.run(sweep, plan(tmp_path, rounds=1))
     data = json.loads((directory / SWEEP_FILE).read_text())
-    assert data["schema_version"] == 1 and data["bootstrap"]["resamples"] == 300
+    assert data["schema_version"] == 2 and data["intervals"]["method"].startswith("Student-t 95% interval")
     assert data == msgspec.to_builtins(result)
 
 
