@@ -32,10 +32,10 @@ from engine.store import ExperimentStore, decoder, new_dated_dir, read_json, wri
 SWEEP_FILE = "sweep.json"
 SWEEP_SCHEMA_VERSION = 2
 CONVERGENCE = "rounds_to_convergence"  # reported as "converged in k of n seeds", never a mean
-# The metrics with a mean and interval: every acausal indicator but convergence, then in- vs
-# out-group cooperation.
-METRICS = (*(m for m in AcausalIndicators.__struct_fields__ if m != CONVERGENCE),
-           "in_group_cooperation_rate", "out_group_cooperation_rate")
+# Every acausal indicator (overall_cooperation_rate among them), then in- vs out-group.
+METRICS = (*AcausalIndicators.__struct_fields__, "in_group_cooperation_rate", "out_group_cooperation_rate")
+# Those with a mean and interval over seeds: all but convergence (reported as k of n).
+INTERVAL_METRICS = tuple(m for m in METRICS if m != CONVERGENCE)
 MAX_SEEDS = 1000  # --seeds: a larger grid is a typo, not an experiment
 DEFAULT_SEEDS = 10
 # Experiments running at once: each keeps 3 files open (lock, call log, error log), so an
@@ -614,7 +614,7 @@ def summarize(result: SweepResult) -> tuple[list[ConditionStats], list[Differenc
         cells = list(runs.values())
         summary.append(ConditionStats(
             condition=label,
-            metrics={m: interval([c.metrics.get(m) for c in cells]) for m in METRICS},
+            metrics={m: interval([c.metrics.get(m) for c in cells]) for m in INTERVAL_METRICS},
             cooperation_per_round=[interval([round_rate(c, r) for c in cells]) for r in range(1, rounds + 1)],
             convergence=convergence(cells),
         ))
@@ -625,7 +625,7 @@ def summarize(result: SweepResult) -> tuple[list[ConditionStats], list[Differenc
         differences.append(Difference(
             condition=label,
             reference=reference,
-            metrics={m: interval([minus(a.metrics.get(m), b.metrics.get(m)) for a, b in pairs]) for m in METRICS},
+            metrics={m: interval([minus(a.metrics.get(m), b.metrics.get(m)) for a, b in pairs]) for m in INTERVAL_METRICS},
             cooperation_per_round=[
                 interval([minus(round_rate(a, r), round_rate(b, r)) for a, b in pairs])
                 for r in range(1, rounds + 1)

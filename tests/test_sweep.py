@@ -5,7 +5,6 @@ import json
 import re
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import threading
@@ -27,9 +26,9 @@ from engine.rng import keyed_rng
 from engine.stats import NOTE_TOO_FEW, NOTE_WIDE, t_interval
 from engine.store import load_experiment, read_json
 from engine.sweep import (
+    INTERVAL_METRICS,
     MAX_RUNNING,
     MAX_SEEDS,
-    METRICS,
     SWEEP_FILE,
     ExperimentEvent,
     SweepControl,
@@ -128,7 +127,7 @@ def test_simulated_sweep_reports_the_difference_and_its_interval(tmp_path, capsy
         assert interval == t_interval(per_seed)
         assert interval.n == 4 and interval.note == NOTE_WIDE and interval.low < interval.mean < interval.high
         assert len(stats.cooperation_per_round) == 3
-        assert set(stats.metrics) == set(METRICS) and "rounds_to_convergence" not in stats.metrics
+        assert set(stats.metrics) == set(INTERVAL_METRICS) and "rounds_to_convergence" not in stats.metrics
         converged = [r.acausal_indicators.rounds_to_convergence for r in values[stats.condition].values()]
         assert stats.convergence.n == 4
         assert stats.convergence.converged == sum(v is not None for v in converged)
@@ -405,10 +404,10 @@ async def test_compare_view_shows_conditions_side_by_side(tmp_path):
         await pilot.pause()
         screen = app.screen
         metrics = screen.query_one("#compare-metrics")
-        assert metrics.row_count == len(METRICS) + 1  # and convergence as k of n
+        assert metrics.row_count == len(INTERVAL_METRICS) + 1  # and convergence as k of n
         assert [str(c.label) for c in metrics.columns.values()] == [
             "metric", "baseline (n=3)", "identity (n=3)", "identity − baseline"]
-        overall = metrics.get_row_at(METRICS.index("overall_cooperation_rate"))
+        overall = metrics.get_row_at(INTERVAL_METRICS.index("overall_cooperation_rate"))
         assert str(overall[2]).startswith("100.0%") and str(overall[3]).startswith("+")
         assert screen.query_one("#compare-rounds").row_count == 3
         assert len(screen.query("CoopChart")) == 2

@@ -19,7 +19,7 @@ from engine.stats import NOTE_TOO_FEW, Interval
 from engine.store import load_experiment
 from engine.sweep import (
     CONVERGENCE,
-    METRICS,
+    INTERVAL_METRICS,
     SWEEP_FILE,
     LoadedSweep,
     SweepResult,
@@ -56,7 +56,7 @@ def sweep_problem(result: SweepResult) -> str | None:
     entry and every difference has every metric, and per-round lists of one length."""
     entries = [*result.summary, *result.differences]
     for entry in entries:
-        missing = [metric for metric in METRICS if metric not in entry.metrics]
+        missing = [metric for metric in INTERVAL_METRICS if metric not in entry.metrics]
         if missing:
             return f"{SWEEP_FILE}: {entry.condition}: no {', '.join(missing)}"
     lengths = {len(entry.cooperation_per_round) for entry in entries}
@@ -107,7 +107,7 @@ def fill_metrics(table: DataTable, result: SweepResult) -> None:
         table.add_column(literal(f"{stats.condition} (n={n})"))
     for diff in result.differences:
         table.add_column(literal(f"{diff.condition} − {diff.reference}"))
-    for metric in METRICS:
+    for metric in INTERVAL_METRICS:
         share = metric in SHARES
         table.add_row(*cells(
             metric,
