@@ -201,6 +201,9 @@ def resume(args: argparse.Namespace) -> int:
             code = resume_app(resumable)
     finally:
         resumable.store.close()
+    if is_sweep(directory.parent):  # its sweep.json still holds the state before this resume
+        print(f"acausal-tui: this experiment belongs to a sweep: `acausal-tui resume {directory.parent}` "
+              "finishes the sweep and updates its sweep.json", file=sys.stderr)
     print(directory)
     return code
 

@@ -622,3 +622,27 @@ def test_a_sweep_killed_with_sigkill_then_resumed_gives_the_uninterrupted_number
     assert main(["resume", str(directory), "--headless"]) == 0
     resumed = read_json(directory / SWEEP_FILE, SweepResult)
     assert numbers(resumed) == numbers(whole)
+
+
+def test_resuming_an_unreadable_sweep_exits_2_with_one_line(tmp_path, capsys):
+    broken = tmp_path / "sweep_20000101_000000"
+    broken.mkdir()
+    (broken / SWEEP_FILE).write_text("{not json")
+    assert main(["resume", str(broken), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"acausal-tui: error: {broken}: sweep.json: ") and len(err.splitlines()) == 1
+
+
+def test_resuming_one_experiment_of_a_sweep_points_to_the_sweep(tmp_path, capsys):
+    the_plan = plan(tmp_path, seeds=1, rounds=2)
+    control = SweepControl()
+
+    class AbortAfterFirstRound:
+        def on_event(self, event):
+            if isinstance(event, ExperimentEvent) and isinstance(event.event, RoundSummarised):
+                control.abort("interrupted")
+
+    _, directory = anyio.run(lambda: sweep(the_plan, observer=AbortAfterFirstRound(), control=control))
+    capsys.readouterr()
+    assert main(["resume", str(directory / "exp_identity_s40"), "--headless"]) == 0
+    assert f"`acausal-tui resume {directory}` finishes the sweep" in capsys.readouterr().err
