@@ -7,13 +7,24 @@ from collections import Counter
 import anyio
 import pytest
 
-from engine.config import load_config
 from engine.conditions import resolve_condition
+from engine.config import load_config
 from engine.parsing import parse_decision
-from engine.prompts import IDENTITY_STATEMENT, RETRY_INSTRUCTION, render_decision_prompt, render_strategy_prompt
+from engine.prompts import (
+    IDENTITY_STATEMENT,
+    RETRY_INSTRUCTION,
+    render_decision_prompt,
+    render_strategy_prompt,
+)
 from engine.providers.base import ChatRequest, Completion, Message
 from engine.providers.factory import make_provider
-from engine.providers.simulated import AMBIGUOUS_STYLES, ARCHETYPES, OTHER, READABLE_STYLES, SimulatedProvider
+from engine.providers.simulated import (
+    AMBIGUOUS_STYLES,
+    ARCHETYPES,
+    OTHER,
+    READABLE_STYLES,
+    SimulatedProvider,
+)
 from engine.runner import run_experiment
 from engine.store import ExperimentStore
 
