@@ -257,9 +257,13 @@ class SweepScreen(EngineScreen):
         return total_stats(self.control).in_flight
 
     def show_summary(self, result: SweepResult, directory: Path) -> None:
-        text = Text("Per condition: mean [95% interval] over completed seeds; differences from ", style="dim")
+        text = Text("Per condition: mean [95% Student-t interval] over valid completed seeds; differences from ",
+                    style="dim")
         text.append_text(literal(result.conditions[0], style="dim"))
         text.append(" paired by seed.\n", style="dim")
+        if result.excluded:
+            text.append(f"Left out as INVALID: {len(result.excluded)} experiment(s) (listed in the comparison).\n",
+                        style="bold red")
         text.append("Results: ", style="bold")
         text.append(f"{directory / SWEEP_FILE}\n")
         text.append("Press c for the full comparison (cooperation per round, experiments), q to quit.",
