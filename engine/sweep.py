@@ -54,7 +54,7 @@ class SweepRun(msgspec.Struct, kw_only=True):
     message: str | None = None  # why it stopped early, as the experiment's result says
     rounds: int = 0  # rounds completed
     metrics: dict[str, float | None] = {}  # the indicators of the finished experiment
-    cooperation_per_round: list[float] = []
+    cooperation_per_round: list[float | None] = []  # None: a round without a counted move
     valid: bool | None = None  # the experiment's validity; None: not recorded (older version)
     invalid_reasons: list[str] = []
 
@@ -604,7 +604,9 @@ def summarize(result: SweepResult) -> tuple[list[ConditionStats], list[Differenc
     for run in result.experiments:
         if counted(run):
             done[run.condition][run.seed] = run
-    rounds = max((len(run.cooperation_per_round) for runs in done.values() for run in runs.values()), default=0)
+    # per-round entries for every round any completed experiment played, counted or not
+    rounds = max((len(run.cooperation_per_round) for run in result.experiments if run.status == "completed"),
+                 default=0)
 
     def interval(values: list[float | None]) -> Interval:
         return t_interval([float(v) for v in values if v is not None])

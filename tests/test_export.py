@@ -130,7 +130,8 @@ async def test_experiment_csv_rows_equal_the_json_records(experiment):
 
 async def test_sweep_export_stacks_experiments_and_writes_sweep_rows(tmp_path):
     plan = plan_sweep(None, {"agents": 3, "rounds": 2, "seed": 5, "results_dir": str(tmp_path),
-                             "provider": {"name": "simulated"}}, "baseline,identity", 3, env={})
+                             "provider": {"name": "simulated"},  # 10% fallbacks: valid under 50%
+                             "validity": {"max_fallback_share": 0.5}}, "baseline,identity", 3, env={})
     result, directory = await run_sweep(plan, [FakeProvider(reply) for _ in plan.runs()])
     out = tmp_path / "csv"
     written, warnings = export_csv(directory, out)

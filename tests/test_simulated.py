@@ -1,6 +1,7 @@
 """The simulated provider: a null model by default, a demo identity effect only when asked,
 and decision replies in realistic styles that are read right or sent to a follow-up."""
 
+import inspect
 import json
 from collections import Counter
 
@@ -27,6 +28,14 @@ from engine.providers.simulated import (
 )
 from engine.runner import run_experiment
 from engine.store import ExperimentStore
+
+
+def read(text: str, finish_reason: str | None = "stop") -> str | None:
+    """The move parse_decision reads (None: ambiguous). The strict parser of SPEC §5.2 takes
+    the finish_reason and returns a Reading(action, rule); the one before it, the move."""
+    if len(inspect.signature(parse_decision).parameters) > 1:
+        return parse_decision(text, finish_reason)[0]
+    return parse_decision(text)
 
 
 def strategy_prompt(identity: bool) -> str:
@@ -74,7 +83,7 @@ def test_every_reply_style_is_read_right_or_ambiguous_never_flipped(style, move)
     _, template = {**READABLE_STYLES, **AMBIGUOUS_STYLES}[style]
     text = template.format(move=move, other=OTHER[move])
     expected = move if style in READABLE_STYLES else None
-    assert parse_decision(text) == expected, text
+    assert read(text, "length" if style == "cut_off" else "stop") == expected, text
 
 
 def decision_request(key: str, strategy: str, follow_up: str | None = None) -> ChatRequest:
@@ -91,11 +100,11 @@ def test_styles_come_in_their_shares_and_follow_ups_answer_cleanly():
     replies = complete_all(provider, [decision_request(f"decision/r1/g{k}/p1/t0", rule) for k in range(4000)])
     bare = sum(r.text == "COOPERATE" for r in replies)
     cut = [r for r in replies if r.finish_reason == "length"]
-    ambiguous = sum(parse_decision(r.text) is None for r in replies)
+    ambiguous = sum(read(r.text, r.finish_reason) is None for r in replies)
     assert 0.77 < bare / 4000 < 0.85  # about 19% in other styles
-    assert 0.01 < len(cut) / 4000 < 0.03 and all(parse_decision(r.text) is None for r in cut)
+    assert 0.01 < len(cut) / 4000 < 0.03 and all(read(r.text, "length") is None for r in cut)
     assert 0.05 < ambiguous / 4000 < 0.09
-    assert all(parse_decision(r.text) in ("COOPERATE", None) for r in replies)  # never the other move
+    assert all(read(r.text, r.finish_reason) in ("COOPERATE", None) for r in replies)  # never the other move
     follow_ups = complete_all(provider, [decision_request(f"decision/r1/g{k}/p1/t1", rule, "I could")
                                          for k in range(1000)])
     assert sum(f.text == "COOPERATE" for f in follow_ups) / 1000 > 0.9
@@ -107,6 +116,7 @@ async def test_a_default_simulated_run_uses_follow_ups_and_stays_under_the_valid
     store = ExperimentStore(tmp_path / "exp")
     result = await run_experiment(config, provider=make_provider(config), store=store)
     assert result.status == "completed" and result.simulated
+    assert result.validity is None or result.validity.valid, result.validity  # None: not computed here
     calls = [json.loads(line) for line in (tmp_path / "exp" / "calls.jsonl").read_text().splitlines()]
     decisions = [c for c in calls if c["key"].startswith("decision/")]
     first_asks = [c for c in decisions if c["key"].endswith("/t0")]
