@@ -24,7 +24,7 @@ from engine.events import Event
 from engine.limits import Limiter
 from engine.models import AcausalIndicators, ExperimentResult, Status
 from engine.providers.base import Provider
-from engine.resume import ResumeError, open_resume, read_manifest, restore
+from engine.resume import ResumeError, check_code_matches, open_resume, read_manifest, restore
 from engine.runner import Experiment, utc_now, with_seed
 from engine.stats import CONFIDENCE, METHOD, MIN_SEEDS, WIDE_BELOW, Interval, median, t_interval
 from engine.store import ExperimentStore, decoder, new_dated_dir, read_json, write_atomic
@@ -521,6 +521,10 @@ def plan_resume(directory: Path, max_cost_usd: float | None = None) -> SweepResu
             continue
         if (path / "manifest.json").exists():
             manifest = read_manifest(path)  # refuses a newer schema or a broken manifest
+            try:
+                check_code_matches(manifest)  # and prompts or a condition changed since
+            except ResumeError as exc:
+                raise ResumeError(f"{run.directory}: {exc}") from None
             config = manifest.config
             if max_cost_usd is not None:
                 config = msgspec.structs.replace(config, provider=result.config.provider)

@@ -646,3 +646,25 @@ def test_resuming_one_experiment_of_a_sweep_points_to_the_sweep(tmp_path, capsys
     capsys.readouterr()
     assert main(["resume", str(directory / "exp_identity_s40"), "--headless"]) == 0
     assert f"`acausal-tui resume {directory}` finishes the sweep" in capsys.readouterr().err
+
+
+def test_resuming_a_sweep_whose_experiment_cannot_be_resumed_exits_2_before_running(tmp_path, capsys):
+    the_plan = plan(tmp_path, seeds=1, rounds=2)
+    control = SweepControl()
+
+    class AbortAfterFirstRound:
+        def on_event(self, event):
+            if isinstance(event, ExperimentEvent) and isinstance(event.event, RoundSummarised):
+                control.abort("interrupted")
+
+    _, directory = anyio.run(lambda: sweep(the_plan, observer=AbortAfterFirstRound(), control=control))
+    manifest = directory / "exp_identity_s40" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["prompt_hashes"]["decision"] = "0" * 64  # as if started with other prompt templates
+    manifest.write_text(json.dumps(data))
+    before = (directory / SWEEP_FILE).read_bytes()
+    capsys.readouterr()
+    assert main(["resume", str(directory), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("acausal-tui: error: exp_identity_s40: manifest.json: the prompt templates changed") and len(err.splitlines()) == 1
+    assert (directory / SWEEP_FILE).read_bytes() == before  # nothing ran, nothing rewritten
