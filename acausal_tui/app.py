@@ -21,7 +21,6 @@ from engine.models import ExperimentResult
 from engine.providers.base import Provider
 from engine.providers.factory import make_provider
 from engine.runner import run_experiment, utc_now
-from engine.stats import RESAMPLES
 from engine.store import ExperimentStore, new_experiment_dir
 from engine.sweep import SweepControl, SweepObserver, SweepPlan, SweepResult, run_sweep
 
@@ -44,14 +43,13 @@ def experiment_runner(
     return run
 
 
-def sweep_runner(plan: SweepPlan, providers: Sequence[Provider] | None = None,
-                 resamples: int = RESAMPLES) -> SweepFn:
+def sweep_runner(plan: SweepPlan, providers: Sequence[Provider] | None = None) -> SweepFn:
     """The coroutine the sweep screen starts as its worker. `providers[i]` serves the i-th
     experiment of `plan.runs()` (default: one per experiment from its config)."""
 
     async def run(observer: SweepObserver, control: SweepControl) -> SweepResult:
         backends = providers if providers is not None else [make_provider(c) for _, c in plan.runs()]
-        result, _ = await run_sweep(plan, backends, observer=observer, control=control, resamples=resamples)
+        result, _ = await run_sweep(plan, backends, observer=observer, control=control)
         return result
 
     return run

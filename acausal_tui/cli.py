@@ -86,8 +86,8 @@ def build_parser() -> Parser:
     add_run_options(sub.add_parser("run", help="start a new experiment (the default)"))
     browse = sub.add_parser("browse", help="open the experiment browser")
     browse.add_argument("--results-dir", metavar="DIR", default="results")
-    resume = sub.add_parser("resume", help="continue an interrupted experiment")
-    resume.add_argument("directory", metavar="EXP_DIR")
+    resume = sub.add_parser("resume", help="continue an interrupted experiment, or finish a sweep")
+    resume.add_argument("directory", metavar="EXP_DIR|SWEEP_DIR")
     resume.add_argument("--headless", action="store_true")
     resume.add_argument("--max-cost", type=number, metavar="USD",
                         help="a new cost budget (the budget counts what was already spent)")
@@ -196,6 +196,12 @@ async def resume_headless(run: Runner) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     """Refusals (not resumable, locked, unwritable, no API key) exit 2 before any call."""
+    from engine.sweep import is_sweep
+
+    if is_sweep(Path(args.directory)):
+        from acausal_tui import research
+
+        return research.resume_sweep_command(Path(args.directory), args.headless, args.max_cost)
     config = read_manifest(Path(args.directory)).config
     if args.allow_insecure:
         config = allow_insecure_config(config)
@@ -212,6 +218,9 @@ def resume(args: argparse.Namespace) -> int:
             code = resume_app(resumable)
     finally:
         resumable.store.close()
+    if is_sweep(directory.parent):  # its sweep.json still holds the state before this resume
+        print(f"acausal-tui: this experiment belongs to a sweep: `acausal-tui resume {directory.parent}` "
+              "finishes the sweep and updates its sweep.json", file=sys.stderr)
     print(directory)
     return code
 

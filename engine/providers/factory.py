@@ -21,7 +21,8 @@ def make_provider(
     if settings.name == "simulated":
         from engine.providers.simulated import SimulatedProvider
 
-        return SimulatedProvider(seed=config.seed or 0, latency_ms=settings.latency_ms)
+        return SimulatedProvider(seed=config.seed or 0, latency_ms=settings.latency_ms,
+                                 effect=settings.simulated_effect)
     base_url = settings.base_url or ""
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"provider.base_url: expected an http:// or https:// URL, got {base_url!r}")
