@@ -19,7 +19,7 @@ import msgspec
 
 from engine import analysis, game
 from engine.conditions import resolve_condition
-from engine.config import Config, ConfigError, resolve
+from engine.config import Config, ConfigError, validate
 from engine.control import RunControl
 from engine.events import Observer
 from engine.models import (
@@ -88,7 +88,7 @@ def open_resume(directory: Path, max_cost_usd: float | None = None) -> Resumable
     manifest = read_manifest(directory)
     config = manifest.config
     if max_cost_usd is not None:
-        config = resolve(
+        config = validate(
             msgspec.structs.replace(
                 config, provider=msgspec.structs.replace(config.provider, max_cost_usd=max_cost_usd)
             )
