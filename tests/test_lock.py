@@ -100,7 +100,7 @@ def test_the_holder_probe_does_not_make_a_writer_refuse(tmp_path, monkeypatch):
     import engine.lock
 
     real = engine.lock.fcntl.flock
-    probe = os.open(tmp_path / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    probe = os.open(tmp_path, os.O_RDONLY)  # the lock is an flock on the directory
     real(probe, engine.lock.fcntl.LOCK_SH)
     calls = []
 
