@@ -36,10 +36,13 @@ from engine.prompts import prompt_hashes
 from engine.providers.base import Provider
 from engine.runner import Experiment, build_agents
 from engine.store import (
+    MAX_LOG_BYTES,
     TEMP_PREFIX,
     ExperimentStore,
+    UnsafeFile,
     check_writable,
     decoder,
+    read_file,
     read_json,
     read_jsonl,
 )
@@ -95,7 +98,10 @@ def open_resume(directory: Path, max_cost_usd: float | None = None) -> Resumable
         )
     check_code_matches(manifest)
     check_writable(directory, str(directory))
-    store = ExperimentStore(directory)
+    try:
+        store = ExperimentStore(directory)
+    except UnsafeFile as exc:
+        raise ResumeError(f"{directory}: {exc}") from None
     try:
         rounds = load_rounds(directory, manifest)
         logs = {"calls.jsonl": CallRecord, "experiment_errors.log": ErrorRecord}
@@ -170,7 +176,7 @@ def read_manifest(directory: Path) -> Manifest:
 
 
 def check_schema(path: Path) -> None:
-    version = msgspec.json.decode(path.read_bytes(), type=_Versioned).schema_version
+    version = msgspec.json.decode(read_file(path), type=_Versioned).schema_version
     if version > SCHEMA_VERSION:
         raise ResumeError(
             f"{path}: written by a newer version of acausal-tui (schema {version}; this "
@@ -270,7 +276,7 @@ def set_aside_torn_tail(path: Path, type_: type) -> str | None:
     for the user, or None when the log was intact."""
     if not path.exists():
         return None
-    data = path.read_bytes()
+    data = read_file(path, MAX_LOG_BYTES)
     body, _, tail = data.rstrip(b"\n").rpartition(b"\n")
     keep = len(body) + 1 if body else 0
     if not tail:

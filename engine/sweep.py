@@ -26,7 +26,7 @@ from engine.providers.base import Provider
 from engine.rng import keyed_rng
 from engine.runner import Experiment, utc_now, with_seed
 from engine.stats import CONFIDENCE, RESAMPLES, Interval, bootstrap_mean
-from engine.store import ExperimentStore, decoder, new_dated_dir, write_atomic
+from engine.store import ExperimentStore, decoder, new_dated_dir, read_file, write_atomic
 
 SWEEP_FILE = "sweep.json"
 SWEEP_SCHEMA_VERSION = 1
@@ -469,7 +469,7 @@ def load_sweep(directory: Path) -> LoadedSweep:
     so is one whose experiments' `directory` is not a plain name (e.g. `..` or an absolute
     path: the comparison view and export open it)."""
     try:
-        result = decoder(SweepResult).decode((directory / SWEEP_FILE).read_bytes())
+        result = decoder(SweepResult).decode(read_file(directory / SWEEP_FILE))
     except FileNotFoundError:
         return LoadedSweep(directory, problem=f"{SWEEP_FILE}: missing")
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
