@@ -34,6 +34,7 @@ from engine.sweep import (
     plan_sweep,
     run_sweep,
 )
+from engine.textsafe import visible
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -104,7 +105,7 @@ class SweepPrinter:
                        + (f" - {r.message}" if r.message else ""))
 
     def print(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
+        print(visible(line, one_line=True), file=self.stream, flush=True)
 
 
 async def run_sweep_headless(plan: SweepPlan) -> tuple[int, Path]:
