@@ -113,6 +113,9 @@ def open_resume(directory: Path, max_cost_usd: float | None = None) -> Resumable
             notes.append(f"calls.jsonl: {len(bad_calls)} unreadable line(s) ignored; "
                          "those calls are made again")
         remove_temp_files(directory)
+    except UnsafeFile as exc:
+        store.close()
+        raise ResumeError(f"{directory}: {exc}") from None
     except BaseException:
         store.close()
         raise
