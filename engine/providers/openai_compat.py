@@ -21,6 +21,7 @@ import httpx
 from engine.config import ProviderSettings
 from engine.pricing import PriceTable, estimate_tokens, warn_unknown
 from engine.providers.base import ChatRequest, Completion, ProviderError
+from engine.textsafe import encodable
 
 APP_URL = "https://github.com/acausal-tui/acausal-tui"
 APP_TITLE = "acausal-tui"
@@ -153,7 +154,7 @@ class OpenAICompatProvider:
         if not exact:
             cost = self.prices.cost(request.model, prompt_tokens, completion_tokens)
         return Completion(
-            text=text,
+            text=encodable(text),  # a lone surrogate (a JSON "\ud800") cannot be sent or saved
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cost=float(cost),
