@@ -4,9 +4,10 @@ from rich.text import Text
 
 from engine.textsafe import visible
 
-# Longer texts are cut when drawn (a 1 MB reply made every key take seconds); the files and
+# Longer texts are cut when drawn (a 1 MB reply made every key take seconds; a reply cut at
+# max_tokens 1000 is ~4,000 characters, so real replies are drawn whole); the files and
 # calls.jsonl keep every character.
-MAX_RENDER_CHARS = 20_000
+MAX_RENDER_CHARS = 10_000
 
 
 def visible_controls(text: str) -> str:
