@@ -163,7 +163,8 @@ def _check_values(value: Any, where: str = "", depth: int = 0) -> None:
     """What msgspec types cannot say: no NaN or infinity, no NUL or undecodable bytes (lone
     surrogates, as non-UTF-8 command-line bytes arrive) in any text, no absurd nesting."""
     if depth > MAX_TOML_DEPTH:
-        raise ConfigError(f"{where or 'config'}: nested more than {MAX_TOML_DEPTH} levels deep")
+        top = re.split(r"[.\[]", where)[0] or "config"
+        raise ConfigError(f"{top}: nested more than {MAX_TOML_DEPTH} levels deep")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where}: must be a finite number, got {value}")
     if isinstance(value, str):
