@@ -42,6 +42,7 @@ MAX_CONFIG_BYTES = 1 << 20  # a TOML config file
 MAX_TOML_DEPTH = 32  # nested arrays/tables in a TOML file
 
 Name = Annotated[str, Meta(max_length=MAX_NAME_CHARS)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 Share = Annotated[float, Meta(ge=0, le=1)]
 
 
@@ -160,8 +161,9 @@ def _choices(where: str) -> tuple[str, ...]:
 
 
 def _check_values(value: Any, where: str = "", depth: int = 0) -> None:
-    """What msgspec types cannot say: no NaN or infinity, no NUL or undecodable bytes (lone
-    surrogates, as non-UTF-8 command-line bytes arrive) in any text, no absurd nesting."""
+    """What msgspec types cannot say: no NaN or infinity, no NUL, control characters or
+    undecodable bytes (lone surrogates, as non-UTF-8 command-line bytes arrive) in any
+    text, no absurd nesting."""
     if depth > MAX_TOML_DEPTH:
         top = re.split(r"[.\[]", where)[0] or "config"
         raise ConfigError(f"{top}: nested more than {MAX_TOML_DEPTH} levels deep")
@@ -172,6 +174,8 @@ def _check_values(value: Any, where: str = "", depth: int = 0) -> None:
             raise ConfigError(f"{where}: contains a NUL character")
         if any("\ud800" <= c <= "\udfff" for c in value):
             raise ConfigError(f"{where}: is not valid UTF-8 text")
+        if _CONTROL.search(value):  # would act on a terminal wherever the value is shown
+            raise ConfigError(f"{where}: contains control characters")
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_values(key, where or "config", depth + 1)

@@ -220,7 +220,7 @@ FLAGS = {  # flag -> values it refuses
                             st.sampled_from(["nan", "inf", "-inf", "1e309", "ten"])).map(str),
     "--provider": st.text(max_size=10).filter(lambda t: t not in cfg.PROVIDERS and not t.startswith("-")),
     "--base-url": BAD_URLS.filter(lambda u: not u.startswith("-")),
-    "--main-model": st.sampled_from(["", "   ", "m" * (cfg.MAX_NAME_CHARS + 1), "a\x00b", "a\udcffb"]),
+    "--main-model": st.sampled_from(["", "   ", "m" * (cfg.MAX_NAME_CHARS + 1), "a\x00b", "a\udcffb", "m\x1b[2J"]),
     "--condition": NOT_A_PRESET.filter(lambda t: not t.startswith("-")),
     "--results-dir": st.sampled_from(["r\x00s", "r\udcff", "\udcfe\udcff/x", "x" * (cfg.MAX_PATH_CHARS + 1)]),
 }

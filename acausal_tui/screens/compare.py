@@ -17,6 +17,7 @@ from acausal_tui.widgets.text import cells, literal, percent
 from engine.stats import Interval
 from engine.store import load_experiment
 from engine.sweep import METRICS, SWEEP_FILE, LoadedSweep, SweepResult
+from engine.textsafe import visible
 
 # Metrics that are shares of moves or strategies (shown as %); the rest are plain numbers.
 SHARES = {
@@ -145,10 +146,10 @@ class CompareScreen(Screen):
         r = self.result
         b = r.bootstrap
         return Text.assemble(
-            ("Sweep ", "bold"), r.sweep_id, f" · {r.status} · {len(r.seeds)} seeds per condition · ",
+            ("Sweep ", "bold"), visible(r.sweep_id), f" · {r.status} · {len(r.seeds)} seeds per condition · ",
             f"mean [{100 * b.confidence:.0f}% bootstrap interval] over completed seeds "
             f"({b.resamples} resamples, seed {b.seed}); differences paired by seed",
-            (f" · {r.message}" if r.message else ""),
+            (f" · {visible(r.message)}" if r.message else ""),
         )
 
     def on_mount(self) -> None:
