@@ -188,7 +188,8 @@ def no_api_key(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, database=None,  # no .hypothesis/ left in the checkout
+               suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
