@@ -177,6 +177,8 @@ class ExperimentStore:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        if (directory / "rounds").is_symlink():  # its files would be written elsewhere
+            raise UnsafeFile(f"{directory / 'rounds'} is a symbolic link; not followed")
         (directory / "rounds").mkdir(parents=True, exist_ok=True)
         self._lock = ExperimentLock(directory).acquire()
         try:
@@ -306,7 +308,9 @@ def load_experiment(directory: Path) -> LoadedExperiment:
         loaded.problems.append("manifest.json: missing")
     loaded.result = _try_read(directory / "experiment_results.json", ExperimentResult, loaded.problems)
     rounds = directory / "rounds"
-    if rounds.is_dir() and not rounds.is_symlink():
+    if rounds.is_symlink():
+        loaded.problems.append("rounds is a symbolic link; not followed")
+    elif rounds.is_dir():
         for path in sorted(rounds.glob("summary_r*.json")):
             number = path.stem.removeprefix("summary_r")
             if number.isdigit():

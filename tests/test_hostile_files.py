@@ -37,6 +37,13 @@ def refifo(path: Path) -> None:
     os.mkfifo(path)
 
 
+def move_out(path: Path) -> None:
+    """Move `path` out of the experiment directory and leave a symlink to it in its place."""
+    outside = path.parent.parent.parent / f"outside_{path.name}"
+    path.rename(outside)
+    path.symlink_to(outside)
+
+
 def sparse(path: Path, size: int) -> None:
     with open(path, "ab") as file:
         file.truncate(size)
@@ -76,6 +83,7 @@ CASES: dict[str, tuple[Callable[[Path], None], int, str]] = {
                                   "not rounds"),
     "calls_sparse_3_gib": (lambda d: sparse(d / "calls.jsonl", 3 << 30), 2, "calls.jsonl"),
     "calls_fifo": (lambda d: refifo(d / "calls.jsonl"), 2, "calls.jsonl is not a regular file"),
+    "rounds_dir_symlinked_outside": (lambda d: move_out(d / "rounds"), 2, "rounds is a symbolic link"),
     "hostile_text": (hostile_text, 0, ""),
     "lone_surrogate_in_a_file": (lambda d: hostile_text(d, "\\ud800"), 2, "surrogate"),
 }
