@@ -42,8 +42,8 @@ MAX_CONFIG_BYTES = 1 << 20  # a TOML config file
 MAX_TOML_DEPTH = 32  # nested arrays/tables in a TOML file
 
 Name = Annotated[str, Meta(max_length=MAX_NAME_CHARS)]
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 Share = Annotated[float, Meta(ge=0, le=1)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1: refused in every text setting
 
 
 class ConfigError(Exception):
