@@ -5,6 +5,7 @@ import gc
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -23,6 +24,7 @@ from engine.providers.factory import make_provider
 from engine.runner import run_experiment, utc_now
 from engine.store import ExperimentStore, new_experiment_dir
 from engine.sweep import SweepControl, SweepObserver, SweepPlan, SweepResult, run_sweep
+from engine.textsafe import visible
 
 
 def experiment_runner(
@@ -105,6 +107,11 @@ class AcausalApp(App[None]):
 
     def warn(self, message: str) -> None:
         self.notify(message, severity="warning", timeout=10, markup=False)
+
+    def notify(self, message: str, *, title: str = "", **options: Any) -> None:
+        """Every notification, from any screen, shows outside text (directory names, server
+        errors) with its control, bidi and zero-width characters visible, never obeyed."""
+        super().notify(visible(message), title=visible(title, one_line=True), **options)
 
     def get_default_screen(self) -> Screen:
         if self.sweep_fn is not None:

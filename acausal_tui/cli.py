@@ -28,6 +28,7 @@ from engine.resume import (
 )
 from engine.runner import run_experiment, utc_now, with_seed
 from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
+from engine.textsafe import visible
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET, EXIT_ABORTED = 0, 1, 2, 3, 130
 EXIT_BY_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "budget_exceeded": EXIT_BUDGET,
@@ -124,7 +125,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 class HeadlessPrinter:
-    """Observer: one progress line per round on stderr."""
+    """Observer: one progress line per round on stderr; outside text in a line (server
+    errors, model ids, paths) is shown with its control characters visible, never obeyed."""
 
     def __init__(self, stream=None) -> None:
         self.stream = stream
@@ -160,7 +162,7 @@ class HeadlessPrinter:
             self.print(line)
 
     def print(self, line: str) -> None:
-        print(line, file=self.stream or sys.stderr, flush=True)
+        print(visible(line, one_line=True), file=self.stream or sys.stderr, flush=True)
 
 
 def prepare_run(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
@@ -210,7 +212,7 @@ def resume(args: argparse.Namespace) -> int:
     directory = resumable.store.directory
     try:
         for note in resumable.notes:
-            print(f"acausal-tui: {note}", file=sys.stderr)
+            print(visible(f"acausal-tui: {note}", one_line=True), file=sys.stderr)
         if args.headless:
             provider = make_provider(resumable.config)
             code = anyio.run(resume_headless, resume_runner(resumable, provider))
@@ -275,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = dispatch(argv)
     except* OSError as group:  # e.g. the disk filled up while the final files were written
-        print(f"acausal-tui: error: cannot write the results: {leaves(group)[0]}", file=sys.stderr)
+        print(visible(f"acausal-tui: error: cannot write the results: {leaves(group)[0]}", one_line=True),
+              file=sys.stderr)
     return code
 
 
@@ -304,7 +307,7 @@ def dispatch(argv: Sequence[str] | None) -> int:
             return research.sweep_command(args) if args.command == "sweep" else research.export_command(args)
         raise UsageError(f"{args.command}: not available yet")
     except (UsageError, ConfigError, ResumeError, LockError) as exc:
-        print(f"acausal-tui: error: {exc}", file=sys.stderr)
+        print(visible(f"acausal-tui: error: {exc}", one_line=True), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # a Ctrl+C outside the run's own handling (before or after it)
         return EXIT_ABORTED

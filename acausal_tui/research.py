@@ -44,6 +44,7 @@ from engine.sweep import (
     resume_sweep,
     run_sweep,
 )
+from engine.textsafe import visible
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -137,7 +138,7 @@ class SweepPrinter:
                        + (f" - {r.message}" if r.message else ""))
 
     def print(self, line: str) -> None:
-        print(("SIMULATED " if self.simulated else "") + line, file=self.stream, flush=True)
+        print(visible(("SIMULATED " if self.simulated else "") + line, one_line=True), file=self.stream, flush=True)
 
 
 async def run_sweep_headless(plan: SweepPlan) -> tuple[int, Path]:

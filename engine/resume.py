@@ -24,7 +24,7 @@ import msgspec
 
 from engine import analysis, game
 from engine.conditions import resolve_condition
-from engine.config import Config, ConfigError, resolve
+from engine.config import Config, ConfigError, validate
 from engine.control import RunControl
 from engine.events import Observer
 from engine.models import (
@@ -41,10 +41,13 @@ from engine.prompts import prompt_hashes
 from engine.providers.base import Provider
 from engine.runner import Experiment, build_agents
 from engine.store import (
+    MAX_LOG_BYTES,
     TEMP_PREFIX,
     ExperimentStore,
+    UnsafeFile,
     check_writable,
     decoder,
+    read_file,
     read_json,
     read_jsonl,
 )
@@ -104,7 +107,7 @@ def open_resume(
     budget_reached = manifest.status == "budget_exceeded" and (
         max_cost_usd is None or (limit is not None and max_cost_usd <= limit))
     if max_cost_usd is not None:
-        config = resolve(
+        config = validate(
             msgspec.structs.replace(
                 config, provider=msgspec.structs.replace(config.provider, max_cost_usd=max_cost_usd)
             )
@@ -114,7 +117,10 @@ def open_resume(
     check_code_matches(manifest)
     check_writable(directory, str(directory))
     calls_missing = not (directory / "calls.jsonl").exists()  # the store creates it
-    store = ExperimentStore(directory)
+    try:
+        store = ExperimentStore(directory)
+    except UnsafeFile as exc:
+        raise ResumeError(f"{directory}: {exc}") from None
     try:
         rounds = load_rounds(directory, manifest)
         logs = {"calls.jsonl": CallRecord, "experiment_errors.log": ErrorRecord}
@@ -128,6 +134,9 @@ def open_resume(
             notes.append(f"calls.jsonl: {len(bad_calls)} unreadable line(s) ignored; "
                          "those calls are made again")
         remove_temp_files(directory)
+    except UnsafeFile as exc:
+        store.close()
+        raise ResumeError(f"{directory}: {exc}") from None
     except BaseException:
         store.close()
         raise
@@ -196,7 +205,7 @@ def read_manifest(directory: Path) -> Manifest:
 
 
 def check_schema(path: Path) -> None:
-    version = msgspec.json.decode(path.read_bytes(), type=_Versioned).schema_version
+    version = msgspec.json.decode(read_file(path), type=_Versioned).schema_version
     if version > SCHEMA_VERSION:
         raise ResumeError(
             f"{path}: written by a newer version of acausal-tui (schema {version}; this "
@@ -296,7 +305,7 @@ def set_aside_torn_tail(path: Path, type_: type) -> str | None:
     for the user, or None when the log was intact."""
     if not path.exists():
         return None
-    data = path.read_bytes()
+    data = read_file(path, MAX_LOG_BYTES)
     body, _, tail = data.rstrip(b"\n").rpartition(b"\n")
     keep = len(body) + 1 if body else 0
     if not tail:

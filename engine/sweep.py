@@ -27,7 +27,7 @@ from engine.providers.base import Provider
 from engine.resume import ResumeError, check_code_matches, open_resume, read_manifest, restore
 from engine.runner import Experiment, utc_now, with_seed
 from engine.stats import CONFIDENCE, METHOD, MIN_SEEDS, WIDE_BELOW, Interval, median, t_interval
-from engine.store import ExperimentStore, decoder, new_dated_dir, read_json, write_atomic
+from engine.store import ExperimentStore, decoder, new_dated_dir, read_file, read_json, write_atomic
 
 SWEEP_FILE = "sweep.json"
 SWEEP_SCHEMA_VERSION = 2
@@ -682,7 +682,7 @@ def load_sweep(directory: Path) -> LoadedSweep:
     so is one whose experiments' `directory` is not a plain name (e.g. `..` or an absolute
     path: the comparison view and export open it)."""
     try:
-        result = decoder(SweepResult).decode((directory / SWEEP_FILE).read_bytes())
+        result = decoder(SweepResult).decode(read_file(directory / SWEEP_FILE))
     except FileNotFoundError:
         return LoadedSweep(directory, problem=f"{SWEEP_FILE}: missing")
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:

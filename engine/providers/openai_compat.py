@@ -25,6 +25,7 @@ from engine.config import ProviderSettings
 from engine.pricing import PriceTable, estimate_tokens, warn_unknown
 from engine.providers.base import EMPTY_REPLY, ChatRequest, Completion, ProviderError
 from engine.redact import Redactor
+from engine.textsafe import encodable
 
 APP_URL = "https://github.com/acausal-tui/acausal-tui"
 APP_TITLE = "acausal-tui"
@@ -166,7 +167,7 @@ class OpenAICompatProvider:
         prompt_tokens, completion_tokens = self._tokens(request, usage, text)
         cost, estimate = self._cost(request, usage, text)
         return Completion(
-            text=self._redact(text),
+            text=encodable(self._redact(text)),  # a lone surrogate cannot be sent or saved
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cost=cost,
