@@ -18,7 +18,7 @@ import msgspec
 
 from engine.calls import Budget, now_iso
 from engine.conditions import Condition, resolve_condition
-from engine.config import Config, ConfigError, load_config, merge, resolve
+from engine.config import Config, ConfigError, load_config, merge, validate
 from engine.control import RunControl
 from engine.events import Event
 from engine.limits import Limiter
@@ -510,7 +510,7 @@ def plan_resume(directory: Path, max_cost_usd: float | None = None) -> SweepResu
     result = loaded.result
     if max_cost_usd is not None:
         provider = msgspec.structs.replace(result.config.provider, max_cost_usd=max_cost_usd)
-        result.config = resolve(msgspec.structs.replace(result.config, provider=provider))
+        result.config = validate(msgspec.structs.replace(result.config, provider=provider))
     plan = SweepResume(directory, result)
     for run in result.experiments:
         path = directory / run.directory
@@ -551,7 +551,7 @@ def cell_config(result: SweepResult, run: SweepRun) -> Config:
     if switches:
         extra["switches"] = switches
     try:
-        config = resolve(msgspec.convert(merge(msgspec.to_builtins(result.config), extra), Config))
+        config = validate(merge(msgspec.to_builtins(result.config), extra))
     except (ConfigError, msgspec.ValidationError) as exc:
         raise ResumeError(f"{SWEEP_FILE}: {run.condition}: {exc}") from None
     recorded = result.resolved_conditions.get(run.condition)
