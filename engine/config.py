@@ -260,4 +260,5 @@ def resolve(config: Config, env: Any = None) -> Config:
         agents=agents,
         population=population,
         provider=msgspec.structs.replace(provider, name=name, base_url=base_url, api_key_env=key_env),
+        results_dir=os.path.expanduser(config.results_dir),  # "~/x" is the home's x
     )

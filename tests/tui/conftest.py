@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 from textual.pilot import Pilot
 
+from acausal_tui import cli
 from acausal_tui.app import AcausalApp, experiment_runner
 from engine.models import Distribution, PowerDistribution, RoundSummary
 from engine.providers.base import ChatRequest, Completion, ProviderError
@@ -110,6 +111,7 @@ def opened(monkeypatch) -> list[AcausalApp]:
         asyncio.run(drive())
 
     monkeypatch.setattr(AcausalApp, "run", run)
+    monkeypatch.setattr(cli, "check_terminal", lambda: None)  # the test's Pilot is the terminal
     return apps
 
 
