@@ -226,7 +226,6 @@ class RunScreen(EngineScreen):
 
     def on_mount(self) -> None:
         self.query_one("#stats").border_title = "Stats"
-        self.query_one("#chart").border_title = "Cooperation per round"
         self.query_one("#feed").border_title = "Games (anonymised; C cooperate, D defect)"
         self.query_one("#final").border_title = "Result"
         self.query_one("#strategies").border_title = "Strategies"
