@@ -7,9 +7,9 @@ from pathlib import Path
 
 import anyio
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual import events
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, ProgressBar, RichLog, Static
 
@@ -333,6 +333,8 @@ class RunScreen(EngineScreen):
         final.display = True
         self.query_one("#final-text", Static).update(result_text(result, self.view.directory))
         final.focus()  # the arrow keys scroll the indicators
+        errors = self.query_one("#errors", RichLog)
+        errors.display = bool(errors.lines)  # an empty log gives its rows to the result
         self.query_one("#strategies").border_title = "Strategies (last saved round)"
 
     # -- actions --------------------------------------------------------------------
@@ -385,7 +387,7 @@ def result_text(result: ExperimentResult, directory: Path | None) -> Text:
     text.append_text(validity_text(result))
     text.append("\nResults: ", style="bold")
     text.append(f"{directory}\n" if directory else "—\n")
-    text.append("Press b to browse, q to quit; ↑↓ scroll.\n\n", style="dim")
+    text.append("Press b to browse, q to quit; ↑↓ scroll.\n", style="dim")
     text.append("Acausal indicators", style="bold")
     text.append(" (the marker ones count keywords, not reasoning)\n", style="dim")
     text.append_text(indicator_text(result.acausal_indicators, formulas=False))
