@@ -194,3 +194,33 @@ async def test_the_browser_shows_a_run_being_resumed_as_running(tmp_path, make_c
             assert isinstance(app.screen, BrowserScreen)
             rows = "\n".join(drawn_rows(app.screen.query_one("#experiments")))
     assert f"running (pid {os.getpid()})" in rows and "aborted" not in rows
+
+
+class Priced(HeldProvider):
+    """The simulated provider at $0.01 a call (worst case the same): a budget that runs out."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed, hold_from=99)
+
+    async def complete(self, request):
+        import msgspec
+
+        return msgspec.structs.replace(await super().complete(request), cost=0.01)
+
+    def worst_case_cost(self, request) -> float:
+        return 0.01
+
+
+async def test_a_budget_stop_explains_the_reservation_rule_on_screen(make_config):
+    config = make_config(agents=4, rounds=3, provider={"name": "simulated", "max_cost_usd": 0.25})
+    app = AcausalApp(run=experiment_runner(config, Priced(config.seed)),
+                     results_dir=Path(config.results_dir))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+        screen = app.screen
+        result = "\n".join(drawn_rows(screen.query_one("#final-text")))
+        status = "\n".join(drawn_rows(screen.query_one("#run-status")))
+    assert app.status == "budget_exceeded"
+    assert "Finished: budget_exceeded" in status
+    assert "spent + the worst case of the calls in flight + its own" in " ".join(result.split())
