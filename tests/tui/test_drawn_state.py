@@ -224,3 +224,18 @@ async def test_a_budget_stop_explains_the_reservation_rule_on_screen(make_config
     assert app.status == "budget_exceeded"
     assert "Finished: budget_exceeded" in status
     assert "spent + the worst case of the calls in flight + its own" in " ".join(result.split())
+
+
+async def test_only_the_first_app_of_a_process_freezes_the_heap():
+    """gc.freeze() in every app mount kept every earlier app's garbage forever (a test
+    process grew from 42 to 85 MiB over 30 apps; now 51 MiB)."""
+    import gc
+
+    counts = []
+    for _ in range(2):
+        app = AcausalApp(results_dir=FIXTURE_RESULTS)
+        async with app.run_test(size=SIZE) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            counts.append(gc.get_freeze_count())
+    assert counts[0] > 0 and counts[1] <= counts[0]  # the second app froze nothing more
