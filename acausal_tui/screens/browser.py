@@ -116,16 +116,21 @@ class BrowserScreen(Screen):
 
     async def load(self) -> None:
         experiments = await anyio.to_thread.run_sync(list_experiments, self.results_dir)
-        table = self.query_one(DataTable)
-        table.clear()
-        self.experiments = {e.directory.name: e for e in experiments}
-        for loaded in experiments:
-                table.add_row(*guarded(row, loaded, loaded.directory), key=loaded.directory.name)
         sweeps = await anyio.to_thread.run_sync(
             lambda: [checked_sweep(s) for s in list_sweeps(self.results_dir)])
-        self.sweeps = {s.directory.name: s for s in sweeps}
-        for sweep in sweeps:  # enter opens the comparison view
-            table.add_row(*guarded(sweep_row, sweep, sweep.directory), key=sweep.directory.name)
+        self.experiments = {e.directory.name: e for e in experiments}
+        self.sweeps = {s.directory.name: s for s in sweeps}  # enter opens the comparison view
+        rows = [(guarded(row, e, e.directory), e.directory.name) for e in experiments]
+        rows += [(guarded(sweep_row, s, s.directory), s.directory.name) for s in sweeps]
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        # Column widths measured here, not left to the table's next idle: a width it found
+        # then was sometimes never drawn (columns cut to their labels).
+        for index, label in enumerate(COLUMNS):
+            width = max([len(label)] + [cells[index].cell_len for cells, _ in rows if index < len(cells)])
+            table.add_column(label, width=width, key=label)
+        for cells, key in rows:
+            table.add_row(*cells, key=key)
         if not experiments and not sweeps:  # otherwise the highlighted row sets the hint
             missing = not await anyio.to_thread.run_sync(self.results_dir.is_dir)
             self.query_one("#browser-hint", Static).update(Text(
