@@ -206,9 +206,9 @@ async def resume_headless(run: Runner) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     """Refusals (not resumable, locked, unwritable, no API key) exit 2 before any call."""
+    api_key_for(read_manifest(Path(args.directory)).config)  # refuse before anything is touched
     if not args.headless:
         check_terminal()
-    api_key_for(read_manifest(Path(args.directory)).config)  # refuse before anything is touched
     resumable = open_resume(Path(args.directory), args.max_cost)
     directory = resumable.store.directory
     try:
