@@ -144,7 +144,8 @@ class BrowserScreen(Screen):
         if loaded is not None and loaded.problems:
             hint.update(literal(f"{loaded.directory.name}: " + "; ".join(loaded.problems), style="red"))
         else:
-            hint.update(Text(f"{len(self.experiments)} experiments · enter opens one", style="dim"))
+            count = len(self.experiments)
+            hint.update(Text(f"{count} experiment{'' if count == 1 else 's'} · enter opens one", style="dim"))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         sweep = self.sweeps.get(str(event.row_key.value))

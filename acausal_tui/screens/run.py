@@ -237,6 +237,7 @@ class RunScreen(EngineScreen):
         """Design for 80x24 first; wider and taller terminals add the extras (app.tcss)."""
         self.set_class(event.size.width < NARROW, "narrow")
         self.set_class(event.size.height < SHORT, "short")
+        self.refresh_bindings()
 
     async def load_resumed(self, directory: Path, first_round: int) -> None:
         """The rounds done before a resume, from their summary files, read off the loop."""
@@ -328,6 +329,7 @@ class RunScreen(EngineScreen):
 
     def finished(self, result: ExperimentResult) -> None:
         self.add_class("finished")
+        self.refresh_bindings()
         self.query_one("#feed").display = False
         final = self.query_one("#final", VerticalScroll)
         final.display = True
@@ -338,6 +340,12 @@ class RunScreen(EngineScreen):
         self.query_one("#strategies").border_title = "Strategies (last saved round)"
 
     # -- actions --------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "agent":  # the strategy pane is hidden after a run at 80 columns
+            return self.query_one(StrategyPane).display and not (
+                self.has_class("narrow") and self.has_class("finished"))
+        return super().check_action(action, parameters)
 
     def action_browse(self) -> None:
         from acausal_tui.screens.browser import BrowserScreen
