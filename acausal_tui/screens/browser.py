@@ -127,10 +127,10 @@ class BrowserScreen(Screen):
         # Column widths measured here, not left to the table's next idle: a width it found
         # then was sometimes never drawn (columns cut to their labels).
         for index, label in enumerate(COLUMNS):
-            width = max([len(label)] + [cells[index].cell_len for cells, _ in rows if index < len(cells)])
+            width = max([len(label)] + [r[index].cell_len for r, _ in rows if index < len(r)])
             table.add_column(label, width=width, key=label)
-        for cells, key in rows:
-            table.add_row(*cells, key=key)
+        for values, key in rows:
+            table.add_row(*values, key=key)
         if not experiments and not sweeps:  # otherwise the highlighted row sets the hint
             missing = not await anyio.to_thread.run_sync(self.results_dir.is_dir)
             self.query_one("#browser-hint", Static).update(Text(
