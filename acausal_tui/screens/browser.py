@@ -34,22 +34,25 @@ def row(loaded: LoadedExperiment) -> tuple[Text, ...]:
     if manifest is None:
         return cells(loaded.directory.name, "—", Text("unreadable", style="bold red"), "—", "—", "—",
                      "—", "—", "—", notes)
-    if result is not None:
+    # A live writer wins over an older result file: a run being resumed still has the
+    # partial result of its interruption.
+    pid = holder(loaded.directory) if manifest.status == "running" else None
+    if result is not None and pid is None:
         status = Text(result.status, style="green" if result.status == "completed" else "yellow")
         cooperation = result.acausal_indicators.overall_cooperation_rate
         cost = money(result.total_cost, result.cost_is_estimate)
     else:
-        # No final result file: still being written, or its process died mid-run.
+        # Still being written (or resumed), or its process died mid-run.
         state = manifest.status
         if state == "running":
-            pid = holder(loaded.directory)
             state = f"running (pid {pid})" if pid else "interrupted"
         status = Text(state, style="yellow")
         rates = [s.cooperation_rate for s in loaded.summaries.values()]
         cooperation = sum(rates) / len(rates) if rates else None  # every round has as many moves
         cost = "—"
         if not loaded.problems:
-            notes = Text("no experiment_results.json", style="dim")
+            notes = Text("being resumed" if result is not None else "no experiment_results.json",
+                         style="dim")
     return cells(
         loaded.directory.name,
         manifest.start_time[:16].replace("T", " "),
@@ -74,6 +77,16 @@ def guarded(make: Callable[[T], tuple[Text, ...]], item: T, directory: Path) -> 
                      "—", "—", literal(f"{type(exc).__name__}: {exc}"[:120], style="red"))
 
 
+class ExperimentTable(DataTable):
+    """The browser's table: Home and End move the row cursor to the first and last row."""
+
+    def action_scroll_home(self) -> None:
+        self.action_scroll_top()
+
+    def action_scroll_end(self) -> None:
+        self.action_scroll_bottom()
+
+
 class BrowserScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),
@@ -90,7 +103,7 @@ class BrowserScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("Experiments in ", "bold"), literal(str(self.results_dir))), id="browser-title")
-        yield DataTable(cursor_type="row", zebra_stripes=True, id="experiments")
+        yield ExperimentTable(cursor_type="row", zebra_stripes=True, id="experiments")
         yield Static(id="browser-hint")
         yield Footer()
 
@@ -103,18 +116,26 @@ class BrowserScreen(Screen):
 
     async def load(self) -> None:
         experiments = await anyio.to_thread.run_sync(list_experiments, self.results_dir)
-        table = self.query_one(DataTable)
-        table.clear()
-        self.experiments = {e.directory.name: e for e in experiments}
-        for loaded in experiments:
-                table.add_row(*guarded(row, loaded, loaded.directory), key=loaded.directory.name)
         sweeps = await anyio.to_thread.run_sync(
             lambda: [checked_sweep(s) for s in list_sweeps(self.results_dir)])
-        self.sweeps = {s.directory.name: s for s in sweeps}
-        for sweep in sweeps:  # enter opens the comparison view
-            table.add_row(*guarded(sweep_row, sweep, sweep.directory), key=sweep.directory.name)
+        self.experiments = {e.directory.name: e for e in experiments}
+        self.sweeps = {s.directory.name: s for s in sweeps}  # enter opens the comparison view
+        rows = [(guarded(row, e, e.directory), e.directory.name) for e in experiments]
+        rows += [(guarded(sweep_row, s, s.directory), s.directory.name) for s in sweeps]
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        # Column widths measured here, not left to the table's next idle: a width it found
+        # then was sometimes never drawn (columns cut to their labels).
+        for index, label in enumerate(COLUMNS):
+            width = max([len(label)] + [r[index].cell_len for r, _ in rows if index < len(r)])
+            table.add_column(label, width=width, key=label)
+        for values, key in rows:
+            table.add_row(*values, key=key)
         if not experiments and not sweeps:  # otherwise the highlighted row sets the hint
-            self.query_one("#browser-hint", Static).update(Text("no experiments here yet", style="dim"))
+            missing = not await anyio.to_thread.run_sync(self.results_dir.is_dir)
+            self.query_one("#browser-hint", Static).update(Text(
+                f"{self.results_dir} does not exist (yet): no experiments" if missing else
+                "no experiments here yet", style="bold yellow" if missing else "dim"))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.refresh_bindings()
@@ -123,7 +144,8 @@ class BrowserScreen(Screen):
         if loaded is not None and loaded.problems:
             hint.update(literal(f"{loaded.directory.name}: " + "; ".join(loaded.problems), style="red"))
         else:
-            hint.update(Text(f"{len(self.experiments)} experiments · enter opens one", style="dim"))
+            count = len(self.experiments)
+            hint.update(Text(f"{count} experiment{'' if count == 1 else 's'} · enter opens one", style="dim"))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         sweep = self.sweeps.get(str(event.row_key.value))
@@ -153,6 +175,8 @@ class BrowserScreen(Screen):
         return self.experiments.get(str(key.value))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":  # hidden on the screen the app opened on: nothing to go back to
+            return len(self.app.screen_stack) > 1
         if action == "resume":  # not completed, and no live process is writing it
             loaded = self.highlighted()
             return (loaded is not None and loaded.manifest is not None

@@ -121,7 +121,7 @@ class ExperimentScreen(Screen):
             self.fill(view, fill)
 
         if missing_games or missing_strategies:
-            self.loading(view)
+            self.show_loading(view)
             # The function, not a coroutine: a request replaced before it starts is never awaited.
             self.run_worker(load, group=view, exclusive=True, exit_on_error=False)
         else:
@@ -136,7 +136,9 @@ class ExperimentScreen(Screen):
             self.set_status(view, literal(f"this view could not be shown: {type(exc).__name__}: {exc}",
                                           style="bold red"))
 
-    def loading(self, view: str) -> None:
+    def show_loading(self, view: str) -> None:
+        """Not `loading`: that name is Textual's Widget.loading (a screen always "loading"
+        blocks scrolling and shows a wait cursor)."""
         self.set_status(view, LOADING)
 
     def set_status(self, view: str, text: Text) -> None:
