@@ -182,10 +182,10 @@ async def test_the_browser_shows_a_run_being_resumed_as_running(tmp_path, make_c
     (directory / "manifest.json").write_text(json.dumps(manifest))
     import fcntl
 
-    with open(directory / LOCK_NAME, "w") as lock:
-        lock.write(str(os.getpid()))
-        lock.flush()
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    (directory / LOCK_NAME).write_text(str(os.getpid()))
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)  # the writer's lock: the directory
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
         assert holder(directory) == os.getpid()
         app = AcausalApp(results_dir=tmp_path)
         async with app.run_test(size=SIZE) as pilot:
@@ -193,6 +193,8 @@ async def test_the_browser_shows_a_run_being_resumed_as_running(tmp_path, make_c
             await pilot.pause()
             assert isinstance(app.screen, BrowserScreen)
             rows = "\n".join(drawn_rows(app.screen.query_one("#experiments")))
+    finally:
+        os.close(fd)
     assert f"running (pid {os.getpid()})" in rows and "aborted" not in rows
 
 
