@@ -355,6 +355,14 @@ class ExperimentScreen(Screen):
             table.add_row(*cells(name, indicator_value(name, getattr(indicators, name)),
                                  INDICATOR_DOCS.get(name, "")), key=name)
 
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        """enter on a game: its transcript (acausal_tui/screens/transcript.py)."""
+        round = self.selected("games-round")
+        if event.data_table.id == "games-table" and round is not None:
+            from acausal_tui.screens.transcript import open_game
+
+            open_game(self, self.loaded.directory, round, str(event.cell_key.row_key.value))
+
     # -- actions --------------------------------------------------------------------
 
     def action_tab(self, tab: str) -> None:
