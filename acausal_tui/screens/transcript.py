@@ -12,8 +12,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
 
 from acausal_tui.widgets.text import literal, money
 from engine.models import CallRecord, GameResult, StrategyRecord
@@ -221,3 +222,36 @@ def open_game(screen: Screen, directory: Path, round: int, game_id: str) -> None
         screen.app.push_screen(TranscriptScreen(directory, game))
 
     screen.run_worker(load, group="transcript", exclusive=True, exit_on_error=False)
+
+
+class GamePicker(ModalScreen[None]):
+    """The live feed's recent games, newest first: enter opens one's transcript."""
+
+    DEFAULT_CSS = """
+    GamePicker { align: center middle; }
+    GamePicker OptionList { width: 90%; height: 80%; border: thick $primary; }
+    """
+    BINDINGS = [Binding("escape", "dismiss", "Close", id="close")]
+
+    def __init__(self, directory: Path, games: list[tuple[GameResult, str, str]], reveal: bool) -> None:
+        """`games`: (game, label1, label2) as the feed shows them, oldest first."""
+        super().__init__()
+        self.directory = directory
+        self.games = list(reversed(games))
+        self.reveal = reveal
+
+    def compose(self) -> ComposeResult:
+        options = []
+        for game, label1, label2 in self.games:
+            if self.reveal:
+                label1, label2 = f"{label1} #{game.player1_id}", f"{label2} #{game.player2_id}"
+            options.append(Option(Text(f"{game.game_id:<8} {label1:>16} {game.player1_action[0]} · "
+                                       f"{game.player2_action[0]} {label2}"), id=game.game_id))
+        picker = OptionList(*options, id="game-picker")
+        picker.border_title = "Games: enter opens the transcript"
+        yield picker
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        game, label1, label2 = self.games[event.option_index]
+        self.app.pop_screen()
+        self.app.push_screen(TranscriptScreen(self.directory, game, (label1, label2)))
