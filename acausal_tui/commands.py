@@ -11,13 +11,13 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from engine.export import ExportError, export_csv
 
 
-def desk_commands(app: Any) -> Iterator[tuple[str, str, Callable[[], Any]]]:
-    """(name, help, callback) of every command that applies to the current screen."""
+def desk_commands(app: Any, screen: Any) -> Iterator[tuple[str, str, Callable[[], Any]]]:
+    """(name, help, callback) of every command that applies to `screen` (the one the
+    palette was opened on)."""
     from acausal_tui.screens.browser import BrowserScreen
     from acausal_tui.screens.new_run import NewRunScreen
     from acausal_tui.screens.run import RunScreen
 
-    screen = app.screen
     yield ("New experiment", "open the form for a new experiment",
            lambda: app.push_screen(NewRunScreen("run", app.results_dir)))
     yield ("New sweep", "open the form for a sweep (conditions × seeds)",
@@ -25,7 +25,7 @@ def desk_commands(app: Any) -> Iterator[tuple[str, str, Callable[[], Any]]]:
     if not isinstance(screen, BrowserScreen):
         yield ("Browse experiments", "every experiment under the results directory",
                lambda: app.push_screen(BrowserScreen(app.results_dir)))
-    selected = selected_directory(app)
+    selected = selected_directory(app, screen)
     if isinstance(screen, BrowserScreen) and screen.check_action("resume", ()):
         yield ("Resume the selected experiment", "continue it on a run screen", screen.action_resume)
     if selected is not None:
@@ -38,11 +38,10 @@ def desk_commands(app: Any) -> Iterator[tuple[str, str, Callable[[], Any]]]:
     yield ("Switch theme", "pick a colour theme", app.action_change_theme)
 
 
-def selected_directory(app: Any) -> Path | None:
+def selected_directory(app: Any, screen: Any) -> Path | None:
     """The experiment (or sweep) highlighted in the browser, or the live run's directory."""
     from acausal_tui.screens.browser import BrowserScreen
 
-    screen = app.screen
     if isinstance(screen, BrowserScreen):
         listed = screen.highlighted()
         return listed.directory if listed is not None else None
@@ -67,11 +66,11 @@ async def export(app: Any, directory: Path) -> None:
 
 class DeskCommands(Provider):
     async def discover(self) -> Hits:
-        for name, help, callback in desk_commands(self.app):
+        for name, help, callback in desk_commands(self.app, self.screen):
             yield DiscoveryHit(name, callback, help=help)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, help, callback in desk_commands(self.app):
+        for name, help, callback in desk_commands(self.app, self.screen):
             if (score := matcher.match(name)) > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=help)

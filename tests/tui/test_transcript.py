@@ -10,7 +10,8 @@ from textual.widgets import DataTable
 
 from acausal_tui.app import AcausalApp
 from acausal_tui.screens.experiment import ExperimentScreen
-from acausal_tui.screens.transcript import Block, TranscriptScreen
+from acausal_tui.screens.run import RunScreen
+from acausal_tui.screens.transcript import Block, GamePicker, TranscriptScreen
 from engine.providers.base import ChatRequest
 from tests.support.fakes import FakeProvider
 from tests.tui.conftest import FIXTURE_RESULTS, SIZE, screen_text, wait_until
@@ -118,3 +119,25 @@ async def test_an_old_call_log_says_what_is_missing(tmp_path):
         directory = results / "exp_20250101_090000"
         reply = calls(directory, "decision/r3/g1/p1/t0")["reply"]
         assert reply in [b.copy_text for b in transcript.query(Block) if b.can_focus]
+
+
+async def test_a_game_from_the_live_feed_opens_its_transcript(run_app):
+    app: AcausalApp = run_app(agents=3, rounds=1)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("g")
+        await wait_until(pilot, lambda: isinstance(app.screen, GamePicker))
+        await pilot.press("enter")  # the newest game: r1_g3
+        await wait_until(pilot, lambda: isinstance(app.screen, TranscriptScreen))
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        transcript = app.screen
+        assert transcript.game.game_id == "r1_g3"
+        assert "Player_1_" in screen_text(app)  # the feed's anonymous labels, not ids
+        copies = [b.copy_text for b in transcript.query(Block) if b.can_focus]
+        for n in (1, 2):
+            decision = calls(Path(app.directory), f"decision/r1/g3/p{n}/t0")
+            assert decision["messages"][-1]["content"] in copies and decision["reply"] in copies
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunScreen)
