@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -182,13 +183,12 @@ class BrowserScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("Experiments in ", "bold"), str(self.results_dir)), id="browser-title")
         yield Input(placeholder="filter: words, status:… condition:… provider:… model:… valid:no",
-                    id="browser-filter")
+                    id="browser-filter", compact=True)
         yield DataTable(cursor_type="row", zebra_stripes=True, id="experiments")
         yield Static(id="browser-hint")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(*COLUMNS)
         self.action_reload()
 
     def action_reload(self) -> None:
@@ -202,26 +202,38 @@ class BrowserScreen(Screen):
     def shown(self) -> list[Listed]:
         """The rows that pass the filter, sorted; a sweep's experiments stay under it (a
         sweep is shown when one of its experiments matches)."""
-        rows = list(self.rows.values())
-        keep = {r.key for r in rows if r.matches(self.filter_words)}
-        keep |= {r.parent for r in rows if r.key in keep and r.parent}
-        tops = [r for r in rows if r.parent is None and r.key in keep]
-        if self.sort_column is not None:
-            tops.sort(key=lambda r: r.sort_value(self.sort_column or 0), reverse=self.sort_reverse)
+        matched = {r.key for r in self.rows.values() if r.matches(self.filter_words)}
+        children: dict[str, list[Listed]] = {}
+        for r in self.rows.values():
+            if r.parent is not None:
+                children.setdefault(r.parent, []).append(r)
+        tops = [r for r in self.rows.values() if r.parent is None and (
+            r.key in matched or any(c.key in matched for c in children.get(r.key, [])))]
+        order = self.sort_column
+
+        def arrange(rows: list[Listed]) -> list[Listed]:
+            if order is None:
+                return rows
+            return sorted(rows, key=lambda r: r.sort_value(order), reverse=self.sort_reverse)
+
         out: list[Listed] = []
-        for top in tops:
+        for top in arrange(tops):
             out.append(top)
-            children = [r for r in rows if r.parent == top.key and
-                        (r.key in keep and r.matches(self.filter_words) or not self.filter_words)]
-            if self.sort_column is not None:
-                children.sort(key=lambda r: r.sort_value(self.sort_column or 0), reverse=self.sort_reverse)
-            out += children
+            kids = children.get(top.key, [])
+            hits = [c for c in kids if c.key in matched]
+            out += arrange(hits or kids)  # the matching experiments, or all when only the sweep matched
         return out
 
     def draw(self) -> None:
+        """Column widths are computed here, from the plain text: DataTable would measure
+        every cell through the console, the most of the time a 500-row table takes."""
+        shown = self.shown()
         table = self.query_one(DataTable)
-        table.clear()
-        for listed in self.shown():
+        table.clear(columns=True)
+        for n, name in enumerate(COLUMNS):
+            width = max([cell_len(name), *(cell_len(r.cells[n].plain) for r in shown)])
+            table.add_column(name, width=width, key=name)
+        for listed in shown:
             table.add_row(*listed.cells, key=listed.key)
         self.hint()
 
@@ -236,7 +248,8 @@ class BrowserScreen(Screen):
         else:
             text = f"{experiments} experiments · enter opens one · / filter · o sort"
             if self.filter_words:
-                text += f" · filter: {' '.join(self.filter_words)} ({self.query_one(DataTable).row_count} rows)"
+                text = (f"{self.query_one(DataTable).row_count} of {len(self.rows)} rows match "
+                        f"{' '.join(self.filter_words)}")
             if self.sort_column is not None:
                 text += f" · sorted by {COLUMNS[self.sort_column]}{' ↓' if self.sort_reverse else ' ↑'}"
             hint.update(literal(text, style="dim"))
