@@ -72,7 +72,8 @@ def write_state(results_dir: Path, values: dict[str, str]) -> None:
 def argv(kind: str, values: dict[str, str]) -> list[str]:
     """The command line the form stands for (blank fields are left out, as unset flags)."""
     out = [kind]
-    for name, _, flag, _ in TEXT_FIELDS + (SWEEP_FIELDS if kind == "sweep" else [("condition", "", "--condition", "")]):
+    selects = [("provider", "", "--provider", "")] + ([] if kind == "sweep" else [("condition", "", "--condition", "")])
+    for name, _, flag, _ in TEXT_FIELDS + selects + (SWEEP_FIELDS if kind == "sweep" else []):
         value = values.get(name, "").strip()
         if value:
             out += [flag, value]
@@ -142,7 +143,9 @@ class NewRunScreen(Screen):
         with VerticalScroll(id="form"):
             if self.kind == "run":
                 yield self.select_row("condition", "Condition", [(n, n) for n in PRESETS], "identity")
-            yield self.select_row("provider", "Provider", [(p, p) for p in PROVIDERS], "simulated")
+            yield self.select_row("provider", "Provider", [
+                ("default: openrouter with OPENROUTER_API_KEY set, else simulated", PRESET),
+                *((p, p) for p in PROVIDERS)], PRESET)
             for name, label, _, placeholder in fields:
                 default = str(self.results_dir) if name == "results_dir" else ""
                 with Horizontal(classes="field"):

@@ -2,6 +2,7 @@
 for it, a good one starts the run on the run screen and it finishes; the form remembers
 the last values; the sweep form starts a sweep."""
 
+import asyncio
 import json
 import sys
 from io import StringIO
@@ -52,6 +53,7 @@ def fill(form: NewRunScreen, **values: str) -> None:
     ("rpm", "0", ("--rpm", "0")),
     ("max_cost", "-1", ("--max-cost", "-1")),
     ("history", "last:0", None),
+    ("provider", "openrouter", ("--provider", "openrouter")),  # no API key in the environment
 ])
 async def test_a_bad_value_shows_the_clis_message(tmp_path, monkeypatch, field, value, flags):
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
@@ -63,7 +65,8 @@ async def test_a_bad_value_shows_the_clis_message(tmp_path, monkeypatch, field, 
         await pilot.press("ctrl+s")
         await pilot.pause()
         shown = str(form.query_one("#form-error", Static).render())
-        expected = (cli_error(*flags, "--results-dir", str(results)) if flags
+        # in a thread: the CLI runs its own event loop
+        expected = (await asyncio.to_thread(cli_error, *flags, "--results-dir", str(results)) if flags
                     else "switches.history: 'last:0' is not full, none or last:K with K >= 1")
         assert shown == expected
         assert isinstance(app.screen, NewRunScreen)  # nothing started
