@@ -1,6 +1,7 @@
 """The command palette's project commands (ctrl+p): new experiment or sweep, browse, and
 what applies to the experiment selected in the browser or the run on screen."""
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ def desk_commands(app: Any, screen: Any) -> Iterator[tuple[str, str, Callable[[]
         yield ("Export the selected to CSV", f"tidy CSV tables into {selected.name}/export",
                lambda: app.run_worker(export(app, selected), group="export", exit_on_error=False))
         yield ("Copy the results path", str(selected), lambda: copy_path(app, selected))
+        if audit_available() and (selected / "manifest.json").exists():
+            yield ("Audit the selected", "re-read its decision replies with the current parsing rules",
+                   lambda: app.run_worker(audit(app, selected), group="audit", exit_on_error=False))
     if isinstance(screen, RunScreen):
         yield ("Toggle real ids in the feed", "show agent ids beside the anonymous labels",
                screen.action_reveal_ids)
@@ -62,6 +66,24 @@ async def export(app: Any, directory: Path) -> None:
     note = f"; skipped {len(warnings)} unreadable files" if warnings else ""
     app.notify(f"{len(written)} CSV files in {directory / 'export'}{note}", title="Exported",
                markup=False)
+
+
+def audit_available() -> bool:
+    """engine.audit (the `audit` command) exists: on branches merged with it."""
+    return importlib.util.find_spec("engine.audit") is not None
+
+
+async def audit(app: Any, directory: Path) -> None:
+    from engine.audit import AuditError, audit_experiment  # only offered when it exists
+
+    from acausal_tui.screens.transcript import ReportScreen
+
+    try:
+        report = await anyio.to_thread.run_sync(audit_experiment, directory)
+    except AuditError as exc:
+        app.notify(str(exc), title="Audit failed", severity="error", markup=False)
+        return
+    app.push_screen(ReportScreen(f"Audit of {directory.name}", "\n".join(report.lines())))
 
 
 class DeskCommands(Provider):

@@ -255,3 +255,27 @@ class GamePicker(ModalScreen[None]):
         game, label1, label2 = self.games[event.option_index]
         self.app.pop_screen()
         self.app.push_screen(TranscriptScreen(self.directory, game, (label1, label2)))
+
+
+class ReportScreen(ModalScreen[None]):
+    """A long plain-text report (e.g. an audit), shown literally and scrollable; c copies it."""
+
+    DEFAULT_CSS = """
+    ReportScreen { align: center middle; }
+    ReportScreen VerticalScroll { width: 90%; height: 85%; border: thick $primary; background: $surface; }
+    """
+    BINDINGS = [Binding("escape", "dismiss", "Close", id="close"), Binding("c", "copy", "Copy", id="copy")]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        scroll = VerticalScroll(Static(literal(self.text), markup=False, id="report-text"))
+        scroll.border_title = self.title_text
+        yield scroll
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.text)
+        self.notify(f"copied {len(self.text)} characters", timeout=3)
