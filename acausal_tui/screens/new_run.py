@@ -144,7 +144,7 @@ class NewRunScreen(Screen):
             if self.kind == "run":
                 yield self.select_row("condition", "Condition", [(n, n) for n in PRESETS], "identity")
             yield self.select_row("provider", "Provider", [
-                ("default (OPENROUTER_API_KEY set: openrouter, else simulated)", PRESET),
+                ("default: openrouter with a key, else simulated", PRESET),
                 *((p, p) for p in PROVIDERS)], PRESET)
             for name, label, _, placeholder in fields:
                 default = str(self.results_dir) if name == "results_dir" else ""
