@@ -63,6 +63,7 @@ class ExperimentScreen(Screen):
         Binding("escape", "back", "Back", id="back"),
         *(Binding(str(n), f"tab('{tab}')", tab.capitalize(), id=f"tab_{tab}")
           for n, tab in enumerate(TABS, start=1)),
+        Binding("s", "strategy", "Strategy call", id="strategy"),  # History tab's agent and round
     ]
 
     def __init__(self, loaded: LoadedExperiment) -> None:
@@ -367,6 +368,14 @@ class ExperimentScreen(Screen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def action_strategy(self) -> None:
+        """The History tab's agent's strategy of its round: text, prompt and full reply."""
+        agent, round = self.selected("history-agent"), self.selected("history-round")
+        if agent is not None and round is not None:
+            from acausal_tui.screens.transcript import StrategyScreen
+
+            self.app.push_screen(StrategyScreen(self.loaded.directory, round, agent))
 
     def action_back(self) -> None:
         self.app.pop_screen()

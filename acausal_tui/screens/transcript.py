@@ -146,29 +146,13 @@ class TranscriptScreen(Screen):
             out.append(Block(head, classes="heading"))
             if fallback:
                 out.append(Block(Text("fallback: ", style="bold yellow") + literal(fallback), classes="meta"))
-            out += self.strategy_blocks(player)
+            out += strategy_blocks(player)
             if not player.decisions:
                 kind = "scripted agent: no model call" if rule == "scripted" or (
                     player.strategy and player.strategy.kind == "scripted") else "no decision call found"
                 out.append(Block(Text(kind, style="dim"), classes="meta"))
             for turn, call in enumerate(player.decisions):
                 out += call_blocks(call, f"Decision turn t{turn}" + (" (follow-up)" if turn else ""))
-        return out
-
-    def strategy_blocks(self, player: PlayerCalls) -> list[Block]:
-        record, call = player.strategy, player.strategy_call
-        out: list[Block] = []
-        if record is not None:
-            meta = Text(f"Strategy (round {record.round}, {record.kind}"
-                        + (f", {record.model}" if record.model else "") + ")", style="bold")
-            if record.flags:
-                meta.append(f" · flags {', '.join(record.flags)}", style="yellow")
-            out.append(Block(meta, classes="meta"))
-            out.append(Block(literal(record.strategy_text), copy=record.strategy_text))
-        if call is not None:
-            out += call_blocks(call, "Strategy call")
-        elif record is not None and record.kind == "llm":
-            out.append(Block(Text("no strategy call found in calls.jsonl", style="dim"), classes="meta"))
         return out
 
     def action_copy(self) -> None:
@@ -179,6 +163,24 @@ class TranscriptScreen(Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def strategy_blocks(player: PlayerCalls) -> list[Block]:
+    """The strategy a player played under: its text and flags, then its call."""
+    record, call = player.strategy, player.strategy_call
+    out: list[Block] = []
+    if record is not None:
+        meta = Text(f"Strategy (round {record.round}, {record.kind}"
+                    + (f", {record.model}" if record.model else "") + ")", style="bold")
+        if record.flags:
+            meta.append(f" · flags {', '.join(record.flags)}", style="yellow")
+        out.append(Block(meta, classes="meta"))
+        out.append(Block(literal(record.strategy_text), copy=record.strategy_text))
+    if call is not None:
+        out += call_blocks(call, "Strategy call")
+    elif record is not None and record.kind == "llm":
+        out.append(Block(Text("no strategy call found in calls.jsonl", style="dim"), classes="meta"))
+    return out
 
 
 def call_blocks(call: CallRecord, title: str) -> list[Block]:
@@ -279,3 +281,30 @@ class ReportScreen(ModalScreen[None]):
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.text)
         self.notify(f"copied {len(self.text)} characters", timeout=3)
+
+
+class StrategyScreen(TranscriptScreen):
+    """One agent's strategy of one round: its text, prompt and full reply (from the
+    experiment's History tab, key s)."""
+
+    def __init__(self, directory: Path, round: int, agent: int) -> None:
+        # A game no round has (g0) with the agent as both players: game_calls then finds
+        # the agent's strategy record and call, and no decision.
+        game = GameResult(game_id=f"r{round}_g0", round=round, player1_id=agent, player2_id=agent,
+                          player1_action="COOPERATE", player2_action="COOPERATE", player1_payoff=0,
+                          player2_payoff=0, player1_power_before=0, player2_power_before=0)
+        super().__init__(directory, game)
+        self.round, self.agent = round, agent
+
+    def title_text(self) -> Text:
+        text = Text(f"{self.directory.name} · agent {self.agent}'s strategy, round {self.round}", style="bold")
+        text.append("\ntab: next text · c: copy it · model text is shown exactly as received", style="dim")
+        return text
+
+    def blocks(self) -> list[Block]:
+        out: list[Block] = [Block(literal(p, style="red"), classes="meta") for p in self.problems]
+        player = self.players[0]
+        if player.strategy is None and player.strategy_call is None:
+            return [*out, Block(Text("no strategy recorded for this agent and round", style="dim"),
+                                classes="meta")]
+        return out + strategy_blocks(player)

@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 from acausal_tui.app import AcausalApp
 from acausal_tui.screens.experiment import ExperimentScreen
 from acausal_tui.screens.run import RunScreen
-from acausal_tui.screens.transcript import Block, GamePicker, TranscriptScreen
+from acausal_tui.screens.transcript import Block, GamePicker, StrategyScreen, TranscriptScreen
 from engine.providers.base import ChatRequest
 from tests.support.fakes import FakeProvider
 from tests.tui.conftest import FIXTURE_RESULTS, SIZE, screen_text, wait_until
@@ -141,3 +141,25 @@ async def test_a_game_from_the_live_feed_opens_its_transcript(run_app):
             assert decision["messages"][-1]["content"] in copies and decision["reply"] in copies
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
+
+
+async def test_a_strategy_shows_its_prompt_and_full_reply(run_app):
+    app: AcausalApp = run_app(agents=3, rounds=2)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("b")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ExperimentScreen))
+        await pilot.press("3")  # History: agent 0, the last round
+        await app.workers.wait_for_complete()
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, StrategyScreen))
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        call = calls(Path(app.directory), "strategy/r2/a0")
+        copies = [b.copy_text for b in app.screen.query(Block) if b.can_focus]
+        assert call["messages"][-1]["content"] in copies and call["reply"] in copies
+        assert not any(str(b.render()).startswith("Decision turn") for b in app.screen.query(Block))
+        assert "agent 0's strategy, round 2" in screen_text(app)
