@@ -94,7 +94,7 @@ async def test_filter_sort_and_sweeps_grouped(tmp_path):
     plan = plan_sweep(None, {"agents": 2, "rounds": 1, "seed": 5, "provider": {"name": "simulated"},
                              "results_dir": str(results)}, "baseline,identity", 1, env={})
     providers = [SimulatedProvider(seed=c.seed or 0) for _, c in plan.runs()]
-    _, sweep = await run_sweep(plan, providers, resamples=20)
+    _, sweep = await run_sweep(plan, providers)
     app = AcausalApp(results_dir=results)
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
