@@ -128,16 +128,17 @@ async def test_a_game_from_the_live_feed_opens_its_transcript(run_app):
         await pilot.pause()
         await pilot.press("g")
         await wait_until(pilot, lambda: isinstance(app.screen, GamePicker))
-        await pilot.press("enter")  # the newest game: r1_g3
+        newest = app.screen.games[0][0].game_id  # games finish in any order: the last one in
+        await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, TranscriptScreen))
         await app.workers.wait_for_complete()
         await pilot.pause()
         transcript = app.screen
-        assert transcript.game.game_id == "r1_g3"
+        assert transcript.game.game_id == newest
         assert "Player_1_" in screen_text(app)  # the feed's anonymous labels, not ids
         copies = [b.copy_text for b in transcript.query(Block) if b.can_focus]
         for n in (1, 2):
-            decision = calls(Path(app.directory), f"decision/r1/g3/p{n}/t0")
+            decision = calls(Path(app.directory), f"decision/r1/g{newest.split('_g')[1]}/p{n}/t0")
             assert decision["messages"][-1]["content"] in copies and decision["reply"] in copies
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
