@@ -14,6 +14,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
+from acausal_tui.commands import DeskCommands
 from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen
 from acausal_tui.screens.run import RunFn, RunScreen
@@ -66,6 +67,7 @@ SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 class AcausalApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "acausal-tui"
+    COMMANDS = App.COMMANDS | {DeskCommands}
     BINDINGS = [
         Binding("q", "request_quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
@@ -142,6 +144,11 @@ class AcausalApp(App[None]):
         """Open a run screen on `run` and start it (a resumed experiment, from the browser)."""
         self._run_screen = RunScreen(run, self.results_dir)
         self.push_screen(self._run_screen)
+
+    def start_sweep(self, sweep: SweepFn) -> None:
+        """Open a sweep screen on `sweep` and start it (from the new-sweep form)."""
+        self._sweep_screen = SweepScreen(sweep)
+        self.push_screen(self._sweep_screen)
 
     def warn(self, message: str) -> None:
         self.notify(message, severity="warning", timeout=10, markup=False)

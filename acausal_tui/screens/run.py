@@ -1,6 +1,7 @@
 """The live run screen: the engine runs as the screen's worker (see EngineScreen); its
 events are folded into a RunView and shown at most 10 times a second."""
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from acausal_tui.screens.engine_screen import (
     EventBuffer,
     control_bindings,
 )
+from acausal_tui.screens.transcript import GamePicker
+from acausal_tui.widgets.agents import AgentsTable
 from acausal_tui.widgets.chart import CoopChart
 from acausal_tui.widgets.indicators import indicator_text
 from acausal_tui.widgets.strategy import StrategyPane
@@ -141,17 +144,21 @@ class RunView:
         return min(self.total_rounds, self.completed + within)
 
 
-def feed_line(event: GameFinished | RoundSummarised) -> Text:
-    """One game with the round's Player_r_k labels (never real ids): C cooperate, D defect."""
+def feed_line(event: GameFinished | RoundSummarised, reveal: bool = False) -> Text:
+    """One game with the round's Player_r_k labels (real ids beside them only when the
+    researcher asked, key i): C cooperate, D defect."""
     if isinstance(event, RoundSummarised):
         return Text(f"── round {event.summary.round} done: cooperation "
                     f"{percent(event.summary.cooperation_rate)}", style="dim")
     g = event.game
-    text = Text(f"{g.game_id:<8} {event.label1:>12} ")
+    label1, label2 = event.label1, event.label2
+    if reveal:
+        label1, label2 = f"{label1} #{g.player1_id}", f"{label2} #{g.player2_id}"
+    text = Text(f"{g.game_id:<8} {label1:>12} ")
     text.append(g.player1_action[0], style=MOVE_STYLE[g.player1_action])
     text.append("·")
     text.append(g.player2_action[0], style=MOVE_STYLE[g.player2_action])
-    text.append(f" {event.label2:<12} {g.player1_payoff:5.2f}/{g.player2_payoff:<5.2f}")
+    text.append(f" {label2:<12} {g.player1_payoff:5.2f}/{g.player2_payoff:<5.2f}")
     if g.player1_fallback or g.player2_fallback:
         text.append(" fallback", style="yellow")
     return text
@@ -192,6 +199,9 @@ class RunScreen(EngineScreen):
         Binding("b", "browse", "Browse", id="browse"),
         Binding("left_square_bracket", "agent(-1)", "Agent", key_display="[ ]", id="prev_agent"),
         Binding("right_square_bracket", "agent(1)", "Next agent", show=False, id="next_agent"),
+        Binding("g", "games", "Games", id="games"),  # transcripts of the feed's games
+        Binding("t", "agents_table", "Agents", id="agents_table"),
+        Binding("i", "reveal_ids", "Real ids", show=False, id="reveal_ids"),
     ]
 
     control: RunControl
@@ -204,6 +214,8 @@ class RunScreen(EngineScreen):
     def __init__(self, run: RunFn, results_dir: Path) -> None:
         super().__init__(run, RunControl(), RunView())
         self.results_dir = results_dir
+        self.reveal = False  # real ids beside the labels in the feed (SPEC §4 allows it)
+        self.recent: deque[GameFinished | RoundSummarised] = deque(maxlen=FEED_LINES)
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-header")
@@ -218,6 +230,7 @@ class RunScreen(EngineScreen):
             yield CoopChart(id="chart")
         with Horizontal(id="middle-row"):
             yield Tail(FEED_LINES, id="feed", classes="panel")
+            yield AgentsTable(id="agents", classes="panel")
             with VerticalScroll(id="final", classes="panel"):
                 yield Static(id="final-text")
             yield StrategyPane(id="strategies", classes="panel")
@@ -273,9 +286,11 @@ class RunScreen(EngineScreen):
             elif isinstance(event, RunFinished):
                 pane.keep_rounds(event.result.total_rounds)
                 self.finished(event.result)
+        self.query_one(AgentsTable).apply(events)
+        self.recent.extend(feed)
         pane.show(force=self.view.result is not None)
         if feed:
-            self.query_one(Tail).write(feed_line(event) for event in feed[-FEED_LINES:])
+            self.query_one(Tail).write(feed_line(event, self.reveal) for event in feed[-FEED_LINES:])
         if errors:
             self.query_one("#errors", RichLog).write(Text("\n").join(errors[-ERROR_LINES:]), expand=True)
         self.redraw()
@@ -354,6 +369,26 @@ class RunScreen(EngineScreen):
 
     def action_agent(self, step: int) -> None:
         self.query_one(StrategyPane).select(step)
+
+    def action_games(self) -> None:
+        """The feed's recent games in a list: enter opens one's transcript."""
+        games = [(e.game, e.label1, e.label2) for e in self.recent if isinstance(e, GameFinished)]
+        if self.view.directory is not None and games:
+            self.app.push_screen(GamePicker(self.view.directory, games, self.reveal))
+
+    def action_agents_table(self) -> None:
+        """t: the per-agent table in place of the feed, and back."""
+        table = self.query_one(AgentsTable)
+        table.display = not table.display
+        self.query_one("#feed").display = not table.display and self.view.result is None
+        self.query_one("#final").display = not table.display and self.view.result is not None
+        table.border_title = "Agents (power over rounds on a 50-150 scale)"
+
+    def action_reveal_ids(self) -> None:
+        self.reveal = not self.reveal
+        tail = self.query_one(Tail)
+        tail.lines.clear()
+        tail.write(feed_line(event, self.reveal) for event in self.recent)
 
 
 def plural(count: int, word: str) -> str:
