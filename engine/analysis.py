@@ -119,6 +119,12 @@ INDICATOR_DOCS: dict[str, str] = {
     ),
 }
 
+# Said beside the indicators wherever they are shown (SPEC §6).
+INDICATORS_NOTE = (
+    "Rates count model-decided moves only (fallbacks left out); identity_reasoning_frequency "
+    "and surprise_at_defection count keywords, not reasoning."
+)
+
 # A counted move is one a model or a scripted rule decided: fallback moves (drawn when no
 # reply could be read) are kept in the records but never counted as a choice (SPEC §6).
 

@@ -49,7 +49,7 @@ class SweepRun(msgspec.Struct, kw_only=True):
     message: str | None = None  # why it stopped early, as the experiment's result says
     rounds: int = 0  # rounds completed
     metrics: dict[str, float | None] = {}  # METRICS of the finished experiment
-    cooperation_per_round: list[float] = []
+    cooperation_per_round: list[float | None] = []  # None: a round without a counted move
 
 
 class ConditionStats(msgspec.Struct, kw_only=True):

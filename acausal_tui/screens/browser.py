@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from acausal_tui.screens.compare import CompareScreen, checked_sweep, sweep_row
 from acausal_tui.widgets.text import cells, literal, money, percent
+from engine.analysis import validity_line
 from engine.config import ConfigError
 from engine.lock import LockError, holder
 from engine.providers.factory import make_provider
@@ -36,6 +37,12 @@ def row(loaded: LoadedExperiment) -> tuple[Text, ...]:
                      "—", "—", "—", notes)
     if result is not None:
         status = Text(result.status, style="green" if result.status == "completed" else "yellow")
+        validity = result.validity
+        if validity is not None:  # files written before validity checks say nothing here
+            status.append(" · valid" if validity.valid else " · INVALID",
+                          style="green" if validity.valid else "bold red")
+            if not validity.valid and not loaded.problems:
+                notes = literal(validity_line(validity)[:120], style="red")
         cooperation = result.acausal_indicators.overall_cooperation_rate
         cost = money(result.total_cost, result.cost_is_estimate)
     else:
@@ -45,8 +52,11 @@ def row(loaded: LoadedExperiment) -> tuple[Text, ...]:
             pid = holder(loaded.directory)
             state = f"running (pid {pid})" if pid else "interrupted"
         status = Text(state, style="yellow")
-        rates = [s.cooperation_rate for s in loaded.summaries.values()]
-        cooperation = sum(rates) / len(rates) if rates else None  # every round has as many moves
+        moves = len(manifest.agents) * (len(manifest.agents) - 1)  # per round: 2 x n(n-1)/2 games
+        counted = [(s.cooperation_rate, moves - s.fallback_decisions)
+                   for s in loaded.summaries.values() if s.cooperation_rate is not None]
+        total = sum(n for _, n in counted)
+        cooperation = sum(r * n for r, n in counted) / total if total > 0 else None  # fallbacks left out
         cost = "—"
         if not loaded.problems:
             notes = Text("no experiment_results.json", style="dim")
