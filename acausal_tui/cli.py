@@ -33,7 +33,9 @@ def exit_code(result: ExperimentResult) -> int:
     if result.status == "completed" and result.validity is not None and not result.validity.valid:
         return EXIT_INVALID
     return EXIT_BY_STATUS[result.status]
-COMMANDS = ("run", "browse", "resume", "sweep", "export")
+
+
+COMMANDS = ("run", "browse", "resume", "sweep", "export", "audit")
 
 
 class UsageError(Exception):
@@ -90,6 +92,8 @@ def build_parser() -> Parser:
     resume.add_argument("--headless", action="store_true")
     resume.add_argument("--max-cost", type=number, metavar="USD",
                         help="a new cost budget (the budget counts what was already spent)")
+    audit = sub.add_parser("audit", help="re-read an experiment's decision replies with the current parsing rules")
+    audit.add_argument("directory", metavar="EXP_DIR")
     from acausal_tui import research  # imports this module: import it late
 
     research.add_commands(sub)
@@ -298,6 +302,8 @@ def dispatch(argv: Sequence[str] | None) -> int:
             return browse_app(Path(args.results_dir))
         if args.command == "resume":
             return resume(args)
+        if args.command == "audit":
+            return audit_command(Path(args.directory))
         if args.command in ("sweep", "export"):
             from acausal_tui import research
 
@@ -308,6 +314,20 @@ def dispatch(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:  # a Ctrl+C outside the run's own handling (before or after it)
         return EXIT_ABORTED
+
+
+def audit_command(directory: Path) -> int:
+    """Print the audit of one experiment; exit 1 when a recorded move disagrees with the
+    current rules, 2 when the directory is not an experiment."""
+    from engine.audit import AuditError, audit_experiment
+
+    try:
+        audit = audit_experiment(directory)
+    except AuditError as exc:
+        raise UsageError(str(exc)) from exc
+    for line in audit.lines():
+        print(line)
+    return audit.exit_code
 
 
 def leaves(group: BaseExceptionGroup) -> list[BaseException]:

@@ -1,8 +1,22 @@
+import json
+from collections import Counter
+from pathlib import Path
+
 import pytest
 
 from engine.parsing import Reading, extract_strategy, parse_decision
 
 C, D = "COOPERATE", "DEFECT"
+CORPORA = Path(__file__).parent / "corpora"
+
+
+def corpus(name: str) -> list[dict]:
+    with open(CORPORA / name, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+DECISION_CORPUS = corpus("decisions.jsonl")
+STRATEGY_CORPUS = corpus("strategies.jsonl")
 
 DECISIONS = [
     # word: the whole reply is one decision word
@@ -190,3 +204,45 @@ def test_cut_off_without_marker_is_a_failed_call() -> None:
 def test_cut_off_after_marker_is_kept_and_flagged() -> None:
     reply = "Reasoning.\nSTRATEGY: Cooperate first; defect only after"
     assert extract_strategy(reply, "length") == ("Cooperate first; defect only after", ["truncated"])
+
+
+# -- the hand-labelled corpora (tests/corpora, see docs/parsing.md) ---------------------
+
+
+@pytest.mark.parametrize("row", DECISION_CORPUS, ids=lambda row: row["style"])
+def test_decision_corpus_no_silent_misread(row: dict) -> None:
+    """A reply labelled ambiguous reads as ambiguous; a clear one reads as its move or as
+    ambiguous (a follow-up), never as the other move."""
+    action, rule = parse_decision(row["reply"], row["finish_reason"])
+    if row["expected"] == "ambiguous":
+        assert (action, rule) == (None, None)
+    else:
+        assert action in (row["expected"], None)
+        assert (action is None) == (rule is None)
+
+
+def test_decision_corpus_covers_the_styles() -> None:
+    styles = Counter(row["style"] for row in DECISION_CORPUS)
+    assert len(DECISION_CORPUS) >= 150
+    for style in ("one_word", "answer_first", "answer_last", "markdown", "json", "fenced_json", "negation",
+                  "hedge", "both_words", "cut_off", "non_english", "empty", "refusal", "letter", "quoted", "label"):
+        assert styles[style] >= 2, style
+    assert {row["expected"] for row in DECISION_CORPUS} == {C, D, "ambiguous"}
+
+
+def test_decision_corpus_reads_most_clear_answers() -> None:
+    """Replies that state the move on a line of its own, as a word or as JSON are read, not
+    sent to a follow-up (the share of follow-ups is in docs/parsing.md)."""
+    plain = [row for row in DECISION_CORPUS
+             if row["style"] in ("one_word", "markdown_word", "quoted", "letter", "label", "json")]
+    assert plain and all(parse_decision(row["reply"], row["finish_reason"]).action == row["expected"]
+                         for row in plain)
+
+
+@pytest.mark.parametrize("row", STRATEGY_CORPUS, ids=lambda row: row["style"])
+def test_strategy_corpus(row: dict) -> None:
+    assert extract_strategy(row["reply"], row["finish_reason"]) == (row["expected_text"], row["expected_flags"])
+
+
+def test_strategy_corpus_size() -> None:
+    assert len(STRATEGY_CORPUS) >= 30
