@@ -587,5 +587,5 @@ def validity_line(validity: Validity | None, simulated: bool = False) -> str:
     if validity is None:
         return f"{prefix}validity unknown (recorded before validity checks)"
     if validity.valid:
-        return f"{prefix}valid"
+        return f"{prefix}valid" if validity.moves else f"{prefix}valid (no moves recorded)"
     return f"{prefix}INVALID: {'; '.join(validity.reasons)}"

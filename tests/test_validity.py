@@ -353,73 +353,74 @@ def intended(prompt: str) -> str:
     return D if hashlib.blake2b(prompt.encode(), digest_size=2).digest()[0] % 4 == 0 else C
 
 
-def other(move: str) -> str:
-    return D if move == C else C
+# The hand-labelled corpus of realistic decision replies (tests/corpora/decisions.jsonl).
+CORPUS = [json.loads(line) for line in
+          (Path(__file__).parent / "corpora" / "decisions.jsonl").read_text(encoding="utf-8").splitlines()
+          if line.strip()]
+# "empty": an empty reply is a failed call (the provider raises), so a sub model that only
+# answers empty fails every decision call and stops the run (tests/test_stub_experiments.py)
+STYLES = sorted({entry["style"] for entry in CORPUS} - {"empty"})
 
 
-# Each style: the first reply for an intended move, and whether the sub model obeys a
-# follow-up turn (answers one word) or keeps its style. Styles from replies real chat
-# models give (issue 9): answer first then a negation, bold header then "I won't …",
-# negation only, fenced JSON with a reason naming the other word, explanation then a
-# labelled answer, cut off at max_tokens, a non-English word.
-STYLES = {
-    "answer_then_negation": (lambda m: f"{m}\n\nGiven my strategy, I will not {other(m).lower()}.", True),
-    "bold_header_and_bullets": (
-        lambda m: f"**Decision: {m}**\n\n- The opponent has no history.\n- So I won't {other(m).lower()}.", True),
-    "negation_only": (lambda m: f"I won't {other(m).lower()}.", True),
-    "fenced_json_with_reason": (
-        lambda m: "```json\n" + json.dumps({"decision": m, "reason": f"rather than trying to {other(m).lower()}"})
-        + "\n```", True),
-    "explanation_then_label": (
-        lambda m: f"My strategy says to reciprocate; {other(m).lower()}ing would be wrong.\n\nFinal answer: {m}",
-        True),
-    "cut_off": (lambda m: f"There is no reason to {other(m).lower()} against a consistent cooperator, so I will",
-                True),
-    "non_english": (lambda m: "Coopérer." if m == C else "Trahir.", False),
-}
+def corpus_entry(style: str, prompt: str) -> dict:
+    """The reply of `style` the stub's sub model gives to a decision prompt (stable per prompt)."""
+    entries = [entry for entry in CORPUS if entry["style"] == style]
+    return entries[int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=4).digest(), "big") % len(entries)]
+
+
+def follow_up_answer(entry: dict, prompt: str) -> str:
+    """A sub model that obeys the follow-up turn answers the move it meant."""
+    return entry["expected"] if entry["expected"] != "ambiguous" else intended(prompt)
 
 
 def style_rule(style: str):
-    first, obeys = STYLES[style]
-
     def rule(seen: stub.Seen) -> stub.Reply | None:
         messages = seen.body["messages"]
         prompt = messages[0]["content"]
         if stub.DECISION_MARKER not in prompt:
             return None  # strategies: the normal answer
-        move = intended(prompt)
-        finish = "length" if style == "cut_off" and len(messages) == 1 else "stop"
+        entry = corpus_entry(style, prompt)
         if len(messages) > 1:
-            return stub.completion(move if obeys else first(move))
-        return stub.completion(first(move), finish_reason=finish)
+            return stub.completion(follow_up_answer(entry, prompt))
+        return stub.completion(entry["reply"], finish_reason=entry["finish_reason"] or "stop")
 
     return rule
 
 
-@pytest.mark.parametrize("style", sorted(STYLES))
+@pytest.mark.parametrize("style", STYLES)
 def test_a_sub_model_answering_in_one_style_is_read_right_or_flagged_never_flipped(
         tmp_path, server, cli_env, style):
+    """Every move of a run whose sub model always answers in one corpus style is the move
+    the reply meant, read by a strict rule; or read from a follow-up turn; never flipped."""
     server.rule = style_rule(style)
-    code, directory = headless(tmp_path, server)
+    code, directory = headless(tmp_path, server, agents=4, rounds=2)
     decoder = msgspec.json.Decoder(CallRecord)
     calls = {c.key: c for c in map(decoder.decode, (directory / "calls.jsonl").read_bytes().splitlines())}
-    flipped = counted = 0
+    seen_rules = set()
     for g in games_of(directory, 2):
         k = g.game_id.split("_g")[1]
-        for player, action, fallback in ((1, g.player1_action, g.player1_fallback),
-                                         (2, g.player2_action, g.player2_fallback)):
+        for player, action, rule in ((1, g.player1_action, g.player1_parse_rule),
+                                     (2, g.player2_action, g.player2_parse_rule)):
             call = calls[f"decision/r{g.round}/g{k}/p{player}/t0"]
             assert call.messages is not None
-            if fallback is None:
-                counted += 1
-                flipped += action != intended(call.messages[0].content)
-    assert flipped == 0
+            prompt = call.messages[0].content
+            entry = corpus_entry(style, prompt)
+            seen_rules.add(rule)
+            if rule in ("word", "line", "json"):
+                assert action == entry["expected"], (entry, action)  # an ambiguous one is never read
+            elif rule == "follow_up":
+                assert action == follow_up_answer(entry, prompt), (entry, rule)
+            else:  # flagged: only when the reply was empty, i.e. the call failed
+                assert rule == "fallback" and not entry["reply"].strip(), (entry, rule)
     result = read_json(directory / "experiment_results.json", ExperimentResult)
     assert result.validity is not None
-    if STYLES[style][1]:  # a model that obeys the follow-up: every move read, the run valid
-        assert counted == 12 and code == 0 and result.validity.valid
+    if result.validity.fallback_moves == 0:
+        assert code == 0 and result.validity.valid
     else:
-        assert counted == 0 and code == 4
+        assert code == 4 and not result.validity.valid
+    labels = {entry["expected"] for entry in CORPUS if entry["style"] == style}
+    if labels == {"ambiguous"}:
+        assert seen_rules == {"follow_up"}
 
 
 def test_a_sub_model_that_never_answers_parseably_is_invalid_exit_4(tmp_path, server, cli_env, capsys):
