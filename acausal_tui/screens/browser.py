@@ -35,15 +35,18 @@ def row(loaded: LoadedExperiment) -> tuple[Text, ...]:
     if manifest is None:
         return cells(loaded.directory.name, "—", Text("unreadable", style="bold red"), "—", "—", "—",
                      "—", "—", "—", notes)
+    cooperation_cell: Text | None = None
     if result is not None:
         status = Text(result.status, style="green" if result.status == "completed" else "yellow")
+        cooperation = result.acausal_indicators.overall_cooperation_rate
         validity = result.validity
         if validity is not None:  # files written before validity checks say nothing here
-            status.append(" · valid" if validity.valid else " · INVALID",
-                          style="green" if validity.valid else "bold red")
+            # the figure and whether it can be read as model behaviour, side by side
+            cooperation_cell = Text(percent(cooperation))
+            cooperation_cell.append(" valid" if validity.valid else " INVALID",
+                                    style="green" if validity.valid else "bold red")
             if not validity.valid and not loaded.problems:
                 notes = literal(validity_line(validity)[:120], style="red")
-        cooperation = result.acausal_indicators.overall_cooperation_rate
         cost = money(result.total_cost, result.cost_is_estimate)
     else:
         # No final result file: still being written, or its process died mid-run.
@@ -68,7 +71,7 @@ def row(loaded: LoadedExperiment) -> tuple[Text, ...]:
         str(len(manifest.agents)),
         manifest.condition.name,
         manifest.provider,
-        percent(cooperation),
+        cooperation_cell or percent(cooperation),
         cost,
         notes,
     )
