@@ -325,8 +325,12 @@ def audit_command(directory: Path) -> int:
         audit = audit_experiment(directory)
     except AuditError as exc:
         raise UsageError(str(exc)) from exc
-    for line in audit.lines():
-        print(line)
+    try:
+        for line in audit.lines():
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `audit … | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return audit.exit_code
 
 

@@ -3,6 +3,7 @@ strategy reply ends with (SPEC §4). Pure functions, no I/O."""
 
 import json
 import re
+import unicodedata
 from typing import Literal, NamedTuple
 
 from engine.models import Action
@@ -25,7 +26,22 @@ _FENCED = re.compile(r"^[ \t]*```[^\n`]*\n(.*?)\n[ \t]*```[ \t]*$", re.DOTALL | 
 _EMPHASIS = re.compile(r"[*_`~]")
 _LEAD = re.compile(r"^[\s#>]*")  # headers and quote marks
 _QUOTES = str.maketrans("", "", "\"'“”‘’«»„")
-_TRAILING = ".!?,;:…。！？"
+_TRAILING = ".!,;:。！"
+_STRUCK = re.compile(r"~~.*?~~")  # struck-through text is withdrawn, not emphasised
+# The other move mentioned in any form ("cooperating", "defection"), and as an alternative
+# ("or cooperate", "or maybe defect").
+_MENTION = {"COOPERATE": r"co-?operat\w*", "DEFECT": r"defect\w*"}
+_OTHER_MOVE = {move: re.compile(rf"\b{stem}", re.IGNORECASE) for move, stem in _MENTION.items()}
+_ALTERNATIVE = {move: re.compile(rf"\bor\s+(?:(?:maybe|perhaps|possibly|to|i\s+(?:could|might))\s+)*{stem}",
+                                 re.IGNORECASE) for move, stem in _MENTION.items()}
+# Words that revise an answer or doubt it.
+_REVISION = re.compile(
+    r"\b(?:actually|wait|hold on|hmm+|on second thoughts?|on (?:further )?reflection|reconsider\w*|rethink\w*"
+    r"|correction|scratch that|never ?mind|(?:just )?kidding|take (?:it|that) back|chang\w* my (?:mind|answer|decision)"
+    r"|switch\w*|instead|i mean|let me revise|maybe|perhaps|probably|possibly|not (?:sure|certain)|unsure"
+    r"|uncertain|hard to say|undecided|can'?t decide|torn)\b",
+    re.IGNORECASE,
+)
 # A line with no letters or digits is markdown scaffolding ("---", "```", "**"), not a line.
 _HAS_CONTENT = re.compile(r"\w")
 
@@ -38,6 +54,7 @@ class Reading(NamedTuple):
 
 
 AMBIGUOUS = Reading(None, None)
+_CONTESTED = Reading(None, "line")  # lines that state a move and take it back: no rule may read the reply
 
 
 def parse_decision(reply: str, finish_reason: str | None = None) -> Reading:
@@ -47,8 +64,9 @@ def parse_decision(reply: str, finish_reason: str | None = None) -> Reading:
     (case-insensitive), only these readings count:
     - `word`: the whole reply is COOPERATE, DEFECT, C or D;
     - `line`: the first or the last line is only COOPERATE or DEFECT, optionally after a
-      label (`Decision:`, `Final answer -`, `I choose` …); first and last disagreeing is
-      ambiguous;
+      label (`Decision:`, `Final answer -`, `I choose` …); two such lines that disagree
+      make the reply ambiguous, and so does an answer on the first line that the text
+      after it takes back (see `_read_line`);
     - `json`: the reply, or its one fenced code block, is a JSON object whose `decision`,
       `action`, `move` or `choice` field is COOPERATE or DEFECT (fields that disagree are
       ambiguous).
@@ -57,18 +75,22 @@ def parse_decision(reply: str, finish_reason: str | None = None) -> Reading:
     off by max_tokens (`finish_reason` "length") counts only under `word`, `json`, or
     `line` on its first line, and only if that line was finished (a newline follows it).
     """
-    readings = [r for r in (_read_word(reply), _read_json(reply), _read_line(reply, finish_reason))
-                if r.action is not None]
+    readings = [_read_word(reply), _read_json(reply), _read_line(reply, finish_reason)]
+    if _CONTESTED in readings:
+        return AMBIGUOUS
+    readings = [r for r in readings if r.action is not None]
     if len({r.action for r in readings}) != 1:
         return AMBIGUOUS
     return readings[0]
 
 
 def _clean(line: str) -> str:
-    """A line without markdown emphasis, leading headers and quote marks, quotation marks
-    and trailing punctuation."""
-    line = _LEAD.sub("", _EMPHASIS.sub("", line).translate(_QUOTES))
-    return line.rstrip().rstrip(_TRAILING).rstrip()
+    """A line without struck-through text, markdown emphasis, leading headers and quote
+    marks, quotation marks and trailing punctuation. A question mark or an ellipsis stays:
+    "DEFECT?" and "DEFECT..." are not answers."""
+    line = _STRUCK.sub("", unicodedata.normalize("NFKC", line))
+    line = _LEAD.sub("", _EMPHASIS.sub("", line).translate(_QUOTES)).rstrip()
+    return line if line.endswith("..") else line.rstrip(_TRAILING).rstrip()
 
 
 def _read_word(reply: str) -> Reading:
@@ -87,19 +109,30 @@ def _line_action(line: str) -> Action | None:
 
 def _read_line(reply: str, finish_reason: str | None) -> Reading:
     raw = reply.splitlines()
-    lines = [line for line in raw if _HAS_CONTENT.search(_clean(line))]
-    if not lines:
+    found = [(i, _line_action(line)) for i, line in enumerate(raw) if _HAS_CONTENT.search(_clean(line))]
+    if not found:
         return AMBIGUOUS
-    first = _line_action(lines[0])
-    if finish_reason == CUT_OFF:
-        # The last line of a cut-off reply is unfinished; so is a first line nothing follows.
-        finished = reply.rstrip(" \t").count("\n") > raw.index(lines[0]) if first else False
-        return Reading(first, "line") if first and finished else AMBIGUOUS
-    last = _line_action(lines[-1])
-    if first and last and first != last:
+    if len({action for _, action in found} - {None}) > 1:
+        return _CONTESTED  # two lines state different moves
+    (first_index, first), (_, last) = found[0], found[-1]
+    if finish_reason == CUT_OFF:  # the last line was never finished; the first must have been
+        finished = first_index + 1 < len(raw) or reply.endswith(("\n", "\r"))
+        last, first = None, first if finished else None
+    if last is not None:
+        return Reading(last, "line")
+    if first is None:
         return AMBIGUOUS
-    action = first or last
-    return Reading(action, "line") if action else AMBIGUOUS
+    # Answered first: the text after the answer may take it back or doubt it. It does when it
+    # names the other move as a move (in capitals, as the prompt spells it: "DEFECT\n\nNo:
+    # COOPERATE"), offers it as an alternative ("or cooperate"), or mentions it in any form
+    # next to a word that revises or doubts ("DEFECT\n\nWait, actually I should cooperate",
+    # "…maybe defecting is better"). Prose that only explains ("I will not defect") stays.
+    rest = unicodedata.normalize("NFKC", "\n".join(raw[first_index + 1:]))
+    other = "DEFECT" if first == "COOPERATE" else "COOPERATE"
+    if (re.search(rf"\b{other}\b", rest) or _ALTERNATIVE[other].search(rest)
+            or (_OTHER_MOVE[other].search(rest) and _REVISION.search(rest))):
+        return _CONTESTED
+    return Reading(first, "line")
 
 
 def _read_json(reply: str) -> Reading:
@@ -111,7 +144,7 @@ def _read_json(reply: str) -> Reading:
         text = blocks[0].strip()
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the interpreter's limit
         return AMBIGUOUS
     if not isinstance(data, dict):
         return AMBIGUOUS

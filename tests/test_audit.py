@@ -85,6 +85,20 @@ def test_a_changed_record_is_flagged(tmp_path: Path) -> None:
     assert any("a fallback, not a choice" in line for line in audit.lines())
 
 
+def test_unreadable_parts_are_noted_and_the_rest_audited(tmp_path: Path, capsys) -> None:
+    copy = tmp_path / "exp"
+    shutil.copytree(OLD_RULES, copy)
+    (copy / "rounds" / "games_r2.json").write_text("[{not json")
+    with open(copy / "calls.jsonl", "a") as calls:
+        calls.write('{"key": "decision/r3/g1/p1/t0", "repl')  # a torn last line
+    assert main(["audit", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "note: unreadable: games_r2.json" in out
+    assert "note: calls.jsonl: 1 unreadable lines skipped" in out
+    assert "logged decisions of games no round file holds (an unfinished round): 12" in out
+    assert "decisions: 24 " in out
+
+
 class StyledProvider(FakeProvider):
     """Decision replies in several styles, some cut off at max_tokens."""
 

@@ -55,6 +55,12 @@ DECISIONS = [
     ("They might DEFECT, or they might COOPERATE; I can't tell.\n\nDEFECT", D, "line"),
     ("I could DEFECT.\nCOOPERATE\n---", C, "line"),  # a markdown-only line is no line
     ("DEFECT\n\nReasoning...\n\nDEFECT", D, "line"),
+    ("DEFECT\n\nI considered COOPERATE, but they defected twice.\n\nDEFECT", D, "line"),
+    ("COOPERATE\n\nActually, they have always cooperated, so this is easy.", C, "line"),
+    ("~~DEFECT~~ COOPERATE", C, "word"),
+    ("COOPERATE\n\nThey might defect, but my strategy says to cooperate.", C, "line"),
+    ("DEFECT\n\nI choose this over cooperating.", D, "line"),
+    ("Decision：ＤＥＦＥＣＴ", D, "line"),
     # json: the reply or its one fenced block is an object with a decision field
     ('{"decision": "DEFECT"}', D, "json"),
     ('{"Action": "cooperate", "reason": "rather than trying to defect"}', C, "json"),
@@ -85,9 +91,23 @@ AMBIGUOUS = [
     '{"decision": "C"}',
     '{"reason": "cooperation pays"}',
     '["DEFECT"]',
+    "{" * 100_000,
     '```json\n{"decision": "DEFECT"}\n```\n```json\n{"decision": "COOPERATE"}\n```',
     'COOPERATE\n```json\n{"decision": "DEFECT"}\n```',  # line and json disagree
     "Given my strategy, there is no reason to defect against a consistent cooperator, so I will",
+    # answers taken back, questions, trailing off, struck through
+    "DEFECT\n\nWait — they cooperated last round. COOPERATE.",
+    "DEFECT\n\nActually, I should cooperate: they cooperated last round.",
+    "COOPERATE\n\nOn second thought, defecting is safer.",
+    "Decision: COOPERATE\n\nCorrection:\nDecision: DEFECT\n\nThey defected twice.",
+    "DEFECT?",
+    "COOPERATE...",
+    "DEFECT…\nunless they cooperate",
+    "~~COOPERATE~~",
+    "Options:\n- COOPERATE\n- DEFECT",
+    "COOPERATE\n\nor maybe defect, I'm not sure.",
+    "DEFECT\n\nJust kidding. I cooperate.",
+    "COOPERATE\n\nHmm, defecting could pay more.",
 ]
 
 
@@ -233,8 +253,8 @@ def test_decision_corpus_covers_the_styles() -> None:
 def test_decision_corpus_reads_most_clear_answers() -> None:
     """Replies that state the move on a line of its own, as a word or as JSON are read, not
     sent to a follow-up (the share of follow-ups is in docs/parsing.md)."""
-    plain = [row for row in DECISION_CORPUS
-             if row["style"] in ("one_word", "markdown_word", "quoted", "letter", "label", "json")]
+    plain = [row for row in DECISION_CORPUS if row["expected"] != "ambiguous"
+             and row["style"] in ("one_word", "markdown_word", "quoted", "letter", "label", "json")]
     assert plain and all(parse_decision(row["reply"], row["finish_reason"]).action == row["expected"]
                          for row in plain)
 
