@@ -455,3 +455,40 @@ def test_a_valid_run_prints_valid_and_exits_0(tmp_path, server, cli_env, capsys)
     code, directory = headless(tmp_path, server)
     assert code == 0
     assert capsys.readouterr().err.rstrip().splitlines()[-1] == "valid"
+
+
+# --- resume ---------------------------------------------------------------------------------
+
+
+class KeyedCutOffs(CutOffProvider):
+    """Replies fixed by the call key; a quarter of first decision replies are cut off.
+    Aborts the run when request number `abort_at` arrives (0: never)."""
+
+    def __init__(self, control=None, abort_at: int = 0) -> None:
+        super().__init__(self.answer)
+        self.control, self.abort_at = control, abort_at
+
+    def answer(self, request: ChatRequest) -> tuple[str, str]:
+        if self.abort_at and len(self.requests) == self.abort_at:
+            self.control.abort("test abort")
+        if request.key.startswith("strategy/"):
+            return "STRATEGY: cooperate", "stop"
+        if request.key.endswith("/t0") and hashlib.blake2b(request.key.encode()).digest()[0] % 4 == 0:
+            return "COOPERATE is tempting, but", "length"
+        return "COOPERATE", "stop"
+
+
+async def test_a_resumed_run_counts_cut_off_replies_as_an_uninterrupted_one(make_config, tmp_path):
+    from engine.control import RunControl
+    from engine.resume import open_resume, resume_experiment
+
+    reference = await run_experiment(make_config(agents=4, rounds=3, results_dir=str(tmp_path / "a")),
+                                     provider=KeyedCutOffs())
+    control = RunControl()
+    config = make_config(agents=4, rounds=3, results_dir=str(tmp_path / "b"))
+    first = await run_experiment(config, provider=KeyedCutOffs(control, abort_at=30), control=control)
+    assert first.status == "aborted" and first.total_rounds == 1
+    resumed = await resume_experiment(open_resume(files(config)), KeyedCutOffs())
+    assert resumed.status == "completed"
+    assert reference.validity is not None and reference.validity.cut_off_replies > 0
+    assert resumed.validity == reference.validity
