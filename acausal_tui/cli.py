@@ -12,7 +12,6 @@ from typing import Any
 
 import anyio
 
-from engine.analysis import validity_line
 from engine.config import Config, ConfigError, load_config
 from engine.control import RunControl
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
@@ -22,6 +21,7 @@ from engine.providers.factory import api_key_for, make_provider
 from engine.resume import Resumable, ResumeError, Runner, open_resume, read_manifest, resume_runner
 from engine.runner import run_experiment, utc_now, with_seed
 from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
+from engine.validity import validity_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET, EXIT_INVALID, EXIT_ABORTED = 0, 1, 2, 3, 4, 130
 EXIT_BY_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "budget_exceeded": EXIT_BUDGET,

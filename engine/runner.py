@@ -13,7 +13,7 @@ from typing import NamedTuple
 import anyio
 import msgspec
 
-from engine import analysis, game
+from engine import analysis, game, validity
 from engine.agents import scripted
 from engine.calls import Budget, BudgetExceeded, CallFailed, CallGateway, FatalCallError, now_iso
 from engine.conditions import Condition, history_window, resolve_condition
@@ -277,7 +277,7 @@ class Experiment:
             simulated=self.provider.simulated,
             cooperation_breakdown=analysis.cooperation_breakdown(self.agents, self.state.all_games),
             message=None if status == "completed" else message,
-            validity=analysis.compute_validity(
+            validity=validity.compute_validity(
                 self.agents, self.state.all_games, self.state.all_strategies,
                 sum(self.cut_off.values()), self.config.validity,
             ),

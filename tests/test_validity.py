@@ -11,13 +11,7 @@ import pytest
 
 from acausal_tui.cli import main
 from engine import limits
-from engine.analysis import (
-    compute_indicators,
-    compute_validity,
-    cooperation_breakdown,
-    summarize_round,
-    validity_line,
-)
+from engine.analysis import compute_indicators, cooperation_breakdown, summarize_round
 from engine.config import ValiditySettings
 from engine.models import (
     AgentInfo,
@@ -31,6 +25,7 @@ from engine.models import (
 from engine.providers.base import ChatRequest, Completion, ProviderError
 from engine.runner import run_experiment
 from engine.store import list_experiments, read_json
+from engine.validity import compute_validity, validity_line
 from tests.support import stub_server as stub
 from tests.support.fakes import FakeProvider, strategy_or
 

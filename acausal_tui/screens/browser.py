@@ -14,13 +14,13 @@ from textual.widgets import DataTable, Footer, Static
 
 from acausal_tui.screens.compare import CompareScreen, checked_sweep, sweep_row
 from acausal_tui.widgets.text import cells, literal, money, percent
-from engine.analysis import validity_line
 from engine.config import ConfigError
 from engine.lock import LockError, holder
 from engine.providers.factory import make_provider
 from engine.resume import ResumeError, open_resume, resume_runner
 from engine.store import LoadedExperiment, list_experiments
 from engine.sweep import LoadedSweep, list_sweeps
+from engine.validity import validity_line
 
 T = TypeVar("T")
 COLUMNS = ("Experiment", "Started", "Status", "Rounds", "Agents", "Condition", "Provider",

@@ -20,10 +20,11 @@ from acausal_tui.screens.history import agent_lines, game_number, opponents_in_r
 from acausal_tui.widgets.indicators import indicator_value
 from acausal_tui.widgets.strategy import strategy_text
 from acausal_tui.widgets.text import cells, literal, money, percent
-from engine.analysis import INDICATOR_DOCS, INDICATORS_NOTE, compute_indicators, validity_line
+from engine.analysis import INDICATOR_DOCS, INDICATORS_NOTE, compute_indicators
 from engine.models import GameResult, StrategyRecord
 from engine.prompts import NO_HISTORY, round_player_labels
 from engine.store import LoadedExperiment
+from engine.validity import validity_line
 
 T = TypeVar("T")
 ALL = -1

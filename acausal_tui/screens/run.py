@@ -23,7 +23,7 @@ from acausal_tui.widgets.indicators import indicator_text
 from acausal_tui.widgets.strategy import StrategyPane
 from acausal_tui.widgets.tail import Tail
 from acausal_tui.widgets.text import duration, literal, money, percent
-from engine.analysis import INDICATORS_NOTE, validity_line
+from engine.analysis import INDICATORS_NOTE
 from engine.control import RunControl
 from engine.events import (
     CallRetried,
@@ -40,6 +40,7 @@ from engine.events import (
 )
 from engine.models import ExperimentResult, Manifest, RoundSummary, StrategyRecord
 from engine.store import load_experiment
+from engine.validity import validity_line
 
 RunFn = Callable[[Observer, RunControl], Awaitable[ExperimentResult]]
 FEED_LINES = 100  # more than a terminal shows
