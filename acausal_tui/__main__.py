@@ -1,3 +1,5 @@
+"""`python -m acausal_tui`: the same command line as `acausal-tui`."""
+
 import sys
 
 from acausal_tui.cli import main

@@ -1,0 +1,1 @@
+"""The experiment engine: pure async, never imports textual, rich or acausal_tui."""

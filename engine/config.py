@@ -22,7 +22,7 @@ OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
-# Upper bounds of every number (docs/reliability-inputs.md lists them): far above any
+# Upper bounds of every number (docs/reliability.md lists them): far above any
 # real experiment, low enough that nothing allocates or sleeps absurdly before refusing.
 MAX_AGENTS = 1_000  # agents, and each population count (N(N-1)/2 games per round)
 MAX_ROUNDS = 1_000

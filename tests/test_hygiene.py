@@ -20,8 +20,8 @@ def test_engine_never_imports_textual():
     assert len(modules) >= 15
 
 
-def test_readme_documents_every_indicator_formula_and_marker():
-    readme = (ROOT / "README.md").read_text()
+def test_the_protocol_doc_gives_every_indicator_formula_and_marker():
+    readme = (ROOT / "docs" / "protocol.md").read_text()
     for name, formula in analysis.INDICATOR_DOCS.items():
         assert f"`{name}`" in readme and formula in readme, name
     for pattern in analysis.IDENTITY_MARKERS + analysis.SURPRISE_MARKERS:

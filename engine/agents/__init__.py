@@ -1,0 +1,1 @@
+"""Agents that are not model calls: the scripted strategies."""

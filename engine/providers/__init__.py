@@ -1,0 +1,1 @@
+"""Model backends behind one Provider protocol: simulated and OpenAI-compatible."""
