@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from engine.errors import AuditError
 from engine.models import Action, CallRecord, GameResult
 from engine.parsing import CUT_OFF, parse_decision
 from engine.store import LoadedExperiment, load_experiment, read_jsonl
@@ -18,10 +19,6 @@ _DECISION_KEY = re.compile(r"^decision/r(\d+)/g(\d+)/p([12])/t(\d+)$")
 # Control characters (C0 but newline, DEL, C1), bidirectional overrides and line separators:
 # printed as escapes, so a reply can neither drive the terminal nor disguise itself.
 _UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
-
-
-class AuditError(Exception):
-    """The directory cannot be audited (one clear line)."""
 
 
 def printable(text: str) -> str:

@@ -5,7 +5,7 @@ from typing import Literal
 
 import msgspec
 
-from engine.config import ConfigError, Switches
+from engine.errors import ConfigError
 
 FALLBACK_STRATEGY = (
     "Cooperate with an opponent the first time you meet it; after that, copy that opponent's last move."
@@ -43,7 +43,9 @@ def history_window(history: str) -> int | None:
     raise ConfigError(f"switches.history: {history!r} is not full, none or last:K with K >= 1")
 
 
-def resolve_condition(name: str, switches: Switches) -> Condition:
+def resolve_condition(name: str, switches: msgspec.Struct) -> Condition:
+    """The preset `name` with every switch that is set (not None) in `switches` (the
+    config's `Switches`) put over it; ConfigError when either is unknown or malformed."""
     if name not in PRESETS:
         raise ConfigError(f"condition: unknown condition {name!r} (expected one of {', '.join(PRESETS)})")
     overrides = {f: v for f in switches.__struct_fields__ if (v := getattr(switches, f)) is not None}

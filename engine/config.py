@@ -15,6 +15,10 @@ from urllib.parse import urlsplit
 import msgspec
 from msgspec import Meta
 
+from engine.agents.scripted import STRATEGIES
+from engine.conditions import resolve_condition
+from engine.errors import ConfigError
+
 DEFAULT_MAIN_MODEL = "google/gemini-2.5-flash"
 DEFAULT_SUB_MODEL = "openai/gpt-4.1-nano"
 PROVIDERS = ("simulated", "openrouter", "openai")
@@ -44,10 +48,6 @@ MAX_TOML_DEPTH = 32  # nested arrays/tables in a TOML file
 Name = Annotated[str, Meta(max_length=MAX_NAME_CHARS)]
 Share = Annotated[float, Meta(ge=0, le=1)]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1: refused in every text setting
-
-
-class ConfigError(Exception):
-    """Bad configuration: one line naming the field and the problem."""
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -276,9 +276,6 @@ def _check_base_url(url: str) -> None:
 
 def _resolve(config: Config, env: Any) -> Config:
     """Cross-field rules and defaults that depend on other fields."""
-    from engine.agents.scripted import STRATEGIES
-    from engine.conditions import resolve_condition  # cycle-free: conditions imports Switches
-
     provider = config.provider
     name = provider.name
     if name is None:

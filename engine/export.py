@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from engine.analysis import agent_group
+from engine.errors import ExportError
 from engine.models import GameResult, StrategyRecord, Validity
 from engine.store import load_experiment, write_atomic
 from engine.sweep import METRICS, SWEEP_FILE, SweepResult, experiment_values, load_sweep
@@ -46,10 +47,6 @@ EXPERIMENT_COLUMNS = (
     "cost_is_estimate", "error_count", "option_order", *VALIDITY_COLUMNS, *METRICS,
 )
 SWEEP_COLUMNS = ("condition", "reference", "metric", "round", "n", "mean", "ci_low", "ci_high", "simulated")
-
-
-class ExportError(Exception):
-    """DIR is not something that can be exported: one line naming it and the problem."""
 
 
 def cell(value: Any) -> str:

@@ -1,6 +1,10 @@
 """The game: payoff matrix, power scaling and update, round-robin pairing, initial powers."""
 
+from typing import Literal
+
 from engine.rng import keyed_rng
+
+Action = Literal["COOPERATE", "DEFECT"]
 
 POWER_MIN, POWER_MAX = 50.0, 150.0
 POWER_RATE = 0.1  # p_i += 0.1 * (s_i - mean s)

@@ -19,14 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.errors import LockError
+
 LOCK_NAME = "run.lock"
 # holder() probes the lock with a shared flock for an instant; a writer that meets that
 # probe tries again for this long before refusing.
 PROBE_GRACE_S = 0.2
-
-
-class LockError(Exception):
-    """Another live process is writing this experiment."""
 
 
 def pid_alive(pid: int) -> bool:

@@ -9,10 +9,10 @@ import msgspec
 
 from engine.conditions import Condition
 from engine.config import Config
+from engine.game import Action
 
 SCHEMA_VERSION = 1
 
-Action = Literal["COOPERATE", "DEFECT"]
 Status = Literal["running", "completed", "aborted", "failed", "budget_exceeded"]
 # How a move was read (SPEC §5.2): a model reply by one of the strict rules, a follow-up
 # turn's reply, a drawn fallback, or a scripted agent's rule.

@@ -26,6 +26,7 @@ from engine import analysis, game
 from engine.conditions import resolve_condition
 from engine.config import Config, ConfigError, validate
 from engine.control import RunControl
+from engine.errors import ResumeError
 from engine.events import Observer
 from engine.models import (
     SCHEMA_VERSION,
@@ -58,10 +59,6 @@ INTERRUPTION_ERRORS = frozenset({"storage", "fatal", "internal", "resume_repair"
 MISSING_CALLS_NOTE = ("calls.jsonl is missing: the earlier calls and their cost are unknown "
                       "(the counters and the budget start from zero, and every call is made again)")
 Runner = Callable[[Observer, RunControl], Awaitable[ExperimentResult]]  # what a UI runs
-
-
-class ResumeError(Exception):
-    """The experiment cannot be resumed; the message says why (nothing was written)."""
 
 
 class _Versioned(msgspec.Struct):

@@ -260,7 +260,7 @@ async def test_at_most_max_running_experiments_run_at_once(tmp_path, monkeypatch
 
 
 async def test_an_experiment_that_cannot_start_fails_alone(tmp_path, monkeypatch, capsys):
-    from acausal_tui.research import SweepPrinter
+    from acausal_tui.cli.research import SweepPrinter
 
     class Refusing(engine.sweep.ExperimentStore):
         def __init__(self, directory):
@@ -457,7 +457,7 @@ def test_progress_lines_count_finished_experiments_one_by_one(tmp_path, capsys):
 
 
 async def test_invalid_experiments_are_left_out_of_the_intervals_and_listed(tmp_path, monkeypatch, capsys):
-    from acausal_tui.research import SweepPrinter
+    from acausal_tui.cli.research import SweepPrinter
 
     class Judged(engine.sweep.Experiment):
         """Marks seed 41 of identity invalid, seed 42 of baseline unrecorded, the rest valid."""
@@ -523,7 +523,7 @@ def test_convergence_is_k_of_n_with_the_median_of_those_k(tmp_path):
 
 
 async def test_fewer_than_three_seeds_give_no_interval(tmp_path, capsys):
-    from acausal_tui.research import SweepPrinter
+    from acausal_tui.cli.research import SweepPrinter
 
     result, _ = await sweep(plan(tmp_path, seeds=2, rounds=1), observer=SweepPrinter())
     for entry in (*result.summary, *result.differences):

@@ -8,7 +8,7 @@ standard iterated-PD tournament.
 import random
 from collections.abc import Callable, Sequence
 
-from engine.models import Action
+from engine.game import Action
 
 History = Sequence[tuple[str, str]]
 ScriptedStrategy = Callable[[History, random.Random], Action]

@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 from textual.pilot import Pilot
 
-from acausal_tui import cli
 from acausal_tui.app import AcausalApp, experiment_runner
+from acausal_tui.cli import common as cli_common
 from engine import limits
 from engine.models import Distribution, PowerDistribution, RoundSummary
 from engine.providers.base import ChatRequest, Completion, ProviderError
@@ -127,7 +127,7 @@ def opened(monkeypatch) -> list[AcausalApp]:
         asyncio.run(drive())
 
     monkeypatch.setattr(AcausalApp, "run", run)
-    monkeypatch.setattr(cli, "check_terminal", lambda: None)  # the test's Pilot is the terminal
+    monkeypatch.setattr(cli_common, "check_terminal", lambda: None)  # the test's Pilot is the terminal
     return apps
 
 

@@ -1,15 +1,16 @@
-"""The research commands: `sweep` (conditions x seeds, run concurrently), resuming a sweep,
-and `export` (CSV)."""
+"""The research subcommands: `sweep` (conditions x seeds, run concurrently), resuming a
+sweep, `export` (CSV) and `audit`."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
 
 import anyio
 
-from acausal_tui import cli
-from acausal_tui.cli import (
+from acausal_tui.cli import common
+from acausal_tui.cli.common import (
     EXIT_BY_STATUS,
     EXIT_OK,
     UsageError,
@@ -18,9 +19,10 @@ from acausal_tui.cli import (
     overrides_from,
     positive_int,
 )
-from engine.config import ConfigError
+from engine.audit import audit_experiment
+from engine.errors import ExportError
 from engine.events import ErrorLogged, RoundSummarised
-from engine.export import ExportError, export_csv
+from engine.export import export_csv
 from engine.providers.base import Provider
 from engine.providers.factory import api_key_for, make_provider
 from engine.stats import Interval
@@ -158,7 +160,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     plan = plan_sweep(args.config, overrides_from(args), args.conditions, args.seeds)
     check_results_dir(Path(plan.base.results_dir))
     if not args.headless:
-        cli.check_terminal()
+        common.check_terminal()
         return sweep_app(plan)
     code, directory = anyio.run(run_sweep_headless, plan)
     print(directory)
@@ -178,7 +180,7 @@ def resume_sweep_command(directory: Path, headless: bool, max_cost_usd: float | 
     """`acausal-tui resume SWEEP_DIR`: finish every unfinished experiment of the sweep (resume
     the interrupted, start the never-started) and rewrite sweep.json. Refusals exit 2 first."""
     if not headless:
-        cli.check_terminal()
+        common.check_terminal()
     plan = plan_resume(directory, max_cost_usd)
     for _, config, _ in plan.todo:
         api_key_for(config)  # refuse before anything is touched
@@ -233,11 +235,22 @@ def export_command(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else directory / "export"
     try:
         _, warnings = export_csv(directory, out)
-    except ExportError as exc:
-        raise ConfigError(str(exc)) from None
     except OSError as exc:
-        raise ConfigError(f"--out: cannot write {out}: {exc.strerror}") from None
+        raise ExportError(f"--out: cannot write {out}: {exc.strerror}") from None
     for warning in warnings:
         print(f"acausal-tui: warning: skipped {warning}", file=sys.stderr)
     print(out)
     return 1 if warnings else 0
+
+
+def audit_command(directory: Path) -> int:
+    """Print the audit of one experiment; exit 1 when a recorded move disagrees with the
+    current rules, 2 (AuditError) when the directory is not an experiment."""
+    audit = audit_experiment(directory)
+    try:
+        for line in audit.lines():
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `audit … | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return audit.exit_code

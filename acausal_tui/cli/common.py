@@ -1,0 +1,130 @@
+"""What every subcommand shares: exit codes from results, the flag parser and run options,
+signals that abort a run, and the terminal check."""
+
+import argparse
+import math
+import os
+import signal
+import sys
+from typing import Any
+
+import anyio
+
+from engine.config import DEFAULT_MAIN_MODEL, DEFAULT_SUB_MODEL
+from engine.control import RunControl
+from engine.errors import (
+    EXIT_ABORTED,
+    EXIT_BUDGET,
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+)
+from engine.models import ExperimentResult
+
+__all__ = ["EXIT_ABORTED", "EXIT_BUDGET", "EXIT_FAILED", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "UsageError"]
+
+EXIT_BY_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "budget_exceeded": EXIT_BUDGET,
+                  "aborted": EXIT_ABORTED}
+
+
+def exit_code(result: ExperimentResult) -> int:
+    """SPEC §3: a completed run that the validity thresholds reject exits 4."""
+    if result.status == "completed" and result.validity is not None and not result.validity.valid:
+        return EXIT_INVALID
+    return EXIT_BY_STATUS[result.status]
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one clear line, exit 2, no usage dump
+        raise UsageError(message)
+
+
+def positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML config file; flags win over it")
+    parser.add_argument("--agents", type=positive_int, metavar="N", help="number of agents (default 10)")
+    parser.add_argument("--rounds", type=positive_int, metavar="R", help="number of rounds (default 10)")
+    parser.add_argument("--seed", type=positive_int, metavar="S",
+                        help="experiment seed (default: drawn at start, recorded in the manifest)")
+    parser.add_argument("--provider", metavar="NAME",
+                        help="simulated | openrouter | openai (default: openrouter if "
+                             "OPENROUTER_API_KEY is set, else simulated)")
+    parser.add_argument("--base-url", metavar="URL",
+                        help="OpenAI-compatible endpoint (default: the provider's)")
+    parser.add_argument("--allow-insecure", action="store_true", default=None,
+                        help="allow sending the API key over plain http:// to a remote host")
+    parser.add_argument("--main-model", metavar="ID",
+                        help=f"model that writes strategies (default {DEFAULT_MAIN_MODEL})")
+    parser.add_argument("--sub-model", metavar="ID",
+                        help=f"model that decides moves (default {DEFAULT_SUB_MODEL})")
+    parser.add_argument("--rpm", type=positive_int, metavar="N",
+                        help="requests per minute, all calls together (default: no cap)")
+    parser.add_argument("--max-concurrency", type=positive_int, metavar="N",
+                        help="calls in flight at once (default 16)")
+    parser.add_argument("--max-cost", type=number, metavar="USD",
+                        help="cost budget in USD (default 10); a call is sent only while spent + "
+                             "in-flight worst case + its worst case stays within it")
+    parser.add_argument("--condition", metavar="NAME",
+                        help="named condition, e.g. identity (the default) or baseline")
+    parser.add_argument("--results-dir", metavar="DIR", help="where results go (default results)")
+    parser.add_argument("--headless", action="store_true",
+                        help="no UI: progress on stderr, the result directory on stdout")
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Only the flags that were given; they win over the config file."""
+    mapping = {
+        "agents": ("agents",), "rounds": ("rounds",), "seed": ("seed",),
+        "condition": ("condition",), "results_dir": ("results_dir",),
+        "provider": ("provider", "name"), "base_url": ("provider", "base_url"),
+        "rpm": ("provider", "rpm"), "max_concurrency": ("provider", "max_concurrency"),
+        "max_cost": ("provider", "max_cost_usd"), "main_model": ("models", "main"),
+        "sub_model": ("models", "sub"), "allow_insecure": ("provider", "allow_insecure"),
+    }
+    out: dict[str, Any] = {}
+    for attr, path in mapping.items():
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        target = out
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    return out
+
+
+async def abort_on_signals(control: RunControl, scope: anyio.CancelScope) -> None:
+    """First SIGINT/SIGTERM: abort cleanly (partial results saved). Second: exit at once;
+    every file on disk is still valid because each is replaced atomically."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if control.aborted:
+                os._exit(EXIT_ABORTED)
+            print(f"\n{signal.Signals(signum).name}: aborting, saving partial results "
+                  "(press Ctrl+C again to exit at once)", file=sys.stderr, flush=True)
+            control.abort(f"aborted by {signal.Signals(signum).name}")
+
+
+def check_terminal() -> None:
+    """The TUI needs a terminal on stdin and stdout; without one, say so before anything starts."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("the TUI needs a terminal (stdin and stdout are not one); "
+                         "use --headless for a run without it")

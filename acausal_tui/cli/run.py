@@ -1,0 +1,200 @@
+"""The `run`, `resume` and `browse` subcommands: a new or resumed experiment, headless
+(progress lines on stderr) or in the app, and the browser."""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from acausal_tui.cli import common
+from acausal_tui.cli.common import (
+    EXIT_ABORTED,
+    EXIT_BY_STATUS,
+    EXIT_OK,
+    UsageError,
+    abort_on_signals,
+    exit_code,
+    overrides_from,
+)
+from engine.config import Config, load_config
+from engine.control import RunControl
+from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
+from engine.models import ExperimentResult
+from engine.providers.factory import api_key_for, make_provider
+from engine.resume import (
+    Resumable,
+    Runner,
+    allow_insecure_config,
+    open_resume,
+    read_manifest,
+    resume_runner,
+)
+from engine.runner import run_experiment, utc_now, with_seed
+from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
+from engine.textsafe import visible
+from engine.validity import validity_line
+
+
+class HeadlessPrinter:
+    """Observer: one progress line per round on stderr; outside text in a line (server
+    errors, model ids, paths) is shown with its control characters visible, never obeyed."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+        self.durations: list[float] = []
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            m = event.manifest
+            tag = " (SIMULATED)" if m.simulated else ""
+            self.print(f"{m.experiment_id}: {len(m.agents)} agents x {m.config.rounds} rounds, "
+                       f"condition {m.condition.name}, provider {m.provider}{tag}, seed {m.seed}")
+            for warning in m.warnings:
+                self.print(f"warning: {warning}")
+            if event.first_round > 1:
+                self.print(f"resuming at round {event.first_round}")
+        elif isinstance(event, RoundSummarised):
+            s = event.summary
+            total = event.total_rounds
+            self.durations.append(s.duration_s)
+            recent = self.durations[-3:]
+            eta = sum(recent) / len(recent) * (total - s.round)
+            fallbacks = f"  fallbacks {s.fallback_decisions}" if s.fallback_decisions else ""
+            self.print(f"round {s.round}/{total}  cooperation {rate(s.cooperation_rate)}{fallbacks}  "
+                       f"avg score {s.average_score:.2f}  elapsed {time.monotonic() - self.started:.1f}s  "
+                       f"ETA {eta:.1f}s")
+        elif isinstance(event, ErrorLogged) and event.record.type in ("fatal", "internal"):
+            self.print(f"error: {event.record.message}")
+        elif isinstance(event, RunFinished):
+            r = event.result
+            line = f"{r.status}: {r.total_rounds} rounds, {r.total_games} games, {r.total_api_calls} calls"
+            if r.message:
+                line += f" - {r.message}"
+            self.print(line)
+            indicators = r.acausal_indicators
+            self.print(f"{'SIMULATED ' if r.simulated else ''}cooperation {rate(indicators.overall_cooperation_rate)} "
+                       f"of the moves models decided; fallback_rate {rate(indicators.fallback_rate)}")
+            self.print(validity_line(r.validity, r.simulated))
+
+    def print(self, line: str) -> None:
+        print(visible(line, one_line=True), file=self.stream or sys.stderr, flush=True)
+
+
+def rate(fraction: float | None) -> str:
+    """A share as a percentage; "n/a" when there was nothing to count (never 0)."""
+    return "n/a" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+def prepare_run(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
+    """Everything that can fail on bad input, before anything is written."""
+    config = with_seed(load_config(args.config, overrides_from(args), env))
+    check_results_dir(Path(config.results_dir))
+    return config
+
+
+async def run_headless(config: Config, env: dict[str, str] | None = None) -> tuple[int, Path]:
+    provider = make_provider(config, env)
+    control = RunControl()
+    store = ExperimentStore(new_experiment_dir(Path(config.results_dir), utc_now()))
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(abort_on_signals, control, tg.cancel_scope)
+            result = await run_experiment(config, provider=provider, observer=HeadlessPrinter(),
+                                          control=control, store=store)
+            tg.cancel_scope.cancel()
+    finally:
+        await provider.aclose()
+    return exit_code(result), store.directory
+
+
+async def resume_headless(run: Runner) -> int:
+    control = RunControl()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(abort_on_signals, control, tg.cancel_scope)
+        result = await run(HeadlessPrinter(), control)
+        tg.cancel_scope.cancel()
+    return exit_code(result)
+
+
+def resume(args: argparse.Namespace) -> int:
+    """Refusals (not resumable, locked, unwritable, no API key) exit 2 before any call."""
+    from engine.sweep import is_sweep
+
+    if is_sweep(Path(args.directory)):
+        from acausal_tui.cli import research
+
+        return research.resume_sweep_command(Path(args.directory), args.headless, args.max_cost)
+    config = read_manifest(Path(args.directory)).config
+    if args.allow_insecure:
+        config = allow_insecure_config(config)
+    api_key_for(config)  # refuse before anything is touched
+    if not args.headless:
+        common.check_terminal()
+    resumable = open_resume(Path(args.directory), args.max_cost, allow_insecure=args.allow_insecure)
+    directory = resumable.store.directory
+    try:
+        for note in resumable.notes:
+            print(visible(f"acausal-tui: {note}", one_line=True), file=sys.stderr)
+        if args.headless:
+            provider = make_provider(resumable.config)
+            code = anyio.run(resume_headless, resume_runner(resumable, provider))
+        else:
+            code = resume_app(resumable)
+    finally:
+        resumable.store.close()
+    if is_sweep(directory.parent):  # its sweep.json still holds the state before this resume
+        print(f"acausal-tui: this experiment belongs to a sweep: `acausal-tui resume {directory.parent}` "
+              "finishes the sweep and updates its sweep.json", file=sys.stderr)
+    print(directory)
+    return code
+
+
+def resume_app(resumable: Resumable) -> int:
+    """The TUI on the run screen, continuing the experiment at once."""
+    from acausal_tui.app import AcausalApp
+
+    provider = make_provider(resumable.config, on_unknown_price=lambda model: app.warn(
+        f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"))
+    app = AcausalApp(run=resume_runner(resumable, provider),
+                     results_dir=resumable.store.directory.parent)
+    app.run()
+    return app_exit_code(app)
+
+
+def app_exit_code(app: Any) -> int:
+    """The TUI's exit code, as headless: from the run's result when it has one."""
+    live = app.live_screen
+    result = getattr(getattr(live, "view", None), "result", None)
+    if isinstance(result, ExperimentResult):
+        return exit_code(result)
+    return EXIT_BY_STATUS.get(app.status or "", EXIT_OK)
+
+
+def run_app(config: Config) -> int:
+    """The TUI on the run screen, the experiment started at once; exit codes as headless.
+    The provider is made first, so a missing API key exits 2 before the app opens."""
+    from acausal_tui.app import AcausalApp, experiment_runner
+
+    provider = make_provider(config, on_unknown_price=lambda model: app.warn(
+        f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"))
+    app = AcausalApp(run=experiment_runner(config, provider), results_dir=Path(config.results_dir))
+    app.run()
+    if app.directory is not None:
+        print(app.directory)
+    return app_exit_code(app)
+
+
+def browse_app(results_dir: Path) -> int:
+    from acausal_tui.app import AcausalApp
+
+    results_dir = Path(os.path.expanduser(results_dir))
+    if not results_dir.is_dir():
+        raise UsageError(f"--results-dir: {results_dir} is not a directory (no experiments there)")
+    app = AcausalApp(results_dir=results_dir)
+    app.run()
+    return EXIT_ABORTED if app.signalled else EXIT_OK
