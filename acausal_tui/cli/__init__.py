@@ -1,7 +1,6 @@
 """The command line: parse the subcommand and its flags, dispatch it, and turn every
 user-facing failure (`engine.errors.AcausalError`) into one line and its exit code."""
 
-import importlib.metadata
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,13 +9,12 @@ import anyio
 
 from acausal_tui.cli import common, research
 from acausal_tui.cli.common import (
+    COMMANDS,
     EXIT_ABORTED,
     EXIT_FAILED,
-    Parser,
     UsageError,
-    add_run_options,
+    build_parser,
     check_terminal,
-    number,
     overrides_from,
 )
 from acausal_tui.cli.run import (
@@ -33,39 +31,6 @@ from engine.textsafe import visible
 # What other modules and tests use from `acausal_tui.cli`.
 __all__ = ["UsageError", "app_exit_code", "build_parser", "check_terminal", "main", "overrides_from",
            "run_headless"]
-
-COMMANDS = ("run", "browse", "resume", "sweep", "export", "audit")
-
-
-def build_parser() -> Parser:
-    parser = Parser(prog="acausal-tui", description="Run and browse acausal cooperation experiments. "
-                    "With no command: run (a new experiment in the TUI).")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
-    sub = parser.add_subparsers(dest="command", parser_class=Parser)
-    add_run_options(sub.add_parser("run", help="start a new experiment (the default)"))
-    browse = sub.add_parser("browse", help="open the experiment browser")
-    browse.add_argument("--results-dir", metavar="DIR", default="results",
-                        help="the results directory (default results)")
-    resume = sub.add_parser("resume", help="continue an interrupted experiment, or finish a sweep")
-    resume.add_argument("directory", metavar="EXP_DIR|SWEEP_DIR",
-                        help="the experiment's or the sweep's directory")
-    resume.add_argument("--headless", action="store_true",
-                        help="no UI: progress on stderr, the result directory on stdout")
-    resume.add_argument("--max-cost", type=number, metavar="USD",
-                        help="a new cost budget (the budget counts what was already spent)")
-    resume.add_argument("--allow-insecure", action="store_true",
-                        help="allow sending the API key over plain http:// to a remote host")
-    audit = sub.add_parser("audit", help="re-read an experiment's decision replies with the current parsing rules")
-    audit.add_argument("directory", metavar="EXP_DIR")
-    research.add_commands(sub)
-    return parser
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("acausal-tui")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

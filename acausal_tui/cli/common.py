@@ -1,7 +1,8 @@
-"""What every subcommand shares: exit codes from results, the flag parser and run options,
-signals that abort a run, and the terminal check."""
+"""What every subcommand shares: the flag parser (also the new-experiment form's checker),
+exit codes from results, signals that abort a run, and the terminal check."""
 
 import argparse
+import importlib.metadata
 import math
 import os
 import signal
@@ -22,6 +23,7 @@ from engine.errors import (
     UsageError,
 )
 from engine.models import ExperimentResult
+from engine.sweep import DEFAULT_SEEDS, MAX_SEEDS
 
 __all__ = ["EXIT_ABORTED", "EXIT_BUDGET", "EXIT_FAILED", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "UsageError"]
 
@@ -128,3 +130,50 @@ def check_terminal() -> None:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the TUI needs a terminal (stdin and stdout are not one); "
                          "use --headless for a run without it")
+
+
+COMMANDS = ("run", "browse", "resume", "sweep", "export", "audit")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="acausal-tui", description="Run and browse acausal cooperation experiments. "
+                    "With no command: run (a new experiment in the TUI).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+    add_run_options(sub.add_parser("run", help="start a new experiment (the default)"))
+    browse = sub.add_parser("browse", help="open the experiment browser")
+    browse.add_argument("--results-dir", metavar="DIR", default="results",
+                        help="the results directory (default results)")
+    resume = sub.add_parser("resume", help="continue an interrupted experiment, or finish a sweep")
+    resume.add_argument("directory", metavar="EXP_DIR|SWEEP_DIR",
+                        help="the experiment's or the sweep's directory")
+    resume.add_argument("--headless", action="store_true",
+                        help="no UI: progress on stderr, the result directory on stdout")
+    resume.add_argument("--max-cost", type=number, metavar="USD",
+                        help="a new cost budget (the budget counts what was already spent)")
+    resume.add_argument("--allow-insecure", action="store_true",
+                        help="allow sending the API key over plain http:// to a remote host")
+    audit = sub.add_parser("audit", help="re-read an experiment's decision replies with the current parsing rules")
+    audit.add_argument("directory", metavar="EXP_DIR")
+    add_research_commands(sub)
+    return parser
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("acausal-tui")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def add_research_commands(sub: argparse._SubParsersAction) -> None:
+    sweep = sub.add_parser("sweep", help="run every condition with K seeds, concurrently")
+    add_run_options(sweep)
+    sweep.add_argument("--conditions", default="baseline,identity", metavar="A,B,...",
+                       help="conditions to compare, e.g. baseline,identity,identity+labels=shuffled")
+    sweep.add_argument("--seeds", type=positive_int, default=DEFAULT_SEEDS, metavar="K",
+                       help=f"seeds per condition: S, S+1, ..., S+K-1 with S = --seed (at most {MAX_SEEDS})")
+    export = sub.add_parser("export", help="write tidy CSV tables of an experiment or a sweep")
+    export.add_argument("directory", metavar="DIR")
+    export.add_argument("--format", choices=["csv"], default="csv")
+    export.add_argument("--out", metavar="OUTDIR", help="default: DIR/export")

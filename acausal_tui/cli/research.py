@@ -15,9 +15,7 @@ from acausal_tui.cli.common import (
     EXIT_OK,
     UsageError,
     abort_on_signals,
-    add_run_options,
     overrides_from,
-    positive_int,
 )
 from engine.audit import audit_experiment
 from engine.errors import ExportError
@@ -28,8 +26,6 @@ from engine.providers.factory import api_key_for, make_provider
 from engine.stats import Interval
 from engine.store import check_results_dir
 from engine.sweep import (
-    DEFAULT_SEEDS,
-    MAX_SEEDS,
     SWEEP_FILE,
     ExperimentDone,
     ExperimentEvent,
@@ -48,19 +44,6 @@ from engine.sweep import (
     run_sweep,
 )
 from engine.textsafe import visible
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    sweep = sub.add_parser("sweep", help="run every condition with K seeds, concurrently")
-    add_run_options(sweep)
-    sweep.add_argument("--conditions", default="baseline,identity", metavar="A,B,...",
-                       help="conditions to compare, e.g. baseline,identity,identity+labels=shuffled")
-    sweep.add_argument("--seeds", type=positive_int, default=DEFAULT_SEEDS, metavar="K",
-                       help=f"seeds per condition: S, S+1, ..., S+K-1 with S = --seed (at most {MAX_SEEDS})")
-    export = sub.add_parser("export", help="write tidy CSV tables of an experiment or a sweep")
-    export.add_argument("directory", metavar="DIR")
-    export.add_argument("--format", choices=["csv"], default="csv")
-    export.add_argument("--out", metavar="OUTDIR", help="default: DIR/export")
 
 
 def percent(value: float | None) -> str:
