@@ -65,7 +65,11 @@ SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class AcausalApp(App[None]):
-    CSS_PATH = "app.tcss"
+    # app.tcss: what screens share, the run screen and the dialogs; then one file per screen
+    # beside it. Listed here, not in each screen's CSS_PATH: Textual never reads the CSS_PATH
+    # of the screen an app opens on (its default screen).
+    CSS_PATH = ["app.tcss", *(f"screens/{name}.tcss" for name in
+                              ("browser", "compare", "experiment", "new_run", "sweep", "transcript"))]
     TITLE = "acausal-tui"
     COMMANDS = App.COMMANDS | {DeskCommands}
     BINDINGS = [

@@ -177,7 +177,7 @@ class ExperimentTable(DataTable):
 
 
 class BrowserScreen(Screen):
-    DEFAULT_CSS = "BrowserScreen #browser-filter { display: none; }"
+    # Its CSS: browser.tcss beside this file (loaded by the app's CSS_PATH).
     AUTO_FOCUS = "#experiments"
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),

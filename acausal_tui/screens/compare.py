@@ -150,16 +150,7 @@ def sweep_title(r: SweepResult) -> Text:
 
 
 class CompareScreen(Screen):
-    DEFAULT_CSS = """
-    CompareScreen #compare-title { height: auto; padding: 0 1; background: $boost; }
-    CompareScreen #compare-metrics { height: auto; max-height: 16; }
-    CompareScreen #compare-rounds-row { height: auto; }
-    CompareScreen #compare-rounds { width: 1fr; height: auto; max-height: 14; }
-    CompareScreen #compare-charts { width: 1fr; height: auto; }
-    CompareScreen #compare-charts CoopChart { height: 6; }
-    CompareScreen .chart-label { height: 1; padding: 0 1; }
-    CompareScreen #compare-experiments { height: auto; max-height: 14; }
-    """
+    # Its CSS: compare.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [Binding("escape", "back", "Back", id="back")]
 
     def __init__(self, loaded: LoadedSweep) -> None:

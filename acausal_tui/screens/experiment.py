@@ -56,10 +56,7 @@ def check_strategies(strategies: list[StrategyRecord], agents: int) -> None:
 
 
 class ExperimentScreen(Screen):
-    DEFAULT_CSS = """
-    ExperimentScreen #tabs { height: 1fr; }
-    ExperimentScreen .view-status { height: auto; padding: 0 1; display: none; }
-    """
+    # Its CSS: experiment.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),
         *(Binding(str(n), f"tab('{tab}')", tab.capitalize(), id=f"tab_{tab}")

@@ -109,16 +109,7 @@ def validate(kind: str, values: dict[str, str], env: dict[str, str] | None = Non
 
 
 class NewRunScreen(Screen):
-    DEFAULT_CSS = """
-    NewRunScreen #form { height: 1fr; padding: 0 1; }
-    NewRunScreen .field { height: 1; margin-bottom: 0; }
-    NewRunScreen .field Label { width: 16; }
-    NewRunScreen .field Input, NewRunScreen .field Select { width: 1fr; }
-    NewRunScreen #form-title { height: auto; padding: 0 1; background: $boost; }
-    NewRunScreen #form-error { height: auto; padding: 0 1; color: $error; }
-    NewRunScreen #form-buttons { height: 1; margin-top: 1; }
-    NewRunScreen #form-buttons Button { margin-right: 2; }
-    """
+    # Its CSS: new_run.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [
         Binding("escape", "back", "Cancel", id="cancel"),
         Binding("ctrl+s", "start", "Start", id="start"),

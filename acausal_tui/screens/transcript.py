@@ -229,10 +229,7 @@ def open_game(screen: Screen, directory: Path, round: int, game_id: str) -> None
 class GamePicker(ModalScreen[None]):
     """The live feed's recent games, newest first: enter opens one's transcript."""
 
-    DEFAULT_CSS = """
-    GamePicker { align: center middle; }
-    GamePicker OptionList { width: 90%; height: 80%; border: thick $primary; }
-    """
+    # Its CSS: transcript.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [Binding("escape", "dismiss", "Close", id="close")]
 
     def __init__(self, directory: Path, games: list[tuple[GameResult, str, str]], reveal: bool) -> None:
@@ -262,10 +259,7 @@ class GamePicker(ModalScreen[None]):
 class ReportScreen(ModalScreen[None]):
     """A long plain-text report (e.g. an audit), shown literally and scrollable; c copies it."""
 
-    DEFAULT_CSS = """
-    ReportScreen { align: center middle; }
-    ReportScreen VerticalScroll { width: 90%; height: 85%; border: thick $primary; background: $surface; }
-    """
+    # Its CSS: transcript.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [Binding("escape", "dismiss", "Close", id="close"), Binding("c", "copy", "Copy", id="copy")]
 
     def __init__(self, title: str, text: str) -> None:
