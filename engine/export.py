@@ -2,7 +2,7 @@
 
 Cells: empty = null; booleans `true`/`false`; floats written so they read back exactly;
 lists joined with `;`. Every table starts with experiment_id, condition, seed, so the
-tables of a sweep's experiments stack into one file each. The columns are in the README."""
+tables of a sweep's experiments stack into one file each. The columns are in docs/results.md."""
 
 import csv
 import io

@@ -206,7 +206,7 @@ class Manifest(Record):
     agents: list[AgentInfo]
     end_time: str | None = None
     message: str | None = None
-    warnings: list[str] = []  # design caveats the researcher should know (README: Conditions)
+    warnings: list[str] = []  # design caveats the researcher should know (docs/results.md)
     schema_version: int = SCHEMA_VERSION
 
 
