@@ -23,7 +23,7 @@ async def test_a_run_of_unreadable_replies_shows_invalid_no_rate_and_exits_4(run
         await pilot.pause()
         screen = app.screen_stack[0]
         assert isinstance(screen, RunScreen)
-        final = str(app.screen.query_one("#final", Static).content)
+        final = str(app.screen.query_one("#final-text", Static).content)
         assert "SIMULATED INVALID: fallback moves 100% > 5%" in final
         assert "fallback moves 100.0% · follow-ups 0.0%" in final
         assert INDICATORS_NOTE in final
@@ -59,7 +59,7 @@ async def test_a_valid_run_says_valid_and_exits_0(run_app):
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
-        final = str(app.screen.query_one("#final", Static).content)
+        final = str(app.screen.query_one("#final-text", Static).content)
         assert "SIMULATED valid\n" in final
         code = app_exit_code(app)
         directory = Path(app.directory)
