@@ -11,6 +11,7 @@ from acausal_tui.screens.browser import row
 from acausal_tui.screens.experiment import ExperimentScreen
 from acausal_tui.screens.run import RunScreen
 from engine.analysis import INDICATORS_NOTE
+from engine.index import entry_from
 from engine.store import load_experiment
 from tests.support.fakes import FakeProvider, strategy_or
 from tests.tui.conftest import SIZE, screen_text
@@ -23,7 +24,7 @@ async def test_a_run_of_unreadable_replies_shows_invalid_no_rate_and_exits_4(run
         await pilot.pause()
         screen = app.screen_stack[0]
         assert isinstance(screen, RunScreen)
-        final = str(app.screen.query_one("#final", Static).content)
+        final = str(app.screen.query_one("#final-text", Static).content)
         assert "SIMULATED INVALID: fallback moves 100% > 5%" in final
         assert "fallback moves 100.0% · follow-ups 0.0%" in final
         assert INDICATORS_NOTE in final
@@ -34,7 +35,7 @@ async def test_a_run_of_unreadable_replies_shows_invalid_no_rate_and_exits_4(run
         await pilot.press("q")
     assert app.status == "completed" and code == 4
 
-    cells = [str(cell) for cell in row(load_experiment(directory))]
+    cells = [str(cell) for cell in row(entry_from(load_experiment(directory)), directory, [])]
     assert cells[7] == "— INVALID"
     assert cells[9] == "INVALID: fallback moves 100% > 5%"
 
@@ -59,10 +60,10 @@ async def test_a_valid_run_says_valid_and_exits_0(run_app):
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
-        final = str(app.screen.query_one("#final", Static).content)
+        final = str(app.screen.query_one("#final-text", Static).content)
         assert "SIMULATED valid\n" in final
         code = app_exit_code(app)
         directory = Path(app.directory)
         await pilot.press("q")
     assert code == 0
-    assert str(row(load_experiment(directory))[7]) == "100.0% valid"
+    assert str(row(entry_from(load_experiment(directory)), directory, [])[7]) == "100.0% valid"
