@@ -19,13 +19,10 @@ from engine.errors import (
     EXIT_FAILED,
     EXIT_INVALID,
     EXIT_OK,
-    EXIT_USAGE,
     UsageError,
 )
 from engine.models import ExperimentResult
 from engine.sweep import DEFAULT_SEEDS, MAX_SEEDS
-
-__all__ = ["EXIT_ABORTED", "EXIT_BUDGET", "EXIT_FAILED", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "UsageError"]
 
 EXIT_BY_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "budget_exceeded": EXIT_BUDGET,
                   "aborted": EXIT_ABORTED}
