@@ -23,7 +23,14 @@ from engine.providers.factory import make_provider
 from engine.runner import run_experiment, utc_now
 from engine.stats import RESAMPLES
 from engine.store import ExperimentStore, new_experiment_dir
-from engine.sweep import SweepControl, SweepObserver, SweepPlan, SweepResult, run_sweep
+from engine.sweep import (
+    SweepControl,
+    SweepObserver,
+    SweepPlan,
+    SweepResult,
+    make_providers,
+    run_sweep,
+)
 
 
 def experiment_runner(
@@ -50,7 +57,7 @@ def sweep_runner(plan: SweepPlan, providers: Sequence[Provider] | None = None,
     experiment of `plan.runs()` (default: one per experiment from its config)."""
 
     async def run(observer: SweepObserver, control: SweepControl) -> SweepResult:
-        backends = providers if providers is not None else [make_provider(c) for _, c in plan.runs()]
+        backends = providers if providers is not None else make_providers(plan)
         result, _ = await run_sweep(plan, backends, observer=observer, control=control, resamples=resamples)
         return result
 

@@ -24,7 +24,7 @@ from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET, EXIT_ABORTED = 0, 1, 2, 3, 130
 EXIT_BY_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "budget_exceeded": EXIT_BUDGET,
                   "aborted": EXIT_ABORTED}
-COMMANDS = ("run", "browse", "resume", "sweep", "export")
+COMMANDS = ("run", "browse", "resume", "sweep", "sweep-merge", "export")
 
 
 class UsageError(Exception):
@@ -270,10 +270,12 @@ def dispatch(argv: Sequence[str] | None) -> int:
             return browse_app(Path(args.results_dir))
         if args.command == "resume":
             return resume(args)
-        if args.command in ("sweep", "export"):
+        if args.command in ("sweep", "sweep-merge", "export"):
             from acausal_tui import research
 
-            return research.sweep_command(args) if args.command == "sweep" else research.export_command(args)
+            command = {"sweep": research.sweep_command, "sweep-merge": research.merge_command,
+                       "export": research.export_command}[args.command]
+            return command(args)
         raise UsageError(f"{args.command}: not available yet")
     except (UsageError, ConfigError, ResumeError, LockError) as exc:
         print(f"acausal-tui: error: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ from acausal_tui.cli import (
 from engine.config import ConfigError
 from engine.events import ErrorLogged, RoundSummarised
 from engine.export import ExportError, export_csv
-from engine.providers.factory import make_provider
+from engine.shard import merge_shards, parse_shard
 from engine.stats import Interval
 from engine.store import check_results_dir
 from engine.sweep import (
@@ -31,6 +31,7 @@ from engine.sweep import (
     SweepFinished,
     SweepPlan,
     SweepStarted,
+    make_providers,
     plan_sweep,
     run_sweep,
 )
@@ -43,6 +44,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="conditions to compare, e.g. baseline,identity,identity+labels=shuffled")
     sweep.add_argument("--seeds", type=positive_int, default=5, metavar="K",
                        help=f"seeds per condition: S, S+1, ..., S+K-1 with S = --seed (at most {MAX_SEEDS})")
+    sweep.add_argument("--shard", metavar="I/N",
+                       help="run only the I-th of N slices of the grid (merge them with sweep-merge)")
+    merge = sub.add_parser("sweep-merge", help="combine the finished shards of a sweep into one sweep")
+    merge.add_argument("directories", nargs="+", metavar="DIR", help="the shards' sweep directories")
+    merge.add_argument("--results-dir", metavar="DIR", help="where the merged sweep goes (default: beside the first)")
     export = sub.add_parser("export", help="write tidy CSV tables of an experiment or a sweep")
     export.add_argument("directory", metavar="DIR")
     export.add_argument("--format", choices=["csv"], default="csv")
@@ -108,7 +114,7 @@ class SweepPrinter:
 
 
 async def run_sweep_headless(plan: SweepPlan) -> tuple[int, Path]:
-    providers = [make_provider(config) for _, config in plan.runs()]  # a missing key: exit 2
+    providers = make_providers(plan)  # a missing key: exit 2
     control = SweepControl()
     async with anyio.create_task_group() as tg:
         tg.start_soon(abort_on_signals, control, tg.cancel_scope)
@@ -121,6 +127,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     if args.condition is not None:
         raise UsageError("--condition: a sweep takes --conditions A,B,...")
     plan = plan_sweep(args.config, overrides_from(args), args.conditions, args.seeds)
+    if args.shard is not None:
+        plan.shard = parse_shard(args.shard, len(plan.runs()))
     check_results_dir(Path(plan.base.results_dir))
     if not args.headless:
         return sweep_app(plan)
@@ -141,12 +149,21 @@ def sweep_app(plan: SweepPlan) -> int:
             warned.add(model)
             app.warn(f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)")
 
-    providers = [make_provider(config, on_unknown_price=unknown_price) for _, config in plan.runs()]
+    providers = make_providers(plan, on_unknown_price=unknown_price)
     app = AcausalApp(sweep=sweep_runner(plan, providers), results_dir=Path(plan.base.results_dir))
     app.run()
     if app.directory is not None:
         print(app.directory)
     return EXIT_BY_STATUS.get(app.status or "", EXIT_OK)
+
+
+def merge_command(args: argparse.Namespace) -> int:
+    """Exit 0 when every experiment of the merged sweep completed, else as a sweep would."""
+    result, directory = merge_shards([Path(d) for d in args.directories],
+                                     Path(args.results_dir) if args.results_dir else None)
+    SweepPrinter().on_event(SweepFinished(result, directory))
+    print(directory)
+    return EXIT_BY_STATUS[result.status]
 
 
 def export_command(args: argparse.Namespace) -> int:

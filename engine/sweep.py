@@ -23,6 +23,7 @@ from engine.events import Event
 from engine.limits import Limiter
 from engine.models import AcausalIndicators, ExperimentResult, Status
 from engine.providers.base import Provider
+from engine.providers.factory import make_provider
 from engine.rng import keyed_rng
 from engine.runner import Experiment, utc_now, with_seed
 from engine.stats import CONFIDENCE, RESAMPLES, Interval, bootstrap_mean
@@ -88,6 +89,7 @@ class SweepResult(msgspec.Struct, kw_only=True):
     summary: list[ConditionStats] = []
     differences: list[Difference] = []
     message: str | None = None
+    shard: str | None = None  # "I/N" when this is one slice of a larger grid (engine/shard.py)
     schema_version: int = SWEEP_SCHEMA_VERSION
 
 
@@ -99,15 +101,21 @@ class SweepPlan:
     base: Config  # resolved, seed set: the first seed
     configs: dict[str, Config]  # condition label -> its resolved config (seed set per run)
     seeds: list[int]
+    shard: tuple[int, int] | None = None  # (I, N): run only the I-th of N slices (engine/shard.py)
 
     def runs(self) -> list[tuple[SweepRun, Config]]:
-        """The grid in order: conditions as given, seeds ascending within each."""
-        return [
+        """The grid in order: conditions as given, seeds ascending within each; with a
+        shard, only its slice: every N-th cell starting at the I-th."""
+        grid = [
             (SweepRun(condition=label, seed=seed, directory=run_directory(label, seed)),
              msgspec.structs.replace(config, seed=seed))
             for label, config in self.configs.items()
             for seed in self.seeds
         ]
+        if self.shard is None:
+            return grid
+        index, count = self.shard
+        return grid[index - 1::count]
 
 
 def parse_condition(label: str) -> tuple[str, dict[str, Any]]:
@@ -159,6 +167,18 @@ def plan_sweep(
             raise ConfigError(f"--conditions: {label}: {exc}") from None
     assert base.seed is not None
     return SweepPlan(base=base, configs=configs, seeds=[base.seed + i for i in range(seeds)])
+
+
+def make_providers(plan: SweepPlan, **options: Any) -> list[Provider]:
+    """One provider per experiment of `plan.runs()`, all on one HTTP client whose connection
+    pool is sized to the sweep's shared concurrency limit. ConfigError as make_provider."""
+    client = None
+    if plan.base.provider.name != "simulated" and "transport" not in options:
+        from engine.providers.openai_compat import SharedClient
+
+        client = SharedClient(plan.base.provider.max_concurrency)
+        options["client"] = client
+    return [make_provider(config, **options) for _, config in plan.runs()]
 
 
 def new_sweep_dir(results_dir: Path, now: datetime) -> Path:
@@ -311,6 +331,7 @@ async def run_sweep(
         config=base,
         bootstrap=Bootstrap(resamples=resamples, confidence=CONFIDENCE, seed=base.seed),
         experiments=[run for run, _ in grid],
+        shard=None if plan.shard is None else f"{plan.shard[0]}/{plan.shard[1]}",
     )
     saving = anyio.Lock()
 

@@ -2,7 +2,6 @@
 
 import random
 import time
-from itertools import pairwise
 
 import anyio
 import pytest
