@@ -2,6 +2,7 @@
 
 Data flow: config -> runner -> (gateway/provider, game, analysis) -> store."""
 
+import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -273,12 +274,10 @@ class Experiment:
     async def play_round(self, round: int) -> None:
         started = time.monotonic()
         self.notify(RoundStarted(round, self.config.rounds))
-        strategies = await self.strategy_phase(round)
-        if self.gateway.budget_exceeded:
+        played = await self.play_phases(round)
+        if played is None:
             return
-        games = await self.game_phase(round)
-        if games is None:
-            return
+        strategies, games = played
         self.check_decisions_reached_a_model(round, games)
         scores = [0.0] * self.n
         for g in games:
@@ -309,32 +308,82 @@ class Experiment:
         overall = moves.count("COOPERATE") / len(moves) if moves else 0.0
         self.notify(RoundSummarised(summary, overall, self.config.rounds))
 
-    # -- strategies -------------------------------------------------------------------
+    # -- strategies and games, pipelined ----------------------------------------------
 
-    async def strategy_phase(self, round: int) -> list[StrategyRecord]:
+    async def play_phases(self, round: int) -> tuple[list[StrategyRecord], list[GameResult]] | None:
+        """The strategies and games of one round, pipelined: a player's moves are queued as
+        soon as its own strategy is in (a decision needs only its player's strategy and
+        history), and a pool of workers, as many as the concurrency limit, takes queued
+        moves in turn, building each prompt only when it takes the move. So the first
+        decisions start while other strategies are still being written, and a round holds at
+        most one prompt per worker however many agents play. A player whose strategy is not
+        fresh (carried over, fallback) waits until every strategy is in, so a dead endpoint
+        still stops the run before any decision is asked for. Observers see the same order as
+        ever: StrategyCollected events, PhaseStarted("games"), then GameFinished events
+        (games that finish earlier are held back until then). None when the budget stopped
+        the round part-way."""
         self.notify(PhaseStarted(round, "strategies", self.n))
+        pairs = game.pairings(self.n)
+        moves_of: list[list[tuple[int, int]]] = [[] for _ in range(self.n)]  # (game k, slot)
+        for k, (i, j) in enumerate(pairs, start=1):
+            moves_of[i].append((k, 0))
+            moves_of[j].append((k, 1))
         records: dict[int, StrategyRecord] = {}
+        waiting: list[int] = []  # players with a non-fresh strategy, queued once all are in
+        queue_in, queue_out = anyio.create_memory_object_stream[tuple[int, int]](math.inf)
+        games = GameBook(self, round, pairs)
+
+        def queue(player: int) -> None:
+            for move in moves_of[player]:
+                queue_in.send_nowait(move)
 
         async def collect(agent: AgentInfo) -> None:
             try:
-                records[agent.id] = await self.write_strategy(round, agent)
+                record = await self.write_strategy(round, agent)
             except BudgetExceeded:
                 return
-            self.notify(StrategyCollected(records[agent.id]))
+            records[agent.id] = self.state.strategies[agent.id] = record
+            self.notify(StrategyCollected(record))
+            if record.kind == "scripted" or analysis.is_fresh(record):
+                queue(agent.id)
+            else:
+                waiting.append(agent.id)
 
-        async with anyio.create_task_group() as tg:
-            for agent in self.agents:
-                tg.start_soon(collect, agent)
-        ordered = [records[a.id] for a in self.agents if a.id in records]
-        for record in ordered:
-            self.state.strategies[record.agent_id] = record
-        llm = [r for r in ordered if r.kind == "llm"]
+        async def strategies() -> None:
+            with queue_in:
+                async with anyio.create_task_group() as tg:
+                    for agent in self.agents:
+                        tg.start_soon(collect, agent)
+                self.check_strategies_reached_a_model(round, records)
+                for player in sorted(waiting):
+                    queue(player)
+            self.notify(PhaseStarted(round, "games", len(pairs)))
+            games.release_events()
+
+        async def worker() -> None:
+            async for k, slot in queue_out:
+                await games.play_move(k, slot)
+
+        with queue_out:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(strategies)
+                for _ in range(min(self.config.provider.max_concurrency, 2 * len(pairs))):
+                    tg.start_soon(worker)
+        if self.gateway.budget_exceeded or len(records) < self.n:
+            return None
+        results = games.results()
+        if results is None:
+            return None
+        return [records[a.id] for a in self.agents], results
+
+    def check_strategies_reached_a_model(self, round: int, records: dict[int, StrategyRecord]) -> None:
+        """Strategies that are all stand-ins because no call got through are not data: stop."""
+        llm = [r for r in records.values() if r.kind == "llm"]
         if llm and not self.gateway.budget_exceeded and not any(map(analysis.is_fresh, llm)):
             raise FatalCallError(
                 f"every strategy call of round {round} failed (last: {self.last_call_error}); "
                 "check the base URL, the model ids and the key, then resume"
             )
-        return ordered
 
     async def write_strategy(self, round: int, agent: AgentInfo) -> StrategyRecord:
         if agent.kind == "scripted":
@@ -395,48 +444,6 @@ class Experiment:
         if self.window is not None:
             lines = [item for item in lines if item[0] >= round - self.window]
         return "\n".join(line for _, line in lines)
-
-    async def game_phase(self, round: int) -> list[GameResult] | None:
-        """Play every pair once. None when the budget stopped the round part-way."""
-        pairs = game.pairings(self.n)
-        self.notify(PhaseStarted(round, "games", len(pairs)))
-        self._label_cache = {k: v for k, v in self._label_cache.items() if k[1] is None}
-        histories = {a.id: self.history_text(a.id, round) for a in self.agents if a.kind == "llm"}
-        player_labels = round_player_labels(self.seed, round, self.n)
-        results: list[GameResult | None] = [None] * len(pairs)
-        moves: list[list[tuple[Action, str | None] | None]] = [[None, None] for _ in pairs]
-
-        def finish_game(k: int, i: int, j: int) -> None:
-            (a1, f1), (a2, f2) = moves[k - 1]  # type: ignore[misc]
-            p1, p2 = self.state.powers[i], self.state.powers[j]
-            pay1, pay2 = game.payoffs(a1, a2, p1, p2, self.config.power.dynamics)
-            result = GameResult(
-                game_id=f"r{round}_g{k}", round=round, player1_id=i, player2_id=j,
-                player1_action=a1, player2_action=a2, player1_payoff=pay1, player2_payoff=pay2,
-                player1_power_before=p1, player2_power_before=p2, player1_fallback=f1,
-                player2_fallback=f2, timestamp=now_iso(),
-            )
-            results[k - 1] = result
-            self.notify(GameFinished(result, player_labels[i], player_labels[j]))
-
-        async def move(k: int, slot: int, i: int, j: int) -> None:
-            """One player's move; the second move to finish completes the game. Both moves
-            of every game are tasks of one group, decided independently and concurrently."""
-            me, other = (i, j) if slot == 0 else (j, i)
-            try:
-                moves[k - 1][slot] = await self.decide(round, k, slot + 1, me, other, histories.get(me, ""))
-            except BudgetExceeded:
-                return  # this game stays unplayed; the round is not saved
-            if None not in moves[k - 1]:
-                finish_game(k, i, j)
-
-        async with anyio.create_task_group() as tg:
-            for k, (i, j) in enumerate(pairs, start=1):
-                tg.start_soon(move, k, 0, i, j)
-                tg.start_soon(move, k, 1, i, j)
-        if any(r is None for r in results):
-            return None
-        return results  # type: ignore[return-value]
 
     async def decide(
         self, round: int, k: int, player: int, me: int, other: int, history: str
@@ -509,6 +516,69 @@ class Experiment:
                 if self.agents[me].kind == "llm":
                     label = self.labels_for(me, round)[other]
                     state.history_lines[me].append((round, history_line(round, label, mine, theirs)))
+
+
+class GameBook:
+    """The games of one round as their moves come in: each move decided with its player's
+    history (built once per player, when first needed), each game recorded when its second
+    move is in, GameFinished held back until the round's strategies are all in."""
+
+    def __init__(self, experiment: Experiment, round: int, pairs: list[tuple[int, int]]) -> None:
+        self.experiment = experiment
+        self.round = round
+        self.pairs = pairs
+        self.labels = round_player_labels(experiment.seed, round, experiment.n)
+        self.moves: list[list[tuple[Action, str | None] | None]] = [[None, None] for _ in pairs]
+        self.games: list[GameResult | None] = [None] * len(pairs)
+        self.histories: dict[int, str] = {}
+        self.held: list[GameFinished] | None = []  # None once released
+        experiment._label_cache = {k: v for k, v in experiment._label_cache.items() if k[1] is None}
+
+    def history(self, player: int) -> str:
+        if player not in self.histories:
+            llm = self.experiment.agents[player].kind == "llm"
+            self.histories[player] = self.experiment.history_text(player, self.round) if llm else ""
+        return self.histories[player]
+
+    async def play_move(self, k: int, slot: int) -> None:
+        """One player's move; the second move to finish completes the game."""
+        i, j = self.pairs[k - 1]
+        me, other = (i, j) if slot == 0 else (j, i)
+        try:
+            move = await self.experiment.decide(self.round, k, slot + 1, me, other, self.history(me))
+        except BudgetExceeded:
+            return  # this game stays unplayed; the round is not saved
+        self.moves[k - 1][slot] = move
+        if None not in self.moves[k - 1]:
+            self.finish(k, i, j)
+
+    def finish(self, k: int, i: int, j: int) -> None:
+        e = self.experiment
+        (a1, f1), (a2, f2) = self.moves[k - 1]  # type: ignore[misc]
+        p1, p2 = e.state.powers[i], e.state.powers[j]
+        pay1, pay2 = game.payoffs(a1, a2, p1, p2, e.config.power.dynamics)
+        result = GameResult(
+            game_id=f"r{self.round}_g{k}", round=self.round, player1_id=i, player2_id=j,
+            player1_action=a1, player2_action=a2, player1_payoff=pay1, player2_payoff=pay2,
+            player1_power_before=p1, player2_power_before=p2, player1_fallback=f1,
+            player2_fallback=f2, timestamp=now_iso(),
+        )
+        self.games[k - 1] = result
+        event = GameFinished(result, self.labels[i], self.labels[j])
+        if self.held is None:
+            e.notify(event)
+        else:
+            self.held.append(event)
+
+    def release_events(self) -> None:
+        for event in self.held or []:
+            self.experiment.notify(event)
+        self.held = None
+
+    def results(self) -> list[GameResult] | None:
+        if any(g is None for g in self.games):
+            return None
+        return self.games  # type: ignore[return-value]
 
 
 def design_warnings(condition: Condition, agents: list[AgentInfo]) -> list[str]:
