@@ -15,6 +15,7 @@ import msgspec
 
 from engine import analysis, game
 from engine.agents import scripted
+from engine.calllog import CallLog
 from engine.calls import Budget, BudgetExceeded, CallFailed, CallGateway, FatalCallError, now_iso
 from engine.conditions import Condition, history_window, resolve_condition
 from engine.config import Config
@@ -161,6 +162,7 @@ class Experiment:
                 "cannot bound it (set provider.prices)",
                 model=model,
             )
+        self.call_log = CallLog(store.append_calls)
         self.gateway = CallGateway(
             provider,
             self.control,
@@ -168,7 +170,7 @@ class Experiment:
             limiter=limiter or Limiter(config.provider.rpm, config.provider.max_concurrency),
             budget_usd=config.provider.max_cost_usd,
             budget=budget,
-            log_call=store.append_call,
+            log_call=self.call_log.add,
             notify=self.notify,
         )
         self.manifest = Manifest(
@@ -235,6 +237,10 @@ class Experiment:
         return result
 
     def finish(self, status: Status, message: str | None) -> ExperimentResult:
+        try:
+            self.call_log.flush()
+        except OSError as exc:
+            status, message = "failed", f"cannot write the results: {exc}"
         end = now_iso()
         for agent in self.agents:
             agent.final_power = self.state.powers[agent.id]
@@ -295,6 +301,7 @@ class Experiment:
             round_to_ms(time.monotonic() - started),
         )
         with anyio.CancelScope(shield=True):  # a round is saved whole or not at all
+            self.call_log.flush()  # a round's files never reach the disk before its calls
             await anyio.to_thread.run_sync(self.store.write_round, round, strategies, games, summary)
             # the state takes the round only once its files are written, so a failed write
             # leaves the result consistent with the files (the similarity corpus aside)
