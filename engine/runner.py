@@ -5,10 +5,12 @@ Data flow: config -> runner -> (gateway/provider, game, analysis) -> store."""
 import math
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio
 import msgspec
@@ -63,6 +65,7 @@ from engine.providers.base import ChatRequest, Message, Provider
 from engine.rng import keyed_rng
 from engine.store import ExperimentStore
 
+T = TypeVar("T")
 CALL_FAILED = "call failed"  # how a fallback reason says no reply came back at all
 DECISION_TRIES = 3  # the first ask + 2 follow-up turns when the reply is ambiguous
 
@@ -233,14 +236,17 @@ class Experiment:
             self.error("internal", message)
         finally:
             with anyio.CancelScope(shield=True):
-                result = self.finish(status or "aborted", message or "cancelled")
+                try:
+                    self.call_log.flush()
+                except OSError as exc:
+                    status, message = "failed", f"cannot write the results: {exc}"
+                # off the loop: the indicators over every game take tenths of a second at 100 agents
+                result = await off_loop(self.finish, status or "aborted", message or "cancelled")
+            self.notify(RunFinished(result, self.store.directory))
         return result
 
     def finish(self, status: Status, message: str | None) -> ExperimentResult:
-        try:
-            self.call_log.flush()
-        except OSError as exc:
-            status, message = "failed", f"cannot write the results: {exc}"
+        """The result and the final manifest, written (runs in a worker thread)."""
         end = now_iso()
         for agent in self.agents:
             agent.final_power = self.state.powers[agent.id]
@@ -274,7 +280,6 @@ class Experiment:
             self.manifest, status=status, end_time=end, message=result.message, agents=self.agents
         )
         self.store.write_manifest(self.manifest)
-        self.notify(RunFinished(result, self.store.directory))
         return result
 
     async def play_round(self, round: int) -> None:
@@ -291,13 +296,17 @@ class Experiment:
             scores[g.player2_id] += g.player2_payoff
         state = self.state
         powers = game.update_powers(state.powers, scores) if self.config.power.dynamics else state.powers
-        summary = analysis.summarize_round(
+        # The round's bookkeeping runs in a worker thread: at 100 agents it takes tenths of a
+        # second, which would freeze a UI sharing the event loop (the round's tasks are done).
+        similarity = await off_loop(state.similarity.add_round, analysis.llm_strategy_texts(strategies))
+        summary = await off_loop(
+            analysis.summarize_round,
             round,
             games,
             self.n,
             list(powers),
             round_player_labels(self.seed, round, self.n),
-            state.similarity.add_round(analysis.llm_strategy_texts(strategies)),
+            similarity,
             round_to_ms(time.monotonic() - started),
         )
         with anyio.CancelScope(shield=True):  # a round is saved whole or not at all
@@ -307,12 +316,11 @@ class Experiment:
             # leaves the result consistent with the files (the similarity corpus aside)
             state.powers = powers
             state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]
-            self.record_history(round, games)
+            await off_loop(self.record_history, round, games)
             state.all_strategies += strategies
             state.all_games += games
             state.summaries.append(summary)
-        moves = [a for g in state.all_games for a in (g.player1_action, g.player2_action)]
-        overall = moves.count("COOPERATE") / len(moves) if moves else 0.0
+        overall = await off_loop(cooperation_rate, state.all_games)
         self.notify(RoundSummarised(summary, overall, self.config.rounds))
 
     # -- strategies and games, pipelined ----------------------------------------------
@@ -597,6 +605,16 @@ def design_warnings(condition: Condition, agents: list[AgentInfo]) -> list[str]:
                 "copies of the same model, which is false for this population (scripted agents "
                 "or several models)"]
     return []
+
+
+async def off_loop(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a worker thread; the event loop (and a UI on it) keeps running."""
+    return await anyio.to_thread.run_sync(function, *args)
+
+
+def cooperation_rate(games: list[GameResult]) -> float:
+    moves = [a for g in games for a in (g.player1_action, g.player2_action)]
+    return moves.count("COOPERATE") / len(moves) if moves else 0.0
 
 
 def round_to_ms(seconds: float) -> float:
