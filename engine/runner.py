@@ -2,9 +2,10 @@
 
 Data flow: config -> runner -> (gateway/provider, game, analysis) -> store."""
 
-import math
+import heapq
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -345,12 +346,11 @@ class Experiment:
             moves_of[j].append((k, 1))
         records: dict[int, StrategyRecord] = {}
         waiting: list[int] = []  # players with a non-fresh strategy, queued once all are in
-        queue_in, queue_out = anyio.create_memory_object_stream[tuple[int, int]](math.inf)
+        ready = MoveQueue()
         games = GameBook(self, round, pairs)
 
         def queue(player: int) -> None:
-            for move in moves_of[player]:
-                queue_in.send_nowait(move)
+            ready.put(moves_of[player])
 
         async def collect(agent: AgentInfo) -> None:
             try:
@@ -365,25 +365,26 @@ class Experiment:
                 waiting.append(agent.id)
 
         async def strategies() -> None:
-            with queue_in:
+            try:
                 async with anyio.create_task_group() as tg:
                     for agent in self.agents:
                         tg.start_soon(collect, agent)
                 self.check_strategies_reached_a_model(round, records)
                 for player in sorted(waiting):
                     queue(player)
+            finally:
+                ready.close()
             self.notify(PhaseStarted(round, "games", len(pairs)))
             games.release_events()
 
         async def worker() -> None:
-            async for k, slot in queue_out:
-                await games.play_move(k, slot)
+            while (move := await ready.get()) is not None:
+                await games.play_move(*move)
 
-        with queue_out:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(strategies)
-                for _ in range(min(self.config.provider.max_concurrency, 2 * len(pairs))):
-                    tg.start_soon(worker)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(strategies)
+            for _ in range(min(self.config.provider.max_concurrency, 2 * len(pairs))):
+                tg.start_soon(worker)
         if self.gateway.budget_exceeded or len(records) < self.n:
             return None
         results = games.results()
@@ -531,6 +532,37 @@ class Experiment:
                 if self.agents[me].kind == "llm":
                     label = self.labels_for(me, round)[other]
                     state.history_lines[me].append((round, history_line(round, label, mine, theirs)))
+
+
+class MoveQueue:
+    """The moves ready to be decided, as (game k, slot): the lowest game first, so games
+    complete in about their order and a game's second move is not left waiting behind
+    other players' moves. `get` waits for one, or returns None once closed and empty."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int]] = []
+        self._waiting: deque[anyio.Event] = deque()
+        self._closed = False
+
+    def put(self, moves: list[tuple[int, int]]) -> None:
+        for move in moves:
+            heapq.heappush(self._heap, move)
+        for _ in range(min(len(moves), len(self._waiting))):
+            self._waiting.popleft().set()
+
+    def close(self) -> None:
+        self._closed = True
+        while self._waiting:
+            self._waiting.popleft().set()
+
+    async def get(self) -> tuple[int, int] | None:
+        while not self._heap:
+            if self._closed:
+                return None
+            woken = anyio.Event()
+            self._waiting.append(woken)
+            await woken.wait()
+        return heapq.heappop(self._heap)
 
 
 class GameBook:

@@ -118,3 +118,26 @@ async def test_no_decision_is_asked_for_when_every_strategy_call_fails(make_conf
     result = await run_experiment(make_config(agents=4, rounds=1), provider=provider)
     assert result.status == "failed" and "every strategy call of round 1 failed" in (result.message or "")
     assert not [r for r in provider.requests if r.key.startswith("decision/")]
+
+
+async def test_the_move_queue_hands_out_the_lowest_game_first_and_ends_when_closed():
+    from engine.runner import MoveQueue
+
+    queue = MoveQueue()
+    queue.put([(5, 0), (2, 1), (9, 0)])
+    queue.put([(1, 0)])
+    assert [await queue.get() for _ in range(4)] == [(1, 0), (2, 1), (5, 0), (9, 0)]
+    got: list[tuple[int, int] | None] = []
+
+    async def take() -> None:
+        got.append(await queue.get())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take)
+        tg.start_soon(take)
+        await anyio.sleep(0.01)  # both wait on the empty queue
+        queue.put([(3, 1)])
+        await anyio.sleep(0.01)
+        assert got == [(3, 1)]
+        queue.close()  # the other one ends
+    assert got == [(3, 1), None]
