@@ -528,8 +528,9 @@ class Experiment:
                 (g.player1_id, g.player2_id, g.player1_action, g.player2_action),
                 (g.player2_id, g.player1_id, g.player2_action, g.player1_action),
             ):
-                state.pair_history.setdefault((me, other), []).append((mine, theirs))
-                if self.agents[me].kind == "llm":
+                if self.agents[me].kind == "scripted":  # only scripted agents read it
+                    state.pair_history.setdefault((me, other), []).append((mine, theirs))
+                else:
                     label = self.labels_for(me, round)[other]
                     state.history_lines[me].append((round, history_line(round, label, mine, theirs)))
 
