@@ -5,6 +5,7 @@ import gc
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -21,7 +22,6 @@ from engine.models import ExperimentResult
 from engine.providers.base import Provider
 from engine.providers.factory import make_provider
 from engine.runner import run_experiment, utc_now
-from engine.stats import RESAMPLES
 from engine.store import ExperimentStore, new_experiment_dir
 from engine.sweep import (
     SweepControl,
@@ -31,6 +31,7 @@ from engine.sweep import (
     make_providers,
     run_sweep,
 )
+from engine.textsafe import visible
 
 
 def experiment_runner(
@@ -51,14 +52,13 @@ def experiment_runner(
     return run
 
 
-def sweep_runner(plan: SweepPlan, providers: Sequence[Provider] | None = None,
-                 resamples: int = RESAMPLES) -> SweepFn:
+def sweep_runner(plan: SweepPlan, providers: Sequence[Provider] | None = None) -> SweepFn:
     """The coroutine the sweep screen starts as its worker. `providers[i]` serves the i-th
     experiment of `plan.runs()` (default: one per experiment from its config)."""
 
     async def run(observer: SweepObserver, control: SweepControl) -> SweepResult:
-        backends = providers if providers is not None else make_providers(plan)
-        result, _ = await run_sweep(plan, backends, observer=observer, control=control, resamples=resamples)
+        backends = providers if providers is not None else make_providers([c for _, c in plan.runs()])
+        result, _ = await run_sweep(plan, backends, observer=observer, control=control)
         return result
 
     return run
@@ -114,6 +114,11 @@ class AcausalApp(App[None]):
 
     def warn(self, message: str) -> None:
         self.notify(message, severity="warning", timeout=10, markup=False)
+
+    def notify(self, message: str, *, title: str = "", **options: Any) -> None:
+        """Every notification, from any screen, shows outside text (directory names, server
+        errors) with its control, bidi and zero-width characters visible, never obeyed."""
+        super().notify(visible(message), title=visible(title, one_line=True), **options)
 
     def get_default_screen(self) -> Screen:
         if self.sweep_fn is not None:

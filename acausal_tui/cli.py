@@ -17,14 +17,23 @@ from engine.control import RunControl
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
 from engine.lock import LockError
 from engine.providers.factory import api_key_for, make_provider
-from engine.resume import Resumable, ResumeError, Runner, open_resume, read_manifest, resume_runner
+from engine.resume import (
+    Resumable,
+    ResumeError,
+    Runner,
+    allow_insecure_config,
+    open_resume,
+    read_manifest,
+    resume_runner,
+)
 from engine.runner import run_experiment, utc_now, with_seed
 from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
+from engine.textsafe import visible
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET, EXIT_ABORTED = 0, 1, 2, 3, 130
 EXIT_BY_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "budget_exceeded": EXIT_BUDGET,
                   "aborted": EXIT_ABORTED}
-COMMANDS = ("run", "browse", "resume", "sweep", "sweep-merge", "export")
+COMMANDS = ("run", "browse", "resume", "sweep", "sweep-merge", "export", "audit")
 
 
 class UsageError(Exception):
@@ -60,6 +69,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=positive_int, metavar="S")
     parser.add_argument("--provider", metavar="NAME", help="simulated | openrouter | openai")
     parser.add_argument("--base-url", metavar="URL")
+    parser.add_argument("--allow-insecure", action="store_true", default=None,
+                        help="allow sending the API key over plain http:// to a remote host")
     parser.add_argument("--main-model", metavar="ID")
     parser.add_argument("--sub-model", metavar="ID")
     parser.add_argument("--rpm", type=positive_int, metavar="N")
@@ -76,11 +87,15 @@ def build_parser() -> Parser:
     add_run_options(sub.add_parser("run", help="start a new experiment (the default)"))
     browse = sub.add_parser("browse", help="open the experiment browser")
     browse.add_argument("--results-dir", metavar="DIR", default="results")
-    resume = sub.add_parser("resume", help="continue an interrupted experiment")
-    resume.add_argument("directory", metavar="EXP_DIR")
+    resume = sub.add_parser("resume", help="continue an interrupted experiment, or finish a sweep")
+    resume.add_argument("directory", metavar="EXP_DIR|SWEEP_DIR")
     resume.add_argument("--headless", action="store_true")
     resume.add_argument("--max-cost", type=number, metavar="USD",
                         help="a new cost budget (the budget counts what was already spent)")
+    resume.add_argument("--allow-insecure", action="store_true",
+                        help="allow sending the API key over plain http:// to a remote host")
+    audit = sub.add_parser("audit", help="re-read an experiment's decision replies with the current parsing rules")
+    audit.add_argument("directory", metavar="EXP_DIR")
     from acausal_tui import research  # imports this module: import it late
 
     research.add_commands(sub)
@@ -95,7 +110,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "provider": ("provider", "name"), "base_url": ("provider", "base_url"),
         "rpm": ("provider", "rpm"), "max_concurrency": ("provider", "max_concurrency"),
         "max_cost": ("provider", "max_cost_usd"), "main_model": ("models", "main"),
-        "sub_model": ("models", "sub"),
+        "sub_model": ("models", "sub"), "allow_insecure": ("provider", "allow_insecure"),
     }
     out: dict[str, Any] = {}
     for attr, path in mapping.items():
@@ -110,7 +125,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 class HeadlessPrinter:
-    """Observer: one progress line per round on stderr."""
+    """Observer: one progress line per round on stderr; outside text in a line (server
+    errors, model ids, paths) is shown with its control characters visible, never obeyed."""
 
     def __init__(self, stream=None) -> None:
         self.stream = stream
@@ -146,7 +162,7 @@ class HeadlessPrinter:
             self.print(line)
 
     def print(self, line: str) -> None:
-        print(line, file=self.stream or sys.stderr, flush=True)
+        print(visible(line, one_line=True), file=self.stream or sys.stderr, flush=True)
 
 
 def prepare_run(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
@@ -182,12 +198,21 @@ async def resume_headless(run: Runner) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     """Refusals (not resumable, locked, unwritable, no API key) exit 2 before any call."""
-    api_key_for(read_manifest(Path(args.directory)).config)  # refuse before anything is touched
-    resumable = open_resume(Path(args.directory), args.max_cost)
+    from engine.sweep import is_sweep
+
+    if is_sweep(Path(args.directory)):
+        from acausal_tui import research
+
+        return research.resume_sweep_command(Path(args.directory), args.headless, args.max_cost)
+    config = read_manifest(Path(args.directory)).config
+    if args.allow_insecure:
+        config = allow_insecure_config(config)
+    api_key_for(config)  # refuse before anything is touched
+    resumable = open_resume(Path(args.directory), args.max_cost, allow_insecure=args.allow_insecure)
     directory = resumable.store.directory
     try:
         for note in resumable.notes:
-            print(f"acausal-tui: {note}", file=sys.stderr)
+            print(visible(f"acausal-tui: {note}", one_line=True), file=sys.stderr)
         if args.headless:
             provider = make_provider(resumable.config)
             code = anyio.run(resume_headless, resume_runner(resumable, provider))
@@ -195,6 +220,9 @@ def resume(args: argparse.Namespace) -> int:
             code = resume_app(resumable)
     finally:
         resumable.store.close()
+    if is_sweep(directory.parent):  # its sweep.json still holds the state before this resume
+        print(f"acausal-tui: this experiment belongs to a sweep: `acausal-tui resume {directory.parent}` "
+              "finishes the sweep and updates its sweep.json", file=sys.stderr)
     print(directory)
     return code
 
@@ -249,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = dispatch(argv)
     except* OSError as group:  # e.g. the disk filled up while the final files were written
-        print(f"acausal-tui: error: cannot write the results: {leaves(group)[0]}", file=sys.stderr)
+        print(visible(f"acausal-tui: error: cannot write the results: {leaves(group)[0]}", one_line=True),
+              file=sys.stderr)
     return code
 
 
@@ -270,6 +299,8 @@ def dispatch(argv: Sequence[str] | None) -> int:
             return browse_app(Path(args.results_dir))
         if args.command == "resume":
             return resume(args)
+        if args.command == "audit":
+            return audit_command(Path(args.directory))
         if args.command in ("sweep", "sweep-merge", "export"):
             from acausal_tui import research
 
@@ -278,10 +309,28 @@ def dispatch(argv: Sequence[str] | None) -> int:
             return command(args)
         raise UsageError(f"{args.command}: not available yet")
     except (UsageError, ConfigError, ResumeError, LockError) as exc:
-        print(f"acausal-tui: error: {exc}", file=sys.stderr)
+        print(visible(f"acausal-tui: error: {exc}", one_line=True), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # a Ctrl+C outside the run's own handling (before or after it)
         return EXIT_ABORTED
+
+
+def audit_command(directory: Path) -> int:
+    """Print the audit of one experiment; exit 1 when a recorded move disagrees with the
+    current rules, 2 when the directory is not an experiment."""
+    from engine.audit import AuditError, audit_experiment
+
+    try:
+        audit = audit_experiment(directory)
+    except AuditError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        for line in audit.lines():
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `audit … | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return audit.exit_code
 
 
 def leaves(group: BaseExceptionGroup) -> list[BaseException]:

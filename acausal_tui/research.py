@@ -1,4 +1,5 @@
-"""The research commands: `sweep` (conditions x seeds, run concurrently) and `export` (CSV)."""
+"""The research commands: `sweep` (conditions x seeds, run concurrently), resuming a sweep,
+and `export` (CSV)."""
 
 import argparse
 import sys
@@ -19,22 +20,33 @@ from acausal_tui.cli import (
 from engine.config import ConfigError
 from engine.events import ErrorLogged, RoundSummarised
 from engine.export import ExportError, export_csv
+from engine.providers.base import Provider
+from engine.providers.factory import api_key_for
 from engine.shard import merge_shards, parse_shard
 from engine.stats import Interval
 from engine.store import check_results_dir
 from engine.sweep import (
+    DEFAULT_SEEDS,
     MAX_SEEDS,
+    SWEEP_FILE,
     ExperimentDone,
     ExperimentEvent,
     SweepControl,
     SweepEvent,
     SweepFinished,
+    SweepObserver,
     SweepPlan,
+    SweepResult,
+    SweepResume,
     SweepStarted,
+    convergence_text,
     make_providers,
+    plan_resume,
     plan_sweep,
+    resume_sweep,
     run_sweep,
 )
+from engine.textsafe import visible
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +54,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_run_options(sweep)
     sweep.add_argument("--conditions", default="baseline,identity", metavar="A,B,...",
                        help="conditions to compare, e.g. baseline,identity,identity+labels=shuffled")
-    sweep.add_argument("--seeds", type=positive_int, default=5, metavar="K",
+    sweep.add_argument("--seeds", type=positive_int, default=DEFAULT_SEEDS, metavar="K",
                        help=f"seeds per condition: S, S+1, ..., S+K-1 with S = --seed (at most {MAX_SEEDS})")
     sweep.add_argument("--shard", metavar="I/N",
                        help="run only the I-th of N slices of the grid (merge them with sweep-merge)")
@@ -60,29 +72,55 @@ def percent(value: float | None) -> str:
 
 
 def interval_text(interval: Interval, difference: bool = False) -> str:
-    """'61.2% [95% CI 55.0, 67.1] (n=5)'; a difference in percentage points with a sign."""
+    """'61.2% [95% CI 55.0, 67.1] (n=12)'; a difference in percentage points with a sign;
+    the interval's note (too few seeds for one, or wide by nature) beside n."""
     if interval.mean is None:
-        return "n/a (no completed experiment)"
+        return "n/a (no valid completed experiment)"
     text = f"{100 * interval.mean:+.1f} points" if difference else f"{100 * interval.mean:.1f}%"
+    note = f"n={interval.n}" + (f", {interval.note}" if interval.note else "")
     if interval.low is None or interval.high is None:
-        return f"{text} (n={interval.n}, no interval)"
-    return f"{text} [95% CI {100 * interval.low:.1f}, {100 * interval.high:.1f}] (n={interval.n})"
+        return f"{text} (no interval: {note})"
+    return f"{text} [95% CI {100 * interval.low:.1f}, {100 * interval.high:.1f}] ({note})"
+
+
+def summary_lines(r: SweepResult) -> list[str]:
+    """The sweep's findings, for the end of the headless output."""
+    lines = []
+    for stats in r.summary:
+        lines.append(f"{stats.condition}: overall cooperation "
+                     f"{interval_text(stats.metrics['overall_cooperation_rate'])}; "
+                     f"strategies {convergence_text(stats.convergence)}")
+    for diff in r.differences:
+        lines.append(f"{diff.condition} - {diff.reference}: overall cooperation "
+                     f"{interval_text(diff.metrics['overall_cooperation_rate'], difference=True)}, paired by seed")
+    for run in r.excluded:
+        lines.append(f"left out of the intervals, INVALID: [{run.condition} s{run.seed}] {run.directory}: "
+                     f"{'; '.join(run.reasons) or 'no reason recorded'}")
+    if r.validity_not_recorded:
+        lines.append(f"counted without a validity record (made by an older version): "
+                     f"{len(r.validity_not_recorded)} experiment(s), listed in {SWEEP_FILE}")
+    if r.intervals is not None:
+        lines.append(f"intervals: {r.intervals.method}")
+    return lines
 
 
 class SweepPrinter:
-    """Observer: progress lines on stderr, each tagged with its experiment's condition and seed."""
+    """Observer: progress lines on stderr, each tagged with its experiment's condition and
+    seed, and every line of a simulated sweep with SIMULATED."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr  # looked up now: tests swap sys.stderr
+        self.simulated = False
 
     def on_event(self, event: SweepEvent) -> None:
         if isinstance(event, SweepStarted):
             r = event.result
-            provider = r.config.provider.name
+            self.simulated = r.simulated
+            done = sum(run.status == "completed" for run in r.experiments)
             self.print(f"{r.sweep_id}: {len(r.conditions)} conditions x {len(r.seeds)} seeds = "
                        f"{len(r.experiments)} experiments ({', '.join(r.conditions)}; seeds "
-                       f"{r.seeds[0]}..{r.seeds[-1]}), provider {provider}"
-                       f"{' (SIMULATED)' if provider == 'simulated' else ''}")
+                       f"{r.seeds[0]}..{r.seeds[-1]}), provider {r.config.provider.name}"
+                       + (f"; resumed, {done} already completed" if r.resumed else ""))
         elif isinstance(event, ExperimentEvent):
             tag = f"[{event.run.condition} s{event.run.seed}]"
             inner = event.event
@@ -95,26 +133,23 @@ class SweepPrinter:
         elif isinstance(event, ExperimentDone):
             run = event.run
             cooperation = percent(run.metrics.get("overall_cooperation_rate"))
+            invalid = f" INVALID: {'; '.join(run.invalid_reasons)}" if run.valid is False else ""
             self.print(f"[{run.condition} s{run.seed}] {run.status}: {run.rounds} rounds, cooperation "
-                       f"{cooperation} ({event.finished}/{event.total} experiments finished)"
+                       f"{cooperation}{invalid} ({event.finished}/{event.total} experiments finished)"
                        + (f" - {run.message}" if run.message else ""))
         elif isinstance(event, SweepFinished):
             r = event.result
-            for stats in r.summary:
-                self.print(f"{stats.condition}: overall cooperation "
-                           f"{interval_text(stats.metrics['overall_cooperation_rate'])}")
-            for diff in r.differences:
-                self.print(f"{diff.condition} - {diff.reference}: overall cooperation "
-                           f"{interval_text(diff.metrics['overall_cooperation_rate'], difference=True)}")
+            for line in summary_lines(r):
+                self.print(line)
             self.print(f"{r.status}: {event.directory / 'sweep.json'}"
                        + (f" - {r.message}" if r.message else ""))
 
     def print(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
+        print(visible(("SIMULATED " if self.simulated else "") + line, one_line=True), file=self.stream, flush=True)
 
 
 async def run_sweep_headless(plan: SweepPlan) -> tuple[int, Path]:
-    providers = make_providers(plan)  # a missing key: exit 2
+    providers = make_providers([config for _, config in plan.runs()])  # a missing key: exit 2
     control = SweepControl()
     async with anyio.create_task_group() as tg:
         tg.start_soon(abort_on_signals, control, tg.cancel_scope)
@@ -137,6 +172,46 @@ def sweep_command(args: argparse.Namespace) -> int:
     return code
 
 
+async def resume_sweep_headless(plan: SweepResume, providers: list[Provider]) -> int:
+    control = SweepControl()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(abort_on_signals, control, tg.cancel_scope)
+        result = await resume_sweep(plan, providers, observer=SweepPrinter(), control=control)
+        tg.cancel_scope.cancel()
+    return EXIT_BY_STATUS[result.status]
+
+
+def resume_sweep_command(directory: Path, headless: bool, max_cost_usd: float | None) -> int:
+    """`acausal-tui resume SWEEP_DIR`: finish every unfinished experiment of the sweep (resume
+    the interrupted, start the never-started) and rewrite sweep.json. Refusals exit 2 first."""
+    plan = plan_resume(directory, max_cost_usd)
+    for _, config, _ in plan.todo:
+        api_key_for(config)  # refuse before anything is touched
+    if not plan.todo:
+        print(f"acausal-tui: every experiment of {directory.name} is complete; sweep.json rewritten",
+              file=sys.stderr)
+    if headless:
+        providers = make_providers([config for _, config, _ in plan.todo])
+        code = anyio.run(resume_sweep_headless, plan, providers)
+    else:
+        code = resume_sweep_app(plan)
+    print(directory)
+    return code
+
+
+def resume_sweep_app(plan: SweepResume) -> int:
+    from acausal_tui.app import AcausalApp
+
+    providers = make_providers([config for _, config, _ in plan.todo])
+
+    async def run(observer: SweepObserver, control: SweepControl) -> SweepResult:
+        return await resume_sweep(plan, providers, observer=observer, control=control)
+
+    app = AcausalApp(sweep=run, results_dir=plan.directory.parent)
+    app.run()
+    return EXIT_BY_STATUS.get(app.status or "", EXIT_OK)
+
+
 def sweep_app(plan: SweepPlan) -> int:
     """The TUI on the sweep screen, the sweep started at once; exit code and printed directory
     as headless. The providers are made first, so a missing API key exits 2 before the app opens."""
@@ -149,7 +224,7 @@ def sweep_app(plan: SweepPlan) -> int:
             warned.add(model)
             app.warn(f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)")
 
-    providers = make_providers(plan, on_unknown_price=unknown_price)
+    providers = make_providers([config for _, config in plan.runs()], on_unknown_price=unknown_price)
     app = AcausalApp(sweep=sweep_runner(plan, providers), results_dir=Path(plan.base.results_dir))
     app.run()
     if app.directory is not None:

@@ -1,21 +1,29 @@
 """The one gateway every model call goes through: pause gate, budget, shared limiter,
-retries, counters, the call log and (on resume) replay of calls already paid for."""
+retries, counters, the call log and (on resume) replay of calls already paid for.
 
+Every cent a provider reports is counted, whether the attempt succeeded or not (a billed
+reply without usable content fails but costs); a cost that is not a finite number >= 0
+never reaches the counters or the files."""
+
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import anyio
+import msgspec
 
 from engine.control import RunControl
 from engine.events import CallRetried, Event
 from engine.limits import MAX_ATTEMPTS, Limiter, backoff_delay
 from engine.models import CallRecord, LoggedMessage, Usage
-from engine.providers.base import ChatRequest, Completion, Provider, ProviderError
+from engine.providers.base import EMPTY_REPLY, ChatRequest, Completion, Provider, ProviderError
 from engine.rng import keyed_rng
 
 # Account-wide conditions: the wait they ask for applies to every call of the run.
 SLOWS_EVERYONE = ("rate_limit", "in_flight_budget")
+MAX_EMPTY_REPLIES = 2  # per call: an empty reply is retried once, not three times (each is billed)
+Report = Callable[..., None]  # report(type, message, **context): a line in the error log
 
 
 class CallFailed(Exception):
@@ -68,6 +76,7 @@ class CallGateway:
         budget: Budget | None = None,
         log_call: Callable[[CallRecord], None] = lambda record: None,
         notify: Callable[[Event], None] = lambda event: None,
+        report: Report = lambda type_, message, **context: None,
         replay: dict[str, CallRecord] | None = None,
         sleep: Callable[[float], object] = anyio.sleep,
     ) -> None:
@@ -79,6 +88,7 @@ class CallGateway:
         self.budget.gateways.append(self)
         self.log_call = log_call
         self.notify = notify
+        self.report = report
         self.replay = replay or {}
         self.sleep = sleep
         self.reserved = 0.0  # worst-case cost of this gateway's calls in flight
@@ -126,7 +136,7 @@ class CallGateway:
             )
         stats = self.control.stats
         started = time.monotonic()
-        cost = 0.0
+        tally = _Tally()
         last_error: ProviderError | None = None
         rng = None  # the backoff jitter's generator, made only when a retry needs it
         attempt = 0
@@ -135,7 +145,7 @@ class CallGateway:
                 reserved = await self._start(request)
             except BudgetExceeded:
                 if last_error is not None:  # attempts were made: they count, and resume sees them
-                    self._log(request, attempt - 1, None, cost, started,
+                    self._log(request, attempt - 1, None, tally, started,
                               f"{last_error.message}; then stopped by the budget")
                 raise
             stats.in_flight += 1
@@ -144,19 +154,31 @@ class CallGateway:
                 completion = await self.provider.complete(request)
             except ProviderError as exc:
                 last_error = exc
+                self._charge(tally, exc.cost, exc.cost_is_estimate)
+                if not exc.reached:  # refused before the server saw it: not an API call
+                    stats.calls -= 1
+                    tally.unsent += 1
             else:
-                cost += completion.cost
-                stats.cost += completion.cost
-                self.cost_is_estimate |= completion.cost_is_estimate
-                self._log(request, attempt, completion, cost, started, None)
+                completion = msgspec.structs.replace(
+                    completion, cost=self._charge(tally, completion.cost, completion.cost_is_estimate))
+                self._log(request, attempt, completion, tally, started, None)
                 return completion
             finally:
                 stats.in_flight -= 1
                 self.reserved -= reserved
                 self.limiter.release()
             if last_error.fatal:
-                self._log(request, attempt, None, cost, started, last_error.message)
+                self._log(request, attempt, None, tally, started, last_error.message)
                 raise FatalCallError(last_error.message)
+            if last_error.kind == EMPTY_REPLY:
+                tally.empty += 1
+                stats.empty_replies += 1
+                again = tally.empty < MAX_EMPTY_REPLIES and attempt < MAX_ATTEMPTS
+                self.report(EMPTY_REPLY, f"{request.key}: {last_error.message}, billed "
+                            f"${last_error.cost:.6f}; {'asking once more' if again else 'giving up'}",
+                            key=request.key, round=round_of(request.key))
+                if not again:
+                    break
             if not last_error.retryable or attempt == MAX_ATTEMPTS:
                 break
             rng = rng or keyed_rng(self.seed, "backoff", request.key)
@@ -167,15 +189,27 @@ class CallGateway:
             self.notify(CallRetried(key=request.key, attempt=attempt, reason=last_error.message, delay_s=delay))
             await self.sleep(delay)
         assert last_error is not None
-        self._log(request, attempt, None, cost, started, last_error.message)
+        self._log(request, attempt, None, tally, started, last_error.message)
         raise CallFailed(f"{last_error.message} (after {attempt} attempt{'s' * (attempt > 1)})")
+
+    def _charge(self, tally: "_Tally", cost: float, estimate: bool) -> float:
+        """Add one attempt's cost to the call's and the run's spend; returns it as counted
+        (a NaN, infinite or negative figure counts as 0 and marks the cost an estimate: the
+        provider is the place that estimates, this is the last guard)."""
+        if not (isinstance(cost, (int, float)) and math.isfinite(cost) and cost >= 0):
+            cost, estimate = 0.0, True
+        tally.cost += cost
+        tally.estimate |= estimate
+        self.control.stats.cost += cost
+        self.cost_is_estimate |= estimate
+        return float(cost)
 
     def _log(
         self,
         request: ChatRequest,
         attempts: int,
         completion: Completion | None,
-        cost: float,
+        tally: "_Tally",
         started: float,
         error: str | None,
     ) -> None:
@@ -189,12 +223,30 @@ class CallGateway:
                     prompt_tokens=completion.prompt_tokens if completion else 0,
                     completion_tokens=completion.completion_tokens if completion else 0,
                 ),
-                cost=cost,
-                cost_is_estimate=completion.cost_is_estimate if completion else False,
+                cost=tally.cost,
+                cost_is_estimate=tally.estimate,
                 latency_s=round(time.monotonic() - started, 4),
                 error=error,
                 time=now_iso(),
                 messages=[LoggedMessage(role=m.role, content=m.content) for m in request.messages],
                 finish_reason=completion.finish_reason if completion else None,
+                empty_replies=tally.empty,
+                unsent=tally.unsent,
             )
         )
+
+
+class _Tally:
+    """What one call (all its attempts) has cost and how its attempts went."""
+
+    def __init__(self) -> None:
+        self.cost = 0.0
+        self.estimate = False
+        self.empty = 0  # attempts answered billed but empty
+        self.unsent = 0  # attempts that never reached the server
+
+
+def round_of(key: str) -> int | None:
+    """The round a call key belongs to ("decision/r3/g2/p1/t0" -> 3), for the error log."""
+    part = key.split("/")[1] if key.count("/") else ""
+    return int(part[1:]) if part[:1] == "r" and part[1:].isdigit() else None

@@ -12,6 +12,7 @@ from engine.events import Event, Paused, Resumed
 class RunStats:
     calls: int = 0  # attempts sent, retries included
     retries: int = 0
+    empty_replies: int = 0  # attempts billed but answered without usable content
     cost: float = 0.0
     in_flight: int = 0
     budget_usd: float | None = None

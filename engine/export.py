@@ -41,7 +41,7 @@ EXPERIMENT_COLUMNS = (
     "total_rounds", "total_games", "total_api_calls", "total_retries", "total_cost",
     "cost_is_estimate", "error_count", *METRICS,
 )
-SWEEP_COLUMNS = ("condition", "reference", "metric", "round", "n", "mean", "ci_low", "ci_high")
+SWEEP_COLUMNS = ("condition", "reference", "metric", "round", "n", "mean", "ci_low", "ci_high", "simulated")
 
 
 class ExportError(Exception):
@@ -159,7 +159,8 @@ def sweep_rows(result: SweepResult) -> Iterable[dict[str, Any]]:
         named += [("cooperation_rate", r, interval) for r, interval in enumerate(per_round, start=1)]
         for metric, round, interval in named:
             yield {"condition": condition, "reference": reference, "metric": metric, "round": round,
-                   "n": interval.n, "mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high}
+                   "n": interval.n, "mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
+                   "simulated": result.simulated}
 
 
 def render_csv(columns: Sequence[str], rows: list[dict[str, Any]]) -> bytes:

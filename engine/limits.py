@@ -70,10 +70,12 @@ class Limiter:
 
 
 def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds to wait after failed attempt `attempt` (1-based): the server's Retry-After
-    (capped at 120 s) if given, else exponential backoff with jitter: a uniform draw from
-    [b/2, b] with b = 1, 2, 4 s for attempts 1, 2, 3 (times BACKOFF_BASE_S)."""
-    if retry_after is not None:
-        return min(max(retry_after, 0.0), MAX_RETRY_AFTER_S)
+    """Seconds to wait after failed attempt `attempt` (1-based): exponential backoff with
+    jitter, a uniform draw from [b/2, b] with b = 1, 2, 4 s for attempts 1, 2, 3 (times
+    BACKOFF_BASE_S); a longer Retry-After from the server (capped at 120 s) wins. The
+    backoff is a floor: `Retry-After: 0` or a date in the past never means "at once"."""
     base = BACKOFF_BASE_S * 2.0 ** (attempt - 1)
-    return base / 2 + rng.uniform(0, base / 2)
+    delay = base / 2 + rng.uniform(0, base / 2)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
+    return delay

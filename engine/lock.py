@@ -1,9 +1,12 @@
-"""One writer per experiment directory: a lock file holding the writer's pid.
+"""One writer per experiment directory: an flock on the directory, its pid in run.lock.
 
-The lock is an advisory `flock` on `run.lock`, which the kernel drops when its process
-dies (kill -9 included), so a lock left by a dead process is simply taken over; the pid in
-the file names the live holder in the refusal message. Where `flock` is not supported the
-pid alone decides: a lock whose pid is alive refuses.
+The lock is an advisory `flock` on the experiment directory itself, held on an open file
+descriptor for the whole run, which the kernel drops when its process dies (kill -9
+included), so a lock left by a dead process is simply taken over. Deleting or replacing
+`run.lock` during a run cannot let a second writer in: the file only names the holder's
+pid for messages and the browser. Where `flock` is not supported the pid alone decides: a
+lock whose pid is alive refuses. A `run.lock` that is not a small regular file (a FIFO, a
+symlink, binary junk) names no pid and is never waited on.
 
 `holder()` (the browser's "running (pid N)") asks the lock too, not the pid alone: after a
 kill -9 the file stays, and its pid may since belong to an unrelated process."""
@@ -11,6 +14,8 @@ kill -9 the file stays, and its pid may since belong to an unrelated process."""
 import errno
 import fcntl
 import os
+import stat
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,11 +40,20 @@ def pid_alive(pid: int) -> bool:
 
 
 def read_pid(path: Path) -> int | None:
+    """The pid in a lock file; None unless it is a small regular file holding one."""
     try:
-        text = path.read_text().strip()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
         return None
-    return int(text) if text.isdigit() else None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, 32).strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return int(text) if text.isdigit() and len(text) < 20 else None
 
 
 def _held(fd: int) -> bool | None:
@@ -58,7 +72,7 @@ def holder(directory: Path) -> int | None:
     belongs to; only where flock is unsupported does the pid alone decide."""
     path = directory / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
     try:
@@ -77,22 +91,29 @@ class ExperimentLock:
         self._fd: int | None = None
 
     def acquire(self) -> "ExperimentLock":
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                self._flock(fd)
-                # The previous holder may have unlinked the file between our open and flock:
-                # then we hold a lock on a file nobody else can see, so try again.
-                if os.path.exists(self.path) and os.fstat(fd).st_ino == os.stat(self.path).st_ino:
-                    break
-            except BaseException:
-                os.close(fd)
-                raise
+        fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            self._flock(fd)
+            self._write_pid()
+        except BaseException:
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+            raise
         self._fd = fd
         return self
+
+    def _write_pid(self) -> None:
+        """Replace run.lock (whatever it was: junk, a FIFO, a symlink) with our pid."""
+        temp: str | None = None
+        try:
+            handle, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-lock-")
+            with os.fdopen(handle, "wb") as file:
+                file.write(f"{os.getpid()}\n".encode())
+            os.chmod(temp, 0o644)
+            os.replace(temp, self.path)
+        except OSError as exc:
+            if temp is not None:
+                Path(temp).unlink(missing_ok=True)
+            raise LockError(f"cannot write the lock file {self.path}: {exc.strerror or exc}") from None
 
     def _flock(self, fd: int) -> None:
         deadline = time.monotonic() + PROBE_GRACE_S

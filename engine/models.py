@@ -180,6 +180,7 @@ class ExperimentResult(Record):
     schema_version: int = SCHEMA_VERSION
     cooperation_breakdown: CooperationBreakdown | None = None  # by group, in- vs out-group
     validity: Validity | None = None  # None in files written before validity was recorded
+    empty_replies: int = 0  # billed replies without usable content (each retried once at most)
 
 
 class Manifest(Record):
@@ -229,6 +230,8 @@ class CallRecord(Record):
     # the transcript: None in calls.jsonl files written before they were recorded
     messages: list[LoggedMessage] | None = None
     finish_reason: str | None = None  # "stop", "length", ... as the server said
+    empty_replies: int = 0  # attempts answered billed but empty (no choices, no content)
+    unsent: int = 0  # attempts that never reached the server (connection refused)
 
 
 class ErrorRecord(Record):

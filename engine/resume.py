@@ -9,8 +9,13 @@ run ends with the records an uninterrupted run would have written.
 Everything the next round depends on is rebuilt from the files: powers and scores by
 replaying the saved games through the game rules (and checked against the summaries),
 the latest strategies, each agent's history, the similarity corpus, and the counters
-(calls, retries, cost: the budget counts what was already spent)."""
+(calls, retries, cost, empty replies: the budget counts what was already spent; an
+experiment the budget stopped stays stopped unless resumed with a larger budget).
 
+Errors that only describe the interruption (a full disk, a fatal error, a repair made
+here) stay in the log but are not counted, so `error_count` equals an uninterrupted run's."""
+
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +24,7 @@ import msgspec
 
 from engine import analysis, game
 from engine.conditions import resolve_condition
-from engine.config import Config, ConfigError, resolve
+from engine.config import Config, ConfigError, validate
 from engine.control import RunControl
 from engine.events import Observer
 from engine.models import (
@@ -36,15 +41,22 @@ from engine.prompts import prompt_hashes
 from engine.providers.base import Provider
 from engine.runner import Experiment, build_agents
 from engine.store import (
+    MAX_LOG_BYTES,
     TEMP_PREFIX,
     ExperimentStore,
+    UnsafeFile,
     check_writable,
     decoder,
+    read_file,
     read_json,
     read_jsonl,
 )
 
 CORRUPT_SUFFIX = ".corrupt"
+# Error types that describe the interruption rather than the experiment (not counted again).
+INTERRUPTION_ERRORS = frozenset({"storage", "fatal", "internal", "resume_repair"})
+MISSING_CALLS_NOTE = ("calls.jsonl is missing: the earlier calls and their cost are unknown "
+                      "(the counters and the budget start from zero, and every call is made again)")
 Runner = Callable[[Observer, RunControl], Awaitable[ExperimentResult]]  # what a UI runs
 
 
@@ -74,44 +86,67 @@ class Resumable:
     calls: list[CallRecord]
     errors: list[ErrorRecord]
     notes: list[str] = field(default_factory=list)  # what was repaired or ignored, for the user
+    budget_reached: bool = False  # stopped by the budget, and resumed without a larger one
 
     @property
     def next_round(self) -> int:
         return len(self.rounds) + 1
 
 
-def open_resume(directory: Path, max_cost_usd: float | None = None) -> Resumable:
-    """Check, lock and load an experiment directory for resuming.
+def open_resume(
+    directory: Path, max_cost_usd: float | None = None, *, allow_insecure: bool = False
+) -> Resumable:
+    """Check, lock and load an experiment directory for resuming. `allow_insecure` lets
+    the key go over plain http:// to a remote host (recorded in the manifest's config).
 
     Raises ResumeError (refusal), LockError (a live process writes it) or ConfigError
     (unwritable, bad override); the only writes before a refusal are the lock file's."""
     manifest = read_manifest(directory)
     config = manifest.config
+    limit = config.provider.max_cost_usd
+    budget_reached = manifest.status == "budget_exceeded" and (
+        max_cost_usd is None or (limit is not None and max_cost_usd <= limit))
     if max_cost_usd is not None:
-        config = resolve(
+        config = validate(
             msgspec.structs.replace(
                 config, provider=msgspec.structs.replace(config.provider, max_cost_usd=max_cost_usd)
             )
         )
+    if allow_insecure:
+        config = allow_insecure_config(config)
     check_code_matches(manifest)
     check_writable(directory, str(directory))
-    store = ExperimentStore(directory)
+    calls_missing = not (directory / "calls.jsonl").exists()  # the store creates it
+    try:
+        store = ExperimentStore(directory)
+    except UnsafeFile as exc:
+        raise ResumeError(f"{directory}: {exc}") from None
     try:
         rounds = load_rounds(directory, manifest)
         logs = {"calls.jsonl": CallRecord, "experiment_errors.log": ErrorRecord}
         notes = [note for name, type_ in logs.items()
                  if (note := set_aside_torn_tail(directory / name, type_))]
+        if calls_missing:
+            notes.append(MISSING_CALLS_NOTE)
         calls, bad_calls = read_jsonl(directory / "calls.jsonl", CallRecord)
         errors, _ = read_jsonl(directory / "experiment_errors.log", ErrorRecord)
         if bad_calls:
             notes.append(f"calls.jsonl: {len(bad_calls)} unreadable line(s) ignored; "
                          "those calls are made again")
         remove_temp_files(directory)
+    except UnsafeFile as exc:
+        store.close()
+        raise ResumeError(f"{directory}: {exc}") from None
     except BaseException:
         store.close()
         raise
     return Resumable(store, msgspec.structs.replace(manifest, config=config), config, rounds,
-                     calls, errors, notes)
+                     calls, errors, notes, budget_reached)
+
+
+def allow_insecure_config(config: Config) -> Config:
+    return msgspec.structs.replace(
+        config, provider=msgspec.structs.replace(config.provider, allow_insecure=True))
 
 
 def resume_runner(resumable: Resumable, provider: Provider) -> Runner:
@@ -170,7 +205,7 @@ def read_manifest(directory: Path) -> Manifest:
 
 
 def check_schema(path: Path) -> None:
-    version = msgspec.json.decode(path.read_bytes(), type=_Versioned).schema_version
+    version = msgspec.json.decode(read_file(path), type=_Versioned).schema_version
     if version > SCHEMA_VERSION:
         raise ResumeError(
             f"{path}: written by a newer version of acausal-tui (schema {version}; this "
@@ -270,7 +305,7 @@ def set_aside_torn_tail(path: Path, type_: type) -> str | None:
     for the user, or None when the log was intact."""
     if not path.exists():
         return None
-    data = path.read_bytes()
+    data = read_file(path, MAX_LOG_BYTES)
     body, _, tail = data.rstrip(b"\n").rpartition(b"\n")
     keep = len(body) + 1 if body else 0
     if not tail:
@@ -323,19 +358,30 @@ def restore(experiment: Experiment, resumable: Resumable) -> None:
         state.powers = list(saved.summary.agent_powers)
     calls = resumable.calls
     stats = experiment.control.stats
-    stats.calls = sum(c.attempts for c in calls)
+    stats.calls = sum(c.attempts - c.unsent for c in calls)
     stats.retries = sum(c.attempts - 1 for c in calls)
     stats.cost = sum(c.cost for c in calls)
+    stats.empty_replies = sum(c.empty_replies for c in calls)
     experiment.gateway.cost_is_estimate = any(c.cost_is_estimate for c in calls)
-    experiment.gateway.replay = replay_map(calls)
-    # Errors of the round being replayed are logged again if they happen again.
-    experiment.error_count = sum(
-        1 for e in resumable.errors
-        if not isinstance(e.context.get("round"), int) or e.context["round"] < resumable.next_round
-    )
+    experiment.gateway.replay = replay = replay_map(calls)
+    experiment.gateway.budget.exceeded = resumable.budget_reached
+    for note in resumable.notes:
+        experiment.error("resume_repair", note)
+    experiment.error_count = sum(map(functools.partial(counted, resumable, replay), resumable.errors))
     experiment.start_time = resumable.manifest.start_time
     experiment.manifest = msgspec.structs.replace(
         resumable.manifest, status="running", end_time=None, message=None
     )
-    for note in resumable.notes:
-        experiment.error("resume_repair", note)
+
+
+def counted(resumable: Resumable, replay: dict[str, CallRecord], error: ErrorRecord) -> bool:
+    """Whether a logged error counts in the resumed run's `error_count`: not if it only
+    describes the interruption; not if it belongs to the round played again and will be
+    logged again if it happens again — unless it came from a call answered from the log
+    (an empty reply before the call's success), which will not happen again."""
+    if error.type in INTERRUPTION_ERRORS:
+        return False
+    round = error.context.get("round")
+    if not isinstance(round, int) or round < resumable.next_round:
+        return True
+    return error.context.get("key") in replay

@@ -176,6 +176,7 @@ class Experiment:
             budget=budget,
             log_call=self.call_log.add,
             notify=self.notify,
+            report=self.error,
         )
         self.manifest = Manifest(
             experiment_id=store.experiment_id,
@@ -275,6 +276,7 @@ class Experiment:
             simulated=self.provider.simulated,
             cooperation_breakdown=analysis.cooperation_breakdown(self.agents, self.state.all_games),
             message=None if status == "completed" else message,
+            empty_replies=self.control.stats.empty_replies,
         )
         self.store.write_result(result)
         self.manifest = msgspec.structs.replace(
@@ -438,7 +440,7 @@ class Experiment:
             )
         text, flags = extract_strategy(completion.text)
         return StrategyRecord(
-            agent_id=agent.id, round=round, kind="llm", model=request.model, strategy_text=text,
+            agent_id=agent.id, round=round, kind="llm", model=request.model, strategy_text=text or "",
             full_reasoning=completion.text, flags=flags, prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens, cost=completion.cost, timestamp=now_iso(),
         )
@@ -488,7 +490,7 @@ class Experiment:
                 self.last_call_error = str(exc)
                 reason = f"{CALL_FAILED}: {exc}"
                 break
-            action = parse_decision(completion.text)
+            action, _ = parse_decision(completion.text, completion.finish_reason)
             if action is not None:
                 return action, None
             reason = f"ambiguous reply after {attempt + 1} tries"

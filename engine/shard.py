@@ -20,7 +20,9 @@ from engine.store import write_atomic
 from engine.sweep import (
     SWEEP_FILE,
     SweepResult,
+    counted,
     encode_sweep,
+    excluded,
     load_sweep,
     new_sweep_dir,
     summarize,
@@ -29,7 +31,7 @@ from engine.sweep import (
 
 # What may differ between the shards of one sweep; everything else must be equal.
 PER_SHARD = ("sweep_id", "status", "start_time", "end_time", "experiments", "summary",
-             "differences", "message", "shard")
+             "differences", "excluded", "validity_not_recorded", "message", "shard", "resumed")
 
 
 def parse_shard(text: str, cells: int) -> tuple[int, int]:
@@ -129,6 +131,9 @@ def merge_shards(directories: list[Path], results_dir: Path | None = None) -> tu
         message="; ".join(f"shard {s.shard}: {s.message}" for _, s in shards if s.message) or None,
         shard=None,
     )
-    merged.summary, merged.differences = summarize(merged, merged.bootstrap.resamples)
+    merged.summary, merged.differences = summarize(merged)
+    merged.excluded = excluded(merged)
+    merged.validity_not_recorded = [run.directory for run in merged.experiments
+                                    if counted(run) and run.valid is None]
     write_atomic(target / SWEEP_FILE, encode_sweep(merged))
     return merged, target

@@ -1,52 +1,110 @@
-"""Means with seeded percentile-bootstrap confidence intervals, for sweeps over seeds."""
+"""Student-t confidence intervals of a mean over seeds (SPEC §7), with the t quantile
+computed from the regularized incomplete beta function (no numerical dependency)."""
 
 import math
-import random
 from collections.abc import Sequence
-from statistics import fmean
+from functools import lru_cache
+from statistics import fmean, stdev
 
 import msgspec
 
-RESAMPLES = 10_000
 CONFIDENCE = 0.95
+MIN_SEEDS = 3  # fewer valid seeds: no interval at all
+WIDE_BELOW = 10  # fewer valid seeds: the interval is wide by nature, and says so
+METHOD = (f"Student-t {100 * CONFIDENCE:.0f}% interval of the mean of per-seed values "
+          f"(df = n - 1); differences between conditions: paired t over the seeds both completed; "
+          f"no interval below {MIN_SEEDS} valid seeds")
+NOTE_TOO_FEW = "n too small"
+NOTE_WIDE = f"fewer than {WIDE_BELOW} seeds: wide by nature"
 
 
 class Interval(msgspec.Struct, kw_only=True):
-    """A mean over `n` values and its bootstrap interval [low, high]. mean is None when
-    n = 0; low and high are None when n < 2 (one value says nothing about spread)."""
+    """A mean over `n` values and its interval [low, high]. mean is None when n = 0; low and
+    high are None when n < MIN_SEEDS; `note` says why there is no interval, or that it is
+    wide by nature."""
 
     n: int
     mean: float | None
     low: float | None
     high: float | None
+    note: str | None = None
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The q-quantile (0 <= q <= 1) of sorted values, interpolating linearly between the two
-    nearest ranks (numpy's default, R's type 7): position q * (n - 1), counted from 0."""
-    position = q * (len(sorted_values) - 1)
-    below = math.floor(position)
-    above = math.ceil(position)
-    weight = position - below
-    return sorted_values[below] + (sorted_values[above] - sorted_values[below]) * weight
-
-
-def bootstrap_mean(
-    values: Sequence[float],
-    rng: random.Random,
-    resamples: int = RESAMPLES,
-    confidence: float = CONFIDENCE,
-) -> Interval:
-    """Percentile bootstrap: draw `resamples` samples of len(values) with replacement
-    (`rng.choices`), take each one's mean, and cut the sorted means at (1 - confidence) / 2
-    and 1 - (1 - confidence) / 2. For a difference between conditions paired by seed, pass
-    the per-seed differences."""
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """mean ± t_{(1+confidence)/2, n-1} × s / √n, s the sample standard deviation. For a
+    difference between two conditions paired by seed, pass the per-seed differences."""
     n = len(values)
     if n == 0:
         return Interval(n=0, mean=None, low=None, high=None)
     mean = fmean(values)
-    if n == 1:
-        return Interval(n=1, mean=mean, low=None, high=None)
-    means = sorted(fmean(rng.choices(values, k=n)) for _ in range(resamples))
-    tail = (1 - confidence) / 2
-    return Interval(n=n, mean=mean, low=percentile(means, tail), high=percentile(means, 1 - tail))
+    if n < MIN_SEEDS:
+        return Interval(n=n, mean=mean, low=None, high=None, note=NOTE_TOO_FEW)
+    half = t_quantile((1 + confidence) / 2, n - 1) * stdev(values) / math.sqrt(n)
+    return Interval(n=n, mean=mean, low=mean - half, high=mean + half,
+                    note=NOTE_WIDE if n < WIDE_BELOW else None)
+
+
+@lru_cache(maxsize=256)
+def t_quantile(p: float, df: int) -> float:
+    """The p-quantile of Student's t with `df` degrees of freedom (0.5 <= p < 1), found by
+    bisection on the distribution function to ~1e-12."""
+    if not 0.5 <= p < 1 or df < 1:
+        raise ValueError(f"t_quantile: need 0.5 <= p < 1 and df >= 1 (got p={p}, df={df})")
+    low, high = 0.0, 1.0
+    while t_cdf(high, df) < p:
+        high *= 2
+    for _ in range(200):
+        middle = (low + high) / 2
+        if t_cdf(middle, df) < p:
+            low = middle
+        else:
+            high = middle
+        if high - low < 1e-12:
+            break
+    return (low + high) / 2
+
+
+def t_cdf(t: float, df: int) -> float:
+    """P(T <= t) for Student's t: 1 - I_x(df/2, 1/2) / 2 with x = df / (df + t²), t >= 0."""
+    tail = regularized_beta(df / (df + t * t), df / 2, 0.5) / 2
+    return 1 - tail if t >= 0 else tail
+
+
+def regularized_beta(x: float, a: float, b: float) -> float:
+    """I_x(a, b) by its continued fraction (modified Lentz), using the symmetry
+    I_x(a, b) = 1 - I_{1-x}(b, a) where the fraction converges slowly."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    if x > (a + 1) / (a + b + 2):
+        return 1 - regularized_beta(1 - x, b, a)
+    return math.exp(log_front) * _beta_fraction(x, a, b) / a
+
+
+def _beta_fraction(x: float, a: float, b: float) -> float:
+    tiny = 1e-300
+    c, d = 1.0, 1 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    result = d
+    for m in range(1, 500):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1 + numerator * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            result *= c * d
+        if abs(c * d - 1) < 1e-15:
+            break
+    return result
+
+
+def median(values: Sequence[float]) -> float | None:
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        return None
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2

@@ -1,8 +1,10 @@
 """The results directory: layout, atomic JSON writes, the append-only call log, the error
 log, and loading for the browser and resume (SPEC §6)."""
 
+import errno
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,10 +24,15 @@ from engine.models import (
     RoundSummary,
     StrategyRecord,
 )
+from engine.textsafe import encodable
 
 T = TypeVar("T")
 TEMP_PREFIX = ".tmp-"  # leftover temp files start with this; readers ignore them
 MIN_FREE_BYTES = 1 << 20  # less free space than this on the device counts as full
+# Largest file a reader loads: far above what a real experiment writes (a 1,000-agent
+# round of games is ~250 MB at most), small enough to refuse a sparse or runaway file.
+MAX_JSON_BYTES = 512 << 20
+MAX_LOG_BYTES = 2 << 30  # calls.jsonl, experiment_errors.log
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -64,12 +71,58 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def encode(obj: Any) -> bytes:
+    """JSON bytes of `obj`; outside text holding lone surrogates (which UTF-8 cannot store)
+    is written with U+FFFD in their place instead of failing the write."""
+    try:
+        return _encoder.encode(obj)
+    except UnicodeEncodeError:
+        return _encoder.encode(_encodable(msgspec.to_builtins(obj)))
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        return encodable(value)
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encodable(v) for v in value]
+    return value
+
+
 def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, msgspec.json.format(_encoder.encode(obj), indent=2))
+    write_atomic(path, msgspec.json.format(encode(obj), indent=2))
+
+
+class UnsafeFile(OSError):
+    """A file a reader refuses: not a regular file, a symlink, or too large."""
+
+
+def read_file(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
+    """The bytes of a regular file at most `limit` long. Never follows a symlink (out of
+    the experiment directory or anywhere), never blocks on a FIFO, never reads a device
+    such as /dev/zero: UnsafeFile (an OSError) says which."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFile(f"{path.name} is a symbolic link; not followed") from None
+        raise
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFile(f"{path.name} is not a regular file")
+        if info.st_size > limit:
+            raise UnsafeFile(f"{path.name} is {info.st_size >> 20} MiB, over the "
+                             f"{limit >> 20} MiB a reader accepts")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise UnsafeFile(f"{path.name} grew past the {limit >> 20} MiB a reader accepts")
+    return data
 
 
 def read_json(path: Path, type_: type[T]) -> T:
-    return decoder(type_).decode(path.read_bytes())
+    return decoder(type_).decode(read_file(path))
 
 
 def check_results_dir(results_dir: Path) -> None:
@@ -124,11 +177,13 @@ class ExperimentStore:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        if (directory / "rounds").is_symlink():  # its files would be written elsewhere
+            raise UnsafeFile(f"{directory / 'rounds'} is a symbolic link; not followed")
         (directory / "rounds").mkdir(parents=True, exist_ok=True)
         self._lock = ExperimentLock(directory).acquire()
         try:
-            self._calls = open(directory / "calls.jsonl", "ab", buffering=0)
-            self._errors = open(directory / "experiment_errors.log", "ab", buffering=0)
+            self._calls = open_log(directory / "calls.jsonl")
+            self._errors = open_log(directory / "experiment_errors.log")
         except BaseException:
             if hasattr(self, "_calls"):
                 self._calls.close()
@@ -155,19 +210,39 @@ class ExperimentStore:
         write_json(self.directory / "experiment_results.json", result)
 
     def append_call(self, record: CallRecord) -> None:
-        append_line(self._calls, _encoder.encode(record) + b"\n")
+        append_line(self._calls, encode(record) + b"\n")
 
     def append_calls(self, records: list[CallRecord]) -> None:
         """Several call records in one write (engine/calllog.py groups a loop tick's)."""
         append_line(self._calls, _encoder.encode_lines(records))
 
     def log_error(self, record: ErrorRecord) -> None:
-        append_line(self._errors, _encoder.encode(record) + b"\n")
+        append_line(self._errors, encode(record) + b"\n")
 
     def close(self) -> None:
         self._calls.close()
         self._errors.close()
         self._lock.release()
+
+
+def open_log(path: Path) -> Any:
+    """An append-only log opened unbuffered: only a regular file (a FIFO would block the
+    writer, a symlink would write elsewhere)."""
+    return open(path, "ab", buffering=0, opener=_regular_file_opener)
+
+
+def _regular_file_opener(path: str, flags: int) -> int:
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO nobody reads
+            raise UnsafeFile(f"{Path(path).name} is not a regular file") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafeFile(f"{Path(path).name} is not a regular file")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def append_line(file: Any, data: bytes) -> None:
@@ -185,7 +260,7 @@ def read_jsonl(path: Path, type_: type[T]) -> tuple[list[T], list[str]]:
     good: list[T] = []
     bad: list[str] = []
     dec = decoder(type_)
-    for line in path.read_bytes().splitlines():
+    for line in read_file(path, MAX_LOG_BYTES).splitlines():
         if not line.strip():
             continue
         try:
@@ -221,6 +296,9 @@ def _try_read(path: Path, type_: type[T], problems: list[str]) -> T | None:
         return read_json(path, type_)
     except FileNotFoundError:
         return None
+    except UnsafeFile as exc:
+        problems.append(str(exc))
+        return None
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         problems.append(f"{path.name}: {exc}")
         return None
@@ -234,7 +312,9 @@ def load_experiment(directory: Path) -> LoadedExperiment:
         loaded.problems.append("manifest.json: missing")
     loaded.result = _try_read(directory / "experiment_results.json", ExperimentResult, loaded.problems)
     rounds = directory / "rounds"
-    if rounds.is_dir():
+    if rounds.is_symlink():
+        loaded.problems.append("rounds is a symbolic link; not followed")
+    elif rounds.is_dir():
         for path in sorted(rounds.glob("summary_r*.json")):
             number = path.stem.removeprefix("summary_r")
             if number.isdigit():
@@ -249,4 +329,5 @@ def list_experiments(results_dir: Path) -> list[LoadedExperiment]:
     if not results_dir.is_dir():
         return []
     dirs = [p for p in results_dir.iterdir() if p.is_dir() and p.name.startswith("exp_")]
-    return [load_experiment(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]
+    return [LoadedExperiment(p, problems=["a symbolic link; not followed"]) if p.is_symlink()
+            else load_experiment(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]

@@ -1,12 +1,13 @@
 """The call gateway: retries (counted and reported), fatal errors, the shared 429 hold,
 the budget, the pause gate, replay and the call log."""
 
+import math
 import time
 
 import anyio
 import pytest
 
-from engine.calls import BudgetExceeded, CallFailed, CallGateway, FatalCallError
+from engine.calls import BudgetExceeded, CallFailed, CallGateway, FatalCallError, round_of
 from engine.control import RunControl
 from engine.events import CallRetried, Event
 from engine.limits import MAX_ATTEMPTS, Limiter
@@ -280,3 +281,79 @@ async def test_budget_reached_between_retries_still_logs_the_attempts():
     (record,) = records
     assert record.key == "k" and record.attempts == 1 and record.reply is None
     assert "stopped by the budget" in record.error and gw.control.stats.calls == 1
+
+
+# -- every cent counted ---------------------------------------------------------------------------
+
+
+def empty(cost: float = 0.01, *, estimate: bool = False) -> ProviderError:
+    return ProviderError("reply has no content", retryable=True, kind="empty_reply", cost=cost,
+                         cost_is_estimate=estimate)
+
+
+class Reports:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict]] = []
+
+    def __call__(self, type_: str, message: str, **context) -> None:
+        self.lines.append((type_, message, context))
+
+
+async def test_a_billed_empty_reply_is_counted_and_retried_once():
+    """Each empty reply was dropped from the spend and retried 3 times, each also billed."""
+    provider = ScriptedProvider({"decision/r2/g1/p1/t0": [empty(0.01), Completion(text="DEFECT", cost=0.02)]})
+    report = Reports()
+    gw, events, records, _ = gateway(provider, report=report)
+    completion = await gw.call(req("decision/r2/g1/p1/t0"))
+    stats = gw.control.stats
+    assert completion.text == "DEFECT" and completion.cost == 0.02
+    assert stats.cost == pytest.approx(0.03) and stats.empty_replies == 1 and stats.calls == 2
+    (record,) = records
+    assert record.cost == pytest.approx(0.03) and record.empty_replies == 1 and record.attempts == 2
+    (line,) = report.lines
+    assert line[0] == "empty_reply" and "asking once more" in line[1]
+    assert line[2] == {"key": "decision/r2/g1/p1/t0", "round": 2}
+
+
+async def test_two_empty_replies_end_the_call_and_both_are_paid_for():
+    provider = ScriptedProvider({"k": [empty(0.01), empty(0.015), Completion(text="never asked")]})
+    report = Reports()
+    gw, events, records, _ = gateway(provider, report=report)
+    with pytest.raises(CallFailed, match="no content"):
+        await gw.call(req())
+    assert len(provider.sent) == 2 and gw.control.stats.empty_replies == 2
+    assert gw.control.stats.cost == pytest.approx(0.025)
+    assert records[0].cost == pytest.approx(0.025) and records[0].reply is None
+    assert [line[0] for line in report.lines] == ["empty_reply"] * 2 and "giving up" in report.lines[1][1]
+
+
+async def test_the_cost_of_failed_attempts_counts_in_the_budget():
+    provider = ScriptedProvider({"a": [empty(0.5)]}, worst=0.3, cost=0.1)
+    gw, _, _, _ = gateway(provider, budget_usd=1.0)
+    for key in "abc":  # spent 0.6 after "a" (0.5 of it for the empty reply), then 0.7, 0.8
+        await gw.call(req(key))
+    with pytest.raises(BudgetExceeded):
+        await gw.call(req("d"))  # 0.8 + 0.3 > 1; without the empty reply's 0.5 it would go on
+    assert gw.control.stats.cost == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -0.2])
+async def test_a_cost_that_is_not_money_never_reaches_the_counters(bad):
+    provider = ScriptedProvider({"k": [empty(bad), Completion(text="C", cost=bad)]})
+    gw, _, records, _ = gateway(provider)
+    await gw.call(req())
+    assert gw.control.stats.cost == 0.0 and records[0].cost == 0.0
+    assert records[0].cost_is_estimate and gw.cost_is_estimate
+
+
+async def test_attempts_that_never_reached_the_server_are_not_api_calls():
+    refused = ProviderError("connection failed: ConnectError", retryable=True, kind="connection", reached=False)
+    provider = ScriptedProvider({"k": [refused, refused]})
+    gw, _, records, _ = gateway(provider)
+    await gw.call(req())
+    assert gw.control.stats.calls == 1 and gw.control.stats.retries == 2
+    assert records[0].attempts == 3 and records[0].unsent == 2
+
+
+def test_round_of_a_call_key():
+    assert [round_of(k) for k in ("strategy/r3/a1", "decision/r12/g2/p1/t0", "k", "x/y")] == [3, 12, None, None]

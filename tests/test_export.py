@@ -22,7 +22,7 @@ from engine.models import ExperimentResult, GameResult, RoundSummary, StrategyRe
 from engine.rng import keyed_rng
 from engine.runner import run_experiment
 from engine.store import ExperimentStore, read_json
-from engine.sweep import METRICS, SWEEP_FILE, SweepResult, plan_sweep, run_sweep
+from engine.sweep import INTERVAL_METRICS, SWEEP_FILE, SweepResult, plan_sweep, run_sweep
 from tests.support.fakes import FakeProvider
 
 TRICKY = 'Commas, "quotes", [bold]markup[/bold], ünïcode, a \x1b[31mcolour\x1b[0m\nand a second line'
@@ -130,8 +130,9 @@ async def test_experiment_csv_rows_equal_the_json_records(experiment):
 
 async def test_sweep_export_stacks_experiments_and_writes_sweep_rows(tmp_path):
     plan = plan_sweep(None, {"agents": 3, "rounds": 2, "seed": 5, "results_dir": str(tmp_path),
-                             "provider": {"name": "simulated"}}, "baseline,identity", 2, env={})
-    result, directory = await run_sweep(plan, [FakeProvider(reply) for _ in plan.runs()], resamples=100)
+                             "provider": {"name": "simulated"},  # 10% fallbacks: valid under 50%
+                             "validity": {"max_fallback_share": 0.5}}, "baseline,identity", 3, env={})
+    result, directory = await run_sweep(plan, [FakeProvider(reply) for _ in plan.runs()])
     out = tmp_path / "csv"
     written, warnings = export_csv(directory, out)
     assert warnings == [] and (out / "sweep.csv") in written
@@ -139,13 +140,13 @@ async def test_sweep_export_stacks_experiments_and_writes_sweep_rows(tmp_path):
     assert [(e["experiment_id"], e["condition"], e["seed"]) for e in experiments] == [
         (run.directory, run.condition, str(run.seed)) for run in result.experiments]
     games = read_rows(out / "games.csv")
-    assert len(games) == 4 * 3 * 2  # 4 experiments x 3 games x 2 rounds
+    assert len(games) == 6 * 3 * 2  # 6 experiments x 3 games x 2 rounds
     first = [from_cells(g, GameResult) for g in games if g["experiment_id"] == "exp_baseline_s5"]
     assert first == json_records_for(directory / "exp_baseline_s5", 2)
 
     rows = read_rows(out / "sweep.csv")
     saved = read_json(directory / SWEEP_FILE, SweepResult)
-    per_condition = len(METRICS) + 2  # the metrics and 2 rounds of cooperation
+    per_condition = len(INTERVAL_METRICS) + 2  # the metrics with intervals and 2 rounds of cooperation
     assert len(rows) == 3 * per_condition  # 2 conditions + 1 difference
     identity = next(s for s in saved.summary if s.condition == "identity")
     row = next(r for r in rows if r["condition"] == "identity" and r["reference"] == ""
@@ -153,6 +154,7 @@ async def test_sweep_export_stacks_experiments_and_writes_sweep_rows(tmp_path):
     interval = identity.metrics["overall_cooperation_rate"]
     assert (row["round"], int(row["n"]), float(row["mean"]), float(row["ci_low"]), float(row["ci_high"])) == (
         "", interval.n, interval.mean, interval.low, interval.high)
+    assert {r["simulated"] for r in rows} == {"true"}  # FakeProvider says it is simulated
     diff_round = next(r for r in rows if r["reference"] == "baseline" and r["round"] == "2")
     assert diff_round["metric"] == "cooperation_rate" and diff_round["condition"] == "identity"
     assert float(diff_round["mean"]) == saved.differences[0].cooperation_per_round[1].mean
@@ -204,7 +206,7 @@ async def test_a_sweep_exports_what_it_can_read(tmp_path, capsys, monkeypatch):
     one line and skipped; every other row is written."""
     plan = plan_sweep(None, {"agents": 3, "rounds": 2, "seed": 5, "results_dir": str(tmp_path),
                              "provider": {"name": "simulated"}}, "baseline,identity", 2, env={})
-    _, directory = await run_sweep(plan, [FakeProvider(reply) for _ in plan.runs()], resamples=100)
+    _, directory = await run_sweep(plan, [FakeProvider(reply) for _ in plan.runs()])
     summary = directory / "exp_baseline_s5" / "rounds" / "summary_r1.json"
     data = json.loads(summary.read_text())
     data["agent_powers"] = [*data["agent_powers"], 1.0]

@@ -129,6 +129,15 @@ def test_backoff_base_scales_the_schedule(monkeypatch):
     assert 0.005 <= backoff_delay(1, None, random.Random(0)) <= 0.01
 
 
-@pytest.mark.parametrize(("retry_after", "expected"), [(3.0, 3.0), (0.0, 0.0), (500.0, MAX_RETRY_AFTER_S), (-2.0, 0.0)])
+@pytest.mark.parametrize(("retry_after", "expected"), [(3.0, 3.0), (500.0, MAX_RETRY_AFTER_S)])
 def test_retry_after_is_honoured_up_to_120_s(retry_after, expected):
     assert backoff_delay(1, retry_after, random.Random(0)) == expected
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3])
+@pytest.mark.parametrize("retry_after", [0.0, -2.0, 0.001])
+def test_retry_after_zero_or_past_never_shortens_the_backoff(attempt, retry_after):
+    """`Retry-After: 0` (or a past date, parsed as <= 0) once gave zero-delay retries:
+    133 of them in 1.5 s. The exponential backoff is the floor."""
+    floor = backoff_delay(attempt, None, random.Random(5))
+    assert backoff_delay(attempt, retry_after, random.Random(5)) == floor >= 0.5 * 2 ** (attempt - 1)

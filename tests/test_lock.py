@@ -100,7 +100,7 @@ def test_the_holder_probe_does_not_make_a_writer_refuse(tmp_path, monkeypatch):
     import engine.lock
 
     real = engine.lock.fcntl.flock
-    probe = os.open(tmp_path / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    probe = os.open(tmp_path, os.O_RDONLY)  # the lock is an flock on the directory
     real(probe, engine.lock.fcntl.LOCK_SH)
     calls = []
 
@@ -165,3 +165,24 @@ def test_resume_of_a_locked_experiment_exits_2(make_config, tmp_path, capsys):
     finally:
         process.kill()
         process.wait()
+
+
+@pytest.mark.parametrize("replace", ["deleted", "replaced_by_junk", "replaced_by_a_fifo"])
+def test_a_lock_file_removed_during_a_run_lets_no_second_writer_in(tmp_path, replace):
+    """The lock is an flock on the directory: what happens to run.lock does not matter."""
+    process = hold_lock(tmp_path)
+    try:
+        (tmp_path / LOCK_NAME).unlink()
+        if replace == "replaced_by_junk":
+            (tmp_path / LOCK_NAME).write_bytes(b"\xff\xfe\x00")
+        elif replace == "replaced_by_a_fifo":
+            os.mkfifo(tmp_path / LOCK_NAME)
+        with pytest.raises(LockError, match="being written by another process"):
+            ExperimentLock(tmp_path).acquire()
+        with pytest.raises(LockError):
+            ExperimentStore(tmp_path)
+    finally:
+        process.kill()
+        process.wait()
+    with ExperimentLock(tmp_path):  # the holder died: taken over, the pid file rewritten
+        assert holder(tmp_path) == os.getpid()

@@ -7,6 +7,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from urllib.parse import quote, quote_plus
 
 import anyio
 import httpx
@@ -368,6 +369,80 @@ async def test_transport_errors_are_retryable(error, kind):
     assert exc.retryable and not exc.fatal and exc.kind == kind
 
 
+# -- billed but unusable replies, and costs that are not money ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 100, "cost": 0.0123}},
+        {"choices": [{"message": {"role": "assistant", "content": None}, "finish_reason": "length"}],
+         "usage": {"prompt_tokens": 40, "completion_tokens": 100, "cost": 0.0123}},
+        {"choices": [{"message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}],
+         "usage": {"prompt_tokens": 40, "completion_tokens": 100, "cost": 0.0123}},
+        {"id": "x", "usage": {"prompt_tokens": 40, "completion_tokens": 100, "cost": 0.0123}},
+    ],
+    ids=["no-choices", "null-content-length", "empty-content", "no-choices-key"],
+)
+async def test_a_billed_reply_without_content_fails_carrying_its_cost(body):
+    """Reasoning models that spend max_tokens thinking answer like this, and are billed:
+    the cost used to be dropped (35% of a run's spend went missing)."""
+    exc = await failure(answer(200, body))
+    assert exc.kind == "empty_reply" and exc.retryable
+    assert exc.cost == 0.0123 and not exc.cost_is_estimate
+
+
+async def test_a_billed_error_in_a_200_body_carries_its_cost():
+    body = {"error": {"message": "upstream died"}, "usage": {"prompt_tokens": 40, "cost": 0.002}}
+    exc = await failure(answer(200, body))
+    assert exc.cost == 0.002
+
+
+async def test_an_empty_reply_without_usage_is_estimated_at_list_price():
+    exc = await failure(answer(200, {"choices": [{"message": {"content": ""}}], "usage": {}}))
+    assert exc.kind == "empty_reply" and exc.cost_is_estimate
+    assert exc.cost == pytest.approx((len(DECISION) // 4 * 0.10 + 1 * 0.40) / 1e6)
+
+
+async def test_an_unbilled_failure_costs_nothing():
+    exc = await failure(answer(503, {"error": {"message": "down"}}))
+    assert exc.cost == 0.0 and not exc.cost_is_estimate
+
+
+@pytest.mark.parametrize(
+    "raw_cost", [b"NaN", b"Infinity", b"-Infinity", b"-0.216", b"1e400", b"true", b'"0.01"'])
+async def test_a_cost_that_is_not_money_is_estimated_from_the_price_table(raw_cost):
+    """One `usage.cost: NaN` once turned the budget off and wrote `"total_cost": null`; a
+    negative one made the budget never bind."""
+    raw = (b'{"choices": [{"message": {"content": "DEFECT"}, "finish_reason": "stop"}],'
+           b' "usage": {"prompt_tokens": 40, "completion_tokens": 2, "cost": ' + raw_cost + b"}}")
+    p = provider(answer(200, raw))
+    completion = await p.complete(request())
+    await p.aclose()
+    assert completion.cost == pytest.approx((40 * 0.10 + 2 * 0.40) / 1e6)
+    assert completion.cost_is_estimate
+
+
+@pytest.mark.parametrize("tokens", [10**12, -5, 1.5, "40"])
+async def test_absurd_token_counts_are_estimated(tokens):
+    p = provider(answer(200, ok_body(prompt_tokens=tokens, completion_tokens=tokens)))
+    completion = await p.complete(request())
+    await p.aclose()
+    assert completion.prompt_tokens == len(DECISION) // 4 and completion.completion_tokens == 2
+    assert completion.cost < 1e-3
+
+
+async def test_a_refused_connection_never_reached_the_server():
+    def refuse(req: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    def reset(req: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("reset")
+
+    assert (await failure(refuse)).reached is False
+    assert (await failure(reset)).reached is True
+
+
 # -- the key never leaks ----------------------------------------------------------------------
 
 
@@ -387,6 +462,35 @@ async def test_key_in_a_non_json_body_is_redacted():
 async def test_key_shaped_strings_are_redacted_too():
     exc = await failure(answer(401, {"error": {"message": "Incorrect API key provided: sk-proj-abcd****wxyz"}}))
     assert "sk-proj" not in exc.message
+
+
+ODD_KEY = "sk-or-v1-ab+cd/ef=0123456789ABCDEFxyz"
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [ODD_KEY, quote(ODD_KEY, safe=""), quote_plus(ODD_KEY), ODD_KEY[-16:], ODD_KEY[3:11],
+     "".join(f"%{b:02X}" for b in ODD_KEY.encode()), "".join(f"%{b:02x}" for b in ODD_KEY.encode())],
+    ids=["raw", "url", "url-plus", "suffix16", "piece8", "every-byte", "every-byte-lower"],
+)
+async def test_the_key_is_redacted_in_every_form(shown):
+    """A key echoed URL-encoded or as a 16-character suffix once reached stderr, the
+    manifest, the result, calls.jsonl and the error log."""
+    body = {"error": {"code": 500, "message": f"cannot use credentials {shown} here"}}
+    p = provider(answer(500, body), key=ODD_KEY)
+    with pytest.raises(ProviderError) as caught:
+        await p.complete(request())
+    await p.aclose()
+    assert shown not in caught.value.message and "***" in caught.value.message
+    assert "cannot use credentials" in caught.value.message
+
+
+async def test_the_key_is_redacted_from_a_reply_text():
+    p = provider(answer(200, ok_body(f"COOPERATE (your key is {KEY})")))
+    completion = await p.complete(request())
+    await p.aclose()
+    assert KEY not in completion.text and KEY[-12:] not in completion.text
+    assert completion.text.startswith("COOPERATE")
 
 
 async def test_long_upstream_text_is_shortened():
@@ -425,6 +529,33 @@ def test_factory_rejects_a_base_url_without_a_scheme():
         make_provider(config(name="openai", base_url="localhost:11434/v1"), env={})
 
 
+@pytest.mark.parametrize("url", ["http://10.0.0.5:4000/v1", "http://api.example.com/v1",
+                                 "http://[2001:db8::1]/v1", "http://127.example.com/v1"])
+def test_factory_refuses_a_key_over_plain_http_to_a_remote_host(url):
+    cfg = config(name="openai", base_url=url, api_key_env="K")
+    with pytest.raises(ConfigError, match="--allow-insecure") as caught:
+        make_provider(cfg, env={"K": KEY})
+    assert KEY not in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/v1", "http://localhost/v1", "http://[::1]:8080/v1",
+                                 "http://127.5.6.7/v1", "https://api.example.com/v1"])
+async def test_factory_sends_a_key_over_http_to_loopback_or_over_https(url):
+    p = make_provider(config(name="openai", base_url=url, api_key_env="K"), env={"K": KEY})
+    await p.aclose()
+
+
+async def test_allow_insecure_lets_a_key_go_over_plain_http():
+    cfg = config(name="openai", base_url="http://10.0.0.5/v1", api_key_env="K", allow_insecure=True)
+    p = make_provider(cfg, env={"K": KEY})
+    await p.aclose()
+
+
+async def test_no_key_no_refusal_over_plain_http():
+    p = make_provider(config(name="openai", base_url="http://10.0.0.5/v1"), env={})
+    await p.aclose()
+
+
 # -- through a real HTTP server ---------------------------------------------------------------
 
 
@@ -459,7 +590,7 @@ async def test_stub_server_happy_path_with_exact_cost(server):
         (stub.DROP, "connection", True, False),
         (stub.TRUNCATED, "connection", True, False),
         (stub.INVALID_JSON, "bad_response", True, False),
-        (stub.EMPTY_CHOICES, "bad_response", True, False),
+        (stub.EMPTY_CHOICES, "empty_reply", True, False),
         (stub.rate_limited("2"), "rate_limit", True, False),
         (stub.in_flight_402("1"), "in_flight_budget", True, False),
         (stub.credits_402(), "credits", False, True),
@@ -488,6 +619,52 @@ async def test_stub_server_slow_reply_times_out(server):
         await p.complete(request())
     await p.aclose()
     assert caught.value.kind == "timeout" and caught.value.retryable
+
+
+async def test_a_trickling_server_is_cut_off_at_the_whole_call_deadline(server):
+    """timeout_s used to bound each read: one byte every 150 ms held a call for 51 s at
+    timeout_s = 2. The stub here would take about 60 s to send its reply."""
+    server.queue(stub.trickle(0.1))
+    p = real(server, timeout_s=0.5)
+    began = time.monotonic()
+    with pytest.raises(ProviderError) as caught:
+        await p.complete(request())
+    elapsed = time.monotonic() - began
+    await p.aclose()
+    assert caught.value.kind == "timeout" and caught.value.retryable
+    assert elapsed < 5  # a hang guard, not a speed figure
+
+
+async def test_a_trickle_within_the_deadline_is_read_whole(server):
+    server.queue(stub.Reply(json=ok_body("DEFECT"), trickle_s=0.001))
+    p = real(server, timeout_s=10)
+    completion = await p.complete(request())
+    await p.aclose()
+    assert completion.text == "DEFECT"
+
+
+@pytest.mark.parametrize("shape", stub.BILLED_EMPTY_SHAPES)
+async def test_stub_billed_empty_replies_carry_the_billed_cost(server, shape):
+    server.queue(stub.billed_empty(shape, cost=0.0031))
+    p = real(server)
+    with pytest.raises(ProviderError) as caught:
+        await p.complete(request())
+    await p.aclose()
+    assert caught.value.kind == "empty_reply" and caught.value.cost == 0.0031 == server.billed
+
+
+@pytest.mark.parametrize("form", stub.KEY_ECHO_FORMS)
+async def test_stub_key_echo_is_redacted_in_every_form(server, form):
+    settings = ProviderSettings(name="openrouter", base_url=server.base_url, api_key_env="K")
+    p = OpenAICompatProvider(settings, api_key=ODD_KEY)
+    server.queue(stub.key_echo(ODD_KEY, form))
+    with pytest.raises(ProviderError) as caught:
+        await p.complete(request())
+    await p.aclose()
+    message = caught.value.message
+    assert "upstream rejected credentials" in message and "***" in message
+    assert not any(ODD_KEY[i : i + 8] in message for i in range(len(ODD_KEY) - 7))
+    assert quote(ODD_KEY, safe="")[-16:] not in message
 
 
 async def test_stub_server_echoed_key_is_redacted(server):

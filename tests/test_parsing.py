@@ -1,63 +1,146 @@
+import json
+from collections import Counter
+from pathlib import Path
+
 import pytest
 
-from engine.parsing import extract_strategy, parse_decision
+from engine.parsing import Reading, extract_strategy, parse_decision
 
 C, D = "COOPERATE", "DEFECT"
+CORPORA = Path(__file__).parent / "corpora"
+
+
+def corpus(name: str) -> list[dict]:
+    with open(CORPORA / name, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+DECISION_CORPUS = corpus("decisions.jsonl")
+STRATEGY_CORPUS = corpus("strategies.jsonl")
 
 DECISIONS = [
-    # (a) the whole reply is one decision word
-    ("COOPERATE", C),
-    ("DEFECT", D),
-    ("cooperate", C),
-    ("Defect", D),
-    ("cooperate.", C),
-    ("**DEFECT**", D),
-    ("`COOPERATE`", C),
-    ("_defect_", D),
-    ("# DEFECT", D),
-    ("> cooperate", C),
-    ("  DEFECT \n\n", D),
-    ("C", C),
-    ("D", D),
-    ("c.", C),
-    ("**D**", D),
-    # (b) the last non-empty line names exactly one word
-    ("Decision: DEFECT", D),
-    ("**Decision:** cooperate", C),
-    ("The opponent defected twice in a row.\nDecision: DEFECT", D),
-    (
-        (
-            "Opponent A has cooperated in every game so far, and my strategy says to "
-            "reciprocate.\n\nCOOPERATE"
-        ),
-        C,
-    ),
-    ("They might DEFECT, or they might COOPERATE; I can't tell.\n\nDEFECT", D),
-    ("My strategy says to COOPERATE with new opponents.\nDEFECT", D),
-    ("Should I COOPERATE or DEFECT?\nFinal answer: **COOPERATE**\n\n", C),
-    ("Reasoning: tit for tat.\nDEFECT defect DEFECT", D),
-    ("I will not defect", D),  # literal rule: negation is not understood
-    ("I could DEFECT.\nCOOPERATE\n---", C),  # a markdown-only line is empty
-    # (c) the whole reply names exactly one word
-    ("I choose to COOPERATE.\nThis maximises the joint payoff.", C),
-    ("DEFECT, because they defected last round.\nNo reason to trust them now.", D),
-    # ambiguous
-    ("", None),
-    ("   \n\n", None),
-    ("COOPERATE/DEFECT", None),
-    ("I could COOPERATE.\nOr I could DEFECT or COOPERATE.", None),
-    ("I'm not sure what to do here.", None),
-    ("Decision: C", None),  # C/D only count as the whole reply
-    ("The opponent cooperates, so I keep cooperating.", None),  # whole words only
-    ("COOPERATES", None),
-    ("Let me think.\nDEFECTED", None),
-    ("cooperate defect", None),
+    # word: the whole reply is one decision word
+    ("COOPERATE", C, "word"),
+    ("DEFECT", D, "word"),
+    ("cooperate", C, "word"),
+    ("Defect", D, "word"),
+    ("cooperate.", C, "word"),
+    ("**DEFECT**", D, "word"),
+    ("`COOPERATE`", C, "word"),
+    ("_defect_", D, "word"),
+    ("# DEFECT", D, "word"),
+    ("> cooperate", C, "word"),
+    ('"DEFECT"', D, "word"),
+    ("“Cooperate!”", C, "word"),
+    ("  DEFECT \n\n", D, "word"),
+    ("C", C, "word"),
+    ("D", D, "word"),
+    ("c.", C, "word"),
+    ("**D**", D, "word"),
+    ("```\nDEFECT\n```", D, "word"),
+    # line: the first or the last line is only a decision word, maybe after a label
+    ("Decision: DEFECT", D, "line"),
+    ("**Decision:** cooperate", C, "line"),
+    ("Final answer: 'DEFECT'.", D, "line"),
+    ("## Final Decision — COOPERATE", C, "line"),
+    ("Move -> DEFECT", D, "line"),
+    ("Choice → cooperate", C, "line"),
+    ("My decision is: DEFECT", D, "line"),
+    ("I choose COOPERATE.", C, "line"),
+    ("Answer：DEFECT", D, "line"),
+    ("The opponent defected twice in a row.\nDecision: DEFECT", D, "line"),
+    ("Opponent A has cooperated in every game so far.\n\nCOOPERATE", C, "line"),
+    ("COOPERATE\n\nGiven my strategy and A's record, I will not defect.", C, "line"),
+    ("**Decision: DEFECT**\n\n- They defected twice.\n- So I won't cooperate.", D, "line"),
+    ("They might DEFECT, or they might COOPERATE; I can't tell.\n\nDEFECT", D, "line"),
+    ("I could DEFECT.\nCOOPERATE\n---", C, "line"),  # a markdown-only line is no line
+    ("DEFECT\n\nReasoning...\n\nDEFECT", D, "line"),
+    ("DEFECT\n\nI considered COOPERATE, but they defected twice.\n\nDEFECT", D, "line"),
+    ("COOPERATE\n\nActually, they have always cooperated, so this is easy.", C, "line"),
+    ("~~DEFECT~~ COOPERATE", C, "word"),
+    ("COOPERATE\n\nThey might defect, but my strategy says to cooperate.", C, "line"),
+    ("DEFECT\n\nI choose this over cooperating.", D, "line"),
+    ("Decision：ＤＥＦＥＣＴ", D, "line"),
+    # json: the reply or its one fenced block is an object with a decision field
+    ('{"decision": "DEFECT"}', D, "json"),
+    ('{"Action": "cooperate", "reason": "rather than trying to defect"}', C, "json"),
+    ('```json\n{"decision": "COOPERATE", "reason": "…rather than trying to defect."}\n```', C, "json"),
+    ('Here is my answer:\n```\n{"move": "DEFECT", "why": "they never cooperate"}\n```', D, "json"),
+    ('{"decision": "DEFECT", "choice": "defect"}', D, "json"),
+    ('{\n  "decision": "COOPERATE",\n  "reason": "no reason to defect"\n}', C, "json"),
+]
+
+AMBIGUOUS = [
+    "",
+    "   \n\n",
+    "COOPERATE/DEFECT",
+    "cooperate defect",
+    "I won't defect.",
+    "I will not cooperate with them.",
+    "I'd lean towards COOPERATE, but DEFECT is tempting.",
+    "Coopérer.",
+    "I'm sorry, I can't help with that.",
+    "Decision: C",  # C / D count only as the whole reply
+    "COOPERATES",
+    "Let me think.\nDEFECTED",
+    "COOPERATE\n\nOn balance, though:\nDEFECT",  # first and last line disagree
+    "Decision (COOPERATE/DEFECT): COOPERATE",
+    "Decision: DEFECT, because they defected.",
+    "I choose to cooperate.",
+    '{"decision": "COOPERATE", "move": "DEFECT"}',  # fields disagree
+    '{"decision": "C"}',
+    '{"reason": "cooperation pays"}',
+    '["DEFECT"]',
+    "{" * 100_000,
+    '```json\n{"decision": "DEFECT"}\n```\n```json\n{"decision": "COOPERATE"}\n```',
+    'COOPERATE\n```json\n{"decision": "DEFECT"}\n```',  # line and json disagree
+    "Given my strategy, there is no reason to defect against a consistent cooperator, so I will",
+    # answers taken back, questions, trailing off, struck through
+    "DEFECT\n\nWait — they cooperated last round. COOPERATE.",
+    "DEFECT\n\nActually, I should cooperate: they cooperated last round.",
+    "COOPERATE\n\nOn second thought, defecting is safer.",
+    "Decision: COOPERATE\n\nCorrection:\nDecision: DEFECT\n\nThey defected twice.",
+    "DEFECT?",
+    "COOPERATE...",
+    "DEFECT…\nunless they cooperate",
+    "~~COOPERATE~~",
+    "Options:\n- COOPERATE\n- DEFECT",
+    "COOPERATE\n\nor maybe defect, I'm not sure.",
+    "DEFECT\n\nJust kidding. I cooperate.",
+    "COOPERATE\n\nHmm, defecting could pay more.",
 ]
 
 
-@pytest.mark.parametrize(("reply", "expected"), DECISIONS)
-def test_parse_decision(reply: str, expected: str | None) -> None:
-    assert parse_decision(reply) == expected
+@pytest.mark.parametrize(("reply", "action", "rule"), DECISIONS)
+def test_parse_decision(reply: str, action: str, rule: str) -> None:
+    assert parse_decision(reply) == Reading(action, rule)
+
+
+@pytest.mark.parametrize("reply", AMBIGUOUS)
+def test_ambiguous_decision(reply: str) -> None:
+    assert parse_decision(reply) == Reading(None, None)
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("DEFECT", Reading(D, "word")),
+        ('{"decision": "DEFECT"}', Reading(D, "json")),
+        ("COOPERATE\n\nGiven my strategy, I will", Reading(C, "line")),
+        # the last line of a cut-off reply does not count
+        ("My strategy says to reciprocate, and A cooperated.\nCOOPERATE", Reading(None, None)),
+        # nor does a first line that was never finished
+        ("Decision: DEFECT", Reading(None, None)),
+        ('```json\n{"decision": "COOPERATE", "reason": "they', Reading(None, None)),
+    ],
+)
+def test_cut_off_decision(reply: str, expected: Reading) -> None:
+    assert parse_decision(reply, "length") == expected
+
+
+def test_stop_reason_reads_like_none() -> None:
+    reply = "My strategy says to reciprocate.\nCOOPERATE"
+    assert parse_decision(reply, "stop") == parse_decision(reply) == Reading(C, "line")
 
 
 def words(n: int, word: str = "w") -> str:
@@ -75,44 +158,40 @@ def test_strategy_marker_is_case_insensitive() -> None:
 
 def test_strategy_uses_the_last_marker() -> None:
     reply = "STRATEGY: draft rule\nOn reflection, better:\nStrategy: final rule"
-    assert extract_strategy(reply) == ("final rule", [])
+    assert extract_strategy(reply) == ("final rule", ["multiple_markers"])
 
 
 @pytest.mark.parametrize(
     "marker",
-    ["**STRATEGY:**", "**Strategy**:", "## Strategy:", "  STRATEGY:", "> STRATEGY:", "STRATEGY :"],
+    [
+        "**STRATEGY:**", "**Strategy**:", "## Strategy:", "  STRATEGY:", "> STRATEGY:", "STRATEGY :",
+        "- STRATEGY:", "* **Strategy:**", "2. STRATEGY:", "3) Strategy:", "Final strategy:",
+        "**Final Strategy:**", "STRATEGY：", "### FINAL STRATEGY：",
+    ],
 )
-def test_strategy_markdown_marker(marker: str) -> None:
+def test_strategy_marker_forms(marker: str) -> None:
     assert extract_strategy(f"Reasoning.\n{marker} Tit for tat.") == ("Tit for tat.", [])
 
 
 def test_strategy_on_lines_after_marker() -> None:
-    assert extract_strategy("STRATEGY:\n\n1. Cooperate.\n2. Punish.") == (
-        "1. Cooperate. 2. Punish.",
-        [],
-    )
+    assert extract_strategy("STRATEGY:\n\n1. Cooperate.\n2. Punish.") == ("1. Cooperate. 2. Punish.", [])
 
 
-def test_marker_must_begin_the_line() -> None:
-    reply = "My STRATEGY: is below.\nCooperate always."
-    assert extract_strategy(reply) == (
-        "My STRATEGY: is below. Cooperate always.",
-        ["marker_missing"],
-    )
+@pytest.mark.parametrize("reply", ["My STRATEGY: is below.\nCooperate always.", "Strategy\nCooperate always."])
+def test_not_a_marker(reply: str) -> None:
+    assert extract_strategy(reply) == (" ".join(reply.split()), ["marker_missing"])
 
 
-def test_long_strategy_is_truncated() -> None:
-    text, flags = extract_strategy("STRATEGY: " + words(150))
-    assert text == words(100)
-    assert flags == ["truncated"]
+def test_strategy_past_100_words_is_kept_and_flagged() -> None:
+    assert extract_strategy("STRATEGY: " + words(150)) == (words(150), ["over_limit"])
 
 
-def test_exactly_max_words_is_not_truncated() -> None:
+def test_strategy_past_200_words_is_cut() -> None:
+    assert extract_strategy("STRATEGY: " + words(250)) == (words(200), ["over_limit", "truncated"])
+
+
+def test_exactly_100_words_is_not_flagged() -> None:
     assert extract_strategy("STRATEGY: " + words(100)) == (words(100), [])
-
-
-def test_max_words_parameter() -> None:
-    assert extract_strategy("STRATEGY: a b c d", max_words=2) == ("a b", ["truncated"])
 
 
 def test_no_marker_keeps_the_last_words() -> None:
@@ -126,9 +205,7 @@ def test_short_reply_without_marker() -> None:
 
 def test_empty_strategy_after_marker_falls_back() -> None:
     reply = words(120) + "\nSTRATEGY:   \n"
-    text, flags = extract_strategy(reply)
-    assert text == " ".join((words(120) + " STRATEGY:").split()[-100:])
-    assert flags == ["marker_missing"]
+    assert extract_strategy(reply) == (" ".join((words(120) + " STRATEGY:").split()[-100:]), ["marker_missing"])
 
 
 def test_long_preamble_before_marker() -> None:
@@ -136,5 +213,56 @@ def test_long_preamble_before_marker() -> None:
     assert extract_strategy(reply) == ("Cooperate first, then copy the opponent.", [])
 
 
-def test_empty_reply() -> None:
-    assert extract_strategy("") == ("", ["marker_missing"])
+def test_empty_reply_is_a_failed_call() -> None:
+    assert extract_strategy("  \n") == (None, ["marker_missing"])
+
+
+def test_cut_off_without_marker_is_a_failed_call() -> None:
+    assert extract_strategy("Let me weigh the options. Cooperation pays if", "length") == (None, ["marker_missing"])
+
+
+def test_cut_off_after_marker_is_kept_and_flagged() -> None:
+    reply = "Reasoning.\nSTRATEGY: Cooperate first; defect only after"
+    assert extract_strategy(reply, "length") == ("Cooperate first; defect only after", ["truncated"])
+
+
+# -- the hand-labelled corpora (tests/corpora, see docs/parsing.md) ---------------------
+
+
+@pytest.mark.parametrize("row", DECISION_CORPUS, ids=lambda row: row["style"])
+def test_decision_corpus_no_silent_misread(row: dict) -> None:
+    """A reply labelled ambiguous reads as ambiguous; a clear one reads as its move or as
+    ambiguous (a follow-up), never as the other move."""
+    action, rule = parse_decision(row["reply"], row["finish_reason"])
+    if row["expected"] == "ambiguous":
+        assert (action, rule) == (None, None)
+    else:
+        assert action in (row["expected"], None)
+        assert (action is None) == (rule is None)
+
+
+def test_decision_corpus_covers_the_styles() -> None:
+    styles = Counter(row["style"] for row in DECISION_CORPUS)
+    assert len(DECISION_CORPUS) >= 150
+    for style in ("one_word", "answer_first", "answer_last", "markdown", "json", "fenced_json", "negation",
+                  "hedge", "both_words", "cut_off", "non_english", "empty", "refusal", "letter", "quoted", "label"):
+        assert styles[style] >= 2, style
+    assert {row["expected"] for row in DECISION_CORPUS} == {C, D, "ambiguous"}
+
+
+def test_decision_corpus_reads_most_clear_answers() -> None:
+    """Replies that state the move on a line of its own, as a word or as JSON are read, not
+    sent to a follow-up (the share of follow-ups is in docs/parsing.md)."""
+    plain = [row for row in DECISION_CORPUS if row["expected"] != "ambiguous"
+             and row["style"] in ("one_word", "markdown_word", "quoted", "letter", "label", "json")]
+    assert plain and all(parse_decision(row["reply"], row["finish_reason"]).action == row["expected"]
+                         for row in plain)
+
+
+@pytest.mark.parametrize("row", STRATEGY_CORPUS, ids=lambda row: row["style"])
+def test_strategy_corpus(row: dict) -> None:
+    assert extract_strategy(row["reply"], row["finish_reason"]) == (row["expected_text"], row["expected_flags"])
+
+
+def test_strategy_corpus_size() -> None:
+    assert len(STRATEGY_CORPUS) >= 30

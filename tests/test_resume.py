@@ -1,5 +1,6 @@
 """Resume: state rebuilt from disk, recorded calls replayed, refusals, the budget."""
 
+import errno
 import functools
 import json
 import tempfile
@@ -14,9 +15,10 @@ from engine.control import RunControl
 from engine.events import ErrorLogged
 from engine.models import CallRecord, ErrorRecord, Manifest
 from engine.providers.base import ChatRequest, Completion
-from engine.providers.factory import make_provider
+from engine.providers.factory import api_key_for, make_provider
 from engine.providers.simulated import SimulatedProvider
 from engine.resume import (
+    MISSING_CALLS_NOTE,
     ResumeError,
     open_resume,
     resume_experiment,
@@ -24,7 +26,7 @@ from engine.resume import (
     set_aside_torn_tail,
 )
 from engine.runner import run_experiment
-from engine.store import read_json, read_jsonl
+from engine.store import ExperimentStore, read_json, read_jsonl
 from tests.support.experiment_files import (
     assert_files_valid,
     final_result,
@@ -217,7 +219,7 @@ async def test_torn_last_call_line_is_set_aside_and_reported(make_config, tmp_pa
     result = await resume_experiment(resumable, Counting(resumable.config.seed))
 
     assert records(directory) == records(ref_dir)
-    assert result.error_count == ref_result.error_count + 1
+    assert result.error_count == ref_result.error_count  # the repair is logged, not counted
     errors, bad = read_jsonl(directory / "experiment_errors.log", ErrorRecord)
     assert not bad and [e.message for e in errors if e.type == "resume_repair"] == resumable.notes
 
@@ -268,6 +270,78 @@ async def test_budget_counts_what_was_already_spent(make_config, tmp_path):
     calls, _ = read_jsonl(directory / "calls.jsonl", CallRecord)
     assert done.total_cost == pytest.approx(0.01 * len(calls))
     assert done.total_api_calls == len(calls)
+
+
+class CheapButFeared(Counting):
+    """Costs $0.01 a call but reserves a worst case of $0.05: in-flight reservations stop
+    the budget early, so a resume without them could afford more than the original run."""
+
+    def worst_case_cost(self, request: ChatRequest) -> float:
+        return 0.05
+
+
+async def test_budget_stopped_experiment_resumed_with_the_same_budget_stops_at_once(make_config, tmp_path):
+    config = make_config(agents=4, rounds=3, provider={"name": "simulated", "max_cost_usd": 0.3})
+    stopped = await run_experiment(config, provider=CheapButFeared(config.seed, cost=0.01))
+    assert stopped.status == "budget_exceeded"
+    directory = only_experiment(Path(config.results_dir))
+    before = snapshot(directory / "rounds")
+
+    resumable = open_resume(directory)
+    provider = CheapButFeared(resumable.config.seed, cost=0.01)
+    again = await resume_experiment(resumable, provider)
+
+    assert again.status == "budget_exceeded" and provider.keys == []
+    assert again.total_rounds == stopped.total_rounds and snapshot(directory / "rounds") == before
+    assert again.total_cost == pytest.approx(stopped.total_cost)
+    raised, provider = await resume(directory, cost=0.01, max_cost_usd=0.6)  # a larger one goes on
+    assert provider.keys and raised.total_rounds > stopped.total_rounds
+
+
+async def test_error_count_after_a_disk_full_resume_equals_an_uninterrupted_run(
+        make_config, tmp_path, monkeypatch):
+    _, ref_result, _ = await reference(make_config, tmp_path, agents=4, rounds=3)
+    config = make_config(agents=4, rounds=3, results_dir=str(tmp_path / "full"))
+    real_write = ExperimentStore.write_round
+
+    def full_at_round_2(self, round, *args):
+        if round == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, round, *args)
+
+    monkeypatch.setattr(ExperimentStore, "write_round", full_at_round_2)
+    failed = await run_experiment(config, provider=Counting(config.seed))
+    assert failed.status == "failed" and "No space left" in (failed.message or "")
+    monkeypatch.setattr(ExperimentStore, "write_round", real_write)
+    directory = only_experiment(tmp_path / "full")
+
+    result, _ = await resume(directory)
+
+    assert result.status == "completed"
+    assert result.error_count == ref_result.error_count
+    errors, _ = read_jsonl(directory / "experiment_errors.log", ErrorRecord)
+    assert [e.type for e in errors].count("storage") == 1  # still in the log, for the record
+
+
+async def test_a_missing_call_log_is_reported_on_resume(make_config, tmp_path, capsys):
+    directory, _ = await interrupted(make_config, tmp_path, 30, agents=4, rounds=3)
+    (directory / "calls.jsonl").unlink()
+
+    resumable = open_resume(directory)
+    assert resumable.notes == [MISSING_CALLS_NOTE]
+    result = await resume_experiment(resumable, Counting(resumable.config.seed))
+
+    assert result.status == "completed"
+    errors, _ = read_jsonl(directory / "experiment_errors.log", ErrorRecord)
+    assert [e.message for e in errors if e.type == "resume_repair"] == [MISSING_CALLS_NOTE]
+    assert "cost are unknown" in MISSING_CALLS_NOTE
+
+
+def test_a_missing_call_log_is_said_on_stderr(make_config, tmp_path, capsys):
+    directory = saved(make_config, tmp_path, agents=3, rounds=2)
+    (directory / "calls.jsonl").unlink()
+    assert main(["resume", str(directory), "--headless"]) == 0
+    assert MISSING_CALLS_NOTE in capsys.readouterr().err
 
 
 # -- refusals ------------------------------------------------------------------------------------
@@ -487,3 +561,27 @@ async def test_the_browser_offers_no_resume_for_a_completed_experiment(make_conf
         await pilot.press("R")
         await pilot.pause()
         assert app.status is None
+
+
+def remote_http(manifest: dict) -> None:
+    manifest["config"]["provider"].update(name="openrouter", base_url="http://192.0.2.7/api/v1",
+                                          api_key_env="OPENROUTER_API_KEY")
+
+
+def test_resume_refuses_a_key_over_plain_http_unless_allowed(make_config, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-resume-test-0123456789")
+    directory = saved(make_config, tmp_path, agents=3, rounds=2)
+    edit_json(directory / "manifest.json", remote_http)
+    before = snapshot(directory)
+    assert main(["resume", str(directory), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--allow-insecure" in err and "192.0.2.7" in err
+    assert snapshot(directory) == before
+
+    resumable = open_resume(directory, allow_insecure=True)
+    try:
+        assert resumable.config.provider.allow_insecure is True
+        assert resumable.manifest.config.provider.allow_insecure is True  # recorded when it runs
+        api_key_for(resumable.config)  # no refusal now
+    finally:
+        resumable.store.close()

@@ -43,11 +43,11 @@ def test_every_experiment_of_a_sweep_uses_one_client(tmp_path, monkeypatch):
         overrides = {"agents": 3, "rounds": 1, "seed": 5, "results_dir": str(tmp_path),
                      "provider": {"name": "openrouter", "base_url": server.base_url, "max_concurrency": 8}}
         plan = plan_sweep(None, overrides, "baseline,identity", 2)
-        providers = make_providers(plan)
+        providers = make_providers([c for _, c in plan.runs()])
         clients = {id(p._client) for p in providers}  # type: ignore[attr-defined]
         assert len(providers) == 4 and len(clients) == 1
         client = providers[0]._client  # type: ignore[attr-defined]
-        result, _ = anyio.run(lambda: run_sweep(plan, providers, resamples=50))
+        result, _ = anyio.run(lambda: run_sweep(plan, providers))
     assert result.status == "completed"
     assert server.count == 4 * (3 + 2 * 3)  # 3 strategies, 3 games of 2 moves
     assert all(s.headers["authorization"] == f"Bearer {KEY}" for s in server.requests)
@@ -57,4 +57,4 @@ def test_every_experiment_of_a_sweep_uses_one_client(tmp_path, monkeypatch):
 def test_a_simulated_sweep_needs_no_client(tmp_path):
     plan = plan_sweep(None, {"agents": 2, "rounds": 1, "seed": 1, "results_dir": str(tmp_path),
                              "provider": {"name": "simulated"}}, "baseline", 2, env={})
-    assert all(p.simulated for p in make_providers(plan))
+    assert all(p.simulated for p in make_providers([c for _, c in plan.runs()]))

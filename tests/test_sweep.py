@@ -4,7 +4,7 @@ statistics, the command line, and the comparison view."""
 import json
 import re
 import resource
-import statistics
+import shutil
 import subprocess
 import sys
 import threading
@@ -19,20 +19,21 @@ import engine.sweep
 from acausal_tui.cli import main
 from acausal_tui.screens.compare import CompareScreen, sweep_row
 from engine.events import RoundSummarised
-from engine.models import ExperimentResult
+from engine.models import ExperimentResult, Manifest, Validity
 from engine.prompts import IDENTITY_STATEMENT
 from engine.providers.base import Completion
 from engine.rng import keyed_rng
-from engine.stats import bootstrap_mean
+from engine.stats import NOTE_TOO_FEW, NOTE_WIDE, t_interval
 from engine.store import load_experiment, read_json
 from engine.sweep import (
+    INTERVAL_METRICS,
     MAX_RUNNING,
     MAX_SEEDS,
-    METRICS,
     SWEEP_FILE,
     ExperimentEvent,
     SweepControl,
     SweepResult,
+    SweepRun,
     list_sweeps,
     load_sweep,
     parse_condition,
@@ -62,7 +63,7 @@ def plan(tmp_path: Path, conditions: str = "baseline,identity", seeds: int = 3, 
 
 async def sweep(the_plan, provider=lambda: FakeProvider(reply), **options):
     providers = [provider() for _ in the_plan.runs()]
-    return await run_sweep(the_plan, providers, resamples=300, **options)
+    return await run_sweep(the_plan, providers, **options)
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -103,9 +104,10 @@ def test_simulated_sweep_reports_the_difference_and_its_interval(tmp_path, capsy
     directory = Path(out.strip())
     assert directory.parent == results and directory.name.startswith("sweep_")
     result = read_json(directory / SWEEP_FILE, SweepResult)
-    assert result.status == "completed" and result.seeds == [11, 12, 13, 14]
+    assert result.status == "completed" and result.seeds == [11, 12, 13, 14] and result.simulated
     assert result.conditions == ["baseline", "identity"]
     assert result.resolved_conditions["identity"].identity and not result.resolved_conditions["baseline"].identity
+    assert result.intervals is not None and result.intervals.method.startswith("Student-t 95% interval")
 
     # every cell is a normal, complete experiment directory
     values: dict[str, dict[int, ExperimentResult]] = {"baseline": {}, "identity": {}}
@@ -121,29 +123,53 @@ def test_simulated_sweep_reports_the_difference_and_its_interval(tmp_path, capsy
 
     for stats in result.summary:
         interval = stats.metrics["overall_cooperation_rate"]
-        assert interval.n == 4
-        assert interval.mean == pytest.approx(statistics.fmean(overall(r) for r in values[stats.condition].values()))
-        assert interval.low <= interval.mean <= interval.high
+        per_seed = [overall(r) for r in values[stats.condition].values()]
+        assert interval == t_interval(per_seed)
+        assert interval.n == 4 and interval.note == NOTE_WIDE and interval.low < interval.mean < interval.high
         assert len(stats.cooperation_per_round) == 3
-        assert set(stats.metrics) == set(METRICS)
+        assert set(stats.metrics) == set(INTERVAL_METRICS) and "rounds_to_convergence" not in stats.metrics
+        converged = [r.acausal_indicators.rounds_to_convergence for r in values[stats.condition].values()]
+        assert stats.convergence.n == 4
+        assert stats.convergence.converged == sum(v is not None for v in converged)
     [diff] = result.differences
     assert (diff.condition, diff.reference) == ("identity", "baseline")
     per_seed = [overall(values["identity"][s]) - overall(values["baseline"][s]) for s in result.seeds]
-    interval = diff.metrics["overall_cooperation_rate"]
-    assert interval.mean == pytest.approx(statistics.fmean(per_seed))
-    # the interval is the documented seeded bootstrap of the per-seed differences
-    expected = bootstrap_mean(per_seed, keyed_rng(11, "bootstrap", "identity", "baseline", "overall_cooperation_rate"))
-    assert interval == expected
-    assert interval.low < interval.high
-    # the simulated provider reasons about identity far more often when told it is a copy
-    assert diff.metrics["identity_reasoning_frequency"].mean > 0
+    # the paired t-interval of the per-seed differences
+    assert diff.metrics["overall_cooperation_rate"] == t_interval(per_seed)
 
     lines = err.strip().splitlines()
-    assert lines[0].startswith(f"{directory.name}: 2 conditions x 4 seeds = 8 experiments")
+    assert all(line.startswith("SIMULATED ") for line in lines)  # every line, not only the first
+    assert lines[0].startswith(f"SIMULATED {directory.name}: 2 conditions x 4 seeds = 8 experiments")
     assert sum("completed: 3 rounds" in line for line in lines) == 8
-    assert any(line.startswith("identity - baseline: overall cooperation ") and "[95% CI " in line
+    assert any(line.startswith("SIMULATED identity - baseline: overall cooperation ") and "[95% CI " in line
+               and f"(n=4, {NOTE_WIDE}), paired by seed" in line for line in lines)
+    assert any(line.startswith("SIMULATED baseline: overall cooperation ") and "strategies converged in " in line
                for line in lines)
-    assert lines[-1] == f"completed: {directory / SWEEP_FILE}"
+    assert lines[-1] == f"SIMULATED completed: {directory / SWEEP_FILE}"
+
+
+def test_the_null_model_finds_no_identity_effect_and_the_demo_effect_is_found(tmp_path, capsys):
+    """The simulated provider behaves the same under every condition by default, so the
+    identity - baseline intervals contain 0; with provider.simulated_effect the identity
+    statement raises identity reasoning, and the interval excludes 0."""
+    flags = ["sweep", "--headless", "--conditions", "baseline,identity", "--seed", "5",
+             "--agents", "6", "--rounds", "4", "--provider", "simulated"]
+    assert main([*flags, "--results-dir", str(tmp_path / "null")]) == 0
+    null = read_json(Path(capsys.readouterr().out.strip()) / SWEEP_FILE, SweepResult)
+    assert len(null.seeds) == 10  # the default
+    [diff] = null.differences
+    for metric in ("overall_cooperation_rate", "identity_reasoning_frequency"):
+        interval = diff.metrics[metric]
+        assert interval.n == 10 and interval.note is None
+        assert interval.low < 0 < interval.high, (metric, interval)
+    assert not null.config.provider.simulated_effect
+
+    effect = tmp_path / "effect.toml"
+    effect.write_text("[provider]\nsimulated_effect = true\n")
+    assert main([*flags, "--config", str(effect), "--results-dir", str(tmp_path / "effect")]) == 0
+    demo = read_json(Path(capsys.readouterr().out.strip()) / SWEEP_FILE, SweepResult)
+    assert demo.config.provider.simulated_effect
+    assert demo.differences[0].metrics["identity_reasoning_frequency"].low > 0
 
 
 async def test_sweep_statistics_are_reproducible(tmp_path):
@@ -378,10 +404,10 @@ async def test_compare_view_shows_conditions_side_by_side(tmp_path):
         await pilot.pause()
         screen = app.screen
         metrics = screen.query_one("#compare-metrics")
-        assert metrics.row_count == len(METRICS)
+        assert metrics.row_count == len(INTERVAL_METRICS) + 1  # and convergence as k of n
         assert [str(c.label) for c in metrics.columns.values()] == [
             "metric", "baseline (n=3)", "identity (n=3)", "identity − baseline"]
-        overall = metrics.get_row_at(METRICS.index("overall_cooperation_rate"))
+        overall = metrics.get_row_at(INTERVAL_METRICS.index("overall_cooperation_rate"))
         assert str(overall[2]).startswith("100.0%") and str(overall[3]).startswith("+")
         assert screen.query_one("#compare-rounds").row_count == 3
         assert len(screen.query("CoopChart")) == 2
@@ -399,7 +425,7 @@ async def test_compare_view_shows_conditions_side_by_side(tmp_path):
 def test_sweep_json_is_plain_json(tmp_path):
     result, directory = anyio.run(sweep, plan(tmp_path, rounds=1))
     data = json.loads((directory / SWEEP_FILE).read_text())
-    assert data["schema_version"] == 1 and data["bootstrap"]["resamples"] == 300
+    assert data["schema_version"] == 2 and data["intervals"]["method"].startswith("Student-t 95% interval")
     assert data == msgspec.to_builtins(result)
 
 
@@ -425,3 +451,220 @@ def test_progress_lines_count_finished_experiments_one_by_one(tmp_path, capsys):
     assert code == 0
     counts = [int(k) for k in re.findall(r"\((\d+)/6 experiments finished\)", capsys.readouterr().err)]
     assert sorted(counts) == [1, 2, 3, 4, 5, 6]
+
+
+# -- validity, convergence, too few seeds ---------------------------------------------------------
+
+
+async def test_invalid_experiments_are_left_out_of_the_intervals_and_listed(tmp_path, monkeypatch, capsys):
+    from acausal_tui.research import SweepPrinter
+
+    class Judged(engine.sweep.Experiment):
+        """Marks seed 41 of identity invalid, seed 42 of baseline unrecorded, the rest valid."""
+
+        async def run(self):
+            result = await super().run()
+            if (self.condition.name, self.config.seed) == ("identity", 41):
+                validity = Validity(valid=False, reasons=["fallback moves 12% > 5%"])
+            elif (self.condition.name, self.config.seed) == ("baseline", 42):
+                validity = None
+            else:
+                validity = Validity(valid=True)
+            return msgspec.structs.replace(result, validity=validity)
+
+    monkeypatch.setattr(engine.sweep, "Experiment", Judged)
+    result, directory = await sweep(plan(tmp_path, seeds=4), observer=SweepPrinter())
+    invalid = next(run for run in result.experiments if run.directory == "exp_identity_s41")
+    assert invalid.status == "completed" and invalid.valid is False
+    assert invalid.invalid_reasons == ["fallback moves 12% > 5%"]
+    assert [(e.condition, e.seed, e.directory, e.reasons) for e in result.excluded] == [
+        ("identity", 41, "exp_identity_s41", ["fallback moves 12% > 5%"])]
+    assert result.validity_not_recorded == ["exp_baseline_s42"]  # counted, and said so
+    baseline, identity = result.summary
+    assert baseline.metrics["overall_cooperation_rate"].n == 4
+    assert identity.metrics["overall_cooperation_rate"].n == 3
+    assert identity.convergence.n == 3
+    kept = [run.metrics["overall_cooperation_rate"] for run in result.experiments
+            if run.condition == "identity" and run is not invalid]
+    assert identity.metrics["overall_cooperation_rate"] == t_interval(kept)
+    assert result.differences[0].metrics["overall_cooperation_rate"].n == 3  # seed 41 unpaired
+    assert read_json(directory / SWEEP_FILE, SweepResult).excluded == result.excluded
+    err = capsys.readouterr().err
+    assert "[identity s41] completed: 3 rounds, cooperation 100.0% INVALID: fallback moves 12% > 5% (" in err
+    assert ("left out of the intervals, INVALID: [identity s41] exp_identity_s41: fallback moves 12% > 5%"
+            in err)
+    assert "counted without a validity record (made by an older version): 1 experiment(s)" in err
+
+    class Host(App):
+        def on_mount(self) -> None:
+            self.push_screen(CompareScreen(load_sweep(directory)))
+
+    async with Host().run_test(size=(200, 60)) as pilot:
+        await pilot.pause()
+        title = str(pilot.app.screen.query_one("#compare-title").render())
+        assert "SIMULATED" in title
+        assert "Left out as INVALID (1): identity s41 (fallback moves 12% > 5%)" in title
+        assert "Counted without a validity record: 1 experiment(s)" in title
+        experiments = pilot.app.screen.query_one("#compare-experiments")
+        assert str(experiments.get_row("exp_identity_s41")[2]) == "completed INVALID"
+
+
+def test_convergence_is_k_of_n_with_the_median_of_those_k(tmp_path):
+    result = SweepResult(sweep_id="s", status="completed", start_time="", conditions=["a"], resolved_conditions={},
+                         seeds=[1, 2, 3, 4, 5], config=plan(tmp_path).base, experiments=[
+                             SweepRun(condition="a", seed=seed, directory=f"d{seed}", status="completed",
+                                      metrics={"rounds_to_convergence": value})
+                             for seed, value in zip([1, 2, 3, 4, 5], [3, None, 8, None, 4], strict=True)])
+    [stats], _ = engine.sweep.summarize(result)
+    assert stats.convergence == engine.sweep.Convergence(converged=3, n=5, median_round=4.0)
+    assert engine.sweep.convergence_text(stats.convergence) == "converged in 3 of 5 seeds (median round 4)"
+    assert engine.sweep.convergence_text(engine.sweep.Convergence(converged=0, n=5, median_round=None)) == (
+        "converged in 0 of 5 seeds")
+
+
+async def test_fewer_than_three_seeds_give_no_interval(tmp_path, capsys):
+    from acausal_tui.research import SweepPrinter
+
+    result, _ = await sweep(plan(tmp_path, seeds=2, rounds=1), observer=SweepPrinter())
+    for entry in (*result.summary, *result.differences):
+        interval = entry.metrics["overall_cooperation_rate"]
+        assert (interval.n, interval.low, interval.high, interval.note) == (2, None, None, NOTE_TOO_FEW)
+    assert f"(no interval: n=2, {NOTE_TOO_FEW})" in capsys.readouterr().err
+
+
+# -- resuming a sweep ------------------------------------------------------------------------------
+
+
+SIMULATED_FLAGS = ["--conditions", "baseline,identity", "--seed", "40", "--agents", "4", "--rounds", "3",
+                   "--provider", "simulated"]
+
+
+def numbers(result: SweepResult) -> tuple:
+    """Everything in sweep.json that is a finding (not times or ids)."""
+    cells = [(r.condition, r.seed, r.directory, r.status, r.rounds, r.metrics, r.cooperation_per_round, r.valid)
+             for r in result.experiments]
+    return result.status, cells, result.summary, result.differences, result.excluded
+
+
+def uninterrupted(tmp_path: Path, capsys, seeds: int) -> SweepResult:
+    assert main(["sweep", "--headless", *SIMULATED_FLAGS, "--seeds", str(seeds),
+                 "--results-dir", str(tmp_path / "whole")]) == 0
+    return read_json(Path(capsys.readouterr().out.strip()) / SWEEP_FILE, SweepResult)
+
+
+def test_resume_finishes_interrupted_and_never_started_experiments(tmp_path, capsys):
+    from engine.providers.factory import make_provider
+
+    whole = uninterrupted(tmp_path, capsys, seeds=3)
+    the_plan = plan_sweep(None, {**BASE, "seed": 40, "results_dir": str(tmp_path / "cut")},
+                          "baseline,identity", 3, env={})
+    control = SweepControl()
+
+    class AbortAfterFirstRound:
+        def on_event(self, event):
+            if isinstance(event, ExperimentEvent) and isinstance(event.event, RoundSummarised):
+                control.abort("interrupted")
+
+    result, directory = anyio.run(lambda: run_sweep(
+        the_plan, [make_provider(c) for _, c in the_plan.runs()], observer=AbortAfterFirstRound(), control=control))
+    assert result.status == "aborted"
+    # one experiment as if the sweep was killed before it started: no directory, pending
+    data = json.loads((directory / SWEEP_FILE).read_text())
+    data["experiments"][4]["status"] = "pending"
+    (directory / SWEEP_FILE).write_text(json.dumps(data))
+    shutil.rmtree(directory / data["experiments"][4]["directory"])
+
+    capsys.readouterr()
+    assert main(["resume", str(directory), "--headless"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(directory)
+    resumed = read_json(directory / SWEEP_FILE, SweepResult)
+    assert resumed.resumed == 1 and resumed.sweep_id == directory.name
+    assert numbers(resumed) == numbers(whole)
+    assert "resumed, 0 already completed" in err.splitlines()[0]
+    assert all(line.startswith("SIMULATED ") for line in err.strip().splitlines())
+
+    # a finished sweep: nothing to run, sweep.json rewritten, the same numbers
+    assert main(["resume", str(directory), "--headless"]) == 0
+    assert numbers(read_json(directory / SWEEP_FILE, SweepResult)) == numbers(whole)
+    assert "every experiment of" in capsys.readouterr().err
+
+
+def test_a_sweep_killed_with_sigkill_then_resumed_gives_the_uninterrupted_numbers(tmp_path, capsys):
+    """20 experiments (more than run at once), slowed by simulated latency; kill -9 once the
+    first has finished, so some are done, some interrupted, some never started."""
+    whole = uninterrupted(tmp_path, capsys, seeds=10)
+    config = tmp_path / "slow.toml"
+    config.write_text("[provider]\nlatency_ms = 40\n")
+    results = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from acausal_tui.cli import main; sys.exit(main(sys.argv[1:]))",
+         "sweep", "--headless", *SIMULATED_FLAGS, "--seeds", "10", "--config", str(config),
+         "--results-dir", str(results)],
+        cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        for line in process.stderr:
+            if "experiments finished)" in line:
+                process.kill()
+                break
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    [directory] = list(results.iterdir())
+    killed = read_json(directory / SWEEP_FILE, SweepResult)
+    assert killed.status == "running"
+    states = {run.status for run in killed.experiments}
+    assert "completed" in states and "pending" in states
+    manifests = [read_json(directory / run.directory / "manifest.json", Manifest)
+                 for run in killed.experiments if (directory / run.directory / "manifest.json").exists()]
+    assert any(m.status == "running" for m in manifests)  # interrupted mid-run
+
+    assert main(["resume", str(directory), "--headless"]) == 0
+    resumed = read_json(directory / SWEEP_FILE, SweepResult)
+    assert numbers(resumed) == numbers(whole)
+
+
+def test_resuming_an_unreadable_sweep_exits_2_with_one_line(tmp_path, capsys):
+    broken = tmp_path / "sweep_20000101_000000"
+    broken.mkdir()
+    (broken / SWEEP_FILE).write_text("{not json")
+    assert main(["resume", str(broken), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"acausal-tui: error: {broken}: sweep.json: ") and len(err.splitlines()) == 1
+
+
+def test_resuming_one_experiment_of_a_sweep_points_to_the_sweep(tmp_path, capsys):
+    the_plan = plan(tmp_path, seeds=1, rounds=2)
+    control = SweepControl()
+
+    class AbortAfterFirstRound:
+        def on_event(self, event):
+            if isinstance(event, ExperimentEvent) and isinstance(event.event, RoundSummarised):
+                control.abort("interrupted")
+
+    _, directory = anyio.run(lambda: sweep(the_plan, observer=AbortAfterFirstRound(), control=control))
+    capsys.readouterr()
+    assert main(["resume", str(directory / "exp_identity_s40"), "--headless"]) == 0
+    assert f"`acausal-tui resume {directory}` finishes the sweep" in capsys.readouterr().err
+
+
+def test_resuming_a_sweep_whose_experiment_cannot_be_resumed_exits_2_before_running(tmp_path, capsys):
+    the_plan = plan(tmp_path, seeds=1, rounds=2)
+    control = SweepControl()
+
+    class AbortAfterFirstRound:
+        def on_event(self, event):
+            if isinstance(event, ExperimentEvent) and isinstance(event.event, RoundSummarised):
+                control.abort("interrupted")
+
+    _, directory = anyio.run(lambda: sweep(the_plan, observer=AbortAfterFirstRound(), control=control))
+    manifest = directory / "exp_identity_s40" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["prompt_hashes"]["decision"] = "0" * 64  # as if started with other prompt templates
+    manifest.write_text(json.dumps(data))
+    before = (directory / SWEEP_FILE).read_bytes()
+    capsys.readouterr()
+    assert main(["resume", str(directory), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("acausal-tui: error: exp_identity_s40: manifest.json: the prompt templates changed") and len(err.splitlines()) == 1
+    assert (directory / SWEEP_FILE).read_bytes() == before  # nothing ran, nothing rewritten

@@ -89,7 +89,7 @@ class BrowserScreen(Screen):
         self.resuming = False  # R pressed, the experiment being opened
 
     def compose(self) -> ComposeResult:
-        yield Static(Text.assemble(("Experiments in ", "bold"), str(self.results_dir)), id="browser-title")
+        yield Static(Text.assemble(("Experiments in ", "bold"), literal(str(self.results_dir))), id="browser-title")
         yield DataTable(cursor_type="row", zebra_stripes=True, id="experiments")
         yield Static(id="browser-hint")
         yield Footer()

@@ -1,6 +1,7 @@
-"""A sweep's conditions side by side: every metric's mean and 95% interval per condition and
-each condition's difference from the reference, cooperation per round charted per
-condition, and the sweep's experiments (enter opens one)."""
+"""A sweep's conditions side by side: every metric's mean and 95% t-interval per condition,
+each condition's paired difference from the reference, convergence as "k of n seeds",
+cooperation per round charted per condition, the invalid experiments left out, and the
+sweep's experiments (enter opens one)."""
 
 from pathlib import Path
 
@@ -14,9 +15,17 @@ from textual.widgets import DataTable, Footer, Static
 
 from acausal_tui.widgets.chart import CoopChart
 from acausal_tui.widgets.text import cells, literal, percent
-from engine.stats import Interval
+from engine.stats import NOTE_TOO_FEW, Interval
 from engine.store import load_experiment
-from engine.sweep import METRICS, SWEEP_FILE, LoadedSweep, SweepResult
+from engine.sweep import (
+    CONVERGENCE,
+    INTERVAL_METRICS,
+    SWEEP_FILE,
+    LoadedSweep,
+    SweepResult,
+    convergence_text,
+)
+from engine.textsafe import visible
 
 # Metrics that are shares of moves or strategies (shown as %); the rest are plain numbers.
 SHARES = {
@@ -39,7 +48,7 @@ def interval_cell(interval: Interval, share: bool, signed: bool = False) -> str:
     unit = (" pt" if signed else "%") if share else ""
     text = number(interval.mean, share, signed) + unit
     if interval.low is None or interval.high is None:
-        return text
+        return f"{text} ({NOTE_TOO_FEW})" if interval.note == NOTE_TOO_FEW else text
     return f"{text} [{number(interval.low, share)}, {number(interval.high, share)}]"
 
 
@@ -48,7 +57,7 @@ def sweep_problem(result: SweepResult) -> str | None:
     entry and every difference has every metric, and per-round lists of one length."""
     entries = [*result.summary, *result.differences]
     for entry in entries:
-        missing = [metric for metric in METRICS if metric not in entry.metrics]
+        missing = [metric for metric in INTERVAL_METRICS if metric not in entry.metrics]
         if missing:
             return f"{SWEEP_FILE}: {entry.condition}: no {', '.join(missing)}"
     lengths = {len(entry.cooperation_per_round) for entry in entries}
@@ -99,13 +108,46 @@ def fill_metrics(table: DataTable, result: SweepResult) -> None:
         table.add_column(literal(f"{stats.condition} (n={n})"))
     for diff in result.differences:
         table.add_column(literal(f"{diff.condition} − {diff.reference}"))
-    for metric in METRICS:
+    for metric in INTERVAL_METRICS:
         share = metric in SHARES
         table.add_row(*cells(
             metric,
             *(interval_cell(s.metrics[metric], share) for s in result.summary),
             *(interval_cell(d.metrics[metric], share, signed=True) for d in result.differences),
         ))
+    table.add_row(*cells(
+        CONVERGENCE,
+        *(convergence_text(s.convergence).removeprefix("converged in ") for s in result.summary),
+        *("—" for _ in result.differences),
+    ))
+
+
+def sweep_title(r: SweepResult) -> Text:
+    """Which sweep, SIMULATED when so, how its intervals were made, and what was left out."""
+    text = Text.assemble(("Sweep ", "bold"), r.sweep_id)
+    if r.simulated:
+        text.append(" ")
+        text.append(" SIMULATED ", style="bold black on yellow")
+    text.append(f" · {r.status} · {len(r.seeds)} seeds per condition · ")
+    if r.intervals is None:
+        text.append("intervals of an older version (percentile bootstrap, too narrow for few seeds)",
+                    style="bold red")
+    else:
+        text.append(f"mean [{100 * r.intervals.confidence:.0f}% Student-t interval] over valid completed "
+                    f"seeds; differences paired by seed; none below {r.intervals.min_seeds} seeds")
+        if len(r.seeds) < r.intervals.wide_below:
+            text.append(f"; fewer than {r.intervals.wide_below} seeds: wide by nature")
+    if r.excluded:
+        text.append(f"\nLeft out as INVALID ({len(r.excluded)}): ", style="bold red")
+        text.append_text(literal("; ".join(f"{run.condition} s{run.seed} ({', '.join(run.reasons)})"
+                                           for run in r.excluded)))
+    if r.validity_not_recorded:
+        text.append(f"\nCounted without a validity record: {len(r.validity_not_recorded)} experiment(s)",
+                    style="yellow")
+    if r.message:
+        text.append(" · ")
+        text.append_text(literal(r.message))
+    return text
 
 
 class CompareScreen(Screen):
@@ -142,14 +184,7 @@ class CompareScreen(Screen):
         yield Footer()
 
     def title_text(self) -> Text:
-        r = self.result
-        b = r.bootstrap
-        return Text.assemble(
-            ("Sweep ", "bold"), r.sweep_id, f" · {r.status} · {len(r.seeds)} seeds per condition · ",
-            f"mean [{100 * b.confidence:.0f}% bootstrap interval] over completed seeds "
-            f"({b.resamples} resamples, seed {b.seed}); differences paired by seed",
-            (f" · {r.message}" if r.message else ""),
-        )
+        return sweep_title(self.result)
 
     def on_mount(self) -> None:
         r = self.result
@@ -173,7 +208,8 @@ class CompareScreen(Screen):
         experiments.add_columns("condition", "seed", "status", "rounds", "cooperation", "directory")
         for run in r.experiments:
             experiments.add_row(*cells(
-                run.condition, str(run.seed), run.status, str(run.rounds),
+                run.condition, str(run.seed), run.status + (" INVALID" if run.valid is False else ""),
+                str(run.rounds),
                 percent(run.metrics.get("overall_cooperation_rate")), run.directory,
             ), key=run.directory)
 

@@ -198,7 +198,7 @@ class ExperimentScreen(Screen):
     def overview(self) -> Text:
         m, result = self.manifest, self.loaded.result
         status = result.status if result else f"partial ({m.status})"
-        text = Text(m.experiment_id, style="bold")
+        text = literal(m.experiment_id, style="bold")
         text.append(f"  {status}")
         if m.simulated:
             text.append("  ")

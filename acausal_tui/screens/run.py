@@ -170,7 +170,7 @@ def error_line(event: CallRetried | ErrorLogged) -> Text:
 def header_text(manifest: Manifest | None) -> Text:
     if manifest is None:
         return Text("starting the experiment…")
-    text = Text(manifest.experiment_id, style="bold")
+    text = literal(manifest.experiment_id, style="bold")
     if manifest.simulated:
         text.append("  ")
         text.append(" SIMULATED ", style="bold black on yellow")

@@ -60,6 +60,9 @@ class SweepView:
             self.started, self.directory = event.result, event.directory
             rounds = event.result.config.rounds
             self.runs = {run.directory: RunView(total_rounds=rounds) for run in event.result.experiments}
+            # a resumed sweep starts with some experiments already finished
+            self.done = {run.directory: run for run in event.result.experiments if run.status != "pending"}
+            self.finished = len(self.done)
         elif isinstance(event, ExperimentEvent):
             self.runs[event.run.directory].apply(event.event)
         elif isinstance(event, ExperimentDone):
@@ -78,7 +81,8 @@ class SweepView:
 
     def rounds_done(self) -> float:
         """Rounds done across all experiments, the share of each current round's games included."""
-        return sum(view.progress() for view in self.runs.values())
+        return sum(done.rounds if (done := self.done.get(key)) is not None else view.progress()
+                   for key, view in self.runs.items())
 
     def row(self, run: SweepRun, control: SweepControl) -> tuple[Text, ...]:
         """One experiment's cells, in COLUMNS order."""
@@ -253,9 +257,13 @@ class SweepScreen(EngineScreen):
         return total_stats(self.control).in_flight
 
     def show_summary(self, result: SweepResult, directory: Path) -> None:
-        text = Text("Per condition: mean [95% interval] over completed seeds; differences from ", style="dim")
+        text = Text("Per condition: mean [95% Student-t interval] over valid completed seeds; differences from ",
+                    style="dim")
         text.append_text(literal(result.conditions[0], style="dim"))
         text.append(" paired by seed.\n", style="dim")
+        if result.excluded:
+            text.append(f"Left out as INVALID: {len(result.excluded)} experiment(s) (listed in the comparison).\n",
+                        style="bold red")
         text.append("Results: ", style="bold")
         text.append(f"{directory / SWEEP_FILE}\n")
         text.append("Press c for the full comparison (cooperation per round, experiments), q to quit.",

@@ -18,7 +18,7 @@ def strategy_text(record: StrategyRecord, reasoning: bool = True) -> Text:
     if record.model:
         heading += f" · {record.model}"
     text = Text()
-    text.append(heading, style="bold")
+    text.append_text(literal(heading, style="bold"))
     if record.flags:
         text.append("  [" + ", ".join(record.flags) + "]", style="yellow")
     text.append("\nSTRATEGY: ", style="bold cyan")

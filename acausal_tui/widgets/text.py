@@ -1,21 +1,29 @@
 """Model text shown literally: never parsed as Rich markup, escape sequences made visible."""
 
-import re
-
 from rich.text import Text
 
-# C0 controls except tab and newline, DEL, and C1 controls (0x9b is a one-byte CSI).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from engine.textsafe import visible
+
+# Longer texts are cut when drawn (a 1 MB reply made every key take seconds; a reply cut at
+# max_tokens 1000 is ~4,000 characters, so real replies are drawn whole); the files and
+# calls.jsonl keep every character.
+MAX_RENDER_CHARS = 10_000
 
 
 def visible_controls(text: str) -> str:
-    """Replace control characters with their escape spelling: ESC[31m -> \\x1b[31m."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    """Control characters in their escape spelling (ESC[31m -> \\x1b[31m), bidi overrides
+    and zero-width characters as <U+202E>."""
+    return visible(text)
 
 
-def literal(text: str, style: str = "") -> Text:
-    """A Text that shows `text` exactly as written: `[bold]` stays `[bold]`."""
-    return Text(visible_controls(text), style=style)
+def literal(text: str, style: str = "", limit: int = MAX_RENDER_CHARS) -> Text:
+    """A Text that shows `text` exactly as written: `[bold]` stays `[bold]`. Past `limit`
+    characters the rest is replaced by one line saying how much was left out."""
+    if len(text) <= limit:
+        return Text(visible(text), style=style)
+    shown = Text(visible(text[:limit]), style=style)
+    shown.append(f"\n… {len(text) - limit:,} more characters (full text in the files)", style="dim italic")
+    return shown
 
 
 def cells(*values: str | Text) -> tuple[Text, ...]:

@@ -31,9 +31,14 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     finish_reason: str | None = None  # "length": cut off at max_tokens (SPEC §5.2)
 
 
+EMPTY_REPLY = "empty_reply"  # ProviderError.kind of a reply billed but without usable content
+
+
 class ProviderError(Exception):
     """One failed attempt. `retryable`: worth another attempt after backoff.
-    `fatal`: the run cannot go on (bad key, no credit); `retry_after`: seconds the server asked for."""
+    `fatal`: the run cannot go on (bad key, no credit); `retry_after`: seconds the server asked for.
+    `cost`: what the attempt was billed although it failed (a reply with usage but no usable
+    content); the gateway adds it to the spend like any other cost."""
 
     def __init__(
         self,
@@ -44,6 +49,9 @@ class ProviderError(Exception):
         fatal: bool = False,
         retry_after: float | None = None,
         kind: str = "provider_error",
+        cost: float = 0.0,
+        cost_is_estimate: bool = False,
+        reached: bool = True,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -52,6 +60,9 @@ class ProviderError(Exception):
         self.fatal = fatal
         self.retry_after = retry_after
         self.kind = kind
+        self.cost = cost
+        self.cost_is_estimate = cost_is_estimate
+        self.reached = reached  # False: the request never got to the server (not an API call)
 
 
 class Provider(Protocol):

@@ -1,8 +1,10 @@
 """Build the provider a resolved Config asks for."""
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from engine.config import Config, ConfigError
 from engine.providers.base import Provider
@@ -19,7 +21,8 @@ def make_provider(
     if settings.name == "simulated":
         from engine.providers.simulated import SimulatedProvider
 
-        return SimulatedProvider(seed=config.seed or 0, latency_ms=settings.latency_ms)
+        return SimulatedProvider(seed=config.seed or 0, latency_ms=settings.latency_ms,
+                                 effect=settings.simulated_effect)
     base_url = settings.base_url or ""
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"provider.base_url: expected an http:// or https:// URL, got {base_url!r}")
@@ -51,4 +54,28 @@ def api_key_for(config: Config, env: Mapping[str, str] | None = None) -> str | N
                 f"provider.api_key_env: the key in {settings.api_key_env} contains spaces or "
                 "characters that cannot go in an HTTP header"
             )
+        check_key_transport(settings.base_url or "", settings.allow_insecure)
     return api_key
+
+
+def check_key_transport(base_url: str, allow_insecure: bool) -> None:
+    """A key goes over plain http:// only to this machine, unless the user allowed it
+    (`--allow-insecure`, recorded in the manifest's config): anyone on the path could
+    read it."""
+    parts = urlsplit(base_url)
+    if parts.scheme != "http" or allow_insecure or is_loopback(parts.hostname or ""):
+        return
+    raise ConfigError(
+        f"provider.base_url: refusing to send the API key over plain http:// to "
+        f"{parts.hostname or '(no host)'!r}; use https://, or pass --allow-insecure "
+        "(provider.allow_insecure = true) on a network you trust"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -5,8 +5,10 @@ LM Studio, a LiteLLM proxy): `POST {base_url}/chat/completions` on one
 Each `complete` is exactly one attempt. Every way it can go wrong, including an error
 hidden in an HTTP 200 body, becomes a `ProviderError` that says whether another attempt
 is worth it (`retryable`) or the run cannot go on (`fatal`); retries, the limiter and
-the budget live in `engine.calls`. The API key is sent only in the Authorization header
-and is cut out of any upstream text quoted in an error."""
+the budget live in `engine.calls`. A reply that was billed but is unusable (no choices,
+empty content) still reports its cost, on the error. `timeout_s` bounds the whole attempt,
+however slowly the server trickles its bytes. The API key is sent only in the
+Authorization header and is cut out (engine.redact) of any upstream text kept."""
 
 import email.utils
 import json
@@ -16,11 +18,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import httpx
 
 from engine.config import ProviderSettings
 from engine.pricing import PriceTable, estimate_tokens, warn_unknown
-from engine.providers.base import ChatRequest, Completion, ProviderError
+from engine.providers.base import EMPTY_REPLY, ChatRequest, Completion, ProviderError
+from engine.redact import Redactor
+from engine.textsafe import encodable
 
 APP_URL = "https://github.com/acausal-tui/acausal-tui"
 APP_TITLE = "acausal-tui"
@@ -30,6 +35,7 @@ CREDITS_URL = "https://openrouter.ai/settings/credits"
 # every other 402 (balance, key limit, a single request too large) needs a person.
 IN_FLIGHT_LIMIT_SOURCE = "openrouter_in_flight_budget"
 MAX_QUOTED = 300  # characters of upstream text kept in an error message
+MAX_TOKENS_COUNTED = 10**9  # a larger token count in `usage` is nonsense: estimated instead
 _KEY_SHAPES = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{8,}|Bearer\s+\S+")
 
 
@@ -53,7 +59,7 @@ class OpenAICompatProvider:
         self.timeout_s = settings.timeout_s
         self._timeout = httpx.Timeout(settings.timeout_s)
         self.key_env = settings.api_key_env
-        self._key = api_key or None
+        self._redact = Redactor(api_key)
         self.prices = PriceTable(settings.prices, on_unknown=on_unknown_price)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         if self.openrouter:
@@ -81,26 +87,41 @@ class OpenAICompatProvider:
         if self.openrouter:
             body["usage"] = {"include": True}
         try:
-            response = await self._client.post(self.url, json=body, headers=self._headers, timeout=self._timeout)
-        except httpx.TimeoutException:
+            with anyio.fail_after(self.timeout_s):  # the whole attempt, not each read
+                response = await self._client.post(self.url, json=body, headers=self._headers,
+                                                   timeout=self._timeout)
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise ProviderError(
-                f"no reply within {self.timeout_s:g} s (timeout)", retryable=True, kind="timeout"
+                f"no reply within {self.timeout_s:g} s (timeout)", retryable=True, kind="timeout",
+                reached=not isinstance(exc, httpx.ConnectTimeout),
             ) from None
         except httpx.TransportError as exc:
             what = type(exc).__name__
             raise ProviderError(
-                f"connection failed: {what}: {self._quote(str(exc))}", retryable=True, kind="connection"
+                f"connection failed: {what}: {self._quote(str(exc))}", retryable=True,
+                kind="connection", reached=not isinstance(exc, httpx.ConnectError),
             ) from None
         return self._read(request, response)
 
     # -- reading a reply -------------------------------------------------------------
 
     def _read(self, request: ChatRequest, response: httpx.Response) -> Completion:
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        """The completion, or the ProviderError it amounts to; an error raised for a reply
+        that carries `usage` carries that reply's cost."""
         try:
             data = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             data = None
+        try:
+            return self._parse(request, response, data)
+        except ProviderError as exc:
+            usage = data.get("usage") if isinstance(data, dict) else None
+            if isinstance(usage, dict):
+                exc.cost, exc.cost_is_estimate = self._cost(request, usage, "")
+            raise
+
+    def _parse(self, request: ChatRequest, response: httpx.Response, data: Any) -> Completion:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
         error = data.get("error") if isinstance(data, dict) else None
         if response.status_code != 200:
             message, metadata = _error_parts(error)
@@ -130,7 +151,7 @@ class OpenAICompatProvider:
     def _completion(self, request: ChatRequest, data: dict[str, Any]) -> Completion:
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise ProviderError("reply has no choices", retryable=True, kind="bad_response")
+            raise ProviderError("reply has no choices", retryable=True, kind=EMPTY_REPLY)
         choice = choices[0]
         if choice.get("finish_reason") == "error":
             message, _ = _error_parts(choice.get("error"))
@@ -141,27 +162,41 @@ class OpenAICompatProvider:
             )
         message = choice.get("message")
         text = message.get("content") if isinstance(message, dict) else None
+        finish = choice.get("finish_reason")
         if not isinstance(text, str) or not text.strip():
-            raise ProviderError("reply has no content", retryable=True, kind="bad_response")
+            why = " (cut off at max_tokens)" if finish == "length" else ""
+            raise ProviderError(f"reply has no content{why}", retryable=True, kind=EMPTY_REPLY)
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        prompt_tokens, completion_tokens = self._tokens(request, usage, text)
+        cost, estimate = self._cost(request, usage, text)
+        return Completion(
+            text=encodable(self._redact(text)),  # a lone surrogate cannot be sent or saved
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+            cost_is_estimate=estimate,
+            finish_reason=self._quote(finish) if isinstance(finish, str) else None,
+        )
+
+    def _tokens(self, request: ChatRequest, usage: dict[str, Any], text: str) -> tuple[int, int]:
+        """(prompt, completion) tokens from `usage`, estimated where absent or nonsense."""
         prompt_tokens = _count(usage.get("prompt_tokens"))
         if prompt_tokens is None:
             prompt_tokens = sum(estimate_tokens(m.content) for m in request.messages)
         completion_tokens = _count(usage.get("completion_tokens"))
         if completion_tokens is None:
             completion_tokens = estimate_tokens(text)
-        cost = usage.get("cost")
-        exact = self.openrouter and isinstance(cost, (int, float)) and not isinstance(cost, bool)
-        if not exact:
-            cost = self.prices.cost(request.model, prompt_tokens, completion_tokens)
-        return Completion(
-            text=text,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost=float(cost),
-            cost_is_estimate=not exact,
-            finish_reason=finish if isinstance(finish := choice.get("finish_reason"), str) else None,
-        )
+        return prompt_tokens, completion_tokens
+
+    def _cost(self, request: ChatRequest, usage: dict[str, Any], text: str) -> tuple[float, bool]:
+        """(USD, is it an estimate): OpenRouter's `usage.cost` when it is a finite number
+        >= 0; otherwise (other providers, or NaN, Infinity, a negative or absurd figure)
+        the price table's figure for the tokens, marked as an estimate."""
+        reported = usage.get("cost")
+        if self.openrouter and _money(reported):
+            return float(reported), False
+        cost = self.prices.cost(request.model, *self._tokens(request, usage, text))
+        return (cost if _money(cost) else 0.0), True
 
     # -- classifying a failure ---------------------------------------------------------
 
@@ -199,11 +234,9 @@ class OpenAICompatProvider:
         return ProviderError(text, status=status, kind="bad_request")
 
     def _quote(self, text: str) -> str:
-        """Upstream text made safe to show: the key (and anything shaped like a key) cut
-        out, shortened to one line."""
-        if self._key:
-            text = text.replace(self._key, "***")
-        text = _KEY_SHAPES.sub("***", text)
+        """Upstream text made safe to show: the key in any form (and anything shaped like
+        a key) cut out, shortened to one line."""
+        text = _KEY_SHAPES.sub("***", self._redact(text))
         text = " ".join(text.split())
         return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"
 
@@ -282,7 +315,15 @@ def _error_parts(error: Any) -> tuple[str | None, dict[str, Any]]:
 
 
 def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS_COUNTED:
+        return value
+    return None
+
+
+def _money(value: Any) -> bool:
+    """A usable cost: a number in [0, 1e9) (so never NaN, Infinity, a refund or an int too
+    large for a float)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e9
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:

@@ -1,14 +1,20 @@
 """The offline default: a deterministic, seeded stand-in for both models (SPEC §5.4).
 
 It answers the rendered prompt text through the same interface as a real API, so the
-whole pipeline (rendering, parsing, retries, logging) is exercised. Every choice comes
-from a generator keyed by the call's key, so concurrency never changes an answer."""
+whole pipeline (rendering, parsing, follow-ups, logging) is exercised. Every choice comes
+from a generator keyed by the call's key (and a strategy's by its prompt), so concurrency
+never changes an answer.
+
+It is a null model by default (SPEC §7): the strategy archetypes have the same odds under
+every condition, so a sweep over conditions must find no effect. `effect=True`
+(config `provider.simulated_effect`) makes the identity statement raise the superrational
+share: a demo effect, recorded in the manifest's config."""
 
 import re
 
 import anyio
 
-from engine.prompts import IDENTITY_STATEMENT, RETRY_INSTRUCTION
+from engine.prompts import IDENTITY_STATEMENT
 from engine.providers.base import ChatRequest, Completion
 from engine.rng import keyed_rng
 
@@ -42,13 +48,32 @@ ARCHETYPES: dict[str, tuple[str, str]] = {
     ),
 }
 
-# Archetype weights without / with the identity statement in the prompt.
+# Archetype weights under every condition; with the demo effect on, the identity statement
+# in the prompt switches to WEIGHTS_IDENTITY.
 WEIGHTS_PLAIN = {"cooperative": 2, "tit_for_tat": 4, "grudging": 2, "exploitative": 2, "random": 1, "superrational": 0.5}
 WEIGHTS_IDENTITY = {**WEIGHTS_PLAIN, "superrational": 5}
-VERBOSE_SHARE = 0.05  # decision replies with reasoning before the final word
-AMBIGUOUS_SHARE = 0.03  # decision replies naming both moves (exercises the retry path)
 NO_MARKER_SHARE = 0.05  # strategy replies without the STRATEGY: line
 
+# Decision replies in the styles real models write (SPEC §5.2), with their seeded shares;
+# the rest are the bare word. Each style is either read by the strict rules (word, line,
+# json) or ambiguous as a whole (it gets a follow-up turn) - never misreadable: a style
+# that names the other move names this one too. {move} is the intended move.
+READABLE_STYLES = {
+    "answer_first": (0.04, "{move}\n\nThat follows my strategy and this opponent's past games."),
+    "answer_last": (0.04, "Following my strategy and the history with this opponent.\n\n**{move}**"),
+    "labelled": (0.02, "My strategy settles it for this opponent.\n\nDecision: {move}"),
+    "json": (0.02, '```json\n{{"decision": "{move}", "reason": "my strategy for this opponent"}}\n```'),
+}
+AMBIGUOUS_STYLES = {
+    "negation": (0.02, "I will not {other} against this opponent, so I {move}."),
+    "hedge": (0.02, "I could {move} to follow my rule, or {other} to play it safe."),
+    "cut_off": (0.02, "Looking at my strategy and the games so far, the move that fits this opponent is to"),
+    "empty": (0.01, ""),
+}
+UNCLEAR_FOLLOW_UP = 0.05  # follow-up answers that are still not one word (two in a row: a fallback)
+OTHER = {"COOPERATE": "DEFECT", "DEFECT": "COOPERATE"}
+
+_DECISION_RE = re.compile(r"^Decision \((?:COOPERATE/DEFECT|DEFECT/COOPERATE)\):", re.M)
 _STRATEGY_RE = re.compile(r"Your strategy:\n(.*?)\n\nGame history so far:", re.S)
 _LABEL_RE = re.compile(r"Current opponent: Opponent ([\w-]+)")
 _COOP_RATE_RE = re.compile(r"cooperation rate ([\d.]+)%")
@@ -62,21 +87,24 @@ class SimulatedProvider:
     name = "simulated"
     simulated = True
 
-    def __init__(self, seed: int, latency_ms: float = 0.0) -> None:
+    def __init__(self, seed: int, latency_ms: float = 0.0, effect: bool = False) -> None:
         self.seed = seed
         self.latency_s = latency_ms / 1000.0
+        self.effect = effect
 
     async def complete(self, request: ChatRequest) -> Completion:
         if self.latency_s:
             await anyio.sleep(self.latency_s)
         prompt = request.messages[0].content
-        if "Decision (COOPERATE/DEFECT):" in prompt:
-            text = self._decision(request, prompt)
+        finish_reason = "stop"
+        if _DECISION_RE.search(prompt):
+            text, finish_reason = self._decision(request, prompt)
         else:
             text = self._strategy(request, prompt)
         prompt_tokens = sum(estimate_tokens(m.content) for m in request.messages)
         return Completion(
-            text=text, prompt_tokens=prompt_tokens, completion_tokens=estimate_tokens(text), finish_reason="stop"
+            text=text, prompt_tokens=prompt_tokens, completion_tokens=estimate_tokens(text),
+            finish_reason=finish_reason,
         )
 
     def worst_case_cost(self, request: ChatRequest) -> float:
@@ -86,8 +114,10 @@ class SimulatedProvider:
         pass
 
     def _strategy(self, request: ChatRequest, prompt: str) -> str:
-        rng = keyed_rng(self.seed, "sim", request.key)
-        weights = dict(WEIGHTS_IDENTITY if IDENTITY_STATEMENT in prompt else WEIGHTS_PLAIN)
+        # Keyed by the prompt too: two conditions' prompts draw independently, at the same odds.
+        rng = keyed_rng(self.seed, "sim", request.key, prompt)
+        identity = self.effect and IDENTITY_STATEMENT in prompt
+        weights = dict(WEIGHTS_IDENTITY if identity else WEIGHTS_PLAIN)
         rate = _COOP_RATE_RE.search(prompt)
         if rate and float(rate.group(1)) < 50.0:  # a defecting population breeds caution
             weights["grudging"] *= 2
@@ -99,17 +129,19 @@ class SimulatedProvider:
             return f"{reasoning} My rule: {rule}"
         return f"{reasoning}\n\nSTRATEGY: {rule}"
 
-    def _decision(self, request: ChatRequest, prompt: str) -> str:
+    def _decision(self, request: ChatRequest, prompt: str) -> tuple[str, str]:
+        """(reply, finish_reason). The intended move is the same for the first ask and its
+        follow-ups (keyed without the try number)."""
+        decision = request.key.rpartition("/t")[0] or request.key
+        move = self._apply_strategy(prompt, keyed_rng(self.seed, "sim", decision))
         rng = keyed_rng(self.seed, "sim", request.key)
-        move = self._apply_strategy(prompt, rng)
-        if request.messages[-1].content == RETRY_INSTRUCTION:
-            return move if rng.random() < 0.9 else "I cannot decide."
-        roll = rng.random()
-        if roll < AMBIGUOUS_SHARE:
-            return "I could COOPERATE to build trust, or DEFECT to protect myself."
-        if roll < AMBIGUOUS_SHARE + VERBOSE_SHARE:
-            return f"Following my strategy and the history with this opponent.\n\n**{move}**"
-        return move
+        if len(request.messages) > 1:  # a follow-up turn: one word, nearly always
+            return (move if rng.random() >= UNCLEAR_FOLLOW_UP else "I cannot decide."), "stop"
+        style = reply_style(rng.random())
+        if style is None:
+            return move, "stop"
+        _, template = {**READABLE_STYLES, **AMBIGUOUS_STYLES}[style]
+        return template.format(move=move, other=OTHER[move]), "length" if style == "cut_off" else "stop"
 
     @staticmethod
     def _apply_strategy(prompt: str, rng) -> str:
@@ -132,3 +164,12 @@ class SimulatedProvider:
         if "defect" in strategy:
             return "DEFECT"
         return "COOPERATE" if rng.random() < 0.5 else "DEFECT"
+
+
+def reply_style(roll: float) -> str | None:
+    """The decision reply style a uniform roll in [0, 1) falls on (None: the bare word)."""
+    for name, (share, _) in {**READABLE_STYLES, **AMBIGUOUS_STYLES}.items():
+        if roll < share:
+            return name
+        roll -= share
+    return None

@@ -5,7 +5,9 @@ so sync tests (the CLI's `anyio.run`) and async tests can both use it. It answer
 `POST …/chat/completions` like OpenRouter: `usage.cost`, integer error codes with
 `metadata`, `Retry-After`, the 402 in-flight budget, errors inside a 200 body. Faults are
 scripted per request: a queue of `Reply`s (used first, in order), then an optional `rule`
-deciding per request; anything else gets the normal answer. Every request is recorded.
+deciding per request; anything else gets the normal answer. Every request is recorded,
+and so is every dollar billed (`billed`: the sum of the finite, non-negative `usage.cost`
+figures the server sent, whatever the rest of the reply was).
 
 Normal answers: a decision prompt ("Decision (COOPERATE/DEFECT):") gets COOPERATE or
 DEFECT, chosen by a hash of the prompt (so the same prompt always gets the same word);
@@ -15,12 +17,16 @@ import asyncio
 import hashlib
 import http
 import json
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
+from urllib.parse import quote
 
 from engine.config import Price
 from engine.pricing import DEFAULT_PRICES
@@ -43,6 +49,11 @@ class Reply:
     delay_s: float = 0.0  # on top of the server's latency
     drop: bool = False  # close the connection without answering
     truncate: bool = False  # announce the whole body, send half of it, close
+    patch: "Patch | None" = None  # turns the normal answer into this reply's body
+    trickle_s: float = 0.0  # send the body one byte at a time, this long apart
+
+
+Patch = Callable[["StubServer", dict[str, Any], Any], dict[str, Any]]  # (server, answer, request body)
 
 
 @dataclass
@@ -114,6 +125,72 @@ def slow(delay_s: float) -> Reply:
     return Reply(delay_s=delay_s)
 
 
+# -- money and network faults (billed but unusable replies, odd costs, trickles, key echoes) --
+
+BILLED_EMPTY_SHAPES = ("empty", "null", "no_choices", "thinking")
+
+
+def billed_empty(shape: str, cost: float | None = None) -> Reply:
+    """A billed reply with nothing usable in it: content "" (`empty`), content null
+    (`null`), `choices: []` (`no_choices`), or a reasoning model that spent max_tokens
+    thinking (`thinking`: null content, finish `length`, reasoning text beside it). It is
+    billed as max_tokens of output at the server's price (or `cost`), in `usage.cost`."""
+
+    def patch(server: "StubServer", answer: dict[str, Any], body: Any) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "" if shape == "empty" else None}
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
+        if shape == "thinking":
+            message["reasoning"] = "Let me weigh cooperation against defection at length..."
+            choice["finish_reason"] = "length"
+        answer["choices"] = [] if shape == "no_choices" else [choice]
+        usage = answer["usage"]
+        usage["completion_tokens"] = body.get("max_tokens", 100) if isinstance(body, dict) else 100
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        usage["cost"] = cost if cost is not None else server.price(
+            answer["model"], usage["prompt_tokens"], usage["completion_tokens"])
+        return answer
+
+    return Reply(patch=patch)
+
+
+def odd_cost(value: float) -> Reply:
+    """The normal answer with `usage.cost` replaced by `value` (NaN, Infinity, negative):
+    written as the bare JSON tokens NaN / Infinity, as a lax server would."""
+
+    def patch(server: "StubServer", answer: dict[str, Any], body: Any) -> dict[str, Any]:
+        answer["usage"]["cost"] = value
+        return answer
+
+    return Reply(patch=patch)
+
+
+def trickle(interval_s: float) -> Reply:
+    """The normal answer, one byte every `interval_s` seconds (each read succeeds quickly,
+    the whole reply takes len(body) x interval_s)."""
+    return Reply(trickle_s=interval_s)
+
+
+def rate_limited_past() -> Reply:
+    """A 429 whose Retry-After is an HTTP date an hour in the past."""
+    past = datetime.fromtimestamp(time.time() - 3600, UTC)
+    return rate_limited(format_datetime(past, usegmt=True))
+
+
+KEY_ECHO_FORMS = ("raw", "url", "suffix16", "every_byte")
+
+
+def key_echo(key: str, form: str, status: int = 500) -> Reply:
+    """An error body quoting the caller's key: as is (`raw`), URL-encoded (`url`), its last
+    16 characters (`suffix16`), or percent-encoded byte by byte (`every_byte`)."""
+    shown = {
+        "raw": key,
+        "url": quote(key, safe=""),
+        "suffix16": key[-16:],
+        "every_byte": "".join(f"%{b:02X}" for b in key.encode()),
+    }[form]
+    return error(status, f"upstream rejected credentials ...{shown} (echo)")
+
+
 # -- rules -----------------------------------------------------------------------------------
 
 Rule = Callable[[Seen], Reply | None]
@@ -162,6 +239,7 @@ class StubServer:
         self.script: deque[Reply] = deque()
         self.rule: Rule | None = None
         self.requests: list[Seen] = []
+        self.billed = 0.0  # USD of every finite, non-negative usage.cost sent
         self.port = 0
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -263,12 +341,17 @@ class StubServer:
             return False
         if reply.raw is not None:
             data = reply.raw
-        elif reply.json is not None:
-            data = json.dumps(reply.json).encode()
-        elif reply.status == 200:
-            data = json.dumps(self.answer(body)).encode()
         else:
-            data = json.dumps({"error": {"code": reply.status, "message": "stub error"}}).encode()
+            if reply.json is not None:
+                payload = reply.json
+            elif reply.status == 200:
+                payload = self.answer(body)
+                if reply.patch is not None:
+                    payload = reply.patch(self, payload, body)
+            else:
+                payload = {"error": {"code": reply.status, "message": "stub error"}}
+            self._bill(payload, reply)
+            data = json.dumps(payload).encode()
         try:
             phrase = http.HTTPStatus(reply.status).phrase
         except ValueError:
@@ -277,9 +360,28 @@ class StubServer:
                 f"Content-Length: {len(data)}"]
         head += [f"{name}: {value}" for name, value in reply.headers.items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        if reply.trickle_s:
+            for index in range(len(data)):
+                writer.write(data[index : index + 1])
+                await writer.drain()
+                await asyncio.sleep(reply.trickle_s)
+            return True
         writer.write(data[: len(data) // 2] if reply.truncate else data)
         await writer.drain()
         return not reply.truncate
+
+    def _bill(self, payload: Any, reply: Reply) -> None:
+        """Count what this reply charges (a trickled or truncated one is charged too: the
+        server did the work)."""
+        usage = payload.get("usage") if isinstance(payload, dict) else None
+        cost = usage.get("cost") if isinstance(usage, dict) else None
+        if isinstance(cost, (int, float)) and math.isfinite(cost) and cost >= 0:
+            with self._lock:
+                self.billed += cost
+
+    def price(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        price = self.prices.get(model, Price(input=0.0, output=0.0))
+        return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
 
     def answer(self, body: Any) -> dict[str, Any]:
         """The normal completion for a chat request, with OpenRouter's usage and cost."""
@@ -293,8 +395,7 @@ class StubServer:
             text = STRATEGY_REPLY
         prompt_tokens = sum(max(1, len(m.get("content", "")) // 4) for m in messages)
         completion_tokens = max(1, len(text) // 4)
-        price = self.prices.get(model, Price(input=0.0, output=0.0))
-        cost = (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+        cost = self.price(model, prompt_tokens, completion_tokens)
         return {
             "id": "gen-stub",
             "object": "chat.completion",

@@ -11,6 +11,7 @@ from rich.console import Console
 from textual.pilot import Pilot
 
 from acausal_tui.app import AcausalApp, experiment_runner
+from engine import limits
 from engine.models import Distribution, PowerDistribution, RoundSummary
 from engine.providers.base import ChatRequest, Completion, ProviderError
 from engine.providers.simulated import SimulatedProvider
@@ -67,8 +68,8 @@ class HeldProvider:
 
 class FlakyProvider(SimulatedProvider):
     """The simulated provider with server errors: the first attempt of each key in
-    `transient` fails with a retryable 503 (Retry-After 0, so no waiting); every attempt of
-    a key in `broken` fails with a 400."""
+    `transient` fails with a retryable 503 (Retry-After 0, and `fast_backoff` below, so
+    no waiting); every attempt of a key in `broken` fails with a 400."""
 
     def __init__(self, seed: int, transient: set[str] = frozenset(), broken: set[str] = frozenset()) -> None:
         super().__init__(seed)
@@ -81,6 +82,12 @@ class FlakyProvider(SimulatedProvider):
             self.transient.discard(request.key)
             raise ProviderError("HTTP 503: upstream overloaded", status=503, retryable=True, retry_after=0.0)
         return await super().complete(request)
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch):
+    """Retries wait 1 ms at most (the backoff is a floor even under `Retry-After: 0`)."""
+    monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.001)
 
 
 @pytest.fixture

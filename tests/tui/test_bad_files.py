@@ -97,7 +97,7 @@ def sweep_dir(tmp_path_factory) -> Path:
     plan = plan_sweep(None, {"agents": 3, "rounds": 2, "seed": 7, "provider": {"name": "simulated"},
                              "results_dir": str(base)}, "baseline,identity", 2, env={})
     providers = [SimulatedProvider(seed=config.seed or 0) for _, config in plan.runs()]
-    _, directory = anyio.run(lambda: run_sweep(plan, providers, resamples=50))
+    _, directory = anyio.run(lambda: run_sweep(plan, providers))
     return directory
 
 

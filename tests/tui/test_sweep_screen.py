@@ -36,7 +36,7 @@ def sweep_app(tmp_path):
                     "results_dir": str(tmp_path / "results"), **overrides}
         plan = plan_sweep(None, settings, conditions, seeds, env={})
         providers = [provider(config) for _, config in plan.runs()] if provider else None
-        return AcausalApp(sweep=sweep_runner(plan, providers, resamples=200), results_dir=tmp_path / "results")
+        return AcausalApp(sweep=sweep_runner(plan, providers), results_dir=tmp_path / "results")
 
     return make
 
