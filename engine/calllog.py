@@ -19,7 +19,7 @@ class CallLog:
         self._write = write
         self._pending: list[CallRecord] = []
         self._scheduled = False
-        self._error: OSError | None = None
+        self._error: Exception | None = None
 
     def add(self, record: CallRecord) -> None:
         self._raise_error()
@@ -44,7 +44,7 @@ class CallLog:
         self._scheduled = False
         try:
             self.flush()
-        except OSError as exc:  # a loop callback cannot raise to anyone: keep it for the next caller
+        except Exception as exc:  # a loop callback cannot raise to anyone: keep it for the next caller
             self._error = exc
 
     def _raise_error(self) -> None:

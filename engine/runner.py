@@ -354,37 +354,41 @@ class Experiment:
         def queue(player: int) -> None:
             ready.put(moves_of[player])
 
+        left = len(self.agents)  # strategies not in yet
+
+        def all_strategies_in() -> None:
+            self.check_strategies_reached_a_model(round, records)
+            for player in sorted(waiting):
+                queue(player)
+            ready.close()
+            self.notify(PhaseStarted(round, "games", len(pairs)))
+            games.release_events()
+
         async def collect(agent: AgentInfo) -> None:
+            nonlocal left
             try:
                 record = await self.write_strategy(round, agent)
             except BudgetExceeded:
-                return
-            records[agent.id] = self.state.strategies[agent.id] = record
-            self.notify(StrategyCollected(record))
-            if record.kind == "scripted" or analysis.is_fresh(record):
-                queue(agent.id)
+                pass
             else:
-                waiting.append(agent.id)
-
-        async def strategies() -> None:
-            try:
-                async with anyio.create_task_group() as tg:
-                    for agent in self.agents:
-                        tg.start_soon(collect, agent)
-                self.check_strategies_reached_a_model(round, records)
-                for player in sorted(waiting):
-                    queue(player)
-            finally:
-                ready.close()
-            self.notify(PhaseStarted(round, "games", len(pairs)))
-            games.release_events()
+                records[agent.id] = self.state.strategies[agent.id] = record
+                self.notify(StrategyCollected(record))
+                if record.kind == "scripted" or analysis.is_fresh(record):
+                    queue(agent.id)
+                else:
+                    waiting.append(agent.id)
+            left -= 1
+            if not left:
+                all_strategies_in()
 
         async def worker() -> None:
             while (move := await ready.get()) is not None:
                 await games.play_move(*move)
 
+        # One task group, no nesting: an error (a bad key) reaches run() as itself.
         async with anyio.create_task_group() as tg:
-            tg.start_soon(strategies)
+            for agent in self.agents:
+                tg.start_soon(collect, agent)
             for _ in range(min(self.config.provider.max_concurrency, 2 * len(pairs))):
                 tg.start_soon(worker)
         if self.gateway.budget_exceeded or len(records) < self.n:

@@ -214,7 +214,7 @@ class ExperimentStore:
 
     def append_calls(self, records: list[CallRecord]) -> None:
         """Several call records in one write (engine/calllog.py groups a loop tick's)."""
-        append_line(self._calls, _encoder.encode_lines(records))
+        append_line(self._calls, b"".join(encode(record) + b"\n" for record in records))
 
     def log_error(self, record: ErrorRecord) -> None:
         append_line(self._errors, encode(record) + b"\n")
