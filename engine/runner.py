@@ -273,7 +273,7 @@ class Experiment:
         return result
 
     async def play_round(self, round: int) -> None:
-        started = time.monotonic()
+        started, paused = time.monotonic(), self.control.paused_seconds()
         self.notify(RoundStarted(round, self.config.rounds))
         strategies = await self.strategy_phase(round)
         if self.gateway.budget_exceeded:
@@ -288,6 +288,7 @@ class Experiment:
             scores[g.player2_id] += g.player2_payoff
         state = self.state
         powers = game.update_powers(state.powers, scores) if self.config.power.dynamics else state.powers
+        paused = self.control.paused_seconds() - paused  # left out of the duration
         summary = analysis.summarize_round(
             round,
             games,
@@ -295,7 +296,7 @@ class Experiment:
             list(powers),
             round_player_labels(self.seed, round, self.n),
             state.similarity.add_round(analysis.llm_strategy_texts(strategies)),
-            round_to_ms(time.monotonic() - started),
+            round_to_ms(max(0.0, time.monotonic() - started - paused)),
         )
         with anyio.CancelScope(shield=True):  # a round is saved whole or not at all
             await anyio.to_thread.run_sync(self.store.write_round, round, strategies, games, summary)
