@@ -1,7 +1,10 @@
 """The Textual app: the live run screen (when started with a run), the live sweep screen (when
 started with a sweep) or the experiment browser."""
 
+import asyncio
 import gc
+import os
+import signal
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +14,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
+from acausal_tui.commands import DeskCommands
 from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen
 from acausal_tui.screens.run import RunFn, RunScreen
@@ -64,9 +68,13 @@ def sweep_runner(plan: SweepPlan, providers: Sequence[Provider] | None = None) -
     return run
 
 
+SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 class AcausalApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "acausal-tui"
+    COMMANDS = App.COMMANDS | {DeskCommands}
     BINDINGS = [
         Binding("q", "request_quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
@@ -82,11 +90,43 @@ class AcausalApp(App[None]):
         self.results_dir = results_dir
         self._run_screen: RunScreen | None = None
         self._sweep_screen: SweepScreen | None = None
+        self.signalled: str | None = None  # the name of the SIGTERM/SIGHUP that ended the app
 
     def on_mount(self) -> None:
         # The engine allocates fast, which triggers full collections; without this each
         # one walks Textual's whole long-lived object graph and stalls the loop ~100 ms.
-        gc.freeze()
+        # Once per process: every freeze moves the objects of the apps before it too.
+        if not gc.get_freeze_count():
+            gc.freeze()
+        loop = asyncio.get_running_loop()
+        for signum in SIGNALS:
+            try:
+                loop.add_signal_handler(signum, self.on_signal, signum)
+            except (RuntimeError, ValueError):  # not the main thread (a test's loop)
+                return
+
+    def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in SIGNALS:
+            try:
+                loop.remove_signal_handler(signum)
+            except (RuntimeError, ValueError):
+                pass
+
+    def on_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP: the same clean abort as headless — the run (or sweep) is aborted,
+        its partial results saved, then the app exits and restores the terminal; the command
+        exits 130. A second signal while the abort is saving exits at once (every file on disk
+        is still valid: each is replaced atomically)."""
+        if self.signalled is not None:
+            os._exit(130)
+        self.signalled = signal.Signals(signum).name
+        live = self.live_screen
+        if live is not None and live.running:
+            live.control.abort(f"aborted by {self.signalled}")
+            live.stop_and_exit()
+        else:
+            self.exit()
 
     @property
     def live_screen(self) -> RunScreen | SweepScreen | None:
@@ -111,6 +151,11 @@ class AcausalApp(App[None]):
         """Open a run screen on `run` and start it (a resumed experiment, from the browser)."""
         self._run_screen = RunScreen(run, self.results_dir)
         self.push_screen(self._run_screen)
+
+    def start_sweep(self, sweep: SweepFn) -> None:
+        """Open a sweep screen on `sweep` and start it (from the new-sweep form)."""
+        self._sweep_screen = SweepScreen(sweep)
+        self.push_screen(self._sweep_screen)
 
     def warn(self, message: str) -> None:
         self.notify(message, severity="warning", timeout=10, markup=False)

@@ -1,6 +1,7 @@
 """Command line: parse flags into config overrides, then run headless or open the app."""
 
 import argparse
+import importlib.metadata
 import math
 import os
 import signal
@@ -12,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from engine.config import Config, ConfigError, load_config
+from engine.config import DEFAULT_MAIN_MODEL, DEFAULT_SUB_MODEL, Config, ConfigError, load_config
 from engine.control import RunControl
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
 from engine.lock import LockError
@@ -64,32 +65,49 @@ def number(text: str) -> float:
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML config file; flags win over it")
-    parser.add_argument("--agents", type=positive_int, metavar="N")
-    parser.add_argument("--rounds", type=positive_int, metavar="R")
-    parser.add_argument("--seed", type=positive_int, metavar="S")
-    parser.add_argument("--provider", metavar="NAME", help="simulated | openrouter | openai")
-    parser.add_argument("--base-url", metavar="URL")
+    parser.add_argument("--agents", type=positive_int, metavar="N", help="number of agents (default 10)")
+    parser.add_argument("--rounds", type=positive_int, metavar="R", help="number of rounds (default 10)")
+    parser.add_argument("--seed", type=positive_int, metavar="S",
+                        help="experiment seed (default: drawn at start, recorded in the manifest)")
+    parser.add_argument("--provider", metavar="NAME",
+                        help="simulated | openrouter | openai (default: openrouter if "
+                             "OPENROUTER_API_KEY is set, else simulated)")
+    parser.add_argument("--base-url", metavar="URL",
+                        help="OpenAI-compatible endpoint (default: the provider's)")
     parser.add_argument("--allow-insecure", action="store_true", default=None,
                         help="allow sending the API key over plain http:// to a remote host")
-    parser.add_argument("--main-model", metavar="ID")
-    parser.add_argument("--sub-model", metavar="ID")
-    parser.add_argument("--rpm", type=positive_int, metavar="N")
-    parser.add_argument("--max-concurrency", type=positive_int, metavar="N")
-    parser.add_argument("--max-cost", type=number, metavar="USD")
-    parser.add_argument("--condition", metavar="NAME")
-    parser.add_argument("--results-dir", metavar="DIR")
-    parser.add_argument("--headless", action="store_true", help="no UI: progress on stderr")
+    parser.add_argument("--main-model", metavar="ID",
+                        help=f"model that writes strategies (default {DEFAULT_MAIN_MODEL})")
+    parser.add_argument("--sub-model", metavar="ID",
+                        help=f"model that decides moves (default {DEFAULT_SUB_MODEL})")
+    parser.add_argument("--rpm", type=positive_int, metavar="N",
+                        help="requests per minute, all calls together (default: no cap)")
+    parser.add_argument("--max-concurrency", type=positive_int, metavar="N",
+                        help="calls in flight at once (default 16)")
+    parser.add_argument("--max-cost", type=number, metavar="USD",
+                        help="cost budget in USD (default 10); a call is sent only while spent + "
+                             "in-flight worst case + its worst case stays within it")
+    parser.add_argument("--condition", metavar="NAME",
+                        help="named condition, e.g. identity (the default) or baseline")
+    parser.add_argument("--results-dir", metavar="DIR", help="where results go (default results)")
+    parser.add_argument("--headless", action="store_true",
+                        help="no UI: progress on stderr, the result directory on stdout")
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="acausal-tui", description="Run and browse acausal cooperation experiments.")
+    parser = Parser(prog="acausal-tui", description="Run and browse acausal cooperation experiments. "
+                    "With no command: run (a new experiment in the TUI).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
     add_run_options(sub.add_parser("run", help="start a new experiment (the default)"))
     browse = sub.add_parser("browse", help="open the experiment browser")
-    browse.add_argument("--results-dir", metavar="DIR", default="results")
+    browse.add_argument("--results-dir", metavar="DIR", default="results",
+                        help="the results directory (default results)")
     resume = sub.add_parser("resume", help="continue an interrupted experiment, or finish a sweep")
-    resume.add_argument("directory", metavar="EXP_DIR|SWEEP_DIR")
-    resume.add_argument("--headless", action="store_true")
+    resume.add_argument("directory", metavar="EXP_DIR|SWEEP_DIR",
+                        help="the experiment's or the sweep's directory")
+    resume.add_argument("--headless", action="store_true",
+                        help="no UI: progress on stderr, the result directory on stdout")
     resume.add_argument("--max-cost", type=number, metavar="USD",
                         help="a new cost budget (the budget counts what was already spent)")
     resume.add_argument("--allow-insecure", action="store_true",
@@ -100,6 +118,13 @@ def build_parser() -> Parser:
 
     research.add_commands(sub)
     return parser
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("acausal-tui")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -208,6 +233,8 @@ def resume(args: argparse.Namespace) -> int:
     if args.allow_insecure:
         config = allow_insecure_config(config)
     api_key_for(config)  # refuse before anything is touched
+    if not args.headless:
+        check_terminal()
     resumable = open_resume(Path(args.directory), args.max_cost, allow_insecure=args.allow_insecure)
     directory = resumable.store.directory
     try:
@@ -268,8 +295,19 @@ def run_app(config: Config) -> int:
 def browse_app(results_dir: Path) -> int:
     from acausal_tui.app import AcausalApp
 
-    AcausalApp(results_dir=results_dir).run()
-    return EXIT_OK
+    results_dir = Path(os.path.expanduser(results_dir))
+    if not results_dir.is_dir():
+        raise UsageError(f"--results-dir: {results_dir} is not a directory (no experiments there)")
+    app = AcausalApp(results_dir=results_dir)
+    app.run()
+    return EXIT_ABORTED if app.signalled else EXIT_OK
+
+
+def check_terminal() -> None:
+    """The TUI needs a terminal on stdin and stdout; without one, say so before anything starts."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("the TUI needs a terminal (stdin and stdout are not one); "
+                         "use --headless for a run without it")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -291,11 +329,13 @@ def dispatch(argv: Sequence[str] | None) -> int:
         if args.command == "run":
             config = prepare_run(args)
             if not args.headless:
+                check_terminal()
                 return run_app(config)
             code, directory = anyio.run(run_headless, config)
             print(directory)
             return code
         if args.command == "browse":
+            check_terminal()
             return browse_app(Path(args.results_dir))
         if args.command == "resume":
             return resume(args)

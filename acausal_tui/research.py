@@ -8,6 +8,7 @@ from typing import TextIO
 
 import anyio
 
+from acausal_tui import cli
 from acausal_tui.cli import (
     EXIT_BY_STATUS,
     EXIT_OK,
@@ -166,6 +167,7 @@ def sweep_command(args: argparse.Namespace) -> int:
         plan.shard = parse_shard(args.shard, len(plan.runs()))
     check_results_dir(Path(plan.base.results_dir))
     if not args.headless:
+        cli.check_terminal()
         return sweep_app(plan)
     code, directory = anyio.run(run_sweep_headless, plan)
     print(directory)
@@ -184,6 +186,8 @@ async def resume_sweep_headless(plan: SweepResume, providers: list[Provider]) ->
 def resume_sweep_command(directory: Path, headless: bool, max_cost_usd: float | None) -> int:
     """`acausal-tui resume SWEEP_DIR`: finish every unfinished experiment of the sweep (resume
     the interrupted, start the never-started) and rewrite sweep.json. Refusals exit 2 first."""
+    if not headless:
+        cli.check_terminal()
     plan = plan_resume(directory, max_cost_usd)
     for _, config, _ in plan.todo:
         api_key_for(config)  # refuse before anything is touched

@@ -342,4 +342,5 @@ def _resolve(config: Config, env: Any) -> Config:
         agents=agents,
         population=population,
         provider=msgspec.structs.replace(provider, name=name, base_url=base_url, api_key_env=key_env),
+        results_dir=os.path.expanduser(config.results_dir),  # "~/x" is the home's x
     )

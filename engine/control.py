@@ -1,5 +1,6 @@
 """Run control shared by the engine and a UI: pause, resume, abort, live counters."""
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ class RunControl:
         self._resume: anyio.Event | None = None  # set while paused; a fresh Event per pause
         self._scope: anyio.CancelScope | None = None
         self._notify: Callable[[Event], None] = lambda event: None
+        self._paused_s = 0.0  # time spent paused before the current pause
+        self._paused_at = 0.0  # time.monotonic() when the current pause began
 
     @property
     def paused(self) -> bool:
@@ -47,21 +50,30 @@ class RunControl:
     def pause(self) -> None:
         if self._resume is None and not self.aborted:
             self._resume = anyio.Event()
+            self._paused_at = time.monotonic()
             self._notify(Paused(in_flight=self.stats.in_flight))
 
     def resume(self) -> None:
         if self._resume is not None:
             event, self._resume = self._resume, None
+            self._paused_s += time.monotonic() - self._paused_at
             event.set()
             self._notify(Resumed())
 
     def toggle_pause(self) -> None:
         self.resume() if self.paused else self.pause()
 
+    def paused_seconds(self) -> float:
+        """Total time spent paused so far (the current pause included): round durations and
+        the ETA leave it out."""
+        current = time.monotonic() - self._paused_at if self._resume is not None else 0.0
+        return self._paused_s + current
+
     def abort(self, reason: str = "aborted by the user") -> None:
         if self.abort_reason is None:
             self.abort_reason = reason
         if self._resume is not None:
+            self._paused_s += time.monotonic() - self._paused_at
             self._resume.set()
             self._resume = None
         if self._scope is not None:

@@ -286,7 +286,7 @@ class Experiment:
         return result
 
     async def play_round(self, round: int) -> None:
-        started = time.monotonic()
+        started, paused = time.monotonic(), self.control.paused_seconds()
         self.notify(RoundStarted(round, self.config.rounds))
         played = await self.play_phases(round)
         if played is None:
@@ -299,6 +299,7 @@ class Experiment:
             scores[g.player2_id] += g.player2_payoff
         state = self.state
         powers = game.update_powers(state.powers, scores) if self.config.power.dynamics else state.powers
+        paused = self.control.paused_seconds() - paused  # left out of the duration
         # The round's bookkeeping runs in a worker thread: at 100 agents it takes tenths of a
         # second, which would freeze a UI sharing the event loop (the round's tasks are done).
         similarity = await off_loop(state.similarity.add_round, analysis.llm_strategy_texts(strategies))
@@ -310,7 +311,7 @@ class Experiment:
             list(powers),
             round_player_labels(self.seed, round, self.n),
             similarity,
-            round_to_ms(time.monotonic() - started),
+            round_to_ms(max(0.0, time.monotonic() - started - paused)),
         )
         with anyio.CancelScope(shield=True):  # a round is saved whole or not at all
             self.call_log.flush()  # a round's files never reach the disk before its calls

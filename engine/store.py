@@ -196,6 +196,9 @@ class ExperimentStore:
 
     def write_manifest(self, manifest: Manifest) -> None:
         write_json(self.directory / "manifest.json", manifest)
+        from engine.index import update_index  # index reads through this module
+
+        update_index(self.directory)
 
     def write_round(
         self, round: int, strategies: list[StrategyRecord], games: list[GameResult], summary: RoundSummary
@@ -205,6 +208,9 @@ class ExperimentStore:
         write_json(rounds / f"strategies_r{round}.json", strategies)
         write_json(rounds / f"games_r{round}.json", games)
         write_json(rounds / f"summary_r{round}.json", summary)
+        from engine.index import update_index  # index reads through this module
+
+        update_index(self.directory)
 
     def write_result(self, result: ExperimentResult) -> None:
         write_json(self.directory / "experiment_results.json", result)

@@ -25,7 +25,6 @@ from engine.sweep import (
     SweepResult,
     convergence_text,
 )
-from engine.textsafe import visible
 
 # Metrics that are shares of moves or strategies (shown as %); the rest are plain numbers.
 SHARES = {

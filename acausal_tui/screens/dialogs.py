@@ -3,28 +3,33 @@
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 KEYS = [
-    ("Run screen", "p", "pause / resume: no new model call starts; calls in flight finish"),
-    ("Run screen", "a", "abort (asks first): cancel in-flight calls, save partial results"),
-    ("Run screen", "b", "browse past experiments (the run goes on)"),
-    ("Run screen", "[  ]", "previous / next agent in the strategy pane"),
-    ("Sweep screen", "p", "pause / resume every experiment of the sweep"),
-    ("Sweep screen", "a", "abort every experiment (asks first), save partial results"),
-    ("Sweep screen", "c", "the full comparison view, once the sweep is over"),
-    ("Browser", "enter", "open the highlighted experiment"),
-    ("Browser", "r", "reload the results directory"),
-    ("Browser", "R", "resume the highlighted experiment on a run screen"),
-    ("Experiment", "1 … 5", "rounds, games, history, strategies, indicators"),
-    ("Browser, experiment", "esc", "back"),
-    ("Everywhere", "q", "quit (asks first while a run or sweep is going)"),
-    ("Everywhere", "?", "this help"),
+    ("Run screen", [
+        ("p", "pause / resume: no new call starts; calls in flight finish"),
+        ("a", "abort (asks first): cancel calls in flight, save partial results"),
+        ("b", "browse past experiments (the run goes on)"),
+        ("[ ]", "previous / next agent in the strategy pane"),
+    ]),
+    ("Sweep screen", [
+        ("p", "pause / resume every experiment of the sweep"),
+        ("a", "abort every experiment (asks first), save partial results"),
+        ("c", "the full comparison view, once the sweep is over"),
+    ]),
+    ("Browser", [
+        ("enter", "open the highlighted experiment"),
+        ("r R", "reload the list · resume the highlighted experiment"),
+        ("1…5", "an experiment's rounds, games, history, strategies, indicators"),
+        ("esc", "back"),
+    ]),
+    ("Everywhere", [
+        ("q", "quit (asks first while a run or sweep is going)"),
+        ("?", "this help (esc closes it)"),
+    ]),
 ]
-
-
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", show=False),
@@ -56,12 +61,14 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", show=False)]
 
     def compose(self) -> ComposeResult:
-        text = Text("Keys\n\n", style="bold")
-        for where, key, what in KEYS:
-            text.append(f"{key:>6}  ", style="bold cyan")
-            text.append(f"{what}  ")
-            text.append(f"({where})\n", style="dim")
-        text.append("\nModel text is shown literally: markup and escape sequences in a reply "
-                    "are never interpreted.\nPress esc to close.", style="dim")
-        with Vertical(classes="dialog help"):
+        """At most 72 cells wide and 20 lines: it fits an 80x24 terminal whole."""
+        text = Text()
+        for where, keys in KEYS:
+            text.append(f"{where}\n", style="bold")
+            for key, what in keys:
+                text.append(f"{key:>6}  ", style="bold cyan")
+                text.append(f"{what}\n")
+        text.append("Model text is shown literally: markup and escape sequences are never "
+                    "interpreted.", style="dim")
+        with VerticalScroll(classes="dialog help"):
             yield Static(text)

@@ -114,8 +114,11 @@ class EngineScreen(Screen):
     # -- rendering ------------------------------------------------------------------
 
     def set_text(self, widget_id: str, text: Text, layout: bool = False) -> None:
-        """Update a Static when its text changed; fixed-size ones skip the layout pass."""
-        if self._shown.get(widget_id) != text.markup:
+        """Update a Static when its text changed; fixed-size ones skip the layout pass unless
+        the text's length changed (an auto-width one then needs it)."""
+        shown = self._shown.get(widget_id)
+        if shown != text.markup:
+            layout = layout or shown is None or len(shown) != len(text.markup)
             self._shown[widget_id] = text.markup
             self.query_one(f"#{widget_id}", Static).update(text, layout=layout)
 

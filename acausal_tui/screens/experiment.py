@@ -63,6 +63,7 @@ class ExperimentScreen(Screen):
         Binding("escape", "back", "Back", id="back"),
         *(Binding(str(n), f"tab('{tab}')", tab.capitalize(), id=f"tab_{tab}")
           for n, tab in enumerate(TABS, start=1)),
+        Binding("s", "strategy", "Strategy call", id="strategy"),  # History tab's agent and round
     ]
 
     def __init__(self, loaded: LoadedExperiment) -> None:
@@ -121,7 +122,7 @@ class ExperimentScreen(Screen):
             self.fill(view, fill)
 
         if missing_games or missing_strategies:
-            self.loading(view)
+            self.show_loading(view)
             # The function, not a coroutine: a request replaced before it starts is never awaited.
             self.run_worker(load, group=view, exclusive=True, exit_on_error=False)
         else:
@@ -136,7 +137,9 @@ class ExperimentScreen(Screen):
             self.set_status(view, literal(f"this view could not be shown: {type(exc).__name__}: {exc}",
                                           style="bold red"))
 
-    def loading(self, view: str) -> None:
+    def show_loading(self, view: str) -> None:
+        """Not `loading`: that name is Textual's Widget.loading (a screen always "loading"
+        blocks scrolling and shows a wait cursor)."""
         self.set_status(view, LOADING)
 
     def set_status(self, view: str, text: Text) -> None:
@@ -355,10 +358,26 @@ class ExperimentScreen(Screen):
             table.add_row(*cells(name, indicator_value(name, getattr(indicators, name)),
                                  INDICATOR_DOCS.get(name, "")), key=name)
 
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        """enter on a game: its transcript (acausal_tui/screens/transcript.py)."""
+        round = self.selected("games-round")
+        if event.data_table.id == "games-table" and round is not None:
+            from acausal_tui.screens.transcript import open_game
+
+            open_game(self, self.loaded.directory, round, str(event.cell_key.row_key.value))
+
     # -- actions --------------------------------------------------------------------
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def action_strategy(self) -> None:
+        """The History tab's agent's strategy of its round: text, prompt and full reply."""
+        agent, round = self.selected("history-agent"), self.selected("history-round")
+        if agent is not None and round is not None:
+            from acausal_tui.screens.transcript import StrategyScreen
+
+            self.app.push_screen(StrategyScreen(self.loaded.directory, round, agent))
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -1,15 +1,17 @@
 """The live run screen: the engine runs as the screen's worker (see EngineScreen); its
 events are folded into a RunView and shown at most 10 times a second."""
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, ProgressBar, RichLog, Static
 
 from acausal_tui.screens.engine_screen import (
@@ -18,6 +20,8 @@ from acausal_tui.screens.engine_screen import (
     EventBuffer,
     control_bindings,
 )
+from acausal_tui.screens.transcript import GamePicker
+from acausal_tui.widgets.agents import AgentsTable
 from acausal_tui.widgets.chart import CoopChart
 from acausal_tui.widgets.indicators import indicator_text
 from acausal_tui.widgets.strategy import StrategyPane
@@ -37,11 +41,13 @@ from engine.events import (
     RunStarted,
     StrategyCollected,
 )
-from engine.models import ExperimentResult, Manifest, RoundSummary, StrategyRecord
+from engine.models import ExperimentResult, Manifest, RoundSummary
 from engine.store import load_experiment
 
 RunFn = Callable[[Observer, RunControl], Awaitable[ExperimentResult]]
 FEED_LINES = 100  # more than a terminal shows
+NARROW = 110  # columns below which the panes drop their extras (an 80-column terminal)
+SHORT = 36  # rows below which the error log and the chart shrink (a 24-row terminal)
 MOVE_STYLE = {"COOPERATE": "green", "DEFECT": "red"}
 
 
@@ -138,17 +144,21 @@ class RunView:
         return min(self.total_rounds, self.completed + within)
 
 
-def feed_line(event: GameFinished | RoundSummarised) -> Text:
-    """One game with the round's Player_r_k labels (never real ids): C cooperate, D defect."""
+def feed_line(event: GameFinished | RoundSummarised, reveal: bool = False) -> Text:
+    """One game with the round's Player_r_k labels (real ids beside them only when the
+    researcher asked, key i): C cooperate, D defect."""
     if isinstance(event, RoundSummarised):
         return Text(f"── round {event.summary.round} done: cooperation "
                     f"{percent(event.summary.cooperation_rate)}", style="dim")
     g = event.game
-    text = Text(f"{g.game_id:<8} {event.label1:>12} ")
+    label1, label2 = event.label1, event.label2
+    if reveal:
+        label1, label2 = f"{label1} #{g.player1_id}", f"{label2} #{g.player2_id}"
+    text = Text(f"{g.game_id:<8} {label1:>12} ")
     text.append(g.player1_action[0], style=MOVE_STYLE[g.player1_action])
-    text.append(" · ")
+    text.append("·")
     text.append(g.player2_action[0], style=MOVE_STYLE[g.player2_action])
-    text.append(f" {event.label2:<12} {g.player1_payoff:5.2f} / {g.player2_payoff:<5.2f}")
+    text.append(f" {label2:<12} {g.player1_payoff:5.2f}/{g.player2_payoff:<5.2f}")
     if g.player1_fallback or g.player2_fallback:
         text.append(" fallback", style="yellow")
     return text
@@ -168,6 +178,7 @@ def error_line(event: CallRetried | ErrorLogged) -> Text:
 
 
 def header_text(manifest: Manifest | None) -> Text:
+    """One line, the most important first (a narrow terminal cuts the models off)."""
     if manifest is None:
         return Text("starting the experiment…")
     text = literal(manifest.experiment_id, style="bold")
@@ -175,9 +186,9 @@ def header_text(manifest: Manifest | None) -> Text:
         text.append("  ")
         text.append(" SIMULATED ", style="bold black on yellow")
     text.append(
-        f"  provider {manifest.provider} · models {manifest.main_model} (main), {manifest.sub_model}"
-        f" (sub) · condition {manifest.condition.name} · {len(manifest.agents)} agents"
-        f" × {manifest.config.rounds} rounds · seed {manifest.seed}"
+        f"  {manifest.condition.name} · {plural(len(manifest.agents), 'agent')}"
+        f" × {plural(manifest.config.rounds, 'round')} · seed {manifest.seed} · {manifest.provider}"
+        f" · models {manifest.main_model} (main), {manifest.sub_model} (sub)"
     )
     return text
 
@@ -186,8 +197,11 @@ class RunScreen(EngineScreen):
     BINDINGS = [
         *control_bindings("Pause", "Resume", "Abort"),
         Binding("b", "browse", "Browse", id="browse"),
-        Binding("left_square_bracket", "agent(-1)", "Prev agent", key_display="[", id="prev_agent"),
-        Binding("right_square_bracket", "agent(1)", "Next agent", key_display="]", id="next_agent"),
+        Binding("left_square_bracket", "agent(-1)", "Agent", key_display="[ ]", id="prev_agent"),
+        Binding("right_square_bracket", "agent(1)", "Next agent", show=False, id="next_agent"),
+        Binding("g", "games", "Games", id="games"),  # transcripts of the feed's games
+        Binding("t", "agents_table", "Agents", id="agents_table"),
+        Binding("i", "reveal_ids", "Real ids", show=False, id="reveal_ids"),
     ]
 
     control: RunControl
@@ -200,6 +214,8 @@ class RunScreen(EngineScreen):
     def __init__(self, run: RunFn, results_dir: Path) -> None:
         super().__init__(run, RunControl(), RunView())
         self.results_dir = results_dir
+        self.reveal = False  # real ids beside the labels in the feed (SPEC §4 allows it)
+        self.recent: deque[GameFinished | RoundSummarised] = deque(maxlen=FEED_LINES)
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-header")
@@ -214,20 +230,27 @@ class RunScreen(EngineScreen):
             yield CoopChart(id="chart")
         with Horizontal(id="middle-row"):
             yield Tail(FEED_LINES, id="feed", classes="panel")
-            yield Static(id="final", classes="panel")
+            yield AgentsTable(id="agents", classes="panel")
+            with VerticalScroll(id="final", classes="panel"):
+                yield Static(id="final-text")
             yield StrategyPane(id="strategies", classes="panel")
         yield RichLog(max_lines=ERROR_LINES, wrap=True, id="errors", classes="panel")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#stats").border_title = "Stats"
-        self.query_one("#chart").border_title = "Cooperation per round"
         self.query_one("#feed").border_title = "Games (anonymised; C cooperate, D defect)"
         self.query_one("#final").border_title = "Result"
-        self.query_one("#strategies").border_title = "Strategies this round"
+        self.query_one("#strategies").border_title = "Strategies"
         self.query_one("#errors").border_title = "Retries and errors"
         self.query_one("#final").display = False
         self.start_engine()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Design for 80x24 first; wider and taller terminals add the extras (app.tcss)."""
+        self.set_class(event.size.width < NARROW, "narrow")
+        self.set_class(event.size.height < SHORT, "short")
+        self.refresh_bindings()
 
     async def load_resumed(self, directory: Path, first_round: int) -> None:
         """The rounds done before a resume, from their summary files, read off the loop."""
@@ -242,7 +265,6 @@ class RunScreen(EngineScreen):
         events = self.buffer.drain()
         feed: list[GameFinished | RoundSummarised] = []  # made into lines below, the last ones only
         errors: list[Text] = []
-        strategies: list[StrategyRecord] = []
         pane = self.query_one(StrategyPane)
         for event in events:
             self.view.apply(event)
@@ -253,18 +275,22 @@ class RunScreen(EngineScreen):
                 pane.set_agents([f"Agent {a.id}" + (" (s)" if a.kind == "scripted" else "")
                                  for a in event.manifest.agents])
                 errors += [Text("warning ", style="bold yellow") + literal(w) for w in event.manifest.warnings]
+            elif isinstance(event, RoundStarted):
+                pane.start_round(event.round)
             elif isinstance(event, StrategyCollected):
-                strategies.append(event.record)
+                pane.add(event.record)
             elif isinstance(event, GameFinished | RoundSummarised):
                 feed.append(event)
             elif isinstance(event, CallRetried | ErrorLogged):
                 errors.append(error_line(event))
             elif isinstance(event, RunFinished):
+                pane.keep_rounds(event.result.total_rounds)
                 self.finished(event.result)
-        pane.add(strategies)
+        self.query_one(AgentsTable).apply(events)
+        self.recent.extend(feed)
         pane.show(force=self.view.result is not None)
         if feed:
-            self.query_one(Tail).write(feed_line(event) for event in feed[-FEED_LINES:])
+            self.query_one(Tail).write(feed_line(event, self.reveal) for event in feed[-FEED_LINES:])
         if errors:
             self.query_one("#errors", RichLog).write(Text("\n").join(errors[-ERROR_LINES:]), expand=True)
         self.redraw()
@@ -276,9 +302,10 @@ class RunScreen(EngineScreen):
         bar = self.query_one(ProgressBar)
         if view.total_rounds and (bar.total != view.total_rounds or bar.progress != view.progress()):
             bar.update(total=view.total_rounds, progress=view.progress())
-        phase = f"{view.phase} {view.phase_done}/{view.phase_total}" if view.phase_total else view.phase
+        total = view.phase_total
+        phase = f"{view.phase} {view.phase_done:>{len(str(total))}}/{total}" if total else view.phase
         done = f"{100 * view.progress() / view.total_rounds:.0f}%" if view.total_rounds else ""
-        self.set_text("phase-label", Text(f"{done:>4} · {phase} · ETA {duration(view.eta())}"))
+        self.set_text("phase-label", Text(f"{done:>4} · {phase} · ETA {duration(view.eta()):>6}"))
         self.set_text("run-status", self.status_text())
         self.set_text("stats", self.stats_text())
         self.query_one(CoopChart).set_rates(view.rates)
@@ -290,14 +317,16 @@ class RunScreen(EngineScreen):
         self.query_one("#errors", RichLog).write(text)
 
     def stats_text(self) -> Text:
+        """Five lines of at most 40 cells (the width of the pane at 80 columns)."""
         view, stats = self.view, self.control.stats
         summary = view.summary
         text = Text()
-        text.append("Cooperation  ", style="bold")
-        text.append(f"this round {percent(view.round_cooperation())} · overall {percent(view.overall_cooperation())}\n")
-        text.append("Avg score    ", style="bold")
-        text.append(f"{summary.average_score:.2f} (round {summary.round})\n" if summary else "—\n")
-        text.append("Power        ", style="bold")
+        text.append("Coop   ", style="bold")
+        text.append(f"this round {percent(view.round_cooperation())} · overall "
+                    f"{percent(view.overall_cooperation())}\n")
+        text.append("Score  ", style="bold")
+        text.append(f"avg {summary.average_score:.2f} (round {summary.round})\n" if summary else "—\n")
+        text.append("Power  ", style="bold")
         if summary:
             p = summary.power_distribution
             text.append(f"min {p.min:.1f} · mean {p.mean:.1f} · max {p.max:.1f}\n")
@@ -306,21 +335,32 @@ class RunScreen(EngineScreen):
             text.append(f"min {min(powers):.1f} · mean {sum(powers) / len(powers):.1f} · max {max(powers):.1f}\n")
         else:
             text.append("—\n")
-        text.append("Calls        ", style="bold")
-        text.append(f"{stats.calls} · retries {stats.retries} · in flight {stats.in_flight}\n")
-        text.append("Cost         ", style="bold")
+        text.append("Calls  ", style="bold")
+        text.append(f"{stats.calls} · {plural(stats.retries, 'retry')} · {stats.in_flight} in flight\n")
+        text.append("Cost   ", style="bold")
         budget = "no budget" if stats.budget_usd is None else f"budget ${stats.budget_usd:.2f}"
         text.append(f"{money(stats.cost)} of {budget}")
         return text
 
     def finished(self, result: ExperimentResult) -> None:
+        self.add_class("finished")
+        self.refresh_bindings()
         self.query_one("#feed").display = False
-        final = self.query_one("#final", Static)
+        final = self.query_one("#final", VerticalScroll)
         final.display = True
-        final.update(result_text(result, self.view.directory))
-        self.query_one("#strategies").border_title = "Strategies (last round)"
+        self.query_one("#final-text", Static).update(result_text(result, self.view.directory))
+        final.focus()  # the arrow keys scroll the indicators
+        errors = self.query_one("#errors", RichLog)
+        errors.display = bool(errors.lines)  # an empty log gives its rows to the result
+        self.query_one("#strategies").border_title = "Strategies (last saved round)"
 
     # -- actions --------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "agent":  # the strategy pane is hidden after a run at 80 columns
+            return self.query_one(StrategyPane).display and not (
+                self.has_class("narrow") and self.has_class("finished"))
+        return super().check_action(action, parameters)
 
     def action_browse(self) -> None:
         from acausal_tui.screens.browser import BrowserScreen
@@ -330,21 +370,68 @@ class RunScreen(EngineScreen):
     def action_agent(self, step: int) -> None:
         self.query_one(StrategyPane).select(step)
 
+    def action_games(self) -> None:
+        """The feed's recent games in a list: enter opens one's transcript."""
+        games = [(e.game, e.label1, e.label2) for e in self.recent if isinstance(e, GameFinished)]
+        if self.view.directory is not None and games:
+            self.app.push_screen(GamePicker(self.view.directory, games, self.reveal))
+
+    def action_agents_table(self) -> None:
+        """t: the per-agent table in place of the feed, and back."""
+        table = self.query_one(AgentsTable)
+        table.display = not table.display
+        self.query_one("#feed").display = not table.display and self.view.result is None
+        self.query_one("#final").display = not table.display and self.view.result is not None
+        table.border_title = "Agents (power over rounds on a 50-150 scale)"
+
+    def action_reveal_ids(self) -> None:
+        self.reveal = not self.reveal
+        tail = self.query_one(Tail)
+        tail.lines.clear()
+        tail.write(feed_line(event, self.reveal) for event in self.recent)
+
 
 def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word[:-1]}ies" if word.endswith("y") else f"{count} {word}s"
+
+
+BUDGET_RULE = ("A call is sent only while spent + the worst case of the calls in flight + its own "
+               "worst case (prompt estimate + max_tokens at list price) stays within the budget, "
+               "so a run stops before the spent cost reaches it.")
+
+
+def validity_text(result: ExperimentResult) -> Text:
+    validity = result.validity
+    text = Text("Validity: ", style="bold")
+    if validity is None:
+        text.append("not recorded", style="dim")
+    elif validity.valid:
+        text.append("valid", style="green")
+    else:
+        text.append("INVALID: ", style="bold red")
+        text.append_text(literal("; ".join(validity.reasons) or "no reason recorded"))
+    return text
 
 
 def result_text(result: ExperimentResult, directory: Path | None) -> Text:
-    """The end-of-run summary: totals, the results path and the acausal indicators."""
+    """The end-of-run summary: totals, validity, the results path, then the acausal indicators
+    (the part that may need scrolling at 80x24)."""
     text = Text()
     text.append(f"{result.status}", style="bold")
     text.append(f" · {plural(result.total_rounds, 'round')} · {plural(result.total_games, 'game')} · "
-                f"{result.total_api_calls} calls ({result.total_retries} retries) · "
-                f"cost {money(result.total_cost, result.cost_is_estimate)} · {result.error_count} errors\n")
-    text.append("Results: ", style="bold")
-    text.append(f"{directory}\n\n" if directory else "—\n\n")
-    text.append("Acausal indicators\n", style="bold")
+                f"{plural(result.total_api_calls, 'call')} ({plural(result.total_retries, 'retry')}) · "
+                f"cost {money(result.total_cost, result.cost_is_estimate)} · "
+                f"{plural(result.error_count, 'error')}\n")
+    if result.status == "budget_exceeded":
+        text.append("Budget: ", style="bold yellow")
+        text.append(BUDGET_RULE + "\n")
+    text.append_text(validity_text(result))
+    text.append("\nResults: ", style="bold")
+    text.append(f"{directory}\n" if directory else "—\n")
+    text.append("Press b to browse, q to quit; ↑↓ scroll.\n", style="dim")
+    text.append("Acausal indicators", style="bold")
+    text.append(" (the marker ones count keywords, not reasoning)\n", style="dim")
     text.append_text(indicator_text(result.acausal_indicators, formulas=False))
-    text.append("\nPress b to browse this and earlier experiments, q to quit.", style="dim")
     return text

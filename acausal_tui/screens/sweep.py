@@ -138,16 +138,18 @@ def total_stats(control: SweepControl) -> RunStats:
 
 class SweepScreen(EngineScreen):
     DEFAULT_CSS = """
-    SweepScreen #sweep-header { height: auto; padding: 0 1; background: $boost; }
+    SweepScreen { overflow: hidden; }
+    SweepScreen #sweep-header { height: 1; padding: 0 1; background: $boost; text-wrap: nowrap; text-overflow: ellipsis; }
     SweepScreen #sweep-progress-row { height: 1; padding: 0 1; }
     SweepScreen #sweep-label { width: 26; height: 1; }
-    SweepScreen #sweep-progress { width: auto; }
-    SweepScreen #sweep-rounds { width: 1fr; height: 1; padding-left: 1; }
-    SweepScreen #sweep-status, SweepScreen #sweep-stats { height: 1; padding: 0 1; }
+    SweepScreen #sweep-progress { width: 1fr; }
+    SweepScreen #sweep-progress Bar { width: 1fr; }
+    SweepScreen #sweep-rounds { width: auto; height: 1; padding-left: 1; }
+    SweepScreen #sweep-status, SweepScreen #sweep-stats { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     SweepScreen #sweep-experiments { height: 1fr; min-height: 5; }
-    SweepScreen #sweep-summary { height: auto; display: none; }
+    SweepScreen #sweep-summary { height: 2fr; display: none; }
     SweepScreen #sweep-result { height: auto; }
-    SweepScreen #sweep-metrics { height: auto; max-height: 14; }
+    SweepScreen #sweep-metrics { height: 1fr; }
     SweepScreen #sweep-errors { height: 6; display: none; }
     """
     BINDINGS = [

@@ -21,23 +21,40 @@ class CoopChart(Widget):
 
     DEFAULT_CSS = "CoopChart { height: 7; }"
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, title: str = "Cooperation per round", *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.title = title
+        self.border_title = title
         self.rates: list[float] = []
 
     def set_rates(self, rates: list[float]) -> None:
         """Cooperation rates of rounds 1, 2, …"""
         if rates != self.rates:
             self.rates = list(rates)
+            self.set_title()
             self.refresh()
+
+    def on_resize(self) -> None:
+        self.set_title()
+
+    def shown(self) -> tuple[int, list[float]]:
+        """The most recent rounds that fit (4 columns per round): the first's number, the rates."""
+        shown = self.rates[-max(1, (self.size.width + 1) // 4):]
+        return len(self.rates) - len(shown) + 1, shown
+
+    def set_title(self) -> None:
+        """Rounds cut off on the left are never dropped silently: the title says which show."""
+        first, _ = self.shown()
+        total = len(self.rates)
+        title = self.title if first == 1 else f"Cooperation, rounds {first}–{total} of {total}"
+        if self.border_title != title:
+            self.border_title = title
 
     def render(self) -> Text:
         height = max(1, self.size.height - 2)
         if not self.rates:
             return Text("no round finished yet", style="dim")
-        # Keep the most recent rounds that fit: 4 columns per round.
-        shown = self.rates[-max(1, (self.size.width + 1) // 4):]
-        first = len(self.rates) - len(shown) + 1
+        first, shown = self.shown()
         text = Text()
         for row in bar_rows(shown, height, 3):
             text.append(row + "\n", style="green")

@@ -30,9 +30,10 @@ def strategy_text(record: StrategyRecord, reasoning: bool = True) -> Text:
 
 
 class StrategyPane(Horizontal):
-    """The current round's strategies: the agent list on the left, one agent's text on the
-    right. New strategies redraw the text at most once a second (the text changes height,
-    which costs a layout pass); picking an agent redraws at once."""
+    """One round's strategies: the agent list on the left, one agent's text on the right.
+    A new round replaces the last round's strategies as they come in (an agent whose strategy
+    has not arrived says so). New strategies redraw the text at most once a second (the text
+    changes height, which costs a layout pass); picking an agent redraws at once."""
 
     MIN_INTERVAL_S = 1.0
 
@@ -42,8 +43,10 @@ class StrategyPane(Horizontal):
             yield Static("waiting for the first strategy", id="strategy-text")
 
     def on_mount(self) -> None:
-        self.records: dict[int, StrategyRecord] = {}
-        self.shown: StrategyRecord | None = None
+        self.round = 0
+        self.records: dict[int, StrategyRecord] = {}  # this round's, by agent
+        self.last_round: tuple[int, dict[int, StrategyRecord]] = (0, {})  # the round before
+        self.shown: tuple[int, int, StrategyRecord | None] | None = None  # round, agent, record
         self.shown_at = float("-inf")
 
     def set_agents(self, labels: list[str]) -> None:
@@ -64,21 +67,43 @@ class StrategyPane(Horizontal):
     @property
     def up_to_date(self) -> bool:
         """The text shows the selected agent's latest strategy (none held back)."""
-        return self.records.get(self.selected) is self.shown
+        return self.shown == self.key()
 
-    def add(self, records: list[StrategyRecord]) -> None:
-        for record in records:
-            self.records[record.agent_id] = record
+    def key(self) -> tuple[int, int, StrategyRecord | None]:
+        return self.round, self.selected, self.records.get(self.selected)
+
+    def start_round(self, round: int) -> None:
+        if round != self.round:
+            self.last_round = (self.round, self.records)
+            self.round, self.records = round, {}
+
+    def add(self, record: StrategyRecord) -> None:
+        if record.round != self.round:  # a resumed run's first event may be a strategy
+            self.start_round(record.round)
+        self.records[record.agent_id] = record
+
+    def keep_rounds(self, last: int) -> None:
+        """The run ended with `last` rounds saved: a round it discarded is never shown."""
+        if self.round > last:
+            round, records = self.last_round if self.last_round[0] == last else (last, {})
+            self.round, self.records = round, records
+            self.last_round = (0, {})
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         self.show()
 
     def show(self, force: bool = True) -> None:
-        record = self.records.get(self.selected)
-        if record is None or record is self.shown:
+        key = self.key()
+        if key == self.shown:
             return
         if not force and time.monotonic() - self.shown_at < self.MIN_INTERVAL_S:
             return
-        self.shown, self.shown_at = record, time.monotonic()
-        self.query_one("#strategy-text", Static).update(strategy_text(record))
+        self.shown, self.shown_at = key, time.monotonic()
+        round, agent, record = key
+        if record is not None:
+            text = strategy_text(record)
+        else:
+            text = Text(f"Agent {agent} · round {round}: no strategy yet" if round else
+                        "no strategy yet", style="dim")
+        self.query_one("#strategy-text", Static).update(text)
         self.query_one("#strategy-scroll").scroll_home(animate=False)

@@ -1,6 +1,7 @@
-"""A line-capped live feed that shows its newest lines. Unlike a scrolling log it has a fixed
-size, so a new line costs one repaint of the widget, never a layout pass of the screen; a
-line is rendered to segments once, the first time it is on screen."""
+"""A line-capped live feed that shows its newest lines, oldest at the top. Unlike a scrolling
+log it has a fixed size, so a new line costs one repaint of the widget, never a layout pass of
+the screen; a line is rendered to segments once, the first time it is on screen, and cached
+under its sequence number (never under `id()`, which Python reuses once a line is dropped)."""
 
 from collections import deque
 from collections.abc import Iterable
@@ -18,11 +19,22 @@ class Tail(Widget):
     def __init__(self, max_lines: int, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.lines: deque[Text] = deque(maxlen=max_lines)
-        self._strips: dict[int, Strip] = {}  # id(line) -> its segments, for lines on screen
+        self.written = 0  # lines ever written; line i of `lines` has number written - len + i
+        self._strips: dict[int, Strip] = {}  # line number -> its segments, for lines on screen
 
     def write(self, lines: Iterable[Text]) -> None:
-        self.lines.extend(lines)
+        for line in lines:
+            self.lines.append(line)
+            self.written += 1
+        first = self.written - len(self.lines)
+        for number in [n for n in self._strips if n < first]:  # scrolled out of the buffer
+            del self._strips[number]
         self.refresh()
+
+    def visible(self) -> list[Text]:
+        """The lines on screen, top to bottom: the newest that fit."""
+        height = self.content_size.height
+        return list(self.lines)[-height:] if height else []
 
     def render_line(self, y: int) -> Strip:
         width, height = self.content_size
@@ -30,13 +42,12 @@ class Tail(Widget):
         style = self.rich_style
         if not 0 <= index < len(self.lines):
             return Strip.blank(width, style)
-        line = self.lines[index]
-        strip = self._strips.get(id(line))
+        number = self.written - len(self.lines) + index
+        strip = self._strips.get(number)
         if strip is None:
-            if len(self._strips) > 4 * max(height, 1):  # forget lines scrolled away
-                self._strips.clear()
+            line = self.lines[index]
             console = self.app.console
             base = console.get_style(line.style) if line.style else Style.null()  # not applied by render()
             strip = Strip(Segment.apply_style(line.render(console), base)).apply_style(style)
-            self._strips[id(line)] = strip
+            self._strips[number] = strip
         return strip.crop_extend(0, width, style)

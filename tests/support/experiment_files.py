@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 
+from engine.index import INDEX_FILE, IndexEntry
 from engine.models import ExperimentResult, GameResult, Manifest, RoundSummary, StrategyRecord
 from engine.store import TEMP_PREFIX, read_json
 from tests.conftest import strip_times
@@ -29,6 +30,8 @@ def assert_files_valid(directory: Path) -> None:
             read_json(path, Manifest)
         elif path.name == "experiment_results.json":
             read_json(path, ExperimentResult)
+        elif path.name == INDEX_FILE:
+            read_json(path, IndexEntry)
         else:
             kind = path.stem.rsplit("_r", 1)[0]
             assert kind in ROUND_TYPES, path

@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 from textual.pilot import Pilot
 
+from acausal_tui import cli
 from acausal_tui.app import AcausalApp, experiment_runner
 from engine import limits
 from engine.models import Distribution, PowerDistribution, RoundSummary
@@ -44,9 +45,12 @@ class HeldProvider:
     name = "simulated"
     simulated = True
 
-    def __init__(self, seed: int, hold_from: int, inner: SimulatedProvider | None = None) -> None:
+    def __init__(self, seed: int, hold_from: int, inner: SimulatedProvider | None = None,
+                 kind: str = "") -> None:
+        """`kind`: hold only the calls whose key starts with it (e.g. "decision")."""
         self.inner = inner or SimulatedProvider(seed=seed)
         self.hold_from = hold_from
+        self.kind = kind
         self.released = asyncio.Event()
         self.held = 0
 
@@ -54,7 +58,8 @@ class HeldProvider:
         self.released.set()
 
     async def complete(self, request: ChatRequest) -> Completion:
-        if int(request.key.split("/")[1].removeprefix("r")) >= self.hold_from:
+        held = int(request.key.split("/")[1].removeprefix("r")) >= self.hold_from
+        if held and request.key.startswith(self.kind):
             self.held += 1
             await self.released.wait()
         return await self.inner.complete(request)
@@ -117,6 +122,7 @@ def opened(monkeypatch) -> list[AcausalApp]:
         asyncio.run(drive())
 
     monkeypatch.setattr(AcausalApp, "run", run)
+    monkeypatch.setattr(cli, "check_terminal", lambda: None)  # the test's Pilot is the terminal
     return apps
 
 

@@ -1,4 +1,5 @@
-"""Save the README's screenshots to docs/ (SVG, 120 x 40), from the real app:
+"""Save the README's screenshots to docs/ (SVG, 120 x 40; the run screen also at 80 x 24,
+the default terminal), from the real app:
 
     .venv/bin/python -m tests.tui.make_screenshots"""
 
@@ -40,6 +41,20 @@ async def run_screens(results: Path) -> None:
         app.save_screenshot("run-finished.svg", str(DOCS))
 
 
+async def small_run_screen(results: Path) -> None:
+    """The run screen at 80x24, mid-run: the layout everything else grows from."""
+    held = HeldProvider(42, hold_from=4, kind="decision")
+    app = AcausalApp(run=experiment_runner(config(results), held, now=lambda: START), results_dir=results)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: held.held > 0 and not app.screen.buffer.events)
+        await pilot.pause(1.2)  # the strategy pane redraws at most once a second
+        app.save_screenshot("run-80x24.svg", str(DOCS))
+        held.release()
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+        app.save_screenshot("run-finished-80x24.svg", str(DOCS))
+
+
 async def browser_screens() -> None:
     app = AcausalApp(results_dir=Path("results"))
     async with app.run_test(size=SIZE) as pilot:
@@ -59,6 +74,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)  # paths on screen read results/…, as in a real project directory
         asyncio.run(run_screens(Path("results")))
+        asyncio.run(small_run_screen(Path("results-80x24")))
     os.chdir(FIXTURE_RESULTS.parent)
     asyncio.run(browser_screens())
 

@@ -112,8 +112,10 @@ async def test_bad_sweep_files_are_listed_as_unreadable_and_the_rest_still_shown
     app = AcausalApp(results_dir=results)
     async with app.run_test(size=SIZE) as pilot:
         table = await open_browser(pilot)
-        assert column(table, 0) == ["sweep_20250103_000000", "sweep_20250102_000000", "sweep_20250101_000000"]
-        assert column(table, 2) == ["unreadable", "unreadable", "sweep completed"]
+        # a readable sweep's experiments are listed under it (indented)
+        assert column(table, 0)[:3] == ["sweep_20250103_000000", "sweep_20250102_000000", "sweep_20250101_000000"]
+        assert all(name.startswith("  └ exp_") for name in column(table, 0)[3:])
+        assert column(table, 2)[:3] == ["unreadable", "unreadable", "sweep completed"]
         notes = column(table, 9)
         assert "overall_cooperation_rate" in notes[0] and "cooperation_per_round" in notes[1]
         await pilot.press("down", "enter")  # the one whose lists do not match: explained, not opened
@@ -143,10 +145,10 @@ async def test_a_row_that_cannot_be_made_does_not_end_the_listing(tmp_path, monk
     copy_experiment(results, "exp_20250101_000000")
     made = browser.row
 
-    def row(loaded: LoadedExperiment):
-        if loaded.directory.name == "exp_20250102_000000":
+    def row(entry, directory: Path, problems: list[str]):
+        if directory.name == "exp_20250102_000000":
             raise KeyError("overall_cooperation_rate")
-        return made(loaded)
+        return made(entry, directory, problems)
 
     monkeypatch.setattr(browser, "row", row)
     app = AcausalApp(results_dir=results)

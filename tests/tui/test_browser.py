@@ -125,4 +125,10 @@ async def test_an_empty_or_missing_results_directory(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         table = await open_browser(pilot)
         assert table.row_count == 0
+        assert f"{tmp_path / 'nothing'} does not exist (yet): no experiments" in screen_text(app)
+    (tmp_path / "empty").mkdir()
+    app = AcausalApp(results_dir=tmp_path / "empty")
+    async with app.run_test(size=SIZE) as pilot:
+        table = await open_browser(pilot)
+        assert table.row_count == 0
         assert "no experiments here yet" in screen_text(app)

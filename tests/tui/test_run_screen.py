@@ -45,12 +45,12 @@ async def test_a_run_starts_at_once_and_ends_with_its_summary(run_app):
         assert app.status == "completed"
         assert "SIMULATED" in static_text(app, "#run-header")
         assert "Finished: completed" in static_text(app, "#run-status")
-        final = static_text(app, "#final")
+        final = static_text(app, "#final-text")
         assert str(app.directory) in final and "overall_cooperation_rate" in final
         assert screen.query_one("#final").display and not screen.query_one("#feed").display
         assert "Round 3/3" in static_text(app, "#round-label")
         stats = static_text(app, "#stats")
-        assert f"Calls        {screen.control.stats.calls} · retries 0" in stats
+        assert f"Calls  {screen.control.stats.calls} · 0 retries" in stats
         assert "of budget $10.00" in stats
         assert len(screen.view.rates) == 3
         overall = screen.view.overall_cooperation()
@@ -156,7 +156,7 @@ async def test_the_error_log_shows_retries_and_errors_with_their_reasons(run_app
     assert "retry  strategy/r1/a0 attempt 1 failed: HTTP 503: upstream overloaded; next try in 0.0s" in log
     assert "retry  decision/r1/g2/p1/t0 attempt 1 failed" in log
     assert "strategy_failed agent 1: HTTP 400: [bold]bad request[/]" in log  # literal, not bold
-    assert "retries 2" in stats
+    assert "2 retries" in stats
     assert app.status == "completed"
 
 

@@ -1,0 +1,131 @@
+"""The per-experiment index.json: the few figures the browser shows for a row, so listing
+500 experiments reads 500 small files instead of 500 full results. It is a cache derived
+from manifest.json, the round summaries and experiment_results.json: written atomically
+with each round and at the end, and rebuilt by a reader when missing or older than them."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import msgspec
+
+from engine.models import Status
+from engine.store import TEMP_PREFIX, LoadedExperiment, load_experiment, read_json, write_json
+
+INDEX_FILE = "index.json"
+INDEX_VERSION = 1
+SOURCES = ("manifest.json", "experiment_results.json")  # an index older than these is stale
+
+
+class IndexEntry(msgspec.Struct, kw_only=True):
+    id: str
+    status: Status
+    start_time: str
+    rounds_done: int
+    rounds: int
+    agents: int
+    condition: str
+    provider: str
+    main_model: str
+    sub_model: str
+    simulated: bool
+    cooperation: float | None  # overall, model-decided moves (result) or mean of the rounds
+    valid: bool | None = None  # None: not recorded (older result, or no result file yet)
+    validity_reasons: list[str] = []
+    cost: float | None = None  # None: no result file yet
+    cost_is_estimate: bool = False
+    has_result: bool = False
+    problems: list[str] = []  # files that could not be read when the index was built
+    version: int = INDEX_VERSION
+
+
+def entry_from(loaded: LoadedExperiment) -> IndexEntry | None:
+    """The index of a loaded experiment; None when its manifest is unreadable."""
+    manifest, result = loaded.manifest, loaded.result
+    if manifest is None:
+        return None
+    rates = [s.cooperation_rate for s in loaded.summaries.values()]
+    entry = IndexEntry(
+        id=loaded.directory.name, status=manifest.status, start_time=manifest.start_time,
+        rounds_done=len(loaded.summaries), rounds=manifest.config.rounds, agents=len(manifest.agents),
+        condition=manifest.condition.name, provider=manifest.provider, main_model=manifest.main_model,
+        sub_model=manifest.sub_model, simulated=manifest.simulated,
+        cooperation=sum(rates) / len(rates) if rates else None,  # every round has as many moves
+        problems=list(loaded.problems),
+    )
+    # A manifest saying `running` beside a result file: a resume is under way (or died):
+    # the older result of the interruption it continues is not the experiment's state.
+    if result is not None and manifest.status != "running":
+        validity = result.validity
+        entry = msgspec.structs.replace(
+            entry, status=result.status, has_result=True, cost=result.total_cost,
+            cost_is_estimate=result.cost_is_estimate,
+            cooperation=result.acausal_indicators.overall_cooperation_rate,
+            valid=validity.valid if validity else None,
+            validity_reasons=list(validity.reasons) if validity else [],
+        )
+    return entry
+
+
+def update_index(directory: Path) -> None:
+    """Rewrite DIR/index.json from the experiment's files (the store calls this after each
+    round and each manifest write). It is only a cache: failing to write it is not an error
+    of the run, and the browser rebuilds a missing or stale one."""
+    try:
+        entry = entry_from(load_experiment(directory))
+        if entry is not None:
+            write_json(directory / INDEX_FILE, entry)
+    except Exception:  # a cache; the experiment's own files are what count
+        pass
+
+
+def fresh(directory: Path) -> bool:
+    """index.json exists and is not older than the files it is derived from."""
+    try:
+        mtime = (directory / INDEX_FILE).stat().st_mtime_ns
+    except OSError:
+        return False
+    # A file replaced in rounds/ changes the directory's mtime: one stat covers every round.
+    sources = [directory / name for name in SOURCES] + [directory / "rounds"]
+    for path in sources:
+        try:
+            if path.stat().st_mtime_ns > mtime:
+                return False
+        except FileNotFoundError:
+            continue
+    return True
+
+
+def read_index(directory: Path) -> tuple[IndexEntry | None, list[str]]:
+    """The experiment's index entry and the problems met. A missing or stale index is built
+    from the full files (and written, when the directory is writable); an unreadable
+    experiment gives (None, problems)."""
+    if fresh(directory):
+        try:
+            entry = read_json(directory / INDEX_FILE, IndexEntry)
+            if entry.version == INDEX_VERSION:
+                return entry, []
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            pass  # rebuilt below
+    loaded = load_experiment(directory)
+    entry = entry_from(loaded)
+    if entry is not None:
+        try:
+            write_cache(directory / INDEX_FILE, msgspec.json.encode(entry))
+        except OSError:
+            pass  # a read-only results directory: the row is still shown
+    return entry, loaded.problems
+
+
+def write_cache(path: Path, data: bytes) -> None:
+    """Atomic (temp file + os.replace: never a torn file) but without the fsyncs of
+    write_json: an index lost in a crash is rebuilt, and on a first open of 500 old
+    experiments the 1000 fsyncs were most of the wait."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
