@@ -212,7 +212,8 @@ class Experiment:
     async def run(self) -> ExperimentResult:
         status: Status | None = None
         message: str | None = None
-        self.store.write_manifest(self.manifest)
+        with anyio.CancelScope(shield=True):  # fsync: not on the loop, and never half done
+            await off_loop(self.store.write_manifest, self.manifest)
         self.notify(RunStarted(self.manifest, self.store.directory, len(self.state.summaries) + 1))
         try:
             with anyio.CancelScope() as scope:
@@ -239,9 +240,11 @@ class Experiment:
         finally:
             with anyio.CancelScope(shield=True):
                 try:
-                    self.call_log.flush()
+                    await self.call_log.drain()
                 except OSError as exc:
                     status, message = "failed", f"cannot write the results: {exc}"
+                finally:
+                    self.call_log.close()
                 # off the loop: the indicators over every game take tenths of a second at 100 agents
                 result = await off_loop(self.finish, status or "aborted", message or "cancelled")
             self.notify(RunFinished(result, self.store.directory))
@@ -314,7 +317,7 @@ class Experiment:
             round_to_ms(max(0.0, time.monotonic() - started - paused)),
         )
         with anyio.CancelScope(shield=True):  # a round is saved whole or not at all
-            self.call_log.flush()  # a round's files never reach the disk before its calls
+            await self.call_log.drain()  # a round's files never reach the disk before its calls
             await anyio.to_thread.run_sync(self.store.write_round, round, strategies, games, summary)
             # the state takes the round only once its files are written, so a failed write
             # leaves the result consistent with the files (the similarity corpus aside)

@@ -1,5 +1,7 @@
-"""The call log writes a loop tick's records in one write, each exactly once, and a failed
-write reaches the run."""
+"""The call log writes a loop tick's records in one write, off the event loop, each exactly
+once and in order, and a failed write reaches the run."""
+
+import threading
 
 import anyio
 import pytest
@@ -13,27 +15,39 @@ def record(key: str) -> CallRecord:
                       cost_is_estimate=False, latency_s=0.1, error=None, time="t")
 
 
-async def test_records_of_one_tick_go_out_in_one_write():
-    writes: list[list[str]] = []
-    log = CallLog(lambda records: writes.append([r.key for r in records]))
+class Writes:
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, records: list[CallRecord]) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.batches.append([r.key for r in records])
+
+
+async def test_records_of_one_tick_go_out_in_one_write_off_the_loop():
+    writes = Writes()
+    log = CallLog(writes)
     for key in ("a", "b", "c"):
         log.add(record(key))
-    assert writes == []  # not yet: the loop's next turn writes them
+    assert writes.batches == []  # not yet: the loop's next turn sends them
     await anyio.sleep(0)
-    assert writes == [["a", "b", "c"]]
     log.add(record("d"))
-    await anyio.sleep(0)
-    assert writes == [["a", "b", "c"], ["d"]]
+    await log.drain()
+    assert writes.batches == [["a", "b", "c"], ["d"]]
+    assert writes.threads and threading.current_thread().name not in writes.threads
+    log.close()
 
 
-async def test_flush_writes_at_once_and_nothing_twice():
-    writes: list[list[str]] = []
-    log = CallLog(lambda records: writes.append([r.key for r in records]))
+async def test_drain_writes_everything_once():
+    writes = Writes()
+    log = CallLog(writes)
     log.add(record("a"))
-    log.flush()
-    await anyio.sleep(0)  # the scheduled flush finds nothing left
-    log.flush()
-    assert writes == [["a"]]
+    await log.drain()
+    await anyio.sleep(0)  # the send scheduled for this tick finds nothing left
+    await log.drain()
+    log.close()
+    assert writes.batches == [["a"]]
 
 
 async def test_a_failed_write_is_raised_to_the_next_caller():
@@ -42,21 +56,22 @@ async def test_a_failed_write_is_raised_to_the_next_caller():
 
     log = CallLog(full)
     log.add(record("a"))
-    await anyio.sleep(0)
     with pytest.raises(OSError, match="No space"):
-        log.add(record("b"))
-    log2 = CallLog(full)
-    log2.add(record("a"))
-    await anyio.sleep(0)
+        await log.drain()
+    log.add(record("b"))
+    await anyio.sleep(0.05)  # sent and failed in the writer thread
     with pytest.raises(OSError):
-        log2.flush()
+        log.add(record("c"))
+    log.close()
 
 
-def test_outside_an_event_loop_each_record_is_written_at_once():
-    writes: list[list[str]] = []
-    log = CallLog(lambda records: writes.append([r.key for r in records]))
+def test_outside_an_event_loop_records_are_sent_at_once():
+    writes = Writes()
+    log = CallLog(writes)
     log.add(record("a"))
-    assert writes == [["a"]]
+    log.add(record("b"))
+    log.close()
+    assert writes.batches == [["a"], ["b"]]
 
 
 async def test_the_store_writes_a_group_as_json_lines(tmp_path):
@@ -68,7 +83,8 @@ async def test_the_store_writes_a_group_as_json_lines(tmp_path):
         log.add(record(key))
     await anyio.sleep(0)
     log.add(record("c"))
-    log.flush()
+    await log.drain()
+    log.close()
     store.close()
     calls, bad = read_jsonl(tmp_path / "exp" / "calls.jsonl", CallRecord)
     assert [c.key for c in calls] == ["a", "b", "c"] and not bad
