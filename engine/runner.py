@@ -2,6 +2,7 @@
 
 Data flow: config -> runner -> (gateway/provider, game, analysis) -> store."""
 
+import functools
 import heapq
 import secrets
 import time
@@ -99,6 +100,7 @@ def build_agents(config: Config) -> list[AgentInfo]:
     return agents
 
 
+@functools.cache  # reading package metadata takes tens of ms: once per process
 def package_versions() -> dict[str, str]:
     out = {}
     for name in ("acausal-tui", "textual", "httpx", "anyio", "msgspec"):
@@ -191,7 +193,7 @@ class Experiment:
             main_model=config.models.main,
             sub_model=config.models.sub,
             prompt_hashes=prompt_hashes(),
-            package_versions=package_versions(),
+            package_versions=dict(package_versions()),
             agents=self.agents,
             warnings=design_warnings(self.condition, self.agents),
         )
