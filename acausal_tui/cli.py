@@ -17,6 +17,7 @@ from engine.config import DEFAULT_MAIN_MODEL, DEFAULT_SUB_MODEL, Config, ConfigE
 from engine.control import RunControl
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
 from engine.lock import LockError
+from engine.models import ExperimentResult
 from engine.providers.factory import api_key_for, make_provider
 from engine.resume import (
     Resumable,
@@ -30,10 +31,20 @@ from engine.resume import (
 from engine.runner import run_experiment, utc_now, with_seed
 from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
 from engine.textsafe import visible
+from engine.validity import validity_line
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET, EXIT_ABORTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET, EXIT_INVALID, EXIT_ABORTED = 0, 1, 2, 3, 4, 130
 EXIT_BY_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "budget_exceeded": EXIT_BUDGET,
                   "aborted": EXIT_ABORTED}
+
+
+def exit_code(result: ExperimentResult) -> int:
+    """SPEC §3: a completed run that the validity thresholds reject exits 4."""
+    if result.status == "completed" and result.validity is not None and not result.validity.valid:
+        return EXIT_INVALID
+    return EXIT_BY_STATUS[result.status]
+
+
 COMMANDS = ("run", "browse", "resume", "sweep", "sweep-merge", "export", "audit")
 
 
@@ -174,7 +185,8 @@ class HeadlessPrinter:
             self.durations.append(s.duration_s)
             recent = self.durations[-3:]
             eta = sum(recent) / len(recent) * (total - s.round)
-            self.print(f"round {s.round}/{total}  cooperation {100 * s.cooperation_rate:.1f}%  "
+            fallbacks = f"  fallbacks {s.fallback_decisions}" if s.fallback_decisions else ""
+            self.print(f"round {s.round}/{total}  cooperation {rate(s.cooperation_rate)}{fallbacks}  "
                        f"avg score {s.average_score:.2f}  elapsed {time.monotonic() - self.started:.1f}s  "
                        f"ETA {eta:.1f}s")
         elif isinstance(event, ErrorLogged) and event.record.type in ("fatal", "internal"):
@@ -185,9 +197,18 @@ class HeadlessPrinter:
             if r.message:
                 line += f" - {r.message}"
             self.print(line)
+            indicators = r.acausal_indicators
+            self.print(f"{'SIMULATED ' if r.simulated else ''}cooperation {rate(indicators.overall_cooperation_rate)} "
+                       f"of the moves models decided; fallback_rate {rate(indicators.fallback_rate)}")
+            self.print(validity_line(r.validity, r.simulated))
 
     def print(self, line: str) -> None:
         print(visible(line, one_line=True), file=self.stream or sys.stderr, flush=True)
+
+
+def rate(fraction: float | None) -> str:
+    """A share as a percentage; "n/a" when there was nothing to count (never 0)."""
+    return "n/a" if fraction is None else f"{100 * fraction:.1f}%"
 
 
 def prepare_run(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
@@ -209,7 +230,7 @@ async def run_headless(config: Config, env: dict[str, str] | None = None) -> tup
             tg.cancel_scope.cancel()
     finally:
         await provider.aclose()
-    return EXIT_BY_STATUS[result.status], store.directory
+    return exit_code(result), store.directory
 
 
 async def resume_headless(run: Runner) -> int:
@@ -218,7 +239,7 @@ async def resume_headless(run: Runner) -> int:
         tg.start_soon(abort_on_signals, control, tg.cancel_scope)
         result = await run(HeadlessPrinter(), control)
         tg.cancel_scope.cancel()
-    return EXIT_BY_STATUS[result.status]
+    return exit_code(result)
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -263,6 +284,15 @@ def resume_app(resumable: Resumable) -> int:
     app = AcausalApp(run=resume_runner(resumable, provider),
                      results_dir=resumable.store.directory.parent)
     app.run()
+    return app_exit_code(app)
+
+
+def app_exit_code(app: Any) -> int:
+    """The TUI's exit code, as headless: from the run's result when it has one."""
+    live = app.live_screen
+    result = getattr(getattr(live, "view", None), "result", None)
+    if isinstance(result, ExperimentResult):
+        return exit_code(result)
     return EXIT_BY_STATUS.get(app.status or "", EXIT_OK)
 
 
@@ -289,7 +319,7 @@ def run_app(config: Config) -> int:
     app.run()
     if app.directory is not None:
         print(app.directory)
-    return EXIT_BY_STATUS.get(app.status or "", EXIT_OK)
+    return app_exit_code(app)
 
 
 def browse_app(results_dir: Path) -> int:

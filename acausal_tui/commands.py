@@ -74,9 +74,8 @@ def audit_available() -> bool:
 
 
 async def audit(app: Any, directory: Path) -> None:
-    from engine.audit import AuditError, audit_experiment  # only offered when it exists
-
     from acausal_tui.screens.transcript import ReportScreen
+    from engine.audit import AuditError, audit_experiment  # only offered when it exists
 
     try:
         report = await anyio.to_thread.run_sync(audit_experiment, directory)

@@ -10,6 +10,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
+from typing import NamedTuple
 
 from engine.models import (
     AcausalIndicators,
@@ -41,32 +42,41 @@ _TOKEN_RE = re.compile(r"[a-z0-9']+")
 # Regular expressions (matched case-insensitively) whose presence in a strategy's text or
 # reasoning counts as reasoning about being identical to / correlated with the opponents.
 IDENTITY_MARKERS: tuple[str, ...] = (
-    r"\bidentical\b",
+    # "identical" only about the players, never about a move ("play the identical move")
+    r"\bidentical (?:cop(?:y|ies)|agents?|models?|ais?|instances?|opponents?|players?"
+    r"|participants?|reasoners?|twins?|minds?|versions?)\b",
+    r"\bidentical to (?:me|myself|us|each other|one another)\b",
+    r"\b(?:we|they|opponents|participants|players|all of us) are (?:all )?identical\b",
     r"\bsame (?:ai |language |underlying )?model\b",
-    r"\bcop(?:y|ies) of (?:me|myself)\b",
+    r"\bcop(?:y|ies) of (?:me|myself|each other|one another|the same)\b",
     r"\bsuperrational(?:ity|ly)?\b",
     r"\blogical(?:ly)? correlat(?:ed|ion|ions)\b",
     r"\bacausal(?:ly)?\b",
     r"\bdecision[- ]theor(?:y|ies|etic)\b",
     r"\bnewcomb",
     r"\breasons? exactly as i do\b",
-    r"\bsame reasoning\b",
+    r"\bsame reasoning as (?:me|mine|i do|myself)\b",
+    r"\bshare the same (?:reasoning|mind|weights|training|architecture)\b",
     r"\btwins?\b",
 )
 
 # Regular expressions (matched case-insensitively) that count as surprise at, or a
 # reaction to, being defected against. Only looked for in strategies of round 2 onwards.
 SURPRISE_MARKERS: tuple[str, ...] = (
-    r"\bsurpris(?:e|ed|es|ing|ingly)\b",
+    # surprise as felt, not a plan's "if surprised" or a "surprise defection" to expect
+    r"\b(?:was|were|am|i'm|been|felt|feel|remain) (?:\w+ )?(?:surprised|shocked)\b",
+    r"\bto (?:my|our) surprise\b",
+    r"\bsurprisingly\b",
     # betrayal and exploitation as experienced, not as something to avoid
     r"\bbetrayed (?:me|us|my|our)\b",
     r"\b(?:was|were|got|been|felt) (?:betrayed|exploited)\b",
     r"\b(?:was|felt like) a betrayal\b",
     r"\bdespite being (?:identical|copies|the same)\b",
-    r"\bunexpected(?:ly)?\b",
-    r"\bshock(?:ed|ing)?\b",
+    # past events only: "if an opponent defects unexpectedly" is a plan, not a surprise
+    r"\b(?:defected|betrayed|exploited) (?:me |us )?unexpectedly\b",
+    r"\bunexpectedly (?:defected|betrayed|exploited)\b",
     r"\bdid(?: not|n't|n’t) expect\b",
-    r"\bbackstab",
+    r"\bbackstabbed\b",
     r"\bdisappoint(?:ed|ing|ment)\b",
     r"\bcontrary to (?:my |our )?expectations?\b",
 )
@@ -80,10 +90,10 @@ INDICATOR_DOCS: dict[str, str] = {
         " / all fresh LLM strategies"
     ),
     "cooperation_despite_asymmetry": (
-        "COOPERATE moves / all moves, over games with larger/smaller power >= 1.2"
+        "COOPERATE moves / counted moves, over games with larger/smaller power >= 1.2"
     ),
     "cooperation_when_symmetric": (
-        "COOPERATE moves / all moves, over games with larger/smaller power < 1.2"
+        "COOPERATE moves / counted moves, over games with larger/smaller power < 1.2"
     ),
     "surprise_at_defection": (
         "fresh LLM strategies of round >= 2 matching a surprise marker"
@@ -96,10 +106,22 @@ INDICATOR_DOCS: dict[str, str] = {
     "rounds_to_convergence": (
         "first round r with |sim[r+1] - sim[r]| < 0.02 and |sim[r+2] - sim[r+1]| < 0.02"
     ),
-    "cooperation_trend": "least-squares slope of the round cooperation rate against round number",
-    "overall_cooperation_rate": "COOPERATE moves / all moves, over all rounds",
+    "cooperation_trend": (
+        "least-squares slope of the round cooperation rate against round number"
+        " (rounds without a counted move skipped)"
+    ),
+    "overall_cooperation_rate": "COOPERATE moves / counted moves, over all rounds",
     "fallback_rate": "fallback moves / all moves, over all rounds",
+    "overall_cooperation_rate_fresh": (
+        "COOPERATE moves / counted moves, over moves played under a fresh (or scripted) strategy"
+    ),
 }
+
+# Said beside the indicators wherever they are shown (SPEC §6).
+INDICATORS_NOTE = (
+    "Rates count model-decided moves only (fallbacks left out); identity_reasoning_frequency "
+    "and surprise_at_defection count keywords, not reasoning."
+)
 
 
 def has_identity_marker(text: str) -> bool:
@@ -208,19 +230,76 @@ def is_fresh(strategy: StrategyRecord) -> bool:
     return strategy.kind == "llm" and not NOT_FRESH_FLAGS.intersection(strategy.flags)
 
 
-# --- round summary ----------------------------------------------------------------------
+# --- which moves count -------------------------------------------------------------------
+# A counted move is one a model or a scripted rule decided: fallback moves (drawn when no
+# reply could be read) are kept in the records but never counted as a choice (SPEC §6).
+
+
+class Move(NamedTuple):
+    """One player's move in a game, seen from the mover."""
+
+    player: int
+    opponent: int
+    action: str
+    fallback: str | None  # the reason, when the move was drawn instead of read
+    parse_rule: str | None  # None in files written before parse rules were recorded
+    strategy_source: str | None
+
+    @property
+    def counted(self) -> bool:
+        """Decided by a model reply or a scripted rule, not drawn as a fallback."""
+        return self.fallback is None
+
+    @property
+    def fresh(self) -> bool:
+        """Counted, and played under a strategy written this round (or a scripted rule).
+        Unknown sources (old files) are not fresh."""
+        return self.counted and self.strategy_source in ("fresh", "scripted")
+
+
+def moves_of(game: GameResult) -> tuple[Move, Move]:
+    return (
+        Move(game.player1_id, game.player2_id, game.player1_action, game.player1_fallback,
+             game.player1_parse_rule, game.player1_strategy_source),
+        Move(game.player2_id, game.player1_id, game.player2_action, game.player2_fallback,
+             game.player2_parse_rule, game.player2_strategy_source),
+    )
+
+
+def all_moves(games: Iterable[GameResult]) -> list[Move]:
+    return [move for game in games for move in moves_of(game)]
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
+def cooperation_rate(moves: Iterable[Move]) -> float | None:
+    """COOPERATE / counted moves; None when no move counts (never 0 for "nothing")."""
+    counted = [m for m in moves if m.counted]
+    return _ratio(sum(m.action == COOPERATE for m in counted), len(counted))
+
+
+def fresh_cooperation_rate(moves: Iterable[Move]) -> float | None:
+    fresh = [m for m in moves if m.fresh]
+    return _ratio(sum(m.action == COOPERATE for m in fresh), len(fresh))
+
+
+def fallback_share(moves: Sequence[Move]) -> float | None:
+    return _ratio(sum(not m.counted for m in moves), len(moves))
+
+
+def mutual_cooperation_rate(games: Iterable[GameResult]) -> float | None:
+    """Games where both cooperated / games where both moves count."""
+    both = [g for g in games if g.player1_fallback is None and g.player2_fallback is None]
+    return _ratio(sum(_cooperate_count(g) == 2 for g in both), len(both))
+
+
 def _cooperate_count(game: GameResult) -> int:
     return (game.player1_action == COOPERATE) + (game.player2_action == COOPERATE)
 
 
-def _fallback_count(game: GameResult) -> int:
-    return (game.player1_fallback is not None) + (game.player2_fallback is not None)
+# --- round summary ----------------------------------------------------------------------
 
 
 def summarize_round(
@@ -238,16 +317,15 @@ def summarize_round(
     `powers_after` the powers by agent id after the round's update; `labels` the round's
     `Player_{r}_{k}` label of every agent that played. An agent's round score is the sum
     of its payoffs this round (0 if it played no game); score statistics are over all
-    `agent_count` agents, variance and std are population ones. With no games the rates
-    are 0.0, and with no agents (or no powers) the corresponding statistics are 0.0.
+    `agent_count` agents, variance and std are population ones. Cooperation rates are over
+    counted moves only (None when no move counts); with no agents (or no powers) the
+    corresponding statistics are 0.0.
     """
     scores = [0.0] * agent_count
     for game in games:
         scores[game.player1_id] += game.player1_payoff
         scores[game.player2_id] += game.player2_payoff
-    moves = 2 * len(games)
-    cooperated = sum(_cooperate_count(g) for g in games)
-    mutual = sum(_cooperate_count(g) == 2 for g in games)
+    moves = all_moves(games)
     average = sum(scores) / agent_count if agent_count else 0.0
     variance = sum((s - average) ** 2 for s in scores) / agent_count if agent_count else 0.0
     powers = list(powers_after)
@@ -255,8 +333,8 @@ def summarize_round(
     power_var = sum((p - power_mean) ** 2 for p in powers) / len(powers) if powers else 0.0
     return RoundSummary(
         round=round,
-        cooperation_rate=cooperated / moves if moves else 0.0,
-        mutual_cooperation_rate=mutual / len(games) if games else 0.0,
+        cooperation_rate=cooperation_rate(moves),
+        mutual_cooperation_rate=mutual_cooperation_rate(games),
         average_score=average,
         score_variance=variance,
         score_distribution=Distribution(
@@ -280,10 +358,12 @@ def summarize_round(
             for game in games
         ],
         strategy_similarity=similarity,
-        fallback_decisions=sum(_fallback_count(g) for g in games),
+        fallback_decisions=sum(not m.counted for m in moves),
         duration_s=duration_s,
         agent_scores=scores,
         agent_powers=powers,
+        fallback_rate=fallback_share(moves),
+        cooperation_rate_fresh=fresh_cooperation_rate(moves),
     )
 
 
@@ -301,10 +381,6 @@ def _is_asymmetric(game: GameResult) -> bool:
     low = min(game.player1_power_before, game.player2_power_before)
     high = max(game.player1_power_before, game.player2_power_before)
     return low <= 0 or high / low >= ASYMMETRY_THRESHOLD
-
-
-def _cooperation_share(games: list[GameResult]) -> float | None:
-    return _ratio(sum(_cooperate_count(g) for g in games), 2 * len(games))
 
 
 def _rounds_to_convergence(points: list[tuple[int, float]]) -> int | None:
@@ -344,26 +420,29 @@ def compute_indicators(
     fewer than 2 rounds (of distinct numbers) for the trend.
     """
     fresh = [s for s in strategies if is_fresh(s)]
+    moves = all_moves(games)
     later = [s for s in fresh if s.round >= 2]
     asymmetric = [g for g in games if _is_asymmetric(g)]
     symmetric = [g for g in games if not _is_asymmetric(g)]
     ordered = sorted(summaries, key=lambda s: s.round)
+    rated = [s for s in ordered if s.cooperation_rate is not None]
     points: list[tuple[int, float]] = []
     for summary in ordered:
         if summary.strategy_similarity is not None:
             points.append((summary.round, summary.strategy_similarity))
     return AcausalIndicators(
         identity_reasoning_frequency=_marker_share(fresh, _IDENTITY_RE),
-        cooperation_despite_asymmetry=_cooperation_share(asymmetric),
-        cooperation_when_symmetric=_cooperation_share(symmetric),
+        cooperation_despite_asymmetry=cooperation_rate(all_moves(asymmetric)),
+        cooperation_when_symmetric=cooperation_rate(all_moves(symmetric)),
         surprise_at_defection=_marker_share(later, _SURPRISE_RE),
         strategy_convergence=points[-1][1] - points[0][1] if len(points) >= 2 else None,
         rounds_to_convergence=_rounds_to_convergence(points),
         cooperation_trend=_slope(
-            [float(s.round) for s in ordered], [s.cooperation_rate for s in ordered]
+            [float(s.round) for s in rated], [s.cooperation_rate or 0.0 for s in rated]
         ),
-        overall_cooperation_rate=_cooperation_share(list(games)),
-        fallback_rate=_ratio(sum(_fallback_count(g) for g in games), 2 * len(games)),
+        overall_cooperation_rate=cooperation_rate(moves),
+        fallback_rate=fallback_share(moves),
+        overall_cooperation_rate_fresh=fresh_cooperation_rate(moves),
     )
 
 
@@ -382,23 +461,26 @@ def cooperation_breakdown(
 ) -> CooperationBreakdown:
     """Cooperation rates by group (in order of first agent id), and in-group vs out-group:
     a move is in-group when the mover and its opponent belong to the same group. Rates are
-    None where there is no move to count; per-round rates cover rounds 1..last played."""
+    over counted moves (fallbacks are left out and counted beside) and None where no move
+    counts; per-round rates cover rounds 1..last played."""
     group_of = {agent.id: agent_group(agent) for agent in agents}
     names = list(dict.fromkeys(group_of[agent.id] for agent in agents))
     last_round = max((game.round for game in games), default=0)
-    # tallies[group][key] = [cooperate moves, moves]; key: "all", "in", "out" or a round number
+    # tallies[group][key] = [cooperate moves, counted moves]; key: "all", "in", "out" or a round
     tallies: dict[str, dict[str | int, list[int]]] = {
         name: defaultdict(lambda: [0, 0]) for name in names
     }
+    fallbacks: Counter[str] = Counter()
     for game in games:
-        for me, other, action in (
-            (game.player1_id, game.player2_id, game.player1_action),
-            (game.player2_id, game.player1_id, game.player2_action),
-        ):
-            side = "in" if group_of[me] == group_of[other] else "out"
+        for move in moves_of(game):
+            group = group_of[move.player]
+            if not move.counted:
+                fallbacks[group] += 1
+                continue
+            side = "in" if group == group_of[move.opponent] else "out"
             for key in ("all", side, game.round):
-                tally = tallies[group_of[me]][key]
-                tally[0] += action == COOPERATE
+                tally = tallies[group][key]
+                tally[0] += move.action == COOPERATE
                 tally[1] += 1
 
     def rate(name: str, key: str | int) -> float | None:
@@ -419,6 +501,7 @@ def cooperation_breakdown(
                 in_group_cooperation_rate=rate(name, "in"),
                 out_group_cooperation_rate=rate(name, "out"),
                 cooperation_per_round=[rate(name, r) for r in range(1, last_round + 1)],
+                fallback_moves=fallbacks[name],
             )
             for name in names
         ],

@@ -51,9 +51,13 @@ class GameFinished:
 
 @dataclass(frozen=True, slots=True)
 class RoundSummarised:
+    """The summary's rates count model-decided moves only; its fallback_rate and
+    fallback_decisions say how many were drawn instead."""
+
     summary: RoundSummary
-    overall_cooperation_rate: float
+    overall_cooperation_rate: float | None  # counted moves so far; None when none counts
     total_rounds: int
+    overall_fallback_rate: float | None = None  # fallback moves / all moves so far
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from engine.analysis import agent_group
-from engine.models import GameResult, StrategyRecord
+from engine.models import GameResult, StrategyRecord, Validity
 from engine.store import load_experiment, write_atomic
 from engine.sweep import METRICS, SWEEP_FILE, SweepResult, experiment_values, load_sweep
 
@@ -25,6 +25,7 @@ ROUND_COLUMNS = (
     *ID_COLUMNS, "round", "cooperation_rate", "mutual_cooperation_rate", "average_score",
     "score_variance", "score_min", "score_max", "score_avg", "power_mean", "power_std",
     "power_min", "power_max", "strategy_similarity", "fallback_decisions", "duration_s",
+    "fallback_rate", "cooperation_rate_fresh",
 )
 AGENT_ROUND_COLUMNS = (*ID_COLUMNS, "round", "agent_id", "score", "power")
 AGENT_COLUMNS = (
@@ -33,13 +34,16 @@ AGENT_COLUMNS = (
 )
 GROUP_COLUMNS = (
     *ID_COLUMNS, "group", "agents", "moves", "cooperation_rate",
-    "in_group_cooperation_rate", "out_group_cooperation_rate",
+    "in_group_cooperation_rate", "out_group_cooperation_rate", "fallback_moves",
 )
+# The validity block (SPEC §6), prefixed: `valid` and `validity_reasons` (joined with `;`)
+VALIDITY_COLUMNS = ("valid", "validity_reasons", *(
+    f"validity_{name}" for name in Validity.__struct_fields__ if name not in ("valid", "reasons")))
 EXPERIMENT_COLUMNS = (
     *ID_COLUMNS, "preset", "identity", "history", "labels", "on_unparseable", "show_power",
     "status", "provider", "simulated", "main_model", "sub_model", "agents", "rounds",
     "total_rounds", "total_games", "total_api_calls", "total_retries", "total_cost",
-    "cost_is_estimate", "error_count", *METRICS,
+    "cost_is_estimate", "error_count", "option_order", *VALIDITY_COLUMNS, *METRICS,
 )
 SWEEP_COLUMNS = ("condition", "reference", "metric", "round", "n", "mean", "ci_low", "ci_high", "simulated")
 
@@ -104,7 +108,7 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
     c = manifest.condition
     row = {
         **ids, "preset": c.name, "identity": c.identity, "history": c.history, "labels": c.labels,
-        "on_unparseable": c.on_unparseable, "show_power": c.show_power,
+        "on_unparseable": c.on_unparseable, "show_power": c.show_power, "option_order": c.option_order,
         "status": result.status if result else manifest.status, "provider": manifest.provider,
         "simulated": manifest.simulated, "main_model": manifest.main_model,
         "sub_model": manifest.sub_model, "agents": len(manifest.agents), "rounds": manifest.config.rounds,
@@ -114,6 +118,8 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
             "total_rounds", "total_games", "total_api_calls", "total_retries", "total_cost",
             "cost_is_estimate", "error_count")})
         row.update(experiment_values(result)[0])
+        if result.validity is not None:  # empty cells for files written before validity checks
+            row.update(validity_cells(result.validity))
     tables.add("experiments", row)
     for agent in result.agents if result else manifest.agents:
         tables.add("agents", {**ids, "agent_id": agent.id, "group": agent_group(agent),
@@ -148,6 +154,12 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
                 continue
             for record in records:
                 tables.add(table, {**ids, **msgspec.structs.asdict(record)})
+
+
+def validity_cells(validity: Validity) -> dict[str, Any]:
+    fields = msgspec.structs.asdict(validity)
+    return {"valid": fields.pop("valid"), "validity_reasons": fields.pop("reasons"),
+            **{f"validity_{name}": value for name, value in fields.items()}}
 
 
 def sweep_rows(result: SweepResult) -> Iterable[dict[str, Any]]:

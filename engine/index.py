@@ -44,13 +44,17 @@ def entry_from(loaded: LoadedExperiment) -> IndexEntry | None:
     manifest, result = loaded.manifest, loaded.result
     if manifest is None:
         return None
-    rates = [s.cooperation_rate for s in loaded.summaries.values()]
+    # fallback moves count in no rate: weight each round by its model-decided moves
+    moves = len(manifest.agents) * (len(manifest.agents) - 1)  # per round: 2 x n(n-1)/2 games
+    counted = [(s.cooperation_rate, moves - s.fallback_decisions)
+               for s in loaded.summaries.values() if s.cooperation_rate is not None]
+    total = sum(n for _, n in counted)
     entry = IndexEntry(
         id=loaded.directory.name, status=manifest.status, start_time=manifest.start_time,
         rounds_done=len(loaded.summaries), rounds=manifest.config.rounds, agents=len(manifest.agents),
         condition=manifest.condition.name, provider=manifest.provider, main_model=manifest.main_model,
         sub_model=manifest.sub_model, simulated=manifest.simulated,
-        cooperation=sum(rates) / len(rates) if rates else None,  # every round has as many moves
+        cooperation=sum(r * n for r, n in counted) / total if total > 0 else None,
         problems=list(loaded.problems),
     )
     # A manifest saying `running` beside a result file: a resume is under way (or died):

@@ -84,8 +84,10 @@ class PowerDistribution(Record):
 
 class RoundSummary(Record):
     round: int
-    cooperation_rate: float  # fraction 0..1 of all moves
-    mutual_cooperation_rate: float  # fraction of games where both cooperated
+    # fraction 0..1 of the counted moves (fallbacks left out); None when no move counts
+    # (files written before fallbacks were left out hold a float over all moves)
+    cooperation_rate: float | None
+    mutual_cooperation_rate: float | None  # of games whose two moves both count
     average_score: float  # mean over agents of their round score
     score_variance: float  # population variance of the agents' round scores
     score_distribution: Distribution
@@ -96,6 +98,8 @@ class RoundSummary(Record):
     duration_s: float
     agent_scores: list[float] = []  # round score by agent id
     agent_powers: list[float] = []  # power after the update, by agent id
+    fallback_rate: float | None = None  # fallback moves / all moves of the round
+    cooperation_rate_fresh: float | None = None  # over counted moves under fresh or scripted strategies
 
 
 class AgentInfo(Record):
@@ -117,8 +121,9 @@ class AcausalIndicators(Record):
     strategy_convergence: float | None
     rounds_to_convergence: int | None
     cooperation_trend: float | None
-    overall_cooperation_rate: float | None
-    fallback_rate: float | None
+    overall_cooperation_rate: float | None  # over counted moves (fallbacks left out)
+    fallback_rate: float | None  # fallback moves / all moves
+    overall_cooperation_rate_fresh: float | None = None  # counted moves under fresh/scripted strategies
 
 
 class GroupCooperation(Record):
@@ -127,11 +132,12 @@ class GroupCooperation(Record):
 
     group: str  # "main model / sub model" (llm) or "scripted:strategy"
     agents: list[int]
-    moves: int
+    moves: int  # counted moves (fallbacks left out)
     cooperation_rate: float | None
     in_group_cooperation_rate: float | None  # its moves against agents of the same group
     out_group_cooperation_rate: float | None  # its moves against agents of other groups
     cooperation_per_round: list[float | None] = []
+    fallback_moves: int = 0
 
 
 class CooperationBreakdown(Record):

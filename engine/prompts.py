@@ -11,7 +11,7 @@ from engine.rng import keyed_rng
 
 IDENTITY_STATEMENT = (
     "All participants, including every opponent you will face, are identical copies of the "
-    "same AI model, given this same prompt."
+    "same AI model, given these same instructions."
 )
 
 STRATEGY_INTRO = (
@@ -37,7 +37,7 @@ POWER_FIXED = "Power levels are fixed in this experiment; payoffs are exactly th
 FIRST_ROUND = "This is the first round; there is no previous data."
 
 PREVIOUS_ROUND = (
-    "Last round (round {round}): cooperation rate {cooperation:.1f}%. "
+    "Last round (round {round}): cooperation rate {cooperation}. "
     "Round scores: min {score_min:.2f}, average {score_avg:.2f}, max {score_max:.2f}."
 )
 # Appended to PREVIOUS_ROUND and SAMPLE_GAME unless the condition hides power (show_power off).
@@ -65,11 +65,13 @@ Game history so far:
 
 Current opponent: Opponent {label}
 
-Decision (COOPERATE/DEFECT):"""
+Decision ({options}):"""
 
 NO_HISTORY = "No previous games"
 HISTORY_LINE = "Round {round} vs Opponent {label}: You {mine}, They {theirs}"
 RETRY_INSTRUCTION = "Reply with only one word: COOPERATE or DEFECT"
+# option_order "shuffled" offers the options in the other order in half the decisions
+RETRY_INSTRUCTION_SWAPPED = "Reply with only one word: DEFECT or COOPERATE"
 
 STRATEGY_TEMPERATURE, STRATEGY_MAX_TOKENS = 0.7, 1000
 DECISION_TEMPERATURE, DECISION_MAX_TOKENS = 0.3, 100
@@ -85,7 +87,7 @@ def prompt_hashes() -> dict[str, str]:
              PREVIOUS_POWERS, SAMPLE_GAME, SAMPLE_RATIO, SUBAGENT_NOTE, STRATEGY_REQUEST]
         ),
         "decision": DECISION_TEMPLATE + "\n" + NO_HISTORY + "\n" + HISTORY_LINE,
-        "retry": RETRY_INSTRUCTION,
+        "retry": RETRY_INSTRUCTION + "\n" + RETRY_INSTRUCTION_SWAPPED,
     }
     return {name: hashlib.sha256(text.encode()).hexdigest() for name, text in templates.items()}
 
@@ -120,7 +122,7 @@ def previous_rounds_text(recent: list[RoundSummary], seed: int, show_power: bool
     last = recent[-1]
     line = PREVIOUS_ROUND.format(
         round=last.round,
-        cooperation=100.0 * last.cooperation_rate,
+        cooperation="n/a" if last.cooperation_rate is None else f"{100.0 * last.cooperation_rate:.1f}%",
         score_min=last.score_distribution.min,
         score_avg=last.score_distribution.avg,
         score_max=last.score_distribution.max,
@@ -147,8 +149,15 @@ def previous_rounds_text(recent: list[RoundSummary], seed: int, show_power: bool
     return "\n".join(lines)
 
 
-def render_decision_prompt(strategy: str, history: str, label: str) -> str:
-    return DECISION_TEMPLATE.format(strategy=strategy, history=history or NO_HISTORY, label=label)
+def render_decision_prompt(strategy: str, history: str, label: str, swapped: bool = False) -> str:
+    """`swapped` offers the options as DEFECT/COOPERATE (option_order "shuffled")."""
+    options = "DEFECT/COOPERATE" if swapped else "COOPERATE/DEFECT"
+    return DECISION_TEMPLATE.format(strategy=strategy, history=history or NO_HISTORY, label=label, options=options)
+
+
+def retry_instruction(swapped: bool = False) -> str:
+    """The follow-up turn after an ambiguous reply, with the options in the prompt's order."""
+    return RETRY_INSTRUCTION_SWAPPED if swapped else RETRY_INSTRUCTION
 
 
 def history_line(round: int, label: str, mine: str, theirs: str) -> str:

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 import msgspec
 
-from engine import analysis, game
+from engine import analysis, game, validity
 from engine.agents import scripted
 from engine.calllog import CallLog
 from engine.calls import Budget, BudgetExceeded, CallFailed, CallGateway, FatalCallError, now_iso
@@ -45,15 +45,16 @@ from engine.models import (
     ExperimentResult,
     GameResult,
     Manifest,
+    ParseRule,
     RoundSummary,
     Status,
     StrategyRecord,
+    StrategySource,
 )
 from engine.parsing import extract_strategy, parse_decision
 from engine.prompts import (
     DECISION_MAX_TOKENS,
     DECISION_TEMPERATURE,
-    RETRY_INSTRUCTION,
     STRATEGY_MAX_TOKENS,
     STRATEGY_TEMPERATURE,
     history_line,
@@ -61,15 +62,25 @@ from engine.prompts import (
     prompt_hashes,
     render_decision_prompt,
     render_strategy_prompt,
+    retry_instruction,
     round_player_labels,
 )
-from engine.providers.base import ChatRequest, Message, Provider
+from engine.providers.base import ChatRequest, Completion, Message, Provider
 from engine.rng import keyed_rng
 from engine.store import ExperimentStore
 
 T = TypeVar("T")
 CALL_FAILED = "call failed"  # how a fallback reason says no reply came back at all
 DECISION_TRIES = 3  # the first ask + 2 follow-up turns when the reply is ambiguous
+CUT_OFF = "length"  # the finish_reason of a reply cut off by max_tokens
+
+
+class Decision(NamedTuple):
+    """One player's move and how it was reached."""
+
+    action: Action
+    fallback: str | None  # why the move was drawn, or None when it was read or scripted
+    parse_rule: ParseRule
 
 
 def with_seed(config: Config) -> Config:
@@ -158,6 +169,8 @@ class Experiment:
         )
         self.error_count = 0
         self.last_call_error: str | None = None
+        # call key -> whether its reply was cut off by max_tokens (keys, so replays count once)
+        self.cut_off: dict[str, bool] = {}
         self._label_cache: dict[tuple[int, int | None], dict[int, str]] = {}
         self.start_time = now_iso()
         prices = getattr(provider, "prices", None)  # real providers: say when a cost is unknown
@@ -216,6 +229,8 @@ class Experiment:
         message: str | None = None
         with anyio.CancelScope(shield=True):  # fsync: not on the loop, and never half done
             await off_loop(self.store.write_manifest, self.manifest)
+        # a resumed run's earlier rounds: their calls are in the replay map (engine/resume.py)
+        self.cut_off.update((key, call.finish_reason == CUT_OFF) for key, call in self.gateway.replay.items())
         self.notify(RunStarted(self.manifest, self.store.directory, len(self.state.summaries) + 1))
         try:
             with anyio.CancelScope() as scope:
@@ -282,6 +297,10 @@ class Experiment:
             cooperation_breakdown=analysis.cooperation_breakdown(self.agents, self.state.all_games),
             message=None if status == "completed" else message,
             empty_replies=self.control.stats.empty_replies,
+            validity=validity.compute_validity(
+                self.agents, self.state.all_games, self.state.all_strategies,
+                sum(self.cut_off.values()), self.config.validity,
+            ),
         )
         self.store.write_result(result)
         self.manifest = msgspec.structs.replace(
@@ -329,8 +348,10 @@ class Experiment:
             state.all_strategies += strategies
             state.all_games += games
             state.summaries.append(summary)
-        overall = await off_loop(cooperation_rate, state.all_games)
-        self.notify(RoundSummarised(summary, overall, self.config.rounds))
+        moves = await off_loop(analysis.all_moves, state.all_games)
+        self.notify(RoundSummarised(
+            summary, analysis.cooperation_rate(moves), self.config.rounds, analysis.fallback_share(moves)
+        ))
 
     # -- strategies and games, pipelined ----------------------------------------------
 
@@ -436,24 +457,46 @@ class Experiment:
             max_tokens=STRATEGY_MAX_TOKENS,
         )
         try:
-            completion = await self.gateway.call(request)
+            completion = await self.call(request)
         except CallFailed as exc:
             self.last_call_error = str(exc)
-            previous = self.state.strategies.get(agent.id)
-            flag = "carried_over" if previous else "fallback"
-            text = previous.strategy_text if previous else self.condition.fallback_strategy
-            self.error("strategy_failed", f"agent {agent.id}: {exc}; using the {flag} strategy",
-                       round=round, agent=agent.id)
-            return StrategyRecord(
-                agent_id=agent.id, round=round, kind="llm", model=request.model, strategy_text=text,
-                full_reasoning="", flags=[flag], timestamp=now_iso(),
-            )
-        text, flags = extract_strategy(completion.text)
+            return self.failed_strategy(round, agent.id, request.model, str(exc))
+        text, flags = extract_strategy(completion.text, completion.finish_reason)
+        if text is None:  # cut off before any rule, or empty: no strategy was written
+            reason = "reply cut off by max_tokens before a STRATEGY: line" if completion.text.strip() else "empty reply"
+            self.last_call_error = reason
+            return self.failed_strategy(round, agent.id, request.model, reason, completion, flags)
         return StrategyRecord(
-            agent_id=agent.id, round=round, kind="llm", model=request.model, strategy_text=text or "",
+            agent_id=agent.id, round=round, kind="llm", model=request.model, strategy_text=text,
             full_reasoning=completion.text, flags=flags, prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens, cost=completion.cost, timestamp=now_iso(),
         )
+
+    def failed_strategy(
+        self, round: int, agent: int, model: str, reason: str,
+        completion: Completion | None = None, flags: list[str] | None = None,
+    ) -> StrategyRecord:
+        """No strategy came back: the agent keeps its previous one (`carried_over`), or in
+        round 1 plays the condition's fallback text (`fallback`). A reply that came back
+        unusable is kept in full_reasoning, with its tokens and cost."""
+        previous = self.state.strategies.get(agent)
+        flag = "carried_over" if previous else "fallback"
+        text = previous.strategy_text if previous else self.condition.fallback_strategy
+        self.error("strategy_failed", f"agent {agent}: {reason}; using the {flag} strategy",
+                   round=round, agent=agent)
+        return StrategyRecord(
+            agent_id=agent, round=round, kind="llm", model=model, strategy_text=text,
+            full_reasoning=completion.text if completion else "", flags=[flag, *(flags or [])],
+            prompt_tokens=completion.prompt_tokens if completion else 0,
+            completion_tokens=completion.completion_tokens if completion else 0,
+            cost=completion.cost if completion else 0.0, timestamp=now_iso(),
+        )
+
+    async def call(self, request: ChatRequest) -> Completion:
+        """One model call through the gateway; remembers whether the reply was cut off."""
+        completion = await self.gateway.call(request)
+        self.cut_off[request.key] = completion.finish_reason == CUT_OFF
+        return completion
 
     # -- games ------------------------------------------------------------------------
 
@@ -473,17 +516,19 @@ class Experiment:
             lines = [item for item in lines if item[0] >= round - self.window]
         return "\n".join(line for _, line in lines)
 
-    async def decide(
-        self, round: int, k: int, player: int, me: int, other: int, history: str
-    ) -> tuple[Action, str | None]:
-        """One move: (action, fallback reason or None)."""
+    async def decide(self, round: int, k: int, player: int, me: int, other: int, history: str) -> Decision:
+        """One move, read from the sub model's reply (with up to 2 follow-up turns when it is
+        ambiguous), or drawn by `on_unparseable` when no reply could be read."""
         agent = self.agents[me]
         if agent.kind == "scripted":
             pair = self.state.pair_history.get((me, other), [])
             rng = keyed_rng(self.seed, "scripted", round, k, player)
-            return scripted.decide(agent.strategy or "", pair, rng), None
+            return Decision(scripted.decide(agent.strategy or "", pair, rng), None, "scripted")
         strategy = self.state.strategies[me].strategy_text
-        prompt = render_decision_prompt(strategy, history, self.labels_for(me, round)[other])
+        swapped = self.condition.option_order == "shuffled" and (
+            keyed_rng(self.seed, "option_order", round, k, player).random() < 0.5
+        )
+        prompt = render_decision_prompt(strategy, history, self.labels_for(me, round)[other], swapped)
         messages = [Message("user", prompt)]
         reason = ""
         for attempt in range(DECISION_TRIES):
@@ -495,20 +540,30 @@ class Experiment:
                 max_tokens=DECISION_MAX_TOKENS,
             )
             try:
-                completion = await self.gateway.call(request)
+                completion = await self.call(request)
             except CallFailed as exc:
                 self.last_call_error = str(exc)
                 reason = f"{CALL_FAILED}: {exc}"
                 break
-            action, _ = parse_decision(completion.text, completion.finish_reason)
-            if action is not None:
-                return action, None
-            reason = f"ambiguous reply after {attempt + 1} tries"
-            messages = [*messages, Message("assistant", completion.text), Message("user", RETRY_INSTRUCTION)]
+            action, rule = parse_decision(completion.text, completion.finish_reason)
+            if action is not None and rule is not None:
+                return Decision(action, None, rule if attempt == 0 else "follow_up")
+            cut = " (cut off by max_tokens)" if completion.finish_reason == CUT_OFF else ""
+            reason = f"ambiguous reply after {attempt + 1} tries{cut}"
+            messages = [*messages, Message("assistant", completion.text), Message("user", retry_instruction(swapped))]
         action = self.fallback_move(round, k, player)
         self.error("decision_fallback", f"game r{round}_g{k} player {player}: {reason}; drew {action}",
                    round=round, game=f"r{round}_g{k}", agent=me)
-        return action, reason
+        return Decision(action, reason, "fallback")
+
+    def strategy_source(self, agent: int) -> StrategySource:
+        """What the strategy the agent plays this round is (SPEC §6)."""
+        if self.agents[agent].kind == "scripted":
+            return "scripted"
+        flags = self.state.strategies[agent].flags
+        if "carried_over" in flags:
+            return "carried_over"
+        return "fallback" if "fallback" in flags else "fresh"
 
     def check_decisions_reached_a_model(self, round: int, games: list[GameResult]) -> None:
         """Moves that are all coin flips because no call got through are not data: stop."""
@@ -588,7 +643,7 @@ class GameBook:
         self.round = round
         self.pairs = pairs
         self.labels = round_player_labels(experiment.seed, round, experiment.n)
-        self.moves: list[list[tuple[Action, str | None] | None]] = [[None, None] for _ in pairs]
+        self.moves: list[list[Decision | None]] = [[None, None] for _ in pairs]
         self.games: list[GameResult | None] = [None] * len(pairs)
         self.histories: dict[int, str] = {}
         self.held: list[GameFinished] | None = []  # None once released
@@ -614,14 +669,18 @@ class GameBook:
 
     def finish(self, k: int, i: int, j: int) -> None:
         e = self.experiment
-        (a1, f1), (a2, f2) = self.moves[k - 1]  # type: ignore[misc]
+        d1, d2 = self.moves[k - 1]
+        assert d1 is not None and d2 is not None
         p1, p2 = e.state.powers[i], e.state.powers[j]
-        pay1, pay2 = game.payoffs(a1, a2, p1, p2, e.config.power.dynamics)
+        pay1, pay2 = game.payoffs(d1.action, d2.action, p1, p2, e.config.power.dynamics)
         result = GameResult(
             game_id=f"r{self.round}_g{k}", round=self.round, player1_id=i, player2_id=j,
-            player1_action=a1, player2_action=a2, player1_payoff=pay1, player2_payoff=pay2,
-            player1_power_before=p1, player2_power_before=p2, player1_fallback=f1,
-            player2_fallback=f2, timestamp=now_iso(),
+            player1_action=d1.action, player2_action=d2.action, player1_payoff=pay1,
+            player2_payoff=pay2, player1_power_before=p1, player2_power_before=p2,
+            player1_fallback=d1.fallback, player2_fallback=d2.fallback, timestamp=now_iso(),
+            player1_parse_rule=d1.parse_rule, player2_parse_rule=d2.parse_rule,
+            player1_strategy_source=e.strategy_source(i),
+            player2_strategy_source=e.strategy_source(j),
         )
         self.games[k - 1] = result
         event = GameFinished(result, self.labels[i], self.labels[j])
@@ -655,11 +714,6 @@ def design_warnings(condition: Condition, agents: list[AgentInfo]) -> list[str]:
 async def off_loop(function: Callable[..., T], *args: Any) -> T:
     """`function(*args)` in a worker thread; the event loop (and a UI on it) keeps running."""
     return await anyio.to_thread.run_sync(function, *args)
-
-
-def cooperation_rate(games: list[GameResult]) -> float:
-    moves = [a for g in games for a in (g.player1_action, g.player2_action)]
-    return moves.count("COOPERATE") / len(moves) if moves else 0.0
 
 
 def round_to_ms(seconds: float) -> float:

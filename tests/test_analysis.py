@@ -216,9 +216,13 @@ def test_summary_of_a_three_agent_round() -> None:
     labels = {0: "Player_1_3", 1: "Player_1_1", 2: "Player_1_2"}
     result = summarize_round(1, games, 3, [90.0, 100.0, 110.0], labels, 0.42, 1.5)
 
-    # Moves: C C | C D | D D → 3 of 6 cooperate; 1 of 3 games is mutual cooperation.
-    assert result.cooperation_rate == 0.5
-    assert result.mutual_cooperation_rate == pytest.approx(1 / 3)
+    # Moves: C C | C D | D (D drawn): the fallback is left out → 3 of 5 counted moves
+    # cooperate; 1 of the 2 games whose two moves count is mutual cooperation.
+    assert result.cooperation_rate == 0.6
+    assert result.mutual_cooperation_rate == 0.5
+    assert result.fallback_rate == pytest.approx(1 / 6)
+    # no strategy sources recorded on these games: none is known to be fresh
+    assert result.cooperation_rate_fresh is None
     # Scores: s0 = 3 + 0 = 3, s1 = 3 + 1.25 = 4.25, s2 = 4 + 0.8 = 4.8; mean = 12.05/3
     assert result.agent_scores == pytest.approx([3.0, 4.25, 4.8])
     mean = 12.05 / 3  # 4.016667
@@ -259,10 +263,11 @@ def test_an_agent_without_games_scores_zero() -> None:
     assert result.power_distribution.std == 0.0
 
 
-def test_a_round_without_games_has_zero_rates() -> None:
+def test_a_round_without_games_has_no_rates() -> None:
     result = summarize_round(1, [], 2, [100.0, 100.0], {}, None, 0.0)
-    assert result.cooperation_rate == 0.0
-    assert result.mutual_cooperation_rate == 0.0
+    assert result.cooperation_rate is None
+    assert result.mutual_cooperation_rate is None
+    assert result.fallback_rate is None
     assert result.fallback_decisions == 0
     assert result.anonymized_games == []
     assert result.agent_scores == [0.0, 0.0]
@@ -290,6 +295,10 @@ def test_a_round_without_games_has_zero_rates() -> None:
         "my opponent reasons exactly as I do",
         "we share the same reasoning",
         "my twin will do what I do",
+        "all participants are identical copies of one model",
+        "they are identical to me",
+        "we are all identical, so cooperate",
+        "it follows the same reasoning as mine",
     ],
 )
 def test_identity_markers_hit(text: str) -> None:
@@ -304,6 +313,10 @@ def test_identity_markers_hit(text: str) -> None:
         "similar models may differ",
         "the same modelling approach",
         "logic dictates defection",
+        # everyday phrases in tit-for-tat rules and plans (SPEC §6)
+        "Answer each opponent with the identical move it played last time.",
+        "If the last two moves were identical, repeat them.",
+        "apply the same reasoning every round",
     ],
 )
 def test_identity_markers_miss(text: str) -> None:
@@ -322,6 +335,10 @@ def test_identity_markers_miss(text: str) -> None:
         "I didn't expect that",
         "despite being identical, some defected",
         "I was exploited last round",
+        "Opponent B defected unexpectedly in round 2",
+        "to my surprise, most players defected",
+        "I am genuinely surprised that cooperation collapsed",
+        "I got backstabbed",
     ],
 )
 def test_surprise_markers_hit(text: str) -> None:
@@ -337,6 +354,12 @@ def test_surprise_markers_hit(text: str) -> None:
         "an unpredictable player cannot be exploited systematically",
         "avoid being exploited by defectors",
         "to avoid betrayal, defect first",
+        # plans, not reactions (SPEC §6)
+        "If an opponent defects unexpectedly, defect back once, then forgive.",
+        "Be ready for a surprise defection at any time.",
+        "If surprised by a defection, retaliate.",
+        "never backstab a cooperator",
+        "an unexpected move should be answered in kind",
     ],
 )
 def test_surprise_markers_miss(text: str) -> None:
@@ -383,9 +406,9 @@ def test_cooperation_by_asymmetry_with_the_threshold_inclusive() -> None:
         game(0, 3, "COOPERATE", "DEFECT"),  # 1.0: symmetric
     ]
     result = indicators(games=games)
-    assert result.cooperation_despite_asymmetry == 0.5  # C C D D
+    assert result.cooperation_despite_asymmetry == 2 / 3  # C C D, the drawn D left out
     assert result.cooperation_when_symmetric == 0.75  # C C C D
-    assert result.overall_cooperation_rate == 5 / 8
+    assert result.overall_cooperation_rate == 5 / 7
     assert result.fallback_rate == 1 / 8
 
 

@@ -126,6 +126,16 @@ async def test_experiment_csv_rows_equal_the_json_records(experiment):
     assert summary_row["history"] == "full" and summary_row["show_power"] == "true"
     for name, value in msgspec.structs.asdict(result.acausal_indicators).items():
         assert summary_row[name] == ("" if value is None else str(value))
+    # the validity block: the fake's fallbacks make this run INVALID, and the CSV says so
+    validity = result.validity
+    assert validity is not None and not validity.valid
+    assert summary_row["valid"] == "false" and summary_row["option_order"] == "fixed"
+    assert summary_row["validity_reasons"] == ";".join(validity.reasons)
+    assert summary_row["validity_fallback_moves"] == str(validity.fallback_moves)
+    assert summary_row["validity_fallback_share"] == str(validity.fallback_share)
+    assert summary_row["validity_cut_off_replies"] == "0"
+    assert [(g["fallback_moves"]) for g in groups] == [
+        str(g.fallback_moves) for g in result.cooperation_breakdown.groups]
 
 
 async def test_sweep_export_stacks_experiments_and_writes_sweep_rows(tmp_path):

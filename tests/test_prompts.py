@@ -7,11 +7,12 @@ from engine.prompts import (
     opponent_labels,
     render_decision_prompt,
     render_strategy_prompt,
+    retry_instruction,
     round_player_labels,
 )
 
 
-def summary(round: int, cooperation: float) -> RoundSummary:
+def summary(round: int, cooperation: float | None) -> RoundSummary:
     games = [
         AnonymizedGame(round=round, anonymous_id1=f"Player_{round}_{k}", anonymous_id2=f"Player_{round}_{k + 1}",
                        action1="COOPERATE", action2="DEFECT", power_ratio=1.25)
@@ -38,6 +39,19 @@ def test_identity_statement_only_under_identity():
     # the neutral baseline must not smuggle identity framing in (the original study's pitfall)
     for word in ("identical", "copies", "copy", "same model", "superrational"):
         assert word not in baseline.lower()
+
+
+def test_identity_statement_text_is_the_specs():
+    # SPEC §5.1: not "this same prompt", which was false (each prompt carries its own power)
+    assert IDENTITY_STATEMENT == (
+        "All participants, including every opponent you will face, are identical copies of the "
+        "same AI model, given these same instructions."
+    )
+
+
+def test_a_previous_round_without_counted_moves_shows_no_rate():
+    prompt = strategy_prompt(recent=[summary(1, None)])
+    assert "cooperation rate n/a." in prompt and "0.0%" not in prompt
 
 
 def test_first_round_has_no_invented_prior():
@@ -72,6 +86,14 @@ def test_decision_prompt_format():
         "You are playing prisoner's dilemma. Your strategy:\nBe nice.\n\nGame history so far:\n"
         "No previous games\n\nCurrent opponent: Opponent C\n\nDecision (COOPERATE/DEFECT):"
     )
+
+
+def test_swapped_option_order_reverses_both_prompt_and_follow_up():
+    prompt = render_decision_prompt("Be nice.", "", "C", swapped=True)
+    assert prompt.endswith("\n\nDecision (DEFECT/COOPERATE):")
+    assert prompt.replace("DEFECT/COOPERATE", "COOPERATE/DEFECT") == render_decision_prompt("Be nice.", "", "C")
+    assert retry_instruction() == "Reply with only one word: COOPERATE or DEFECT"
+    assert retry_instruction(swapped=True) == "Reply with only one word: DEFECT or COOPERATE"
 
 
 def test_opponent_labels_are_a_stable_permutation():

@@ -155,10 +155,12 @@ def test_calls_that_keep_failing_fall_back_and_the_run_goes_on(tmp_path, server)
     # every decision against the viewer's "Opponent A" fails: half of the moves
     server.rule = lambda seen: stub.error(503, "down") if "Opponent A\\n" in str(seen.body) else None
     code, directory = run(tmp_path, server, rounds=1)
-    assert code == 0 and directory is not None
+    # completed, but half the moves are coin flips: INVALID, exit 4 (SPEC §3, §6)
+    assert code == 4 and directory is not None
     result = result_of(directory)
     assert result.status == "completed"
     assert result.total_retries == 3 * 3 and result.round_summaries[0].fallback_decisions == 3
+    assert result.validity is not None and result.validity.reasons == ["fallback moves 50% > 5%"]
 
 
 def test_a_round_whose_decision_calls_all_fail_stops_the_run(tmp_path, server, capsys):

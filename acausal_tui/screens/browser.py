@@ -61,10 +61,19 @@ def row(entry: IndexEntry | None, directory: Path, problems: list[str]) -> tuple
         str(entry.agents),
         entry.condition,
         entry.provider,
-        percent(entry.cooperation),
+        cooperation_cell(entry),
         cost,
         notes,
     )
+
+
+def cooperation_cell(entry: IndexEntry) -> Text:
+    """The overall rate of model-decided moves and, beside it, whether the run is valid (files
+    written before validity checks say nothing)."""
+    cell = Text(percent(entry.cooperation))
+    if entry.valid is not None:
+        cell.append(" valid" if entry.valid else " INVALID", style="green" if entry.valid else "bold red")
+    return cell
 
 
 def guarded(make: Callable[[T], tuple[Text, ...]], item: T, directory: Path) -> tuple[Text, ...]:

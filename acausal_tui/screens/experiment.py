@@ -20,10 +20,11 @@ from acausal_tui.screens.history import agent_lines, game_number, opponents_in_r
 from acausal_tui.widgets.indicators import indicator_value
 from acausal_tui.widgets.strategy import strategy_text
 from acausal_tui.widgets.text import cells, literal, money, percent
-from engine.analysis import INDICATOR_DOCS, compute_indicators
+from engine.analysis import INDICATOR_DOCS, INDICATORS_NOTE, compute_indicators
 from engine.models import GameResult, StrategyRecord
 from engine.prompts import NO_HISTORY, round_player_labels
 from engine.store import LoadedExperiment
+from engine.validity import validity_line
 
 T = TypeVar("T")
 ALL = -1
@@ -351,6 +352,9 @@ class ExperimentScreen(Screen):
             games = [g for r in self.rounds for g in self.games(r)]
             indicators = compute_indicators(strategies, games, [self.loaded.summaries[r] for r in self.rounds])
             source = "No result file: computed from the round files that could be read"
+        source += f"\n{INDICATORS_NOTE}"
+        if result is not None:
+            source += f"\n{validity_line(result.validity, result.simulated)}"
         self.query_one("#indicators-source", Static).update(Text(source, style="dim"))
         table = self.query_one("#indicators-table", DataTable)
         table.clear()

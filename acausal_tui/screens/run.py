@@ -27,6 +27,7 @@ from acausal_tui.widgets.indicators import indicator_text
 from acausal_tui.widgets.strategy import StrategyPane
 from acausal_tui.widgets.tail import Tail
 from acausal_tui.widgets.text import duration, literal, money, percent
+from engine.analysis import INDICATORS_NOTE
 from engine.control import RunControl
 from engine.events import (
     CallRetried,
@@ -43,6 +44,7 @@ from engine.events import (
 )
 from engine.models import ExperimentResult, Manifest, RoundSummary
 from engine.store import load_experiment
+from engine.validity import validity_line
 
 RunFn = Callable[[Observer, RunControl], Awaitable[ExperimentResult]]
 FEED_LINES = 100  # more than a terminal shows
@@ -64,10 +66,11 @@ class RunView:
     phase_total: int = 0
     phase_done: int = 0
     durations: list[float] = field(default_factory=list)
-    rates: list[float] = field(default_factory=list)  # cooperation of rounds 1, 2, …
+    rates: list[float | None] = field(default_factory=list)  # cooperation of rounds 1, 2, …
     round_moves: int = 0
     round_cooperate: int = 0
     overall_at_round_end: float | None = None
+    counted_before: int = 0  # moves that count (fallbacks left out) in the summarised rounds
     summary: RoundSummary | None = None
     result: ExperimentResult | None = None
 
@@ -84,8 +87,10 @@ class RunView:
         elif isinstance(event, StrategyCollected | GameFinished):
             self.phase_done += 1
             if isinstance(event, GameFinished):
-                moves = (event.game.player1_action, event.game.player2_action)
-                self.round_moves += 2
+                g = event.game  # fallback moves are not the model's choice: not counted
+                moves = [a for a, f in ((g.player1_action, g.player1_fallback), (g.player2_action, g.player2_fallback))
+                         if f is None]
+                self.round_moves += len(moves)
                 self.round_cooperate += moves.count("COOPERATE")
         elif isinstance(event, RoundSummarised):
             self.summary = event.summary
@@ -93,6 +98,7 @@ class RunView:
             self.durations.append(event.summary.duration_s)
             self.rates.append(event.summary.cooperation_rate)
             self.overall_at_round_end = event.overall_cooperation_rate
+            self.counted_before += self.counted_moves(event.summary)
             self.round_moves = self.round_cooperate = 0
         elif isinstance(event, RunFinished):
             # An unfinished round's games are not part of the result: show the saved figures.
@@ -106,11 +112,17 @@ class RunView:
         done = sorted((s for s in summaries if s.round < first_round), key=lambda s: s.round)
         self.rates = [s.cooperation_rate for s in done] + self.rates
         self.durations = [s.duration_s for s in done] + self.durations
+        self.counted_before += sum(self.counted_moves(s) for s in done)
         if done and self.summary is None:  # no round summarised since the resume
             self.summary = done[-1]
             if self.overall_at_round_end is None:
-                # Every round has as many moves, so the overall rate is the mean of the rounds'.
-                self.overall_at_round_end = sum(s.cooperation_rate for s in done) / len(done)
+                counted = [(s.cooperation_rate, self.counted_moves(s)) for s in done if s.cooperation_rate is not None]
+                total = sum(n for _, n in counted)
+                self.overall_at_round_end = sum(r * n for r, n in counted) / total if total else None
+
+    def counted_moves(self, summary: RoundSummary) -> int:
+        """Every round has 2 moves x n(n-1)/2 games; the fallbacks among them do not count."""
+        return self.agents * (self.agents - 1) - summary.fallback_decisions
 
     @property
     def agents(self) -> int:
@@ -131,7 +143,7 @@ class RunView:
 
     def overall_cooperation(self) -> float | None:
         """The engine's figure at the last round end, extended by this round's moves so far."""
-        before = self.completed * self.agents * (self.agents - 1)  # 2 moves x n(n-1)/2 games
+        before = self.counted_before if self.overall_at_round_end is not None else 0
         base = self.overall_at_round_end or 0.0
         moves = before + self.round_moves if self.overall_at_round_end is not None else self.round_moves
         if not moves:
@@ -148,8 +160,9 @@ def feed_line(event: GameFinished | RoundSummarised, reveal: bool = False) -> Te
     """One game with the round's Player_r_k labels (real ids beside them only when the
     researcher asked, key i): C cooperate, D defect."""
     if isinstance(event, RoundSummarised):
-        return Text(f"── round {event.summary.round} done: cooperation "
-                    f"{percent(event.summary.cooperation_rate)}", style="dim")
+        s = event.summary
+        fallbacks = f" · fallbacks {percent(s.fallback_rate)} (not counted)" if s.fallback_decisions else ""
+        return Text(f"── round {s.round} done: cooperation {percent(s.cooperation_rate)}{fallbacks}", style="dim")
     g = event.game
     label1, label2 = event.label1, event.label2
     if reveal:
@@ -402,19 +415,6 @@ BUDGET_RULE = ("A call is sent only while spent + the worst case of the calls in
                "so a run stops before the spent cost reaches it.")
 
 
-def validity_text(result: ExperimentResult) -> Text:
-    validity = result.validity
-    text = Text("Validity: ", style="bold")
-    if validity is None:
-        text.append("not recorded", style="dim")
-    elif validity.valid:
-        text.append("valid", style="green")
-    else:
-        text.append("INVALID: ", style="bold red")
-        text.append_text(literal("; ".join(validity.reasons) or "no reason recorded"))
-    return text
-
-
 def result_text(result: ExperimentResult, directory: Path | None) -> Text:
     """The end-of-run summary: totals, validity, the results path, then the acausal indicators
     (the part that may need scrolling at 80x24)."""
@@ -431,7 +431,22 @@ def result_text(result: ExperimentResult, directory: Path | None) -> Text:
     text.append("\nResults: ", style="bold")
     text.append(f"{directory}\n" if directory else "—\n")
     text.append("Press b to browse, q to quit; ↑↓ scroll.\n", style="dim")
-    text.append("Acausal indicators", style="bold")
-    text.append(" (the marker ones count keywords, not reasoning)\n", style="dim")
+    text.append("Acausal indicators ", style="bold")
+    text.append(f"({INDICATORS_NOTE})\n", style="dim")
     text.append_text(indicator_text(result.acausal_indicators, formulas=False))
+    return text
+
+
+def validity_text(result: ExperimentResult) -> Text:
+    """The validity line (SPEC §6), with the shares it is judged on."""
+    text = Text()
+    validity = result.validity
+    line = validity_line(validity, result.simulated)
+    text.append(line + "\n", style="bold green" if validity and validity.valid else "bold red")
+    if validity is not None:
+        text.append(f"fallback moves {percent(validity.fallback_share)} · follow-ups {percent(validity.follow_up_share)}"
+                    f" · cut-off replies {validity.cut_off_replies} · strategies fresh {validity.strategies_fresh}, "
+                    f"carried over {validity.strategies_carried_over}, fallback {validity.strategies_fallback}\n",
+                    style="dim")
+    text.append("\n")
     return text

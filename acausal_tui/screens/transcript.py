@@ -18,7 +18,7 @@ from textual.widgets.option_list import Option
 
 from acausal_tui.widgets.text import literal, money
 from engine.models import CallRecord, GameResult, StrategyRecord
-from engine.store import decoder, read_json
+from engine.store import decoder, read_file, read_json
 
 NOT_RECORDED = "not recorded (this calls.jsonl was written before the transcript was logged)"
 
@@ -44,7 +44,7 @@ def game_calls(directory: Path, game: GameResult) -> tuple[list[PlayerCalls], li
     problems: list[str] = []
     calls: dict[str, CallRecord] = {}
     try:
-        data = (directory / "calls.jsonl").read_bytes()
+        data = read_file(directory / "calls.jsonl")  # regular files only, size-capped
     except OSError as exc:
         data = b""
         problems.append(f"calls.jsonl: {exc.strerror or exc}")

@@ -6,9 +6,10 @@ from textual.widget import Widget
 BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
-def bar_rows(values: list[float], height: int, width: int) -> list[str]:
-    """Rows of block characters, top row first; each value (0..1) is one column."""
-    levels = [round(max(0.0, min(1.0, v)) * height * 8) for v in values]
+def bar_rows(values: list[float | None], height: int, width: int) -> list[str]:
+    """Rows of block characters, top row first; each value (0..1) is one column, None
+    (a round without a counted move) an empty one."""
+    levels = [0 if v is None else round(max(0.0, min(1.0, v)) * height * 8) for v in values]
     rows = []
     for row in range(height - 1, -1, -1):
         cells = [BLOCKS[max(0, min(8, level - row * 8))] * width for level in levels]
@@ -25,9 +26,9 @@ class CoopChart(Widget):
         super().__init__(id=id)
         self.title = title
         self.border_title = title
-        self.rates: list[float] = []
+        self.rates: list[float | None] = []
 
-    def set_rates(self, rates: list[float]) -> None:
+    def set_rates(self, rates: list[float | None]) -> None:
         """Cooperation rates of rounds 1, 2, …"""
         if rates != self.rates:
             self.rates = list(rates)
@@ -58,6 +59,6 @@ class CoopChart(Widget):
         text = Text()
         for row in bar_rows(shown, height, 3):
             text.append(row + "\n", style="green")
-        text.append(" ".join(f"{round(100 * rate):>3}" for rate in shown) + "\n")
+        text.append(" ".join("n/a" if rate is None else f"{round(100 * rate):>3}" for rate in shown) + "\n")
         text.append(" ".join(f"r{n:<2}" for n in range(first, first + len(shown))), style="dim")
         return text

@@ -21,12 +21,17 @@ FIXTURE_RESULTS = Path(__file__).resolve().parent.parent / "fixtures" / "results
 SIZE = (120, 40)
 
 
-async def wait_until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+async def wait_until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 15.0,
+                     settle: int = 1) -> None:
+    """Until `predicate` holds `settle` checks in a row (10 ms apart), or fail at `timeout`."""
     deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.01)
+    held = 0
+    while held < settle:
+        held = held + 1 if predicate() else 0
+        if held < settle:
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out waiting for the app")
+            await pilot.pause(0.01)
 
 
 def screen_text(app: AcausalApp) -> str:

@@ -127,7 +127,7 @@ def fixed_sweep(monkeypatch, tmp_path):
     settings = {"agents": 3, "rounds": 3, "seed": 7, "provider": {"name": "simulated"},
                 "results_dir": "results"}
     plan = plan_sweep(None, settings, "baseline,identity", 3, env={})
-    return AcausalApp(sweep=sweep_runner(plan, None, resamples=200), results_dir=Path("results"))
+    return AcausalApp(sweep=sweep_runner(plan, None), results_dir=Path("results"))
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -110,6 +110,14 @@ async def test_markup_and_escape_sequences_in_replies_are_shown_literally(run_ap
 async def test_an_old_call_log_says_what_is_missing(tmp_path):
     results = tmp_path / "results"
     shutil.copytree(FIXTURE_RESULTS / "exp_20250101_090000", results / "exp_20250101_090000")
+    log = results / "exp_20250101_090000" / "calls.jsonl"
+    old_lines = []  # as written before the transcript was logged: no messages, no finish_reason
+    for line in log.read_text().splitlines():
+        record = json.loads(line)
+        record.pop("messages", None)
+        record.pop("finish_reason", None)
+        old_lines.append(json.dumps(record, separators=(",", ":")))  # as msgspec writes it
+    log.write_text("\n".join(old_lines) + "\n")
     app = AcausalApp(results_dir=results)
     async with app.run_test(size=SIZE) as pilot:
         transcript = await open_transcript(pilot)

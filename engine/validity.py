@@ -1,0 +1,90 @@
+"""Whether a run's numbers can be read as model behaviour: the validity block (SPEC §6).
+
+Pure functions over the result records, like engine/analysis.py: fallback moves, follow-up
+moves and non-fresh strategies as shares, judged against the `[validity]` thresholds."""
+
+from collections import Counter
+from collections.abc import Sequence
+
+from engine.analysis import all_moves
+from engine.config import ValiditySettings
+from engine.models import AgentInfo, GameResult, StrategyRecord, Validity
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def percent_text(share: float) -> str:
+    """12.5% as "12.5", 5% as "5": one decimal at most, no trailing zeros."""
+    return f"{round(100 * share, 1):g}"
+
+
+def _over(name: str, share: float | None, limit: float) -> str | None:
+    if share is None or share <= limit:
+        return None
+    shown = percent_text(share)
+    if shown == percent_text(limit):  # just over: show enough digits to see it
+        shown = f"{100 * share:.2f}"
+    return f"{name} {shown}% > {percent_text(limit)}%"
+
+
+def compute_validity(
+    agents: Sequence[AgentInfo],
+    games: Sequence[GameResult],
+    strategies: Sequence[StrategyRecord],
+    cut_off_replies: int,
+    settings: ValiditySettings,
+) -> Validity:
+    """Whether the run's numbers can be read as model behaviour (SPEC §6).
+
+    Shares are over LLM agents' moves and strategies (scripted ones cannot fail): fallback
+    moves / LLM moves, follow-up moves / LLM moves, carried-over or fallback strategies /
+    LLM strategies. A share above its threshold makes the run invalid, with the reason.
+    `cut_off_replies` (replies with finish_reason "length") is reported, not judged.
+    """
+    llm = {agent.id for agent in agents if agent.kind == "llm"}
+    moves = all_moves(games)
+    llm_moves = [m for m in moves if m.player in llm]
+    fallback_moves = sum(not m.counted for m in llm_moves)
+    follow_ups = sum(m.counted and m.parse_rule == "follow_up" for m in llm_moves)
+    sources: Counter[str] = Counter()
+    for record in strategies:
+        if record.kind == "llm":
+            flags = record.flags
+            sources["carried_over" if "carried_over" in flags else "fallback" if "fallback" in flags else "fresh"] += 1
+    written = sum(sources.values())
+    non_fresh_share = _ratio(written - sources["fresh"], written)
+    fallback_part = _ratio(fallback_moves, len(llm_moves))
+    reasons = [
+        reason
+        for reason in (
+            _over("fallback moves", fallback_part, settings.max_fallback_share),
+            _over("non-fresh strategies", non_fresh_share, settings.max_non_fresh_share),
+        )
+        if reason is not None
+    ]
+    return Validity(
+        valid=not reasons,
+        reasons=reasons,
+        moves=len(moves),
+        model_moves=len(llm_moves) - fallback_moves,
+        fallback_moves=fallback_moves,
+        fallback_share=fallback_part,
+        follow_up_share=_ratio(follow_ups, len(llm_moves)),
+        cut_off_replies=cut_off_replies,
+        strategies_fresh=sources["fresh"],
+        strategies_carried_over=sources["carried_over"],
+        strategies_fallback=sources["fallback"],
+        non_fresh_share=non_fresh_share,
+    )
+
+
+def validity_line(validity: Validity | None, simulated: bool = False) -> str:
+    """One line for headless output, rows and panes: `valid` or `INVALID: reason; reason`."""
+    prefix = "SIMULATED " if simulated else ""
+    if validity is None:
+        return f"{prefix}validity unknown (recorded before validity checks)"
+    if validity.valid:
+        return f"{prefix}valid" if validity.moves else f"{prefix}valid (no moves recorded)"
+    return f"{prefix}INVALID: {'; '.join(validity.reasons)}"
