@@ -37,6 +37,14 @@ CONVERGENCE = "rounds_to_convergence"  # reported as "converged in k of n seeds"
 METRICS = (*AcausalIndicators.__struct_fields__, "in_group_cooperation_rate", "out_group_cooperation_rate")
 # Those with a mean and interval over seeds: all but convergence (reported as k of n).
 INTERVAL_METRICS = tuple(m for m in METRICS if m != CONVERGENCE)
+# Metrics that are shares of moves or strategies (0..1): their intervals are clipped to
+# [0, 1] (differences to [-1, 1]). The truth lies in that range, so clipping never makes an
+# interval miss it: coverage is unchanged, and no "131%" is ever shown.
+SHARE_METRICS = frozenset({
+    "identity_reasoning_frequency", "cooperation_despite_asymmetry", "cooperation_when_symmetric",
+    "surprise_at_defection", "overall_cooperation_rate", "overall_cooperation_rate_fresh",
+    "fallback_rate", "in_group_cooperation_rate", "out_group_cooperation_rate",
+})
 MAX_SEEDS = 1000  # --seeds: a larger grid is a typo, not an experiment
 DEFAULT_SEEDS = 10
 # Experiments running at once: each keeps 3 files open (lock, call log, error log), so an
@@ -633,15 +641,20 @@ def summarize(result: SweepResult) -> tuple[list[ConditionStats], list[Differenc
     rounds = max((len(run.cooperation_per_round) for run in result.experiments if run.status == "completed"),
                  default=0)
 
-    def interval(values: list[float | None]) -> Interval:
-        return t_interval([float(v) for v in values if v is not None])
+    def interval(values: list[float | None], share: bool = True, difference: bool = False) -> Interval:
+        iv = t_interval([float(v) for v in values if v is not None])
+        if share and iv.low is not None and iv.high is not None:
+            floor = -1.0 if difference else 0.0
+            iv = msgspec.structs.replace(iv, low=max(iv.low, floor), high=min(iv.high, 1.0))
+        return iv
 
     summary = []
     for label, runs in done.items():
         cells = list(runs.values())
         summary.append(ConditionStats(
             condition=label,
-            metrics={m: interval([c.metrics.get(m) for c in cells]) for m in INTERVAL_METRICS},
+            metrics={m: interval([c.metrics.get(m) for c in cells], m in SHARE_METRICS)
+                     for m in INTERVAL_METRICS},
             cooperation_per_round=[interval([round_rate(c, r) for c in cells]) for r in range(1, rounds + 1)],
             convergence=convergence(cells),
         ))
@@ -652,9 +665,10 @@ def summarize(result: SweepResult) -> tuple[list[ConditionStats], list[Differenc
         differences.append(Difference(
             condition=label,
             reference=reference,
-            metrics={m: interval([minus(a.metrics.get(m), b.metrics.get(m)) for a, b in pairs]) for m in INTERVAL_METRICS},
+            metrics={m: interval([minus(a.metrics.get(m), b.metrics.get(m)) for a, b in pairs],
+                                 m in SHARE_METRICS, difference=True) for m in INTERVAL_METRICS},
             cooperation_per_round=[
-                interval([minus(round_rate(a, r), round_rate(b, r)) for a, b in pairs])
+                interval([minus(round_rate(a, r), round_rate(b, r)) for a, b in pairs], difference=True)
                 for r in range(1, rounds + 1)
             ],
         ))

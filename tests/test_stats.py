@@ -99,3 +99,24 @@ def test_sweep_intervals_cover_a_known_truth_95_percent_of_the_time(seeds):
         difference_covered += gap.low <= 0.0 <= gap.high
     assert 0.93 <= covered / replicates <= 0.97
     assert 0.93 <= difference_covered / replicates <= 0.97
+
+
+def test_share_intervals_are_clipped_to_the_range_a_share_can_take():
+    """Three seeds near 100%: the raw t-interval passes 1; a share's is cut at 1 (and a
+    difference's at -1), which cannot lose the truth. A non-share metric is left alone."""
+    result = SweepResult(
+        sweep_id="s", status="completed", start_time="", conditions=["a", "b"], resolved_conditions={},
+        seeds=[0, 1, 2], config=load_config(None, {"provider": {"name": "simulated"}}, {}),
+        intervals=IntervalMethod(), experiments=[],
+    )
+    result.experiments = [cell("a", s, v) for s, v in enumerate((0.0, 0.05, 0.3))]
+    result.experiments += [cell("b", s, v) for s, v in enumerate((1.0, 0.95, 0.7))]
+    for run in result.experiments:
+        run.metrics["cooperation_trend"] = run.metrics["overall_cooperation_rate"]
+    [a, b], [difference] = summarize(result)
+    raw = t_interval([1.0, 0.95, 0.7])
+    assert raw.high > 1 and b.metrics["overall_cooperation_rate"].high == 1.0
+    assert b.metrics["overall_cooperation_rate"].low == raw.low
+    assert a.metrics["overall_cooperation_rate"].low == 0.0
+    assert b.metrics["cooperation_trend"].high == raw.high  # a slope, not a share
+    assert difference.metrics["overall_cooperation_rate"].high <= 1.0

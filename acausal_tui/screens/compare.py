@@ -20,6 +20,7 @@ from engine.store import load_experiment
 from engine.sweep import (
     CONVERGENCE,
     INTERVAL_METRICS,
+    SHARE_METRICS,
     SWEEP_FILE,
     LoadedSweep,
     SweepResult,
@@ -27,11 +28,7 @@ from engine.sweep import (
 )
 
 # Metrics that are shares of moves or strategies (shown as %); the rest are plain numbers.
-SHARES = {
-    "identity_reasoning_frequency", "cooperation_despite_asymmetry", "cooperation_when_symmetric",
-    "surprise_at_defection", "overall_cooperation_rate", "fallback_rate",
-    "in_group_cooperation_rate", "out_group_cooperation_rate",
-}
+SHARES = SHARE_METRICS
 
 
 def number(value: float, share: bool, signed: bool = False) -> str:

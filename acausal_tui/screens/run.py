@@ -448,5 +448,4 @@ def validity_text(result: ExperimentResult) -> Text:
                     f" · cut-off replies {validity.cut_off_replies} · strategies fresh {validity.strategies_fresh}, "
                     f"carried over {validity.strategies_carried_over}, fallback {validity.strategies_fallback}\n",
                     style="dim")
-    text.append("\n")
     return text

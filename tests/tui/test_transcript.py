@@ -77,8 +77,7 @@ async def test_the_drawn_prompts_and_replies_are_those_of_calls_jsonl(run_app):
         block = next(b for b in transcript.query(Block) if b.copy_text == prompt)
         assert str(block.render()) == prompt
         block.focus()  # long texts scroll: focusing one brings it into view
-        await pilot.pause(0.3)
-        assert "Current opponent: Opponent" in screen_text(app)
+        await wait_until(pilot, lambda: "Current opponent: Opponent" in screen_text(app))
         assert f"finish_reason {decision['finish_reason']}" in screen_text(app)
         # c copies the focused text
         copied: list[str] = []
