@@ -270,9 +270,14 @@ class Experiment:
     def finish(self, status: Status, message: str | None) -> ExperimentResult:
         """The result and the final manifest, written (runs in a worker thread)."""
         end = now_iso()
-        for agent in self.agents:
-            agent.final_power = self.state.powers[agent.id]
-            agent.total_score = self.state.total_scores[agent.id]
+        # New records, not changed in place: observers hold the old ones (RunStarted's manifest)
+        # and may read them at any time, finish running in a worker thread.
+        self.agents = [
+            msgspec.structs.replace(
+                agent, final_power=self.state.powers[agent.id], total_score=self.state.total_scores[agent.id]
+            )
+            for agent in self.agents
+        ]
         result = ExperimentResult(
             experiment_id=self.store.experiment_id,
             status=status,

@@ -141,3 +141,21 @@ async def test_the_move_queue_hands_out_the_lowest_game_first_and_ends_when_clos
         assert got == [(3, 1)]
         queue.close()  # the other one ends
     assert got == [(3, 1), None]
+
+
+async def test_the_agents_an_observer_was_given_are_not_changed_under_it(make_config):
+    """The final save runs in a worker thread: it makes new agent records instead of writing
+    final powers and scores into the ones RunStarted handed to observers."""
+    from engine.events import RunStarted
+
+    started: list[RunStarted] = []
+
+    class Observer:
+        def on_event(self, event: object) -> None:
+            if isinstance(event, RunStarted):
+                started.append(event)
+
+    config = make_config(agents=4, rounds=2)
+    result = await run_experiment(config, provider=make_provider(config, {}), observer=Observer())
+    assert any(a.total_score for a in result.agents)
+    assert all(a.total_score == 0.0 for a in started[0].manifest.agents)
