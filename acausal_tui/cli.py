@@ -168,10 +168,12 @@ class HeadlessPrinter:
         self.stream = stream
         self.started = time.monotonic()
         self.durations: list[float] = []
+        self.tag = ""  # "SIMULATED " before every line with a number from a simulated run
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             m = event.manifest
+            self.tag = "SIMULATED " if m.simulated else ""
             tag = " (SIMULATED)" if m.simulated else ""
             self.print(f"{m.experiment_id}: {len(m.agents)} agents x {m.config.rounds} rounds, "
                        f"condition {m.condition.name}, provider {m.provider}{tag}, seed {m.seed}")
@@ -186,14 +188,14 @@ class HeadlessPrinter:
             recent = self.durations[-3:]
             eta = sum(recent) / len(recent) * (total - s.round)
             fallbacks = f"  fallbacks {s.fallback_decisions}" if s.fallback_decisions else ""
-            self.print(f"round {s.round}/{total}  cooperation {rate(s.cooperation_rate)}{fallbacks}  "
+            self.print(f"{self.tag}round {s.round}/{total}  cooperation {rate(s.cooperation_rate)}{fallbacks}  "
                        f"avg score {s.average_score:.2f}  elapsed {time.monotonic() - self.started:.1f}s  "
                        f"ETA {eta:.1f}s")
         elif isinstance(event, ErrorLogged) and event.record.type in ("fatal", "internal"):
             self.print(f"error: {event.record.message}")
         elif isinstance(event, RunFinished):
             r = event.result
-            line = f"{r.status}: {r.total_rounds} rounds, {r.total_games} games, {r.total_api_calls} calls"
+            line = f"{self.tag}{r.status}: {r.total_rounds} rounds, {r.total_games} games, {r.total_api_calls} calls"
             if r.message:
                 line += f" - {r.message}"
             self.print(line)

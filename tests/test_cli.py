@@ -79,6 +79,8 @@ def test_flags_win_over_the_config_file(tmp_path, capsys):
     result = read_json(directory / "experiment_results.json", ExperimentResult)
     assert result.total_rounds == 2 and len(result.agents) == 3 and result.seed == 4
     assert "round 2/2" in err and "cooperation" in err and "ETA" in err
+    numbered = [line for line in err.splitlines() if any(ch.isdigit() for ch in line)]
+    assert all("SIMULATED" in line for line in numbered), err  # every number says where it came from
 
 
 def test_seed_is_drawn_and_recorded_when_omitted(tmp_path, capsys):

@@ -17,6 +17,7 @@ from textual.app import App
 
 import engine.sweep
 from acausal_tui.cli import main
+from acausal_tui.screens.browser import SHOWN
 from acausal_tui.screens.compare import CompareScreen, sweep_row
 from engine.events import RoundSummarised
 from engine.models import ExperimentResult, Manifest, Validity
@@ -438,7 +439,7 @@ async def test_the_browser_lists_sweeps_and_opens_the_comparison(tmp_path):
         await app.workers.wait_for_complete()
         await pilot.pause()
         table = app.screen.query_one("#experiments")
-        assert str(table.get_row(directory.name)[2]) == "sweep completed"
+        assert str(table.get_row(directory.name)[SHOWN.index(2)]) == "sweep completed"
         table.move_cursor(row=table.get_row_index(directory.name))
         await pilot.press("enter")
         await pilot.pause()

@@ -27,6 +27,9 @@ from engine.sweep import LoadedSweep, list_sweeps
 T = TypeVar("T")
 COLUMNS = ("Experiment", "Started", "Status", "Rounds", "Agents", "Condition", "Provider",
            "Cooperation", "Cost", "Notes")
+# The order on screen: what a row is for (status, rounds, cooperation and validity, cost)
+# first, so 80 columns show it; the rest scroll in from the right.
+SHOWN = (0, 2, 3, 7, 8, 1, 5, 6, 4, 9)
 
 
 def row(entry: IndexEntry | None, directory: Path, problems: list[str]) -> tuple[Text, ...]:
@@ -249,11 +252,12 @@ class BrowserScreen(Screen):
         shown = self.shown()
         table = self.query_one(DataTable)
         table.clear(columns=True)
-        for n, name in enumerate(COLUMNS):
+        for n in SHOWN:
+            name = COLUMNS[n]
             width = max([cell_len(name), *(cell_len(r.cells[n].plain) for r in shown)])
             table.add_column(name, width=width, key=name)
         for listed in shown:
-            table.add_row(*listed.cells, key=listed.key)
+            table.add_row(*(listed.cells[n] for n in SHOWN), key=listed.key)
         self.hint()
 
     def hint(self) -> None:
@@ -282,15 +286,16 @@ class BrowserScreen(Screen):
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         """A click on a column header sorts by it; again: the other way."""
-        if self.sort_column == event.column_index:
+        column = SHOWN[event.column_index]
+        if self.sort_column == column:
             self.sort_reverse = not self.sort_reverse
         else:
-            self.sort_column, self.sort_reverse = event.column_index, False
+            self.sort_column, self.sort_reverse = column, False
         self.draw()
 
     def action_sort(self, step: int) -> None:
         """o: sort by the next column (O: the previous); past the last: back to newest first."""
-        order = [None, *range(len(COLUMNS))]
+        order = [None, *SHOWN]
         self.sort_column = order[(order.index(self.sort_column) + step) % len(order)]
         self.draw()
 

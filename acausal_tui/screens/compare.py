@@ -29,6 +29,8 @@ from engine.sweep import (
 
 # Metrics that are shares of moves or strategies (shown as %); the rest are plain numbers.
 SHARES = SHARE_METRICS
+# They count marker words in strategy texts, not reasoning (README, docs/validity.md).
+KEYWORD_METRICS = {"identity_reasoning_frequency", "surprise_at_defection"}
 
 
 def number(value: float, share: bool, signed: bool = False) -> str:
@@ -107,7 +109,7 @@ def fill_metrics(table: DataTable, result: SweepResult) -> None:
     for metric in INTERVAL_METRICS:
         share = metric in SHARES
         table.add_row(*cells(
-            metric,
+            f"{metric} (keywords)" if metric in KEYWORD_METRICS else metric,
             *(interval_cell(s.metrics[metric], share) for s in result.summary),
             *(interval_cell(d.metrics[metric], share, signed=True) for d in result.differences),
         ))

@@ -65,6 +65,7 @@ class ExperimentScreen(Screen):
         *(Binding(str(n), f"tab('{tab}')", tab.capitalize(), id=f"tab_{tab}")
           for n, tab in enumerate(TABS, start=1)),
         Binding("s", "strategy", "Strategy call", id="strategy"),  # History tab's agent and round
+        Binding("g", "games", "Its games", id="games"),  # History tab: the round's games, enter opens one
     ]
 
     def __init__(self, loaded: LoadedExperiment) -> None:
@@ -382,6 +383,22 @@ class ExperimentScreen(Screen):
             from acausal_tui.screens.transcript import StrategyScreen
 
             self.app.push_screen(StrategyScreen(self.loaded.directory, round, agent))
+
+    def action_games(self) -> None:
+        """The History tab's agent's games of its round, under the labels it saw them by:
+        enter opens one's transcript."""
+        agent, round = self.selected("history-agent"), self.selected("history-round")
+        if agent is None or round is None:
+            return
+        m = self.manifest
+        games = sorted((g for g in self.games(round) if agent in (g.player1_id, g.player2_id)), key=game_number)
+        labels = opponents_in_round(games, agent, m.seed, self.agents, m.condition, round)
+        listed = [(g, "you", f"Opponent {label}") if g.player1_id == agent else (g, f"Opponent {label}", "you")
+                  for g, label in zip(games, labels, strict=True)]
+        if listed:
+            from acausal_tui.screens.transcript import GamePicker
+
+            self.app.push_screen(GamePicker(self.loaded.directory, list(reversed(listed)), reveal=False))
 
     def action_back(self) -> None:
         self.app.pop_screen()

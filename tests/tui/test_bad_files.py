@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Select, Static
 
 from acausal_tui.app import AcausalApp
 from acausal_tui.screens import browser
-from acausal_tui.screens.browser import BrowserScreen
+from acausal_tui.screens.browser import SHOWN, BrowserScreen
 from acausal_tui.screens.compare import CompareScreen
 from acausal_tui.screens.experiment import ExperimentScreen
 from engine.analysis import INDICATOR_DOCS
@@ -38,7 +38,7 @@ def edit_json(path: Path, change) -> None:
 
 
 def column(table: DataTable, index: int) -> list[str]:
-    return [str(table.get_row_at(i)[index]) for i in range(table.row_count)]
+    return [str(table.get_row_at(i)[SHOWN.index(index)]) for i in range(table.row_count)]  # index: in COLUMNS
 
 
 async def settle(pilot) -> None:

@@ -90,6 +90,10 @@ async def test_a_sweep_starts_at_once_and_ends_with_its_summary(sweep_app):
         # c opens the full comparison view; esc comes back; the app stays open until q.
         await pilot.press("c")
         assert isinstance(app.screen, CompareScreen)
+        await pilot.pause()
+        drawn = screen_text(app)
+        assert "identity_reasoning_frequency (keywords)" in drawn  # markers count words, says so
+        assert "SIMULATED" in drawn
         await pilot.press("escape")
         assert app.screen is screen
         await pilot.press("q")

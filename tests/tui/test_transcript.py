@@ -171,3 +171,30 @@ async def test_a_strategy_shows_its_prompt_and_full_reply(run_app):
         assert call["messages"][-1]["content"] in copies and call["reply"] in copies
         assert not any(str(b.render()).startswith("Decision turn") for b in app.screen.query(Block))
         assert "agent 0's strategy, round 2" in screen_text(app)
+
+
+async def test_a_game_from_an_agents_history_opens_its_transcript(run_app):
+    """History tab, g: the agent's games of the round under the labels it saw; enter opens
+    the first, whose drawn decision reply is the agent's own from calls.jsonl."""
+    app: AcausalApp = run_app(agents=3, rounds=2)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("b")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ExperimentScreen))
+        await pilot.press("3")  # History: agent 0, the last round
+        await app.workers.wait_for_complete()
+        await pilot.press("g")
+        await wait_until(pilot, lambda: isinstance(app.screen, GamePicker))
+        picker = app.screen
+        assert [g.game_id for g, _, _ in picker.games] == ["r2_g1", "r2_g2"]  # agent 0 plays 1 and 2
+        assert all("you" in (a, b) for _, a, b in picker.games)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TranscriptScreen))
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen.game.game_id == "r2_g1"
+        reply = calls(Path(app.directory), "decision/r2/g1/p1/t0")["reply"]
+        assert reply in [b.copy_text for b in app.screen.query(Block) if b.can_focus]
