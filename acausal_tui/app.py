@@ -27,7 +27,14 @@ from engine.providers.base import Provider
 from engine.providers.factory import make_provider
 from engine.runner import run_experiment, utc_now
 from engine.store import ExperimentStore, new_experiment_dir
-from engine.sweep import SweepControl, SweepObserver, SweepPlan, SweepResult, run_sweep
+from engine.sweep import (
+    SweepControl,
+    SweepObserver,
+    SweepPlan,
+    SweepResult,
+    make_providers,
+    run_sweep,
+)
 from engine.textsafe import visible
 
 
@@ -54,7 +61,7 @@ def sweep_runner(plan: SweepPlan, providers: Sequence[Provider] | None = None) -
     experiment of `plan.runs()` (default: one per experiment from its config)."""
 
     async def run(observer: SweepObserver, control: SweepControl) -> SweepResult:
-        backends = providers if providers is not None else [make_provider(c) for _, c in plan.runs()]
+        backends = providers if providers is not None else make_providers([c for _, c in plan.runs()])
         result, _ = await run_sweep(plan, backends, observer=observer, control=control)
         return result
 

@@ -1,14 +1,22 @@
 """Benchmark: a 10 x 10 zero-latency simulated run inside the app (headless Textual,
-`App.run_test`) against the headless CLI runner, in the same process.
+`App.run_test`) against the headless CLI runner, in the same process; and the app at
+100 agents (`--large`): longest event-loop stall and key-to-screen latency.
 
     .venv/bin/python bench/bench_tui.py [--trials 5]
+    .venv/bin/python bench/bench_tui.py --large [--agents 100 --rounds 2 --latency-ms 100]
 
 Prints, per mode, the wall time of the run (from the engine starting to its result;
 median and best of the trials) and of the whole thing (app start-up and shutdown
 included), the app / headless ratios (target for the run <= 1.3), and the longest
 event-loop stall during the run, measured by a ticker task that sleeps 1 ms and records
 how late it wakes up (target < 100 ms). Both modes run alternately in this process, so
-machine load hits both alike; the best-of figure is the least disturbed by it."""
+machine load hits both alike; the best-of figure is the least disturbed by it.
+
+`--large`: the run screen with 100 agents (simulated, 100 ms per call, 128 slots), a key
+(`]`, next agent in the strategy pane) pressed every 250 ms through Pilot; key-to-screen
+is the time from the press to the first frame the screen composes after the key's action
+ran (headless, so the frame is composed but not written to a terminal). Prints the
+longest stall and the p50 / p90 / worst key-to-screen (targets: stall < 100 ms, p90 < 100 ms)."""
 
 import argparse
 import asyncio
@@ -101,10 +109,72 @@ async def app_trial(config: Config) -> tuple[float, float, float]:
     return times[0], time.perf_counter() - started, meter.longest
 
 
+class KeyMeter:
+    """Press-to-frame latencies: `pressed` before a key goes in, `handled` when its action
+    runs (a wrapped action), and the next composed frame (a wrapped App._display) closes it."""
+
+    def __init__(self, app: AcausalApp) -> None:
+        self.latencies: list[float] = []
+        self.pressed: float | None = None
+        self.handled = False
+        display = app._display
+
+        def timed_display(screen, renderable) -> None:
+            display(screen, renderable)
+            if renderable is not None and self.handled and self.pressed is not None:
+                self.latencies.append(time.perf_counter() - self.pressed)
+                self.pressed, self.handled = None, False
+
+        app._display = timed_display  # type: ignore[method-assign]
+
+
+async def large_trial(args: argparse.Namespace, results_dir: Path) -> None:
+    from acausal_tui.screens.run import RunScreen
+
+    overrides = {"agents": args.agents, "rounds": args.rounds, "seed": 1, "results_dir": str(results_dir),
+                 "provider": {"name": "simulated", "latency_ms": args.latency_ms, "max_concurrency": 128}}
+    config = with_seed(load_config(None, overrides, env={}))
+    meter = StallMeter()
+    app = AcausalApp(run=experiment_runner(config), results_dir=results_dir)
+    keys = KeyMeter(app)
+    action = RunScreen.action_agent
+
+    def timed_action(screen: RunScreen, step: int) -> None:
+        action(screen, step)
+        keys.handled = True
+
+    RunScreen.action_agent = timed_action  # type: ignore[method-assign]
+    started = time.perf_counter()
+    async with app.run_test(headless=True, size=(160, 50)) as pilot:
+        meter.start()
+        while app.status is None:
+            keys.pressed = time.perf_counter()
+            await pilot.press("right_square_bracket")
+            await asyncio.sleep(0.25)
+        meter.stop()
+    RunScreen.action_agent = action  # type: ignore[method-assign]
+    wall = time.perf_counter() - started
+    lat = sorted(keys.latencies)
+    print(f"app, {args.agents} agents x {args.rounds} rounds, simulated {args.latency_ms:g} ms, 128 slots: "
+          f"{wall:.1f} s, status {app.status}")
+    print(f"  longest event-loop stall {1000 * meter.longest:.0f} ms (target < 100 ms)")
+    if lat:
+        print(f"  key-to-screen over {len(lat)} presses: p50 {1000 * lat[len(lat) // 2]:.0f} ms, "
+              f"p90 {1000 * lat[int(0.9 * (len(lat) - 1))]:.0f} ms (target < 100 ms), worst {1000 * lat[-1]:.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--large", action="store_true", help="the 100-agent stall and key-to-screen figures")
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
     args = parser.parse_args()
+    if args.large:
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(large_trial(args, Path(tmp)))
+        return
     rows: dict[str, list[tuple[float, float, float]]] = {"headless CLI": [], "app": []}
     with tempfile.TemporaryDirectory() as tmp:
         config = make_config(Path(tmp))

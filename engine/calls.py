@@ -138,7 +138,7 @@ class CallGateway:
         started = time.monotonic()
         tally = _Tally()
         last_error: ProviderError | None = None
-        rng = keyed_rng(self.seed, "backoff", request.key)
+        rng = None  # the backoff jitter's generator, made only when a retry needs it
         attempt = 0
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
@@ -181,6 +181,7 @@ class CallGateway:
                     break
             if not last_error.retryable or attempt == MAX_ATTEMPTS:
                 break
+            rng = rng or keyed_rng(self.seed, "backoff", request.key)
             delay = backoff_delay(attempt, last_error.retry_after, rng)
             if last_error.status == 429 or last_error.kind in SLOWS_EVERYONE:
                 self.limiter.slow_down(delay)

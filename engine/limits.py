@@ -1,8 +1,9 @@
 """One shared limiter for every model call of a run, and the retry policy (SPEC §8)."""
 
+import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -12,17 +13,25 @@ BACKOFF_BASE_S = 1.0  # first backoff is 0.5-1 x this, then doubling
 
 
 class Limiter:
-    """Requests per minute and concurrency, shared by all calls. Starts are spaced
-    evenly (60/rpm apart, no bursts after idle time), in arrival order. `slow_down`
-    (after a 429) holds back every call's start, not just the one that got it."""
+    """Requests per minute and concurrency, shared by all calls. Starts sit on a fixed grid
+    60/rpm apart, in arrival order: each start is computed from the previous one's grid
+    time, not from when its task happened to wake up, so late wake-ups do not add up to a
+    slower rate. A grid that fell behind by more than one step (idle time) restarts at
+    now: idle time earns no burst. `slow_down` (after a 429) holds back every call's
+    start, not just the one that got it."""
 
     def __init__(
-        self, rpm: int | None, max_concurrency: int, clock: Callable[[], float] = time.monotonic
+        self,
+        rpm: int | None,
+        max_concurrency: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
     ) -> None:
         self._slots = anyio.Semaphore(max_concurrency)
         self._interval = 60.0 / rpm if rpm else 0.0
         self._clock = clock
-        self._next_start = 0.0  # earliest time the next call may start
+        self._sleep = sleep
+        self._next_start = -math.inf  # grid time of the next start
         self._hold_until = 0.0  # set by slow_down
         self._lock = anyio.Lock()
 
@@ -34,17 +43,23 @@ class Limiter:
     async def acquire(self) -> None:
         await self._slots.acquire()
         try:
-            async with self._lock:
-                while True:
-                    now = self._clock()
-                    start = max(now, self._next_start, self._hold_until)
-                    if start <= now:
-                        break
-                    await anyio.sleep(start - now)
-                self._next_start = max(now, self._next_start) + self._interval
+            if self._interval or self._hold_until > self._clock():
+                async with self._lock:
+                    await self._wait_for_turn()
         except BaseException:
             self._slots.release()
             raise
+
+    async def _wait_for_turn(self) -> None:
+        while True:
+            now = self._clock()
+            start = max(self._next_start, self._hold_until)
+            if start <= now:
+                break
+            await self._sleep(start - now)
+        if now - start > self._interval:  # idle (or held): the grid starts again here
+            start = now
+        self._next_start = start + self._interval
 
     def release(self) -> None:
         self._slots.release()

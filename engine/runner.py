@@ -2,19 +2,24 @@
 
 Data flow: config -> runner -> (gateway/provider, game, analysis) -> store."""
 
+import functools
+import heapq
 import secrets
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 import msgspec
 
 from engine import analysis, game, validity
 from engine.agents import scripted
+from engine.calllog import CallLog
 from engine.calls import Budget, BudgetExceeded, CallFailed, CallGateway, FatalCallError, now_iso
 from engine.conditions import Condition, history_window, resolve_condition
 from engine.config import Config
@@ -64,6 +69,7 @@ from engine.providers.base import ChatRequest, Completion, Message, Provider
 from engine.rng import keyed_rng
 from engine.store import ExperimentStore
 
+T = TypeVar("T")
 CALL_FAILED = "call failed"  # how a fallback reason says no reply came back at all
 DECISION_TRIES = 3  # the first ask + 2 follow-up turns when the reply is ambiguous
 CUT_OFF = "length"  # the finish_reason of a reply cut off by max_tokens
@@ -105,6 +111,7 @@ def build_agents(config: Config) -> list[AgentInfo]:
     return agents
 
 
+@functools.cache  # reading package metadata takes tens of ms: once per process
 def package_versions() -> dict[str, str]:
     out = {}
     for name in ("acausal-tui", "textual", "httpx", "anyio", "msgspec"):
@@ -174,6 +181,7 @@ class Experiment:
                 "cannot bound it (set provider.prices)",
                 model=model,
             )
+        self.call_log = CallLog(store.append_calls)
         self.gateway = CallGateway(
             provider,
             self.control,
@@ -181,7 +189,7 @@ class Experiment:
             limiter=limiter or Limiter(config.provider.rpm, config.provider.max_concurrency),
             budget_usd=config.provider.max_cost_usd,
             budget=budget,
-            log_call=store.append_call,
+            log_call=self.call_log.add,
             notify=self.notify,
             report=self.error,
         )
@@ -198,7 +206,7 @@ class Experiment:
             main_model=config.models.main,
             sub_model=config.models.sub,
             prompt_hashes=prompt_hashes(),
-            package_versions=package_versions(),
+            package_versions=dict(package_versions()),
             agents=self.agents,
             warnings=design_warnings(self.condition, self.agents),
         )
@@ -219,7 +227,8 @@ class Experiment:
     async def run(self) -> ExperimentResult:
         status: Status | None = None
         message: str | None = None
-        self.store.write_manifest(self.manifest)
+        with anyio.CancelScope(shield=True):  # fsync: not on the loop, and never half done
+            await off_loop(self.store.write_manifest, self.manifest)
         # a resumed run's earlier rounds: their calls are in the replay map (engine/resume.py)
         self.cut_off.update((key, call.finish_reason == CUT_OFF) for key, call in self.gateway.replay.items())
         self.notify(RunStarted(self.manifest, self.store.directory, len(self.state.summaries) + 1))
@@ -247,14 +256,28 @@ class Experiment:
             self.error("internal", message)
         finally:
             with anyio.CancelScope(shield=True):
-                result = self.finish(status or "aborted", message or "cancelled")
+                try:
+                    await self.call_log.drain()
+                except OSError as exc:
+                    status, message = "failed", f"cannot write the results: {exc}"
+                finally:
+                    self.call_log.close()
+                # off the loop: the indicators over every game take tenths of a second at 100 agents
+                result = await off_loop(self.finish, status or "aborted", message or "cancelled")
+            self.notify(RunFinished(result, self.store.directory))
         return result
 
     def finish(self, status: Status, message: str | None) -> ExperimentResult:
+        """The result and the final manifest, written (runs in a worker thread)."""
         end = now_iso()
-        for agent in self.agents:
-            agent.final_power = self.state.powers[agent.id]
-            agent.total_score = self.state.total_scores[agent.id]
+        # New records, not changed in place: observers hold the old ones (RunStarted's manifest)
+        # and may read them at any time, finish running in a worker thread.
+        self.agents = [
+            msgspec.structs.replace(
+                agent, final_power=self.state.powers[agent.id], total_score=self.state.total_scores[agent.id]
+            )
+            for agent in self.agents
+        ]
         result = ExperimentResult(
             experiment_id=self.store.experiment_id,
             status=status,
@@ -289,18 +312,15 @@ class Experiment:
             self.manifest, status=status, end_time=end, message=result.message, agents=self.agents
         )
         self.store.write_manifest(self.manifest)
-        self.notify(RunFinished(result, self.store.directory))
         return result
 
     async def play_round(self, round: int) -> None:
         started, paused = time.monotonic(), self.control.paused_seconds()
         self.notify(RoundStarted(round, self.config.rounds))
-        strategies = await self.strategy_phase(round)
-        if self.gateway.budget_exceeded:
+        played = await self.play_phases(round)
+        if played is None:
             return
-        games = await self.game_phase(round)
-        if games is None:
-            return
+        strategies, games = played
         self.check_decisions_reached_a_model(round, games)
         scores = [0.0] * self.n
         for g in games:
@@ -309,56 +329,115 @@ class Experiment:
         state = self.state
         powers = game.update_powers(state.powers, scores) if self.config.power.dynamics else state.powers
         paused = self.control.paused_seconds() - paused  # left out of the duration
-        summary = analysis.summarize_round(
+        # The round's bookkeeping runs in a worker thread: at 100 agents it takes tenths of a
+        # second, which would freeze a UI sharing the event loop (the round's tasks are done).
+        similarity = await off_loop(state.similarity.add_round, analysis.llm_strategy_texts(strategies))
+        summary = await off_loop(
+            analysis.summarize_round,
             round,
             games,
             self.n,
             list(powers),
             round_player_labels(self.seed, round, self.n),
-            state.similarity.add_round(analysis.llm_strategy_texts(strategies)),
+            similarity,
             round_to_ms(max(0.0, time.monotonic() - started - paused)),
         )
         with anyio.CancelScope(shield=True):  # a round is saved whole or not at all
+            await self.call_log.drain()  # a round's files never reach the disk before its calls
             await anyio.to_thread.run_sync(self.store.write_round, round, strategies, games, summary)
             # the state takes the round only once its files are written, so a failed write
             # leaves the result consistent with the files (the similarity corpus aside)
             state.powers = powers
             state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]
-            self.record_history(round, games)
+            await off_loop(self.record_history, round, games)
             state.all_strategies += strategies
             state.all_games += games
             state.summaries.append(summary)
-        moves = analysis.all_moves(state.all_games)
+        moves = await off_loop(analysis.all_moves, state.all_games)
         self.notify(RoundSummarised(
             summary, analysis.cooperation_rate(moves), self.config.rounds, analysis.fallback_share(moves)
         ))
 
-    # -- strategies -------------------------------------------------------------------
+    # -- strategies and games, pipelined ----------------------------------------------
 
-    async def strategy_phase(self, round: int) -> list[StrategyRecord]:
+    async def play_phases(self, round: int) -> tuple[list[StrategyRecord], list[GameResult]] | None:
+        """The strategies and games of one round, pipelined: a player's moves are queued as
+        soon as its own strategy is in (a decision needs only its player's strategy and
+        history), and a pool of workers, as many as the concurrency limit, takes queued
+        moves in turn, building each prompt only when it takes the move. So the first
+        decisions start while other strategies are still being written, and a round holds at
+        most one prompt per worker however many agents play. A player whose strategy is not
+        fresh (carried over, fallback) waits until every strategy is in, so a dead endpoint
+        still stops the run before any decision is asked for. Observers see the same order as
+        ever: StrategyCollected events, PhaseStarted("games"), then GameFinished events
+        (games that finish earlier are held back until then). None when the budget stopped
+        the round part-way."""
         self.notify(PhaseStarted(round, "strategies", self.n))
+        pairs = game.pairings(self.n)
+        moves_of: list[list[tuple[int, int]]] = [[] for _ in range(self.n)]  # (game k, slot)
+        for k, (i, j) in enumerate(pairs, start=1):
+            moves_of[i].append((k, 0))
+            moves_of[j].append((k, 1))
         records: dict[int, StrategyRecord] = {}
+        waiting: list[int] = []  # players with a non-fresh strategy, queued once all are in
+        ready = MoveQueue()
+        games = GameBook(self, round, pairs)
+
+        def queue(player: int) -> None:
+            ready.put(moves_of[player])
+
+        left = len(self.agents)  # strategies not in yet
+
+        def all_strategies_in() -> None:
+            self.check_strategies_reached_a_model(round, records)
+            for player in sorted(waiting):
+                queue(player)
+            ready.close()
+            self.notify(PhaseStarted(round, "games", len(pairs)))
+            games.release_events()
 
         async def collect(agent: AgentInfo) -> None:
+            nonlocal left
             try:
-                records[agent.id] = await self.write_strategy(round, agent)
+                record = await self.write_strategy(round, agent)
             except BudgetExceeded:
-                return
-            self.notify(StrategyCollected(records[agent.id]))
+                pass
+            else:
+                records[agent.id] = self.state.strategies[agent.id] = record
+                self.notify(StrategyCollected(record))
+                if record.kind == "scripted" or analysis.is_fresh(record):
+                    queue(agent.id)
+                else:
+                    waiting.append(agent.id)
+            left -= 1
+            if not left:
+                all_strategies_in()
 
+        async def worker() -> None:
+            while (move := await ready.get()) is not None:
+                await games.play_move(*move)
+
+        # One task group, no nesting: an error (a bad key) reaches run() as itself.
         async with anyio.create_task_group() as tg:
             for agent in self.agents:
                 tg.start_soon(collect, agent)
-        ordered = [records[a.id] for a in self.agents if a.id in records]
-        for record in ordered:
-            self.state.strategies[record.agent_id] = record
-        llm = [r for r in ordered if r.kind == "llm"]
+            for _ in range(min(self.config.provider.max_concurrency, 2 * len(pairs))):
+                tg.start_soon(worker)
+        if self.gateway.budget_exceeded or len(records) < self.n:
+            return None
+        results = games.results()
+        if results is None:
+            return None
+        return [records[a.id] for a in self.agents], results
+
+    def check_strategies_reached_a_model(self, round: int, records: dict[int, StrategyRecord]) -> None:
+        """Strategies that are all stand-ins because no call got through are not data: stop."""
+        llm = [r for r in records.values() if r.kind == "llm"]
         if llm and not self.gateway.budget_exceeded and not any(map(analysis.is_fresh, llm)):
             raise FatalCallError(
                 f"every strategy call of round {round} failed (last: {self.last_call_error}); "
                 "check the base URL, the model ids and the key, then resume"
             )
-        return ordered
 
     async def write_strategy(self, round: int, agent: AgentInfo) -> StrategyRecord:
         if agent.kind == "scripted":
@@ -442,52 +521,6 @@ class Experiment:
             lines = [item for item in lines if item[0] >= round - self.window]
         return "\n".join(line for _, line in lines)
 
-    async def game_phase(self, round: int) -> list[GameResult] | None:
-        """Play every pair once. None when the budget stopped the round part-way."""
-        pairs = game.pairings(self.n)
-        self.notify(PhaseStarted(round, "games", len(pairs)))
-        self._label_cache = {k: v for k, v in self._label_cache.items() if k[1] is None}
-        histories = {a.id: self.history_text(a.id, round) for a in self.agents if a.kind == "llm"}
-        player_labels = round_player_labels(self.seed, round, self.n)
-        results: list[GameResult | None] = [None] * len(pairs)
-        moves: list[list[Decision | None]] = [[None, None] for _ in pairs]
-
-        def finish_game(k: int, i: int, j: int) -> None:
-            d1, d2 = moves[k - 1]
-            assert d1 is not None and d2 is not None
-            p1, p2 = self.state.powers[i], self.state.powers[j]
-            pay1, pay2 = game.payoffs(d1.action, d2.action, p1, p2, self.config.power.dynamics)
-            result = GameResult(
-                game_id=f"r{round}_g{k}", round=round, player1_id=i, player2_id=j,
-                player1_action=d1.action, player2_action=d2.action, player1_payoff=pay1,
-                player2_payoff=pay2, player1_power_before=p1, player2_power_before=p2,
-                player1_fallback=d1.fallback, player2_fallback=d2.fallback, timestamp=now_iso(),
-                player1_parse_rule=d1.parse_rule, player2_parse_rule=d2.parse_rule,
-                player1_strategy_source=self.strategy_source(i),
-                player2_strategy_source=self.strategy_source(j),
-            )
-            results[k - 1] = result
-            self.notify(GameFinished(result, player_labels[i], player_labels[j]))
-
-        async def move(k: int, slot: int, i: int, j: int) -> None:
-            """One player's move; the second move to finish completes the game. Both moves
-            of every game are tasks of one group, decided independently and concurrently."""
-            me, other = (i, j) if slot == 0 else (j, i)
-            try:
-                moves[k - 1][slot] = await self.decide(round, k, slot + 1, me, other, histories.get(me, ""))
-            except BudgetExceeded:
-                return  # this game stays unplayed; the round is not saved
-            if None not in moves[k - 1]:
-                finish_game(k, i, j)
-
-        async with anyio.create_task_group() as tg:
-            for k, (i, j) in enumerate(pairs, start=1):
-                tg.start_soon(move, k, 0, i, j)
-                tg.start_soon(move, k, 1, i, j)
-        if any(r is None for r in results):
-            return None
-        return results  # type: ignore[return-value]
-
     async def decide(self, round: int, k: int, player: int, me: int, other: int, history: str) -> Decision:
         """One move, read from the sub model's reply (with up to 2 follow-up turns when it is
         ambiguous), or drawn by `on_unparseable` when no reply could be read."""
@@ -567,10 +600,109 @@ class Experiment:
                 (g.player1_id, g.player2_id, g.player1_action, g.player2_action),
                 (g.player2_id, g.player1_id, g.player2_action, g.player1_action),
             ):
-                state.pair_history.setdefault((me, other), []).append((mine, theirs))
-                if self.agents[me].kind == "llm":
+                if self.agents[me].kind == "scripted":  # only scripted agents read it
+                    state.pair_history.setdefault((me, other), []).append((mine, theirs))
+                else:
                     label = self.labels_for(me, round)[other]
                     state.history_lines[me].append((round, history_line(round, label, mine, theirs)))
+
+
+class MoveQueue:
+    """The moves ready to be decided, as (game k, slot): the lowest game first, so games
+    complete in about their order and a game's second move is not left waiting behind
+    other players' moves. `get` waits for one, or returns None once closed and empty."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int]] = []
+        self._waiting: deque[anyio.Event] = deque()
+        self._closed = False
+
+    def put(self, moves: list[tuple[int, int]]) -> None:
+        for move in moves:
+            heapq.heappush(self._heap, move)
+        for _ in range(min(len(moves), len(self._waiting))):
+            self._waiting.popleft().set()
+
+    def close(self) -> None:
+        self._closed = True
+        while self._waiting:
+            self._waiting.popleft().set()
+
+    async def get(self) -> tuple[int, int] | None:
+        while not self._heap:
+            if self._closed:
+                return None
+            woken = anyio.Event()
+            self._waiting.append(woken)
+            await woken.wait()
+        return heapq.heappop(self._heap)
+
+
+class GameBook:
+    """The games of one round as their moves come in: each move decided with its player's
+    history (built once per player, when first needed), each game recorded when its second
+    move is in, GameFinished held back until the round's strategies are all in."""
+
+    def __init__(self, experiment: Experiment, round: int, pairs: list[tuple[int, int]]) -> None:
+        self.experiment = experiment
+        self.round = round
+        self.pairs = pairs
+        self.labels = round_player_labels(experiment.seed, round, experiment.n)
+        self.moves: list[list[Decision | None]] = [[None, None] for _ in pairs]
+        self.games: list[GameResult | None] = [None] * len(pairs)
+        self.histories: dict[int, str] = {}
+        self.held: list[GameFinished] | None = []  # None once released
+        experiment._label_cache = {k: v for k, v in experiment._label_cache.items() if k[1] is None}
+
+    def history(self, player: int) -> str:
+        if player not in self.histories:
+            llm = self.experiment.agents[player].kind == "llm"
+            self.histories[player] = self.experiment.history_text(player, self.round) if llm else ""
+        return self.histories[player]
+
+    async def play_move(self, k: int, slot: int) -> None:
+        """One player's move; the second move to finish completes the game."""
+        i, j = self.pairs[k - 1]
+        me, other = (i, j) if slot == 0 else (j, i)
+        try:
+            move = await self.experiment.decide(self.round, k, slot + 1, me, other, self.history(me))
+        except BudgetExceeded:
+            return  # this game stays unplayed; the round is not saved
+        self.moves[k - 1][slot] = move
+        if None not in self.moves[k - 1]:
+            self.finish(k, i, j)
+
+    def finish(self, k: int, i: int, j: int) -> None:
+        e = self.experiment
+        d1, d2 = self.moves[k - 1]
+        assert d1 is not None and d2 is not None
+        p1, p2 = e.state.powers[i], e.state.powers[j]
+        pay1, pay2 = game.payoffs(d1.action, d2.action, p1, p2, e.config.power.dynamics)
+        result = GameResult(
+            game_id=f"r{self.round}_g{k}", round=self.round, player1_id=i, player2_id=j,
+            player1_action=d1.action, player2_action=d2.action, player1_payoff=pay1,
+            player2_payoff=pay2, player1_power_before=p1, player2_power_before=p2,
+            player1_fallback=d1.fallback, player2_fallback=d2.fallback, timestamp=now_iso(),
+            player1_parse_rule=d1.parse_rule, player2_parse_rule=d2.parse_rule,
+            player1_strategy_source=e.strategy_source(i),
+            player2_strategy_source=e.strategy_source(j),
+        )
+        self.games[k - 1] = result
+        event = GameFinished(result, self.labels[i], self.labels[j])
+        if self.held is None:
+            e.notify(event)
+        else:
+            self.held.append(event)
+
+    def release_events(self) -> None:
+        for event in self.held or []:
+            self.experiment.notify(event)
+        self.held = None
+
+    def results(self) -> list[GameResult] | None:
+        if any(g is None for g in self.games):
+            return None
+        return self.games  # type: ignore[return-value]
 
 
 def design_warnings(condition: Condition, agents: list[AgentInfo]) -> list[str]:
@@ -582,6 +714,11 @@ def design_warnings(condition: Condition, agents: list[AgentInfo]) -> list[str]:
                 "copies of the same model, which is false for this population (scripted agents "
                 "or several models)"]
     return []
+
+
+async def off_loop(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a worker thread; the event loop (and a UI on it) keeps running."""
+    return await anyio.to_thread.run_sync(function, *args)
 
 
 def round_to_ms(seconds: float) -> float:

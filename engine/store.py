@@ -218,6 +218,10 @@ class ExperimentStore:
     def append_call(self, record: CallRecord) -> None:
         append_line(self._calls, encode(record) + b"\n")
 
+    def append_calls(self, records: list[CallRecord]) -> None:
+        """Several call records in one write (engine/calllog.py groups a loop tick's)."""
+        append_line(self._calls, b"".join(encode(record) + b"\n" for record in records))
+
     def log_error(self, record: ErrorRecord) -> None:
         append_line(self._errors, encode(record) + b"\n")
 

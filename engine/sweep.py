@@ -24,6 +24,7 @@ from engine.events import Event
 from engine.limits import Limiter
 from engine.models import AcausalIndicators, ExperimentResult, Status
 from engine.providers.base import Provider
+from engine.providers.factory import make_provider
 from engine.resume import ResumeError, check_code_matches, open_resume, read_manifest, restore
 from engine.runner import Experiment, utc_now, with_seed
 from engine.stats import CONFIDENCE, METHOD, MIN_SEEDS, WIDE_BELOW, Interval, median, t_interval
@@ -125,6 +126,7 @@ class SweepResult(msgspec.Struct, kw_only=True):
     excluded: list[Excluded] = []  # invalid experiments, not counted
     validity_not_recorded: list[str] = []  # counted experiments whose validity is unknown
     message: str | None = None
+    shard: str | None = None  # "I/N" when this is one slice of a larger grid (engine/shard.py)
     resumed: int = 0  # how many times `acausal-tui resume` continued the sweep
     schema_version: int = SWEEP_SCHEMA_VERSION
 
@@ -137,15 +139,21 @@ class SweepPlan:
     base: Config  # resolved, seed set: the first seed
     configs: dict[str, Config]  # condition label -> its resolved config (seed set per run)
     seeds: list[int]
+    shard: tuple[int, int] | None = None  # (I, N): run only the I-th of N slices (engine/shard.py)
 
     def runs(self) -> list[tuple[SweepRun, Config]]:
-        """The grid in order: conditions as given, seeds ascending within each."""
-        return [
+        """The grid in order: conditions as given, seeds ascending within each; with a
+        shard, only its slice: every N-th cell starting at the I-th."""
+        grid = [
             (SweepRun(condition=label, seed=seed, directory=run_directory(label, seed)),
              msgspec.structs.replace(config, seed=seed))
             for label, config in self.configs.items()
             for seed in self.seeds
         ]
+        if self.shard is None:
+            return grid
+        index, count = self.shard
+        return grid[index - 1::count]
 
 
 def parse_condition(label: str) -> tuple[str, dict[str, Any]]:
@@ -197,6 +205,18 @@ def plan_sweep(
             raise ConfigError(f"--conditions: {label}: {exc}") from None
     assert base.seed is not None
     return SweepPlan(base=base, configs=configs, seeds=[base.seed + i for i in range(seeds)])
+
+
+def make_providers(configs: Sequence[Config], **options: Any) -> list[Provider]:
+    """One provider per config (the experiments of a sweep), all on one HTTP client whose
+    connection pool is sized to the sweep's shared concurrency limit (the configs share
+    their provider settings). ConfigError as make_provider."""
+    settings = configs[0].provider if configs else None
+    if settings is not None and settings.name != "simulated" and "transport" not in options:
+        from engine.providers.openai_compat import SharedClient
+
+        options["client"] = SharedClient(settings.max_concurrency)
+    return [make_provider(config, **options) for config in configs]
 
 
 def new_sweep_dir(results_dir: Path, now: datetime) -> Path:
@@ -394,6 +414,7 @@ async def run_sweep(
         simulated=any(provider.simulated for provider in providers),
         intervals=IntervalMethod(),
         experiments=[run for run, _ in grid],
+        shard=None if plan.shard is None else f"{plan.shard[0]}/{plan.shard[1]}",
     )
     jobs = [Job(run, fresh_start(directory / run.directory, config, provider), provider)
             for (run, config), provider in zip(grid, providers, strict=True)]

@@ -64,8 +64,10 @@ def dispatch(argv: Sequence[str] | None) -> int:
             return resume(args)
         if args.command == "audit":
             return research.audit_command(Path(args.directory))
-        if args.command in ("sweep", "export"):
-            return research.sweep_command(args) if args.command == "sweep" else research.export_command(args)
+        if args.command in ("sweep", "sweep-merge", "export"):
+            command = {"sweep": research.sweep_command, "sweep-merge": research.merge_command,
+                       "export": research.export_command}[args.command]
+            return command(args)
         raise UsageError(f"{args.command}: not available yet")
     except AcausalError as exc:  # every user-facing failure: one line, its exit code
         print(visible(f"acausal-tui: error: {exc}", one_line=True), file=sys.stderr)

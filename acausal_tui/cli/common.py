@@ -129,7 +129,7 @@ def check_terminal() -> None:
                          "use --headless for a run without it")
 
 
-COMMANDS = ("run", "browse", "resume", "sweep", "export", "audit")
+COMMANDS = ("run", "browse", "resume", "sweep", "sweep-merge", "export", "audit")
 
 
 def build_parser() -> Parser:
@@ -170,6 +170,11 @@ def add_research_commands(sub: argparse._SubParsersAction) -> None:
                        help="conditions to compare, e.g. baseline,identity,identity+labels=shuffled")
     sweep.add_argument("--seeds", type=positive_int, default=DEFAULT_SEEDS, metavar="K",
                        help=f"seeds per condition: S, S+1, ..., S+K-1 with S = --seed (at most {MAX_SEEDS})")
+    sweep.add_argument("--shard", metavar="I/N",
+                       help="run only the I-th of N slices of the grid (merge them with sweep-merge)")
+    merge = sub.add_parser("sweep-merge", help="combine the finished shards of a sweep into one sweep")
+    merge.add_argument("directories", nargs="+", metavar="DIR", help="the shards' sweep directories")
+    merge.add_argument("--results-dir", metavar="DIR", help="where the merged sweep goes (default: beside the first)")
     export = sub.add_parser("export", help="write tidy CSV tables of an experiment or a sweep")
     export.add_argument("directory", metavar="DIR")
     export.add_argument("--format", choices=["csv"], default="csv")

@@ -22,7 +22,8 @@ from engine.errors import ExportError
 from engine.events import ErrorLogged, RoundSummarised
 from engine.export import export_csv
 from engine.providers.base import Provider
-from engine.providers.factory import api_key_for, make_provider
+from engine.providers.factory import api_key_for
+from engine.shard import merge_shards, parse_shard
 from engine.stats import Interval
 from engine.store import check_results_dir
 from engine.sweep import (
@@ -38,6 +39,7 @@ from engine.sweep import (
     SweepResume,
     SweepStarted,
     convergence_text,
+    make_providers,
     plan_resume,
     plan_sweep,
     resume_sweep,
@@ -128,7 +130,7 @@ class SweepPrinter:
 
 
 async def run_sweep_headless(plan: SweepPlan) -> tuple[int, Path]:
-    providers = [make_provider(config) for _, config in plan.runs()]  # a missing key: exit 2
+    providers = make_providers([config for _, config in plan.runs()])  # a missing key: exit 2
     control = SweepControl()
     async with anyio.create_task_group() as tg:
         tg.start_soon(abort_on_signals, control, tg.cancel_scope)
@@ -141,6 +143,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     if args.condition is not None:
         raise UsageError("--condition: a sweep takes --conditions A,B,...")
     plan = plan_sweep(args.config, overrides_from(args), args.conditions, args.seeds)
+    if args.shard is not None:
+        plan.shard = parse_shard(args.shard, len(plan.runs()))
     check_results_dir(Path(plan.base.results_dir))
     if not args.headless:
         common.check_terminal()
@@ -171,7 +175,7 @@ def resume_sweep_command(directory: Path, headless: bool, max_cost_usd: float | 
         print(f"acausal-tui: every experiment of {directory.name} is complete; sweep.json rewritten",
               file=sys.stderr)
     if headless:
-        providers = [make_provider(config) for _, config, _ in plan.todo]
+        providers = make_providers([config for _, config, _ in plan.todo])
         code = anyio.run(resume_sweep_headless, plan, providers)
     else:
         code = resume_sweep_app(plan)
@@ -182,7 +186,7 @@ def resume_sweep_command(directory: Path, headless: bool, max_cost_usd: float | 
 def resume_sweep_app(plan: SweepResume) -> int:
     from acausal_tui.app import AcausalApp
 
-    providers = [make_provider(config) for _, config, _ in plan.todo]
+    providers = make_providers([config for _, config, _ in plan.todo])
 
     async def run(observer: SweepObserver, control: SweepControl) -> SweepResult:
         return await resume_sweep(plan, providers, observer=observer, control=control)
@@ -204,12 +208,21 @@ def sweep_app(plan: SweepPlan) -> int:
             warned.add(model)
             app.warn(f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)")
 
-    providers = [make_provider(config, on_unknown_price=unknown_price) for _, config in plan.runs()]
+    providers = make_providers([config for _, config in plan.runs()], on_unknown_price=unknown_price)
     app = AcausalApp(sweep=sweep_runner(plan, providers), results_dir=Path(plan.base.results_dir))
     app.run()
     if app.directory is not None:
         print(app.directory)
     return EXIT_BY_STATUS.get(app.status or "", EXIT_OK)
+
+
+def merge_command(args: argparse.Namespace) -> int:
+    """Exit 0 when every experiment of the merged sweep completed, else as a sweep would."""
+    result, directory = merge_shards([Path(d) for d in args.directories],
+                                     Path(args.results_dir) if args.results_dir else None)
+    SweepPrinter().on_event(SweepFinished(result, directory))
+    print(directory)
+    return EXIT_BY_STATUS[result.status]
 
 
 def export_command(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """One client for OpenRouter and every OpenAI-compatible endpoint (OpenAI, Ollama, vLLM,
-LM Studio, a LiteLLM proxy): `POST {base_url}/chat/completions` on one shared
-`httpx.AsyncClient`.
+LM Studio, a LiteLLM proxy): `POST {base_url}/chat/completions` on one
+`httpx.AsyncClient`, shared by all experiments of a sweep.
 
 Each `complete` is exactly one attempt. Every way it can go wrong, including an error
 hidden in an HTTP 200 body, becomes a `ProviderError` that says whether another attempt
@@ -48,26 +48,28 @@ class OpenAICompatProvider:
         *,
         api_key: str | None,
         transport: httpx.AsyncBaseTransport | None = None,
+        client: "SharedClient | None" = None,
         on_unknown_price: Callable[[str], None] = warn_unknown,
     ) -> None:
+        """`client`: an HTTP client shared with other providers (the experiments of a
+        sweep); without it the provider makes its own, pool sized to max_concurrency."""
         self.name = settings.name or "openai"
         self.openrouter = self.name == "openrouter"
         self.url = f"{(settings.base_url or '').rstrip('/')}/chat/completions"
         self.timeout_s = settings.timeout_s
+        self._timeout = httpx.Timeout(settings.timeout_s)
         self.key_env = settings.api_key_env
         self._redact = Redactor(api_key)
         self.prices = PriceTable(settings.prices, on_unknown=on_unknown_price)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         if self.openrouter:
             headers |= {"HTTP-Referer": APP_URL, "X-Title": APP_TITLE}
-        self._client = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(settings.timeout_s),
-            transport=transport or ShardedTransport(settings.max_concurrency),
-        )
+        self._headers = headers  # sent with each request: a shared client carries none
+        self._shared = client or SharedClient(settings.max_concurrency, transport)
+        self._client = self._shared.attach()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._shared.detach()
 
     def worst_case_cost(self, request: ChatRequest) -> float:
         """Prompt estimate plus max_tokens at list price; for OpenRouter too, since its
@@ -86,7 +88,8 @@ class OpenAICompatProvider:
             body["usage"] = {"include": True}
         try:
             with anyio.fail_after(self.timeout_s):  # the whole attempt, not each read
-                response = await self._client.post(self.url, json=body)
+                response = await self._client.post(self.url, json=body, headers=self._headers,
+                                                   timeout=self._timeout)
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise ProviderError(
                 f"no reply within {self.timeout_s:g} s (timeout)", retryable=True, kind="timeout",
@@ -236,6 +239,25 @@ class OpenAICompatProvider:
         text = _KEY_SHAPES.sub("***", self._redact(text))
         text = " ".join(text.split())
         return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"
+
+
+class SharedClient:
+    """One `httpx.AsyncClient` (connection pool of `max_connections`) for every provider
+    attached to it: one pool, one TLS context, connections reused across the experiments of
+    a sweep. Closed when the last provider detaches."""
+
+    def __init__(self, max_connections: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.client = httpx.AsyncClient(transport=transport or ShardedTransport(max_connections))
+        self.users = 0
+
+    def attach(self) -> httpx.AsyncClient:
+        self.users += 1
+        return self.client
+
+    async def detach(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            await self.client.aclose()
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):

@@ -1,0 +1,72 @@
+"""The call log's writer: the call records of one event-loop tick go to calls.jsonl in one
+write, made by a writer thread so the event loop never waits on the disk."""
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import anyio
+
+from engine.models import CallRecord
+
+
+class CallLog:
+    """Buffers call records and hands them to `write` (ExperimentStore.append_calls) once
+    per event-loop tick, through one writer thread: a burst of finished calls costs one
+    write, and a write that waits on the disk (behind another process's fsync, say) never
+    stalls the loop (and a UI on it). Records reach the file in the order they were added,
+    each exactly once: a record leaves the buffer only in the write that stores it. A
+    failed write (disk full) is raised to the next caller of `add` or `drain`, so the run
+    fails as it would have. `await drain()` before anything that must follow the records
+    on disk (a round's files, the result); `close()` at the end."""
+
+    def __init__(self, write: Callable[[list[CallRecord]], None]) -> None:
+        self._write = write
+        self._pending: list[CallRecord] = []
+        self._scheduled = False
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="call-log")
+        self._last: Future[None] | None = None
+        self._error: BaseException | None = None
+
+    def add(self, record: CallRecord) -> None:
+        self._raise_error()
+        self._pending.append(record)
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on an asyncio loop: send it at once
+            self._send()
+            return
+        loop.call_soon(self._send_later)
+        self._scheduled = True
+
+    async def drain(self) -> None:
+        """Wait (off the loop) until every record added so far is written."""
+        self._send()
+        if self._last is not None:
+            await anyio.to_thread.run_sync(self._last.exception)
+        self._raise_error()
+
+    def close(self) -> None:
+        self._send()
+        self._writer.shutdown(wait=True)
+
+    def _send_later(self) -> None:
+        self._scheduled = False
+        self._send()
+
+    def _send(self) -> None:
+        if self._pending:
+            records, self._pending = self._pending, []
+            self._last = self._writer.submit(self._write, records)
+            self._last.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        if future.exception() is not None and self._error is None:
+            self._error = future.exception()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

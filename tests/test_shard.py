@@ -1,0 +1,89 @@
+"""Sharded sweeps: --shard I/N runs one slice of the grid; sweep-merge of all shards gives
+the numbers of one unsharded sweep; bad shard input and incomplete sets are refused."""
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from acausal_tui.cli import main
+from engine.config import ConfigError
+from engine.shard import parse_shard
+from engine.store import read_json
+from engine.sweep import SWEEP_FILE, SweepResult, load_sweep
+
+FLAGS = ["--conditions", "baseline,identity", "--seeds", "4", "--seed", "7", "--agents", "4",
+         "--rounds", "2", "--provider", "simulated"]
+
+
+def sweep(results: Path, capsys, *extra: str) -> Path:
+    code = main(["sweep", "--headless", *FLAGS, "--results-dir", str(results), *extra])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    return Path(out.strip().splitlines()[-1])
+
+
+def numbers(result: SweepResult) -> dict:
+    """Everything a reader takes from sweep.json, without its id, times and paths."""
+    data = msgspec.to_builtins(result)
+    return {key: data[key] for key in ("status", "conditions", "seeds", "resolved_conditions",
+                                       "experiments", "summary", "differences")}
+
+
+def test_three_shards_merged_equal_one_unsharded_sweep(tmp_path, capsys):
+    whole = read_json(sweep(tmp_path / "whole", capsys) / SWEEP_FILE, SweepResult)
+    shard_dirs = [sweep(tmp_path / f"shard{i}", capsys, "--shard", f"{i}/3") for i in (1, 2, 3)]
+
+    shards = [read_json(d / SWEEP_FILE, SweepResult) for d in shard_dirs]
+    assert [s.shard for s in shards] == ["1/3", "2/3", "3/3"]
+    cells = [(r.condition, r.seed) for s in shards for r in s.experiments]
+    assert sorted(cells) == sorted((r.condition, r.seed) for r in whole.experiments)  # each cell once
+    assert len(shards[0].experiments) == 3 and len(shards[2].experiments) == 2  # 8 cells over 3
+
+    code = main(["sweep-merge", *map(str, reversed(shard_dirs)), "--results-dir", str(tmp_path / "merged")])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    merged_dir = Path(out.strip().splitlines()[-1])
+    merged = load_sweep(merged_dir).result
+    assert merged is not None and merged.shard is None
+    assert whole.summary and whole.differences
+    assert numbers(merged) == numbers(whole)
+    for run in merged.experiments:  # every experiment directory came along
+        assert (merged_dir / run.directory / "experiment_results.json").is_file()
+
+
+def test_merge_refuses_a_missing_or_repeated_shard(tmp_path, capsys):
+    one = sweep(tmp_path / "a", capsys, "--shard", "1/2")
+    assert main(["sweep-merge", str(one)]) == 2
+    assert "shard 2 of 2 missing" in capsys.readouterr().err
+    assert main(["sweep-merge", str(one), str(one)]) == 2
+    assert "given twice" in capsys.readouterr().err
+
+
+def test_merge_refuses_shards_of_different_sweeps(tmp_path, capsys):
+    one = sweep(tmp_path / "a", capsys, "--shard", "1/2")
+    code = main(["sweep", "--headless", *FLAGS[:-6], "--agents", "5", "--rounds", "2", "--provider", "simulated",
+                 "--results-dir", str(tmp_path / "b"), "--shard", "2/2"])
+    other = Path(capsys.readouterr().out.strip())
+    assert code == 0
+    assert main(["sweep-merge", str(one), str(other)]) == 2
+    assert "not a shard of the same sweep" in capsys.readouterr().err
+
+
+def test_merge_refuses_an_unsharded_sweep(tmp_path, capsys):
+    whole = sweep(tmp_path / "whole", capsys)
+    assert main(["sweep-merge", str(whole)]) == 2
+    assert "not a shard" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "1/0", "a/b", "3", "1/9"])
+def test_bad_shard_is_one_clear_error(text):
+    with pytest.raises(ConfigError, match="--shard"):
+        parse_shard(text, cells=8)
+
+
+def test_bad_shard_flag_exits_2(tmp_path, capsys):
+    assert main(["sweep", "--headless", *FLAGS, "--results-dir", str(tmp_path), "--shard", "4/3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--shard" in err
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())  # nothing written
