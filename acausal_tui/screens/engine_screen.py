@@ -10,7 +10,6 @@ from typing import Any, Generic, TypeVar
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
@@ -59,9 +58,6 @@ class EngineScreen(Screen):
     WORKER_NAME = "engine"
     ABORT_QUESTION = ""
     ABORT_YES = "Abort"
-    # What the footer's Pause / Resume / Abort follow (check_action reads the control itself):
-    # running, paused, aborting or finished. Setting it redraws the bindings.
-    engine_state: reactive[str] = reactive("running", bindings=True)
 
     def __init__(self, engine_fn: Callable[[Any, Any], Awaitable[Any]], control: Any, view: Any) -> None:
         super().__init__()
@@ -155,7 +151,7 @@ class EngineScreen(Screen):
             self.failure = f"{type(error).__name__}: {error}"
             self.log_errors(literal(f"error  {self.failure}", style="bold red"))
             self.redraw()
-        self.engine_state = "finished"
+        self.refresh_bindings()
         if self.exit_when_done:
             self.app.exit()
 
@@ -179,19 +175,19 @@ class EngineScreen(Screen):
 
     def action_pause(self) -> None:
         self.control.pause()
-        self.engine_state = "paused"
+        self.refresh_bindings()
         self.redraw()
 
     def action_resume(self) -> None:
         self.control.resume()
-        self.engine_state = "running"
+        self.refresh_bindings()
         self.redraw()
 
     def action_abort(self) -> None:
         def confirmed(yes: bool | None) -> None:
             if yes and self.running:
                 self.control.abort()
-                self.engine_state = "aborting"
+                self.refresh_bindings()
                 self.redraw()
 
         self.app.push_screen(ConfirmScreen(self.ABORT_QUESTION, yes=self.ABORT_YES, no="Keep running"),
