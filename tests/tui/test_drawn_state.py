@@ -7,6 +7,7 @@ from pathlib import Path
 
 from textual import events
 from textual.widget import Widget
+from textual.widgets import OptionList
 
 from acausal_tui.app import AcausalApp, experiment_runner
 from acausal_tui.screens.browser import BrowserScreen
@@ -130,7 +131,9 @@ async def test_a_burst_of_typed_ahead_keys_leaves_the_run_screen_in_the_right_st
     assert len(keys) == 60
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await wait_until(pilot, lambda: held.held > 0)
+        pane = screen.query_one(StrategyPane)
+        # the burst comes once the run is on screen: calls in flight, the agents listed
+        await wait_until(pilot, lambda: held.held > 0 and pane.query_one(OptionList).option_count == 7)
         for key, char in keys:  # all queued before the first is handled
             app._driver.send_message(events.Key(key, char))
         await wait_until(pilot, lambda: all_keys_handled(app), settle=3)
