@@ -2,7 +2,6 @@
 
 import shutil
 
-import pytest
 from textual.command import CommandPalette
 
 from acausal_tui.app import AcausalApp
@@ -79,7 +78,6 @@ async def test_run_screen_commands_toggle_real_ids_and_browse(run_app):
 
 
 async def test_audit_the_selected_shows_the_report(tmp_path):
-    pytest.importorskip("engine.audit", reason="the audit command is not on this branch yet")
     results = tmp_path / "results"
     shutil.copytree(FIXTURE_RESULTS / COMPLETED, results / COMPLETED)
     app = AcausalApp(results_dir=results)
