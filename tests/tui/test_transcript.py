@@ -151,17 +151,24 @@ async def test_a_game_from_the_live_feed_opens_its_transcript(run_app):
         assert isinstance(app.screen, RunScreen)
 
 
+async def open_history(pilot) -> None:
+    """From the finished run: the browser, the experiment, its History tab (agent 0, the
+    last round)."""
+    app = pilot.app
+    await app.workers.wait_for_complete()
+    await pilot.press("b")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(app.screen, ExperimentScreen))
+    await pilot.press("3")
+    await app.workers.wait_for_complete()
+
+
 async def test_a_strategy_shows_its_prompt_and_full_reply(run_app):
     app: AcausalApp = run_app(agents=3, rounds=2)
     async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.press("b")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ExperimentScreen))
-        await pilot.press("3")  # History: agent 0, the last round
-        await app.workers.wait_for_complete()
+        await open_history(pilot)
         await pilot.press("s")
         await wait_until(pilot, lambda: isinstance(app.screen, StrategyScreen))
         await app.workers.wait_for_complete()
@@ -178,14 +185,7 @@ async def test_a_game_from_an_agents_history_opens_its_transcript(run_app):
     the first, whose drawn decision reply is the agent's own from calls.jsonl."""
     app: AcausalApp = run_app(agents=3, rounds=2)
     async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.press("b")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ExperimentScreen))
-        await pilot.press("3")  # History: agent 0, the last round
-        await app.workers.wait_for_complete()
+        await open_history(pilot)
         await pilot.press("g")
         await wait_until(pilot, lambda: isinstance(app.screen, GamePicker))
         picker = app.screen
