@@ -15,12 +15,9 @@ Runs a 10 x 10 experiment through the OpenRouter-shaped local stub server (real 
 
 import argparse
 import math
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +26,13 @@ import anyio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import ENV, KEY_ENV, engine_run, stub_process  # noqa: E402
 from engine.calls import CallGateway  # noqa: E402
 from engine.config import Config, load_config  # noqa: E402
 from engine.control import RunControl  # noqa: E402
 from engine.limits import Limiter  # noqa: E402
 from engine.providers.base import ChatRequest, Message  # noqa: E402
 from engine.providers.factory import make_provider  # noqa: E402
-from engine.runner import run_experiment  # noqa: E402
-
-KEY_ENV = "BENCH_KEY"
-ENV = {KEY_ENV: "sk-bench-not-a-real-key"}
 
 
 def config(server: str, results: str, args: argparse.Namespace, **provider: Any) -> Config:
@@ -51,18 +45,6 @@ def config(server: str, results: str, args: argparse.Namespace, **provider: Any)
                      **provider},
     }
     return load_config(None, overrides, env=ENV)
-
-
-async def engine_run(cfg: Config) -> tuple[float, int]:
-    """Wall time and API calls of one whole experiment."""
-    provider = make_provider(cfg, ENV)
-    began = time.perf_counter()
-    try:
-        result = await run_experiment(cfg, provider=provider)
-    finally:
-        await provider.aclose()
-    assert result.status == "completed", result.message
-    return time.perf_counter() - began, result.total_api_calls
 
 
 async def original_schedule(cfg: Config) -> tuple[float, int]:
@@ -97,22 +79,6 @@ async def original_schedule(cfg: Config) -> tuple[float, int]:
     finally:
         await provider.aclose()
     return time.perf_counter() - began, control.stats.calls
-
-
-@contextmanager
-def stub_process(latency_ms: float) -> Iterator[str]:
-    """The stub server in its own process (as a real server would be), so its CPU time
-    is not taken from the client's; yields its base URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.stub_server", str(latency_ms)],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield process.stdout.readline().strip()
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 async def bench(args: argparse.Namespace) -> None:

@@ -37,11 +37,11 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import ENV, stub_overrides, stub_process  # noqa: E402
+from bench.common import ENV, engine_run, stub_overrides, stub_process  # noqa: E402
 from engine.config import Config, load_config  # noqa: E402
 from engine.providers.base import ChatRequest, Message, Provider  # noqa: E402
 from engine.providers.factory import make_provider  # noqa: E402
-from engine.runner import run_experiment, with_seed  # noqa: E402
+from engine.runner import with_seed  # noqa: E402
 from engine.sweep import make_providers, plan_sweep, run_sweep  # noqa: E402
 
 LATENCY_MS = 100.0
@@ -50,18 +50,6 @@ CASES = ("nocap", "rpm3000", "rpm600", "sweep", "original")
 
 def config(server: str, results: str, agents: int, rounds: int, **provider: Any) -> Config:
     return with_seed(load_config(None, stub_overrides(server, results, agents, rounds, **provider), env=ENV))
-
-
-async def engine_run(cfg: Config) -> tuple[float, int]:
-    """Wall seconds and API calls of one whole experiment through the real provider."""
-    provider = make_provider(cfg, ENV)
-    began = time.perf_counter()
-    try:
-        result = await run_experiment(cfg, provider=provider)
-    finally:
-        await provider.aclose()
-    assert result.status == "completed", result.message
-    return time.perf_counter() - began, result.total_api_calls
 
 
 def row(name: str, wall: float, floor: float, target: str) -> None:

@@ -50,3 +50,18 @@ class Clock:
 
     def read(self) -> tuple[float, float]:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+async def engine_run(cfg: Any) -> tuple[float, int]:
+    """Wall seconds and API calls of one whole experiment through the real provider."""
+    from engine.providers.factory import make_provider
+    from engine.runner import run_experiment
+
+    provider = make_provider(cfg, ENV)
+    began = time.perf_counter()
+    try:
+        result = await run_experiment(cfg, provider=provider)
+    finally:
+        await provider.aclose()
+    assert result.status == "completed", result.message
+    return time.perf_counter() - began, result.total_api_calls
