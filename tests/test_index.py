@@ -2,6 +2,7 @@
 always what a full rebuild from the files gives: after every round of a run, across a
 resume, and when the previous index is missing or broken."""
 
+import random
 from pathlib import Path
 
 import msgspec
@@ -12,6 +13,7 @@ from engine.control import RunControl
 from engine.events import RoundSummarised
 from engine.index import INDEX_FILE, IndexEntry, add_round, entry_from
 from engine.loading import load_experiment
+from engine.models import RoundSummary
 from engine.providers.simulated import SimulatedProvider
 from engine.resume import open_resume, resume_experiment
 from engine.runner import run_experiment
@@ -120,3 +122,28 @@ async def test_a_round_not_after_the_last_one_is_not_counted_twice(make_config):
     add_round(directory, 2, loaded.summaries[2])  # round 2 written again
 
     assert read_json(directory / INDEX_FILE, IndexEntry) == entry_from(load_experiment(directory))
+
+
+async def test_rates_that_do_not_add_up_exactly_still_match_the_rebuild(make_config):
+    """Rates whose float sums depend on the order they are added in: the index adds them in
+    round order, as the rebuild does (which lists summary_r10 before summary_r2)."""
+    config = make_config(agents=3, rounds=12)
+    await run_experiment(config, provider=SimulatedProvider(seed=config.seed))
+    directory = only_experiment(Path(config.results_dir))
+    rounds = directory / "rounds"
+    summaries = load_experiment(directory).summaries
+    draw = random.Random(5)
+    for number, summary in summaries.items():
+        path = rounds / f"summary_r{number}.json"
+        odd = msgspec.structs.replace(summary, cooperation_rate=draw.random() / 3,
+                                      fallback_decisions=draw.randrange(3))
+        path.write_bytes(msgspec.json.encode(odd))
+        path.rename(path.with_name(f"hidden_r{number}"))
+    (directory / "experiment_results.json").unlink()
+    index.update_index(directory)  # the index before round 1
+
+    for number in sorted(summaries):
+        path = rounds / f"summary_r{number}.json"
+        (rounds / f"hidden_r{number}").rename(path)
+        add_round(directory, number, read_json(path, RoundSummary))
+        assert read_json(directory / INDEX_FILE, IndexEntry) == entry_from(load_experiment(directory)), number
