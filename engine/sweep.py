@@ -25,7 +25,7 @@ from engine.limits import Limiter
 from engine.models import AcausalIndicators, ExperimentResult, Status
 from engine.providers.base import Provider
 from engine.providers.factory import make_provider
-from engine.resume import ResumeError, check_code_matches, open_resume, read_manifest, restore
+from engine.resume import ResumeError, check_code_matches, open_resume, read_manifest, restored
 from engine.runner import Experiment, utc_now, with_seed
 from engine.stats import CONFIDENCE, METHOD, MIN_SEEDS, WIDE_BELOW, Interval, median, t_interval
 from engine.store import ExperimentStore, decoder, new_dated_dir, read_file, read_json, write_atomic
@@ -375,8 +375,7 @@ def resumed_start(directory: Path, provider: Provider) -> Start:
         resumable = open_resume(directory)
         try:  # the notes (torn log lines set aside) go to the experiment's error log
             experiment = Experiment(resumable.config, resumable.store, provider, observer, control,
-                                    limiter=limiter, budget=budget)
-            restore(experiment, resumable)
+                                    limiter=limiter, budget=budget, restored=restored(resumable))
             return await experiment.run()
         finally:
             resumable.store.close()
