@@ -89,6 +89,7 @@ def test_the_headless_cli_warns_once_per_model_and_logs_it_per_experiment(tmp_pa
 
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-unknown-price-0123456789")
     monkeypatch.setattr(pricing, "_warned", set())
+    monkeypatch.setattr(pricing.log, "disabled", False)  # lint-imports run in-process (test_imports) disables it
     config = tmp_path / "config.toml"
     with stub.StubServer() as server:
         config.write_text(f'[provider]\nname = "openrouter"\nbase_url = "{server.base_url}"\n')
