@@ -22,7 +22,7 @@ from engine.control import RunControl
 from engine.limits import Limiter
 from engine.models import ExperimentResult
 from engine.providers.base import Provider
-from engine.resume import open_resume, restore
+from engine.resume import open_resume, restored
 from engine.runner import Experiment, utc_now
 from engine.store import ExperimentStore, write_atomic
 from engine.sweep_events import (
@@ -122,8 +122,7 @@ def resumed_start(directory: Path, provider: Provider) -> Start:
         resumable = open_resume(directory)
         try:  # the notes (torn log lines set aside) go to the experiment's error log
             experiment = Experiment(resumable.config, resumable.store, provider, observer, control,
-                                    limiter=limiter, budget=budget)
-            restore(experiment, resumable)
+                                    limiter=limiter, budget=budget, restored=restored(resumable))
             return await experiment.run()
         finally:
             resumable.store.close()

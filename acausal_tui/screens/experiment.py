@@ -16,7 +16,6 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select, Static, TabbedContent, TabPane
 
-from acausal_tui.screens.history import agent_lines, game_number, opponents_in_round, seen_history
 from acausal_tui.widgets.indicators import indicator_value
 from acausal_tui.widgets.strategy import strategy_text
 from acausal_tui.widgets.text import cells, literal, money, percent
@@ -25,6 +24,7 @@ from engine.models import GameResult, StrategyRecord
 from engine.prompts import NO_HISTORY, round_player_labels
 from engine.store import LoadedExperiment
 from engine.validity import validity_line
+from engine.views import agent_lines, game_number, opponents_in_round, seen_history
 
 T = TypeVar("T")
 ALL = -1
