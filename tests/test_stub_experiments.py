@@ -223,23 +223,6 @@ def test_budget_stops_the_run_before_it_is_exceeded(tmp_path, capsys):
     assert "budget" in capsys.readouterr().err
 
 
-def test_missing_key_exits_2_naming_the_variable_and_writes_nothing(tmp_path, server, capsys, monkeypatch):
-    monkeypatch.delenv("OPENROUTER_API_KEY")
-    code, directory = run(tmp_path, server)
-    err = capsys.readouterr().err
-    assert code == 2 and "OPENROUTER_API_KEY" in err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert not (tmp_path / "results").exists() and server.count == 0
-
-
-def test_openai_default_url_needs_openai_api_key(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    code = main(["run", "--headless", "--provider", "openai", "--results-dir", str(tmp_path / "r")])
-    err = capsys.readouterr().err
-    assert code == 2 and "OPENAI_API_KEY is not set" in err
-    assert not (tmp_path / "r").exists()
-
-
 def test_unknown_model_price_is_reported_in_the_error_log(tmp_path, server):
     code, directory = run(tmp_path, server, "--provider", "openai", "--sub-model", "local/unpriced",
                           agents=2, rounds=1)

@@ -319,36 +319,6 @@ async def test_sweep_json_is_written_off_the_event_loop(tmp_path, monkeypatch):
 # -- bad input ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (["--conditions", "baseline,telepathy"],
-     "--conditions: telepathy: condition: unknown condition 'telepathy' (expected one of baseline, identity)"),
-    (["--conditions", "baseline,identity+labels=random"],
-     "--conditions: identity+labels=random: switches.labels: unknown value 'random' "
-     "(expected one of stable, shuffled)"),
-    (["--conditions", "baseline+history=last:0"],
-     "--conditions: baseline+history=last:0: switches.history: 'last:0' is not full, none or last:K"),
-    (["--conditions", "identity+colour=red"], "--conditions: identity+colour=red: switches.colour: unknown key"),
-    (["--conditions", "identity+labels"], "--conditions: identity+labels: expected switch=value after '+'"),
-    (["--conditions", "baseline,,identity"], "--conditions: empty condition name in 'baseline,,identity'"),
-    (["--conditions", "identity,identity"], "--conditions: a condition is listed twice"),
-    (["--seeds", "0"], "--seeds: must be at least 1 (got 0)"),
-    (["--seeds", str(MAX_SEEDS + 1)], f"--seeds: at most {MAX_SEEDS} (got {MAX_SEEDS + 1})"),
-    (["--seeds", "many"], "argument --seeds: expected a whole number, got 'many'"),
-    (["--condition", "identity"], "--condition: a sweep takes --conditions A,B,..."),
-    (["--main-model", ""], "models.main: model name is empty"),
-    (["--agents", "3", "--config", "POP"], "agents: 3 does not equal the population counts' sum 2"),
-])
-def test_bad_sweep_input_exits_2_with_one_line(tmp_path, capsys, flags, expected):
-    population = tmp_path / "pop.toml"
-    population.write_text('[[population]]\nkind = "llm"\ncount = 2\n')
-    flags = [str(population) if flag == "POP" else flag for flag in flags]
-    results = tmp_path / "results"
-    assert main(["sweep", "--headless", "--results-dir", str(results), *flags]) == 2
-    out, err = capsys.readouterr()
-    assert err.startswith(f"acausal-tui: error: {expected}") and len(err.strip().splitlines()) == 1
-    assert out == "" and not results.exists()
-
-
 def test_a_huge_seed_count_exits_2_at_once(tmp_path):
     """Not a hang building the seed list: one line, exit 2 (a subprocess, so a hang times out)."""
     results = tmp_path / "results"
