@@ -3,8 +3,23 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from engine import limits
 from engine.config import load_config
 from engine.runner import with_seed
+from tests.support.stub_server import StubServer
+
+
+@pytest.fixture
+def server():
+    """The local OpenRouter-shaped stub server on 127.0.0.1, for one test."""
+    with StubServer() as running:
+        yield running
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch):
+    """Retries wait 10 ms at most instead of seconds (the backoff's base is scaled down)."""
+    monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.01)
 
 
 @pytest.fixture

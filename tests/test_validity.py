@@ -6,16 +6,12 @@ import hashlib
 import json
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from acausal_tui.cli import main
-from engine import limits
 from engine.analysis import compute_indicators, cooperation_breakdown, summarize_round
 from engine.config import ValiditySettings
 from engine.models import (
     AgentInfo,
-    CallRecord,
     ExperimentResult,
     GameResult,
     Manifest,
@@ -28,6 +24,7 @@ from engine.store import list_experiments, read_json
 from engine.validity import compute_validity, validity_line
 from tests.support import stub_server as stub
 from tests.support.fakes import FakeProvider, strategy_or
+from tests.support.stub_run import calls_of, run_against
 
 KEY = "sk-or-v1-validity-tests-0123456789abcdef"
 C, D = "COOPERATE", "DEFECT"
@@ -322,24 +319,13 @@ async def test_fixed_option_order_is_the_default(make_config):
 
 
 @pytest.fixture
-def server():
-    with stub.StubServer() as running:
-        yield running
-
-
-@pytest.fixture
-def cli_env(monkeypatch):
-    monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.01)
+def cli_env(monkeypatch, fast_backoff):
     monkeypatch.setenv("OPENROUTER_API_KEY", KEY)
 
 
 def headless(tmp_path: Path, server: stub.StubServer, agents: int = 3, rounds: int = 2) -> tuple[int, Path]:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[provider]\nname = "openrouter"\nbase_url = "{server.base_url}"\ntimeout_s = 5\n')
-    results = tmp_path / "results"
-    code = main(["run", "--headless", "--config", str(config), "--results-dir", str(results),
-                 "--agents", str(agents), "--rounds", str(rounds), "--seed", "5"])
-    (directory,) = sorted(results.glob("exp_*"))
+    code, directory = run_against(tmp_path, server, agents=agents, rounds=rounds, seed=5)
+    assert directory is not None
     return code, directory
 
 
@@ -389,8 +375,7 @@ def test_a_sub_model_answering_in_one_style_is_read_right_or_flagged_never_flipp
     the reply meant, read by a strict rule; or read from a follow-up turn; never flipped."""
     server.rule = style_rule(style)
     code, directory = headless(tmp_path, server, agents=4, rounds=2)
-    decoder = msgspec.json.Decoder(CallRecord)
-    calls = {c.key: c for c in map(decoder.decode, (directory / "calls.jsonl").read_bytes().splitlines())}
+    calls = {c.key: c for c in calls_of(directory)}
     seen_rules = set()
     for g in games_of(directory, 2):
         k = g.game_id.split("_g")[1]
