@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
 
 from acausal_tui.app import AcausalApp, experiment_runner
 from acausal_tui.cli import common as cli_common
+from acausal_tui.screens.browser import SHOWN
 from engine import limits
 from engine.models import Distribution, PowerDistribution, RoundSummary
 from engine.providers.base import ChatRequest, Completion, ProviderError
@@ -32,6 +34,30 @@ async def wait_until(pilot: Pilot, predicate: Callable[[], bool], timeout: float
             if time.monotonic() > deadline:
                 raise AssertionError("timed out waiting for the app")
             await pilot.pause(0.01)
+
+
+async def settle(pilot: Pilot) -> None:
+    """Until the app's workers are done and what they posted is handled."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def open_browser(pilot: Pilot) -> DataTable:
+    """The browser's experiments table, once listed."""
+    await settle(pilot)
+    return pilot.app.screen.query_one(DataTable)
+
+
+def cells(table: DataTable, column: int) -> list[str]:
+    """A column of a table; the browser's by its index in COLUMNS, others by position."""
+    if table.id == "experiments":
+        column = SHOWN.index(column)
+    return [str(table.get_row_at(i)[column]) for i in range(table.row_count)]
+
+
+def static_text(app: AcausalApp, selector: str) -> str:
+    """The content of a Static on the current screen."""
+    return str(app.screen.query_one(selector, Static).content)
 
 
 def screen_text(app: AcausalApp) -> str:

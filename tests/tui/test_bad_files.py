@@ -14,14 +14,22 @@ from textual.widgets import DataTable, Select, Static
 
 from acausal_tui.app import AcausalApp
 from acausal_tui.screens import browser
-from acausal_tui.screens.browser import SHOWN, BrowserScreen
+from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.compare import CompareScreen
 from acausal_tui.screens.experiment import ExperimentScreen
 from engine.analysis import INDICATOR_DOCS
 from engine.providers.simulated import SimulatedProvider
 from engine.store import LoadedExperiment
 from engine.sweep import SWEEP_FILE, plan_sweep, run_sweep
-from tests.tui.conftest import FIXTURE_RESULTS, SIZE, screen_text, wait_until
+from tests.tui.conftest import (
+    FIXTURE_RESULTS,
+    SIZE,
+    cells,
+    open_browser,
+    screen_text,
+    settle,
+    wait_until,
+)
 
 COMPLETED = "exp_20250101_090000"
 
@@ -35,15 +43,6 @@ def edit_json(path: Path, change) -> None:
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data))
-
-
-def column(table: DataTable, index: int) -> list[str]:
-    return [str(table.get_row_at(i)[SHOWN.index(index)]) for i in range(table.row_count)]  # index: in COLUMNS
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def open_first(pilot) -> ExperimentScreen:
@@ -112,10 +111,10 @@ async def test_bad_sweep_files_are_listed_as_unreadable_and_the_rest_still_shown
     async with app.run_test(size=SIZE) as pilot:
         table = await open_browser(pilot)
         # a readable sweep's experiments are listed under it (indented)
-        assert column(table, 0)[:3] == ["sweep_20250103_000000", "sweep_20250102_000000", "sweep_20250101_000000"]
-        assert all(name.startswith("  └ exp_") for name in column(table, 0)[3:])
-        assert column(table, 2)[:3] == ["unreadable", "unreadable", "sweep completed"]
-        notes = column(table, 9)
+        assert cells(table, 0)[:3] == ["sweep_20250103_000000", "sweep_20250102_000000", "sweep_20250101_000000"]
+        assert all(name.startswith("  └ exp_") for name in cells(table, 0)[3:])
+        assert cells(table, 2)[:3] == ["unreadable", "unreadable", "sweep completed"]
+        notes = cells(table, 9)
         assert "overall_cooperation_rate" in notes[0] and "cooperation_per_round" in notes[1]
         await pilot.press("down", "enter")  # the one whose lists do not match: explained, not opened
         await pilot.pause()
@@ -133,11 +132,6 @@ async def test_bad_sweep_files_are_listed_as_unreadable_and_the_rest_still_shown
     assert app.return_code in (None, 0)
 
 
-async def open_browser(pilot) -> DataTable:
-    await settle(pilot)
-    return pilot.app.screen.query_one(DataTable)
-
-
 async def test_a_row_that_cannot_be_made_does_not_end_the_listing(tmp_path, monkeypatch):
     results = tmp_path / "results"
     copy_experiment(results, "exp_20250102_000000")
@@ -153,9 +147,9 @@ async def test_a_row_that_cannot_be_made_does_not_end_the_listing(tmp_path, monk
     app = AcausalApp(results_dir=results)
     async with app.run_test(size=SIZE) as pilot:
         table = await open_browser(pilot)
-        assert column(table, 0) == ["exp_20250102_000000", "exp_20250101_000000"]
-        assert column(table, 2) == ["unreadable", "completed"]
-        assert "KeyError" in column(table, 9)[0]
+        assert cells(table, 0) == ["exp_20250102_000000", "exp_20250101_000000"]
+        assert cells(table, 2) == ["unreadable", "completed"]
+        assert "KeyError" in cells(table, 9)[0]
 
 
 # -- 3. experiment files that decode but make no sense ----------------------------------

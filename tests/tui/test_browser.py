@@ -7,23 +7,10 @@ from pathlib import Path
 from textual.widgets import DataTable, Select, Static, TabbedContent
 
 from acausal_tui.app import AcausalApp
-from acausal_tui.screens.browser import SHOWN, BrowserScreen
+from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.experiment import ExperimentScreen
 from acausal_tui.screens.run import RunScreen
-from tests.tui.conftest import FIXTURE_RESULTS, SIZE, screen_text
-
-
-def cells(table: DataTable, column: int) -> list[str]:
-    """A column of a table; the browser's by its index in COLUMNS, others by position."""
-    if table.id == "experiments":
-        column = SHOWN.index(column)
-    return [str(table.get_row_at(i)[column]) for i in range(table.row_count)]
-
-
-async def open_browser(pilot) -> DataTable:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    return pilot.app.screen.query_one(DataTable)
+from tests.tui.conftest import FIXTURE_RESULTS, SIZE, cells, open_browser, screen_text
 
 
 async def test_every_experiment_is_listed_newest_first_even_broken_ones():
