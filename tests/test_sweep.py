@@ -604,7 +604,8 @@ def test_resuming_an_unreadable_sweep_exits_2_with_one_line(tmp_path, capsys):
     assert err.startswith(f"acausal-tui: error: {broken}: sweep.json: ") and len(err.splitlines()) == 1
 
 
-def test_resuming_one_experiment_of_a_sweep_points_to_the_sweep(tmp_path, capsys):
+def interrupted_sweep(tmp_path: Path) -> Path:
+    """A one-seed sweep aborted once its first round is summarised: its directory."""
     the_plan = plan(tmp_path, seeds=1, rounds=2)
     control = SweepControl()
 
@@ -614,21 +615,18 @@ def test_resuming_one_experiment_of_a_sweep_points_to_the_sweep(tmp_path, capsys
                 control.abort("interrupted")
 
     _, directory = anyio.run(lambda: sweep(the_plan, observer=AbortAfterFirstRound(), control=control))
+    return directory
+
+
+def test_resuming_one_experiment_of_a_sweep_points_to_the_sweep(tmp_path, capsys):
+    directory = interrupted_sweep(tmp_path)
     capsys.readouterr()
     assert main(["resume", str(directory / "exp_identity_s40"), "--headless"]) == 0
     assert f"`acausal-tui resume {directory}` finishes the sweep" in capsys.readouterr().err
 
 
 def test_resuming_a_sweep_whose_experiment_cannot_be_resumed_exits_2_before_running(tmp_path, capsys):
-    the_plan = plan(tmp_path, seeds=1, rounds=2)
-    control = SweepControl()
-
-    class AbortAfterFirstRound:
-        def on_event(self, event):
-            if isinstance(event, ExperimentEvent) and isinstance(event.event, RoundSummarised):
-                control.abort("interrupted")
-
-    _, directory = anyio.run(lambda: sweep(the_plan, observer=AbortAfterFirstRound(), control=control))
+    directory = interrupted_sweep(tmp_path)
     manifest = directory / "exp_identity_s40" / "manifest.json"
     data = json.loads(manifest.read_text())
     data["prompt_hashes"]["decision"] = "0" * 64  # as if started with other prompt templates
