@@ -1,6 +1,6 @@
 """Files that decode but make no sense, and names with Rich markup in them: shown as they
-are or reported in place, never mangled and never a crash. Round files and the resume
-are read off the event loop."""
+are or reported in place, never mangled and never a crash. Round files are read off the
+event loop."""
 
 import json
 import shutil
@@ -223,23 +223,3 @@ async def test_round_files_are_read_off_the_event_loop(tmp_path, monkeypatch):
         await pilot.press("3")
         assert "Game history so far:" in str(detail.query_one("#history-text", Static).content)
     assert readers and threading.main_thread().name not in readers
-
-
-async def test_resume_from_the_browser_opens_the_experiment_off_the_event_loop(tmp_path, monkeypatch):
-    results = tmp_path / "results"
-    copy_experiment(results, source="exp_20250103_100000")  # interrupted after round 1
-    threads: list[str] = []
-    opened = browser.open_resume
-
-    def open_resume(directory: Path):
-        threads.append(threading.current_thread().name)
-        return opened(directory)
-
-    monkeypatch.setattr(browser, "open_resume", open_resume)
-    app = AcausalApp(results_dir=results)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("R")
-        await wait_until(pilot, lambda: app.status is not None)
-        assert app.status == "completed"  # rounds 2 and 3 played on the run screen
-    assert threads and threads[0] != threading.main_thread().name
