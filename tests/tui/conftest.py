@@ -5,9 +5,11 @@ import io
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
+from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
@@ -124,6 +126,21 @@ class FlakyProvider(SimulatedProvider):
 def fast_backoff(monkeypatch):
     """Retries wait 1 ms at most (the backoff is a floor even under `Retry-After: 0`)."""
     monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.001)
+
+
+@pytest.fixture
+def notifications(monkeypatch) -> list[tuple[str, str]]:
+    """(title, message) of every notification an app shows, as Textual's App.notify gets them
+    (after the app made their characters visible)."""
+    shown: list[tuple[str, str]] = []
+    notify = App.notify
+
+    def record(self: App, message: str, *, title: str = "", **options: Any) -> None:
+        shown.append((title, message))
+        notify(self, message, title=title, **options)
+
+    monkeypatch.setattr(App, "notify", record)
+    return shown
 
 
 @pytest.fixture

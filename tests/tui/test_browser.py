@@ -13,7 +13,7 @@ from acausal_tui.screens.run import RunScreen
 from tests.tui.conftest import FIXTURE_RESULTS, SIZE, cells, open_browser, screen_text
 
 
-async def test_every_experiment_is_listed_newest_first_even_broken_ones():
+async def test_every_experiment_is_listed_newest_first_even_broken_ones(notifications):
     app = AcausalApp(results_dir=FIXTURE_RESULTS)
     async with app.run_test(size=SIZE) as pilot:
         table = await open_browser(pilot)
@@ -27,7 +27,7 @@ async def test_every_experiment_is_listed_newest_first_even_broken_ones():
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, BrowserScreen)
-        assert any("unreadable" in n.title for n in app._notifications)
+        assert [title for title, _ in notifications] == ["exp_20250104_110000 is unreadable"]
 
 
 async def test_navigation_down_to_one_agents_history_and_back():
