@@ -8,7 +8,6 @@ tests/tui/test_hostile_browse.py)."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,13 +17,7 @@ from tests.support.hostile_dirs import (
     RAW_CONTROL,
     TIMEOUT_S,
     hostile_copy,
-    resumable_experiment,
 )
-
-
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory) -> Path:
-    return resumable_experiment(tmp_path_factory.mktemp("made"))
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -38,8 +31,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_resume_of_a_hostile_directory_is_one_clear_line(experiment, tmp_path, case):
-    directory = hostile_copy(experiment, tmp_path, case)
+def test_resume_of_a_hostile_directory_is_one_clear_line(aborted_experiment, tmp_path, case):
+    directory = hostile_copy(aborted_experiment, tmp_path, case)
     _, code, phrase = CASES[case]
     proc = cli("resume", str(directory), "--headless")
     assert proc.returncode == code, proc.stderr
@@ -50,8 +43,8 @@ def test_resume_of_a_hostile_directory_is_one_clear_line(experiment, tmp_path, c
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_export_of_a_hostile_directory_warns_and_ends(experiment, tmp_path, case):
-    directory = hostile_copy(experiment, tmp_path, case)
+def test_export_of_a_hostile_directory_warns_and_ends(aborted_experiment, tmp_path, case):
+    directory = hostile_copy(aborted_experiment, tmp_path, case)
     proc = cli("export", str(directory), "--out", str(tmp_path / "csv"))
     assert proc.returncode in (0, 1, 2), proc.stderr
     assert all(line.startswith("acausal-tui: ") for line in proc.stderr.splitlines()), proc.stderr

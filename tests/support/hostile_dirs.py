@@ -9,8 +9,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from acausal_tui.cli import main
-
 TIMEOUT_S = 20  # each command; a hang (FIFO read, /dev/zero, a 1e9 loop) would take forever
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200b-\u200f]")
 
@@ -81,16 +79,6 @@ CASES: dict[str, tuple[Callable[[Path], None], int, str]] = {
     "hostile_text": (hostile_text, 0, ""),
     "lone_surrogate_in_a_file": (lambda d: hostile_text(d, "\\ud800"), 2, "surrogate"),
 }
-
-
-def resumable_experiment(results: Path) -> Path:
-    """A finished 3-agent, 2-round simulated experiment made in `results`, marked aborted
-    (so resumable)."""
-    assert main(["run", "--headless", "--agents", "3", "--rounds", "2", "--seed", "5",
-                 "--results-dir", str(results)]) == 0
-    directory = next(results.iterdir())
-    edit(directory / "manifest.json", lambda m: m.update(status="aborted"))
-    return directory
 
 
 def hostile_copy(experiment: Path, tmp_path: Path, case: str) -> Path:

@@ -5,9 +5,6 @@ named visibly, never a raw control character on the terminal."""
 import os
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 from tests.support.experiment_files import ROOT
 from tests.support.hostile_dirs import (
@@ -15,14 +12,7 @@ from tests.support.hostile_dirs import (
     RAW_CONTROL,
     TIMEOUT_S,
     hostile_copy,
-    resumable_experiment,
 )
-
-
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory) -> Path:
-    return resumable_experiment(tmp_path_factory.mktemp("made"))
-
 
 BROWSE = """
 import asyncio, sys
@@ -62,14 +52,14 @@ asyncio.run(main())
 """
 
 
-def test_browse_of_every_hostile_directory_at_once(experiment, tmp_path):
+def test_browse_of_every_hostile_directory_at_once(aborted_experiment, tmp_path):
     """All the cases side by side in one results directory, one of them under a name with
     an escape sequence, a bidi override and a non-UTF-8 byte: every row listed and opened,
     the unreadable ones named (visibly) in a notification."""
     for case in CASES:
-        hostile_copy(experiment, tmp_path / case, case)
+        hostile_copy(aborted_experiment, tmp_path / case, case)
         (tmp_path / "results").mkdir(exist_ok=True)
-        (tmp_path / case / "results" / experiment.name).rename(tmp_path / "results" / f"exp_{case}")
+        (tmp_path / case / "results" / aborted_experiment.name).rename(tmp_path / "results" / f"exp_{case}")
     weird = os.fsencode(tmp_path / "results") + b"/exp_\x1b[2J\xff\xe2\x80\xae"
     os.rename(tmp_path / "results" / "exp_manifest_fifo", weird)
     proc = subprocess.run([sys.executable, "-c", BROWSE, str(tmp_path / "results")], capture_output=True,
