@@ -1,6 +1,7 @@
 """One writer per experiment directory: a live lock refuses, a stale one is taken over."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,6 @@ from engine.providers.factory import make_provider
 from engine.runner import run_experiment
 from engine.store import ExperimentStore
 from tests.support.experiment_files import ROOT, only_experiment
-from tests.test_resume import saved
 
 HOLD = (
     "import sys, time\n"
@@ -154,8 +154,9 @@ def test_a_running_experiment_holds_its_lock_and_releases_it(make_config):
     assert not (only_experiment(Path(config.results_dir)) / LOCK_NAME).exists()
 
 
-def test_resume_of_a_locked_experiment_exits_2(make_config, tmp_path, capsys):
-    directory = saved(make_config, tmp_path, agents=3, rounds=1)
+def test_resume_of_a_locked_experiment_exits_2(aborted_experiment, tmp_path, capsys):
+    directory = tmp_path / aborted_experiment.name
+    shutil.copytree(aborted_experiment, directory)
     process = hold_lock(directory)
     try:
         before = time.monotonic()

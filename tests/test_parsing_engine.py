@@ -12,8 +12,8 @@ import pytest
 from engine.models import GameResult, StrategyRecord
 from engine.store import read_json
 from tests.support import stub_server as stub
+from tests.support.corpora import DECISION_CORPUS
 from tests.support.stub_run import run_against
-from tests.test_parsing import DECISION_CORPUS
 
 KEY = "sk-or-v1-stub-parsing-0123456789abcdef"
 _STYLE = re.compile(r"Your strategy:\nanswer in style (\d+)\n")

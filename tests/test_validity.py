@@ -23,6 +23,7 @@ from engine.runner import run_experiment
 from engine.store import list_experiments, read_json
 from engine.validity import compute_validity, validity_line
 from tests.support import stub_server as stub
+from tests.support.corpora import DECISION_CORPUS
 from tests.support.fakes import FakeProvider, strategy_or
 from tests.support.stub_run import calls_of, run_against
 
@@ -334,18 +335,14 @@ def intended(prompt: str) -> str:
     return D if hashlib.blake2b(prompt.encode(), digest_size=2).digest()[0] % 4 == 0 else C
 
 
-# The hand-labelled corpus of realistic decision replies (tests/corpora/decisions.jsonl).
-CORPUS = [json.loads(line) for line in
-          (Path(__file__).parent / "corpora" / "decisions.jsonl").read_text(encoding="utf-8").splitlines()
-          if line.strip()]
 # "empty": an empty reply is a failed call (the provider raises), so a sub model that only
 # answers empty fails every decision call and stops the run (tests/test_stub_experiments.py)
-STYLES = sorted({entry["style"] for entry in CORPUS} - {"empty"})
+STYLES = sorted({entry["style"] for entry in DECISION_CORPUS} - {"empty"})
 
 
 def corpus_entry(style: str, prompt: str) -> dict:
     """The reply of `style` the stub's sub model gives to a decision prompt (stable per prompt)."""
-    entries = [entry for entry in CORPUS if entry["style"] == style]
+    entries = [entry for entry in DECISION_CORPUS if entry["style"] == style]
     return entries[int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=4).digest(), "big") % len(entries)]
 
 
@@ -398,7 +395,7 @@ def test_a_sub_model_answering_in_one_style_is_read_right_or_flagged_never_flipp
         assert code == 0 and result.validity.valid
     else:
         assert code == 4 and not result.validity.valid
-    labels = {entry["expected"] for entry in CORPUS if entry["style"] == style}
+    labels = {entry["expected"] for entry in DECISION_CORPUS if entry["style"] == style}
     if labels == {"ambiguous"}:
         assert seen_rules == {"follow_up"}
 
