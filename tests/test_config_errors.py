@@ -116,6 +116,9 @@ CASES = dict([
          id="missing_openai_key"),
     *(case(UNUSABLE_KEY, "--provider", "openrouter", env={"OPENROUTER_API_KEY": key}, id=name)
       for name, key in [("key_not_ascii", "abc\u00e9"), ("key_with_spaces", "sk key 123"), ("key_blank", "   ")]),
+    case("provider.base_url: refusing to send the API key over plain http:// to '192.0.2.7'; use https://, "
+         "or pass --allow-insecure", "--provider", "openrouter", "--base-url", "http://192.0.2.7/api/v1",
+         env={"OPENROUTER_API_KEY": "sk-or-v1-plain-http-0123456789"}, id="key_over_plain_http"),
     # -- a sweep's flags -------------------------------------------------------------------
     case("--conditions: telepathy: condition: unknown condition 'telepathy' (expected one of baseline, identity)",
          "--conditions", "baseline,telepathy", command="sweep", id="sweep_unknown_condition"),

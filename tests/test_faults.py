@@ -218,16 +218,6 @@ def test_an_echoed_key_is_nowhere_in_any_form(tmp_path, server, capsys, form):
     assert "***" in (outcome.directory / "experiment_errors.log").read_text()
 
 
-def test_a_key_over_plain_http_to_a_remote_host_is_refused(tmp_path, capsys):
-    results = tmp_path / "results"
-    code = main(["run", "--headless", "--provider", "openrouter", "--base-url", "http://192.0.2.7/api/v1",
-                 "--results-dir", str(results)])
-    out, err = capsys.readouterr()
-    assert code == 2 and out == "" and err.count("\n") == 1
-    assert "refusing to send the API key over plain http://" in err and "--allow-insecure" in err
-    assert not results.exists()
-
-
 def test_allow_insecure_is_recorded_in_the_manifest(tmp_path, server, capsys):
     outcome = run(tmp_path, server, capsys, "--allow-insecure", agents=2, rounds=1)
     assert outcome.code == 0
