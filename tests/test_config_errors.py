@@ -102,6 +102,8 @@ CASES = dict([
     case("provider.name: unknown provider 'acme'", "--provider", "acme", id="flag_unknown_provider"),
     case("argument --agents: expected a whole number, got 'ten'", "--agents", "ten", id="flag_not_a_number"),
     case("unrecognized arguments: --bogus", "--bogus", id="unknown_flag"),
+    case("provider.rpm: must be at least 1", "--rpm", "0", id="flag_rpm_zero"),
+    case("provider.max_cost_usd: must be greater than 0", "--max-cost", "-1", id="flag_negative_budget"),
     case("argument --max-cost: expected a finite number, got 'nan'", "--max-cost", "nan", id="flag_nan"),
     case("argument --max-cost: expected a finite number, got 'inf'", "--max-cost", "inf", id="flag_inf"),
     case("condition: unknown condition 'Identity' (expected one of baseline, identity)",
