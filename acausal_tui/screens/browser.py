@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from acausal_tui.screens.compare import CompareScreen, checked_sweep, sweep_row
+from acausal_tui.screens.compare import CompareScreen, sweep_row
 from acausal_tui.widgets.text import cells, literal, money, percent
 from engine.config import ConfigError
 from engine.index import IndexEntry, read_index
@@ -150,7 +150,7 @@ def list_rows(results_dir: Path) -> list[Listed]:
         dirs = sorted((p for p in results_dir.iterdir() if p.is_dir() and p.name.startswith("exp_")),
                       key=lambda p: p.name, reverse=True)
         rows += [indexed(p, p.name) for p in dirs]
-    for sweep in (checked_sweep(s) for s in list_sweeps(results_dir)):
+    for sweep in list_sweeps(results_dir):
         key = sweep.directory.name
         rows.append(Listed(key, sweep.directory, guarded(sweep_row, sweep, sweep.directory), sweep=sweep))
         for run in sweep.result.experiments if sweep.result else []:
