@@ -52,13 +52,11 @@ async def test_resume_from_the_browser_finishes_as_an_uninterrupted_run(make_con
     app = AcausalApp(results_dir=directory.parent)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert "R Resume" in screen_text(app)
+        await wait_until(pilot, lambda: "R Resume" in screen_text(app))  # the footer offers it
         await pilot.press("R")
         await wait_until(pilot, lambda: app.status is not None, timeout=60)
-        await settle(pilot)
-        drawn = screen_text(app)
         assert app.status == "completed" and app.directory == directory
-        assert "Finished: completed" in drawn and "Round 3/3" in drawn
+        await wait_until(pilot, lambda: "Finished: completed" in screen_text(app) and "Round 3/3" in screen_text(app))
     assert threads and threading.main_thread().name not in threads  # the call log read off the loop
     assert records(directory) == records(only_experiment(tmp_path / "reference"))
     assert outcome(final_result(directory)) == outcome(ref_result)
@@ -70,6 +68,7 @@ async def test_the_browser_offers_no_resume_for_a_completed_experiment(make_conf
     app = AcausalApp(results_dir=Path(config.results_dir))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
+        await wait_until(pilot, lambda: "n New" in screen_text(app))  # the footer is drawn
         assert "R Resume" not in screen_text(app)
         await pilot.press("R")
         await pilot.pause()
