@@ -1,10 +1,40 @@
+import json
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from acausal_tui.cli import main
+from engine import limits
 from engine.config import load_config
 from engine.runner import with_seed
+from tests.support.stub_server import StubServer
+
+
+@pytest.fixture
+def server():
+    """The local OpenRouter-shaped stub server on 127.0.0.1, for one test."""
+    with StubServer() as running:
+        yield running
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch):
+    """Retries wait 10 ms at most instead of seconds (the backoff's base is scaled down)."""
+    monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.01)
+
+
+@pytest.fixture(scope="module")
+def aborted_experiment(tmp_path_factory) -> Path:
+    """A finished 3-agent, 2-round simulated experiment marked aborted (so resumable), made
+    once per test module."""
+    results = tmp_path_factory.mktemp("made")
+    assert main(["run", "--headless", "--agents", "3", "--rounds", "2", "--seed", "5",
+                 "--results-dir", str(results)]) == 0
+    directory = next(results.iterdir())
+    manifest = directory / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "status": "aborted"}))
+    return directory
 
 
 @pytest.fixture

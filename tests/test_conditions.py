@@ -7,7 +7,6 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from acausal_tui.cli import main
 from engine.analysis import has_identity_marker
 from engine.conditions import (
     FALLBACK_STRATEGY,
@@ -228,40 +227,3 @@ async def test_on_unparseable_decides_only_the_fallback_move(make_config, tmp_pa
             expected = {"cooperate": "COOPERATE", "defect": "DEFECT"}.get(
                 rule, "COOPERATE" if seed_draw else "DEFECT")
             assert action == expected
-
-
-# -- bad input ---------------------------------------------------------------------------
-
-
-BAD_SWITCHES = {
-    "labels": ('[switches]\nlabels = "random"\n',
-               "switches.labels: unknown value 'random' (expected one of stable, shuffled)"),
-    "on_unparseable": ('[switches]\non_unparseable = "maybe"\n',
-                       "switches.on_unparseable: unknown value 'maybe' (expected one of random, cooperate, defect)"),
-    "history_zero": ('[switches]\nhistory = "last:0"\n', "switches.history: 'last:0' is not full, none or last:K"),
-    "history_word": ('[switches]\nhistory = "sometimes"\n', "switches.history: 'sometimes' is not full"),
-    "show_power": ('[switches]\nshow_power = "no"\n', "switches.show_power: expected bool"),
-    "identity": ("[switches]\nidentity = 1\n", "switches.identity: expected bool"),
-    "unknown_switch": ("[switches]\ncolour = true\n", "switches.colour: unknown key"),
-    "unknown_condition": ('condition = "telepathy"\n',
-                          "condition: unknown condition 'telepathy' (expected one of baseline, identity)"),
-}
-
-
-@pytest.mark.parametrize("name", BAD_SWITCHES)
-def test_bad_condition_or_switch_exits_2_with_one_line(tmp_path, capsys, name):
-    text, expected = BAD_SWITCHES[name]
-    config = tmp_path / "c.toml"
-    config.write_text(text)
-    results = tmp_path / "results"
-    assert main(["run", "--headless", "--config", str(config), "--results-dir", str(results)]) == 2
-    out, err = capsys.readouterr()
-    assert err.startswith(f"acausal-tui: error: {expected}")
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert out == "" and not results.exists()
-
-
-def test_unknown_condition_flag_exits_2(tmp_path, capsys):
-    assert main(["run", "--headless", "--condition", "Identity", "--results-dir", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err
-    assert err == "acausal-tui: error: condition: unknown condition 'Identity' (expected one of baseline, identity)\n"

@@ -3,13 +3,9 @@ stderr, no traceback, nothing written, and ends promptly (a hang guard, not a sp
 the cases issue 10 found hung forever or ran out of memory)."""
 
 import contextlib
-import io
 import json
 import math
-import os
-import signal
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from acausal_tui.cli import main
 from engine import config as cfg
 from engine.conditions import PRESETS
-
-HANG_GUARD_S = 10
-
-
-@contextlib.contextmanager
-def hang_guard(seconds: int) -> Iterator[None]:
-    def fail(*_: object) -> None:
-        raise AssertionError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+from tests.support.refusal import refusal
 
 
 def toml_value(value: Any) -> str:
@@ -166,20 +146,8 @@ def deep_toml(draw: st.DrawFn) -> str:
 
 
 def run_refused(argv: list[str], workdir: Path) -> None:
-    """main(argv) in `workdir`: exit 2, one line, no traceback, nothing new in `workdir`."""
-    before = sorted(os.listdir(workdir))
-    err = io.StringIO()
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
-        with hang_guard(HANG_GUARD_S), contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            code = main(argv)
-    finally:
-        os.chdir(cwd)
-    lines = err.getvalue().strip().splitlines()
-    assert code == 2, (argv, err.getvalue())
-    assert len(lines) == 1 and lines[0].startswith("acausal-tui: error: "), err.getvalue()
-    assert sorted(os.listdir(workdir)) == before, argv
+    with contextlib.chdir(workdir):
+        refusal(argv)
 
 
 @pytest.fixture(autouse=True)
@@ -237,16 +205,3 @@ def test_fuzzed_flags_are_refused(flag, data):
         if flag != "--results-dir":
             argv += ["--results-dir", "results"]
         run_refused(argv, Path(tmp))
-
-
-@pytest.mark.parametrize("source", ["/dev/zero", "fifo", "directory", "huge", "not_utf8", "missing"])
-def test_config_files_that_are_not_small_text_files(tmp_path, source):
-    if source == "fifo":
-        os.mkfifo(tmp_path / "fifo")
-    elif source == "directory":
-        (tmp_path / "directory").mkdir()
-    elif source == "huge":
-        (tmp_path / "huge").write_text("# padding\n" * (cfg.MAX_CONFIG_BYTES // 10 + 1))
-    elif source == "not_utf8":
-        (tmp_path / "not_utf8").write_bytes(b"agents = 3\n\xff\xfe\n")
-    run_refused(["run", "--headless", "--config", source, "--results-dir", "results"], tmp_path)

@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 
 import httpx
-import msgspec
 import pytest
 
 from acausal_tui.cli import main
-from engine import limits
-from engine.models import CallRecord, ExperimentResult
+from engine.models import ExperimentResult
 from engine.store import read_json
+from tests.support.stub_run import calls_of
 
 pytestmark = pytest.mark.conformance
 
@@ -117,8 +116,7 @@ def litellm_url(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch):
-    monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.01)
+def api_key(monkeypatch, fast_backoff):
     monkeypatch.setenv(KEY_ENV, MASTER_KEY)
 
 
@@ -135,11 +133,6 @@ def run(tmp_path: Path, url: str, sub_model: str, *, agents: int = 3, rounds: in
                  "--results-dir", str(results)])
     (directory,) = results.glob("exp_*")
     return code, directory
-
-
-def calls_of(directory: Path) -> list[CallRecord]:
-    decoder = msgspec.json.Decoder(CallRecord)
-    return [decoder.decode(line) for line in (directory / "calls.jsonl").read_bytes().splitlines()]
 
 
 def test_experiment_through_litellm(tmp_path, litellm_url, capsys):

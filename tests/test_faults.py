@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-import msgspec
 import pytest
 
 from acausal_tui.cli import main
@@ -19,20 +18,15 @@ from engine import limits
 from engine.models import CallRecord, ExperimentResult, Manifest
 from engine.store import read_json
 from tests.support import stub_server as stub
+from tests.support.experiment_files import final_result
+from tests.support.stub_run import calls_of, run_against
 
 KEY = "sk-or-v1-fault+key/0123456789=ABCDEFabcdef"
 PIECE = 8  # any piece of the key this long must stay out of every output
 
 
-@pytest.fixture
-def server():
-    with stub.StubServer() as running:
-        yield running
-
-
 @pytest.fixture(autouse=True)
-def setup(monkeypatch):
-    monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.02)
+def api_key(monkeypatch, fast_backoff):
     monkeypatch.setenv("OPENROUTER_API_KEY", KEY)
 
 
@@ -47,28 +41,22 @@ class Run:
     @property
     def result(self) -> ExperimentResult:
         assert self.directory is not None
-        return read_json(self.directory / "experiment_results.json", ExperimentResult)
+        return final_result(self.directory)
 
     @property
     def calls(self) -> list[CallRecord]:
         assert self.directory is not None
-        decoder = msgspec.json.Decoder(CallRecord)
-        return [decoder.decode(line) for line in (self.directory / "calls.jsonl").read_bytes().splitlines()]
+        return calls_of(self.directory)
 
 
 def run(tmp_path: Path, server: stub.StubServer, capsys, *flags: str, agents: int = 3, rounds: int = 2,
         timeout_s: float = 5.0) -> Run:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[provider]\nname = "openrouter"\nbase_url = "{server.base_url}"\n'
-                      f"timeout_s = {timeout_s}\nmax_cost_usd = 100\n")
-    results = tmp_path / "results"
     began = time.monotonic()
-    code = main(["run", "--headless", "--config", str(config), "--results-dir", str(results),
-                 "--agents", str(agents), "--rounds", str(rounds), "--seed", "5", *flags])
+    code, directory = run_against(tmp_path, server, *flags, agents=agents, rounds=rounds, seed=5,
+                                  timeout_s=timeout_s, extra="max_cost_usd = 100\n")
     seconds = time.monotonic() - began
     out, err = capsys.readouterr()
-    directories = sorted(results.glob("exp_*")) if results.exists() else []
-    outcome = Run(code, directories[-1] if directories else None, out, err, seconds)
+    outcome = Run(code, directory, out, err, seconds)
     assert_clean(tmp_path, outcome)
     return outcome
 
@@ -228,16 +216,6 @@ def test_an_echoed_key_is_nowhere_in_any_form(tmp_path, server, capsys, form):
     assert outcome.code == 1 and outcome.result.status == "failed"
     assert "upstream rejected credentials" in outcome.err and "***" in outcome.err
     assert "***" in (outcome.directory / "experiment_errors.log").read_text()
-
-
-def test_a_key_over_plain_http_to_a_remote_host_is_refused(tmp_path, capsys):
-    results = tmp_path / "results"
-    code = main(["run", "--headless", "--provider", "openrouter", "--base-url", "http://192.0.2.7/api/v1",
-                 "--results-dir", str(results)])
-    out, err = capsys.readouterr()
-    assert code == 2 and out == "" and err.count("\n") == 1
-    assert "refusing to send the API key over plain http://" in err and "--allow-insecure" in err
-    assert not results.exists()
 
 
 def test_allow_insecure_is_recorded_in_the_manifest(tmp_path, server, capsys):

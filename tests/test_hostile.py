@@ -13,12 +13,12 @@ import msgspec
 import pytest
 
 from acausal_tui.cli import main
-from engine import limits
-from engine.models import CallRecord, ErrorRecord, ExperimentResult, StrategyRecord
+from engine.models import ErrorRecord, ExperimentResult, StrategyRecord
 from engine.store import read_json
 from engine.textsafe import encodable, visible
 from tests.support import stub_server as stub
 from tests.support.experiment_files import ROOT
+from tests.support.stub_run import calls_of, stub_config
 
 KEY = "sk-or-v1-hostile-0123456789abcdef"
 ESCAPES = "\x1b[2J\x1b[H\x1b]52;c;cm0gLXJmIH4=\x07\x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\\x9b31m"
@@ -30,15 +30,8 @@ RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\x
 
 
 @pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch):
-    monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.01)
+def api_key(monkeypatch, fast_backoff):
     monkeypatch.setenv("OPENROUTER_API_KEY", KEY)
-
-
-def config_file(tmp_path: Path, server: stub.StubServer) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(f'[provider]\nname = "openrouter"\nbase_url = "{server.base_url}"\ntimeout_s = 5\n')
-    return path
 
 
 def strategies_are_hostile(seen: stub.Seen) -> stub.Reply | None:
@@ -59,14 +52,13 @@ def test_lone_surrogates_in_replies_are_logged_and_resume_pays_nothing_again(tmp
     with stub.StubServer() as server:
         server.rule = strategies_are_hostile
         results = tmp_path / "results"
-        code = main(["run", "--headless", "--config", str(config_file(tmp_path, server)), "--agents", "3",
+        code = main(["run", "--headless", "--config", str(stub_config(tmp_path, server)), "--agents", "3",
                      "--rounds", "2", "--seed", "3", "--results-dir", str(results)])
         out, err = capsys.readouterr()
         assert code in (0, 4), err
         directory = Path(out.strip())
         assert "internal error" not in err and "Traceback" not in err
-        calls = [msgspec.json.decode(line, type=CallRecord)
-                 for line in (directory / "calls.jsonl").read_bytes().splitlines()]
+        calls = calls_of(directory)
         strategy_calls = [c for c in calls if c.key.startswith("strategy/")]
         assert len(strategy_calls) == 6 and all(c.reply is not None and "\ufffd" in c.reply
                                                 for c in strategy_calls)
@@ -89,7 +81,7 @@ def test_a_lone_surrogate_in_an_error_message_is_logged(tmp_path, capsys):
     with stub.StubServer() as server:
         server.rule = stub.from_request(0, stub.error(400, f"bad {SURROGATE} request {ESCAPES}"))
         results = tmp_path / "results"
-        code = main(["run", "--headless", "--config", str(config_file(tmp_path, server)), "--agents", "2",
+        code = main(["run", "--headless", "--config", str(stub_config(tmp_path, server)), "--agents", "2",
                      "--rounds", "1", "--seed", "3", "--results-dir", str(results)])
         out, err = capsys.readouterr()
         assert code == 1 and "Traceback" not in err and "internal error" not in err
@@ -97,8 +89,7 @@ def test_a_lone_surrogate_in_an_error_message_is_logged(tmp_path, capsys):
         errors = [msgspec.json.decode(line, type=ErrorRecord)
                   for line in (directory / "experiment_errors.log").read_bytes().splitlines()]
         assert any(f"bad \ufffd request {ESCAPES}" in e.message for e in errors)
-        calls = [msgspec.json.decode(line, type=CallRecord)
-                 for line in (directory / "calls.jsonl").read_bytes().splitlines()]
+        calls = calls_of(directory)
         assert calls and all(c.error and "\ufffd" in c.error for c in calls)
 
 
@@ -111,7 +102,7 @@ def test_no_raw_control_character_reaches_the_terminal_headless(tmp_path, fault)
     with stub.StubServer() as server:
         server.rule = stub.from_request(0, fault)
         proc = subprocess.run(
-            [sys.executable, "-m", "acausal_tui", "run", "--headless", "--config", str(config_file(tmp_path, server)),
+            [sys.executable, "-m", "acausal_tui", "run", "--headless", "--config", str(stub_config(tmp_path, server)),
              "--agents", "2", "--rounds", "1", "--seed", "3", "--results-dir", str(tmp_path / "results")],
             capture_output=True, timeout=60, cwd=ROOT, env={**os.environ, "OPENROUTER_API_KEY": KEY})
     assert proc.returncode == 1, proc.stderr

@@ -1,6 +1,7 @@
 """One writer per experiment directory: a live lock refuses, a stale one is taken over."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,6 @@ from engine.providers.factory import make_provider
 from engine.runner import run_experiment
 from engine.store import ExperimentStore
 from tests.support.experiment_files import ROOT, only_experiment
-from tests.test_resume import saved
 
 HOLD = (
     "import sys, time\n"
@@ -82,13 +82,19 @@ def test_a_lock_file_naming_a_live_unrelated_pid_is_not_held(tmp_path):
     assert holder(tmp_path) is None
 
 
-def test_without_flock_the_holder_is_the_live_pid(tmp_path, monkeypatch):
+@pytest.fixture
+def without_flock(monkeypatch):
+    """A filesystem where flock is not supported: the pid in run.lock alone decides."""
     import engine.lock
 
     def no_flock(fd, operation):
         raise OSError(37, "No locks available")
 
     monkeypatch.setattr(engine.lock.fcntl, "flock", no_flock)
+
+
+@pytest.mark.usefixtures("without_flock")
+def test_without_flock_the_holder_is_the_live_pid(tmp_path):
     (tmp_path / LOCK_NAME).write_text(str(os.getppid()))
     assert holder(tmp_path) == os.getppid()
     (tmp_path / LOCK_NAME).write_text(str(dead_pid()))
@@ -124,13 +130,8 @@ def test_one_process_cannot_hold_the_same_experiment_twice(tmp_path):
             ExperimentLock(tmp_path).acquire()
 
 
-def test_without_flock_a_live_pid_still_refuses(tmp_path, monkeypatch):
-    import engine.lock
-
-    def no_flock(fd, operation):
-        raise OSError(37, "No locks available")
-
-    monkeypatch.setattr(engine.lock.fcntl, "flock", no_flock)
+@pytest.mark.usefixtures("without_flock")
+def test_without_flock_a_live_pid_still_refuses(tmp_path):
     (tmp_path / LOCK_NAME).write_text(str(os.getppid()))
     with pytest.raises(LockError):
         ExperimentLock(tmp_path).acquire()
@@ -153,8 +154,9 @@ def test_a_running_experiment_holds_its_lock_and_releases_it(make_config):
     assert not (only_experiment(Path(config.results_dir)) / LOCK_NAME).exists()
 
 
-def test_resume_of_a_locked_experiment_exits_2(make_config, tmp_path, capsys):
-    directory = saved(make_config, tmp_path, agents=3, rounds=1)
+def test_resume_of_a_locked_experiment_exits_2(aborted_experiment, tmp_path, capsys):
+    directory = tmp_path / aborted_experiment.name
+    shutil.copytree(aborted_experiment, directory)
     process = hold_lock(directory)
     try:
         before = time.monotonic()

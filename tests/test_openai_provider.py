@@ -559,12 +559,6 @@ async def test_no_key_no_refusal_over_plain_http():
 # -- through a real HTTP server ---------------------------------------------------------------
 
 
-@pytest.fixture
-def server():
-    with stub.StubServer() as running:
-        yield running
-
-
 def real(server: stub.StubServer, timeout_s: float = 5.0) -> OpenAICompatProvider:
     settings = ProviderSettings(
         name="openrouter", base_url=server.base_url, api_key_env="TEST_KEY", timeout_s=timeout_s

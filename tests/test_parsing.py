@@ -1,22 +1,11 @@
-import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from engine.parsing import Reading, extract_strategy, parse_decision
+from tests.support.corpora import DECISION_CORPUS, STRATEGY_CORPUS
 
 C, D = "COOPERATE", "DEFECT"
-CORPORA = Path(__file__).parent / "corpora"
-
-
-def corpus(name: str) -> list[dict]:
-    with open(CORPORA / name, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-DECISION_CORPUS = corpus("decisions.jsonl")
-STRATEGY_CORPUS = corpus("strategies.jsonl")
 
 DECISIONS = [
     # word: the whole reply is one decision word

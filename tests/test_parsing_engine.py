@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from acausal_tui.cli import main
-from engine import limits
 from engine.models import GameResult, StrategyRecord
 from engine.store import read_json
 from tests.support import stub_server as stub
-from tests.test_parsing import DECISION_CORPUS
+from tests.support.corpora import DECISION_CORPUS
+from tests.support.stub_run import run_against
 
 KEY = "sk-or-v1-stub-parsing-0123456789abcdef"
 _STYLE = re.compile(r"Your strategy:\nanswer in style (\d+)\n")
@@ -41,12 +40,11 @@ def one_per_style() -> list[dict]:
 
 
 @pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch):
-    monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.01)
+def api_key(monkeypatch, fast_backoff):
     monkeypatch.setenv("OPENROUTER_API_KEY", KEY)
 
 
-def test_sub_models_answering_in_one_style_are_read_right_or_flagged(tmp_path: Path) -> None:
+def test_sub_models_answering_in_one_style_are_read_right_or_flagged(tmp_path: Path, server) -> None:
     rows = one_per_style()
     styles = itertools.count()
 
@@ -58,14 +56,9 @@ def test_sub_models_answering_in_one_style_are_read_right_or_flagged(tmp_path: P
         row = rows[int(_STYLE.search(prompt)[1])]
         return stub.completion(row["reply"], finish_reason=row["finish_reason"] or "stop")
 
-    with stub.StubServer() as server:
-        server.rule = rule
-        config = tmp_path / "config.toml"
-        config.write_text(f'[provider]\nname = "openrouter"\nbase_url = "{server.base_url}"\n')
-        results = tmp_path / "results"
-        main(["run", "--headless", "--config", str(config), "--results-dir", str(results),
-              "--agents", str(len(rows)), "--rounds", "1", "--seed", "3"])
-    (directory,) = results.glob("exp_*")
+    server.rule = rule
+    _, directory = run_against(tmp_path, server, agents=len(rows), rounds=1, seed=3)
+    assert directory is not None
     strategies = read_json(directory / "rounds" / "strategies_r1.json", list[StrategyRecord])
     style_of = {s.agent_id: int(s.strategy_text.rsplit(" ", 1)[1]) for s in strategies}
     assert sorted(style_of.values()) == list(range(len(rows)))  # one agent per style

@@ -3,7 +3,6 @@ by group and by in-group vs out-group."""
 
 import pytest
 
-from acausal_tui.cli import main
 from engine.analysis import agent_group, cooperation_breakdown
 from engine.game import pairings
 from engine.models import AgentInfo, ExperimentResult, GameResult
@@ -106,43 +105,3 @@ async def test_each_group_calls_its_own_models_and_results_break_down_by_group(m
     assert breakdown.in_group_cooperation_rate == 0.5
     out_moves = 5 * 4 - 4  # 20 moves a round, 4 of them in-group
     assert breakdown.out_group_cooperation_rate == pytest.approx((2 * 3) / out_moves)
-
-
-BAD_POPULATIONS = {
-    "counts_not_summing": ('agents = 6\n[[population]]\nkind = "llm"\ncount = 2\n[[population]]\n'
-                           'kind = "scripted"\nstrategy = "grudger"\ncount = 3\n',
-                           "agents: 6 does not equal the population counts' sum 5"),
-    "empty_group_model": ('[[population]]\nkind = "llm"\ncount = 2\nmodel = ""\n',
-                          "population[1].model: model name is empty"),
-    "blank_group_sub_model": ('[[population]]\nkind = "llm"\ncount = 2\n[[population]]\nkind = "llm"\n'
-                              'count = 2\nsub_model = "  "\n', "population[2].sub_model: model name is empty"),
-    "empty_main_model": ('[models]\nmain = ""\n', "models.main: model name is empty"),
-    "empty_sub_model": ('[models]\nsub = ""\n', "models.sub: model name is empty"),
-    "scripted_with_model": ('[[population]]\nkind = "scripted"\nstrategy = "grudger"\ncount = 2\nmodel = "x"\n',
-                            "population[1]: scripted agents take no model"),
-    "llm_with_strategy": ('[[population]]\nkind = "llm"\ncount = 2\nstrategy = "grudger"\n',
-                          "population[1].strategy: only scripted agents take a strategy"),
-    "scripted_without_strategy": ('[[population]]\nkind = "scripted"\ncount = 2\n',
-                                  "population[1].strategy: required for scripted agents"),
-    "unknown_kind": ('[[population]]\nkind = "human"\ncount = 2\n',
-                     "population[1].kind: unknown value 'human' (expected one of llm, scripted)"),
-}
-
-
-@pytest.mark.parametrize("name", BAD_POPULATIONS)
-def test_bad_population_exits_2_with_one_line(tmp_path, capsys, name):
-    text, expected = BAD_POPULATIONS[name]
-    config = tmp_path / "c.toml"
-    config.write_text(text)
-    results = tmp_path / "results"
-    assert main(["run", "--headless", "--config", str(config), "--results-dir", str(results)]) == 2
-    out, err = capsys.readouterr()
-    assert err == f"acausal-tui: error: {expected}\n"
-    assert out == "" and not results.exists()
-
-
-@pytest.mark.parametrize("flag", ["--main-model", "--sub-model"])
-def test_empty_model_flag_exits_2(tmp_path, capsys, flag):
-    assert main(["run", "--headless", flag, "", "--results-dir", str(tmp_path / "r")]) == 2
-    field = "main" if flag == "--main-model" else "sub"
-    assert capsys.readouterr().err == f"acausal-tui: error: models.{field}: model name is empty\n"

@@ -41,12 +41,10 @@ def test_identity_statement_only_under_identity():
         assert word not in baseline.lower()
 
 
-def test_identity_statement_text_is_the_specs():
+def test_the_identity_prompt_says_the_specs_sentence():
     # SPEC §5.1: not "this same prompt", which was false (each prompt carries its own power)
-    assert IDENTITY_STATEMENT == (
-        "All participants, including every opponent you will face, are identical copies of the "
-        "same AI model, given these same instructions."
-    )
+    assert ("All participants, including every opponent you will face, are identical copies of the "
+            "same AI model, given these same instructions.") in strategy_prompt("identity")
 
 
 def test_a_previous_round_without_counted_moves_shows_no_rate():

@@ -22,7 +22,6 @@ from engine.resume import (
     ResumeError,
     open_resume,
     resume_experiment,
-    resume_runner,
     set_aside_torn_tail,
 )
 from engine.runner import run_experiment
@@ -476,26 +475,6 @@ def test_unwritable_results_dir_exits_2_even_for_root(tmp_path, capsys, monkeypa
     assert not results.exists()
 
 
-# -- in the app ---------------------------------------------------------------------------------
-
-
-async def test_resume_runs_on_the_apps_run_screen(make_config, tmp_path):
-    from acausal_tui.app import AcausalApp
-
-    ref_dir, ref_result, _ = await reference(make_config, tmp_path, agents=4, rounds=3)
-    directory, _ = await interrupted(make_config, tmp_path, 25, agents=4, rounds=3)
-    resumable = open_resume(directory)
-    app = AcausalApp(run=resume_runner(resumable, Counting(resumable.config.seed)),
-                     results_dir=directory.parent)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert app.status == "completed" and app.directory == directory
-        await pilot.press("q")
-    assert records(directory) == records(ref_dir)
-    assert outcome(final_result(directory)) == outcome(ref_result)
-
-
 # -- a real HTTP endpoint ---------------------------------------------------------------------
 
 
@@ -527,40 +506,6 @@ async def test_a_run_failed_on_a_bad_key_resumes_once_it_is_fixed(make_config, t
     assert sent_on_resume == uninterrupted - len(answered)
     assert records(directory) == records(only_experiment(tmp_path / "reference"))
     assert result.total_cost == pytest.approx(reference_result.total_cost) and result.total_cost > 0
-
-
-async def test_the_browsers_resume_key_continues_an_aborted_experiment(make_config, tmp_path):
-    from acausal_tui.app import AcausalApp
-
-    ref_dir, ref_result, _ = await reference(make_config, tmp_path, agents=4, rounds=3)
-    directory, _ = await interrupted(make_config, tmp_path, 25, agents=4, rounds=3)
-    app = AcausalApp(results_dir=directory.parent)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert app.screen.check_action("resume", ()) is True
-        await pilot.press("R")
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert app.status == "completed" and app.directory == directory
-        await pilot.press("q")
-    assert records(directory) == records(ref_dir)
-    assert outcome(final_result(directory)) == outcome(ref_result)
-
-
-async def test_the_browser_offers_no_resume_for_a_completed_experiment(make_config, tmp_path):
-    from acausal_tui.app import AcausalApp
-
-    directory, _, _ = await reference(make_config, tmp_path, agents=3, rounds=1)
-    app = AcausalApp(results_dir=directory.parent)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert app.screen.check_action("resume", ()) is False
-        await pilot.press("R")
-        await pilot.pause()
-        assert app.status is None
 
 
 def remote_http(manifest: dict) -> None:

@@ -80,10 +80,3 @@ def test_merge_refuses_an_unsharded_sweep(tmp_path, capsys):
 def test_bad_shard_is_one_clear_error(text):
     with pytest.raises(ConfigError, match="--shard"):
         parse_shard(text, cells=8)
-
-
-def test_bad_shard_flag_exits_2(tmp_path, capsys):
-    assert main(["sweep", "--headless", *FLAGS, "--results-dir", str(tmp_path), "--shard", "4/3"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--shard" in err
-    assert not tmp_path.exists() or not any(tmp_path.iterdir())  # nothing written

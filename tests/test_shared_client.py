@@ -8,7 +8,6 @@ from engine.config import ProviderSettings
 from engine.providers.base import ChatRequest, Message
 from engine.providers.openai_compat import OpenAICompatProvider, SharedClient
 from engine.sweep import make_providers, plan_sweep, run_sweep
-from tests.support import stub_server as stub
 
 KEY = "sk-or-v1-shared-client-0123456789abcdef"
 REQUEST = ChatRequest(key="k", model="m", messages=[Message("user", "hi")], temperature=0.3, max_tokens=5)
@@ -37,21 +36,26 @@ async def test_a_shared_client_closes_with_its_last_provider():
     assert shared.client.is_closed
 
 
-def test_every_experiment_of_a_sweep_uses_one_client(tmp_path, monkeypatch):
+def test_every_experiment_of_a_sweep_uses_one_client(tmp_path, monkeypatch, server):
     monkeypatch.setenv("OPENROUTER_API_KEY", KEY)
-    with stub.StubServer() as server:
-        overrides = {"agents": 3, "rounds": 1, "seed": 5, "results_dir": str(tmp_path),
-                     "provider": {"name": "openrouter", "base_url": server.base_url, "max_concurrency": 8}}
-        plan = plan_sweep(None, overrides, "baseline,identity", 2)
-        providers = make_providers([c for _, c in plan.runs()])
-        clients = {id(p._client) for p in providers}  # type: ignore[attr-defined]
-        assert len(providers) == 4 and len(clients) == 1
-        client = providers[0]._client  # type: ignore[attr-defined]
-        result, _ = anyio.run(lambda: run_sweep(plan, providers))
-    assert result.status == "completed"
+    made: list[httpx.AsyncClient] = []
+    make = httpx.AsyncClient.__init__
+
+    def counted(self: httpx.AsyncClient, *args, **kwargs) -> None:
+        made.append(self)
+        make(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "__init__", counted)
+    overrides = {"agents": 3, "rounds": 1, "seed": 5, "results_dir": str(tmp_path),
+                 "provider": {"name": "openrouter", "base_url": server.base_url, "max_concurrency": 8}}
+    plan = plan_sweep(None, overrides, "baseline,identity", 2)
+    providers = make_providers([c for _, c in plan.runs()])
+    assert len(providers) == 4 and len(made) == 1
+    result, _ = anyio.run(lambda: run_sweep(plan, providers))
+    assert result.status == "completed" and len(made) == 1
     assert server.count == 4 * (3 + 2 * 3)  # 3 strategies, 3 games of 2 moves
     assert all(s.headers["authorization"] == f"Bearer {KEY}" for s in server.requests)
-    assert client.is_closed
+    assert made[0].is_closed
 
 
 def test_a_simulated_sweep_needs_no_client(tmp_path):

@@ -6,52 +6,21 @@ the terminal."""
 import json
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from acausal_tui.cli import main
-from engine import limits
 from engine.config import Price
-from engine.models import CallRecord, ExperimentResult, StrategyRecord
+from engine.models import StrategyRecord
 from engine.store import read_json
 from tests.support import stub_server as stub
+from tests.support.experiment_files import final_result
+from tests.support.stub_run import calls_of, run_against
 
 KEY = "sk-or-v1-stub-experiments-0123456789abcdef"
 
 
-@pytest.fixture
-def server():
-    with stub.StubServer() as running:
-        yield running
-
-
 @pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch):
-    monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.01)
+def api_key(monkeypatch, fast_backoff):
     monkeypatch.setenv("OPENROUTER_API_KEY", KEY)
-
-
-def run(tmp_path: Path, server: stub.StubServer, *flags: str, agents: int = 3, rounds: int = 2,
-        timeout_s: float = 5.0, prices: str = "") -> tuple[int, Path | None]:
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[provider]\nname = "openrouter"\nbase_url = "{server.base_url}"\n'
-        f"timeout_s = {timeout_s}\n{prices}"
-    )
-    results = tmp_path / "results"
-    code = main(["run", "--headless", "--config", str(config), "--results-dir", str(results),
-                 "--agents", str(agents), "--rounds", str(rounds), "--seed", "11", *flags])
-    directories = sorted(results.glob("exp_*")) if results.exists() else []
-    return code, directories[-1] if directories else None
-
-
-def result_of(directory: Path) -> ExperimentResult:
-    return read_json(directory / "experiment_results.json", ExperimentResult)
-
-
-def calls_of(directory: Path) -> list[CallRecord]:
-    decoder = msgspec.json.Decoder(CallRecord)
-    return [decoder.decode(line) for line in (directory / "calls.jsonl").read_bytes().splitlines()]
 
 
 def distinct_bodies(server: stub.StubServer) -> int:
@@ -68,11 +37,11 @@ def assert_key_nowhere(directory: Path, *texts: str) -> None:
 
 
 def test_happy_path(tmp_path, server, capsys):
-    code, directory = run(tmp_path, server)
+    code, directory = run_against(tmp_path, server)
     out, err = capsys.readouterr()
     assert code == 0 and directory is not None
     assert out.strip() == str(directory)
-    result = result_of(directory)
+    result = final_result(directory)
     assert result.status == "completed" and result.total_rounds == 2
     assert result.total_games == 6 and result.error_count == 0
     assert result.total_api_calls == server.count == 2 * (3 + 6)
@@ -107,9 +76,9 @@ def test_happy_path(tmp_path, server, capsys):
 )
 def test_a_transient_fault_then_success_on_every_call(tmp_path, server, fault, request):
     server.rule = stub.first_attempt(fault)
-    code, directory = run(tmp_path, server)
+    code, directory = run_against(tmp_path, server)
     assert code == 0 and directory is not None
-    result = result_of(directory)
+    result = final_result(directory)
     calls = calls_of(directory)
     distinct = distinct_bodies(server)  # identical prompts (same view, same label) fail once
     # an empty reply is billed: each one is counted and logged (engine.calls)
@@ -124,9 +93,9 @@ def test_429_storm_pauses_the_limiter_and_every_call_succeeds(tmp_path, server):
     # Every request in the first 0.5 s gets a 429 asking for 0.2 s: the whole limiter
     # waits each time, the calls go back together, and nothing falls back.
     server.rule = stub.window(0.5, stub.rate_limited("0.2"))
-    code, directory = run(tmp_path, server)
+    code, directory = run_against(tmp_path, server)
     assert code == 0 and directory is not None
-    result = result_of(directory)
+    result = final_result(directory)
     got_429 = [s for s in server.requests if s.time - server.requests[0].time < 0.5]
     assert result.status == "completed" and result.error_count == 0
     assert result.total_retries == len(got_429) >= 6  # at least two waves of the 3 strategy calls
@@ -142,9 +111,9 @@ def test_429_storm_pauses_the_limiter_and_every_call_succeeds(tmp_path, server):
 
 def test_timeouts_are_retried(tmp_path, server):
     server.rule = stub.first_attempt(stub.slow(2.0))
-    code, directory = run(tmp_path, server, rounds=1, timeout_s=0.3)
+    code, directory = run_against(tmp_path, server, rounds=1, timeout_s=0.3)
     assert code == 0 and directory is not None
-    result = result_of(directory)
+    result = final_result(directory)
     calls = calls_of(directory)
     assert result.status == "completed" and result.error_count == 0
     assert result.total_retries == distinct_bodies(server) == sum(c.attempts - 1 for c in calls)
@@ -154,31 +123,31 @@ def test_timeouts_are_retried(tmp_path, server):
 def test_calls_that_keep_failing_fall_back_and_the_run_goes_on(tmp_path, server):
     # every decision against the viewer's "Opponent A" fails: half of the moves
     server.rule = lambda seen: stub.error(503, "down") if "Opponent A\\n" in str(seen.body) else None
-    code, directory = run(tmp_path, server, rounds=1)
+    code, directory = run_against(tmp_path, server, rounds=1)
     # completed, but half the moves are coin flips: INVALID, exit 4 (SPEC §3, §6)
     assert code == 4 and directory is not None
-    result = result_of(directory)
+    result = final_result(directory)
     assert result.status == "completed"
     assert result.total_retries == 3 * 3 and result.round_summaries[0].fallback_decisions == 3
     assert result.validity is not None and result.validity.reasons == ["fallback moves 50% > 5%"]
 
 
-def test_a_round_whose_decision_calls_all_fail_stops_the_run(tmp_path, server, capsys):
+def test_a_round_whose_decision_calls_all_fail_stops_the_run_against(tmp_path, server, capsys):
     server.rule = lambda seen: stub.error(503, "down") if "Decision" in str(seen.body) else None
-    code, directory = run(tmp_path, server, rounds=2)
+    code, directory = run_against(tmp_path, server, rounds=2)
     err = capsys.readouterr().err
     assert code == 1
-    result = result_of(directory)
+    result = final_result(directory)
     assert result.status == "failed" and result.total_rounds == 0
     assert "every decision call of round 1 failed" in result.message and "HTTP 503" in result.message
     assert "every decision call of round 1 failed" in err
 
 
-def test_a_round_whose_strategy_calls_all_fail_stops_the_run(tmp_path, server):
+def test_a_round_whose_strategy_calls_all_fail_stops_the_run_against(tmp_path, server):
     server.rule = lambda seen: stub.error(404, "No endpoints found") if "Decision" not in str(seen.body) else None
-    code, directory = run(tmp_path, server, rounds=2)
+    code, directory = run_against(tmp_path, server, rounds=2)
     assert code == 1
-    result = result_of(directory)
+    result = final_result(directory)
     assert result.status == "failed" and "every strategy call of round 1 failed" in result.message
 
 
@@ -193,10 +162,10 @@ def test_a_round_whose_strategy_calls_all_fail_stops_the_run(tmp_path, server):
 )
 def test_fatal_error_mid_run_fails_with_partial_results(tmp_path, server, capsys, fault, hint):
     server.rule = stub.from_request(9 + 3, fault)  # round 1 (9 calls) and round 2's strategies pass
-    code, directory = run(tmp_path, server, rounds=3)
+    code, directory = run_against(tmp_path, server, rounds=3)
     out, err = capsys.readouterr()
     assert code == 1 and directory is not None
-    result = result_of(directory)
+    result = final_result(directory)
     assert result.status == "failed" and result.total_rounds == 1
     assert result.message is not None and hint in result.message
     assert hint in err
@@ -214,37 +183,20 @@ def test_budget_stops_the_run_before_it_is_exceeded(tmp_path, capsys):
     # $0.003. Round 1 fits $0.00305; round 2 (after ~$0.0001 spent) does not.
     prices = {"stub/main": Price(input=0.0, output=1.0), "stub/sub": Price(input=0.0, output=0.0)}
     with stub.StubServer(prices=prices) as server:
-        code, directory = run(tmp_path, server, "--max-cost", "0.00305", "--main-model", "stub/main",
-                              "--sub-model", "stub/sub", rounds=3, prices=MAIN_PRICE + SUB_PRICE)
+        code, directory = run_against(tmp_path, server, "--max-cost", "0.00305", "--main-model", "stub/main",
+                              "--sub-model", "stub/sub", rounds=3, extra=MAIN_PRICE + SUB_PRICE)
     assert code == 3 and directory is not None
-    result = result_of(directory)
+    result = final_result(directory)
     assert result.status == "budget_exceeded" and result.total_rounds == 1
     assert 0 < result.total_cost <= 0.00305
     assert "budget" in capsys.readouterr().err
 
 
-def test_missing_key_exits_2_naming_the_variable_and_writes_nothing(tmp_path, server, capsys, monkeypatch):
-    monkeypatch.delenv("OPENROUTER_API_KEY")
-    code, directory = run(tmp_path, server)
-    err = capsys.readouterr().err
-    assert code == 2 and "OPENROUTER_API_KEY" in err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert not (tmp_path / "results").exists() and server.count == 0
-
-
-def test_openai_default_url_needs_openai_api_key(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    code = main(["run", "--headless", "--provider", "openai", "--results-dir", str(tmp_path / "r")])
-    err = capsys.readouterr().err
-    assert code == 2 and "OPENAI_API_KEY is not set" in err
-    assert not (tmp_path / "r").exists()
-
-
 def test_unknown_model_price_is_reported_in_the_error_log(tmp_path, server):
-    code, directory = run(tmp_path, server, "--provider", "openai", "--sub-model", "local/unpriced",
+    code, directory = run_against(tmp_path, server, "--provider", "openai", "--sub-model", "local/unpriced",
                           agents=2, rounds=1)
     assert code == 0
     errors = (directory / "experiment_errors.log").read_text().splitlines()
     unknown = [json.loads(line) for line in errors if '"unknown_price"' in line]
     assert len(unknown) == 1 and "local/unpriced" in unknown[0]["message"]
-    assert result_of(directory).cost_is_estimate is True
+    assert final_result(directory).cost_is_estimate is True

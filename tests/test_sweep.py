@@ -1,5 +1,5 @@
 """Sweeps: planning, the grid run concurrently with one limiter and one budget, sweep.json
-statistics, the command line, and the comparison view."""
+statistics and the command line (the comparison view: tests/tui/test_compare_screen.py)."""
 
 import json
 import re
@@ -13,17 +13,13 @@ from pathlib import Path
 import anyio
 import msgspec
 import pytest
-from textual.app import App
 
 import engine.sweep
 from acausal_tui.cli import main
-from acausal_tui.screens.browser import SHOWN
-from acausal_tui.screens.compare import CompareScreen, sweep_row
+from acausal_tui.screens.compare import sweep_row
 from engine.events import RoundSummarised
-from engine.models import ExperimentResult, Manifest, Validity
-from engine.prompts import IDENTITY_STATEMENT
+from engine.models import ExperimentResult, Manifest
 from engine.providers.base import Completion
-from engine.rng import keyed_rng
 from engine.stats import NOTE_TOO_FEW, NOTE_WIDE, t_interval
 from engine.store import load_experiment, read_json
 from engine.sweep import (
@@ -43,29 +39,7 @@ from engine.sweep import (
 )
 from tests.support.experiment_files import ROOT
 from tests.support.fakes import FakeProvider
-
-BASE = {"agents": 4, "rounds": 3, "provider": {"name": "simulated"}}
-
-
-def reply(request) -> str:
-    """Identity-framed agents always cooperate; others cooperate 60% of the time."""
-    prompt = request.messages[0].content
-    if request.key.startswith("strategy/"):
-        return "STRATEGY: always cooperate" if IDENTITY_STATEMENT in prompt else "STRATEGY: mixed"
-    if "always cooperate" in prompt:
-        return "COOPERATE"
-    return "COOPERATE" if keyed_rng(0, request.key).random() < 0.6 else "DEFECT"
-
-
-def plan(tmp_path: Path, conditions: str = "baseline,identity", seeds: int = 3, **overrides):
-    return plan_sweep(None, {**BASE, "seed": 40, "results_dir": str(tmp_path / "results"), **overrides},
-                      conditions, seeds, env={})
-
-
-async def sweep(the_plan, provider=lambda: FakeProvider(reply), **options):
-    providers = [provider() for _ in the_plan.runs()]
-    return await run_sweep(the_plan, providers, **options)
-
+from tests.support.sweeps import BASE, judge_some_invalid, plan, reply, sweep
 
 # -- planning --------------------------------------------------------------------------------
 
@@ -319,36 +293,6 @@ async def test_sweep_json_is_written_off_the_event_loop(tmp_path, monkeypatch):
 # -- bad input ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (["--conditions", "baseline,telepathy"],
-     "--conditions: telepathy: condition: unknown condition 'telepathy' (expected one of baseline, identity)"),
-    (["--conditions", "baseline,identity+labels=random"],
-     "--conditions: identity+labels=random: switches.labels: unknown value 'random' "
-     "(expected one of stable, shuffled)"),
-    (["--conditions", "baseline+history=last:0"],
-     "--conditions: baseline+history=last:0: switches.history: 'last:0' is not full, none or last:K"),
-    (["--conditions", "identity+colour=red"], "--conditions: identity+colour=red: switches.colour: unknown key"),
-    (["--conditions", "identity+labels"], "--conditions: identity+labels: expected switch=value after '+'"),
-    (["--conditions", "baseline,,identity"], "--conditions: empty condition name in 'baseline,,identity'"),
-    (["--conditions", "identity,identity"], "--conditions: a condition is listed twice"),
-    (["--seeds", "0"], "--seeds: must be at least 1 (got 0)"),
-    (["--seeds", str(MAX_SEEDS + 1)], f"--seeds: at most {MAX_SEEDS} (got {MAX_SEEDS + 1})"),
-    (["--seeds", "many"], "argument --seeds: expected a whole number, got 'many'"),
-    (["--condition", "identity"], "--condition: a sweep takes --conditions A,B,..."),
-    (["--main-model", ""], "models.main: model name is empty"),
-    (["--agents", "3", "--config", "POP"], "agents: 3 does not equal the population counts' sum 2"),
-])
-def test_bad_sweep_input_exits_2_with_one_line(tmp_path, capsys, flags, expected):
-    population = tmp_path / "pop.toml"
-    population.write_text('[[population]]\nkind = "llm"\ncount = 2\n')
-    flags = [str(population) if flag == "POP" else flag for flag in flags]
-    results = tmp_path / "results"
-    assert main(["sweep", "--headless", "--results-dir", str(results), *flags]) == 2
-    out, err = capsys.readouterr()
-    assert err.startswith(f"acausal-tui: error: {expected}") and len(err.strip().splitlines()) == 1
-    assert out == "" and not results.exists()
-
-
 def test_a_huge_seed_count_exits_2_at_once(tmp_path):
     """Not a hang building the seed list: one line, exit 2 (a subprocess, so a hang times out)."""
     results = tmp_path / "results"
@@ -393,57 +337,11 @@ async def test_a_sweep_whose_experiment_directory_is_not_a_plain_name_is_unreada
     assert not (directory / "export").exists()
 
 
-async def test_compare_view_shows_conditions_side_by_side(tmp_path):
-    result, directory = await sweep(plan(tmp_path))
-
-    class Host(App):
-        def on_mount(self) -> None:
-            self.push_screen(CompareScreen(load_sweep(directory)))
-
-    app = Host()
-    async with app.run_test(size=(160, 60)) as pilot:
-        await pilot.pause()
-        screen = app.screen
-        metrics = screen.query_one("#compare-metrics")
-        assert metrics.row_count == len(INTERVAL_METRICS) + 1  # and convergence as k of n
-        assert [str(c.label) for c in metrics.columns.values()] == [
-            "metric", "baseline (n=3)", "identity (n=3)", "identity − baseline"]
-        overall = metrics.get_row_at(INTERVAL_METRICS.index("overall_cooperation_rate"))
-        assert str(overall[2]).startswith("100.0%") and str(overall[3]).startswith("+")
-        assert screen.query_one("#compare-rounds").row_count == 3
-        assert len(screen.query("CoopChart")) == 2
-        experiments = screen.query_one("#compare-experiments")
-        assert experiments.row_count == 6
-        experiments.focus()
-        await pilot.press("enter")
-        await pilot.pause()
-        assert type(app.screen).__name__ == "ExperimentScreen"
-        await pilot.press("escape")
-        await pilot.pause()
-        assert app.screen is screen
-
-
 def test_sweep_json_is_plain_json(tmp_path):
     result, directory = anyio.run(sweep, plan(tmp_path, rounds=1))
     data = json.loads((directory / SWEEP_FILE).read_text())
     assert data["schema_version"] == 2 and data["intervals"]["method"].startswith("Student-t 95% interval")
     assert data == msgspec.to_builtins(result)
-
-
-async def test_the_browser_lists_sweeps_and_opens_the_comparison(tmp_path):
-    from acausal_tui.app import AcausalApp
-
-    _, directory = await sweep(plan(tmp_path, rounds=1))
-    app = AcausalApp(results_dir=directory.parent)
-    async with app.run_test(size=(160, 50)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        table = app.screen.query_one("#experiments")
-        assert str(table.get_row(directory.name)[SHOWN.index(2)]) == "sweep completed"
-        table.move_cursor(row=table.get_row_index(directory.name))
-        await pilot.press("enter")
-        await pilot.pause()
-        assert isinstance(app.screen, CompareScreen)
 
 
 def test_progress_lines_count_finished_experiments_one_by_one(tmp_path, capsys):
@@ -460,20 +358,7 @@ def test_progress_lines_count_finished_experiments_one_by_one(tmp_path, capsys):
 async def test_invalid_experiments_are_left_out_of_the_intervals_and_listed(tmp_path, monkeypatch, capsys):
     from acausal_tui.cli.research import SweepPrinter
 
-    class Judged(engine.sweep.Experiment):
-        """Marks seed 41 of identity invalid, seed 42 of baseline unrecorded, the rest valid."""
-
-        async def run(self):
-            result = await super().run()
-            if (self.condition.name, self.config.seed) == ("identity", 41):
-                validity = Validity(valid=False, reasons=["fallback moves 12% > 5%"])
-            elif (self.condition.name, self.config.seed) == ("baseline", 42):
-                validity = None
-            else:
-                validity = Validity(valid=True)
-            return msgspec.structs.replace(result, validity=validity)
-
-    monkeypatch.setattr(engine.sweep, "Experiment", Judged)
+    judge_some_invalid(monkeypatch)
     result, directory = await sweep(plan(tmp_path, seeds=4), observer=SweepPrinter())
     invalid = next(run for run in result.experiments if run.directory == "exp_identity_s41")
     assert invalid.status == "completed" and invalid.valid is False
@@ -495,19 +380,6 @@ async def test_invalid_experiments_are_left_out_of_the_intervals_and_listed(tmp_
     assert ("left out of the intervals, INVALID: [identity s41] exp_identity_s41: fallback moves 12% > 5%"
             in err)
     assert "counted without a validity record (made by an older version): 1 experiment(s)" in err
-
-    class Host(App):
-        def on_mount(self) -> None:
-            self.push_screen(CompareScreen(load_sweep(directory)))
-
-    async with Host().run_test(size=(200, 60)) as pilot:
-        await pilot.pause()
-        title = str(pilot.app.screen.query_one("#compare-title").render())
-        assert "SIMULATED" in title
-        assert "Left out as INVALID (1): identity s41 (fallback moves 12% > 5%)" in title
-        assert "Counted without a validity record: 1 experiment(s)" in title
-        experiments = pilot.app.screen.query_one("#compare-experiments")
-        assert str(experiments.get_row("exp_identity_s41")[2]) == "completed INVALID"
 
 
 def test_convergence_is_k_of_n_with_the_median_of_those_k(tmp_path):
@@ -634,7 +506,8 @@ def test_resuming_an_unreadable_sweep_exits_2_with_one_line(tmp_path, capsys):
     assert err.startswith(f"acausal-tui: error: {broken}: sweep.json: ") and len(err.splitlines()) == 1
 
 
-def test_resuming_one_experiment_of_a_sweep_points_to_the_sweep(tmp_path, capsys):
+def interrupted_sweep(tmp_path: Path) -> Path:
+    """A one-seed sweep aborted once its first round is summarised: its directory."""
     the_plan = plan(tmp_path, seeds=1, rounds=2)
     control = SweepControl()
 
@@ -644,21 +517,18 @@ def test_resuming_one_experiment_of_a_sweep_points_to_the_sweep(tmp_path, capsys
                 control.abort("interrupted")
 
     _, directory = anyio.run(lambda: sweep(the_plan, observer=AbortAfterFirstRound(), control=control))
+    return directory
+
+
+def test_resuming_one_experiment_of_a_sweep_points_to_the_sweep(tmp_path, capsys):
+    directory = interrupted_sweep(tmp_path)
     capsys.readouterr()
     assert main(["resume", str(directory / "exp_identity_s40"), "--headless"]) == 0
     assert f"`acausal-tui resume {directory}` finishes the sweep" in capsys.readouterr().err
 
 
 def test_resuming_a_sweep_whose_experiment_cannot_be_resumed_exits_2_before_running(tmp_path, capsys):
-    the_plan = plan(tmp_path, seeds=1, rounds=2)
-    control = SweepControl()
-
-    class AbortAfterFirstRound:
-        def on_event(self, event):
-            if isinstance(event, ExperimentEvent) and isinstance(event.event, RoundSummarised):
-                control.abort("interrupted")
-
-    _, directory = anyio.run(lambda: sweep(the_plan, observer=AbortAfterFirstRound(), control=control))
+    directory = interrupted_sweep(tmp_path)
     manifest = directory / "exp_identity_s40" / "manifest.json"
     data = json.loads(manifest.read_text())
     data["prompt_hashes"]["decision"] = "0" * 64  # as if started with other prompt templates

@@ -6,16 +6,12 @@ import hashlib
 import json
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from acausal_tui.cli import main
-from engine import limits
 from engine.analysis import compute_indicators, cooperation_breakdown, summarize_round
 from engine.config import ValiditySettings
 from engine.models import (
     AgentInfo,
-    CallRecord,
     ExperimentResult,
     GameResult,
     Manifest,
@@ -27,7 +23,9 @@ from engine.runner import run_experiment
 from engine.store import list_experiments, read_json
 from engine.validity import compute_validity, validity_line
 from tests.support import stub_server as stub
+from tests.support.corpora import DECISION_CORPUS
 from tests.support.fakes import FakeProvider, strategy_or
+from tests.support.stub_run import calls_of, run_against
 
 KEY = "sk-or-v1-validity-tests-0123456789abcdef"
 C, D = "COOPERATE", "DEFECT"
@@ -322,24 +320,13 @@ async def test_fixed_option_order_is_the_default(make_config):
 
 
 @pytest.fixture
-def server():
-    with stub.StubServer() as running:
-        yield running
-
-
-@pytest.fixture
-def cli_env(monkeypatch):
-    monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.01)
+def cli_env(monkeypatch, fast_backoff):
     monkeypatch.setenv("OPENROUTER_API_KEY", KEY)
 
 
 def headless(tmp_path: Path, server: stub.StubServer, agents: int = 3, rounds: int = 2) -> tuple[int, Path]:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[provider]\nname = "openrouter"\nbase_url = "{server.base_url}"\ntimeout_s = 5\n')
-    results = tmp_path / "results"
-    code = main(["run", "--headless", "--config", str(config), "--results-dir", str(results),
-                 "--agents", str(agents), "--rounds", str(rounds), "--seed", "5"])
-    (directory,) = sorted(results.glob("exp_*"))
+    code, directory = run_against(tmp_path, server, agents=agents, rounds=rounds, seed=5)
+    assert directory is not None
     return code, directory
 
 
@@ -348,18 +335,14 @@ def intended(prompt: str) -> str:
     return D if hashlib.blake2b(prompt.encode(), digest_size=2).digest()[0] % 4 == 0 else C
 
 
-# The hand-labelled corpus of realistic decision replies (tests/corpora/decisions.jsonl).
-CORPUS = [json.loads(line) for line in
-          (Path(__file__).parent / "corpora" / "decisions.jsonl").read_text(encoding="utf-8").splitlines()
-          if line.strip()]
 # "empty": an empty reply is a failed call (the provider raises), so a sub model that only
 # answers empty fails every decision call and stops the run (tests/test_stub_experiments.py)
-STYLES = sorted({entry["style"] for entry in CORPUS} - {"empty"})
+STYLES = sorted({entry["style"] for entry in DECISION_CORPUS} - {"empty"})
 
 
 def corpus_entry(style: str, prompt: str) -> dict:
     """The reply of `style` the stub's sub model gives to a decision prompt (stable per prompt)."""
-    entries = [entry for entry in CORPUS if entry["style"] == style]
+    entries = [entry for entry in DECISION_CORPUS if entry["style"] == style]
     return entries[int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=4).digest(), "big") % len(entries)]
 
 
@@ -389,8 +372,7 @@ def test_a_sub_model_answering_in_one_style_is_read_right_or_flagged_never_flipp
     the reply meant, read by a strict rule; or read from a follow-up turn; never flipped."""
     server.rule = style_rule(style)
     code, directory = headless(tmp_path, server, agents=4, rounds=2)
-    decoder = msgspec.json.Decoder(CallRecord)
-    calls = {c.key: c for c in map(decoder.decode, (directory / "calls.jsonl").read_bytes().splitlines())}
+    calls = {c.key: c for c in calls_of(directory)}
     seen_rules = set()
     for g in games_of(directory, 2):
         k = g.game_id.split("_g")[1]
@@ -413,7 +395,7 @@ def test_a_sub_model_answering_in_one_style_is_read_right_or_flagged_never_flipp
         assert code == 0 and result.validity.valid
     else:
         assert code == 4 and not result.validity.valid
-    labels = {entry["expected"] for entry in CORPUS if entry["style"] == style}
+    labels = {entry["expected"] for entry in DECISION_CORPUS if entry["style"] == style}
     if labels == {"ambiguous"}:
         assert seen_rules == {"follow_up"}
 

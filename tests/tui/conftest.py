@@ -5,13 +5,17 @@ import io
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
+from textual.app import App
 from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
 
 from acausal_tui.app import AcausalApp, experiment_runner
 from acausal_tui.cli import common as cli_common
+from acausal_tui.screens.browser import SHOWN
 from engine import limits
 from engine.models import Distribution, PowerDistribution, RoundSummary
 from engine.providers.base import ChatRequest, Completion, ProviderError
@@ -32,6 +36,30 @@ async def wait_until(pilot: Pilot, predicate: Callable[[], bool], timeout: float
             if time.monotonic() > deadline:
                 raise AssertionError("timed out waiting for the app")
             await pilot.pause(0.01)
+
+
+async def settle(pilot: Pilot) -> None:
+    """Until the app's workers are done and what they posted is handled."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def open_browser(pilot: Pilot) -> DataTable:
+    """The browser's experiments table, once listed."""
+    await settle(pilot)
+    return pilot.app.screen.query_one(DataTable)
+
+
+def cells(table: DataTable, column: int) -> list[str]:
+    """A column of a table; the browser's by its index in COLUMNS, others by position."""
+    if table.id == "experiments":
+        column = SHOWN.index(column)
+    return [str(table.get_row_at(i)[column]) for i in range(table.row_count)]
+
+
+def static_text(app: AcausalApp, selector: str) -> str:
+    """The content of a Static on the current screen."""
+    return str(app.screen.query_one(selector, Static).content)
 
 
 def screen_text(app: AcausalApp) -> str:
@@ -98,6 +126,21 @@ class FlakyProvider(SimulatedProvider):
 def fast_backoff(monkeypatch):
     """Retries wait 1 ms at most (the backoff is a floor even under `Retry-After: 0`)."""
     monkeypatch.setattr(limits, "BACKOFF_BASE_S", 0.001)
+
+
+@pytest.fixture
+def notifications(monkeypatch) -> list[tuple[str, str]]:
+    """(title, message) of every notification an app shows, as Textual's App.notify gets them
+    (after the app made their characters visible)."""
+    shown: list[tuple[str, str]] = []
+    notify = App.notify
+
+    def record(self: App, message: str, *, title: str = "", **options: Any) -> None:
+        shown.append((title, message))
+        notify(self, message, title=title, **options)
+
+    monkeypatch.setattr(App, "notify", record)
+    return shown
 
 
 @pytest.fixture

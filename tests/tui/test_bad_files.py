@@ -1,6 +1,6 @@
 """Files that decode but make no sense, and names with Rich markup in them: shown as they
-are or reported in place, never mangled and never a crash. Round files and the resume
-are read off the event loop."""
+are or reported in place, never mangled and never a crash. Round files are read off the
+event loop."""
 
 import json
 import shutil
@@ -14,14 +14,22 @@ from textual.widgets import DataTable, Select, Static
 
 from acausal_tui.app import AcausalApp
 from acausal_tui.screens import browser
-from acausal_tui.screens.browser import SHOWN, BrowserScreen
+from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.compare import CompareScreen
 from acausal_tui.screens.experiment import ExperimentScreen
 from engine.analysis import INDICATOR_DOCS
 from engine.providers.simulated import SimulatedProvider
 from engine.store import LoadedExperiment
 from engine.sweep import SWEEP_FILE, plan_sweep, run_sweep
-from tests.tui.conftest import FIXTURE_RESULTS, SIZE, screen_text, wait_until
+from tests.tui.conftest import (
+    FIXTURE_RESULTS,
+    SIZE,
+    cells,
+    open_browser,
+    screen_text,
+    settle,
+    wait_until,
+)
 
 COMPLETED = "exp_20250101_090000"
 
@@ -35,15 +43,6 @@ def edit_json(path: Path, change) -> None:
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data))
-
-
-def column(table: DataTable, index: int) -> list[str]:
-    return [str(table.get_row_at(i)[SHOWN.index(index)]) for i in range(table.row_count)]  # index: in COLUMNS
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def open_first(pilot) -> ExperimentScreen:
@@ -100,7 +99,7 @@ def sweep_dir(tmp_path_factory) -> Path:
     return directory
 
 
-async def test_bad_sweep_files_are_listed_as_unreadable_and_the_rest_still_shown(tmp_path, sweep_dir):
+async def test_bad_sweep_files_are_listed_as_unreadable_and_the_rest_still_shown(tmp_path, sweep_dir, notifications):
     results = tmp_path / "results"
     for name in ("sweep_20250101_000000", "sweep_20250102_000000", "sweep_20250103_000000"):
         shutil.copytree(sweep_dir, results / name)
@@ -112,15 +111,15 @@ async def test_bad_sweep_files_are_listed_as_unreadable_and_the_rest_still_shown
     async with app.run_test(size=SIZE) as pilot:
         table = await open_browser(pilot)
         # a readable sweep's experiments are listed under it (indented)
-        assert column(table, 0)[:3] == ["sweep_20250103_000000", "sweep_20250102_000000", "sweep_20250101_000000"]
-        assert all(name.startswith("  └ exp_") for name in column(table, 0)[3:])
-        assert column(table, 2)[:3] == ["unreadable", "unreadable", "sweep completed"]
-        notes = column(table, 9)
+        assert cells(table, 0)[:3] == ["sweep_20250103_000000", "sweep_20250102_000000", "sweep_20250101_000000"]
+        assert all(name.startswith("  └ exp_") for name in cells(table, 0)[3:])
+        assert cells(table, 2)[:3] == ["unreadable", "unreadable", "sweep completed"]
+        notes = cells(table, 9)
         assert "overall_cooperation_rate" in notes[0] and "cooperation_per_round" in notes[1]
         await pilot.press("down", "enter")  # the one whose lists do not match: explained, not opened
         await pilot.pause()
         assert isinstance(app.screen, BrowserScreen)
-        assert any("sweep_20250102_000000 is unreadable" in n.title for n in app._notifications)
+        assert "sweep_20250102_000000 is unreadable" in [title for title, _ in notifications]
         await pilot.press("down", "enter")
         await pilot.pause()
         compare = app.screen
@@ -131,11 +130,6 @@ async def test_bad_sweep_files_are_listed_as_unreadable_and_the_rest_still_shown
         await settle(pilot)
         assert isinstance(app.screen, ExperimentScreen)
     assert app.return_code in (None, 0)
-
-
-async def open_browser(pilot) -> DataTable:
-    await settle(pilot)
-    return pilot.app.screen.query_one(DataTable)
 
 
 async def test_a_row_that_cannot_be_made_does_not_end_the_listing(tmp_path, monkeypatch):
@@ -153,9 +147,9 @@ async def test_a_row_that_cannot_be_made_does_not_end_the_listing(tmp_path, monk
     app = AcausalApp(results_dir=results)
     async with app.run_test(size=SIZE) as pilot:
         table = await open_browser(pilot)
-        assert column(table, 0) == ["exp_20250102_000000", "exp_20250101_000000"]
-        assert column(table, 2) == ["unreadable", "completed"]
-        assert "KeyError" in column(table, 9)[0]
+        assert cells(table, 0) == ["exp_20250102_000000", "exp_20250101_000000"]
+        assert cells(table, 2) == ["unreadable", "completed"]
+        assert "KeyError" in cells(table, 9)[0]
 
 
 # -- 3. experiment files that decode but make no sense ----------------------------------
@@ -229,23 +223,3 @@ async def test_round_files_are_read_off_the_event_loop(tmp_path, monkeypatch):
         await pilot.press("3")
         assert "Game history so far:" in str(detail.query_one("#history-text", Static).content)
     assert readers and threading.main_thread().name not in readers
-
-
-async def test_resume_from_the_browser_opens_the_experiment_off_the_event_loop(tmp_path, monkeypatch):
-    results = tmp_path / "results"
-    copy_experiment(results, source="exp_20250103_100000")  # interrupted after round 1
-    threads: list[str] = []
-    opened = browser.open_resume
-
-    def open_resume(directory: Path):
-        threads.append(threading.current_thread().name)
-        return opened(directory)
-
-    monkeypatch.setattr(browser, "open_resume", open_resume)
-    app = AcausalApp(results_dir=results)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("R")
-        await wait_until(pilot, lambda: app.status is not None)
-        assert app.status == "completed"  # rounds 2 and 3 played on the run screen
-    assert threads and threads[0] != threading.main_thread().name

@@ -7,26 +7,13 @@ from pathlib import Path
 from textual.widgets import DataTable, Select, Static, TabbedContent
 
 from acausal_tui.app import AcausalApp
-from acausal_tui.screens.browser import SHOWN, BrowserScreen
+from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.experiment import ExperimentScreen
 from acausal_tui.screens.run import RunScreen
-from tests.tui.conftest import FIXTURE_RESULTS, SIZE, screen_text
+from tests.tui.conftest import FIXTURE_RESULTS, SIZE, cells, open_browser, screen_text
 
 
-def cells(table: DataTable, column: int) -> list[str]:
-    """A column of a table; the browser's by its index in COLUMNS, others by position."""
-    if table.id == "experiments":
-        column = SHOWN.index(column)
-    return [str(table.get_row_at(i)[column]) for i in range(table.row_count)]
-
-
-async def open_browser(pilot) -> DataTable:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    return pilot.app.screen.query_one(DataTable)
-
-
-async def test_every_experiment_is_listed_newest_first_even_broken_ones():
+async def test_every_experiment_is_listed_newest_first_even_broken_ones(notifications):
     app = AcausalApp(results_dir=FIXTURE_RESULTS)
     async with app.run_test(size=SIZE) as pilot:
         table = await open_browser(pilot)
@@ -40,7 +27,7 @@ async def test_every_experiment_is_listed_newest_first_even_broken_ones():
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, BrowserScreen)
-        assert any("unreadable" in n.title for n in app._notifications)
+        assert [title for title, _ in notifications] == ["exp_20250104_110000 is unreadable"]
 
 
 async def test_navigation_down_to_one_agents_history_and_back():

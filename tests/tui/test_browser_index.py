@@ -11,20 +11,15 @@ from textual.widgets import DataTable, Input
 
 from acausal_tui.app import AcausalApp
 from acausal_tui.screens import browser
-from acausal_tui.screens.browser import SHOWN
 from engine import index as index_module
 from engine.index import INDEX_FILE, IndexEntry, read_index
 from engine.providers.simulated import SimulatedProvider
 from engine.runner import run_experiment, utc_now
 from engine.store import ExperimentStore, new_experiment_dir, read_json
 from engine.sweep import plan_sweep, run_sweep
-from tests.tui.conftest import FIXTURE_RESULTS, SIZE, screen_text
+from tests.tui.conftest import FIXTURE_RESULTS, SIZE, cells, screen_text
 
 COMPLETED = "exp_20250101_090000"
-
-
-def column(table: DataTable, index: int) -> list[str]:
-    return [str(table.get_row_at(i)[SHOWN.index(index)]) for i in range(table.row_count)]  # index: in COLUMNS
 
 
 class IndexAfterEachRound:
@@ -101,7 +96,7 @@ async def test_filter_sort_and_sweeps_grouped(tmp_path):
         await app.workers.wait_for_complete()
         await pilot.pause()
         table = app.screen.query_one(DataTable)
-        names = column(table, 0)
+        names = cells(table, 0)
         assert names[:3] == ["exp_20250103_100000", "exp_20250102_093000", "exp_20250101_090000"]
         assert names[3:] == [sweep.name, "  └ exp_baseline_s5", "  └ exp_identity_s5"]
 
@@ -109,23 +104,23 @@ async def test_filter_sort_and_sweeps_grouped(tmp_path):
         assert isinstance(app.focused, Input)
         await pilot.press(*"status:aborted")
         await pilot.pause()
-        assert column(table, 0) == ["exp_20250102_093000"]
+        assert cells(table, 0) == ["exp_20250102_093000"]
         app.focused.value = "condition:baseline"
         await pilot.pause()
         # the sweep is shown with its matching experiment
-        assert column(table, 0) == ["exp_20250102_093000", sweep.name, "  └ exp_baseline_s5"]
+        assert cells(table, 0) == ["exp_20250102_093000", sweep.name, "  └ exp_baseline_s5"]
         app.focused.value = "model:gemini interrupted"
         await pilot.pause()
-        assert column(table, 0) == ["exp_20250103_100000"]
+        assert cells(table, 0) == ["exp_20250103_100000"]
         app.focused.value = ""
         await pilot.press("enter")  # back to the table
         assert isinstance(app.focused, DataTable)
 
         await pilot.press(*"o" * 3)  # Experiment, Status, Rounds (the order on screen)
         assert browser.COLUMNS[app.screen.sort_column] == "Rounds"
-        rounds = column(table, 3)
-        top = [r for r, name in zip(rounds, column(table, 0), strict=True) if not name.startswith("  └")]
+        rounds = cells(table, 3)
+        top = [r for r, name in zip(rounds, cells(table, 0), strict=True) if not name.startswith("  └")]
         assert top == sorted(top, key=lambda r: float(r.split("/")[0]))
         assert "sorted by Rounds" in screen_text(app)
-        names = column(table, 0)
+        names = cells(table, 0)
         assert names[names.index(sweep.name) + 1].startswith("  └")  # children follow their sweep

@@ -47,13 +47,11 @@ def fill(form: NewRunScreen, **values: str) -> None:
         widget.value = value
 
 
-@pytest.mark.parametrize(("field", "value", "flags"), [
-    ("agents", "x", ("--agents", "x")),
-    ("agents", "1", ("--agents", "1")),
-    ("rpm", "0", ("--rpm", "0")),
-    ("max_cost", "-1", ("--max-cost", "-1")),
-    ("history", "last:0", None),
-    ("provider", "openrouter", ("--provider", "openrouter")),  # no API key in the environment
+@pytest.mark.parametrize(("field", "value", "flags"), [  # every flag's message: tests/test_config_errors.py
+    ("agents", "x", ("--agents", "x")),  # the flag parser's
+    ("agents", "1", ("--agents", "1")),  # the validator's
+    ("history", "last:0", None),  # a switch, not a flag
+    ("provider", "openrouter", ("--provider", "openrouter")),  # no API key: found when it starts
 ])
 async def test_a_bad_value_shows_the_clis_message(tmp_path, monkeypatch, field, value, flags):
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)

@@ -1,7 +1,9 @@
 """The command palette's project commands, typed into the real palette (ctrl+p)."""
 
 import shutil
+from pathlib import Path
 
+import pytest
 from textual.command import CommandPalette
 
 from acausal_tui.app import AcausalApp
@@ -11,9 +13,16 @@ from acausal_tui.screens.new_run import NewRunScreen
 from acausal_tui.screens.run import RunScreen
 from acausal_tui.screens.transcript import ReportScreen
 from acausal_tui.widgets.tail import Tail
-from tests.tui.conftest import FIXTURE_RESULTS, SIZE, wait_until
+from tests.tui.conftest import FIXTURE_RESULTS, SIZE, settle, wait_until
 
 COMPLETED = "exp_20250101_090000"
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    """A results directory holding a copy of the fixtures' completed experiment."""
+    shutil.copytree(FIXTURE_RESULTS / COMPLETED, tmp_path / "results" / COMPLETED)
+    return tmp_path / "results"
 
 
 async def run_command(pilot, name: str) -> None:
@@ -25,13 +34,10 @@ async def run_command(pilot, name: str) -> None:
     await pilot.pause()
 
 
-async def test_browser_commands(tmp_path):
-    results = tmp_path / "results"
-    shutil.copytree(FIXTURE_RESULTS / COMPLETED, results / COMPLETED)
+async def test_browser_commands(results):
     app = AcausalApp(results_dir=results)
     async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         names = [name for name, _, _ in desk_commands(app, app.screen)]
         audit = ["Audit the selected"] if audit_available() else []  # once `audit` is merged
         assert names == ["New experiment", "New sweep", "Export the selected to CSV",
@@ -77,13 +83,10 @@ async def test_run_screen_commands_toggle_real_ids_and_browse(run_app):
         assert isinstance(app.screen, BrowserScreen)
 
 
-async def test_audit_the_selected_shows_the_report(tmp_path):
-    results = tmp_path / "results"
-    shutil.copytree(FIXTURE_RESULTS / COMPLETED, results / COMPLETED)
+async def test_audit_the_selected_shows_the_report(results):
     app = AcausalApp(results_dir=results)
     async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         await run_command(pilot, "Audit the selected")
         await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen))
         assert "decisions:" in str(app.screen.query_one("#report-text").render())

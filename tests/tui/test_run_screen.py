@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from textual.widgets import RichLog, Static
+from textual.widgets import RichLog
 
 from acausal_tui.app import AcausalApp
 from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen
@@ -22,6 +22,7 @@ from tests.tui.conftest import (
     abort_after_changing_mind,
     make_summary,
     screen_text,
+    static_text,
     wait_until,
 )
 
@@ -30,10 +31,6 @@ def run_screen(app: AcausalApp) -> RunScreen:
     screen = app.screen_stack[0]
     assert isinstance(screen, RunScreen)
     return screen
-
-
-def static_text(app: AcausalApp, selector: str) -> str:
-    return str(app.screen.query_one(selector, Static).content)
 
 
 async def test_a_run_starts_at_once_and_ends_with_its_summary(run_app):

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, ProgressBar, RichLog, Static
+from textual.widgets import DataTable, ProgressBar, RichLog
 
 from acausal_tui.app import AcausalApp, sweep_runner
 from acausal_tui.cli import main
@@ -22,6 +22,7 @@ from tests.tui.conftest import (
     HeldProvider,
     abort_after_changing_mind,
     screen_text,
+    static_text,
     wait_until,
 )
 
@@ -45,10 +46,6 @@ def sweep_screen(app: AcausalApp) -> SweepScreen:
     screen = app.screen_stack[0]
     assert isinstance(screen, SweepScreen)
     return screen
-
-
-def static_text(app: AcausalApp, selector: str) -> str:
-    return str(sweep_screen(app).query_one(selector, Static).content)
 
 
 def rows(app: AcausalApp) -> dict[str, list[str]]:

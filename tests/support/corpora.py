@@ -1,0 +1,16 @@
+"""The hand-labelled corpora of realistic model replies in tests/corpora (docs/parsing.md),
+one JSON object a line."""
+
+import json
+from pathlib import Path
+
+CORPORA = Path(__file__).resolve().parents[1] / "corpora"
+
+
+def corpus(name: str) -> list[dict]:
+    with open(CORPORA / name, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+DECISION_CORPUS = corpus("decisions.jsonl")
+STRATEGY_CORPUS = corpus("strategies.jsonl")

@@ -1,0 +1,73 @@
+"""The sweep comparison view: conditions side by side with their intervals, the rounds and
+experiments of the sweep, INVALID experiments named; reached from the browser."""
+
+from textual.app import App
+
+from acausal_tui.app import AcausalApp
+from acausal_tui.screens.browser import SHOWN
+from acausal_tui.screens.compare import CompareScreen
+from engine.sweep import INTERVAL_METRICS, load_sweep
+from tests.support.sweeps import INVALID_REASON, judge_some_invalid, plan, sweep
+from tests.tui.conftest import settle
+
+
+def host(directory) -> App:
+    """An app showing only the comparison of the sweep in `directory`."""
+
+    class Host(App):
+        def on_mount(self) -> None:
+            self.push_screen(CompareScreen(load_sweep(directory)))
+
+    return Host()
+
+
+async def test_compare_view_shows_conditions_side_by_side(tmp_path):
+    _, directory = await sweep(plan(tmp_path))
+    app = host(directory)
+    async with app.run_test(size=(160, 60)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        metrics = screen.query_one("#compare-metrics")
+        assert metrics.row_count == len(INTERVAL_METRICS) + 1  # and convergence as k of n
+        assert [str(c.label) for c in metrics.columns.values()] == [
+            "metric", "baseline (n=3)", "identity (n=3)", "identity − baseline"]
+        overall = metrics.get_row_at(INTERVAL_METRICS.index("overall_cooperation_rate"))
+        assert str(overall[2]).startswith("100.0%") and str(overall[3]).startswith("+")
+        assert screen.query_one("#compare-rounds").row_count == 3
+        assert len(screen.query("CoopChart")) == 2
+        experiments = screen.query_one("#compare-experiments")
+        assert experiments.row_count == 6
+        experiments.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ExperimentScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
+
+
+async def test_invalid_experiments_are_named_in_the_comparison(tmp_path, monkeypatch):
+    judge_some_invalid(monkeypatch)
+    _, directory = await sweep(plan(tmp_path, seeds=4))
+    app = host(directory)
+    async with app.run_test(size=(200, 60)) as pilot:
+        await pilot.pause()
+        title = str(app.screen.query_one("#compare-title").render())
+        assert "SIMULATED" in title
+        assert f"Left out as INVALID (1): identity s41 ({INVALID_REASON})" in title
+        assert "Counted without a validity record: 1 experiment(s)" in title
+        experiments = app.screen.query_one("#compare-experiments")
+        assert str(experiments.get_row("exp_identity_s41")[2]) == "completed INVALID"
+
+
+async def test_the_browser_lists_sweeps_and_opens_the_comparison(tmp_path):
+    _, directory = await sweep(plan(tmp_path, rounds=1))
+    app = AcausalApp(results_dir=directory.parent)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#experiments")
+        assert str(table.get_row(directory.name)[SHOWN.index(2)]) == "sweep completed"
+        table.move_cursor(row=table.get_row_index(directory.name))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)
