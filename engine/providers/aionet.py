@@ -162,12 +162,13 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 transport = await connection.loop.start_tls(
                     self._transport, connection, ssl_context, server_hostname=server_hostname
                 )
-        except TimeoutError:
-            await self.aclose()
-            raise httpcore.ConnectTimeout("timed out in the TLS handshake") from None
-        except (OSError, EOFError) as exc:  # ssl.SSLError (a failed verification) is an OSError
-            await self.aclose()
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        except BaseException as exc:
+            self._transport.abort()
+            if isinstance(exc, TimeoutError):
+                raise httpcore.ConnectTimeout("timed out in the TLS handshake") from None
+            if isinstance(exc, (OSError, EOFError)):  # a failed verification is an ssl.SSLError
+                raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+            raise
         if transport is None:  # the connection closed during the handshake
             raise httpcore.ConnectError("the server closed the connection during the TLS handshake")
         return AsyncioStream(transport, connection)  # type: ignore[arg-type]

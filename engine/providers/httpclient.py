@@ -33,8 +33,8 @@ Origin = tuple[bytes, bytes, int]
 
 class PooledTransport(httpx.AsyncBaseTransport):
     """Sends each request on an idle keep-alive connection to its origin (the one used
-    last, so the fewest stay open) or on a new one, reads the whole body, and keeps the
-    connection for the next request: at most `max_idle` idle per origin, none idle for
+    last, so the fewest stay open) or on a new one (TCP, then TLS for https, verified by
+    the SSL context), reads the whole body, and keeps the connection for the next request: at most `max_idle` idle per origin, none idle for
     longer than KEEPALIVE_EXPIRY_S, none the server has closed.
 
     Why not httpcore's AsyncConnectionPool: it does work quadratic in its number of
@@ -44,10 +44,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, max_idle: int, ssl_context: ssl.SSLContext | None = None) -> None:
         self.max_idle = max_idle
-        self._tls = ssl_context or httpx.create_ssl_context()  # one certificate load
+        self._tls = ssl_context  # made at the first https connection: plain HTTP needs none
         self._backend = AsyncioBackend()
-        self._idle: defaultdict[Origin, list[httpcore.AsyncHTTPConnection]] = defaultdict(list)
-        self._open: set[httpcore.AsyncHTTPConnection] = set()
+        self._idle: defaultdict[Origin, list[httpcore.AsyncHTTP11Connection]] = defaultdict(list)
+        self._open: set[httpcore.AsyncHTTP11Connection] = set()
 
     @property
     def connections(self) -> int:
@@ -56,23 +56,28 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        origin = (url.raw_scheme, url.raw_host, url.port or (443 if url.raw_scheme == b"https" else 80))
-        connection = await self._take(origin)
+        scheme = url.raw_scheme
+        if scheme not in (b"http", b"https"):
+            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.")
+        origin = (scheme, url.raw_host, url.port or (443 if scheme == b"https" else 80))
         core = httpcore.Request(
             method=request.method,
-            url=httpcore.URL(scheme=origin[0], host=origin[1], port=origin[2], target=url.raw_path),
+            url=httpcore.URL(scheme=scheme, host=origin[1], port=origin[2], target=url.raw_path),
             headers=request.headers.raw,
             content=request.stream,  # type: ignore[arg-type]
             extensions=request.extensions,
         )
+        connection = None
         try:
+            connection = await self._idle_one(origin) or await self._connect(origin, request)
             response = await connection.handle_async_request(core)
             try:
                 body = await response.aread()
             finally:
                 await response.aclose()
         except BaseException as exc:
-            await self._drop(connection)
+            if connection is not None:
+                await self._drop(connection)
             mapped = next((_ERRORS[k] for k in type(exc).__mro__ if k in _ERRORS), None)
             if mapped is None:
                 raise
@@ -81,28 +86,37 @@ class PooledTransport(httpx.AsyncBaseTransport):
         return httpx.Response(response.status, headers=response.headers, content=body,
                               extensions=response.extensions, request=request)
 
-    async def _take(self, origin: Origin) -> httpcore.AsyncHTTPConnection:
+    async def _idle_one(self, origin: Origin) -> httpcore.AsyncHTTP11Connection | None:
         idle = self._idle[origin]
         while idle:
             connection = idle.pop()
             if not connection.has_expired():
                 return connection
             await self._drop(connection)
-        connection = httpcore.AsyncHTTPConnection(
-            httpcore.Origin(*origin), ssl_context=self._tls, keepalive_expiry=KEEPALIVE_EXPIRY_S,
-            network_backend=self._backend,
-        )
+        return None
+
+    async def _connect(self, origin: Origin, request: httpx.Request) -> httpcore.AsyncHTTP11Connection:
+        timeout = request.extensions.get("timeout", {}).get("connect")
+        host = origin[1].decode("ascii")
+        stream = await self._backend.connect_tcp(host, origin[2], timeout=timeout)
+        if origin[0] == b"https":
+            if self._tls is None:
+                self._tls = httpx.create_ssl_context()  # certifi, or SSL_CERT_FILE / SSL_CERT_DIR
+            self._tls.set_alpn_protocols(["http/1.1"])
+            stream = await stream.start_tls(self._tls, server_hostname=host, timeout=timeout)
+        connection = httpcore.AsyncHTTP11Connection(
+            httpcore.Origin(*origin), stream, keepalive_expiry=KEEPALIVE_EXPIRY_S)
         self._open.add(connection)
         return connection
 
-    async def _give_back(self, origin: Origin, connection: httpcore.AsyncHTTPConnection) -> None:
+    async def _give_back(self, origin: Origin, connection: httpcore.AsyncHTTP11Connection) -> None:
         idle = self._idle[origin]
         if connection.is_idle() and len(idle) < self.max_idle:
             idle.append(connection)
         else:
             await self._drop(connection)
 
-    async def _drop(self, connection: httpcore.AsyncHTTPConnection) -> None:
+    async def _drop(self, connection: httpcore.AsyncHTTP11Connection) -> None:
         self._open.discard(connection)
         await connection.aclose()
 
