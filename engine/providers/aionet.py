@@ -1,5 +1,5 @@
-"""httpcore's network layer on asyncio's own transports: the streams every HTTP connection
-(plain or TLS) reads and writes through.
+"""The network streams every HTTP connection (plain or TLS) reads and writes through, on
+asyncio's own transports (httpcore's AsyncNetworkStream / AsyncNetworkBackend interface).
 
 Why not httpcore's default (anyio streams): every read and write there enters an anyio
 cancel scope, every idle-connection check polls the socket through a dict of typed
@@ -8,8 +8,8 @@ the connection's asyncio protocol with one timer for its timeout, "is the idle c
 readable" is two attribute reads, the writes made in one event-loop tick leave in one
 send (a request's head and body are one packet), and TLS is asyncio's own `start_tls`
 with the caller's `ssl.SSLContext` (certificate verification as the context says).
-Cancellation (the provider's whole-call deadline) cancels the awaited future: the
-connection is then closed by httpcore as with any other backend."""
+Cancellation (the provider's whole-call deadline) cancels the awaited future; the caller
+then closes the connection."""
 
 import asyncio
 import ssl
@@ -149,6 +149,9 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 self._transport.write(data)
 
     async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._pending.clear()
         self._transport.abort()  # as httpcore's default: no TLS close_notify, no lingering
 
