@@ -174,6 +174,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise
         if transport is None:  # the connection closed during the handshake
             raise httpcore.ConnectError("the server closed the connection during the TLS handshake")
+        connection.transport = transport  # type: ignore[assignment]  # flow control through TLS
         return AsyncioStream(transport, connection)  # type: ignore[arg-type]
 
     def get_extra_info(self, info: str) -> Any:
