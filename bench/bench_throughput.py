@@ -51,6 +51,7 @@ from bench.common import (  # noqa: E402
 from engine.config import Config, load_config  # noqa: E402
 from engine.providers.base import ChatRequest, Message, Provider  # noqa: E402
 from engine.providers.factory import make_provider  # noqa: E402
+from engine.providers.openai_compat import OpenAICompatProvider  # noqa: E402, F401  (imported before any timing)
 from engine.runner import with_seed  # noqa: E402
 from engine.sweep import make_providers, plan_sweep, run_sweep  # noqa: E402
 
@@ -143,9 +144,9 @@ async def rpm(server: str, results: str, rate: int, rounds: int, target: str) ->
 async def sweep(server: str, results: str) -> None:
     overrides = stub_overrides(server, results, 10, 3, max_concurrency=128)
     plan = plan_sweep(None, overrides, "baseline,identity", 8, env=ENV)
-    began = time.perf_counter()
+    clock = Clock()
     result, _ = await run_sweep(plan, make_providers([c for _, c in plan.runs()], env=ENV))
-    together = time.perf_counter() - began
+    together, cpu = clock.read()
     assert result.status == "completed", result.message
     apart = {}
     for slots in (128, 16):
@@ -159,7 +160,11 @@ async def sweep(server: str, results: str) -> None:
     alone = 16 * 3 * 2 * latency  # 16 experiments one after another at their own floors
     print(f"{'sweep 16 x (10x3), 128 slots':<44} {together:>8.2f} s  floor {floor:>7.2f} s  ratio "
           f"{together / floor:>6.3f}", flush=True)
+    calls = 16 * 3 * (10 + 90)
+    print(f"    CPU per call in this process (engine + HTTP client): {1e6 * cpu / calls:.0f} us "
+          f"({cpu:.2f} s in all, on one event loop)", flush=True)
     record("sweep 16 x (10x3): wall / floor", together / floor)
+    record("sweep: client CPU per call, us", 1e6 * cpu / calls)
     record("sweep: speed-up over one after another at 128 slots", apart[128] / together)
     record("sweep: speed-up over one after another at 16 slots (target >= 6x)", apart[16] / together)
     print(f"    one after another at 128 slots: {apart[128]:.2f} s -> sweep {apart[128] / together:.2f}x faster "
