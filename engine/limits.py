@@ -23,8 +23,9 @@ class Limiter:
     round waits for its last reply before the next round's calls exist) and would
     otherwise be lost from every round. A grid further behind (idle time) restarts at now:
     idle time earns no burst. So any T seconds hold at most T x rpm/60 + burst + 1 starts
-    (a minute: rpm + burst + 1; a second: about twice the rate). `slow_down` (after a 429) holds back every
-    call's start, not just the one that got it; the grid restarts at the end of the hold."""
+    (a minute: rpm + burst + 1; a second: about twice the rate). `slow_down` (after a
+    429) holds back every call's start, not just the one that got it; the grid restarts
+    at the end of the hold."""
 
     def __init__(
         self,

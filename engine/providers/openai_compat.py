@@ -1,6 +1,6 @@
 """One client for OpenRouter and every OpenAI-compatible endpoint (OpenAI, Ollama, vLLM,
-LM Studio, a LiteLLM proxy): `POST {base_url}/chat/completions` on one
-`httpx.AsyncClient`, shared by all experiments of a sweep.
+LM Studio, a LiteLLM proxy): `POST {base_url}/chat/completions` on one HTTP client
+(engine.providers.httpclient), shared by all experiments of a sweep.
 
 Each `complete` is exactly one attempt. Every way it can go wrong, including an error
 hidden in an HTTP 200 body, becomes a `ProviderError` that says whether another attempt
