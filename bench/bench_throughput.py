@@ -2,7 +2,7 @@
 stub_server.py in its own process, real HTTP on 127.0.0.1), each as a ratio to its floor
 measured in this one run. Prints figures; asserts nothing.
 
-    .venv/bin/python bench/bench_throughput.py [--only nocap,rpm3000,rpm600,sweep,original]
+    .venv/bin/python bench/bench_throughput.py [--only nocap,rpm3000,rpm600,sweep,original] [--trials N]
 
 Cases (100 ms stub latency unless said):
   nocap     10 agents x 10 rounds, no rpm cap, --max-concurrency 128.
@@ -24,6 +24,7 @@ Cases (100 ms stub latency unless said):
 import argparse
 import asyncio
 import math
+import os
 import sys
 import tempfile
 import time
@@ -37,10 +38,20 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import ENV, engine_run, stub_overrides, stub_process  # noqa: E402
+from bench.common import (  # noqa: E402
+    ENV,
+    Clock,
+    StubProcess,
+    engine_run,
+    median_range,
+    stub_overrides,
+    stub_process,
+    stub_server_process,
+)
 from engine.config import Config, load_config  # noqa: E402
 from engine.providers.base import ChatRequest, Message, Provider  # noqa: E402
 from engine.providers.factory import make_provider  # noqa: E402
+from engine.providers.openai_compat import OpenAICompatProvider  # noqa: E402, F401  (imported before any timing)
 from engine.runner import with_seed  # noqa: E402
 from engine.sweep import make_providers, plan_sweep, run_sweep  # noqa: E402
 
@@ -52,8 +63,16 @@ def config(server: str, results: str, agents: int, rounds: int, **provider: Any)
     return with_seed(load_config(None, stub_overrides(server, results, agents, rounds, **provider), env=ENV))
 
 
+RESULTS: dict[str, list[float]] = {}  # figure -> its value in each trial
+
+
+def record(name: str, value: float) -> None:
+    RESULTS.setdefault(name, []).append(value)
+
+
 def row(name: str, wall: float, floor: float, target: str) -> None:
     print(f"{name:<44} {wall:>8.2f} s  floor {floor:>7.2f} s  ratio {wall / floor:>6.3f}  ({target})", flush=True)
+    record(f"{name}: wall / floor ({target})", wall / floor)
 
 
 # -- the original system ---------------------------------------------------------------------
@@ -105,9 +124,16 @@ async def original_run(provider: Provider, agents: int, rounds: int, limiter: Sl
 # -- the cases -------------------------------------------------------------------------------
 
 
-async def nocap(server: str, results: str) -> None:
-    wall, calls = await engine_run(config(server, results, 10, 10, max_concurrency=128))
+async def nocap(stub: StubProcess, results: str) -> None:
+    clock, stub_before = Clock(), stub.cpu()
+    wall, calls = await engine_run(config(stub.url, results, 10, 10, max_concurrency=128))
+    _, cpu = clock.read()
     row("10x10, no cap, 128 slots", wall, 10 * 2 * LATENCY_MS / 1000, "target <= 1.2")
+    stub_cpu = (stub.cpu() or 0.0) - (stub_before or 0.0)
+    print(f"    CPU per call: this process (engine + HTTP client) {1e6 * cpu / calls:.0f} us, "
+          f"stub server {1e6 * stub_cpu / calls:.0f} us", flush=True)
+    record("10x10, no cap: client CPU per call, us", 1e6 * cpu / calls)
+    record("10x10, no cap: stub server CPU per call, us", 1e6 * stub_cpu / calls)
 
 
 async def rpm(server: str, results: str, rate: int, rounds: int, target: str) -> None:
@@ -118,9 +144,9 @@ async def rpm(server: str, results: str, rate: int, rounds: int, target: str) ->
 async def sweep(server: str, results: str) -> None:
     overrides = stub_overrides(server, results, 10, 3, max_concurrency=128)
     plan = plan_sweep(None, overrides, "baseline,identity", 8, env=ENV)
-    began = time.perf_counter()
+    clock = Clock()
     result, _ = await run_sweep(plan, make_providers([c for _, c in plan.runs()], env=ENV))
-    together = time.perf_counter() - began
+    together, cpu = clock.read()
     assert result.status == "completed", result.message
     apart = {}
     for slots in (128, 16):
@@ -134,6 +160,13 @@ async def sweep(server: str, results: str) -> None:
     alone = 16 * 3 * 2 * latency  # 16 experiments one after another at their own floors
     print(f"{'sweep 16 x (10x3), 128 slots':<44} {together:>8.2f} s  floor {floor:>7.2f} s  ratio "
           f"{together / floor:>6.3f}", flush=True)
+    calls = 16 * 3 * (10 + 90)
+    print(f"    CPU per call in this process (engine + HTTP client): {1e6 * cpu / calls:.0f} us "
+          f"({cpu:.2f} s in all, on one event loop)", flush=True)
+    record("sweep 16 x (10x3): wall / floor", together / floor)
+    record("sweep: client CPU per call, us", 1e6 * cpu / calls)
+    record("sweep: speed-up over one after another at 128 slots", apart[128] / together)
+    record("sweep: speed-up over one after another at 16 slots (target >= 6x)", apart[16] / together)
     print(f"    one after another at 128 slots: {apart[128]:.2f} s -> sweep {apart[128] / together:.2f}x faster "
           f"(at the floors at most {alone / floor:.2f}x: 128 slots cap the sweep, not the single runs)", flush=True)
     print(f"    one after another at 16 slots (the default): {apart[16]:.2f} s -> sweep "
@@ -167,24 +200,34 @@ async def original(server: str, scaled_server: str, results: str, scale: float) 
 
 async def bench(args: argparse.Namespace) -> None:
     cases = args.only.split(",") if args.only else CASES
-    with (stub_process(LATENCY_MS) as server, stub_process(LATENCY_MS / args.scale) as scaled,
+    with (stub_server_process(LATENCY_MS) as stub, stub_process(LATENCY_MS / args.scale) as scaled,
           tempfile.TemporaryDirectory() as results):
-        print(f"stub latency {LATENCY_MS:g} ms on 127.0.0.1; every ratio measured in this run", flush=True)
-        if "nocap" in cases:
-            await nocap(server, results)
-        if "rpm3000" in cases:
-            await rpm(server, results, 3000, 10, "target <= 1.05")
-        if "rpm600" in cases:
-            await rpm(server, results, 600, 3, "target <= 1.02")
-        if "sweep" in cases:
-            await sweep(server, results)
-        if "original" in cases:
-            await original(server, scaled, results, args.scale)
+        server = stub.url
+        print(f"stub latency {LATENCY_MS:g} ms on 127.0.0.1; every ratio measured in this run; load "
+              f"average {os.getloadavg()[0]:.1f}", flush=True)
+        for trial in range(1, args.trials + 1):
+            if args.trials > 1:
+                print(f"-- trial {trial}", flush=True)
+            if "nocap" in cases:
+                await nocap(stub, results)
+            if "rpm3000" in cases:
+                await rpm(server, results, 3000, 10, "target <= 1.05")
+            if "rpm600" in cases:
+                await rpm(server, results, 600, 3, "target <= 1.02")
+            if "sweep" in cases:
+                await sweep(server, results)
+            if "original" in cases:
+                await original(server, scaled, results, args.scale)
+        if args.trials > 1:
+            print(f"-- {args.trials} trials, median (min-max); load average now {os.getloadavg()[0]:.1f}")
+            for name, values in RESULTS.items():
+                print(f"{name}: {median_range(values, digits=0 if 'us' in name else 3)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(CASES)}")
+    parser.add_argument("--trials", type=int, default=1, help="run the cases this many times")
     parser.add_argument("--scale", type=float, default=20.0, help="time scale of the limited original run")
     args = parser.parse_args()
     if math.isnan(args.scale) or args.scale <= 0:

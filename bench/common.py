@@ -1,6 +1,8 @@
 """Shared pieces of the bench scripts: the stub server in its own process, experiment
 configs aimed at it, and one engine run timed."""
 
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -14,20 +16,45 @@ KEY_ENV = "BENCH_KEY"
 ENV = {KEY_ENV: "sk-bench-not-a-real-key"}
 
 
+class StubProcess:
+    """The stub server's process: its base URL and the CPU seconds it has used so far."""
+
+    def __init__(self, process: "subprocess.Popen[str]", url: str) -> None:
+        self.process, self.url = process, url
+
+    def cpu(self) -> float | None:
+        """User + system CPU seconds of the stub process (None where /proc is missing)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def stub_process(latency_ms: float) -> Iterator[str]:
+def stub_server_process(latency_ms: float, tls_pem: str | None = None) -> Iterator[StubProcess]:
     """tests/support/stub_server.py in its own process (as a real server would be), so its
-    CPU time is not taken from the client's; yields its base URL."""
+    CPU time is not taken from the client's and can be measured apart; with `tls_pem` (key
+    and certificate chain) behind TLS (tests/support/tls_stub.py)."""
+    command = ["tests.support.tls_stub", str(latency_ms), tls_pem] if tls_pem else [
+        "tests.support.stub_server", str(latency_ms)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.stub_server", str(latency_ms)],
+        [sys.executable, "-m", *command],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert process.stdout is not None
-        yield process.stdout.readline().strip()
+        yield StubProcess(process, process.stdout.readline().strip())
     finally:
         process.terminate()
         process.wait(10)
+
+
+@contextmanager
+def stub_process(latency_ms: float) -> Iterator[str]:
+    """The stub server in its own process; yields its base URL."""
+    with stub_server_process(latency_ms) as stub:
+        yield stub.url
 
 
 def stub_overrides(server: str, results: str, agents: int, rounds: int, **provider: Any) -> dict[str, Any]:
@@ -43,13 +70,28 @@ def stub_overrides(server: str, results: str, agents: int, rounds: int, **provid
 
 
 class Clock:
-    """Wall and CPU seconds since it was made."""
+    """Wall seconds, and this process's user and system CPU seconds, since it was made."""
 
     def __init__(self) -> None:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        self.wall, self.usage = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
 
     def read(self) -> tuple[float, float]:
-        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+        """(wall, CPU) seconds."""
+        wall, user, system = self.split()
+        return wall, user + system
+
+    def split(self) -> tuple[float, float, float]:
+        """(wall, user CPU, system CPU) seconds."""
+        now = resource.getrusage(resource.RUSAGE_SELF)
+        return (time.perf_counter() - self.wall, now.ru_utime - self.usage.ru_utime,
+                now.ru_stime - self.usage.ru_stime)
+
+
+def median_range(values: list[float], scale: float = 1.0, digits: int = 0) -> str:
+    """`median (min-max)` of `values` times `scale`."""
+    ordered = sorted(v * scale for v in values)
+    middle = ordered[len(ordered) // 2] if len(ordered) % 2 else sum(ordered[len(ordered) // 2 - 1:][:2]) / 2
+    return f"{middle:.{digits}f} ({ordered[0]:.{digits}f}-{ordered[-1]:.{digits}f})"
 
 
 async def engine_run(cfg: Any) -> tuple[float, int]:

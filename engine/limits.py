@@ -16,9 +16,16 @@ class Limiter:
     """Requests per minute and concurrency, shared by all calls. Starts sit on a fixed grid
     60/rpm apart, in arrival order: each start is computed from the previous one's grid
     time, not from when its task happened to wake up, so late wake-ups do not add up to a
-    slower rate. A grid that fell behind by more than one step (idle time) restarts at
-    now: idle time earns no burst. `slow_down` (after a 429) holds back every call's
-    start, not just the one that got it."""
+    slower rate, and no start is ever ahead of the grid.
+
+    A grid that fell behind by at most `catch_up_s` (about one second: `burst` steps) is
+    caught up: the overdue calls start at once. Such a lull comes with the protocol (a
+    round waits for its last reply before the next round's calls exist) and would
+    otherwise be lost from every round. A grid further behind (idle time) restarts at now:
+    idle time earns no burst. So any T seconds hold at most T x rpm/60 + burst + 1 starts
+    (a minute: rpm + burst + 1; a second: about twice the rate). `slow_down` (after a
+    429) holds back every call's start, not just the one that got it; the grid restarts
+    at the end of the hold."""
 
     def __init__(
         self,
@@ -29,6 +36,8 @@ class Limiter:
     ) -> None:
         self._slots = anyio.Semaphore(max_concurrency)
         self._interval = 60.0 / rpm if rpm else 0.0
+        self.burst = max(1, rpm // 60) if rpm else 0  # grid steps a lull may be caught up
+        self.catch_up_s = self.burst * self._interval
         self._clock = clock
         self._sleep = sleep
         self._next_start = -math.inf  # grid time of the next start
@@ -53,11 +62,12 @@ class Limiter:
     async def _wait_for_turn(self) -> None:
         while True:
             now = self._clock()
-            start = max(self._next_start, self._hold_until)
+            held = self._hold_until > self._next_start
+            start = self._hold_until if held else self._next_start
             if start <= now:
                 break
             await self._sleep(start - now)
-        if now - start > self._interval:  # idle (or held): the grid starts again here
+        if held or now - start > self.catch_up_s:  # idle, or after a hold: start again here
             start = now
         self._next_start = start + self._interval
 

@@ -1,5 +1,6 @@
 """The shared limiter (rpm spacing, concurrency, 429 hold) and the backoff policy."""
 
+import bisect
 import random
 import time
 
@@ -52,12 +53,64 @@ async def test_late_wake_ups_do_not_slow_the_rate():
     assert all(s - starts[0] >= k for k, s in enumerate(starts)), starts
 
 
+class FakeTime:
+    """A clock that only moves when told to or when the limiter sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def starts_after(limiter: Limiter, fake: FakeTime, n: int) -> list[float]:
+    starts = []
+    for _ in range(n):
+        await limiter.acquire()
+        starts.append(round(fake.now - 100.0, 6))
+        limiter.release()
+    return starts
+
+
+async def test_a_lull_under_a_second_is_caught_up():
+    """A round waiting for its last reply leaves the grid idle for a moment: the overdue
+    calls then start at once, and the grid goes on where it was (never ahead of it)."""
+    fake = FakeTime()
+    limiter = Limiter(rpm=600, max_concurrency=10, clock=fake.clock, sleep=fake.sleep)  # 0.1 s apart
+    assert limiter.burst == 10 and limiter.catch_up_s == pytest.approx(1.0)
+    assert await starts_after(limiter, fake, 1) == [0.0]
+    fake.now += 0.35  # the lull
+    assert await starts_after(limiter, fake, 5) == pytest.approx([0.35, 0.35, 0.35, 0.4, 0.5])
+
+
 async def test_no_burst_after_idle_time():
-    limiter = Limiter(rpm=600, max_concurrency=10)  # 100 ms apart
-    await start_times(limiter, 1)
-    await anyio.sleep(0.3)  # idle time earns no credit for a burst
-    starts = await start_times(limiter, 3)
-    assert starts[1] - starts[0] >= 0.09 and starts[2] - starts[1] >= 0.09
+    fake = FakeTime()
+    limiter = Limiter(rpm=600, max_concurrency=10, clock=fake.clock, sleep=fake.sleep)
+    await starts_after(limiter, fake, 1)
+    fake.now += 1.5  # longer than catch_up_s: idle time earns no credit for a burst
+    assert await starts_after(limiter, fake, 3) == pytest.approx([1.5, 1.6, 1.7])
+
+
+async def test_no_minute_holds_more_than_rpm_plus_burst_plus_one():
+    fake = FakeTime()
+    limiter = Limiter(rpm=3000, max_concurrency=10, clock=fake.clock, sleep=fake.sleep)
+    starts: list[float] = []
+    for lull in [0.0, 0.9, 0.3, 5.0, 0.99, 0.0, 0.5] * 40:  # lulls of every size, between bursts
+        fake.now += lull
+        starts += await starts_after(limiter, fake, 37)
+    worst = max(bisect.bisect_left(starts, a + 60) - i for i, a in enumerate(starts))
+    assert len(starts) > 9000 and worst <= 3000 + limiter.burst + 1
+
+
+async def test_a_hold_restarts_the_grid_without_a_burst():
+    fake = FakeTime()
+    limiter = Limiter(rpm=600, max_concurrency=10, clock=fake.clock, sleep=fake.sleep)
+    await starts_after(limiter, fake, 1)
+    limiter.slow_down(0.5)  # a 429: the calls it held back do not all start when it ends
+    assert await starts_after(limiter, fake, 3) == pytest.approx([0.5, 0.6, 0.7])
 
 
 async def test_without_rpm_cap_calls_start_at_once():

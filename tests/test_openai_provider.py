@@ -17,11 +17,8 @@ from engine.config import Config, ConfigError, Price, ProviderSettings
 from engine.pricing import PriceTable
 from engine.providers.base import ChatRequest, Message, ProviderError
 from engine.providers.factory import make_provider
-from engine.providers.openai_compat import (
-    OpenAICompatProvider,
-    ShardedTransport,
-    parse_retry_after,
-)
+from engine.providers.httpclient import SharedClient
+from engine.providers.openai_compat import OpenAICompatProvider, parse_retry_after
 from tests.support import stub_server as stub
 
 KEY = "sk-or-v1-0123456789abcdef-SECRET"
@@ -670,12 +667,24 @@ async def test_stub_server_echoed_key_is_redacted(server):
     assert KEY not in caught.value.message and caught.value.fatal
 
 
-@pytest.mark.parametrize("slots", [1, 3, 4, 10, 16, 64, 90])
-def test_connection_pool_is_sized_to_max_concurrency(slots):
-    transport = ShardedTransport(slots)
-    assert sum(transport.sizes) == slots
-    assert max(transport.sizes) <= ShardedTransport.SHARD_SIZE
-    assert transport.sizes == sorted(transport.sizes, reverse=True)
+async def test_connections_are_kept_alive_up_to_max_concurrency():
+    with stub.StubServer(latency_s=0.2) as server:
+        settings = ProviderSettings(
+            name="openrouter", base_url=server.base_url, api_key_env="TEST_KEY", max_concurrency=4
+        )
+        shared = SharedClient(settings.max_concurrency)
+        p = OpenAICompatProvider(settings, api_key=KEY, client=shared)
+        pool = shared.client.transport
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):  # more at once than the pool keeps (the limiter normally prevents it)
+                tg.start_soon(p.complete, request())
+        assert pool.connections == 4  # type: ignore[attr-defined]
+        for _ in range(3):
+            await p.complete(request())
+        assert pool.connections == 4  # type: ignore[attr-defined]  # reused, none new
+        await p.aclose()
+        assert pool.connections == 0  # type: ignore[attr-defined]
+    assert server.count == 9
 
 
 async def test_concurrent_requests_run_in_parallel_on_the_shared_client():

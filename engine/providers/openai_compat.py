@@ -1,6 +1,6 @@
 """One client for OpenRouter and every OpenAI-compatible endpoint (OpenAI, Ollama, vLLM,
-LM Studio, a LiteLLM proxy): `POST {base_url}/chat/completions` on one
-`httpx.AsyncClient`, shared by all experiments of a sweep.
+LM Studio, a LiteLLM proxy): `POST {base_url}/chat/completions` on one HTTP client
+(engine.providers.httpclient), shared by all experiments of a sweep.
 
 Each `complete` is exactly one attempt. Every way it can go wrong, including an error
 hidden in an HTTP 200 body, becomes a `ProviderError` that says whether another attempt
@@ -14,16 +14,19 @@ import email.utils
 import json
 import math
 import re
+import ssl
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
+import msgspec
 
 from engine.config import ProviderSettings
 from engine.pricing import PriceTable, estimate_tokens, warn_unknown
 from engine.providers.base import EMPTY_REPLY, ChatRequest, Completion, ProviderError
+from engine.providers.httpclient import SharedClient
 from engine.redact import Redactor
 from engine.textsafe import encodable
 
@@ -36,6 +39,7 @@ CREDITS_URL = "https://openrouter.ai/settings/credits"
 IN_FLIGHT_LIMIT_SOURCE = "openrouter_in_flight_budget"
 MAX_QUOTED = 300  # characters of upstream text kept in an error message
 MAX_TOKENS_COUNTED = 10**9  # a larger token count in `usage` is nonsense: estimated instead
+E = TypeVar("E", bound=BaseException)
 _KEY_SHAPES = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{8,}|Bearer\s+\S+")
 
 
@@ -48,7 +52,7 @@ class OpenAICompatProvider:
         *,
         api_key: str | None,
         transport: httpx.AsyncBaseTransport | None = None,
-        client: "SharedClient | None" = None,
+        client: SharedClient | None = None,
         on_unknown_price: Callable[[str], None] = warn_unknown,
     ) -> None:
         """`client`: an HTTP client shared with other providers (the experiments of a
@@ -57,14 +61,13 @@ class OpenAICompatProvider:
         self.openrouter = self.name == "openrouter"
         self.url = f"{(settings.base_url or '').rstrip('/')}/chat/completions"
         self.timeout_s = settings.timeout_s
-        self._timeout = httpx.Timeout(settings.timeout_s)
         self.key_env = settings.api_key_env
         self._redact = Redactor(api_key)
         self.prices = PriceTable(settings.prices, on_unknown=on_unknown_price)
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        if self.openrouter:
-            headers |= {"HTTP-Referer": APP_URL, "X-Title": APP_TITLE}
-        self._headers = headers  # sent with each request: a shared client carries none
+        # What every request carries, made once (a shared client carries none of it).
+        self._url = httpx.URL(self.url)
+        self._headers = httpx.Headers(request_headers(api_key, self.openrouter))
+        self._extensions = {"timeout": httpx.Timeout(settings.timeout_s).as_dict()}
         self._shared = client or SharedClient(settings.max_concurrency, transport)
         self._client = self._shared.attach()
 
@@ -86,16 +89,25 @@ class OpenAICompatProvider:
         }
         if self.openrouter:
             body["usage"] = {"include": True}
+        content = msgspec.json.encode(body)
+        http_request = httpx.Request("POST", self._url, headers=self._headers, content=content,
+                                     extensions=self._extensions)
         try:
             with anyio.fail_after(self.timeout_s):  # the whole attempt, not each read
-                response = await self._client.post(self.url, json=body, headers=self._headers,
-                                                   timeout=self._timeout)
+                response = await self._client.send(http_request)
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise ProviderError(
                 f"no reply within {self.timeout_s:g} s (timeout)", retryable=True, kind="timeout",
                 reached=not isinstance(exc, httpx.ConnectTimeout),
             ) from None
         except httpx.TransportError as exc:
+            if (unverified := _cause(exc, ssl.SSLCertVerificationError)) is not None:
+                raise ProviderError(  # a retry cannot fix it: stop the run with what to do
+                    f"the TLS certificate of {self._url.host} could not be verified "
+                    f"({unverified.verify_message or unverified.reason}) - if the server's "
+                    "certificate authority is a private one, point SSL_CERT_FILE at its certificate",
+                    fatal=True, kind="tls", reached=False,
+                ) from None
             what = type(exc).__name__
             raise ProviderError(
                 f"connection failed: {what}: {self._quote(str(exc))}", retryable=True,
@@ -241,63 +253,28 @@ class OpenAICompatProvider:
         return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"
 
 
-class SharedClient:
-    """One `httpx.AsyncClient` (connection pool of `max_connections`) for every provider
-    attached to it: one pool, one TLS context, connections reused across the experiments of
-    a sweep. Closed when the last provider detaches."""
-
-    def __init__(self, max_connections: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.client = httpx.AsyncClient(transport=transport or ShardedTransport(max_connections))
-        self.users = 0
-
-    def attach(self) -> httpx.AsyncClient:
-        self.users += 1
-        return self.client
-
-    async def detach(self) -> None:
-        self.users -= 1
-        if self.users == 0:
-            await self.client.aclose()
+def request_headers(api_key: str | None, openrouter: bool) -> dict[str, str]:
+    """The headers of every chat request: httpx's defaults, JSON, the key, and OpenRouter's
+    app attribution."""
+    headers = {
+        "Accept": "*/*",
+        "Accept-Encoding": "gzip, deflate",
+        "Connection": "keep-alive",
+        "User-Agent": f"python-httpx/{httpx.__version__}",
+        "Content-Type": "application/json",
+    }
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    if openrouter:
+        headers |= {"HTTP-Referer": APP_URL, "X-Title": APP_TITLE}
+    return headers
 
 
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """The client's connection pool, `max_connections` in all, kept as several small
-    httpcore pools with each request sent to the least busy one.
-
-    Why: httpcore 1.0's pool does work quadratic in its number of connections on every
-    request (encode/httpcore#1035), so one pool of 64 connections spends more CPU on
-    bookkeeping than on HTTP; pools of SHARD_SIZE keep that cost flat. The shared
-    limiter never lets more than max_concurrency requests in, so no shard overflows."""
-
-    SHARD_SIZE = 4
-
-    def __init__(self, max_connections: int) -> None:
-        count = -(-max_connections // self.SHARD_SIZE)
-        base, extra = divmod(max_connections, count)
-        # Larger shards first: "first least busy" then never overfills one.
-        self.sizes = [base + 1] * extra + [base] * (count - extra)
-        tls = httpx.create_ssl_context()  # one certificate load for all shards
-        self._shards = [
-            httpx.AsyncHTTPTransport(
-                verify=tls, limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)
-            )
-            for size in self.sizes
-        ]
-        self._busy = [0] * count
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = self._busy.index(min(self._busy))
-        self._busy[index] += 1
-        try:
-            response = await self._shards[index].handle_async_request(request)
-            await response.aread()  # the connection is free again once the body is in
-        finally:
-            self._busy[index] -= 1
-        return response
-
-    async def aclose(self) -> None:
-        for shard in self._shards:
-            await shard.aclose()
+def _cause(exc: BaseException, kind: type[E]) -> E | None:
+    """The first exception of type `kind` in `exc`'s chain of causes."""
+    while exc is not None and not isinstance(exc, kind):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return exc
 
 
 def _error_parts(error: Any) -> tuple[str | None, dict[str, Any]]:

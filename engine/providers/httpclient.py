@@ -1,0 +1,211 @@
+"""The HTTP client the OpenAI-compatible providers send on: HTTP/1.1 (h11's state machine)
+over asyncio's own transports (engine.providers.aionet), keep-alive connections reused last
+in, first out, one client shared by every experiment of a sweep."""
+
+import asyncio
+import ssl
+import time
+from collections import defaultdict
+
+import h11
+import httpcore
+import httpx
+
+from engine.providers.aionet import AsyncioBackend, AsyncioStream
+
+KEEPALIVE_EXPIRY_S = 5.0  # as httpx's default: an idle connection older than this is closed
+READ_SIZE = 64 * 1024
+
+# errors of the network layer and of h11 as the httpx ones the provider classifies
+_ERRORS: dict[type[Exception], type[httpx.HTTPError]] = {
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    h11.LocalProtocolError: httpx.LocalProtocolError,
+    h11.RemoteProtocolError: httpx.RemoteProtocolError,
+}
+
+Origin = tuple[bytes, bytes, int]
+
+
+class Connection:
+    """One HTTP/1.1 connection: h11's state machine over an aionet stream, one request at
+    a time, reusable when both sides finished their message and neither asked to close."""
+
+    def __init__(self, stream: AsyncioStream) -> None:
+        self.stream = stream
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.idle_since = time.monotonic()
+
+    def expired(self) -> bool:
+        """Idle too long, or readable while idle: the server closed it (or sent junk)."""
+        return (time.monotonic() - self.idle_since > KEEPALIVE_EXPIRY_S
+                or self.stream.get_extra_info("is_readable"))
+
+    async def exchange(self, request: httpx.Request, body: bytes) -> tuple[h11.Response, bytes]:
+        """Send `request` with `body`; the response head and its whole body. After it the
+        connection is either ready for the next request or `h11.our_state` is not IDLE."""
+        timeouts = request.extensions.get("timeout", {})
+        h = self.h11
+        data = h.send(h11.Request(method=request.method, target=request.url.raw_path,
+                                  headers=request.headers.raw))
+        if body:
+            data += h.send(h11.Data(data=body))
+        data += h.send(h11.EndOfMessage())
+        await self.stream.write(data, timeouts.get("write"))
+        response = None
+        chunks = []
+        while True:
+            event = h.next_event()
+            if event is h11.NEED_DATA:
+                h.receive_data(await self.stream.read(READ_SIZE, timeouts.get("read")))
+            elif isinstance(event, h11.Response):
+                response = event
+            elif isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+            # an h11.InformationalResponse (1xx) is skipped
+        assert response is not None
+        if h.our_state is h11.DONE and h.their_state is h11.DONE:
+            h.start_next_cycle()
+            self.idle_since = time.monotonic()
+        return response, b"".join(chunks)
+
+    def reusable(self) -> bool:
+        return self.h11.our_state is h11.IDLE and self.h11.their_state is h11.IDLE
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+class PooledTransport(httpx.AsyncBaseTransport):
+    """Sends each request on an idle keep-alive connection to its origin (the one used
+    last, so the fewest stay open) or on a new one (TCP, then TLS for https, verified by
+    the SSL context), reads the whole body, and keeps the connection for the next request:
+    at most `max_idle` idle per origin, none idle for longer than KEEPALIVE_EXPIRY_S, none
+    the server has closed.
+
+    Why not httpcore's pool and connections: the pool does work quadratic in its number of
+    connections on every request (encode/httpcore#1035), and every request there takes
+    locks and cancel-shielded sections that each cost an event-loop turn. How many requests
+    are in flight is the limiter's business (engine.limits), and a connection here serves
+    one request at a time, so neither is needed: taking an idle connection or making one
+    is O(1)."""
+
+    def __init__(self, max_idle: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.max_idle = max_idle
+        self._tls = ssl_context  # made at the first https connection: plain HTTP needs none
+        self._backend = AsyncioBackend()
+        self._idle: defaultdict[Origin, list[Connection]] = defaultdict(list)
+        self._open: set[Connection] = set()
+
+    @property
+    def connections(self) -> int:
+        """Connections open now (in use or idle)."""
+        return len(self._open)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scheme = url.raw_scheme
+        if scheme not in (b"http", b"https"):
+            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.")
+        origin = (scheme, url.raw_host, url.port or (443 if scheme == b"https" else 80))
+        body = await request.aread()
+        connection = None
+        try:
+            connection = self._idle_one(origin) or await self._connect(origin, request)
+            response, content = await connection.exchange(request, body)
+        except BaseException as exc:
+            if connection is not None:
+                self._drop(connection)
+            mapped = next((_ERRORS[k] for k in type(exc).__mro__ if k in _ERRORS), None)
+            if mapped is None:
+                raise
+            raise mapped(str(exc)) from exc
+        idle = self._idle[origin]
+        if connection.reusable() and len(idle) < self.max_idle:
+            idle.append(connection)
+        else:
+            self._drop(connection)
+        return httpx.Response(
+            response.status_code, headers=response.headers.raw_items(), content=content, request=request,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason})
+
+    def _idle_one(self, origin: Origin) -> Connection | None:
+        idle = self._idle[origin]
+        while idle:
+            connection = idle.pop()
+            if not connection.expired():
+                return connection
+            self._drop(connection)
+        return None
+
+    async def _connect(self, origin: Origin, request: httpx.Request) -> Connection:
+        timeout = request.extensions.get("timeout", {}).get("connect")
+        host = origin[1].decode("ascii")
+        stream = await self._backend.connect_tcp(host, origin[2], timeout=timeout)
+        if origin[0] == b"https":
+            if self._tls is None:
+                self._tls = httpx.create_ssl_context()  # certifi, or SSL_CERT_FILE / SSL_CERT_DIR
+            self._tls.set_alpn_protocols(["http/1.1"])
+            stream = await stream.start_tls(self._tls, server_hostname=host, timeout=timeout)
+        connection = Connection(stream)  # type: ignore[arg-type]
+        self._open.add(connection)
+        return connection
+
+    def _drop(self, connection: Connection) -> None:
+        self._open.discard(connection)
+        connection.stream.close()
+
+    async def aclose(self) -> None:
+        self._idle.clear()
+        while self._open:
+            self._drop(next(iter(self._open)))
+        await asyncio.sleep(0)  # a closed connection's socket is released in a loop callback
+
+
+class HTTPClient:
+    """Sends prepared `httpx.Request`s on a transport, nothing more: no cookies kept
+    between requests, no redirects followed, no auth flow (headers travel with each
+    request), so none of httpx.AsyncClient's per-request bookkeeping."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self.transport = transport
+        self.is_closed = False
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        if self.is_closed:
+            raise RuntimeError("the HTTP client is closed")
+        response = await self.transport.handle_async_request(request)
+        await response.aread()
+        return response
+
+    async def aclose(self) -> None:
+        if not self.is_closed:
+            self.is_closed = True
+            await self.transport.aclose()
+
+
+class SharedClient:
+    """One HTTPClient (keep-alive pool of up to `max_connections` per origin) for every
+    provider attached to it: one pool, one TLS context, connections reused across the
+    experiments of a sweep. Closed when the last provider detaches."""
+
+    def __init__(self, max_connections: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.client = HTTPClient(transport or PooledTransport(max_connections))
+        self.users = 0
+
+    def attach(self) -> HTTPClient:
+        self.users += 1
+        return self.client
+
+    async def detach(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            await self.client.aclose()
