@@ -1,11 +1,12 @@
 """One HTTP client per sweep: every experiment's provider sends on the same
-httpx.AsyncClient (headers per request), and it is closed when the last one is done."""
+HTTP client (headers per request), and it is closed when the last one is done."""
 
 import anyio
 import httpx
 
 from engine.config import ProviderSettings
 from engine.providers.base import ChatRequest, Message
+from engine.providers.httpclient import HTTPClient
 from engine.providers.openai_compat import OpenAICompatProvider, SharedClient
 from engine.sweep import make_providers, plan_sweep, run_sweep
 
@@ -38,14 +39,14 @@ async def test_a_shared_client_closes_with_its_last_provider():
 
 def test_every_experiment_of_a_sweep_uses_one_client(tmp_path, monkeypatch, server):
     monkeypatch.setenv("OPENROUTER_API_KEY", KEY)
-    made: list[httpx.AsyncClient] = []
-    make = httpx.AsyncClient.__init__
+    made: list[HTTPClient] = []
+    make = HTTPClient.__init__
 
-    def counted(self: httpx.AsyncClient, *args, **kwargs) -> None:
+    def counted(self: HTTPClient, *args, **kwargs) -> None:
         made.append(self)
         make(self, *args, **kwargs)
 
-    monkeypatch.setattr(httpx.AsyncClient, "__init__", counted)
+    monkeypatch.setattr(HTTPClient, "__init__", counted)
     overrides = {"agents": 3, "rounds": 1, "seed": 5, "results_dir": str(tmp_path),
                  "provider": {"name": "openrouter", "base_url": server.base_url, "max_concurrency": 8}}
     plan = plan_sweep(None, overrides, "baseline,identity", 2)
