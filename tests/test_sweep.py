@@ -394,13 +394,15 @@ async def test_a_sweep_whose_experiment_directory_is_not_a_plain_name_is_unreada
 
 
 async def test_compare_view_shows_conditions_side_by_side(tmp_path):
+    from acausal_tui.app import AcausalApp
+
     result, directory = await sweep(plan(tmp_path))
 
-    class Host(App):
+    class Host(AcausalApp):  # the app opens the experiment the comparison asks for
         def on_mount(self) -> None:
             self.push_screen(CompareScreen(load_sweep(directory)))
 
-    app = Host()
+    app = Host(results_dir=directory.parent)
     async with app.run_test(size=(160, 60)) as pilot:
         await pilot.pause()
         screen = app.screen
