@@ -4,9 +4,12 @@ browser's footer following its highlighted row."""
 
 import json
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from textual.widgets import Input, Static
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Static
 
 from acausal_tui.app import AcausalApp, experiment_runner
 from acausal_tui.screens.browser import BrowserScreen
@@ -14,6 +17,7 @@ from acausal_tui.screens.experiment import ExperimentScreen
 from acausal_tui.screens.new_run import NewRunScreen
 from acausal_tui.screens.run import RunScreen
 from tests.tui.conftest import FIXTURE_RESULTS, SIZE, HeldProvider, screen_text, wait_until
+from tests.tui.test_drawn_state import drawn_rows
 
 INTERRUPTED = "exp_20250103_100000"  # after round 1 of 3: resumable
 
@@ -22,13 +26,27 @@ def footer(app: AcausalApp) -> str:
     return screen_text(app).rstrip().splitlines()[-1]
 
 
+def toasts(app: AcausalApp) -> str:
+    """The notifications as drawn (run_test(notifications=True)), their wrapped lines joined."""
+    return " ".join(" ".join(" ".join(drawn_rows(toast)).split()) for toast in app.screen.query("Toast"))
+
+
+@asynccontextmanager
+async def held_run(app: AcausalApp, held: HeldProvider) -> AsyncIterator[Pilot]:
+    """The app under Pilot; its held calls released at the end, whatever happened."""
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        try:
+            yield pilot
+        finally:
+            held.release()
+
+
 async def browse_while_running(pilot, held: HeldProvider) -> BrowserScreen:
     """From a run held mid-round, b: the browser over the run's results directory."""
     await wait_until(pilot, lambda: held.held > 0)
     await pilot.press("b")
-    await wait_until(pilot, lambda: isinstance(pilot.app.screen, BrowserScreen))
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, BrowserScreen)
+                     and pilot.app.screen.query_one(DataTable).row_count > 0)
     return pilot.app.screen
 
 
@@ -36,7 +54,7 @@ async def test_the_footer_offers_resume_only_on_a_resumable_row(tmp_path):
     results = tmp_path / "results"
     shutil.copytree(FIXTURE_RESULTS, results)
     app = AcausalApp(results_dir=results)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert "Resume" not in footer(app)  # the unreadable one
@@ -59,7 +77,7 @@ async def test_a_new_run_is_refused_on_the_form_while_one_is_going_then_starts(m
     config = make_config(agents=3, rounds=2)
     held = HeldProvider(seed=7, hold_from=1)
     app = AcausalApp(run=experiment_runner(config, held), results_dir=Path(config.results_dir))
-    async with app.run_test(size=SIZE) as pilot:
+    async with held_run(app, held) as pilot:
         first = app.screen
         await browse_while_running(pilot, held)
         await pilot.press("n")
@@ -87,13 +105,13 @@ async def test_resume_is_refused_while_a_run_is_going(make_config):
     before = sorted(p.name for p in (Path(config.results_dir) / INTERRUPTED).rglob("*"))
     held = HeldProvider(seed=7, hold_from=1)
     app = AcausalApp(run=experiment_runner(config, held), results_dir=Path(config.results_dir))
-    async with app.run_test(size=SIZE) as pilot:
+    async with held_run(app, held) as pilot:
         await browse_while_running(pilot, held)
         await pilot.press("ctrl+end")  # the oldest: the interrupted experiment
         await pilot.pause()
         assert "R Resume" in footer(app)
         await pilot.press("R")
-        await wait_until(pilot, lambda: "A run is in progress: resume once it has ended" in screen_text(app))
+        await wait_until(pilot, lambda: "A run is in progress: resume once it has ended" in toasts(app))
         assert isinstance(app.screen, BrowserScreen)
         held.release()
         await wait_until(pilot, lambda: app.status is not None, timeout=60)
@@ -109,12 +127,12 @@ async def test_a_refused_resume_says_why(tmp_path):
     data["prompt_hashes"]["decision"] = "0" * 64  # as if made with other prompts
     manifest.write_text(json.dumps(data))
     app = AcausalApp(results_dir=results)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
         await pilot.press("R")
-        await wait_until(pilot, lambda: f"Cannot resume {INTERRUPTED}" in screen_text(app))
-        assert "the prompt templates changed" in screen_text(app)
+        await wait_until(pilot, lambda: f"Cannot resume {INTERRUPTED}" in toasts(app))
+        assert "the prompt templates changed since the experiment started (decision)" in toasts(app)
         assert isinstance(app.screen, BrowserScreen) and app.status is None
 
 
@@ -122,7 +140,7 @@ async def test_the_browser_opens_an_experiment_and_says_when_it_became_unreadabl
     results = tmp_path / "results"
     shutil.copytree(FIXTURE_RESULTS / INTERRUPTED, results / INTERRUPTED)
     app = AcausalApp(results_dir=results)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
         await pilot.press("enter")
@@ -134,5 +152,6 @@ async def test_the_browser_opens_an_experiment_and_says_when_it_became_unreadabl
         await pilot.pause()
         (results / INTERRUPTED / "manifest.json").write_text("{")  # gone bad since it was listed
         await pilot.press("enter")
-        await wait_until(pilot, lambda: f"{INTERRUPTED} is unreadable" in screen_text(app))
+        await wait_until(pilot, lambda: f"{INTERRUPTED} is unreadable" in toasts(app))
+        assert "manifest.json" in toasts(app)
         assert isinstance(app.screen, BrowserScreen)
