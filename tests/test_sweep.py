@@ -398,12 +398,9 @@ async def test_compare_view_shows_conditions_side_by_side(tmp_path):
 
     result, directory = await sweep(plan(tmp_path))
 
-    class Host(AcausalApp):  # the app opens the experiment the comparison asks for
-        def on_mount(self) -> None:
-            self.push_screen(CompareScreen(load_sweep(directory)))
-
-    app = Host(results_dir=directory.parent)
+    app = AcausalApp(results_dir=directory.parent)  # it opens the experiment the comparison asks for
     async with app.run_test(size=(160, 60)) as pilot:
+        await app.push_screen(CompareScreen(load_sweep(directory)))
         await pilot.pause()
         screen = app.screen
         metrics = screen.query_one("#compare-metrics")
