@@ -17,6 +17,7 @@ from engine.control import RunControl
 from engine.events import CallRetried, Event
 from engine.limits import MAX_ATTEMPTS, Limiter, backoff_delay
 from engine.models import CallRecord, LoggedMessage, Usage
+from engine.pricing import PriceTable
 from engine.providers.base import EMPTY_REPLY, ChatRequest, Completion, Provider, ProviderError
 from engine.rng import keyed_rng
 
@@ -79,7 +80,10 @@ class CallGateway:
         report: Report = lambda type_, message, **context: None,
         replay: dict[str, CallRecord] | None = None,
         sleep: Callable[[float], object] = anyio.sleep,
+        prices: PriceTable | None = None,
     ) -> None:
+        """`prices`: the provider's price table; each model it cannot price is reported once
+        (`report`, type unknown_price), beside whatever the table itself was told to do."""
         self.provider = provider
         self.control = control
         self.seed = seed
@@ -93,6 +97,8 @@ class CallGateway:
         self.sleep = sleep
         self.reserved = 0.0  # worst-case cost of this gateway's calls in flight
         self.cost_is_estimate = False
+        self.prices = prices
+        self.unpriced: set[str] = set()  # the models reported as having no price
         control.stats.budget_usd = self.budget.limit_usd
 
     @property
@@ -114,6 +120,17 @@ class CallGateway:
         except BudgetExceeded:
             self.limiter.release()
             raise
+        finally:
+            self._report_unpriced()
+
+    def _report_unpriced(self) -> None:
+        """Report the models the price table found no price for since the last look."""
+        if self.prices is None or len(self.prices.unknown) == len(self.unpriced):
+            return
+        for model in sorted(self.prices.unknown - self.unpriced):
+            self.report("unknown_price", f"no price known for model {model!r}: its cost counts as $0 "
+                        "and the budget cannot bound it (set provider.prices)", model=model)
+        self.unpriced |= self.prices.unknown
 
     def _reserve(self, request: ChatRequest) -> float:
         if self.budget.limit_usd is None:
@@ -167,6 +184,7 @@ class CallGateway:
                 stats.in_flight -= 1
                 self.reserved -= reserved
                 self.limiter.release()
+                self._report_unpriced()
             if last_error.fatal:
                 self._log(request, attempt, None, tally, started, last_error.message)
                 raise FatalCallError(last_error.message)

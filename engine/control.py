@@ -1,12 +1,23 @@
-"""Run control shared by the engine and a UI: pause, resume, abort, live counters."""
+"""Run control shared by the engine and a UI: pause, resume, abort, live counters, the ETA."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
 
 from engine.events import Event, Paused, Resumed
+
+ETA_ROUNDS = 3  # the ETA is the mean duration of this many last rounds x the rounds left
+
+
+def eta_seconds(durations: Sequence[float], rounds_left: int) -> float | None:
+    """Seconds left: the mean of the last ETA_ROUNDS round durations x the rounds left
+    (None before a round has ended). Round durations leave paused time out (the runner
+    subtracts `RunControl.paused_seconds`), so a pause never inflates the ETA. The one
+    formula the headless printer and the run screen both show."""
+    recent = durations[-ETA_ROUNDS:]
+    return sum(recent) / len(recent) * rounds_left if recent else None
 
 
 @dataclass

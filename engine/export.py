@@ -17,7 +17,8 @@ from engine.analysis import agent_group
 from engine.errors import ExportError
 from engine.models import GameResult, StrategyRecord, Validity
 from engine.store import load_experiment, write_atomic
-from engine.sweep import METRICS, SWEEP_FILE, SweepResult, experiment_values, load_sweep
+from engine.sweep_file import METRICS, SWEEP_FILE, SweepResult, load_sweep
+from engine.sweep_summary import experiment_values
 
 ID_COLUMNS = ("experiment_id", "condition", "seed")
 GAME_COLUMNS = (*ID_COLUMNS, *GameResult.__struct_fields__)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import msgspec
 
-from engine.models import Status
-from engine.store import TEMP_PREFIX, LoadedExperiment, load_experiment, read_json, write_json
+from engine.files import TEMP_PREFIX, read_json, write_json
+from engine.loading import LoadedExperiment, load_experiment
+from engine.models import RoundSummary, Status
 
 INDEX_FILE = "index.json"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: the running sums that let a round be added without reloading
 SOURCES = ("manifest.json", "experiment_results.json")  # an index older than these is stale
 
 
@@ -36,6 +37,9 @@ class IndexEntry(msgspec.Struct, kw_only=True):
     cost_is_estimate: bool = False
     has_result: bool = False
     problems: list[str] = []  # files that could not be read when the index was built
+    last_round: int = 0  # the highest round number among the summaries
+    cooperated: float = 0.0  # sum over the rounds of cooperation rate x model-decided moves
+    counted_moves: int = 0  # sum over the rounds with a rate of their model-decided moves
     version: int = INDEX_VERSION
 
 
@@ -44,18 +48,19 @@ def entry_from(loaded: LoadedExperiment) -> IndexEntry | None:
     manifest, result = loaded.manifest, loaded.result
     if manifest is None:
         return None
-    # fallback moves count in no rate: weight each round by its model-decided moves
-    moves = len(manifest.agents) * (len(manifest.agents) - 1)  # per round: 2 x n(n-1)/2 games
-    counted = [(s.cooperation_rate, moves - s.fallback_decisions)
-               for s in loaded.summaries.values() if s.cooperation_rate is not None]
-    total = sum(n for _, n in counted)
+    # fallback moves count in no rate: weight each round by its model-decided moves,
+    # summed in round order (as add_round sums them, so both give the same bits)
+    cooperated, counted = 0.0, 0
+    for number in sorted(loaded.summaries):
+        cooperated, counted = add_moves(cooperated, counted, loaded.summaries[number], len(manifest.agents))
     entry = IndexEntry(
         id=loaded.directory.name, status=manifest.status, start_time=manifest.start_time,
         rounds_done=len(loaded.summaries), rounds=manifest.config.rounds, agents=len(manifest.agents),
         condition=manifest.condition.name, provider=manifest.provider, main_model=manifest.main_model,
         sub_model=manifest.sub_model, simulated=manifest.simulated,
-        cooperation=sum(r * n for r, n in counted) / total if total > 0 else None,
-        problems=list(loaded.problems),
+        cooperation=cooperated / counted if counted > 0 else None,
+        problems=list(loaded.problems), last_round=max(loaded.summaries, default=0),
+        cooperated=cooperated, counted_moves=counted,
     )
     # A manifest saying `running` beside a result file: a resume is under way (or died):
     # the older result of the interruption it continues is not the experiment's state.
@@ -71,16 +76,56 @@ def entry_from(loaded: LoadedExperiment) -> IndexEntry | None:
     return entry
 
 
+def add_moves(cooperated: float, counted: int, summary: RoundSummary, agents: int) -> tuple[float, int]:
+    """The running sums with one more round's model-decided moves added."""
+    if summary.cooperation_rate is None:
+        return cooperated, counted
+    moves = agents * (agents - 1) - summary.fallback_decisions  # per round: 2 x n(n-1)/2 games
+    return cooperated + summary.cooperation_rate * moves, counted + moves
+
+
 def update_index(directory: Path) -> None:
     """Rewrite DIR/index.json from the experiment's files (the store calls this after each
-    round and each manifest write). It is only a cache: failing to write it is not an error
-    of the run, and the browser rebuilds a missing or stale one."""
+    manifest write). It is only a cache: failing to write it is not an error of the run,
+    and the browser rebuilds a missing or stale one."""
     try:
         entry = entry_from(load_experiment(directory))
         if entry is not None:
             write_json(directory / INDEX_FILE, entry)
     except Exception:  # a cache; the experiment's own files are what count
         pass
+
+
+def add_round(directory: Path, round: int, summary: RoundSummary) -> None:
+    """Rewrite DIR/index.json after round `round` was written (its summary: `summary`): the
+    previous index plus this round, without reading the other rounds again; the whole
+    experiment is read only when the previous index is missing, unreadable or cannot simply
+    be extended (an older version, a round not after its last, problems, a result shown)."""
+    try:
+        entry = next_entry(directory, round, summary)
+        if entry is None:
+            entry = entry_from(load_experiment(directory))
+        if entry is not None:
+            write_json(directory / INDEX_FILE, entry)
+    except Exception:  # a cache; the experiment's own files are what count
+        pass
+
+
+def next_entry(directory: Path, round: int, summary: RoundSummary) -> IndexEntry | None:
+    """The previous index with `round` added, or None when it cannot be extended: then only
+    a full rebuild gives what entry_from would."""
+    try:
+        entry = read_json(directory / INDEX_FILE, IndexEntry)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if (entry.version != INDEX_VERSION or entry.id != directory.name or entry.problems
+            or entry.has_result or round <= entry.last_round):
+        return None
+    cooperated, counted = add_moves(entry.cooperated, entry.counted_moves, summary, entry.agents)
+    return msgspec.structs.replace(
+        entry, rounds_done=entry.rounds_done + 1, last_round=round, cooperated=cooperated,
+        counted_moves=counted, cooperation=cooperated / counted if counted > 0 else None,
+    )
 
 
 def fresh(directory: Path) -> bool:

@@ -17,10 +17,15 @@ DEFAULT_PRICES: dict[str, Price] = {
 }
 
 log = logging.getLogger(__name__)
+_warned: set[str] = set()  # the headless default says it once a process, not once a provider
 
 
 def warn_unknown(model: str) -> None:
-    log.warning("no price known for model %r: its cost counts as 0 (set provider.prices)", model)
+    """The default for a provider made without a warning sink (the headless CLI): a log
+    warning, which Python prints on stderr when nothing configured logging."""
+    if model not in _warned:
+        _warned.add(model)
+        log.warning("no price known for model %r: its cost counts as 0 (set provider.prices)", model)
 
 
 def estimate_tokens(text: str) -> int:

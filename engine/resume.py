@@ -22,25 +22,15 @@ from pathlib import Path
 
 import msgspec
 
-from engine import analysis, game
-from engine.conditions import resolve_condition
-from engine.config import Config, ConfigError, validate
+from engine.config import Config, validate
 from engine.control import RunControl
 from engine.errors import ResumeError
 from engine.events import Observer
-from engine.models import (
-    SCHEMA_VERSION,
-    CallRecord,
-    ErrorRecord,
-    ExperimentResult,
-    GameResult,
-    Manifest,
-    RoundSummary,
-    StrategyRecord,
-)
-from engine.prompts import prompt_hashes
+from engine.models import CallRecord, ErrorRecord, ExperimentResult, Manifest
 from engine.providers.base import Provider
-from engine.runner import Experiment, build_agents
+from engine.resume_checks import SavedRound, check_code_matches, load_rounds, read_manifest
+from engine.runner import Experiment
+from engine.state import ExperimentState, Restored
 from engine.store import (
     MAX_LOG_BYTES,
     TEMP_PREFIX,
@@ -49,7 +39,6 @@ from engine.store import (
     check_writable,
     decoder,
     read_file,
-    read_json,
     read_jsonl,
 )
 
@@ -59,17 +48,6 @@ INTERRUPTION_ERRORS = frozenset({"storage", "fatal", "internal", "resume_repair"
 MISSING_CALLS_NOTE = ("calls.jsonl is missing: the earlier calls and their cost are unknown "
                       "(the counters and the budget start from zero, and every call is made again)")
 Runner = Callable[[Observer, RunControl], Awaitable[ExperimentResult]]  # what a UI runs
-
-
-class _Versioned(msgspec.Struct):
-    schema_version: int = 1
-
-
-@dataclass
-class SavedRound:
-    strategies: list[StrategyRecord]
-    games: list[GameResult]
-    summary: RoundSummary
 
 
 @dataclass
@@ -167,130 +145,11 @@ async def resume_experiment(
 ) -> ExperimentResult:
     """Rebuild the experiment's state and run it from `next_round` to the end."""
     try:
-        experiment = Experiment(resumable.config, resumable.store, provider, observer, control)
-        restore(experiment, resumable)
+        experiment = Experiment(resumable.config, resumable.store, provider, observer, control,
+                                restored=restored(resumable))
         return await experiment.run()
     finally:
         resumable.store.close()
-
-
-# -- checks ------------------------------------------------------------------------------
-
-
-def read_manifest(directory: Path) -> Manifest:
-    """The manifest, or ResumeError: no experiment here, a newer schema, or completed."""
-    path = directory / "manifest.json"
-    if not directory.is_dir():
-        raise ResumeError(f"{directory}: no such experiment directory")
-    if not path.exists():
-        raise ResumeError(f"{directory}: no manifest.json (not an experiment, or killed before "
-                          "it started: nothing to resume)")
-    try:
-        check_schema(path)
-        manifest = read_json(path, Manifest)
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ResumeError(f"{path}: unreadable ({exc})") from None
-    if manifest.status == "completed":
-        raise ResumeError(f"{directory}: the experiment is already completed; nothing to resume")
-    result = directory / "experiment_results.json"
-    if result.exists():
-        try:
-            check_schema(result)
-        except (OSError, msgspec.DecodeError):
-            pass  # a result file is rewritten at the end anyway
-    return manifest
-
-
-def check_schema(path: Path) -> None:
-    version = msgspec.json.decode(read_file(path), type=_Versioned).schema_version
-    if version > SCHEMA_VERSION:
-        raise ResumeError(
-            f"{path}: written by a newer version of acausal-tui (schema {version}; this "
-            f"version knows up to {SCHEMA_VERSION}); upgrade to resume it"
-        )
-
-
-def check_code_matches(manifest: Manifest) -> None:
-    """Resuming with different prompts or a redefined condition would mix two experiments."""
-    config = manifest.config
-    if manifest.seed != config.seed or config.agents is None:
-        raise ResumeError("manifest.json: the seed or agent count is missing or inconsistent")
-    changed = [name for name, digest in prompt_hashes().items()
-               if manifest.prompt_hashes.get(name) != digest]
-    if changed:
-        raise ResumeError(f"manifest.json: the prompt templates changed since the experiment "
-                          f"started ({', '.join(changed)}); it cannot be resumed with this version")
-    try:
-        condition = resolve_condition(config.condition, config.switches)
-    except ConfigError as exc:
-        raise ResumeError(f"manifest.json: {exc}") from None
-    if condition != manifest.condition:
-        raise ResumeError(f"manifest.json: condition {config.condition!r} is defined differently "
-                          "in this version than when the experiment started")
-    fields = ("id", "kind", "strategy", "model", "sub_model", "initial_power")
-    expected = [tuple(getattr(a, f) for f in fields) for a in build_agents(config)]
-    recorded = [tuple(getattr(a, f) for f in fields) for a in manifest.agents]
-    if recorded != expected or len(expected) != config.agents:
-        raise ResumeError("manifest.json: the agents do not match the recorded config and seed")
-
-
-def load_rounds(directory: Path, manifest: Manifest) -> list[SavedRound]:
-    """The complete rounds (1..K, each with its summary), checked against the manifest and
-    against the game rules: replaying the games must give the recorded scores and powers."""
-    config = manifest.config
-    rounds_dir = directory / "rounds"
-    summaries = rounds_dir.glob("summary_r*.json")
-    numbers = sorted(int(p.stem[9:]) for p in summaries if p.stem[9:].isdigit())
-    if numbers != list(range(1, len(numbers) + 1)):
-        raise ResumeError(f"{rounds_dir}: the round summaries {numbers} are not rounds "
-                          f"1..{len(numbers)}")
-    if len(numbers) > config.rounds:
-        raise ResumeError(f"{rounds_dir}: {len(numbers)} rounds saved, but the experiment has "
-                          f"{config.rounds}")
-    powers = [a.initial_power for a in manifest.agents]
-    saved = []
-    for r in numbers:
-        try:
-            saved.append(SavedRound(
-                read_json(rounds_dir / f"strategies_r{r}.json", list[StrategyRecord]),
-                read_json(rounds_dir / f"games_r{r}.json", list[GameResult]),
-                read_json(rounds_dir / f"summary_r{r}.json", RoundSummary),
-            ))
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ResumeError(f"round {r}: unreadable ({exc})") from None
-        problem, powers = check_round(r, saved[-1], powers, config)
-        if problem:
-            raise ResumeError(f"{directory}: the round files and the manifest disagree: {problem}")
-    return saved
-
-
-def check_round(
-    r: int, saved: SavedRound, powers: list[float], config: Config
-) -> tuple[str | None, list[float]]:
-    """What is wrong with round r given the powers it started with (None: nothing), and
-    the powers after it."""
-    n = config.agents or 0
-    pairs = [(f"r{r}_g{k}", r, i, j) for k, (i, j) in enumerate(game.pairings(n), start=1)]
-    if saved.summary.round != r:
-        return f"summary_r{r}.json is for round {saved.summary.round}", powers
-    if [(s.agent_id, s.round) for s in saved.strategies] != [(a, r) for a in range(n)]:
-        return f"strategies_r{r}.json does not hold one strategy per agent", powers
-    if [(g.game_id, g.round, g.player1_id, g.player2_id) for g in saved.games] != pairs:
-        return f"games_r{r}.json does not hold the round-robin of the agents", powers
-    scores = [0.0] * n
-    for g in saved.games:
-        before = (powers[g.player1_id], powers[g.player2_id])
-        payoffs = game.payoffs(g.player1_action, g.player2_action, *before, config.power.dynamics)
-        if (g.player1_power_before, g.player2_power_before) != before or (
-            g.player1_payoff, g.player2_payoff) != payoffs:
-            return f"game {g.game_id} does not follow from the earlier rounds", powers
-        scores[g.player1_id] += g.player1_payoff
-        scores[g.player2_id] += g.player2_payoff
-    if config.power.dynamics:
-        powers = game.update_powers(powers, scores)
-    if saved.summary.agent_scores != scores or saved.summary.agent_powers != powers:
-        return f"summary_r{r}.json disagrees with games_r{r}.json", powers
-    return None, powers
 
 
 # -- repairs -----------------------------------------------------------------------------
@@ -339,35 +198,29 @@ def replay_map(calls: list[CallRecord]) -> dict[str, CallRecord]:
     return {c.key: c for c in calls if c.reply is not None}
 
 
-def restore(experiment: Experiment, resumable: Resumable) -> None:
-    """Put `experiment` where the uninterrupted run was after its last complete round."""
-    state = experiment.state
+def restored(resumable: Resumable) -> Restored:
+    """Where the uninterrupted run was after its last complete round, for the `Experiment`
+    that continues it."""
+    config = resumable.config
+    assert config.seed is not None
+    manifest = resumable.manifest
+    state = ExperimentState.start(config.seed, manifest.agents, manifest.condition)
     for saved in resumable.rounds:
-        r = saved.summary.round
-        experiment.record_history(r, saved.games)
-        state.all_strategies += saved.strategies
-        state.all_games += saved.games
-        state.summaries.append(saved.summary)
-        state.similarity.add_round(analysis.llm_strategy_texts(saved.strategies))
-        state.strategies.update((s.agent_id, s) for s in saved.strategies)
-        scores = saved.summary.agent_scores
-        state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]
-        state.powers = list(saved.summary.agent_powers)
+        state.add_saved_round(saved.strategies, saved.games, saved.summary)
     calls = resumable.calls
-    stats = experiment.control.stats
-    stats.calls = sum(c.attempts - c.unsent for c in calls)
-    stats.retries = sum(c.attempts - 1 for c in calls)
-    stats.cost = sum(c.cost for c in calls)
-    stats.empty_replies = sum(c.empty_replies for c in calls)
-    experiment.gateway.cost_is_estimate = any(c.cost_is_estimate for c in calls)
-    experiment.gateway.replay = replay = replay_map(calls)
-    experiment.gateway.budget.exceeded = resumable.budget_reached
-    for note in resumable.notes:
-        experiment.error("resume_repair", note)
-    experiment.error_count = sum(map(functools.partial(counted, resumable, replay), resumable.errors))
-    experiment.start_time = resumable.manifest.start_time
-    experiment.manifest = msgspec.structs.replace(
-        resumable.manifest, status="running", end_time=None, message=None
+    replay = replay_map(calls)
+    return Restored(
+        state=state,
+        manifest=manifest,
+        replay=replay,
+        calls=sum(c.attempts - c.unsent for c in calls),
+        retries=sum(c.attempts - 1 for c in calls),
+        cost=sum(c.cost for c in calls),
+        empty_replies=sum(c.empty_replies for c in calls),
+        cost_is_estimate=any(c.cost_is_estimate for c in calls),
+        budget_reached=resumable.budget_reached,
+        error_count=sum(map(functools.partial(counted, resumable, replay), resumable.errors)),
+        notes=resumable.notes,
     )
 
 

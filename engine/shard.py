@@ -17,17 +17,9 @@ import msgspec
 from engine.config import ConfigError
 from engine.runner import utc_now
 from engine.store import write_atomic
-from engine.sweep import (
-    SWEEP_FILE,
-    SweepResult,
-    counted,
-    encode_sweep,
-    excluded,
-    load_sweep,
-    new_sweep_dir,
-    summarize,
-    sweep_status,
-)
+from engine.sweep_file import SWEEP_FILE, SweepResult, encode_sweep, load_sweep
+from engine.sweep_plan import new_sweep_dir
+from engine.sweep_summary import counted, excluded, summarize, sweep_status
 
 # What may differ between the shards of one sweep; everything else must be equal.
 PER_SHARD = ("sweep_id", "status", "start_time", "end_time", "experiments", "summary",

@@ -6,9 +6,9 @@ moves and non-fresh strategies as shares, judged against the `[validity]` thresh
 from collections import Counter
 from collections.abc import Sequence
 
-from engine.analysis import all_moves
 from engine.config import ValiditySettings
 from engine.models import AgentInfo, GameResult, StrategyRecord, Validity
+from engine.moves import all_moves
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

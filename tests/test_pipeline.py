@@ -6,11 +6,12 @@ from pathlib import Path
 
 import anyio
 
+from engine.agents.llm import LLMAgents
 from engine.events import GameFinished, PhaseStarted, StrategyCollected
 from engine.models import GameResult, RoundSummary, StrategyRecord
 from engine.providers.base import ChatRequest
 from engine.providers.factory import make_provider
-from engine.runner import Experiment, run_experiment
+from engine.runner import run_experiment
 from engine.store import list_experiments, read_json
 from tests.conftest import strip_times
 from tests.support.fakes import FakeProvider
@@ -72,7 +73,7 @@ async def test_at_most_one_prompt_per_worker(make_config, monkeypatch):
     config = make_config(agents=8, rounds=2, provider={"name": "simulated", "max_concurrency": 3,
                                                        "latency_ms": 1})
     alive = peak = 0
-    decide = Experiment.decide
+    decide = LLMAgents.decide
 
     async def counted(self, *args):
         nonlocal alive, peak
@@ -83,7 +84,7 @@ async def test_at_most_one_prompt_per_worker(make_config, monkeypatch):
         finally:
             alive -= 1
 
-    monkeypatch.setattr(Experiment, "decide", counted)
+    monkeypatch.setattr(LLMAgents, "decide", counted)
     result = await run_experiment(config, provider=make_provider(config, {}))
     assert result.status == "completed" and peak == 3
 
@@ -121,7 +122,7 @@ async def test_no_decision_is_asked_for_when_every_strategy_call_fails(make_conf
 
 
 async def test_the_move_queue_hands_out_the_lowest_game_first_and_ends_when_closed():
-    from engine.runner import MoveQueue
+    from engine.rounds import MoveQueue
 
     queue = MoveQueue()
     queue.put([(5, 0), (2, 1), (9, 0)])

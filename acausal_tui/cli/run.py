@@ -21,7 +21,7 @@ from acausal_tui.cli.common import (
     overrides_from,
 )
 from engine.config import Config, load_config
-from engine.control import RunControl
+from engine.control import RunControl, eta_seconds
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
 from engine.models import ExperimentResult
 from engine.providers.factory import api_key_for, make_provider
@@ -64,8 +64,7 @@ class HeadlessPrinter:
             s = event.summary
             total = event.total_rounds
             self.durations.append(s.duration_s)
-            recent = self.durations[-3:]
-            eta = sum(recent) / len(recent) * (total - s.round)
+            eta = eta_seconds(self.durations, total - s.round) or 0.0
             fallbacks = f"  fallbacks {s.fallback_decisions}" if s.fallback_decisions else ""
             self.print(f"{self.tag}round {s.round}/{total}  cooperation {rate(s.cooperation_rate)}{fallbacks}  "
                        f"avg score {s.average_score:.2f}  elapsed {time.monotonic() - self.started:.1f}s  "

@@ -19,7 +19,6 @@ from engine.sweep import (
     CONVERGENCE,
     INTERVAL_METRICS,
     SHARE_METRICS,
-    SWEEP_FILE,
     LoadedSweep,
     SweepResult,
     convergence_text,
@@ -46,27 +45,6 @@ def interval_cell(interval: Interval, share: bool, signed: bool = False) -> str:
     if interval.low is None or interval.high is None:
         return f"{text} ({NOTE_TOO_FEW})" if interval.note == NOTE_TOO_FEW else text
     return f"{text} [{number(interval.low, share)}, {number(interval.high, share)}]"
-
-
-def sweep_problem(result: SweepResult) -> str | None:
-    """Why a sweep.json that decodes cannot be shown (None: it can): every per-condition
-    entry and every difference has every metric, and per-round lists of one length."""
-    entries = [*result.summary, *result.differences]
-    for entry in entries:
-        missing = [metric for metric in INTERVAL_METRICS if metric not in entry.metrics]
-        if missing:
-            return f"{SWEEP_FILE}: {entry.condition}: no {', '.join(missing)}"
-    lengths = {len(entry.cooperation_per_round) for entry in entries}
-    if len(lengths) > 1:
-        return (f"{SWEEP_FILE}: cooperation_per_round lists of different lengths "
-                f"({', '.join(str(n) for n in sorted(lengths))})")
-    return None
-
-
-def checked_sweep(loaded: LoadedSweep) -> LoadedSweep:
-    """`loaded`, or the same sweep as unreadable when its sweep.json makes no sense."""
-    problem = sweep_problem(loaded.result) if loaded.result is not None else None
-    return loaded if problem is None else LoadedSweep(loaded.directory, problem=problem)
 
 
 def sweep_row(loaded: LoadedSweep) -> tuple[Text, ...]:

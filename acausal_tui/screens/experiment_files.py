@@ -1,39 +1,15 @@
 """An experiment's round files as its detail screen reads them: each read once (in a
-worker thread) and checked against the experiment; what could not be read, or decodes but
-makes no sense (an agent id out of range), is kept to be shown in place."""
+worker thread; the store checks that it fits the experiment); what could not be read is
+kept to be shown in place."""
 
 from typing import Any
 
 import msgspec
 from rich.text import Text
 
-from acausal_tui.screens.history import game_number
 from acausal_tui.widgets.text import literal
 from engine.models import GameResult, StrategyRecord
 from engine.store import LoadedExperiment
-
-
-class BadContent(ValueError):
-    """A round file that decodes but does not fit the experiment."""
-
-
-def check_games(games: list[GameResult], agents: int) -> None:
-    for g in games:
-        for player in (g.player1_id, g.player2_id):
-            if player not in range(agents):
-                raise BadContent(f"{g.game_id}: agent id {player} is not one of the {agents} agents")
-        if g.player1_id == g.player2_id:
-            raise BadContent(f"{g.game_id}: agent {g.player1_id} plays itself")
-        try:
-            game_number(g)
-        except ValueError:
-            raise BadContent(f"game id {g.game_id!r} is not of the form r<round>_g<number>") from None
-
-
-def check_strategies(strategies: list[StrategyRecord], agents: int) -> None:
-    for s in strategies:
-        if s.agent_id not in range(agents):
-            raise BadContent(f"agent id {s.agent_id} is not one of the {agents} agents")
 
 
 class RoundFiles:
@@ -50,9 +26,8 @@ class RoundFiles:
     def _read(self, kind: str, round: int, cache: dict[int, list[Any]]) -> list[Any]:
         if round not in cache:
             try:
-                records = getattr(self.loaded, kind)(round)
-                (check_games if kind == "games" else check_strategies)(records, self.agents)
-            except (OSError, msgspec.DecodeError, msgspec.ValidationError, BadContent) as exc:
+                records = getattr(self.loaded, kind)(round)  # checked to fit the experiment
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
                 self.errors[f"{kind}_r{round}.json"] = str(exc)
                 records = []
             cache[round] = records

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from rich.text import Text
 
 from acausal_tui.screens.experiment_files import RoundFiles
-from acausal_tui.screens.history import agent_lines, game_number, opponents_in_round, seen_history
 from acausal_tui.widgets.indicators import indicator_value
 from acausal_tui.widgets.strategy import strategy_text
 from acausal_tui.widgets.text import cells, literal, money, percent
@@ -15,6 +14,7 @@ from engine.models import GameResult, RoundSummary
 from engine.prompts import NO_HISTORY, round_player_labels
 from engine.store import LoadedExperiment
 from engine.validity import validity_line
+from engine.views import agent_lines, game_number, opponents_in_round, seen_history
 
 ALL = -1  # the games of every agent
 ROUND_COLUMNS = ("Round", "Cooperation", "Mutual C", "Avg score", "Score var", "Power min", "Power mean",

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from rich.text import Text
 
-from acausal_tui.screens.compare import checked_sweep, sweep_row
+from acausal_tui.screens.compare import sweep_row
 from acausal_tui.widgets.text import cells, literal, money, percent
 from engine.index import IndexEntry, read_index
 from engine.lock import holder
@@ -140,7 +140,7 @@ def list_rows(results_dir: Path) -> list[Listed]:
         dirs = sorted((p for p in results_dir.iterdir() if p.is_dir() and p.name.startswith("exp_")),
                       key=lambda p: p.name, reverse=True)
         rows += [indexed(p, p.name) for p in dirs]
-    for sweep in (checked_sweep(s) for s in list_sweeps(results_dir)):
+    for sweep in list_sweeps(results_dir):
         key = sweep.directory.name
         rows.append(Listed(key, sweep.directory, guarded(sweep_row, sweep, sweep.directory), sweep=sweep))
         for run in sweep.result.experiments if sweep.result else []:

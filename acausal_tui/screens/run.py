@@ -28,7 +28,7 @@ from acausal_tui.widgets.strategy import StrategyPane
 from acausal_tui.widgets.tail import Tail
 from acausal_tui.widgets.text import duration, literal, money, percent
 from engine.analysis import INDICATORS_NOTE
-from engine.control import RunControl
+from engine.control import RunControl, eta_seconds
 from engine.events import (
     CallRetried,
     ErrorLogged,
@@ -129,9 +129,8 @@ class RunView:
         return len(self.manifest.agents) if self.manifest else 0
 
     def eta(self) -> float | None:
-        """Mean of the last 3 round durations x rounds left."""
-        recent = self.durations[-3:]
-        return sum(recent) / len(recent) * (self.total_rounds - self.completed) if recent else None
+        """Mean of the last 3 round durations x rounds left (engine.control.eta_seconds)."""
+        return eta_seconds(self.durations, self.total_rounds - self.completed)
 
     def round_cooperation(self) -> float | None:
         """This round's so far; once it is summarised, its final figure."""

@@ -1,0 +1,163 @@
+"""How an LLM agent writes its strategy and decides a move: the prompts, the follow-up
+turns after an ambiguous reply, and the fallbacks when no usable reply came back."""
+
+from typing import NamedTuple
+
+from engine.calls import CallFailed, CallGateway, Report, now_iso
+from engine.conditions import Condition
+from engine.config import Config
+from engine.models import Action, AgentInfo, ParseRule, RoundSummary, StrategyRecord, StrategySource
+from engine.parsing import extract_strategy, parse_decision
+from engine.prompts import (
+    DECISION_MAX_TOKENS,
+    DECISION_TEMPERATURE,
+    STRATEGY_MAX_TOKENS,
+    STRATEGY_TEMPERATURE,
+    render_decision_prompt,
+    render_strategy_prompt,
+    retry_instruction,
+)
+from engine.providers.base import ChatRequest, Completion, Message
+from engine.rng import keyed_rng
+
+CALL_FAILED = "call failed"  # how a fallback reason says no reply came back at all
+DECISION_TRIES = 3  # the first ask + 2 follow-up turns when the reply is ambiguous
+CUT_OFF = "length"  # the finish_reason of a reply cut off by max_tokens
+
+
+class Decision(NamedTuple):
+    """One player's move and how it was reached."""
+
+    action: Action
+    fallback: str | None  # why the move was drawn, or None when it was read or scripted
+    parse_rule: ParseRule
+
+
+def strategy_source(agent: AgentInfo, strategy: StrategyRecord) -> StrategySource:
+    """What the strategy the agent plays this round is (SPEC §6)."""
+    if agent.kind == "scripted":
+        return "scripted"
+    if "carried_over" in strategy.flags:
+        return "carried_over"
+    return "fallback" if "fallback" in strategy.flags else "fresh"
+
+
+class LLMAgents:
+    """The experiment's LLM agents, calling the models through one gateway. Remembers which
+    replies were cut off by max_tokens (by call key, so a replayed call counts once) and the
+    last call error (for the message when a whole round's calls failed)."""
+
+    def __init__(self, gateway: CallGateway, config: Config, condition: Condition, report: Report) -> None:
+        assert config.seed is not None and config.agents is not None
+        self.gateway = gateway
+        self.config = config
+        self.seed = config.seed
+        self.condition = condition
+        self.report = report
+        self.cut_off: dict[str, bool] = {}
+        self.last_call_error: str | None = None
+
+    async def call(self, request: ChatRequest) -> Completion:
+        """One model call through the gateway; remembers whether the reply was cut off."""
+        completion = await self.gateway.call(request)
+        self.cut_off[request.key] = completion.finish_reason == CUT_OFF
+        return completion
+
+    async def write_strategy(
+        self, round: int, agent: AgentInfo, previous: StrategyRecord | None, power: float,
+        recent: list[RoundSummary],
+    ) -> StrategyRecord:
+        """The agent's strategy for `round`; `previous` is its last one (None in round 1)."""
+        prompt = render_strategy_prompt(
+            agents=self.config.agents or 0,
+            condition=self.condition,
+            power=power,
+            dynamics=self.config.power.dynamics,
+            recent=recent,
+            seed=self.seed,
+        )
+        request = ChatRequest(
+            key=f"strategy/r{round}/a{agent.id}",
+            model=agent.model or self.config.models.main,
+            messages=[Message("user", prompt)],
+            temperature=STRATEGY_TEMPERATURE,
+            max_tokens=STRATEGY_MAX_TOKENS,
+        )
+        try:
+            completion = await self.call(request)
+        except CallFailed as exc:
+            self.last_call_error = str(exc)
+            return self.failed_strategy(round, agent.id, request.model, str(exc), previous)
+        text, flags = extract_strategy(completion.text, completion.finish_reason)
+        if text is None:  # cut off before any rule, or empty: no strategy was written
+            reason = "reply cut off by max_tokens before a STRATEGY: line" if completion.text.strip() else "empty reply"
+            self.last_call_error = reason
+            return self.failed_strategy(round, agent.id, request.model, reason, previous, completion, flags)
+        return StrategyRecord(
+            agent_id=agent.id, round=round, kind="llm", model=request.model, strategy_text=text,
+            full_reasoning=completion.text, flags=flags, prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens, cost=completion.cost, timestamp=now_iso(),
+        )
+
+    def failed_strategy(
+        self, round: int, agent: int, model: str, reason: str, previous: StrategyRecord | None,
+        completion: Completion | None = None, flags: list[str] | None = None,
+    ) -> StrategyRecord:
+        """No strategy came back: the agent keeps its previous one (`carried_over`), or in
+        round 1 plays the condition's fallback text (`fallback`). A reply that came back
+        unusable is kept in full_reasoning, with its tokens and cost."""
+        flag = "carried_over" if previous else "fallback"
+        text = previous.strategy_text if previous else self.condition.fallback_strategy
+        self.report("strategy_failed", f"agent {agent}: {reason}; using the {flag} strategy",
+                    round=round, agent=agent)
+        return StrategyRecord(
+            agent_id=agent, round=round, kind="llm", model=model, strategy_text=text,
+            full_reasoning=completion.text if completion else "", flags=[flag, *(flags or [])],
+            prompt_tokens=completion.prompt_tokens if completion else 0,
+            completion_tokens=completion.completion_tokens if completion else 0,
+            cost=completion.cost if completion else 0.0, timestamp=now_iso(),
+        )
+
+    async def decide(
+        self, round: int, k: int, player: int, agent: AgentInfo, strategy: str, history: str, label: str
+    ) -> Decision:
+        """One move of game `k` (as its player 1 or 2), read from the sub model's reply (with
+        up to 2 follow-up turns when it is ambiguous), or drawn by `on_unparseable` when no
+        reply could be read. `label` is the opponent as the agent sees it."""
+        swapped = self.condition.option_order == "shuffled" and (
+            keyed_rng(self.seed, "option_order", round, k, player).random() < 0.5
+        )
+        messages = [Message("user", render_decision_prompt(strategy, history, label, swapped))]
+        reason = ""
+        for attempt in range(DECISION_TRIES):
+            request = ChatRequest(
+                key=f"decision/r{round}/g{k}/p{player}/t{attempt}",
+                model=agent.sub_model or self.config.models.sub,
+                messages=messages,
+                temperature=DECISION_TEMPERATURE,
+                max_tokens=DECISION_MAX_TOKENS,
+            )
+            try:
+                completion = await self.call(request)
+            except CallFailed as exc:
+                self.last_call_error = str(exc)
+                reason = f"{CALL_FAILED}: {exc}"
+                break
+            action, rule = parse_decision(completion.text, completion.finish_reason)
+            if action is not None and rule is not None:
+                return Decision(action, None, rule if attempt == 0 else "follow_up")
+            cut = " (cut off by max_tokens)" if completion.finish_reason == CUT_OFF else ""
+            reason = f"ambiguous reply after {attempt + 1} tries{cut}"
+            messages = [*messages, Message("assistant", completion.text), Message("user", retry_instruction(swapped))]
+        action = self.fallback_move(round, k, player)
+        self.report("decision_fallback", f"game r{round}_g{k} player {player}: {reason}; drew {action}",
+                    round=round, game=f"r{round}_g{k}", agent=agent.id)
+        return Decision(action, reason, "fallback")
+
+    def fallback_move(self, round: int, k: int, player: int) -> Action:
+        rule = self.condition.on_unparseable
+        if rule == "cooperate":
+            return "COOPERATE"
+        if rule == "defect":
+            return "DEFECT"
+        return "COOPERATE" if keyed_rng(self.seed, "fallback", round, k, player).random() < 0.5 else "DEFECT"

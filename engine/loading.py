@@ -1,0 +1,113 @@
+"""Reading an experiment directory back for the browser, resume, export and audit: what is
+readable of it (problems listed, never raised), and the rules a round file must meet to
+fit its experiment, so every reader refuses the same files."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from engine.files import UnsafeFile, read_json
+from engine.models import ExperimentResult, GameResult, Manifest, RoundSummary, StrategyRecord
+
+T = TypeVar("T")
+
+
+class BadRoundFile(msgspec.ValidationError):
+    """A round file that decodes but does not fit the experiment (a ValidationError, so
+    every reader that handles an undecodable file handles this one too)."""
+
+
+def check_games(games: list[GameResult], agents: int) -> None:
+    """BadRoundFile unless every game is between two different agents of the experiment and
+    its id is of the form r<round>_g<number>."""
+    for g in games:
+        for player in (g.player1_id, g.player2_id):
+            if player not in range(agents):
+                raise BadRoundFile(f"{g.game_id}: agent id {player} is not one of the {agents} agents")
+        if g.player1_id == g.player2_id:
+            raise BadRoundFile(f"{g.game_id}: agent {g.player1_id} plays itself")
+        try:
+            int(g.game_id.rsplit("_g", 1)[-1])
+        except ValueError:
+            raise BadRoundFile(f"game id {g.game_id!r} is not of the form r<round>_g<number>") from None
+
+
+def check_strategies(strategies: list[StrategyRecord], agents: int) -> None:
+    """BadRoundFile unless every strategy is by an agent of the experiment."""
+    for s in strategies:
+        if s.agent_id not in range(agents):
+            raise BadRoundFile(f"agent id {s.agent_id} is not one of the {agents} agents")
+
+
+@dataclass
+class LoadedExperiment:
+    """What is readable of an experiment directory; `problems` lists what was not."""
+
+    directory: Path
+    manifest: Manifest | None = None
+    result: ExperimentResult | None = None
+    summaries: dict[int, RoundSummary] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def readable(self) -> bool:
+        return self.manifest is not None
+
+    def strategies(self, round: int) -> list[StrategyRecord]:
+        """The round's strategies; OSError, DecodeError or ValidationError (BadRoundFile
+        among them) when the file cannot be read or does not fit the experiment."""
+        strategies = read_json(self.directory / "rounds" / f"strategies_r{round}.json", list[StrategyRecord])
+        if self.manifest is not None:
+            check_strategies(strategies, len(self.manifest.agents))
+        return strategies
+
+    def games(self, round: int) -> list[GameResult]:
+        """The round's games; errors as `strategies`."""
+        games = read_json(self.directory / "rounds" / f"games_r{round}.json", list[GameResult])
+        if self.manifest is not None:
+            check_games(games, len(self.manifest.agents))
+        return games
+
+
+def _try_read(path: Path, type_: type[T], problems: list[str]) -> T | None:
+    try:
+        return read_json(path, type_)
+    except FileNotFoundError:
+        return None
+    except UnsafeFile as exc:
+        problems.append(str(exc))
+        return None
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        problems.append(f"{path.name}: {exc}")
+        return None
+
+
+def load_experiment(directory: Path) -> LoadedExperiment:
+    """Never raises for bad content: unreadable parts are listed in `problems`."""
+    loaded = LoadedExperiment(directory=directory)
+    loaded.manifest = _try_read(directory / "manifest.json", Manifest, loaded.problems)
+    if loaded.manifest is None and not loaded.problems:
+        loaded.problems.append("manifest.json: missing")
+    loaded.result = _try_read(directory / "experiment_results.json", ExperimentResult, loaded.problems)
+    rounds = directory / "rounds"
+    if rounds.is_symlink():
+        loaded.problems.append("rounds is a symbolic link; not followed")
+    elif rounds.is_dir():
+        for path in sorted(rounds.glob("summary_r*.json")):
+            number = path.stem.removeprefix("summary_r")
+            if number.isdigit():
+                summary = _try_read(path, RoundSummary, loaded.problems)
+                if summary is not None:
+                    loaded.summaries[int(number)] = summary
+    return loaded
+
+
+def list_experiments(results_dir: Path) -> list[LoadedExperiment]:
+    """Every experiment directory under results_dir, newest first (by name)."""
+    if not results_dir.is_dir():
+        return []
+    dirs = [p for p in results_dir.iterdir() if p.is_dir() and p.name.startswith("exp_")]
+    return [LoadedExperiment(p, problems=["a symbolic link; not followed"]) if p.is_symlink()
+            else load_experiment(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]

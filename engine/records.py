@@ -1,0 +1,129 @@
+"""The experiment's own records: its agents, its manifest (what was run, with what code)
+and its result (what came of it)."""
+
+import functools
+from importlib.metadata import PackageNotFoundError, version
+
+import msgspec
+
+from engine import analysis, game, validity
+from engine.conditions import Condition
+from engine.config import Config
+from engine.control import RunStats
+from engine.models import AgentInfo, ExperimentResult, Manifest, Status
+from engine.prompts import prompt_hashes
+from engine.state import ExperimentState
+
+
+def build_agents(config: Config) -> list[AgentInfo]:
+    """Ids in population order: groups as given, each group's agents consecutively."""
+    powers = game.initial_powers(config.seed or 0, config.agents or 0, config.power.initial)
+    agents: list[AgentInfo] = []
+    for group in config.population:
+        for _ in range(group.count):
+            llm = group.kind == "llm"
+            agents.append(
+                AgentInfo(
+                    id=len(agents),
+                    kind=group.kind,
+                    strategy=None if llm else group.strategy,
+                    model=(group.model or config.models.main) if llm else None,
+                    sub_model=(group.sub_model or config.models.sub) if llm else None,
+                    initial_power=powers[len(agents)],
+                    final_power=powers[len(agents)],
+                )
+            )
+    return agents
+
+
+@functools.cache  # reading package metadata takes tens of ms: once per process
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in ("acausal-tui", "textual", "httpx", "anyio", "msgspec"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def design_warnings(condition: Condition, agents: list[AgentInfo]) -> list[str]:
+    """Caveats recorded in the manifest. Telling agents something false can be a deliberate
+    design, so it is allowed, but never silent."""
+    models = {(a.model, a.sub_model) for a in agents if a.kind == "llm"}
+    if condition.identity and models and (len(models) > 1 or any(a.kind == "scripted" for a in agents)):
+        return ["the identity statement tells every LLM agent that all opponents are identical "
+                "copies of the same model, which is false for this population (scripted agents "
+                "or several models)"]
+    return []
+
+
+def new_manifest(
+    experiment_id: str, start_time: str, config: Config, condition: Condition, agents: list[AgentInfo],
+    provider: str, simulated: bool,
+) -> Manifest:
+    """The manifest of a run that starts now."""
+    assert config.seed is not None
+    return Manifest(
+        experiment_id=experiment_id,
+        status="running",
+        start_time=start_time,
+        seed=config.seed,
+        config=config,
+        condition=condition,
+        provider=provider,
+        base_url=None if simulated else config.provider.base_url,
+        simulated=simulated,
+        main_model=config.models.main,
+        sub_model=config.models.sub,
+        prompt_hashes=prompt_hashes(),
+        package_versions=dict(package_versions()),
+        agents=agents,
+        warnings=design_warnings(condition, agents),
+    )
+
+
+def final_agents(agents: list[AgentInfo], state: ExperimentState) -> list[AgentInfo]:
+    """New records, not changed in place: observers hold the old ones (RunStarted's
+    manifest) and may read them at any time."""
+    return [
+        msgspec.structs.replace(
+            agent, final_power=state.powers[agent.id], total_score=state.total_scores[agent.id]
+        )
+        for agent in agents
+    ]
+
+
+def build_result(
+    experiment_id: str, config: Config, condition: Condition, agents: list[AgentInfo], state: ExperimentState,
+    stats: RunStats, *, status: Status, message: str | None, start_time: str, end_time: str,
+    simulated: bool, cost_is_estimate: bool, error_count: int, cut_offs: int,
+) -> ExperimentResult:
+    """What came of the run: its counters, summaries, indicators and validity."""
+    assert config.seed is not None
+    return ExperimentResult(
+        experiment_id=experiment_id,
+        status=status,
+        start_time=start_time,
+        end_time=end_time,
+        seed=config.seed,
+        config=config,
+        condition=condition,
+        total_rounds=len(state.summaries),
+        total_games=len(state.all_games),
+        total_api_calls=stats.calls,
+        total_retries=stats.retries,
+        total_cost=stats.cost,
+        cost_is_estimate=cost_is_estimate,
+        round_summaries=state.summaries,
+        agents=agents,
+        acausal_indicators=analysis.compute_indicators(state.all_strategies, state.all_games, state.summaries),
+        error_count=error_count,
+        simulated=simulated,
+        cooperation_breakdown=analysis.cooperation_breakdown(agents, state.all_games),
+        message=None if status == "completed" else message,
+        empty_replies=stats.empty_replies,
+        validity=validity.compute_validity(
+            agents, state.all_games, state.all_strategies, cut_offs, config.validity,
+        ),
+    )

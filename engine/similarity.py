@@ -1,0 +1,113 @@
+"""Strategy similarity: the mean pairwise TF-IDF cosine of each round's fresh LLM strategy
+texts (SPEC §6), and which strategies are fresh."""
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import pairwise
+
+from engine.models import StrategyRecord
+
+# Strategies carrying one of these flags were not written by the model this round
+# (a previous round's text carried over, or the condition's fallback text), so they say
+# nothing about what the model reasoned and are left out of the marker indicators.
+NOT_FRESH_FLAGS = frozenset({"carried_over", "fallback"})
+
+_TOKEN_RE = re.compile(r"[a-z0-9']+")
+
+
+def terms(text: str) -> Counter[str]:
+    """Raw counts of the text's unigrams and bigrams (lowercase `[a-z0-9']+` words)."""
+    words = _TOKEN_RE.findall(text.lower())
+    counts = Counter(words)
+    counts.update(f"{a} {b}" for a, b in pairwise(words))
+    return counts
+
+
+def _dot(u: dict[str, float], v: dict[str, float]) -> float:
+    if len(v) < len(u):
+        u, v = v, u
+    return sum(weight * v.get(term, 0.0) for term, weight in u.items())
+
+
+class SimilarityTracker:
+    """Mean pairwise TF-IDF cosine similarity of each round's strategy texts.
+
+    Document frequencies are cumulative: each round's vectors are weighted with the idf
+    of every text added so far, this round's included. tf = raw count;
+    idf = ln((1 + n_docs) / (1 + df)) + 1; vectors are L2-normalised; a text with no
+    words has the zero vector, whose cosine with anything is 0.
+
+    The tracker is fully determined by the texts added, in order: a resumed run rebuilds
+    it with `from_rounds(earlier_rounds)` and gets the same values a straight run would.
+    """
+
+    def __init__(self) -> None:
+        self._df: Counter[str] = Counter()
+        self._n_docs = 0
+        self._rounds: list[list[str]] = []
+        self._similarities: list[float | None] = []
+
+    @classmethod
+    def from_rounds(cls, rounds: Iterable[Sequence[str]]) -> "SimilarityTracker":
+        tracker = cls()
+        for texts in rounds:
+            tracker.add_round(texts)
+        return tracker
+
+    @property
+    def rounds(self) -> list[list[str]]:
+        """The texts added so far, one list per round (the tracker's whole state)."""
+        return [list(texts) for texts in self._rounds]
+
+    @property
+    def similarities(self) -> list[float | None]:
+        """What `add_round` returned for each round so far."""
+        return list(self._similarities)
+
+    def add_round(self, texts: Sequence[str]) -> float | None:
+        """Add a round's texts to the corpus; their mean pairwise cosine, or None if < 2."""
+        counts = [terms(text) for text in texts]
+        for doc in counts:
+            self._df.update(doc.keys())
+        self._n_docs += len(counts)
+        self._rounds.append(list(texts))
+        similarity = self._mean_pairwise_cosine([self._vector(doc) for doc in counts])
+        self._similarities.append(similarity)
+        return similarity
+
+    def _vector(self, counts: Counter[str]) -> dict[str, float]:
+        weights = {
+            term: count * (math.log((1 + self._n_docs) / (1 + self._df[term])) + 1)
+            for term, count in counts.items()
+        }
+        norm = math.sqrt(sum(w * w for w in weights.values()))
+        if norm == 0.0:
+            return {}
+        return {term: w / norm for term, w in weights.items()}
+
+    @staticmethod
+    def _mean_pairwise_cosine(vectors: list[dict[str, float]]) -> float | None:
+        n = len(vectors)
+        if n < 2:
+            return None
+        total = sum(_dot(vectors[i], vectors[j]) for i in range(n) for j in range(i + 1, n))
+        # Rounding can push the cosine of equal vectors a hair above 1.
+        return min(1.0, total / (n * (n - 1) / 2))
+
+
+def llm_strategy_texts(strategies: Iterable[StrategyRecord]) -> list[str]:
+    """The texts that go into a round's similarity: every fresh LLM strategy, by agent id.
+
+    Carried-over and fallback strategies are left out: they were not written this round,
+    and identical fallback texts would fake convergence when calls fail.
+    """
+    llm = sorted((s for s in strategies if is_fresh(s)), key=lambda s: s.agent_id)
+    return [s.strategy_text for s in llm]
+
+
+def is_fresh(strategy: StrategyRecord) -> bool:
+    """Written by the model this round (not carried over, not the fallback text)."""
+    return strategy.kind == "llm" and not NOT_FRESH_FLAGS.intersection(strategy.flags)
+

@@ -1,0 +1,126 @@
+"""The statistics of sweep.json: what a finished experiment contributes to its cell, which
+cells count, and per condition the mean and Student-t interval of every metric, the paired
+differences from the reference condition, and convergence as "k of n seeds"."""
+
+import msgspec
+
+from engine.models import ExperimentResult, Status
+from engine.stats import Interval, median, t_interval
+from engine.sweep_file import (
+    CONVERGENCE,
+    INTERVAL_METRICS,
+    SHARE_METRICS,
+    ConditionStats,
+    Convergence,
+    Difference,
+    Excluded,
+    SweepResult,
+    SweepRun,
+)
+
+
+def experiment_values(result: ExperimentResult) -> tuple[dict[str, float | None], list[float]]:
+    """The indicators (and in- vs out-group cooperation) and the per-round cooperation of
+    one experiment."""
+    metrics: dict[str, float | None] = msgspec.structs.asdict(result.acausal_indicators)
+    breakdown = result.cooperation_breakdown
+    metrics["in_group_cooperation_rate"] = breakdown.in_group_cooperation_rate if breakdown else None
+    metrics["out_group_cooperation_rate"] = breakdown.out_group_cooperation_rate if breakdown else None
+    return metrics, [s.cooperation_rate for s in result.round_summaries]
+
+
+def record_outcome(run: SweepRun, result: ExperimentResult) -> None:
+    """Copy what the statistics use from a finished experiment into its grid cell."""
+    run.status, run.message = result.status, result.message
+    run.rounds = result.total_rounds
+    run.metrics, run.cooperation_per_round = experiment_values(result)
+    validity = result.validity
+    run.valid = None if validity is None else validity.valid
+    run.invalid_reasons = [] if validity is None or validity.valid else list(validity.reasons)
+
+
+def sweep_status(statuses: list[str]) -> Status:
+    for status in ("aborted", "failed", "budget_exceeded"):
+        if status in statuses:
+            return status  # type: ignore[return-value]
+    return "completed"
+
+
+def counted(run: SweepRun) -> bool:
+    """Completed and not invalid: what the intervals are over (validity not recorded counts,
+    and sweep.json lists it in validity_not_recorded)."""
+    return run.status == "completed" and run.valid is not False
+
+
+def excluded(result: SweepResult) -> list[Excluded]:
+    return [Excluded(condition=run.condition, seed=run.seed, directory=run.directory, reasons=run.invalid_reasons)
+            for run in result.experiments if run.status == "completed" and run.valid is False]
+
+
+def summarize(result: SweepResult) -> tuple[list[ConditionStats], list[Difference]]:
+    """Means and t-intervals over the counted experiments of each condition; differences
+    over the seeds where both the condition and the reference were counted (and, per
+    metric, where both have a value)."""
+    done: dict[str, dict[int, SweepRun]] = {label: {} for label in result.conditions}
+    for run in result.experiments:
+        if counted(run):
+            done[run.condition][run.seed] = run
+    # per-round entries for every round any completed experiment played, counted or not
+    rounds = max((len(run.cooperation_per_round) for run in result.experiments if run.status == "completed"),
+                 default=0)
+
+    def interval(values: list[float | None], share: bool = True, difference: bool = False) -> Interval:
+        iv = t_interval([float(v) for v in values if v is not None])
+        if share and iv.low is not None and iv.high is not None:
+            floor = -1.0 if difference else 0.0
+            iv = msgspec.structs.replace(iv, low=max(iv.low, floor), high=min(iv.high, 1.0))
+        return iv
+
+    summary = []
+    for label, runs in done.items():
+        cells = list(runs.values())
+        summary.append(ConditionStats(
+            condition=label,
+            metrics={m: interval([c.metrics.get(m) for c in cells], m in SHARE_METRICS)
+                     for m in INTERVAL_METRICS},
+            cooperation_per_round=[interval([round_rate(c, r) for c in cells]) for r in range(1, rounds + 1)],
+            convergence=convergence(cells),
+        ))
+    reference = result.conditions[0]
+    differences = []
+    for label in result.conditions[1:]:
+        pairs = [(done[label][s], done[reference][s]) for s in sorted(done[label]) if s in done[reference]]
+        differences.append(Difference(
+            condition=label,
+            reference=reference,
+            metrics={m: interval([minus(a.metrics.get(m), b.metrics.get(m)) for a, b in pairs],
+                                 m in SHARE_METRICS, difference=True) for m in INTERVAL_METRICS},
+            cooperation_per_round=[
+                interval([minus(round_rate(a, r), round_rate(b, r)) for a, b in pairs], difference=True)
+                for r in range(1, rounds + 1)
+            ],
+        ))
+    return summary, differences
+
+
+def convergence(runs: list[SweepRun]) -> Convergence:
+    rounds = [float(v) for run in runs if (v := run.metrics.get(CONVERGENCE)) is not None]
+    return Convergence(converged=len(rounds), n=len(runs), median_round=median(rounds))
+
+
+def convergence_text(value: Convergence | None) -> str:
+    """'converged in 3 of 10 seeds (median round 4)'."""
+    if value is None:
+        return "not recorded"
+    text = f"converged in {value.converged} of {value.n} seeds"
+    return text + (f" (median round {value.median_round:g})" if value.median_round is not None else "")
+
+
+def round_rate(run: SweepRun, round: int) -> float | None:
+    rates = run.cooperation_per_round
+    return rates[round - 1] if round <= len(rates) else None
+
+
+def minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+

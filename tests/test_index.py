@@ -1,0 +1,149 @@
+"""index.json is extended round by round without reading the experiment again, and is
+always what a full rebuild from the files gives: after every round of a run, across a
+resume, and when the previous index is missing or broken."""
+
+import random
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from engine import index
+from engine.control import RunControl
+from engine.events import RoundSummarised
+from engine.index import INDEX_FILE, IndexEntry, add_round, entry_from
+from engine.loading import load_experiment
+from engine.models import RoundSummary
+from engine.providers.simulated import SimulatedProvider
+from engine.resume import open_resume, resume_experiment
+from engine.runner import run_experiment
+from engine.store import ExperimentStore, read_json
+from tests.support.experiment_files import only_experiment
+
+
+class Checks:
+    """Wraps ExperimentStore.write_round: after each round, the index as written, the index a
+    full rebuild gives, and how many times the index read the whole experiment."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.rounds: list[tuple[int, IndexEntry, IndexEntry | None, int]] = []
+        self.loads = 0
+        real_write, real_load = ExperimentStore.write_round, index.load_experiment
+
+        def counting_load(directory: Path):
+            self.loads += 1
+            return real_load(directory)
+
+        def write_round(store: ExperimentStore, round: int, *args) -> None:
+            before = self.loads
+            real_write(store, round, *args)
+            written = read_json(store.directory / INDEX_FILE, IndexEntry)
+            rebuilt = entry_from(load_experiment(store.directory))
+            self.rounds.append((round, written, rebuilt, self.loads - before))
+
+        monkeypatch.setattr(index, "load_experiment", counting_load)
+        monkeypatch.setattr(ExperimentStore, "write_round", write_round)
+
+    def assert_incremental_and_equal(self, rounds: list[int]) -> None:
+        assert [r for r, *_ in self.rounds] == rounds
+        for round, written, rebuilt, loads in self.rounds:
+            assert written == rebuilt, round
+            assert loads == 0, f"round {round} reloaded the experiment"
+
+
+class AbortAfter:
+    def __init__(self, control: RunControl, round: int) -> None:
+        self.control, self.round = control, round
+
+    def on_event(self, event) -> None:
+        if isinstance(event, RoundSummarised) and event.summary.round == self.round:
+            self.control.abort("test abort")
+
+
+async def test_each_round_extends_the_index_to_what_a_rebuild_gives(make_config, tmp_path, monkeypatch):
+    checks = Checks(monkeypatch)
+    config = make_config(agents=4, rounds=12)  # past round 10: summaries listed r1, r10, r11, r12, r2, ...
+
+    result = await run_experiment(config, provider=SimulatedProvider(seed=config.seed))
+
+    checks.assert_incremental_and_equal(list(range(1, 13)))
+    directory = only_experiment(Path(config.results_dir))
+    final = read_json(directory / INDEX_FILE, IndexEntry)
+    assert final == entry_from(load_experiment(directory))
+    assert final.rounds_done == 12 and final.cooperation == result.acausal_indicators.overall_cooperation_rate
+    assert any(written.cooperation is not None for _, written, _, _ in checks.rounds)
+
+
+async def test_a_resumed_run_extends_the_index_from_the_rebuilt_one(make_config, tmp_path, monkeypatch):
+    config = make_config(agents=4, rounds=6)
+    control = RunControl()
+    first = await run_experiment(config, provider=SimulatedProvider(seed=config.seed),
+                                 observer=AbortAfter(control, 3), control=control)
+    assert first.status == "aborted"
+    directory = only_experiment(Path(config.results_dir))
+    (directory / INDEX_FILE).write_bytes(b"{torn")  # the resume's manifest write rebuilds it
+    checks = Checks(monkeypatch)
+
+    resumable = open_resume(directory)
+    result = await resume_experiment(resumable, SimulatedProvider(seed=config.seed))
+
+    assert result.status == "completed"
+    checks.assert_incremental_and_equal([4, 5, 6])
+    assert read_json(directory / INDEX_FILE, IndexEntry) == entry_from(load_experiment(directory))
+
+
+@pytest.mark.parametrize("previous", [None, b"{torn", b'{"id": "exp_other"}'])
+async def test_a_missing_or_broken_index_is_rebuilt_in_full(make_config, monkeypatch, previous):
+    config = make_config(agents=3, rounds=2)
+    await run_experiment(config, provider=SimulatedProvider(seed=config.seed))
+    directory = only_experiment(Path(config.results_dir))
+    path = directory / INDEX_FILE
+    path.unlink()
+    if previous is not None:
+        path.write_bytes(previous)
+    summary = load_experiment(directory).summaries[2]
+
+    add_round(directory, 2, summary)
+
+    assert read_json(path, IndexEntry) == entry_from(load_experiment(directory))
+
+
+async def test_a_round_not_after_the_last_one_is_not_counted_twice(make_config):
+    config = make_config(agents=3, rounds=3)
+    await run_experiment(config, provider=SimulatedProvider(seed=config.seed))
+    directory = only_experiment(Path(config.results_dir))
+    loaded = load_experiment(directory)
+    # as during the run: the index as it was after round 3, before the result was written
+    before = entry_from(loaded)
+    assert before is not None
+    stale = msgspec.structs.replace(before, has_result=False)
+    (directory / INDEX_FILE).write_bytes(msgspec.json.encode(stale))
+
+    add_round(directory, 2, loaded.summaries[2])  # round 2 written again
+
+    assert read_json(directory / INDEX_FILE, IndexEntry) == entry_from(load_experiment(directory))
+
+
+async def test_rates_that_do_not_add_up_exactly_still_match_the_rebuild(make_config):
+    """Rates whose float sums depend on the order they are added in: the index adds them in
+    round order, as the rebuild does (which lists summary_r10 before summary_r2)."""
+    config = make_config(agents=3, rounds=12)
+    await run_experiment(config, provider=SimulatedProvider(seed=config.seed))
+    directory = only_experiment(Path(config.results_dir))
+    rounds = directory / "rounds"
+    summaries = load_experiment(directory).summaries
+    draw = random.Random(5)
+    for number, summary in summaries.items():
+        path = rounds / f"summary_r{number}.json"
+        odd = msgspec.structs.replace(summary, cooperation_rate=draw.random() / 3,
+                                      fallback_decisions=draw.randrange(3))
+        path.write_bytes(msgspec.json.encode(odd))
+        path.rename(path.with_name(f"hidden_r{number}"))
+    (directory / "experiment_results.json").unlink()
+    index.update_index(directory)  # the index before round 1
+
+    for number in sorted(summaries):
+        path = rounds / f"summary_r{number}.json"
+        (rounds / f"hidden_r{number}").rename(path)
+        add_round(directory, number, read_json(path, RoundSummary))
+        assert read_json(directory / INDEX_FILE, IndexEntry) == entry_from(load_experiment(directory)), number

@@ -1,0 +1,65 @@
+"""What agent i saw in round r (engine/views.py): the history and opponent labels the
+browser rebuilds from the games files are exactly what the runner put in the decision
+prompts recorded in calls.jsonl (labels, order, history window)."""
+
+import re
+from pathlib import Path
+
+import anyio
+import pytest
+
+from engine.game import pairings
+from engine.models import CallRecord
+from engine.prompts import NO_HISTORY
+from engine.providers.factory import make_provider
+from engine.runner import run_experiment
+from engine.store import load_experiment, read_jsonl
+from engine.views import agent_lines, game_number, opponents_in_round, seen_history, seen_text
+
+PROMPT = re.compile(r"Game history so far:\n(.*)\n\nCurrent opponent: Opponent (\S+)\n", re.S)
+DECISION = re.compile(r"decision/r(\d+)/g(\d+)/p([12])/t0")
+
+
+@pytest.mark.parametrize("switches", [{}, {"labels": "shuffled"}, {"history": "last:1"}, {"history": "none"}])
+def test_the_browsers_history_is_what_the_runner_prompted(make_config, switches):
+    config = make_config(agents=5, rounds=4, switches=switches,
+                         population=[{"kind": "llm", "count": 4},
+                                     {"kind": "scripted", "strategy": "grudger", "count": 1}])
+    result = anyio.run(lambda: run_experiment(config, provider=make_provider(config, {})))
+    loaded = load_experiment(Path(config.results_dir) / result.experiment_id)
+    manifest = loaded.manifest
+    assert manifest is not None
+    seed, condition = manifest.seed, manifest.condition
+    games = {r: loaded.games(r) for r in loaded.summaries}
+    calls, bad = read_jsonl(loaded.directory / "calls.jsonl", CallRecord)
+    assert not bad
+    pairs = pairings(5)
+    checked = 0
+    for call in calls:
+        match = DECISION.fullmatch(call.key)
+        if not match:
+            continue
+        round, k, player = (int(x) for x in match.groups())
+        agent = pairs[k - 1][player - 1]
+        shown = PROMPT.search(call.messages[0].content)
+        assert shown is not None, call.key
+        history, label = shown.groups()
+        lines = agent_lines(games, agent, seed, 5, condition)
+        assert history == (seen_history(lines, round, condition) or NO_HISTORY), call.key
+        mine = sorted((g for g in games[round] if agent in (g.player1_id, g.player2_id)), key=game_number)
+        at = [game_number(g) for g in mine].index(k)
+        assert opponents_in_round(games[round], agent, seed, 5, condition, round)[at] == label, call.key
+        checked += 1
+    assert checked == 4 * 10 * 2 - 4 * 4  # every LLM move of every game; the scripted agent has no prompt
+
+
+@pytest.mark.parametrize(("round", "window", "expected"), [
+    (3, None, ["r1a", "r1b", "r2"]),  # all earlier rounds, never the round itself
+    (3, 1, ["r2"]),
+    (4, 2, ["r2", "r3"]),
+    (3, 0, []),
+    (1, None, []),
+])
+def test_the_history_block_is_the_earlier_rounds_cut_to_the_window(round, window, expected):
+    lines = [(1, "r1a"), (1, "r1b"), (2, "r2"), (3, "r3")]
+    assert seen_text(lines, round, window) == "\n".join(expected)
