@@ -5,78 +5,42 @@ import asyncio
 import gc
 import os
 import signal
-from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
 from acausal_tui.commands import DeskCommands
+from acausal_tui.launch import experiment_runner, resumed_runner, sweep_runner
+from acausal_tui.messages import OpenExperiment
 from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen
+from acausal_tui.screens.experiment import ExperimentScreen
+from acausal_tui.screens.new_run import NewRunScreen
 from acausal_tui.screens.run import RunFn, RunScreen
 from acausal_tui.screens.sweep import SweepFn, SweepScreen
-from engine.config import Config
-from engine.control import RunControl
-from engine.events import Observer
-from engine.models import ExperimentResult
-from engine.providers.base import Provider
-from engine.providers.factory import make_provider
-from engine.runner import run_experiment, utc_now
-from engine.store import ExperimentStore, new_experiment_dir
-from engine.sweep import (
-    SweepControl,
-    SweepObserver,
-    SweepPlan,
-    SweepResult,
-    make_providers,
-    run_sweep,
-)
+from engine.errors import AcausalError
+from engine.store import load_experiment
+from engine.sweep import SweepPlan
 from engine.textsafe import visible
 
-
-def experiment_runner(
-    config: Config, provider: Provider | None = None, now: Callable[[], datetime] = utc_now
-) -> RunFn:
-    """The coroutine the run screen starts as its worker: a new experiment directory, the run,
-    and the provider closed at the end. `now` names the directory (a fixed clock in tests)."""
-
-    async def run(observer: Observer, control: RunControl) -> ExperimentResult:
-        backend = provider or make_provider(config)
-        store = ExperimentStore(new_experiment_dir(Path(config.results_dir), now()))
-        try:
-            return await run_experiment(config, provider=backend, observer=observer, control=control,
-                                        store=store)
-        finally:
-            await backend.aclose()
-
-    return run
-
-
-def sweep_runner(plan: SweepPlan, providers: Sequence[Provider] | None = None) -> SweepFn:
-    """The coroutine the sweep screen starts as its worker. `providers[i]` serves the i-th
-    experiment of `plan.runs()` (default: one per experiment from its config)."""
-
-    async def run(observer: SweepObserver, control: SweepControl) -> SweepResult:
-        backends = providers if providers is not None else make_providers([c for _, c in plan.runs()])
-        result, _ = await run_sweep(plan, backends, observer=observer, control=control)
-        return result
-
-    return run
-
+# What the command line and tests start the app with (acausal_tui/launch.py).
+__all__ = ["AcausalApp", "experiment_runner", "sweep_runner"]
+RUN_IN_PROGRESS = "a run is in progress: start the new one once it has ended"
 
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class AcausalApp(App[None]):
-    # app.tcss: what screens share, the run screen and the dialogs; then one file per screen
+    # app.tcss: what screens share and the run screen; then one file per screen
     # beside it. Listed here, not in each screen's CSS_PATH: Textual never reads the CSS_PATH
     # of the screen an app opens on (its default screen).
     CSS_PATH = ["app.tcss", *(f"screens/{name}.tcss" for name in
-                              ("browser", "compare", "experiment", "new_run", "sweep", "transcript"))]
+                              ("browser", "compare", "dialogs", "experiment", "new_run", "sweep",
+                               "transcript"))]
     TITLE = "acausal-tui"
     COMMANDS = App.COMMANDS | {DeskCommands}
     BINDINGS = [
@@ -92,9 +56,9 @@ class AcausalApp(App[None]):
         self.run_fn = run
         self.sweep_fn = sweep
         self.results_dir = results_dir
-        self._run_screen: RunScreen | None = None
-        self._sweep_screen: SweepScreen | None = None
+        self._live: RunScreen | SweepScreen | None = None  # the latest run or sweep screen
         self.signalled: str | None = None  # the name of the SIGTERM/SIGHUP that ended the app
+        self.resuming = False  # an experiment is being opened to resume it
 
     def on_mount(self) -> None:
         # The engine allocates fast, which triggers full collections; without this each
@@ -134,8 +98,9 @@ class AcausalApp(App[None]):
 
     @property
     def live_screen(self) -> RunScreen | SweepScreen | None:
-        """The screen of the sweep or run the app was opened on (or resumed from the browser)."""
-        return self._sweep_screen or self._run_screen
+        """The screen of the run or sweep the app was opened on, or of the latest one started
+        from it (the form, or resume in the browser)."""
+        return self._live
 
     @property
     def status(self) -> str | None:
@@ -153,13 +118,59 @@ class AcausalApp(App[None]):
 
     def start_run(self, run: RunFn) -> None:
         """Open a run screen on `run` and start it (a resumed experiment, from the browser)."""
-        self._run_screen = RunScreen(run, self.results_dir)
-        self.push_screen(self._run_screen)
+        self._live = RunScreen(run, self.results_dir)
+        self.push_screen(self._live)
 
     def start_sweep(self, sweep: SweepFn) -> None:
         """Open a sweep screen on `sweep` and start it (from the new-sweep form)."""
-        self._sweep_screen = SweepScreen(sweep)
-        self.push_screen(self._sweep_screen)
+        self._live = SweepScreen(sweep)
+        self.push_screen(self._live)
+
+    # -- what screens ask of the app ------------------------------------------------
+
+    async def on_new_run_screen_start(self, message: NewRunScreen.Start) -> None:
+        """The form's checked experiment (or sweep) replaces the form on its live screen;
+        refused, with the form still open, while a run is in progress."""
+        if self.run_in_progress:
+            message.form.show_error(RUN_IN_PROGRESS)
+            for provider in message.providers:
+                await provider.aclose()
+            return
+        if self.screen is message.form:
+            self.pop_screen()
+        if isinstance(message.target, SweepPlan):
+            self.start_sweep(sweep_runner(message.target, message.providers))
+        else:
+            self.start_run(experiment_runner(message.target, message.providers[0]))
+
+    def on_browser_screen_resume(self, message: BrowserScreen.Resume) -> None:
+        if self.run_in_progress:
+            self.notify("A run is in progress: resume once it has ended", severity="warning")
+        elif not self.resuming:
+            self.resuming = True
+            self.run_worker(self.resume(message.directory), group="resume", exit_on_error=False)
+
+    async def resume(self, directory: Path) -> None:
+        try:
+            run = await resumed_runner(directory, self.warn)
+        except AcausalError as exc:
+            self.notify(str(exc), title=f"Cannot resume {directory.name}", severity="error", markup=False)
+        else:
+            self.start_run(run)
+        finally:
+            self.resuming = False
+
+    def on_open_experiment(self, message: OpenExperiment) -> None:
+        self.run_worker(self.open_experiment(message.directory), group="open", exclusive=True,
+                        exit_on_error=False)
+
+    async def open_experiment(self, directory: Path) -> None:
+        loaded = await anyio.to_thread.run_sync(load_experiment, directory)
+        if not loaded.readable:
+            self.notify("; ".join(loaded.problems), title=f"{directory.name} is unreadable",
+                        severity="error", markup=False)
+            return
+        self.push_screen(ExperimentScreen(loaded))
 
     def warn(self, message: str) -> None:
         self.notify(message, severity="warning", timeout=10, markup=False)
@@ -171,11 +182,11 @@ class AcausalApp(App[None]):
 
     def get_default_screen(self) -> Screen:
         if self.sweep_fn is not None:
-            self._sweep_screen = SweepScreen(self.sweep_fn)
-            return self._sweep_screen
+            self._live = SweepScreen(self.sweep_fn)
+            return self._live
         if self.run_fn is not None:
-            self._run_screen = RunScreen(self.run_fn, self.results_dir)
-            return self._run_screen
+            self._live = RunScreen(self.run_fn, self.results_dir)
+            return self._live
         return BrowserScreen(self.results_dir)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -5,8 +5,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import anyio
-
 from acausal_tui.cli import common, research
 from acausal_tui.cli.common import (
     COMMANDS,
@@ -51,12 +49,7 @@ def dispatch(argv: Sequence[str] | None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             config = prepare_run(args)
-            if not args.headless:
-                common.check_terminal()
-                return run_app(config)
-            code, directory = anyio.run(run_headless, config)
-            print(directory)
-            return code
+            return common.app_or_headless(args.headless, lambda: run_app(config), lambda: run_headless(config))
         if args.command == "browse":
             common.check_terminal()
             return browse_app(Path(args.results_dir))

@@ -1,5 +1,5 @@
 """What every subcommand shares: the flag parser (also the new-experiment form's checker),
-exit codes from results, signals that abort a run, and the terminal check."""
+exit codes from results, signals that abort a run, and the terminal check (app or headless)."""
 
 import argparse
 import importlib.metadata
@@ -7,6 +7,8 @@ import math
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -127,6 +129,18 @@ def check_terminal() -> None:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the TUI needs a terminal (stdin and stdout are not one); "
                          "use --headless for a run without it")
+
+
+def app_or_headless(headless: bool, app: Callable[[], int],
+                    headless_run: Callable[[], Awaitable[tuple[int, Path]]]) -> int:
+    """The TUI, once the terminal check has passed; or, with --headless, the run without it,
+    then the directory it wrote printed. Either way, the command's exit code."""
+    if not headless:
+        check_terminal()
+        return app()
+    code, directory = anyio.run(headless_run)
+    print(directory)
+    return code
 
 
 COMMANDS = ("run", "browse", "resume", "sweep", "sweep-merge", "export", "audit")

@@ -146,12 +146,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     if args.shard is not None:
         plan.shard = parse_shard(args.shard, len(plan.runs()))
     check_results_dir(Path(plan.base.results_dir))
-    if not args.headless:
-        common.check_terminal()
-        return sweep_app(plan)
-    code, directory = anyio.run(run_sweep_headless, plan)
-    print(directory)
-    return code
+    return common.app_or_headless(args.headless, lambda: sweep_app(plan), lambda: run_sweep_headless(plan))
 
 
 async def resume_sweep_headless(plan: SweepResume, providers: list[Provider]) -> int:

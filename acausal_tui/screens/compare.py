@@ -3,9 +3,7 @@ each condition's paired difference from the reference, convergence as "k of n se
 cooperation per round charted per condition, the invalid experiments left out, and the
 sweep's experiments (enter opens one)."""
 
-from pathlib import Path
 
-import anyio
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,10 +11,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from acausal_tui.messages import OpenExperiment
 from acausal_tui.widgets.chart import CoopChart
 from acausal_tui.widgets.text import cells, literal, percent
 from engine.stats import NOTE_TOO_FEW, Interval
-from engine.store import load_experiment
 from engine.sweep import (
     CONVERGENCE,
     INTERVAL_METRICS,
@@ -183,18 +181,7 @@ class CompareScreen(Screen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id != "compare-experiments":
             return
-        directory = self.loaded.directory / str(event.row_key.value)
-        self.run_worker(self.open_experiment(directory), group="open", exclusive=True, exit_on_error=False)
-
-    async def open_experiment(self, directory: Path) -> None:
-        loaded = await anyio.to_thread.run_sync(load_experiment, directory)
-        if not loaded.readable:
-            self.notify("; ".join(loaded.problems), title="unreadable experiment", severity="error",
-                        markup=False)
-            return
-        from acausal_tui.screens.experiment import ExperimentScreen
-
-        self.app.push_screen(ExperimentScreen(loaded))
+        self.post_message(OpenExperiment(self.loaded.directory / str(event.row_key.value)))
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:

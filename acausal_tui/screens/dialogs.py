@@ -31,6 +31,7 @@ KEYS = [
     ]),
 ]
 class ConfirmScreen(ModalScreen[bool]):
+    # Its CSS (and HelpScreen's): dialogs.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", show=False),
         Binding("n,escape", "answer(False)", "No", show=False),

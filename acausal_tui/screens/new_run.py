@@ -4,7 +4,6 @@ via engine.sweep.plan_sweep for a sweep), so a bad value shows the CLI's message
 The last values started are remembered in RESULTS_DIR/.acausal-tui-form.json."""
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
@@ -19,6 +19,7 @@ from acausal_tui.cli.common import UsageError, build_parser, overrides_from
 from acausal_tui.widgets.text import literal
 from engine.conditions import PRESETS
 from engine.config import PROVIDERS, Config, ConfigError, load_config, merge
+from engine.providers.base import Provider
 from engine.providers.factory import make_provider
 from engine.runner import with_seed
 from engine.store import check_results_dir
@@ -115,15 +116,21 @@ class NewRunScreen(Screen):
         Binding("ctrl+s", "start", "Start", id="start"),
     ]
 
-    def __init__(self, kind: str, results_dir: Path,
-                 env: dict[str, str] | None = None,
-                 on_start: Callable[[Config | SweepPlan], None] | None = None) -> None:
-        """`kind`: run or sweep. `on_start` replaces starting it on the app (tests)."""
+    class Start(Message):
+        """Start the form's checked experiment (or sweep) with its providers (one per
+        experiment) on its live screen, in place of `form`; the app refuses while a run is
+        in progress and says why on the form."""
+
+        def __init__(self, form: "NewRunScreen", target: Config | SweepPlan, providers: list[Provider]) -> None:
+            super().__init__()
+            self.form, self.target, self.providers = form, target, providers
+
+    def __init__(self, kind: str, results_dir: Path, env: dict[str, str] | None = None) -> None:
+        """`kind`: run or sweep. `env`: where API keys are read (default: os.environ)."""
         super().__init__()
         self.kind = kind
         self.results_dir = results_dir
         self.env = env
-        self.on_start = on_start
         self.remembered = read_state(results_dir)
 
     def compose(self) -> ComposeResult:
@@ -178,35 +185,22 @@ class NewRunScreen(Screen):
         values = self.values()
         try:
             target = validate(self.kind, values, self.env)
-            if self.on_start is None:
-                self.start(target)
-            else:
-                self.on_start(target)
+            providers = self.providers(target)
         except (UsageError, ConfigError) as exc:
             self.show_error(str(exc))
             return
         write_state(self.results_dir, values)
+        self.post_message(self.Start(self, target, providers))
 
-    def start(self, target: Config | SweepPlan) -> None:
-        """Make the providers first (a missing API key is a ConfigError shown here), then
-        leave the form for the run (sweep) screen."""
-        from acausal_tui.app import experiment_runner, sweep_runner
-
-        if self.app.run_in_progress:
-            raise ConfigError("a run is in progress: start the new one once it has ended")
-        warn = self.app.warn
+    def providers(self, target: Config | SweepPlan) -> list[Provider]:
+        """Made here, so a missing API key is a ConfigError shown on the form."""
 
         def unknown_price(model: str) -> None:
-            warn(f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)")
+            self.notify(f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)",
+                        severity="warning", timeout=10, markup=False)
 
-        if isinstance(target, SweepPlan):
-            providers = [make_provider(c, self.env, on_unknown_price=unknown_price) for _, c in target.runs()]
-            self.app.pop_screen()
-            self.app.start_sweep(sweep_runner(target, providers))
-        else:
-            provider = make_provider(target, self.env, on_unknown_price=unknown_price)
-            self.app.pop_screen()
-            self.app.start_run(experiment_runner(target, provider))
+        configs = [c for _, c in target.runs()] if isinstance(target, SweepPlan) else [target]
+        return [make_provider(c, self.env, on_unknown_price=unknown_price) for c in configs]
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "form-start":

@@ -74,13 +74,6 @@ def game_calls(directory: Path, game: GameResult) -> tuple[list[PlayerCalls], li
 class Block(Static, can_focus=True):
     """One text of the transcript (a prompt, a reply): focusable, so `c` copies it."""
 
-    DEFAULT_CSS = """
-    Block { padding: 0 1; margin: 0 0 1 0; border-left: outer $primary 30%; }
-    Block:focus { border-left: outer $accent; background: $boost; }
-    Block.meta { border-left: none; margin: 0; color: $text-muted; }
-    Block.heading { border-left: none; margin: 1 0 0 0; text-style: bold; background: $boost; }
-    """
-
     def __init__(self, text: Text, copy: str | None = None, classes: str = "") -> None:
         super().__init__(text, markup=False, classes=classes)
         self.copy_text = copy if copy is not None else text.plain
@@ -88,6 +81,7 @@ class Block(Static, can_focus=True):
 
 
 class TranscriptScreen(Screen):
+    # Its CSS (and its Blocks'): transcript.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),
         Binding("c", "copy", "Copy text", id="copy"),

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widgets import DataTable, Select, Static
 
 from acausal_tui.app import AcausalApp
-from acausal_tui.screens import browser
+from acausal_tui.screens import listing
 from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.compare import CompareScreen
 from acausal_tui.screens.experiment import ExperimentScreen
@@ -136,14 +136,14 @@ async def test_a_row_that_cannot_be_made_does_not_end_the_listing(tmp_path, monk
     results = tmp_path / "results"
     copy_experiment(results, "exp_20250102_000000")
     copy_experiment(results, "exp_20250101_000000")
-    made = browser.row
+    made = listing.row
 
     def row(entry, directory: Path, problems: list[str]):
         if directory.name == "exp_20250102_000000":
             raise KeyError("overall_cooperation_rate")
         return made(entry, directory, problems)
 
-    monkeypatch.setattr(browser, "row", row)
+    monkeypatch.setattr(listing, "row", row)
     app = AcausalApp(results_dir=results)
     async with app.run_test(size=SIZE) as pilot:
         table = await open_browser(pilot)

@@ -5,8 +5,8 @@ a completed experiment offers no resume."""
 import threading
 from pathlib import Path
 
+from acausal_tui import launch
 from acausal_tui.app import AcausalApp
-from acausal_tui.screens import browser
 from engine.control import RunControl
 from engine.providers.base import ChatRequest, Completion
 from engine.providers.simulated import SimulatedProvider
@@ -42,13 +42,13 @@ async def test_resume_from_the_browser_finishes_as_an_uninterrupted_run(make_con
     directory = only_experiment(Path(config.results_dir))
 
     threads: list[str] = []
-    opened = browser.open_resume
+    opened = launch.open_resume
 
     def open_resume(directory: Path):
         threads.append(threading.current_thread().name)
         return opened(directory)
 
-    monkeypatch.setattr(browser, "open_resume", open_resume)
+    monkeypatch.setattr(launch, "open_resume", open_resume)
     app = AcausalApp(results_dir=directory.parent)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

@@ -23,8 +23,9 @@ def host(directory) -> App:
 
 async def test_compare_view_shows_conditions_side_by_side(tmp_path):
     _, directory = await sweep(plan(tmp_path))
-    app = host(directory)
+    app = AcausalApp(results_dir=directory.parent)  # it opens the experiment the comparison asks for
     async with app.run_test(size=(160, 60)) as pilot:
+        await app.push_screen(CompareScreen(load_sweep(directory)))
         await pilot.pause()
         screen = app.screen
         metrics = screen.query_one("#compare-metrics")

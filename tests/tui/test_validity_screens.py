@@ -7,8 +7,8 @@ from textual.widgets import Static
 
 from acausal_tui.app import AcausalApp
 from acausal_tui.cli import app_exit_code
-from acausal_tui.screens.browser import row
 from acausal_tui.screens.experiment import ExperimentScreen
+from acausal_tui.screens.listing import row
 from acausal_tui.screens.run import RunScreen
 from engine.analysis import INDICATORS_NOTE
 from engine.index import entry_from
