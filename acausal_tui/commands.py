@@ -19,26 +19,40 @@ def desk_commands(app: Any, screen: Any) -> Iterator[tuple[str, str, Callable[[]
     from acausal_tui.screens.new_run import NewRunScreen
     from acausal_tui.screens.run import RunScreen
 
-    yield ("New experiment", "open the form for a new experiment",
-           lambda: app.push_screen(NewRunScreen("run", app.results_dir)))
-    yield ("New sweep", "open the form for a sweep (conditions × seeds)",
-           lambda: app.push_screen(NewRunScreen("sweep", app.results_dir)))
+    yield (
+        "New experiment",
+        "open the form for a new experiment",
+        lambda: app.push_screen(NewRunScreen("run", app.results_dir)),
+    )
+    yield (
+        "New sweep",
+        "open the form for a sweep (conditions × seeds)",
+        lambda: app.push_screen(NewRunScreen("sweep", app.results_dir)),
+    )
     if not isinstance(screen, BrowserScreen):
-        yield ("Browse experiments", "every experiment under the results directory",
-               lambda: app.push_screen(BrowserScreen(app.results_dir)))
+        yield (
+            "Browse experiments",
+            "every experiment under the results directory",
+            lambda: app.push_screen(BrowserScreen(app.results_dir)),
+        )
     selected = selected_directory(app, screen)
     if isinstance(screen, BrowserScreen) and screen.check_action("resume", ()):
         yield ("Resume the selected experiment", "continue it on a run screen", screen.action_resume)
     if selected is not None:
-        yield ("Export the selected to CSV", f"tidy CSV tables into {selected.name}/export",
-               lambda: app.run_worker(export(app, selected), group="export", exit_on_error=False))
+        yield (
+            "Export the selected to CSV",
+            f"tidy CSV tables into {selected.name}/export",
+            lambda: app.run_worker(export(app, selected), group="export", exit_on_error=False),
+        )
         yield ("Copy the results path", str(selected), lambda: copy_path(app, selected))
         if audit_available() and (selected / "manifest.json").exists():
-            yield ("Audit the selected", "re-read its decision replies with the current parsing rules",
-                   lambda: app.run_worker(audit(app, selected), group="audit", exit_on_error=False))
+            yield (
+                "Audit the selected",
+                "re-read its decision replies with the current parsing rules",
+                lambda: app.run_worker(audit(app, selected), group="audit", exit_on_error=False),
+            )
     if isinstance(screen, RunScreen):
-        yield ("Toggle real ids in the feed", "show agent ids beside the anonymous labels",
-               screen.action_reveal_ids)
+        yield ("Toggle real ids in the feed", "show agent ids beside the anonymous labels", screen.action_reveal_ids)
     yield ("Switch theme", "pick a colour theme", app.action_change_theme)
 
 
@@ -64,8 +78,7 @@ async def export(app: Any, directory: Path) -> None:
         app.notify(str(exc), title="Export failed", severity="error", markup=False)
         return
     note = f"; skipped {len(warnings)} unreadable files" if warnings else ""
-    app.notify(f"{len(written)} CSV files in {directory / 'export'}{note}", title="Exported",
-               markup=False)
+    app.notify(f"{len(written)} CSV files in {directory / 'export'}{note}", title="Exported", markup=False)
 
 
 def audit_available() -> bool:

@@ -33,9 +33,7 @@ def unknown_price(model: str) -> str:
     return f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"
 
 
-def experiment_runner(
-    config: Config, provider: Provider | None = None, now: Callable[[], datetime] = utc_now
-) -> RunFn:
+def experiment_runner(config: Config, provider: Provider | None = None, now: Callable[[], datetime] = utc_now) -> RunFn:
     """The coroutine the run screen starts as its worker: a new experiment directory, the run,
     and the provider closed at the end. `now` names the directory (a fixed clock in tests)."""
 
@@ -43,8 +41,7 @@ def experiment_runner(
         backend = provider or make_provider(config)
         store = ExperimentStore(new_experiment_dir(Path(config.results_dir), now()))
         try:
-            return await run_experiment(config, provider=backend, observer=observer, control=control,
-                                        store=store)
+            return await run_experiment(config, provider=backend, observer=observer, control=control, store=store)
         finally:
             await backend.aclose()
 

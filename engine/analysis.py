@@ -51,12 +51,31 @@ from engine.similarity import (
 )
 
 __all__ = [
-    "ASYMMETRY_THRESHOLD", "CONVERGENCE_TOLERANCE", "COOPERATE", "IDENTITY_MARKERS",
-    "INDICATORS_NOTE", "INDICATOR_DOCS", "NOT_FRESH_FLAGS", "SURPRISE_MARKERS", "Move",
-    "SimilarityTracker", "agent_group", "all_moves", "compute_indicators", "cooperation_breakdown",
-    "cooperation_rate", "fallback_share", "fresh_cooperation_rate", "has_identity_marker",
-    "has_surprise_marker", "is_fresh", "llm_strategy_texts", "moves_of", "mutual_cooperation_rate",
-    "summarize_round", "terms",
+    "ASYMMETRY_THRESHOLD",
+    "CONVERGENCE_TOLERANCE",
+    "COOPERATE",
+    "IDENTITY_MARKERS",
+    "INDICATORS_NOTE",
+    "INDICATOR_DOCS",
+    "NOT_FRESH_FLAGS",
+    "SURPRISE_MARKERS",
+    "Move",
+    "SimilarityTracker",
+    "agent_group",
+    "all_moves",
+    "compute_indicators",
+    "cooperation_breakdown",
+    "cooperation_rate",
+    "fallback_share",
+    "fresh_cooperation_rate",
+    "has_identity_marker",
+    "has_surprise_marker",
+    "is_fresh",
+    "llm_strategy_texts",
+    "moves_of",
+    "mutual_cooperation_rate",
+    "summarize_round",
+    "terms",
 ]
 
 
@@ -95,9 +114,7 @@ def summarize_round(
         mutual_cooperation_rate=mutual_cooperation_rate(games),
         average_score=average,
         score_variance=variance,
-        score_distribution=Distribution(
-            min=min(scores, default=0.0), max=max(scores, default=0.0), avg=average
-        ),
+        score_distribution=Distribution(min=min(scores, default=0.0), max=max(scores, default=0.0), avg=average),
         power_distribution=PowerDistribution(
             mean=power_mean,
             std=math.sqrt(power_var),
@@ -125,7 +142,6 @@ def summarize_round(
     )
 
 
-
 # --- cooperation by group -----------------------------------------------------------------
 
 
@@ -136,9 +152,7 @@ def agent_group(agent: AgentInfo) -> str:
     return f"{agent.model} / {agent.sub_model}"
 
 
-def cooperation_breakdown(
-    agents: Sequence[AgentInfo], games: Sequence[GameResult]
-) -> CooperationBreakdown:
+def cooperation_breakdown(agents: Sequence[AgentInfo], games: Sequence[GameResult]) -> CooperationBreakdown:
     """Cooperation rates by group (in order of first agent id), and in-group vs out-group:
     a move is in-group when the mover and its opponent belong to the same group. Rates are
     over counted moves (fallbacks are left out and counted beside) and None where no move
@@ -147,9 +161,7 @@ def cooperation_breakdown(
     names = list(dict.fromkeys(group_of[agent.id] for agent in agents))
     last_round = max((game.round for game in games), default=0)
     # tallies[group][key] = [cooperate moves, counted moves]; key: "all", "in", "out" or a round
-    tallies: dict[str, dict[str | int, list[int]]] = {
-        name: defaultdict(lambda: [0, 0]) for name in names
-    }
+    tallies: dict[str, dict[str | int, list[int]]] = {name: defaultdict(lambda: [0, 0]) for name in names}
     fallbacks: Counter[str] = Counter()
     for game in games:
         for move in moves_of(game):

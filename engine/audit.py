@@ -83,8 +83,10 @@ class Audit:
         out += [f"note: {printable(note)}" for note in self.notes]
         out.append(f"decisions: {self.decisions} ({self.calls} decision calls, {self.failed_calls} failed)")
         read = ", ".join(f"{rule} {self.rules[rule]}" for rule in ("word", "line", "json", "follow_up"))
-        out.append(f"read by the current rules: {read}; fallback {self.rules['fallback']}; "
-                   f"would need a follow-up never asked {self.rules['unasked']}")
+        out.append(
+            f"read by the current rules: {read}; fallback {self.rules['fallback']}; "
+            f"would need a follow-up never asked {self.rules['unasked']}"
+        )
         if self.recorded_rules:
             out.append("recorded parse rules: " + ", ".join(f"{r} {n}" for r, n in sorted(self.recorded_rules.items())))
         out.append(f"follow-up calls logged: {self.follow_up_calls}")
@@ -93,14 +95,17 @@ class Audit:
         if self.moves_without_calls:
             out.append(f"model moves without a logged decision call: {self.moves_without_calls}")
         if self.calls_without_moves:
-            out.append(f"logged decisions of games no round file holds (an unfinished round): "
-                       f"{self.calls_without_moves}")
+            out.append(
+                f"logged decisions of games no round file holds (an unfinished round): {self.calls_without_moves}"
+            )
         if not self.disagreements:
             out.append("disagreements: none — every recorded move is what the current rules read")
             return out
         flipped = sum(d.current.action is not None and not d.recorded_fallback for d in self.disagreements)
-        out.append(f"disagreements: {len(self.disagreements)} recorded moves the current rules do not read "
-                   f"({flipped} read as the other move)")
+        out.append(
+            f"disagreements: {len(self.disagreements)} recorded moves the current rules do not read "
+            f"({flipped} read as the other move)"
+        )
         for item in self.disagreements:
             out.append("  " + item.describe())
             reply = item.current.reply
@@ -154,8 +159,10 @@ def audit_experiment(directory: Path) -> Audit:
     audit.failed_calls = sum(call.reply is None for call in logged)
     audit.cut_offs = sum(call.finish_reason == CUT_OFF for call in logged)
     if logged and all(call.messages is None and call.finish_reason is None for call in logged):
-        audit.notes.append("made before replies' messages and finish_reason were logged: replies are read as "
-                           "complete (cut-offs cannot be seen); auditing what is there")
+        audit.notes.append(
+            "made before replies' messages and finish_reason were logged: replies are read as "
+            "complete (cut-offs cannot be seen); auditing what is there"
+        )
     if games and all(g.player1_parse_rule is None and g.player2_parse_rule is None for g in games.values()):
         audit.notes.append("made before parse rules were recorded: moves are compared by action and fallback")
     for (r, g, p), found in sorted(decisions.items()):
@@ -175,8 +182,11 @@ def audit_experiment(directory: Path) -> Audit:
 
 def _games(loaded: LoadedExperiment, rounds_dir: Path, audit: Audit) -> dict[str, GameResult]:
     games: dict[str, GameResult] = {}
-    numbers = sorted(int(n) for p in rounds_dir.glob("games_r*.json")
-                     if (n := p.stem.removeprefix("games_r")).isdigit()) if rounds_dir.is_dir() else []
+    numbers = (
+        sorted(int(n) for p in rounds_dir.glob("games_r*.json") if (n := p.stem.removeprefix("games_r")).isdigit())
+        if rounds_dir.is_dir()
+        else []
+    )
     for number in numbers:
         try:
             games.update((game.game_id, game) for game in loaded.games(number))

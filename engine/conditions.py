@@ -7,9 +7,7 @@ import msgspec
 
 from engine.errors import ConfigError
 
-FALLBACK_STRATEGY = (
-    "Cooperate with an opponent the first time you meet it; after that, copy that opponent's last move."
-)
+FALLBACK_STRATEGY = "Cooperate with an opponent the first time you meet it; after that, copy that opponent's last move."
 
 
 class Condition(msgspec.Struct, frozen=True, kw_only=True):

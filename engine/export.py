@@ -20,6 +20,8 @@ from engine.store import load_experiment, write_atomic
 from engine.sweep_file import METRICS, SWEEP_FILE, SweepResult, load_sweep
 from engine.sweep_summary import experiment_values
 
+# Tables of column names, kept as tables:
+# fmt: off
 ID_COLUMNS = ("experiment_id", "condition", "seed")
 GAME_COLUMNS = (*ID_COLUMNS, *GameResult.__struct_fields__)
 STRATEGY_COLUMNS = (*ID_COLUMNS, *StrategyRecord.__struct_fields__)
@@ -48,6 +50,7 @@ EXPERIMENT_COLUMNS = (
     "cost_is_estimate", "error_count", "option_order", *VALIDITY_COLUMNS, *METRICS,
 )
 SWEEP_COLUMNS = ("condition", "reference", "metric", "round", "n", "mean", "ci_low", "ci_high", "simulated")
+# fmt: on
 
 
 def cell(value: Any) -> str:
@@ -74,11 +77,13 @@ class Tables:
         self.warnings += other.warnings
 
 
+# fmt: off
 COLUMNS = {
     "experiments": EXPERIMENT_COLUMNS, "agents": AGENT_COLUMNS, "groups": GROUP_COLUMNS,
     "rounds": ROUND_COLUMNS, "agent_rounds": AGENT_ROUND_COLUMNS, "games": GAME_COLUMNS,
     "strategies": STRATEGY_COLUMNS, "sweep": SWEEP_COLUMNS,
 }
+# fmt: on
 
 
 def collect_experiment(directory: Path, tables: Tables, condition: str | None = None) -> None:
@@ -101,49 +106,84 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
     manifest, result = loaded.manifest, loaded.result
     if manifest is None:
         return
-    ids = {"experiment_id": manifest.experiment_id,
-           "condition": condition or manifest.condition.name, "seed": manifest.seed}
+    ids = {
+        "experiment_id": manifest.experiment_id,
+        "condition": condition or manifest.condition.name,
+        "seed": manifest.seed,
+    }
     c = manifest.condition
     row = {
-        **ids, "preset": c.name, "identity": c.identity, "history": c.history, "labels": c.labels,
-        "on_unparseable": c.on_unparseable, "show_power": c.show_power, "option_order": c.option_order,
-        "status": result.status if result else manifest.status, "provider": manifest.provider,
-        "simulated": manifest.simulated, "main_model": manifest.main_model,
-        "sub_model": manifest.sub_model, "agents": len(manifest.agents), "rounds": manifest.config.rounds,
+        **ids,
+        "preset": c.name,
+        "identity": c.identity,
+        "history": c.history,
+        "labels": c.labels,
+        "on_unparseable": c.on_unparseable,
+        "show_power": c.show_power,
+        "option_order": c.option_order,
+        "status": result.status if result else manifest.status,
+        "provider": manifest.provider,
+        "simulated": manifest.simulated,
+        "main_model": manifest.main_model,
+        "sub_model": manifest.sub_model,
+        "agents": len(manifest.agents),
+        "rounds": manifest.config.rounds,
     }
     if result:
-        row.update({name: getattr(result, name) for name in (
-            "total_rounds", "total_games", "total_api_calls", "total_retries", "total_cost",
-            "cost_is_estimate", "error_count")})
+        row.update(
+            {
+                name: getattr(result, name)
+                for name in (
+                    "total_rounds",
+                    "total_games",
+                    "total_api_calls",
+                    "total_retries",
+                    "total_cost",
+                    "cost_is_estimate",
+                    "error_count",
+                )
+            }
+        )
         row.update(experiment_values(result)[0])
         if result.validity is not None:  # empty cells for files written before validity checks
             row.update(validity_cells(result.validity))
     tables.add("experiments", row)
     for agent in result.agents if result else manifest.agents:
-        tables.add("agents", {**ids, "agent_id": agent.id, "group": agent_group(agent),
-                              **msgspec.structs.asdict(agent)})
+        tables.add(
+            "agents", {**ids, "agent_id": agent.id, "group": agent_group(agent), **msgspec.structs.asdict(agent)}
+        )
     if result and result.cooperation_breakdown:
         for group in result.cooperation_breakdown.groups:
             tables.add("groups", {**ids, **msgspec.structs.asdict(group), "agents": len(group.agents)})
     for number, summary in sorted(loaded.summaries.items()):
         scores, powers = summary.score_distribution, summary.power_distribution
-        tables.add("rounds", {
-            **ids, **msgspec.structs.asdict(summary),
-            "score_min": scores.min, "score_max": scores.max, "score_avg": scores.avg,
-            "power_mean": powers.mean, "power_std": powers.std, "power_min": powers.min,
-            "power_max": powers.max,
-        })
+        tables.add(
+            "rounds",
+            {
+                **ids,
+                **msgspec.structs.asdict(summary),
+                "score_min": scores.min,
+                "score_max": scores.max,
+                "score_avg": scores.avg,
+                "power_mean": powers.mean,
+                "power_std": powers.std,
+                "power_min": powers.min,
+                "power_max": powers.max,
+            },
+        )
         agents = len(manifest.agents)
         if len(summary.agent_scores) == len(summary.agent_powers) == agents:
             pairs = zip(summary.agent_scores, summary.agent_powers, strict=True)
             for agent_id, (score, power) in enumerate(pairs):
-                tables.add("agent_rounds", {**ids, "round": number, "agent_id": agent_id,
-                                            "score": score, "power": power})
+                tables.add(
+                    "agent_rounds", {**ids, "round": number, "agent_id": agent_id, "score": score, "power": power}
+                )
         else:
             tables.warnings.append(
                 f"{directory.name}: summary_r{number}.json: agent_rounds rows of round {number} "
                 f"({len(summary.agent_scores)} agent_scores and {len(summary.agent_powers)} agent_powers "
-                f"for {agents} agents)")
+                f"for {agents} agents)"
+            )
         for table, read in (("games", loaded.games), ("strategies", loaded.strategies)):
             try:
                 records = read(number)
@@ -156,8 +196,11 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
 
 def validity_cells(validity: Validity) -> dict[str, Any]:
     fields = msgspec.structs.asdict(validity)
-    return {"valid": fields.pop("valid"), "validity_reasons": fields.pop("reasons"),
-            **{f"validity_{name}": value for name, value in fields.items()}}
+    return {
+        "valid": fields.pop("valid"),
+        "validity_reasons": fields.pop("reasons"),
+        **{f"validity_{name}": value for name, value in fields.items()},
+    }
 
 
 def sweep_rows(result: SweepResult) -> Iterable[dict[str, Any]]:
@@ -168,9 +211,17 @@ def sweep_rows(result: SweepResult) -> Iterable[dict[str, Any]]:
         named = [(name, None, interval) for name, interval in metrics.items()]
         named += [("cooperation_rate", r, interval) for r, interval in enumerate(per_round, start=1)]
         for metric, round, interval in named:
-            yield {"condition": condition, "reference": reference, "metric": metric, "round": round,
-                   "n": interval.n, "mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
-                   "simulated": result.simulated}
+            yield {
+                "condition": condition,
+                "reference": reference,
+                "metric": metric,
+                "round": round,
+                "n": interval.n,
+                "mean": interval.mean,
+                "ci_low": interval.low,
+                "ci_high": interval.high,
+                "simulated": result.simulated,
+            }
 
 
 def render_csv(columns: Sequence[str], rows: list[dict[str, Any]]) -> bytes:

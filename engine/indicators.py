@@ -61,29 +61,19 @@ _SURPRISE_RE = re.compile("|".join(f"(?:{p})" for p in SURPRISE_MARKERS), re.IGN
 
 INDICATOR_DOCS: dict[str, str] = {
     "identity_reasoning_frequency": (
-        "fresh LLM strategies whose text or reasoning matches an identity marker"
-        " / all fresh LLM strategies"
+        "fresh LLM strategies whose text or reasoning matches an identity marker / all fresh LLM strategies"
     ),
-    "cooperation_despite_asymmetry": (
-        "COOPERATE moves / counted moves, over games with larger/smaller power >= 1.2"
-    ),
-    "cooperation_when_symmetric": (
-        "COOPERATE moves / counted moves, over games with larger/smaller power < 1.2"
-    ),
+    "cooperation_despite_asymmetry": ("COOPERATE moves / counted moves, over games with larger/smaller power >= 1.2"),
+    "cooperation_when_symmetric": ("COOPERATE moves / counted moves, over games with larger/smaller power < 1.2"),
     "surprise_at_defection": (
-        "fresh LLM strategies of round >= 2 matching a surprise marker"
-        " / all fresh LLM strategies of round >= 2"
+        "fresh LLM strategies of round >= 2 matching a surprise marker / all fresh LLM strategies of round >= 2"
     ),
     "strategy_convergence": (
-        "strategy similarity of the last round minus that of the first"
-        " (rounds without a similarity skipped)"
+        "strategy similarity of the last round minus that of the first (rounds without a similarity skipped)"
     ),
-    "rounds_to_convergence": (
-        "first round r with |sim[r+1] - sim[r]| < 0.02 and |sim[r+2] - sim[r+1]| < 0.02"
-    ),
+    "rounds_to_convergence": ("first round r with |sim[r+1] - sim[r]| < 0.02 and |sim[r+2] - sim[r+1]| < 0.02"),
     "cooperation_trend": (
-        "least-squares slope of the round cooperation rate against round number"
-        " (rounds without a counted move skipped)"
+        "least-squares slope of the round cooperation rate against round number (rounds without a counted move skipped)"
     ),
     "overall_cooperation_rate": "COOPERATE moves / counted moves, over all rounds",
     "fallback_rate": "fallback moves / all moves, over all rounds",
@@ -108,9 +98,7 @@ def has_surprise_marker(text: str) -> bool:
 
 
 def _marker_share(strategies: list[StrategyRecord], pattern: re.Pattern[str]) -> float | None:
-    hits = sum(
-        pattern.search(f"{s.strategy_text}\n{s.full_reasoning}") is not None for s in strategies
-    )
+    hits = sum(pattern.search(f"{s.strategy_text}\n{s.full_reasoning}") is not None for s in strategies)
     return ratio(hits, len(strategies))
 
 
@@ -174,11 +162,8 @@ def compute_indicators(
         surprise_at_defection=_marker_share(later, _SURPRISE_RE),
         strategy_convergence=points[-1][1] - points[0][1] if len(points) >= 2 else None,
         rounds_to_convergence=_rounds_to_convergence(points),
-        cooperation_trend=_slope(
-            [float(s.round) for s in rated], [s.cooperation_rate or 0.0 for s in rated]
-        ),
+        cooperation_trend=_slope([float(s.round) for s in rated], [s.cooperation_rate or 0.0 for s in rated]),
         overall_cooperation_rate=cooperation_rate(moves),
         fallback_rate=fallback_share(moves),
         overall_cooperation_rate_fresh=fresh_cooperation_rate(moves),
     )
-

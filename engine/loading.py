@@ -109,5 +109,7 @@ def list_experiments(results_dir: Path) -> list[LoadedExperiment]:
     if not results_dir.is_dir():
         return []
     dirs = [p for p in results_dir.iterdir() if p.is_dir() and p.name.startswith("exp_")]
-    return [LoadedExperiment(p, problems=["a symbolic link; not followed"]) if p.is_symlink()
-            else load_experiment(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]
+    return [
+        LoadedExperiment(p, problems=["a symbolic link; not followed"]) if p.is_symlink() else load_experiment(p)
+        for p in sorted(dirs, key=lambda p: p.name, reverse=True)
+    ]

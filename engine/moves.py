@@ -34,10 +34,22 @@ class Move(NamedTuple):
 
 def moves_of(game: GameResult) -> tuple[Move, Move]:
     return (
-        Move(game.player1_id, game.player2_id, game.player1_action, game.player1_fallback,
-             game.player1_parse_rule, game.player1_strategy_source),
-        Move(game.player2_id, game.player1_id, game.player2_action, game.player2_fallback,
-             game.player2_parse_rule, game.player2_strategy_source),
+        Move(
+            game.player1_id,
+            game.player2_id,
+            game.player1_action,
+            game.player1_fallback,
+            game.player1_parse_rule,
+            game.player1_strategy_source,
+        ),
+        Move(
+            game.player2_id,
+            game.player1_id,
+            game.player2_action,
+            game.player2_fallback,
+            game.player2_parse_rule,
+            game.player2_strategy_source,
+        ),
     )
 
 
@@ -73,4 +85,3 @@ def mutual_cooperation_rate(games: Iterable[GameResult]) -> float | None:
 
 def _cooperate_count(game: GameResult) -> int:
     return (game.player1_action == COOPERATE) + (game.player2_action == COOPERATE)
-

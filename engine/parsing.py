@@ -14,8 +14,7 @@ CUT_OFF = "length"  # the finish_reason of a reply stopped by max_tokens
 DECISION_WORDS: dict[str, Action] = {"COOPERATE": "COOPERATE", "DEFECT": "DEFECT"}
 _WHOLE_REPLY_WORDS: dict[str, Action] = {**DECISION_WORDS, "C": "COOPERATE", "D": "DEFECT"}
 # What a decision line may carry before its word ("Final answer: DEFECT", "I choose COOPERATE").
-_LABELS = ("decision", "answer", "final answer", "final decision", "move", "choice",
-           "my decision is", "i choose")
+_LABELS = ("decision", "answer", "final answer", "final decision", "move", "choice", "my decision is", "i choose")
 _SEPARATOR = r"(?::|：|-{1,2}|–|—|->|=>|→|⇒)"
 _LABELLED = re.compile(
     rf"^(?:(?:{'|'.join(re.escape(label) for label in _LABELS)})\s*{_SEPARATOR}?\s*)?(?P<word>[a-z]+)$",
@@ -32,8 +31,10 @@ _STRUCK = re.compile(r"~~.*?~~")  # struck-through text is withdrawn, not emphas
 # ("or cooperate", "or maybe defect").
 _MENTION = {"COOPERATE": r"co-?operat\w*", "DEFECT": r"defect\w*"}
 _OTHER_MOVE = {move: re.compile(rf"\b{stem}", re.IGNORECASE) for move, stem in _MENTION.items()}
-_ALTERNATIVE = {move: re.compile(rf"\bor\s+(?:(?:maybe|perhaps|possibly|to|i\s+(?:could|might))\s+)*{stem}",
-                                 re.IGNORECASE) for move, stem in _MENTION.items()}
+_ALTERNATIVE = {
+    move: re.compile(rf"\bor\s+(?:(?:maybe|perhaps|possibly|to|i\s+(?:could|might))\s+)*{stem}", re.IGNORECASE)
+    for move, stem in _MENTION.items()
+}
 # Words that revise an answer or doubt it.
 _REVISION = re.compile(
     r"\b(?:actually|wait|hold on|hmm+|on second thoughts?|on (?:further )?reflection|reconsider\w*|rethink\w*"
@@ -127,10 +128,13 @@ def _read_line(reply: str, finish_reason: str | None) -> Reading:
     # COOPERATE"), offers it as an alternative ("or cooperate"), or mentions it in any form
     # next to a word that revises or doubts ("DEFECT\n\nWait, actually I should cooperate",
     # "…maybe defecting is better"). Prose that only explains ("I will not defect") stays.
-    rest = unicodedata.normalize("NFKC", "\n".join(raw[first_index + 1:]))
+    rest = unicodedata.normalize("NFKC", "\n".join(raw[first_index + 1 :]))
     other = "DEFECT" if first == "COOPERATE" else "COOPERATE"
-    if (re.search(rf"\b{other}\b", rest) or _ALTERNATIVE[other].search(rest)
-            or (_OTHER_MOVE[other].search(rest) and _REVISION.search(rest))):
+    if (
+        re.search(rf"\b{other}\b", rest)
+        or _ALTERNATIVE[other].search(rest)
+        or (_OTHER_MOVE[other].search(rest) and _REVISION.search(rest))
+    ):
         return _CONTESTED
     return Reading(first, "line")
 
@@ -182,7 +186,7 @@ def extract_strategy(reply: str, finish_reason: str | None = None) -> tuple[str 
     strategy call: text None.
     """
     markers = list(_STRATEGY_MARKER.finditer(reply))
-    words = reply[markers[-1].end():].split() if markers else []
+    words = reply[markers[-1].end() :].split() if markers else []
     flags = ["multiple_markers"] if len(markers) > 1 else []
     if not words:
         words = reply.split()

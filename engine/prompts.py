@@ -83,8 +83,19 @@ def prompt_hashes() -> dict[str, str]:
     templates = {
         "identity_statement": IDENTITY_STATEMENT,
         "strategy": "\n".join(
-            [STRATEGY_INTRO, PAYOFF_TABLE, POWER_DYNAMIC, POWER_FIXED, FIRST_ROUND, PREVIOUS_ROUND,
-             PREVIOUS_POWERS, SAMPLE_GAME, SAMPLE_RATIO, SUBAGENT_NOTE, STRATEGY_REQUEST]
+            [
+                STRATEGY_INTRO,
+                PAYOFF_TABLE,
+                POWER_DYNAMIC,
+                POWER_FIXED,
+                FIRST_ROUND,
+                PREVIOUS_ROUND,
+                PREVIOUS_POWERS,
+                SAMPLE_GAME,
+                SAMPLE_RATIO,
+                SUBAGENT_NOTE,
+                STRATEGY_REQUEST,
+            ]
         ),
         "decision": DECISION_TEMPLATE + "\n" + NO_HISTORY + "\n" + HISTORY_LINE,
         "retry": RETRY_INSTRUCTION + "\n" + RETRY_INSTRUCTION_SWAPPED,
@@ -138,8 +149,12 @@ def previous_rounds_text(recent: list[RoundSummary], seed: int, show_power: bool
         picked = keyed_rng(seed, "samples", summary.round).sample(games, min(SAMPLES_PER_ROUND, len(games)))
         samples += [
             sample.format(
-                round=g.round, id1=g.anonymous_id1, action1=g.action1, id2=g.anonymous_id2,
-                action2=g.action2, ratio=g.power_ratio,
+                round=g.round,
+                id1=g.anonymous_id1,
+                action1=g.action1,
+                id2=g.anonymous_id2,
+                action2=g.action2,
+                ratio=g.power_ratio,
             )
             for g in sorted(picked, key=lambda g: (g.anonymous_id1, g.anonymous_id2))
         ]

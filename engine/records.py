@@ -52,15 +52,22 @@ def design_warnings(condition: Condition, agents: list[AgentInfo]) -> list[str]:
     design, so it is allowed, but never silent."""
     models = {(a.model, a.sub_model) for a in agents if a.kind == "llm"}
     if condition.identity and models and (len(models) > 1 or any(a.kind == "scripted" for a in agents)):
-        return ["the identity statement tells every LLM agent that all opponents are identical "
-                "copies of the same model, which is false for this population (scripted agents "
-                "or several models)"]
+        return [
+            "the identity statement tells every LLM agent that all opponents are identical "
+            "copies of the same model, which is false for this population (scripted agents "
+            "or several models)"
+        ]
     return []
 
 
 def new_manifest(
-    experiment_id: str, start_time: str, config: Config, condition: Condition, agents: list[AgentInfo],
-    provider: str, simulated: bool,
+    experiment_id: str,
+    start_time: str,
+    config: Config,
+    condition: Condition,
+    agents: list[AgentInfo],
+    provider: str,
+    simulated: bool,
 ) -> Manifest:
     """The manifest of a run that starts now."""
     assert config.seed is not None
@@ -87,17 +94,27 @@ def final_agents(agents: list[AgentInfo], state: ExperimentState) -> list[AgentI
     """New records, not changed in place: observers hold the old ones (RunStarted's
     manifest) and may read them at any time."""
     return [
-        msgspec.structs.replace(
-            agent, final_power=state.powers[agent.id], total_score=state.total_scores[agent.id]
-        )
+        msgspec.structs.replace(agent, final_power=state.powers[agent.id], total_score=state.total_scores[agent.id])
         for agent in agents
     ]
 
 
 def build_result(
-    experiment_id: str, config: Config, condition: Condition, agents: list[AgentInfo], state: ExperimentState,
-    stats: RunStats, *, status: Status, message: str | None, start_time: str, end_time: str,
-    simulated: bool, cost_is_estimate: bool, error_count: int, cut_offs: int,
+    experiment_id: str,
+    config: Config,
+    condition: Condition,
+    agents: list[AgentInfo],
+    state: ExperimentState,
+    stats: RunStats,
+    *,
+    status: Status,
+    message: str | None,
+    start_time: str,
+    end_time: str,
+    simulated: bool,
+    cost_is_estimate: bool,
+    error_count: int,
+    cut_offs: int,
 ) -> ExperimentResult:
     """What came of the run: its counters, summaries, indicators and validity."""
     assert config.seed is not None
@@ -124,6 +141,10 @@ def build_result(
         message=None if status == "completed" else message,
         empty_replies=stats.empty_replies,
         validity=validity.compute_validity(
-            agents, state.all_games, state.all_strategies, cut_offs, config.validity,
+            agents,
+            state.all_games,
+            state.all_strategies,
+            cut_offs,
+            config.validity,
         ),
     )

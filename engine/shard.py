@@ -22,8 +22,20 @@ from engine.sweep_plan import new_sweep_dir
 from engine.sweep_summary import counted, excluded, summarize, sweep_status
 
 # What may differ between the shards of one sweep; everything else must be equal.
-PER_SHARD = ("sweep_id", "status", "start_time", "end_time", "experiments", "summary",
-             "differences", "excluded", "validity_not_recorded", "message", "shard", "resumed")
+PER_SHARD = (
+    "sweep_id",
+    "status",
+    "start_time",
+    "end_time",
+    "experiments",
+    "summary",
+    "differences",
+    "excluded",
+    "validity_not_recorded",
+    "message",
+    "shard",
+    "resumed",
+)
 
 
 def parse_shard(text: str, cells: int) -> tuple[int, int]:
@@ -77,8 +89,7 @@ def check_shards(directories: list[Path]) -> list[tuple[Path, SweepResult]]:
         if count_here != count:
             raise ConfigError(f"{directory}: shard {result.shard}, but another shard is one of {count}")
         if index in shards:
-            raise ConfigError(f"{directory}: shard {result.shard} is given twice "
-                              f"(also {shards[index][0]})")
+            raise ConfigError(f"{directory}: shard {result.shard} is given twice (also {shards[index][0]})")
         if result.status == "running" or any(r.status == "pending" for r in result.experiments):
             raise ConfigError(f"{directory}: shard {result.shard} has not finished")
         shards[index] = (directory, result)
@@ -92,10 +103,11 @@ def check_shards(directories: list[Path]) -> list[tuple[Path, SweepResult]]:
     grid = grid_order(first)
     for i, (directory, result) in enumerate(ordered, start=1):
         if _shared_part(result) != reference:
-            raise ConfigError(f"{directory}: not a shard of the same sweep as {first_dir} "
-                              "(conditions, seeds or settings differ)")
+            raise ConfigError(
+                f"{directory}: not a shard of the same sweep as {first_dir} (conditions, seeds or settings differ)"
+            )
         cells = [(r.condition, r.seed) for r in result.experiments]
-        if cells != grid[i - 1::count]:
+        if cells != grid[i - 1 :: count]:
             raise ConfigError(f"{directory}: its experiments are not slice {i}/{count} of the grid")
     return ordered
 
@@ -107,8 +119,10 @@ def merge_shards(directories: list[Path], results_dir: Path | None = None) -> tu
     shards = check_shards(directories)
     first = shards[0][1]
     order = {cell: k for k, cell in enumerate(grid_order(first))}
-    runs = sorted(((d, run) for d, s in shards for run in s.experiments),
-                  key=lambda item: order[(item[1].condition, item[1].seed)])
+    runs = sorted(
+        ((d, run) for d, s in shards for run in s.experiments),
+        key=lambda item: order[(item[1].condition, item[1].seed)],
+    )
     target = new_sweep_dir(results_dir or directories[0].resolve().parent, utc_now())
     for source, run in runs:
         shutil.copytree(source / run.directory, target / run.directory)
@@ -125,7 +139,6 @@ def merge_shards(directories: list[Path], results_dir: Path | None = None) -> tu
     )
     merged.summary, merged.differences = summarize(merged)
     merged.excluded = excluded(merged)
-    merged.validity_not_recorded = [run.directory for run in merged.experiments
-                                    if counted(run) and run.valid is None]
+    merged.validity_not_recorded = [run.directory for run in merged.experiments if counted(run) and run.valid is None]
     write_atomic(target / SWEEP_FILE, encode_sweep(merged))
     return merged, target

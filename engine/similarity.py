@@ -79,8 +79,7 @@ class SimilarityTracker:
 
     def _vector(self, counts: Counter[str]) -> dict[str, float]:
         weights = {
-            term: count * (math.log((1 + self._n_docs) / (1 + self._df[term])) + 1)
-            for term, count in counts.items()
+            term: count * (math.log((1 + self._n_docs) / (1 + self._df[term])) + 1) for term, count in counts.items()
         }
         norm = math.sqrt(sum(w * w for w in weights.values()))
         if norm == 0.0:
@@ -110,4 +109,3 @@ def llm_strategy_texts(strategies: Iterable[StrategyRecord]) -> list[str]:
 def is_fresh(strategy: StrategyRecord) -> bool:
     """Written by the model this round (not carried over, not the fallback text)."""
     return strategy.kind == "llm" and not NOT_FRESH_FLAGS.intersection(strategy.flags)
-

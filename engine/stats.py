@@ -11,9 +11,11 @@ import msgspec
 CONFIDENCE = 0.95
 MIN_SEEDS = 3  # fewer valid seeds: no interval at all
 WIDE_BELOW = 10  # fewer valid seeds: the interval is wide by nature, and says so
-METHOD = (f"Student-t {100 * CONFIDENCE:.0f}% interval of the mean of per-seed values "
-          f"(df = n - 1); differences between conditions: paired t over the seeds both completed; "
-          f"no interval below {MIN_SEEDS} valid seeds")
+METHOD = (
+    f"Student-t {100 * CONFIDENCE:.0f}% interval of the mean of per-seed values "
+    f"(df = n - 1); differences between conditions: paired t over the seeds both completed; "
+    f"no interval below {MIN_SEEDS} valid seeds"
+)
 NOTE_TOO_FEW = "n too small"
 NOTE_WIDE = f"fewer than {WIDE_BELOW} seeds: wide by nature"
 
@@ -40,8 +42,7 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
     if n < MIN_SEEDS:
         return Interval(n=n, mean=mean, low=None, high=None, note=NOTE_TOO_FEW)
     half = t_quantile((1 + confidence) / 2, n - 1) * stdev(values) / math.sqrt(n)
-    return Interval(n=n, mean=mean, low=mean - half, high=mean + half,
-                    note=NOTE_WIDE if n < WIDE_BELOW else None)
+    return Interval(n=n, mean=mean, low=mean - half, high=mean + half, note=NOTE_WIDE if n < WIDE_BELOW else None)
 
 
 @lru_cache(maxsize=256)
@@ -77,8 +78,7 @@ def regularized_beta(x: float, a: float, b: float) -> float:
         return 0.0
     if x >= 1:
         return 1.0
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                 + a * math.log(x) + b * math.log1p(-x))
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
     if x > (a + 1) / (a + b + 2):
         return 1 - regularized_beta(1 - x, b, a)
     return math.exp(log_front) * _beta_fraction(x, a, b) / a
@@ -90,8 +90,10 @@ def _beta_fraction(x: float, a: float, b: float) -> float:
     d = 1 / (d if abs(d) > tiny else tiny)
     result = d
     for m in range(1, 500):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
             d = 1 + numerator * d
             d = 1 / (d if abs(d) > tiny else tiny)
             c = 1 + numerator / c

@@ -74,6 +74,7 @@ from engine.sweep_summary import (
     sweep_status,
 )
 
+# fmt: off
 __all__ = [
     "CONVERGENCE", "DEFAULT_SEEDS", "INTERVAL_METRICS", "MAX_RUNNING", "MAX_SEEDS", "METRICS",
     "SHARE_METRICS", "SWEEP_FILE", "ConditionStats", "Convergence", "Difference", "Excluded",
@@ -84,6 +85,7 @@ __all__ = [
     "new_sweep_dir", "parse_condition", "plan_resume", "plan_sweep", "resume_sweep",
     "run_sweep", "summarize", "sweep_status",
 ]
+# fmt: on
 
 # Experiments running at once: each keeps 3 files open (lock, call log, error log), so an
 # unbounded sweep runs out of file descriptors. The shared Limiter still governs the calls.
@@ -121,8 +123,16 @@ def resumed_start(directory: Path, provider: Provider) -> Start:
     async def start(limiter: Limiter, budget: Budget, observer: Forward, control: RunControl) -> ExperimentResult:
         resumable = open_resume(directory)
         try:  # the notes (torn log lines set aside) go to the experiment's error log
-            experiment = Experiment(resumable.config, resumable.store, provider, observer, control,
-                                    limiter=limiter, budget=budget, restored=restored(resumable))
+            experiment = Experiment(
+                resumable.config,
+                resumable.store,
+                provider,
+                observer,
+                control,
+                limiter=limiter,
+                budget=budget,
+                restored=restored(resumable),
+            )
             return await experiment.run()
         finally:
             resumable.store.close()
@@ -162,8 +172,10 @@ async def run_sweep(
         experiments=[run for run, _ in grid],
         shard=None if plan.shard is None else f"{plan.shard[0]}/{plan.shard[1]}",
     )
-    jobs = [Job(run, fresh_start(directory / run.directory, config, provider), provider)
-            for (run, config), provider in zip(grid, providers, strict=True)]
+    jobs = [
+        Job(run, fresh_start(directory / run.directory, config, provider), provider)
+        for (run, config), provider in zip(grid, providers, strict=True)
+    ]
     budget = Budget(base.provider.max_cost_usd)
     await run_jobs(result, directory, jobs, budget, observer, control, max_running)
     return result, directory
@@ -250,12 +262,12 @@ async def run_jobs(
         result.message = control.abort_reason if control.aborted else None
         result.summary, result.differences = summarize(result)
         result.excluded = excluded(result)
-        result.validity_not_recorded = [run.directory for run in result.experiments
-                                        if counted(run) and run.valid is None]
+        result.validity_not_recorded = [
+            run.directory for run in result.experiments if counted(run) and run.valid is None
+        ]
         await save()
     if observer:
         observer.on_event(SweepFinished(result, directory))
-
 
 
 async def resume_sweep(
@@ -273,8 +285,13 @@ async def resume_sweep(
     result.resumed += 1
     result.simulated = result.simulated or any(provider.simulated for provider in providers)
     jobs = [
-        Job(run, resumed_start(plan.directory / run.directory, provider) if resume
-            else fresh_start(plan.directory / run.directory, config, provider), provider)
+        Job(
+            run,
+            resumed_start(plan.directory / run.directory, provider)
+            if resume
+            else fresh_start(plan.directory / run.directory, config, provider),
+            provider,
+        )
         for (run, config, resume), provider in zip(plan.todo, providers, strict=True)
     ]
     limit = result.config.provider.max_cost_usd

@@ -24,11 +24,19 @@ INTERVAL_METRICS = tuple(m for m in METRICS if m != CONVERGENCE)
 # Metrics that are shares of moves or strategies (0..1): their intervals are clipped to
 # [0, 1] (differences to [-1, 1]). The truth lies in that range, so clipping never makes an
 # interval miss it: coverage is unchanged, and no "131%" is ever shown.
-SHARE_METRICS = frozenset({
-    "identity_reasoning_frequency", "cooperation_despite_asymmetry", "cooperation_when_symmetric",
-    "surprise_at_defection", "overall_cooperation_rate", "overall_cooperation_rate_fresh",
-    "fallback_rate", "in_group_cooperation_rate", "out_group_cooperation_rate",
-})
+SHARE_METRICS = frozenset(
+    {
+        "identity_reasoning_frequency",
+        "cooperation_despite_asymmetry",
+        "cooperation_when_symmetric",
+        "surprise_at_defection",
+        "overall_cooperation_rate",
+        "overall_cooperation_rate_fresh",
+        "fallback_rate",
+        "in_group_cooperation_rate",
+        "out_group_cooperation_rate",
+    }
+)
 
 
 class SweepRun(msgspec.Struct, kw_only=True):
@@ -157,8 +165,10 @@ def sweep_problem(result: SweepResult) -> str | None:
             return f"{SWEEP_FILE}: {entry.condition}: no {', '.join(missing)}"
     lengths = {len(entry.cooperation_per_round) for entry in entries}
     if len(lengths) > 1:
-        return (f"{SWEEP_FILE}: cooperation_per_round lists of different lengths "
-                f"({', '.join(str(n) for n in sorted(lengths))})")
+        return (
+            f"{SWEEP_FILE}: cooperation_per_round lists of different lengths "
+            f"({', '.join(str(n) for n in sorted(lengths))})"
+        )
     return None
 
 

@@ -33,15 +33,17 @@ class SweepPlan:
         """The grid in order: conditions as given, seeds ascending within each; with a
         shard, only its slice: every N-th cell starting at the I-th."""
         grid = [
-            (SweepRun(condition=label, seed=seed, directory=run_directory(label, seed)),
-             msgspec.structs.replace(config, seed=seed))
+            (
+                SweepRun(condition=label, seed=seed, directory=run_directory(label, seed)),
+                msgspec.structs.replace(config, seed=seed),
+            )
             for label, config in self.configs.items()
             for seed in self.seeds
         ]
         if self.shard is None:
             return grid
         index, count = self.shard
-        return grid[index - 1::count]
+        return grid[index - 1 :: count]
 
 
 def parse_condition(label: str) -> tuple[str, dict[str, Any]]:

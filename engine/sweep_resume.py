@@ -29,7 +29,6 @@ class SweepResume:
     spent: float = 0.0  # what the finished experiments cost
 
 
-
 def plan_resume(directory: Path, max_cost_usd: float | None = None) -> SweepResume:
     """Raise ResumeError (exit 2, nothing written) when sweep.json cannot be read, a cell's
     condition is defined differently in this version, or an experiment cannot be resumed."""
@@ -85,7 +84,8 @@ def cell_config(result: SweepResult, run: SweepRun) -> Config:
         raise ResumeError(f"{SWEEP_FILE}: {run.condition}: {exc}") from None
     recorded = result.resolved_conditions.get(run.condition)
     if recorded is not None and resolve_condition(config.condition, config.switches) != recorded:
-        raise ResumeError(f"{SWEEP_FILE}: condition {run.condition!r} is defined differently in this "
-                          "version than when the sweep started")
+        raise ResumeError(
+            f"{SWEEP_FILE}: condition {run.condition!r} is defined differently in this "
+            "version than when the sweep started"
+        )
     return config
-

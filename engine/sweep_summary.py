@@ -53,8 +53,11 @@ def counted(run: SweepRun) -> bool:
 
 
 def excluded(result: SweepResult) -> list[Excluded]:
-    return [Excluded(condition=run.condition, seed=run.seed, directory=run.directory, reasons=run.invalid_reasons)
-            for run in result.experiments if run.status == "completed" and run.valid is False]
+    return [
+        Excluded(condition=run.condition, seed=run.seed, directory=run.directory, reasons=run.invalid_reasons)
+        for run in result.experiments
+        if run.status == "completed" and run.valid is False
+    ]
 
 
 def summarize(result: SweepResult) -> tuple[list[ConditionStats], list[Difference]]:
@@ -66,8 +69,7 @@ def summarize(result: SweepResult) -> tuple[list[ConditionStats], list[Differenc
         if counted(run):
             done[run.condition][run.seed] = run
     # per-round entries for every round any completed experiment played, counted or not
-    rounds = max((len(run.cooperation_per_round) for run in result.experiments if run.status == "completed"),
-                 default=0)
+    rounds = max((len(run.cooperation_per_round) for run in result.experiments if run.status == "completed"), default=0)
 
     def interval(values: list[float | None], share: bool = True, difference: bool = False) -> Interval:
         iv = t_interval([float(v) for v in values if v is not None])
@@ -79,27 +81,36 @@ def summarize(result: SweepResult) -> tuple[list[ConditionStats], list[Differenc
     summary = []
     for label, runs in done.items():
         cells = list(runs.values())
-        summary.append(ConditionStats(
-            condition=label,
-            metrics={m: interval([c.metrics.get(m) for c in cells], m in SHARE_METRICS)
-                     for m in INTERVAL_METRICS},
-            cooperation_per_round=[interval([round_rate(c, r) for c in cells]) for r in range(1, rounds + 1)],
-            convergence=convergence(cells),
-        ))
+        summary.append(
+            ConditionStats(
+                condition=label,
+                metrics={m: interval([c.metrics.get(m) for c in cells], m in SHARE_METRICS) for m in INTERVAL_METRICS},
+                cooperation_per_round=[interval([round_rate(c, r) for c in cells]) for r in range(1, rounds + 1)],
+                convergence=convergence(cells),
+            )
+        )
     reference = result.conditions[0]
     differences = []
     for label in result.conditions[1:]:
         pairs = [(done[label][s], done[reference][s]) for s in sorted(done[label]) if s in done[reference]]
-        differences.append(Difference(
-            condition=label,
-            reference=reference,
-            metrics={m: interval([minus(a.metrics.get(m), b.metrics.get(m)) for a, b in pairs],
-                                 m in SHARE_METRICS, difference=True) for m in INTERVAL_METRICS},
-            cooperation_per_round=[
-                interval([minus(round_rate(a, r), round_rate(b, r)) for a, b in pairs], difference=True)
-                for r in range(1, rounds + 1)
-            ],
-        ))
+        differences.append(
+            Difference(
+                condition=label,
+                reference=reference,
+                metrics={
+                    m: interval(
+                        [minus(a.metrics.get(m), b.metrics.get(m)) for a, b in pairs],
+                        m in SHARE_METRICS,
+                        difference=True,
+                    )
+                    for m in INTERVAL_METRICS
+                },
+                cooperation_per_round=[
+                    interval([minus(round_rate(a, r), round_rate(b, r)) for a, b in pairs], difference=True)
+                    for r in range(1, rounds + 1)
+                ],
+            )
+        )
     return summary, differences
 
 
@@ -123,4 +134,3 @@ def round_rate(run: SweepRun, round: int) -> float | None:
 
 def minus(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
-

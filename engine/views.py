@@ -101,5 +101,8 @@ def opponents_in_round(
 ) -> list[str]:
     """The labels under which the agent met its opponents in `round`, in game order."""
     labels = labels_seen(seed, agent, agents, condition, round)
-    return [labels[g.player2_id if g.player1_id == agent else g.player1_id]
-            for g in sorted(games, key=game_number) if agent in (g.player1_id, g.player2_id)]
+    return [
+        labels[g.player2_id if g.player1_id == agent else g.player1_id]
+        for g in sorted(games, key=game_number)
+        if agent in (g.player1_id, g.player2_id)
+    ]

@@ -29,8 +29,9 @@ def aborted_experiment(tmp_path_factory) -> Path:
     """A finished 3-agent, 2-round simulated experiment marked aborted (so resumable), made
     once per test module."""
     results = tmp_path_factory.mktemp("made")
-    assert main(["run", "--headless", "--agents", "3", "--rounds", "2", "--seed", "5",
-                 "--results-dir", str(results)]) == 0
+    assert (
+        main(["run", "--headless", "--agents", "3", "--rounds", "2", "--seed", "5", "--results-dir", str(results)]) == 0
+    )
     directory = next(results.iterdir())
     manifest = directory / "manifest.json"
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "status": "aborted"}))

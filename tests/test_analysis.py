@@ -118,9 +118,7 @@ def test_identical_texts_have_similarity_one() -> None:
     tracker = SimilarityTracker()
     assert tracker.add_round(["Cooperate unless betrayed."] * 3) == pytest.approx(1.0)
     # Case and punctuation do not matter.
-    assert SimilarityTracker().add_round(["Cooperate, ALWAYS!", "cooperate always"]) == (
-        pytest.approx(1.0)
-    )
+    assert SimilarityTracker().add_round(["Cooperate, ALWAYS!", "cooperate always"]) == (pytest.approx(1.0))
 
 
 def test_disjoint_texts_have_similarity_zero() -> None:
@@ -168,10 +166,7 @@ def test_document_frequencies_accumulate_over_rounds() -> None:
 def _random_rounds(rounds: int, agents: int) -> list[list[str]]:
     rng = random.Random(7)
     vocabulary = [f"w{i}" for i in range(200)]
-    return [
-        [" ".join(rng.choice(vocabulary) for _ in range(60)) for _ in range(agents)]
-        for _ in range(rounds)
-    ]
+    return [[" ".join(rng.choice(vocabulary) for _ in range(60)) for _ in range(agents)] for _ in range(rounds)]
 
 
 def test_rebuilding_from_earlier_rounds_gives_identical_results() -> None:

@@ -18,8 +18,17 @@ OLD_RULES = Path(__file__).parent / "fixtures" / "audit" / "exp_old_rules"
 
 
 def call(reply: str | None, finish_reason: str | None = None) -> CallRecord:
-    return CallRecord(key="decision/r1/g1/p1/t0", model="m", attempts=1, reply=reply, usage=Usage(), cost=0.0,
-                      cost_is_estimate=False, latency_s=0.0, finish_reason=finish_reason)
+    return CallRecord(
+        key="decision/r1/g1/p1/t0",
+        model="m",
+        attempts=1,
+        reply=reply,
+        usage=Usage(),
+        cost=0.0,
+        cost_is_estimate=False,
+        latency_s=0.0,
+        finish_reason=finish_reason,
+    )
 
 
 def test_old_rules_experiment_lists_every_flipped_move() -> None:
@@ -139,8 +148,7 @@ async def test_a_run_with_the_current_rules_audits_clean(make_config) -> None:
     assert audit.exit_code == 0, audit.lines()
     assert audit.decisions == 6 * 2 * 3  # 6 games of 2 moves in each of 3 rounds
     assert audit.calls == provider.count
-    cut = sum(provider.reply_to(r.key)[1] == "length"
-              for r in provider.requests if r.key.startswith("decision/"))
+    cut = sum(provider.reply_to(r.key)[1] == "length" for r in provider.requests if r.key.startswith("decision/"))
     assert audit.cut_offs == cut > 0
     assert audit.rules["follow_up"] > 0 and audit.rules["line"] > 0 and audit.rules["json"] > 0, audit.rules
     assert sum(audit.rules.values()) == audit.decisions and audit.rules["unasked"] == 0

@@ -11,8 +11,18 @@ from engine.models import CallRecord, Usage
 
 
 def record(key: str) -> CallRecord:
-    return CallRecord(key=key, model="m", attempts=1, reply="COOPERATE", usage=Usage(), cost=0.0,
-                      cost_is_estimate=False, latency_s=0.1, error=None, time="t")
+    return CallRecord(
+        key=key,
+        model="m",
+        attempts=1,
+        reply="COOPERATE",
+        usage=Usage(),
+        cost=0.0,
+        cost_is_estimate=False,
+        latency_s=0.1,
+        error=None,
+        time="t",
+    )
 
 
 class Writes:

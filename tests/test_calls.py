@@ -23,8 +23,14 @@ class ScriptedProvider:
     name = "scripted"
     simulated = False
 
-    def __init__(self, script: dict[str, list[Outcome]] | None = None, *, worst: float = 0.0,
-                 cost: float = 0.0, latency_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        script: dict[str, list[Outcome]] | None = None,
+        *,
+        worst: float = 0.0,
+        cost: float = 0.0,
+        latency_s: float = 0.0,
+    ) -> None:
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.worst = worst
         self.cost = cost
@@ -52,7 +58,9 @@ def req(key: str = "k") -> ChatRequest:
     return ChatRequest(key=key, model="m", messages=[Message("user", "hi")], temperature=0.3, max_tokens=10)
 
 
-def gateway(provider, control: RunControl | None = None, **options) -> tuple[CallGateway, list[Event], list[CallRecord], list[float]]:
+def gateway(
+    provider, control: RunControl | None = None, **options
+) -> tuple[CallGateway, list[Event], list[CallRecord], list[float]]:
     events: list[Event] = []
     records: list[CallRecord] = []
     sleeps: list[float] = []
@@ -62,15 +70,22 @@ def gateway(provider, control: RunControl | None = None, **options) -> tuple[Cal
 
     options.setdefault("limiter", Limiter(None, 8))
     options.setdefault("sleep", sleep)
-    gw = CallGateway(provider, control or RunControl(), seed=1, log_call=records.append,
-                     notify=events.append, **options)
+    gw = CallGateway(
+        provider, control or RunControl(), seed=1, log_call=records.append, notify=events.append, **options
+    )
     return gw, events, records, sleeps
 
 
-def err(status: int | None = None, *, retryable: bool = False, fatal: bool = False,
-        retry_after: float | None = None, kind: str = "provider_error", message: str = "boom") -> ProviderError:
-    return ProviderError(message, status=status, retryable=retryable, fatal=fatal,
-                         retry_after=retry_after, kind=kind)
+def err(
+    status: int | None = None,
+    *,
+    retryable: bool = False,
+    fatal: bool = False,
+    retry_after: float | None = None,
+    kind: str = "provider_error",
+    message: str = "boom",
+) -> ProviderError:
+    return ProviderError(message, status=status, retryable=retryable, fatal=fatal, retry_after=retry_after, kind=kind)
 
 
 async def test_success_is_logged_with_usage_and_cost():
@@ -86,8 +101,14 @@ async def test_success_is_logged_with_usage_and_cost():
 
 
 async def test_retryable_errors_are_retried_counted_and_reported_with_their_reason():
-    provider = ScriptedProvider({"k": [err(503, retryable=True, message="HTTP 503: overloaded"),
-                                       err(None, retryable=True, kind="timeout", message="no reply (timeout)")]})
+    provider = ScriptedProvider(
+        {
+            "k": [
+                err(503, retryable=True, message="HTTP 503: overloaded"),
+                err(None, retryable=True, kind="timeout", message="no reply (timeout)"),
+            ]
+        }
+    )
     gw, events, records, sleeps = gateway(provider)
     await gw.call(req())
     stats = gw.control.stats
@@ -170,8 +191,9 @@ async def test_a_429_holds_back_every_other_call(error, slows):
 
 async def test_a_429_storm_ends_with_every_call_succeeding():
     """Ten calls all hit a 429 at once; the shared hold makes them wait, then all succeed."""
-    provider = ScriptedProvider({f"k{i}": [err(429, retryable=True, retry_after=0.2, kind="rate_limit")]
-                                 for i in range(10)}, latency_s=0.02)
+    provider = ScriptedProvider(
+        {f"k{i}": [err(429, retryable=True, retry_after=0.2, kind="rate_limit")] for i in range(10)}, latency_s=0.02
+    )
     gw, events, records, _ = gateway(provider, sleep=anyio.sleep, limiter=Limiter(None, 16))
     began = time.monotonic()
     async with anyio.create_task_group() as tg:
@@ -251,8 +273,16 @@ async def test_pause_holds_calls_queued_in_the_limiter():
 
 
 async def test_replayed_call_is_not_sent_again():
-    record = CallRecord(key="k", model="m", attempts=1, reply="DEFECT", usage=Usage(prompt_tokens=3),
-                        cost=0.5, cost_is_estimate=False, latency_s=0.1)
+    record = CallRecord(
+        key="k",
+        model="m",
+        attempts=1,
+        reply="DEFECT",
+        usage=Usage(prompt_tokens=3),
+        cost=0.5,
+        cost_is_estimate=False,
+        latency_s=0.1,
+    )
     provider = ScriptedProvider()
     gw, _, records, _ = gateway(provider, replay={"k": record})
     completion = await gw.call(req())
@@ -271,6 +301,7 @@ async def test_in_flight_counter_returns_to_zero_after_failures():
 async def test_budget_reached_between_retries_still_logs_the_attempts():
     provider = ScriptedProvider({"k": [err(503, retryable=True)]}, worst=0.6)
     gw, _, records, _ = gateway(provider, budget_usd=1.0)
+
     async def other_call_spends() -> None:
         gw.control.stats.cost = 0.5  # spent elsewhere while "k" waits to retry
 
@@ -287,8 +318,9 @@ async def test_budget_reached_between_retries_still_logs_the_attempts():
 
 
 def empty(cost: float = 0.01, *, estimate: bool = False) -> ProviderError:
-    return ProviderError("reply has no content", retryable=True, kind="empty_reply", cost=cost,
-                         cost_is_estimate=estimate)
+    return ProviderError(
+        "reply has no content", retryable=True, kind="empty_reply", cost=cost, cost_is_estimate=estimate
+    )
 
 
 class Reports:

@@ -37,7 +37,9 @@ def test_seed_is_drawn_and_recorded_when_omitted(tmp_path, capsys):
 def test_headless_10x10_subprocess_every_file_decodes(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "acausal_tui", "run", "--headless", "--seed", "3", "--results-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     directory = Path(proc.stdout.strip())
@@ -73,15 +75,15 @@ def test_disk_full_mid_run_fails_cleanly_with_completed_rounds_kept(tmp_path, ca
         return original(self, round, *args)
 
     monkeypatch.setattr(ExperimentStore, "write_round", full_after_two)
-    code = main(["run", "--headless", "--agents", "3", "--rounds", "5", "--seed", "1",
-                 "--results-dir", str(tmp_path)])
+    code = main(["run", "--headless", "--agents", "3", "--rounds", "5", "--seed", "1", "--results-dir", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 1 and "Traceback" not in err
     result = read_json(Path(out.strip()) / "experiment_results.json", ExperimentResult)
     assert result.status == "failed" and result.total_rounds == 2
     assert result.total_games == 2 * 3 and len(result.round_summaries) == 2
     assert sum(a.total_score for a in result.agents) == pytest.approx(
-        sum(s.average_score * 3 for s in result.round_summaries))
+        sum(s.average_score * 3 for s in result.round_summaries)
+    )
     assert "cannot write the results" in result.message and "No space left" in result.message
 
 

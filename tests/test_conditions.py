@@ -45,10 +45,16 @@ async def prompts_of(make_config, tmp_path: Path, name: str, decide=reply, **ove
     provider = FakeProvider(decide)
     store = ExperimentStore(tmp_path / name / "exp")
     await run_experiment(config, provider=provider, store=store)
-    prompts = {r.key: r.messages[0].content for r in provider.requests
-               if not r.key.startswith("decision/") or r.key.endswith("/t0")}
-    games = [g for r in range(1, config.rounds + 1)
-             for g in read_json(store.directory / "rounds" / f"games_r{r}.json", list[GameResult])]
+    prompts = {
+        r.key: r.messages[0].content
+        for r in provider.requests
+        if not r.key.startswith("decision/") or r.key.endswith("/t0")
+    }
+    games = [
+        g
+        for r in range(1, config.rounds + 1)
+        for g in read_json(store.directory / "rounds" / f"games_r{r}.json", list[GameResult])
+    ]
     return prompts, games, store.directory
 
 
@@ -74,14 +80,16 @@ def viewer_and_opponent(key: str) -> tuple[int, int, int]:
 
 def test_presets_differ_only_in_the_identity_statement():
     assert msgspec.structs.replace(PRESETS["baseline"], name="identity", identity=True) == PRESETS["identity"]
-    assert PRESETS["identity"] == Condition(name="identity", identity=True, history="full", labels="stable",
-                                            on_unparseable="random", show_power=True)
+    assert PRESETS["identity"] == Condition(
+        name="identity", identity=True, history="full", labels="stable", on_unparseable="random", show_power=True
+    )
 
 
 def test_switches_override_the_preset():
     condition = resolve_condition("baseline", Switches(history="last:2", labels="shuffled", show_power=False))
-    assert condition == Condition(name="baseline", identity=False, history="last:2", labels="shuffled",
-                                  on_unparseable="random", show_power=False)
+    assert condition == Condition(
+        name="baseline", identity=False, history="last:2", labels="shuffled", on_unparseable="random", show_power=False
+    )
     assert resolve_condition("baseline", Switches(identity=True)).identity is True
 
 
@@ -100,8 +108,13 @@ async def test_the_manifest_records_the_resolved_condition(make_config, tmp_path
     switches = {"history": "last:2", "labels": "shuffled", "on_unparseable": "defect", "show_power": False}
     _, _, directory = await prompts_of(make_config, tmp_path, "m", condition="baseline", switches=switches)
     manifest = read_json(directory / "manifest.json", Manifest)
-    assert msgspec.to_builtins(manifest.condition) == {"name": "baseline", "identity": False, **switches,
-                                                       "option_order": "fixed", "fallback_strategy": FALLBACK_STRATEGY}
+    assert msgspec.to_builtins(manifest.condition) == {
+        "name": "baseline",
+        "identity": False,
+        **switches,
+        "option_order": "fixed",
+        "fallback_strategy": FALLBACK_STRATEGY,
+    }
 
 
 # -- each switch reaches the prompt text, and nothing else changes -----------------------
@@ -110,8 +123,9 @@ async def test_the_manifest_records_the_resolved_condition(make_config, tmp_path
 async def test_identity_adds_exactly_the_identity_statement(make_config, tmp_path):
     base_strategy, base_decision = split((await prompts_of(make_config, tmp_path, "b", condition="baseline"))[0])
     ident_strategy, ident_decision = split((await prompts_of(make_config, tmp_path, "i", condition="identity"))[0])
-    switched = split((await prompts_of(make_config, tmp_path, "s", condition="baseline",
-                                       switches={"identity": True}))[0])
+    switched = split(
+        (await prompts_of(make_config, tmp_path, "s", condition="baseline", switches={"identity": True}))[0]
+    )
     assert len(base_strategy) == AGENTS * ROUNDS
     for key, baseline in base_strategy.items():
         paragraphs = baseline.split("\n\n")
@@ -126,12 +140,10 @@ async def test_identity_adds_exactly_the_identity_statement(make_config, tmp_pat
 async def test_show_power_off_removes_every_power_figure_and_nothing_else(make_config, tmp_path, dynamics):
     power = {"dynamics": dynamics, "initial": "random"}
     shown = split((await prompts_of(make_config, tmp_path, "on", power=power))[0])
-    hidden = split((await prompts_of(make_config, tmp_path, "off", power=power,
-                                     switches={"show_power": False}))[0])
+    hidden = split((await prompts_of(make_config, tmp_path, "off", power=power, switches={"show_power": False}))[0])
     removed_levels = removed_ratios = 0
     for key, prompt in shown[0].items():
-        paragraphs = [p for p in prompt.split("\n\n")
-                      if not p.startswith("Your power level is") and p != POWER_FIXED]
+        paragraphs = [p for p in prompt.split("\n\n") if not p.startswith("Your power level is") and p != POWER_FIXED]
         assert len(paragraphs) == len(prompt.split("\n\n")) - 1  # the power paragraph went
         expected, levels = POWER_LEVELS_RE.subn("", "\n\n".join(paragraphs))
         expected, ratios = POWER_RATIO_RE.subn("", expected)
@@ -155,11 +167,10 @@ async def test_history_window_cuts_decision_history_and_nothing_else(make_config
     for key, prompt in full_decision.items():
         round = int(key.split("/")[1][1:])
         lines = HISTORY_RE.search(prompt).group(1).splitlines()
-        kept = [line for line in lines
-                if line != "No previous games" and int(line.split()[1]) >= round - window]
+        kept = [line for line in lines if line != "No previous games" and int(line.split()[1]) >= round - window]
         history = "\n".join(kept) or "No previous games"
         block = HISTORY_RE.search(prompt)
-        expected = f"{prompt[:block.start(1)]}{history}{prompt[block.end(1):]}"
+        expected = f"{prompt[: block.start(1)]}{history}{prompt[block.end(1) :]}"
         assert cut_decision[key] == expected
 
 
@@ -178,7 +189,8 @@ async def test_shuffled_labels_change_only_labels_with_a_fresh_permutation_per_r
         for key, prompt in split(prompts)[1].items():
             round, viewer, opponent = viewer_and_opponent(key)
             seen.setdefault((round, viewer), {})[opponent] = re.search(
-                r"Current opponent: Opponent ([\w-]+)", prompt).group(1)
+                r"Current opponent: Opponent ([\w-]+)", prompt
+            ).group(1)
         return seen
 
     stable, shuffled = labels(stable_prompts), labels(shuffled_prompts)
@@ -207,8 +219,9 @@ async def test_on_unparseable_decides_only_the_fallback_move(make_config, tmp_pa
         return "STRATEGY: think hard" if request.key.startswith("strategy/") else "Hmm, hard to say."
 
     default_prompts, _, _ = await prompts_of(make_config, tmp_path, "default", decide=ambiguous)
-    prompts, games, _ = await prompts_of(make_config, tmp_path, rule, decide=ambiguous,
-                                         switches={"on_unparseable": rule})
+    prompts, games, _ = await prompts_of(
+        make_config, tmp_path, rule, decide=ambiguous, switches={"on_unparseable": rule}
+    )
     # Round 1 prompts are identical; later ones differ only through the moves drawn
     # (history actions, last round's figures), never in their wording.
     assert {k: v for k, v in prompts.items() if "/r1/" in k} == {
@@ -220,10 +233,11 @@ async def test_on_unparseable_decides_only_the_fallback_move(make_config, tmp_pa
     }
     for g in games:
         k = int(g.game_id.split("_g")[1])
-        for player, action, reason in ((1, g.player1_action, g.player1_fallback),
-                                       (2, g.player2_action, g.player2_fallback)):
+        for player, action, reason in (
+            (1, g.player1_action, g.player1_fallback),
+            (2, g.player2_action, g.player2_fallback),
+        ):
             assert reason == "ambiguous reply after 3 tries"
             seed_draw = keyed_rng(7, "fallback", g.round, k, player).random() < 0.5
-            expected = {"cooperate": "COOPERATE", "defect": "DEFECT"}.get(
-                rule, "COOPERATE" if seed_draw else "DEFECT")
+            expected = {"cooperate": "COOPERATE", "defect": "DEFECT"}.get(rule, "COOPERATE" if seed_draw else "DEFECT")
             assert action == expected

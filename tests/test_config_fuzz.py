@@ -38,8 +38,11 @@ def toml_value(value: Any) -> str:
 
 def toml(data: dict[str, Any]) -> str:
     """Top-level keys, then one [table] per dict; lists of dicts as [[array]] tables."""
-    lines = [f"{json.dumps(k)} = {toml_value(v)}" for k, v in data.items()
-             if not isinstance(v, dict) and not (isinstance(v, list) and v and isinstance(v[0], dict))]
+    lines = [
+        f"{json.dumps(k)} = {toml_value(v)}"
+        for k, v in data.items()
+        if not isinstance(v, dict) and not (isinstance(v, list) and v and isinstance(v[0], dict))
+    ]
     for key, value in data.items():
         if isinstance(value, dict):
             lines.append(f"[{json.dumps(key)}]")
@@ -68,8 +71,9 @@ def outside(low: float | None, high: float | None, integer: bool) -> st.SearchSt
     return st.one_of(parts)
 
 
-WRONG_TYPE = st.one_of(st.lists(st.integers(), max_size=2), st.booleans(),
-                       st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+WRONG_TYPE = st.one_of(
+    st.lists(st.integers(), max_size=2), st.booleans(), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+)
 NUMBERS = {  # path -> (low, high, integer): values outside are refused
     ("agents",): (2, cfg.MAX_AGENTS, True),
     ("rounds",): (1, cfg.MAX_ROUNDS, True),
@@ -83,9 +87,25 @@ NUMBERS = {  # path -> (low, high, integer): values outside are refused
     ("validity", "max_non_fresh_share"): (0, 1, False),
 }
 BAD_URLS = st.one_of(
-    st.sampled_from(["http://h\r\nX-Injected: 1", "http://h\n", "http://", "http:///v1", "https://:80/v1",
-                     "ftp://example.com", "http://h:99999/v1", "http://h:0", "http://h:port/", "http://[::1",
-                     "localhost:11434/v1", "", "http://h /v1", "http://h\x00/v1", "http://h\x1b[2J"]),
+    st.sampled_from(
+        [
+            "http://h\r\nX-Injected: 1",
+            "http://h\n",
+            "http://",
+            "http:///v1",
+            "https://:80/v1",
+            "ftp://example.com",
+            "http://h:99999/v1",
+            "http://h:0",
+            "http://h:port/",
+            "http://[::1",
+            "localhost:11434/v1",
+            "",
+            "http://h /v1",
+            "http://h\x00/v1",
+            "http://h\x1b[2J",
+        ]
+    ),
     st.builds(lambda port: f"http://127.0.0.1:{port}/v1", st.integers(min_value=65536, max_value=10**12)),
 )
 NOT_A_PRESET = st.text(max_size=20).filter(lambda t: t not in PRESETS)
@@ -101,8 +121,11 @@ def at(path: tuple[str, ...], value: Any) -> dict[str, Any]:
 @st.composite
 def bad_config(draw: st.DrawFn) -> dict[str, Any]:
     """A config dict with one thing wrong, by construction."""
-    kind = draw(st.sampled_from(["number", "wrong_type", "url", "name", "unknown_key", "population",
-                                 "price", "literal", "history"]))
+    kind = draw(
+        st.sampled_from(
+            ["number", "wrong_type", "url", "name", "unknown_key", "population", "price", "literal", "history"]
+        )
+    )
     if kind == "number":
         path = draw(st.sampled_from(sorted(NUMBERS)))
         return at(path, draw(outside(*NUMBERS[path])))
@@ -110,20 +133,21 @@ def bad_config(draw: st.DrawFn) -> dict[str, Any]:
         path = draw(st.sampled_from(sorted(NUMBERS)))
         return at(path, draw(WRONG_TYPE))
     if kind == "url":
-        return {"provider": {"name": draw(st.sampled_from(["openai", "openrouter"])),
-                             "base_url": draw(BAD_URLS)}}
+        return {"provider": {"name": draw(st.sampled_from(["openai", "openrouter"])), "base_url": draw(BAD_URLS)}}
     if kind == "name":
         field = draw(st.sampled_from([("models", "main"), ("models", "sub"), ("condition",)]))
-        bad = st.one_of(st.just(""), st.just("  "), st.text(min_size=cfg.MAX_NAME_CHARS + 1,
-                                                             max_size=cfg.MAX_NAME_CHARS + 50),
-                        st.builds(lambda a, b: f"{a}\x00{b}", st.text(max_size=5), st.text(max_size=5)))
+        bad = st.one_of(
+            st.just(""),
+            st.just("  "),
+            st.text(min_size=cfg.MAX_NAME_CHARS + 1, max_size=cfg.MAX_NAME_CHARS + 50),
+            st.builds(lambda a, b: f"{a}\x00{b}", st.text(max_size=5), st.text(max_size=5)),
+        )
         return at(field, draw(NOT_A_PRESET if field == ("condition",) else bad))
     if kind == "unknown_key":
         key = draw(st.text(min_size=1, max_size=10).filter(lambda k: k not in cfg.Config.__struct_fields__))
         return {key: draw(st.integers())}
     if kind == "population":
-        count = draw(st.one_of(st.integers(max_value=0), st.integers(min_value=cfg.MAX_AGENTS + 1,
-                                                                       max_value=10**12)))
+        count = draw(st.one_of(st.integers(max_value=0), st.integers(min_value=cfg.MAX_AGENTS + 1, max_value=10**12)))
         return {"population": [{"kind": "llm", "count": count}]}
     if kind == "price":
         side = draw(st.sampled_from(["input", "output"]))
@@ -131,9 +155,18 @@ def bad_config(draw: st.DrawFn) -> dict[str, Any]:
         return {"provider": {"prices": {"m": price}}}
     if kind == "literal":
         return {"power": {"initial": draw(st.text(max_size=10).filter(lambda t: t not in ("random", "equal")))}}
-    return {"switches": {"history": draw(st.text(max_size=12).filter(
-        lambda t: t not in ("full", "none") and not (t.startswith("last:") and t[5:].isdigit()
-                                                      and t[5:].isascii() and int(t[5:]) >= 1)))}}
+    return {
+        "switches": {
+            "history": draw(
+                st.text(max_size=12).filter(
+                    lambda t: (
+                        t not in ("full", "none")
+                        and not (t.startswith("last:") and t[5:].isdigit() and t[5:].isascii() and int(t[5:]) >= 1)
+                    )
+                )
+            )
+        }
+    }
 
 
 @st.composite
@@ -156,8 +189,12 @@ def no_api_key(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
 
-FUZZ = settings(max_examples=150, deadline=None, database=None,  # no .hypothesis/ left in the checkout
-               suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,  # no .hypothesis/ left in the checkout
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @FUZZ
@@ -183,10 +220,14 @@ FLAGS = {  # flag -> values it refuses
     "--rounds": st.one_of(st.integers(max_value=0), st.integers(min_value=cfg.MAX_ROUNDS + 1)).map(str),
     "--seed": st.integers(min_value=cfg.MAX_SEED + 1).map(str),
     "--rpm": st.one_of(st.integers(max_value=0), st.integers(min_value=cfg.MAX_RPM + 1)).map(str),
-    "--max-concurrency": st.one_of(st.integers(max_value=0), st.integers(min_value=cfg.MAX_CONCURRENCY + 1),
-                                   st.just("1e9")).map(str),
-    "--max-cost": st.one_of(st.floats(max_value=0), st.floats(min_value=cfg.MAX_COST_USD, exclude_min=True),
-                            st.sampled_from(["nan", "inf", "-inf", "1e309", "ten"])).map(str),
+    "--max-concurrency": st.one_of(
+        st.integers(max_value=0), st.integers(min_value=cfg.MAX_CONCURRENCY + 1), st.just("1e9")
+    ).map(str),
+    "--max-cost": st.one_of(
+        st.floats(max_value=0),
+        st.floats(min_value=cfg.MAX_COST_USD, exclude_min=True),
+        st.sampled_from(["nan", "inf", "-inf", "1e309", "ten"]),
+    ).map(str),
     "--provider": st.text(max_size=10).filter(lambda t: t not in cfg.PROVIDERS and not t.startswith("-")),
     "--base-url": BAD_URLS.filter(lambda u: not u.startswith("-")),
     "--main-model": st.sampled_from(["", "   ", "m" * (cfg.MAX_NAME_CHARS + 1), "a\x00b", "a\udcffb", "m\x1b[2J"]),

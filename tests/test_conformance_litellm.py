@@ -89,7 +89,10 @@ def litellm_url(tmp_path_factory: pytest.TempPathFactory):
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [binary, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=home,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -120,17 +123,39 @@ def api_key(monkeypatch, fast_backoff):
     monkeypatch.setenv(KEY_ENV, MASTER_KEY)
 
 
-def run(tmp_path: Path, url: str, sub_model: str, *, agents: int = 3, rounds: int = 1,
-        timeout_s: float = 10.0) -> tuple[int, Path]:
+def run(
+    tmp_path: Path, url: str, sub_model: str, *, agents: int = 3, rounds: int = 1, timeout_s: float = 10.0
+) -> tuple[int, Path]:
     config = tmp_path / "config.toml"
-    prices = "".join(f'[provider.prices."stub/{m}"]\ninput = 0.1\noutput = 0.4\n'
-                     for m in ("main", "sub", "slow", "limited"))
+    prices = "".join(
+        f'[provider.prices."stub/{m}"]\ninput = 0.1\noutput = 0.4\n' for m in ("main", "sub", "slow", "limited")
+    )
     config.write_text(f'[provider]\napi_key_env = "{KEY_ENV}"\ntimeout_s = {timeout_s}\n{prices}')
     results = tmp_path / "results"
-    code = main(["run", "--headless", "--config", str(config), "--provider", "openai",
-                 "--base-url", f"{url}/v1", "--main-model", "stub/main", "--sub-model", sub_model,
-                 "--agents", str(agents), "--rounds", str(rounds), "--seed", "5",
-                 "--results-dir", str(results)])
+    code = main(
+        [
+            "run",
+            "--headless",
+            "--config",
+            str(config),
+            "--provider",
+            "openai",
+            "--base-url",
+            f"{url}/v1",
+            "--main-model",
+            "stub/main",
+            "--sub-model",
+            sub_model,
+            "--agents",
+            str(agents),
+            "--rounds",
+            str(rounds),
+            "--seed",
+            "5",
+            "--results-dir",
+            str(results),
+        ]
+    )
     (directory,) = results.glob("exp_*")
     return code, directory
 

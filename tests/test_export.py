@@ -34,7 +34,7 @@ def reply(request) -> str:
         agent = int(request.key.rsplit("/a", 1)[1])
         if agent == 1:
             return "no marker here, just prose"  # flagged marker_missing
-        return f"{TRICKY}\n\nSTRATEGY: cooperate, mostly; say \"hi\""
+        return f'{TRICKY}\n\nSTRATEGY: cooperate, mostly; say "hi"'
     roll = keyed_rng(3, request.key.rsplit("/", 1)[0]).random()  # the same on every try
     return "COOPERATE" if roll < 0.5 else "DEFECT" if roll < 0.9 else "Both, maybe?"  # some fall back
 
@@ -61,24 +61,36 @@ def from_cells(row: dict[str, str], type_: type) -> object:
 
 @pytest.fixture
 async def experiment(make_config, tmp_path) -> Path:
-    config = make_config(rounds=ROUNDS, population=[
-        {"kind": "llm", "count": 3}, {"kind": "scripted", "strategy": "tit_for_tat", "count": 1}])
+    config = make_config(
+        rounds=ROUNDS,
+        population=[{"kind": "llm", "count": 3}, {"kind": "scripted", "strategy": "tit_for_tat", "count": 1}],
+    )
     store = ExperimentStore(tmp_path / "exp_test")
     await run_experiment(config, provider=FakeProvider(reply), store=store)
     return store.directory
 
 
 def json_records(directory: Path, name: str, type_: type) -> list:
-    return [record for r in range(1, ROUNDS + 1)
-            for record in read_json(directory / "rounds" / f"{name}_r{r}.json", list[type_])]
+    return [
+        record
+        for r in range(1, ROUNDS + 1)
+        for record in read_json(directory / "rounds" / f"{name}_r{r}.json", list[type_])
+    ]
 
 
 async def test_experiment_csv_rows_equal_the_json_records(experiment):
     written, warnings = export_csv(experiment)
     out = experiment / "export"
     assert warnings == []
-    assert sorted(p.name for p in written) == ["agent_rounds.csv", "agents.csv", "experiments.csv",
-                                               "games.csv", "groups.csv", "rounds.csv", "strategies.csv"]
+    assert sorted(p.name for p in written) == [
+        "agent_rounds.csv",
+        "agents.csv",
+        "experiments.csv",
+        "games.csv",
+        "groups.csv",
+        "rounds.csv",
+        "strategies.csv",
+    ]
     ids = {"experiment_id": "exp_test", "condition": "identity", "seed": "7"}
 
     games = read_rows(out / "games.csv")
@@ -100,25 +112,31 @@ async def test_experiment_csv_rows_equal_the_json_records(experiment):
     assert list(rounds[0]) == list(ROUND_COLUMNS)
     for row, r in zip(rounds, range(1, ROUNDS + 1), strict=True):
         summary = read_json(experiment / "rounds" / f"summary_r{r}.json", RoundSummary)
-        flat = {**msgspec.structs.asdict(summary),
-                **{f"score_{k}": v for k, v in msgspec.structs.asdict(summary.score_distribution).items()},
-                **{f"power_{k}": v for k, v in msgspec.structs.asdict(summary.power_distribution).items()}}
+        flat = {
+            **msgspec.structs.asdict(summary),
+            **{f"score_{k}": v for k, v in msgspec.structs.asdict(summary.score_distribution).items()},
+            **{f"power_{k}": v for k, v in msgspec.structs.asdict(summary.power_distribution).items()},
+        }
         assert {k: row[k] for k in ROUND_COLUMNS[3:]} == {
-            k: "" if flat[k] is None else str(flat[k]) for k in ROUND_COLUMNS[3:]}
+            k: "" if flat[k] is None else str(flat[k]) for k in ROUND_COLUMNS[3:]
+        }
 
     result = read_json(experiment / "experiment_results.json", ExperimentResult)
     agent_rounds = read_rows(out / "agent_rounds.csv")
     assert len(agent_rounds) == 4 * ROUNDS
     assert [(float(a["score"]), float(a["power"])) for a in agent_rounds[:4]] == list(
-        zip(result.round_summaries[0].agent_scores, result.round_summaries[0].agent_powers, strict=True))
+        zip(result.round_summaries[0].agent_scores, result.round_summaries[0].agent_powers, strict=True)
+    )
 
     agents = read_rows(out / "agents.csv")
     assert list(agents[0]) == list(AGENT_COLUMNS)
     assert [(int(a["agent_id"]), a["kind"], a["strategy"], float(a["total_score"])) for a in agents] == [
-        (a.id, a.kind, a.strategy or "", a.total_score) for a in result.agents]
+        (a.id, a.kind, a.strategy or "", a.total_score) for a in result.agents
+    ]
     groups = read_rows(out / "groups.csv")
     assert [(g["group"], g["agents"], g["cooperation_rate"]) for g in groups] == [
-        (g.group, str(len(g.agents)), str(g.cooperation_rate)) for g in result.cooperation_breakdown.groups]
+        (g.group, str(len(g.agents)), str(g.cooperation_rate)) for g in result.cooperation_breakdown.groups
+    ]
 
     [summary_row] = read_rows(out / "experiments.csv")
     assert list(summary_row) == list(EXPERIMENT_COLUMNS)
@@ -135,20 +153,33 @@ async def test_experiment_csv_rows_equal_the_json_records(experiment):
     assert summary_row["validity_fallback_share"] == str(validity.fallback_share)
     assert summary_row["validity_cut_off_replies"] == "0"
     assert [(g["fallback_moves"]) for g in groups] == [
-        str(g.fallback_moves) for g in result.cooperation_breakdown.groups]
+        str(g.fallback_moves) for g in result.cooperation_breakdown.groups
+    ]
 
 
 async def test_sweep_export_stacks_experiments_and_writes_sweep_rows(tmp_path):
-    plan = plan_sweep(None, {"agents": 3, "rounds": 2, "seed": 5, "results_dir": str(tmp_path),
-                             "provider": {"name": "simulated"},  # 10% fallbacks: valid under 50%
-                             "validity": {"max_fallback_share": 0.5}}, "baseline,identity", 3, env={})
+    plan = plan_sweep(
+        None,
+        {
+            "agents": 3,
+            "rounds": 2,
+            "seed": 5,
+            "results_dir": str(tmp_path),
+            "provider": {"name": "simulated"},  # 10% fallbacks: valid under 50%
+            "validity": {"max_fallback_share": 0.5},
+        },
+        "baseline,identity",
+        3,
+        env={},
+    )
     result, directory = await run_sweep(plan, [FakeProvider(reply) for _ in plan.runs()])
     out = tmp_path / "csv"
     written, warnings = export_csv(directory, out)
     assert warnings == [] and (out / "sweep.csv") in written
     experiments = read_rows(out / "experiments.csv")
     assert [(e["experiment_id"], e["condition"], e["seed"]) for e in experiments] == [
-        (run.directory, run.condition, str(run.seed)) for run in result.experiments]
+        (run.directory, run.condition, str(run.seed)) for run in result.experiments
+    ]
     games = read_rows(out / "games.csv")
     assert len(games) == 6 * 3 * 2  # 6 experiments x 3 games x 2 rounds
     first = [from_cells(g, GameResult) for g in games if g["experiment_id"] == "exp_baseline_s5"]
@@ -159,11 +190,19 @@ async def test_sweep_export_stacks_experiments_and_writes_sweep_rows(tmp_path):
     per_condition = len(INTERVAL_METRICS) + 2  # the metrics with intervals and 2 rounds of cooperation
     assert len(rows) == 3 * per_condition  # 2 conditions + 1 difference
     identity = next(s for s in saved.summary if s.condition == "identity")
-    row = next(r for r in rows if r["condition"] == "identity" and r["reference"] == ""
-               and r["metric"] == "overall_cooperation_rate")
+    row = next(
+        r
+        for r in rows
+        if r["condition"] == "identity" and r["reference"] == "" and r["metric"] == "overall_cooperation_rate"
+    )
     interval = identity.metrics["overall_cooperation_rate"]
     assert (row["round"], int(row["n"]), float(row["mean"]), float(row["ci_low"]), float(row["ci_high"])) == (
-        "", interval.n, interval.mean, interval.low, interval.high)
+        "",
+        interval.n,
+        interval.mean,
+        interval.low,
+        interval.high,
+    )
     assert {r["simulated"] for r in rows} == {"true"}  # FakeProvider says it is simulated
     diff_round = next(r for r in rows if r["reference"] == "baseline" and r["round"] == "2")
     assert diff_round["metric"] == "cooperation_rate" and diff_round["condition"] == "identity"
@@ -171,8 +210,9 @@ async def test_sweep_export_stacks_experiments_and_writes_sweep_rows(tmp_path):
 
 
 def json_records_for(directory: Path, rounds: int) -> list[GameResult]:
-    return [g for r in range(1, rounds + 1)
-            for g in read_json(directory / "rounds" / f"games_r{r}.json", list[GameResult])]
+    return [
+        g for r in range(1, rounds + 1) for g in read_json(directory / "rounds" / f"games_r{r}.json", list[GameResult])
+    ]
 
 
 async def test_export_command(experiment, tmp_path, capsys):
@@ -202,8 +242,10 @@ async def test_a_summary_with_lists_of_the_wrong_length_skips_that_rounds_agent_
     assert main(["export", str(experiment)]) == 1
     out, err = capsys.readouterr()
     scores, powers = (3, 4) if field == "agent_scores" else (4, 3)
-    assert err == (f"acausal-tui: warning: skipped exp_test: summary_r2.json: agent_rounds rows of round 2 "
-                   f"({scores} agent_scores and {powers} agent_powers for 4 agents)\n")
+    assert err == (
+        f"acausal-tui: warning: skipped exp_test: summary_r2.json: agent_rounds rows of round 2 "
+        f"({scores} agent_scores and {powers} agent_powers for 4 agents)\n"
+    )
     assert out.strip() == str(experiment / "export")
     agent_rounds = read_rows(experiment / "export" / "agent_rounds.csv")
     assert [int(a["round"]) for a in agent_rounds] == [1] * 4 + [3] * 4
@@ -214,8 +256,13 @@ async def test_a_summary_with_lists_of_the_wrong_length_skips_that_rounds_agent_
 async def test_a_sweep_exports_what_it_can_read(tmp_path, capsys, monkeypatch):
     """A bad summary, a missing experiment and one the tables cannot use: each reported on
     one line and skipped; every other row is written."""
-    plan = plan_sweep(None, {"agents": 3, "rounds": 2, "seed": 5, "results_dir": str(tmp_path),
-                             "provider": {"name": "simulated"}}, "baseline,identity", 2, env={})
+    plan = plan_sweep(
+        None,
+        {"agents": 3, "rounds": 2, "seed": 5, "results_dir": str(tmp_path), "provider": {"name": "simulated"}},
+        "baseline,identity",
+        2,
+        env={},
+    )
     _, directory = await run_sweep(plan, [FakeProvider(reply) for _ in plan.runs()])
     summary = directory / "exp_baseline_s5" / "rounds" / "summary_r1.json"
     data = json.loads(summary.read_text())
@@ -246,15 +293,19 @@ async def test_a_sweep_exports_what_it_can_read(tmp_path, capsys, monkeypatch):
     assert len(games) == 2 * 2 * 3  # 2 experiments x 2 rounds x 3 games
     agent_rounds = read_rows(out / "agent_rounds.csv")  # round 1 of exp_baseline_s5 skipped
     assert [(a["experiment_id"], a["round"]) for a in agent_rounds] == (
-        [("exp_baseline_s5", "2")] * 3 + [("exp_identity_s6", "1")] * 3 + [("exp_identity_s6", "2")] * 3)
+        [("exp_baseline_s5", "2")] * 3 + [("exp_identity_s6", "1")] * 3 + [("exp_identity_s6", "2")] * 3
+    )
     assert read_rows(out / "sweep.csv")
 
 
-@pytest.mark.parametrize("target, flags, expected", [
-    ("missing", [], "DIR: {dir} is not a directory"),
-    ("empty", [], "DIR: {dir} is neither an experiment (manifest.json) nor a sweep (sweep.json)"),
-    ("empty", ["--format", "xlsx"], "argument --format: invalid choice: 'xlsx' (choose from csv)"),
-])
+@pytest.mark.parametrize(
+    "target, flags, expected",
+    [
+        ("missing", [], "DIR: {dir} is not a directory"),
+        ("empty", [], "DIR: {dir} is neither an experiment (manifest.json) nor a sweep (sweep.json)"),
+        ("empty", ["--format", "xlsx"], "argument --format: invalid choice: 'xlsx' (choose from csv)"),
+    ],
+)
 def test_bad_export_input_exits_2_with_one_line(tmp_path, capsys, target, flags, expected):
     (tmp_path / "empty").mkdir()
     directory = tmp_path / target

@@ -49,11 +49,26 @@ class Run:
         return calls_of(self.directory)
 
 
-def run(tmp_path: Path, server: stub.StubServer, capsys, *flags: str, agents: int = 3, rounds: int = 2,
-        timeout_s: float = 5.0) -> Run:
+def run(
+    tmp_path: Path,
+    server: stub.StubServer,
+    capsys,
+    *flags: str,
+    agents: int = 3,
+    rounds: int = 2,
+    timeout_s: float = 5.0,
+) -> Run:
     began = time.monotonic()
-    code, directory = run_against(tmp_path, server, *flags, agents=agents, rounds=rounds, seed=5,
-                                  timeout_s=timeout_s, extra="max_cost_usd = 100\n")
+    code, directory = run_against(
+        tmp_path,
+        server,
+        *flags,
+        agents=agents,
+        rounds=rounds,
+        seed=5,
+        timeout_s=timeout_s,
+        extra="max_cost_usd = 100\n",
+    )
     seconds = time.monotonic() - began
     out, err = capsys.readouterr()
     outcome = Run(code, directory, out, err, seconds)

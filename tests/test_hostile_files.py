@@ -21,9 +21,15 @@ from tests.support.hostile_dirs import (
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "acausal_tui", *args], capture_output=True,
-                          text=True, errors="surrogateescape", timeout=TIMEOUT_S, cwd=ROOT,
-                          env={**os.environ, "OPENROUTER_API_KEY": ""})
+    proc = subprocess.run(
+        [sys.executable, "-m", "acausal_tui", *args],
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+        timeout=TIMEOUT_S,
+        cwd=ROOT,
+        env={**os.environ, "OPENROUTER_API_KEY": ""},
+    )
     for stream in (proc.stdout, proc.stderr):
         assert "Traceback" not in stream, stream
         assert not RAW_CONTROL.search(stream), repr(stream)

@@ -11,9 +11,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_engine_never_imports_textual():
     modules = [m.name for m in pkgutil.walk_packages(engine.__path__, "engine.")]
-    code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + (
-        "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
-        "print(bad)\nsys.exit(1 if bad else 0)\n"
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in modules)
+        + (
+            "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
+            "print(bad)\nsys.exit(1 if bad else 0)\n"
+        )
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -29,8 +29,10 @@ def test_the_cli_package_imports_without_the_app():
     assert proc.stdout.split() == ["False", "False"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("importlinter") is None,
-                    reason="import-linter is in the dev extra; .ci/run installs it and runs lint-imports")
+@pytest.mark.skipif(
+    importlib.util.find_spec("importlinter") is None,
+    reason="import-linter is in the dev extra; .ci/run installs it and runs lint-imports",
+)
 def test_the_import_contracts_hold():
     from importlinter.cli import lint_imports
 
@@ -41,7 +43,10 @@ def test_ci_runs_the_readmes_test_command_verbatim_then_lint():
     readme = (ROOT / "README.md").read_text()
     match = re.search(r"Install and run the whole test suite:\s*```sh\n(.+?)\n```", readme)
     assert match, "the README's test command"
-    lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
-             if line and not line.startswith(("#", "set ", "cd "))]
+    lines = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line and not line.startswith(("#", "set ", "cd "))
+    ]
     assert lines[0] == match.group(1)
     assert ".venv/bin/ruff check ." in lines[1:] and ".venv/bin/lint-imports" in lines[1:]

@@ -77,8 +77,9 @@ async def test_each_round_extends_the_index_to_what_a_rebuild_gives(make_config,
 async def test_a_resumed_run_extends_the_index_from_the_rebuilt_one(make_config, tmp_path, monkeypatch):
     config = make_config(agents=4, rounds=6)
     control = RunControl()
-    first = await run_experiment(config, provider=SimulatedProvider(seed=config.seed),
-                                 observer=AbortAfter(control, 3), control=control)
+    first = await run_experiment(
+        config, provider=SimulatedProvider(seed=config.seed), observer=AbortAfter(control, 3), control=control
+    )
     assert first.status == "aborted"
     directory = only_experiment(Path(config.results_dir))
     (directory / INDEX_FILE).write_bytes(b"{torn")  # the resume's manifest write rebuilds it
@@ -135,8 +136,7 @@ async def test_rates_that_do_not_add_up_exactly_still_match_the_rebuild(make_con
     draw = random.Random(5)
     for number, summary in summaries.items():
         path = rounds / f"summary_r{number}.json"
-        odd = msgspec.structs.replace(summary, cooperation_rate=draw.random() / 3,
-                                      fallback_decisions=draw.randrange(3))
+        odd = msgspec.structs.replace(summary, cooperation_rate=draw.random() / 3, fallback_decisions=draw.randrange(3))
         path.write_bytes(msgspec.json.encode(odd))
         path.rename(path.with_name(f"hidden_r{number}"))
     (directory / "experiment_results.json").unlink()

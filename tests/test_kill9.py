@@ -62,8 +62,11 @@ def kill_at(moment: str, rng: random.Random, process: subprocess.Popen, results:
     def started() -> bool:
         nonlocal directory
         directory = only_experiment(results)
-        return (directory is not None and (directory / "manifest.json").exists()
-                and read_pid(directory / LOCK_NAME) == process.pid)
+        return (
+            directory is not None
+            and (directory / "manifest.json").exists()
+            and read_pid(directory / LOCK_NAME) == process.pid
+        )
 
     if not wait_for(started, process):
         return False
@@ -89,8 +92,7 @@ def kill_at(moment: str, rng: random.Random, process: subprocess.Popen, results:
 
 
 def reference(config_file: Path, results: Path):
-    config = with_seed(load_config(config_file, {"results_dir": str(results),
-                                                 "provider": {"latency_ms": 0}}, env={}))
+    config = with_seed(load_config(config_file, {"results_dir": str(results), "provider": {"latency_ms": 0}}, env={}))
     result = anyio.run(lambda: run_experiment(config, provider=make_provider(config, {})))
     return only_experiment(results), result
 
@@ -105,8 +107,7 @@ def call_keys(directory: Path) -> list[str]:
 def test_kill_9_at_seeded_moments_then_resume_equals_uninterrupted_run(tmp_path, seed):
     rng = random.Random(seed)
     results = tmp_path / "results"
-    config = write_config(tmp_path / "config.toml", results, rounds=ROUNDS, seed=seed,
-                          latency_ms=30)
+    config = write_config(tmp_path / "config.toml", results, rounds=ROUNDS, seed=seed, latency_ms=30)
     moments = [*rng.sample(MOMENTS, len(MOMENTS)), LAST]
     kills = []
     args = ["run", "--headless", "--config", str(config)]
@@ -134,8 +135,7 @@ def test_no_call_recorded_before_a_kill_is_sent_again(tmp_path):
     """Against a real HTTP server: the requests it receives across kill + resume are the
     uninterrupted run's, plus only those that were in flight at the kill."""
     with stub.StubServer(latency_s=0.03) as server:
-        config = write_config(tmp_path / "config.toml", tmp_path / "results", rounds=3,
-                              base_url=server.base_url)
+        config = write_config(tmp_path / "config.toml", tmp_path / "results", rounds=3, base_url=server.base_url)
         process = start_cli("run", "--headless", "--config", str(config))
         directory = None
 
@@ -155,8 +155,7 @@ def test_no_call_recorded_before_a_kill_is_sent_again(tmp_path):
         assert main(["resume", str(directory), "--headless"]) == 0
         sent_on_resume = server.count - sent_before_kill
 
-        ref_config = write_config(tmp_path / "ref.toml", tmp_path / "reference", rounds=3,
-                                  base_url=server.base_url)
+        ref_config = write_config(tmp_path / "ref.toml", tmp_path / "reference", rounds=3, base_url=server.base_url)
         before = server.count
         assert main(["run", "--headless", "--config", str(ref_config)]) == 0
         uninterrupted = server.count - before

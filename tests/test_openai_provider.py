@@ -42,9 +42,7 @@ def ok_body(text: str = "COOPERATE", **usage: object) -> dict:
     }
 
 
-def provider(
-    handler, name: str = "openrouter", key: str | None = KEY, **settings: object
-) -> OpenAICompatProvider:
+def provider(handler, name: str = "openrouter", key: str | None = KEY, **settings: object) -> OpenAICompatProvider:
     options = {"base_url": "https://api.example.test/v1", "api_key_env": "TEST_KEY", **settings}
     return OpenAICompatProvider(
         ProviderSettings(name=name, **options),  # type: ignore[arg-type]
@@ -240,7 +238,9 @@ async def test_403_moderation_flag_fails_only_that_call():
 
 
 async def test_credit_402_is_fatal_and_says_where_to_add_credits():
-    body = {"error": {"code": 402, "message": "Insufficient credits", "metadata": {"limit_source": "openrouter_credits"}}}
+    body = {
+        "error": {"code": 402, "message": "Insufficient credits", "metadata": {"limit_source": "openrouter_credits"}}
+    }
     exc = await failure(answer(402, body))
     assert exc.fatal and not exc.retryable
     assert "add credits at https://openrouter.ai/settings/credits" in exc.message
@@ -277,14 +277,23 @@ async def test_429_carries_retry_after_seconds():
 
 async def test_retry_after_as_http_date():
     when = datetime.now(UTC) + timedelta(seconds=30)
-    exc = await failure(answer(503, {"error": {"message": "busy"}}, {"Retry-After": format_datetime(when, usegmt=True)}))
+    exc = await failure(
+        answer(503, {"error": {"message": "busy"}}, {"Retry-After": format_datetime(when, usegmt=True)})
+    )
     assert exc.retry_after is not None and 25 <= exc.retry_after <= 31
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("5", 5.0), ("0.25", 0.25), ("-3", 0.0), ("soon", None), ("", None), (None, None),
-     ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+    [
+        ("5", 5.0),
+        ("0.25", 0.25),
+        ("-3", 0.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+    ],
 )
 def test_parse_retry_after(value, expected):
     assert parse_retry_after(value) == expected
@@ -373,10 +382,14 @@ async def test_transport_errors_are_retryable(error, kind):
     "body",
     [
         {"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 100, "cost": 0.0123}},
-        {"choices": [{"message": {"role": "assistant", "content": None}, "finish_reason": "length"}],
-         "usage": {"prompt_tokens": 40, "completion_tokens": 100, "cost": 0.0123}},
-        {"choices": [{"message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}],
-         "usage": {"prompt_tokens": 40, "completion_tokens": 100, "cost": 0.0123}},
+        {
+            "choices": [{"message": {"role": "assistant", "content": None}, "finish_reason": "length"}],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 100, "cost": 0.0123},
+        },
+        {
+            "choices": [{"message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 100, "cost": 0.0123},
+        },
         {"id": "x", "usage": {"prompt_tokens": 40, "completion_tokens": 100, "cost": 0.0123}},
     ],
     ids=["no-choices", "null-content-length", "empty-content", "no-choices-key"],
@@ -406,13 +419,14 @@ async def test_an_unbilled_failure_costs_nothing():
     assert exc.cost == 0.0 and not exc.cost_is_estimate
 
 
-@pytest.mark.parametrize(
-    "raw_cost", [b"NaN", b"Infinity", b"-Infinity", b"-0.216", b"1e400", b"true", b'"0.01"'])
+@pytest.mark.parametrize("raw_cost", [b"NaN", b"Infinity", b"-Infinity", b"-0.216", b"1e400", b"true", b'"0.01"'])
 async def test_a_cost_that_is_not_money_is_estimated_from_the_price_table(raw_cost):
     """One `usage.cost: NaN` once turned the budget off and wrote `"total_cost": null`; a
     negative one made the budget never bind."""
-    raw = (b'{"choices": [{"message": {"content": "DEFECT"}, "finish_reason": "stop"}],'
-           b' "usage": {"prompt_tokens": 40, "completion_tokens": 2, "cost": ' + raw_cost + b"}}")
+    raw = (
+        b'{"choices": [{"message": {"content": "DEFECT"}, "finish_reason": "stop"}],'
+        b' "usage": {"prompt_tokens": 40, "completion_tokens": 2, "cost": ' + raw_cost + b"}}"
+    )
     p = provider(answer(200, raw))
     completion = await p.complete(request())
     await p.aclose()
@@ -466,8 +480,15 @@ ODD_KEY = "sk-or-v1-ab+cd/ef=0123456789ABCDEFxyz"
 
 @pytest.mark.parametrize(
     "shown",
-    [ODD_KEY, quote(ODD_KEY, safe=""), quote_plus(ODD_KEY), ODD_KEY[-16:], ODD_KEY[3:11],
-     "".join(f"%{b:02X}" for b in ODD_KEY.encode()), "".join(f"%{b:02x}" for b in ODD_KEY.encode())],
+    [
+        ODD_KEY,
+        quote(ODD_KEY, safe=""),
+        quote_plus(ODD_KEY),
+        ODD_KEY[-16:],
+        ODD_KEY[3:11],
+        "".join(f"%{b:02X}" for b in ODD_KEY.encode()),
+        "".join(f"%{b:02x}" for b in ODD_KEY.encode()),
+    ],
     ids=["raw", "url", "url-plus", "suffix16", "piece8", "every-byte", "every-byte-lower"],
 )
 async def test_the_key_is_redacted_in_every_form(shown):
@@ -526,8 +547,10 @@ def test_factory_rejects_a_base_url_without_a_scheme():
         make_provider(config(name="openai", base_url="localhost:11434/v1"), env={})
 
 
-@pytest.mark.parametrize("url", ["http://10.0.0.5:4000/v1", "http://api.example.com/v1",
-                                 "http://[2001:db8::1]/v1", "http://127.example.com/v1"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://10.0.0.5:4000/v1", "http://api.example.com/v1", "http://[2001:db8::1]/v1", "http://127.example.com/v1"],
+)
 def test_factory_refuses_a_key_over_plain_http_to_a_remote_host(url):
     cfg = config(name="openai", base_url=url, api_key_env="K")
     with pytest.raises(ConfigError, match="--allow-insecure") as caught:
@@ -535,8 +558,16 @@ def test_factory_refuses_a_key_over_plain_http_to_a_remote_host(url):
     assert KEY not in str(caught.value) and "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/v1", "http://localhost/v1", "http://[::1]:8080/v1",
-                                 "http://127.5.6.7/v1", "https://api.example.com/v1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/v1",
+        "http://localhost/v1",
+        "http://[::1]:8080/v1",
+        "http://127.5.6.7/v1",
+        "https://api.example.com/v1",
+    ],
+)
 async def test_factory_sends_a_key_over_http_to_loopback_or_over_https(url):
     p = make_provider(config(name="openai", base_url=url, api_key_env="K"), env={"K": KEY})
     await p.aclose()
@@ -589,8 +620,18 @@ async def test_stub_server_happy_path_with_exact_cost(server):
         (stub.error(503, "No instances available", in_body_200=True), "server_error", True, False),
         (stub.error(404, "No endpoints found for model"), "bad_request", False, False),
     ],
-    ids=["drop", "truncated", "invalid-json", "empty-choices", "429", "402-in-flight", "402-credits",
-         "401", "error-in-200", "404"],
+    ids=[
+        "drop",
+        "truncated",
+        "invalid-json",
+        "empty-choices",
+        "429",
+        "402-in-flight",
+        "402-credits",
+        "401",
+        "error-in-200",
+        "404",
+    ],
 )
 async def test_stub_server_faults(server, reply, kind, retryable, fatal):
     server.queue(reply)

@@ -153,9 +153,20 @@ def test_strategy_uses_the_last_marker() -> None:
 @pytest.mark.parametrize(
     "marker",
     [
-        "**STRATEGY:**", "**Strategy**:", "## Strategy:", "  STRATEGY:", "> STRATEGY:", "STRATEGY :",
-        "- STRATEGY:", "* **Strategy:**", "2. STRATEGY:", "3) Strategy:", "Final strategy:",
-        "**Final Strategy:**", "STRATEGY：", "### FINAL STRATEGY：",
+        "**STRATEGY:**",
+        "**Strategy**:",
+        "## Strategy:",
+        "  STRATEGY:",
+        "> STRATEGY:",
+        "STRATEGY :",
+        "- STRATEGY:",
+        "* **Strategy:**",
+        "2. STRATEGY:",
+        "3) Strategy:",
+        "Final strategy:",
+        "**Final Strategy:**",
+        "STRATEGY：",
+        "### FINAL STRATEGY：",
     ],
 )
 def test_strategy_marker_forms(marker: str) -> None:
@@ -233,8 +244,24 @@ def test_decision_corpus_no_silent_misread(row: dict) -> None:
 def test_decision_corpus_covers_the_styles() -> None:
     styles = Counter(row["style"] for row in DECISION_CORPUS)
     assert len(DECISION_CORPUS) >= 150
-    for style in ("one_word", "answer_first", "answer_last", "markdown", "json", "fenced_json", "negation",
-                  "hedge", "both_words", "cut_off", "non_english", "empty", "refusal", "letter", "quoted", "label"):
+    for style in (
+        "one_word",
+        "answer_first",
+        "answer_last",
+        "markdown",
+        "json",
+        "fenced_json",
+        "negation",
+        "hedge",
+        "both_words",
+        "cut_off",
+        "non_english",
+        "empty",
+        "refusal",
+        "letter",
+        "quoted",
+        "label",
+    ):
         assert styles[style] >= 2, style
     assert {row["expected"] for row in DECISION_CORPUS} == {C, D, "ambiguous"}
 
@@ -242,10 +269,13 @@ def test_decision_corpus_covers_the_styles() -> None:
 def test_decision_corpus_reads_most_clear_answers() -> None:
     """Replies that state the move on a line of its own, as a word or as JSON are read, not
     sent to a follow-up (the share of follow-ups is in docs/parsing.md)."""
-    plain = [row for row in DECISION_CORPUS if row["expected"] != "ambiguous"
-             and row["style"] in ("one_word", "markdown_word", "quoted", "letter", "label", "json")]
-    assert plain and all(parse_decision(row["reply"], row["finish_reason"]).action == row["expected"]
-                         for row in plain)
+    plain = [
+        row
+        for row in DECISION_CORPUS
+        if row["expected"] != "ambiguous"
+        and row["style"] in ("one_word", "markdown_word", "quoted", "letter", "label", "json")
+    ]
+    assert plain and all(parse_decision(row["reply"], row["finish_reason"]).action == row["expected"] for row in plain)
 
 
 @pytest.mark.parametrize("row", STRATEGY_CORPUS, ids=lambda row: row["style"])

@@ -64,7 +64,8 @@ def test_sub_models_answering_in_one_style_are_read_right_or_flagged(tmp_path: P
     assert sorted(style_of.values()) == list(range(len(rows)))  # one agent per style
     games = read_json(directory / "rounds" / "games_r1.json", list[GameResult])
     moves = [(g.player1_id, g.player1_action, g.player1_fallback) for g in games] + [
-        (g.player2_id, g.player2_action, g.player2_fallback) for g in games]
+        (g.player2_id, g.player2_action, g.player2_fallback) for g in games
+    ]
     assert len(moves) == len(rows) * (len(rows) - 1)
     read = 0
     for agent, action, fallback in moves:

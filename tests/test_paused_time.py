@@ -42,8 +42,7 @@ async def test_a_rounds_duration_leaves_out_the_time_paused(make_config, monkeyp
     monkeypatch.setattr(control_module, "time", clock)
     config = make_config(agents=3, rounds=3)
     control = RunControl()
-    result = await run_experiment(config, provider=PausingProvider(config.seed, control, clock),
-                                  control=control)
+    result = await run_experiment(config, provider=PausingProvider(config.seed, control, clock), control=control)
     durations = [s.duration_s for s in result.round_summaries]
     assert control.paused_seconds() == 100.0
     assert all(d < 1.0 for d in durations), durations  # round 2 would be 100 s with the pause

@@ -16,8 +16,11 @@ from engine.store import list_experiments, read_json
 from tests.conftest import strip_times
 from tests.support.fakes import FakeProvider
 
-MIXED = [{"kind": "llm", "count": 7}, {"kind": "scripted", "strategy": "tit_for_tat", "count": 2},
-         {"kind": "scripted", "strategy": "random", "count": 1}]
+MIXED = [
+    {"kind": "llm", "count": 7},
+    {"kind": "scripted", "strategy": "tit_for_tat", "count": 2},
+    {"kind": "scripted", "strategy": "random", "count": 1},
+]
 
 
 def records(results_dir: Path, rounds: int) -> list:
@@ -35,8 +38,12 @@ async def test_same_records_at_concurrency_1_64_and_128(make_config, tmp_path):
     """Latency makes completion order differ between the runs; the records may not."""
     runs = []
     for concurrency in (1, 64, 128):
-        config = make_config(rounds=3, population=MIXED, results_dir=str(tmp_path / str(concurrency)),
-                             provider={"name": "simulated", "max_concurrency": concurrency, "latency_ms": 1})
+        config = make_config(
+            rounds=3,
+            population=MIXED,
+            results_dir=str(tmp_path / str(concurrency)),
+            provider={"name": "simulated", "max_concurrency": concurrency, "latency_ms": 1},
+        )
         result = await run_experiment(config, provider=make_provider(config, {}))
         assert result.status == "completed"
         runs.append(records(tmp_path / str(concurrency), 3))
@@ -70,8 +77,7 @@ async def test_moves_start_before_every_strategy_is_in(make_config):
 
 
 async def test_at_most_one_prompt_per_worker(make_config, monkeypatch):
-    config = make_config(agents=8, rounds=2, provider={"name": "simulated", "max_concurrency": 3,
-                                                       "latency_ms": 1})
+    config = make_config(agents=8, rounds=2, provider={"name": "simulated", "max_concurrency": 3, "latency_ms": 1})
     alive = peak = 0
     decide = LLMAgents.decide
 
@@ -100,11 +106,21 @@ async def test_observers_see_strategies_then_the_games_phase_then_games(make_con
 
     await run_experiment(config, provider=SlowStrategy(4, 0.2), observer=Observer())
     for round in (1, 2):
-        kinds = [type(e).__name__ + (f":{e.phase}" if isinstance(e, PhaseStarted) else "")
-                 for e in seen if (e.round if isinstance(e, PhaseStarted) else
-                                   e.record.round if isinstance(e, StrategyCollected) else e.game.round) == round]
-        assert kinds == (["PhaseStarted:strategies"] + ["StrategyCollected"] * 5 + ["PhaseStarted:games"]
-                         + ["GameFinished"] * 10)
+        kinds = [
+            type(e).__name__ + (f":{e.phase}" if isinstance(e, PhaseStarted) else "")
+            for e in seen
+            if (
+                e.round
+                if isinstance(e, PhaseStarted)
+                else e.record.round
+                if isinstance(e, StrategyCollected)
+                else e.game.round
+            )
+            == round
+        ]
+        assert kinds == (
+            ["PhaseStarted:strategies"] + ["StrategyCollected"] * 5 + ["PhaseStarted:games"] + ["GameFinished"] * 10
+        )
 
 
 async def test_no_decision_is_asked_for_when_every_strategy_call_fails(make_config):

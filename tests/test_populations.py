@@ -19,9 +19,18 @@ POPULATION = [
 
 
 def game(i: int, j: int, a1: str, a2: str, round: int = 1) -> GameResult:
-    return GameResult(game_id=f"r{round}_g0", round=round, player1_id=i, player2_id=j, player1_action=a1,
-                      player2_action=a2, player1_payoff=0, player2_payoff=0, player1_power_before=100,
-                      player2_power_before=100)
+    return GameResult(
+        game_id=f"r{round}_g0",
+        round=round,
+        player1_id=i,
+        player2_id=j,
+        player1_action=a1,
+        player2_action=a2,
+        player1_payoff=0,
+        player2_payoff=0,
+        player1_power_before=100,
+        player2_power_before=100,
+    )
 
 
 def test_groups_are_named_by_models_or_strategy():
@@ -30,13 +39,19 @@ def test_groups_are_named_by_models_or_strategy():
 
 
 def test_breakdown_on_a_hand_computed_example():
-    agents = [AgentInfo(id=0, kind="llm", model="a", sub_model="s"),
-              AgentInfo(id=1, kind="llm", model="a", sub_model="s"),
-              AgentInfo(id=2, kind="llm", model="b", sub_model="s"),
-              AgentInfo(id=3, kind="scripted", strategy="always_defect")]
+    agents = [
+        AgentInfo(id=0, kind="llm", model="a", sub_model="s"),
+        AgentInfo(id=1, kind="llm", model="a", sub_model="s"),
+        AgentInfo(id=2, kind="llm", model="b", sub_model="s"),
+        AgentInfo(id=3, kind="scripted", strategy="always_defect"),
+    ]
     games = [
-        game(0, 1, C, C), game(0, 2, C, D), game(0, 3, D, D), game(1, 2, C, C),
-        game(1, 3, C, D), game(2, 3, D, D),
+        game(0, 1, C, C),
+        game(0, 2, C, D),
+        game(0, 3, D, D),
+        game(1, 2, C, C),
+        game(1, 3, C, D),
+        game(2, 3, D, D),
         game(0, 1, C, D, round=2),
     ]
     b = cooperation_breakdown(agents, games)
@@ -75,11 +90,18 @@ async def test_each_group_calls_its_own_models_and_results_break_down_by_group(m
     store = ExperimentStore(tmp_path / "exp")
     result = await run_experiment(config, provider=provider, store=store)
 
-    expected = {0: ("lab/alpha", "lab/alpha-nano"), 1: ("lab/alpha", "lab/alpha-nano"),
-                2: ("lab/beta", "lab/sub"), 3: ("lab/beta", "lab/sub")}
+    expected = {
+        0: ("lab/alpha", "lab/alpha-nano"),
+        1: ("lab/alpha", "lab/alpha-nano"),
+        2: ("lab/beta", "lab/sub"),
+        3: ("lab/beta", "lab/sub"),
+    }
     assert [(a.kind, a.model, a.sub_model, a.strategy) for a in result.agents] == [
-        ("llm", *expected[0], None), ("llm", *expected[1], None), ("llm", *expected[2], None),
-        ("llm", *expected[3], None), ("scripted", None, None, "always_defect"),
+        ("llm", *expected[0], None),
+        ("llm", *expected[1], None),
+        ("llm", *expected[2], None),
+        ("llm", *expected[3], None),
+        ("scripted", None, None, "always_defect"),
     ]
     for request in provider.requests:
         if request.key.startswith("strategy/"):

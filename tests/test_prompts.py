@@ -14,15 +14,28 @@ from engine.prompts import (
 
 def summary(round: int, cooperation: float | None) -> RoundSummary:
     games = [
-        AnonymizedGame(round=round, anonymous_id1=f"Player_{round}_{k}", anonymous_id2=f"Player_{round}_{k + 1}",
-                       action1="COOPERATE", action2="DEFECT", power_ratio=1.25)
+        AnonymizedGame(
+            round=round,
+            anonymous_id1=f"Player_{round}_{k}",
+            anonymous_id2=f"Player_{round}_{k + 1}",
+            action1="COOPERATE",
+            action2="DEFECT",
+            power_ratio=1.25,
+        )
         for k in range(1, 6)
     ]
     return RoundSummary(
-        round=round, cooperation_rate=cooperation, mutual_cooperation_rate=0.5, average_score=10,
-        score_variance=1, score_distribution=Distribution(min=5, max=15, avg=10),
+        round=round,
+        cooperation_rate=cooperation,
+        mutual_cooperation_rate=0.5,
+        average_score=10,
+        score_variance=1,
+        score_distribution=Distribution(min=5, max=15, avg=10),
         power_distribution=PowerDistribution(mean=100, std=5, min=90, max=110),
-        anonymized_games=games, strategy_similarity=0.3, fallback_decisions=0, duration_s=1,
+        anonymized_games=games,
+        strategy_similarity=0.3,
+        fallback_decisions=0,
+        duration_s=1,
     )
 
 
@@ -43,8 +56,10 @@ def test_identity_statement_only_under_identity():
 
 def test_the_identity_prompt_says_the_specs_sentence():
     # SPEC §5.1: not "this same prompt", which was false (each prompt carries its own power)
-    assert ("All participants, including every opponent you will face, are identical copies of the "
-            "same AI model, given these same instructions.") in strategy_prompt("identity")
+    assert (
+        "All participants, including every opponent you will face, are identical copies of the "
+        "same AI model, given these same instructions."
+    ) in strategy_prompt("identity")
 
 
 def test_a_previous_round_without_counted_moves_shows_no_rate():

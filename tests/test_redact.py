@@ -11,8 +11,16 @@ KEY = "sk-or-v1-ab+cd/ef=0123456789ABCDEFxyz"
 
 @pytest.mark.parametrize(
     "shown",
-    [KEY, quote(KEY, safe=""), quote_plus(KEY), KEY[-16:], KEY[5:13], KEY[:8],
-     "".join(f"%{b:02X}" for b in KEY.encode()), "".join(f"%{b:02x}" for b in KEY.encode()[3:20])],
+    [
+        KEY,
+        quote(KEY, safe=""),
+        quote_plus(KEY),
+        KEY[-16:],
+        KEY[5:13],
+        KEY[:8],
+        "".join(f"%{b:02X}" for b in KEY.encode()),
+        "".join(f"%{b:02x}" for b in KEY.encode()[3:20]),
+    ],
 )
 def test_every_form_of_the_key_is_masked(shown):
     text = Redactor(KEY)(f"before {shown} after")

@@ -37,8 +37,12 @@ def stopped_after(config, rounds: int, provider) -> Path:
 
 
 def test_the_rebuilt_state_shows_each_agent_what_the_uninterrupted_run_showed_it(make_config, tmp_path):
-    settings = {"agents": 5, "rounds": 4, "population": POPULATION,
-                "switches": {"labels": "shuffled", "history": "last:2"}}
+    settings = {
+        "agents": 5,
+        "rounds": 4,
+        "population": POPULATION,
+        "switches": {"labels": "shuffled", "history": "last:2"},
+    }
     whole = make_config(**settings, results_dir=str(tmp_path / "whole"))
     anyio.run(lambda: run_experiment(whole, provider=make_provider(whole, {})))
     (reference,) = list_experiments(tmp_path / "whole")
@@ -53,8 +57,9 @@ def test_the_rebuilt_state_shows_each_agent_what_the_uninterrupted_run_showed_it
         resumable.store.close()
     assert [s.round for s in state.summaries] == [1, 2]
     for agent in range(4):  # the LLM agents; round 3's first game of each shows its history
-        key = next(k for k in sorted(prompted) if re.fullmatch(r"decision/r3/g\d+/p[12]/t0", k)
-                   and agent_of(k, 5) == agent)
+        key = next(
+            k for k in sorted(prompted) if re.fullmatch(r"decision/r3/g\d+/p[12]/t0", k) and agent_of(k, 5) == agent
+        )
         shown = HISTORY.search(prompted[key])
         assert shown is not None
         assert (state.history.text(agent, 3) or NO_HISTORY) == shown.group(1), key

@@ -42,8 +42,15 @@ class Counting:
     name = "simulated"
     simulated = True
 
-    def __init__(self, seed: int, *, control: RunControl | None = None, abort_at: int = 0,
-                 cost: float = 0.0, latency_ms: float = 2.0) -> None:
+    def __init__(
+        self,
+        seed: int,
+        *,
+        control: RunControl | None = None,
+        abort_at: int = 0,
+        cost: float = 0.0,
+        latency_ms: float = 2.0,
+    ) -> None:
         self.inner = SimulatedProvider(seed, latency_ms=latency_ms)
         self.control = control
         self.abort_at = abort_at
@@ -158,8 +165,7 @@ async def test_errors_of_the_replayed_round_are_counted_once(make_config, tmp_pa
     config = make_config(agents=4, rounds=3, results_dir=str(tmp_path / "interrupted"))
     control = RunControl()
     provider = AmbiguousInRound2(config.seed, latency_ms=20)
-    result = await run_experiment(config, provider=provider, control=control,
-                                  observer=AbortOnError(control))
+    result = await run_experiment(config, provider=provider, control=control, observer=AbortOnError(control))
     assert result.status == "aborted" and result.total_rounds == 1
     directory = only_experiment(tmp_path / "interrupted")
     errors, _ = read_jsonl(directory / "experiment_errors.log", ErrorRecord)
@@ -173,10 +179,13 @@ async def test_errors_of_the_replayed_round_are_counted_once(make_config, tmp_pa
 
 async def test_state_is_rebuilt_for_scripted_agents_and_shuffled_labels(make_config, tmp_path):
     options = dict(
-        rounds=4, switches={"labels": "shuffled", "history": "last:2"},
-        population=[{"kind": "llm", "count": 3},
-                    {"kind": "scripted", "strategy": "grudger", "count": 1},
-                    {"kind": "scripted", "strategy": "random", "count": 1}],
+        rounds=4,
+        switches={"labels": "shuffled", "history": "last:2"},
+        population=[
+            {"kind": "llm", "count": 3},
+            {"kind": "scripted", "strategy": "grudger", "count": 1},
+            {"kind": "scripted", "strategy": "random", "count": 1},
+        ],
     )
     ref_dir, ref_result, _ = await reference(make_config, tmp_path, **options)
     directory, _ = await interrupted(make_config, tmp_path, 40, **options)
@@ -211,8 +220,7 @@ async def test_torn_last_call_line_is_set_aside_and_reported(make_config, tmp_pa
         file.write(b'{"key": "decision/r2/g1/p1/t0", "model": "x", "atte')
 
     resumable = open_resume(directory)
-    assert resumable.notes == [
-        "calls.jsonl: a torn last line (51 bytes) was moved to calls.jsonl.corrupt"]
+    assert resumable.notes == ["calls.jsonl: a torn last line (51 bytes) was moved to calls.jsonl.corrupt"]
     assert log.read_bytes() == whole
     assert (directory / "calls.jsonl.corrupt").read_bytes().startswith(b'{"key": "decision/r2/g1')
     result = await resume_experiment(resumable, Counting(resumable.config.seed))
@@ -225,9 +233,18 @@ async def test_torn_last_call_line_is_set_aside_and_reported(make_config, tmp_pa
 
 def test_set_aside_torn_tail_cases(tmp_path):
     path = tmp_path / "calls.jsonl"
-    good = msgspec.json.encode(CallRecord(key="k", model="m", attempts=1, reply="C",
-                                          usage={"prompt_tokens": 1, "completion_tokens": 1},
-                                          cost=0.0, cost_is_estimate=False, latency_s=0.0))
+    good = msgspec.json.encode(
+        CallRecord(
+            key="k",
+            model="m",
+            attempts=1,
+            reply="C",
+            usage={"prompt_tokens": 1, "completion_tokens": 1},
+            cost=0.0,
+            cost_is_estimate=False,
+            latency_s=0.0,
+        )
+    )
     path.write_bytes(good + b"\n" + good + b"\n")
     assert set_aside_torn_tail(path, CallRecord) is None  # intact
     path.write_bytes(good + b"\n" + good)
@@ -297,8 +314,7 @@ async def test_budget_stopped_experiment_resumed_with_the_same_budget_stops_at_o
     assert provider.keys and raised.total_rounds > stopped.total_rounds
 
 
-async def test_error_count_after_a_disk_full_resume_equals_an_uninterrupted_run(
-        make_config, tmp_path, monkeypatch):
+async def test_error_count_after_a_disk_full_resume_equals_an_uninterrupted_run(make_config, tmp_path, monkeypatch):
     _, ref_result, _ = await reference(make_config, tmp_path, agents=4, rounds=3)
     config = make_config(agents=4, rounds=3, results_dir=str(tmp_path / "full"))
     real_write = ExperimentStore.write_round
@@ -371,33 +387,36 @@ def both_defect(games):
 
 REFUSALS = {  # name: (damage, what the message says)
     "completed": (lambda directory: None, "already completed"),
-    "newer_schema": (change("manifest.json", lambda m: m.update(schema_version=99)),
-                     "written by a newer version"),
+    "newer_schema": (change("manifest.json", lambda m: m.update(schema_version=99)), "written by a newer version"),
     "newer_schema_unreadable": (
         change("manifest.json", lambda m: m.update(schema_version=99, seed="x")),
-        "written by a newer version"),
+        "written by a newer version",
+    ),
     "missing_manifest": (delete("manifest.json"), "no manifest.json"),
-    "unreadable_manifest": (lambda directory: (directory / "manifest.json").write_text("{"),
-                            "unreadable"),
+    "unreadable_manifest": (lambda directory: (directory / "manifest.json").write_text("{"), "unreadable"),
     "game_changed": (change("rounds/games_r1.json", both_defect), "game r1_g1 does not follow"),
-    "summary_changed": (change("rounds/summary_r2.json", lambda s: s["agent_powers"].reverse()),
-                        "summary_r2.json disagrees"),
+    "summary_changed": (
+        change("rounds/summary_r2.json", lambda s: s["agent_powers"].reverse()),
+        "summary_r2.json disagrees",
+    ),
     "round_missing": (delete("rounds/summary_r1.json"), "are not rounds 1..1"),
     "strategies_missing": (delete("rounds/strategies_r2.json"), "round 2: unreadable"),
-    "agents_changed": (change("manifest.json", lambda m: m["config"].update(agents=5)),
-                       "agents do not match"),
+    "agents_changed": (change("manifest.json", lambda m: m["config"].update(agents=5)), "agents do not match"),
     "seed_changed": (change("manifest.json", lambda m: m["config"].update(seed=8)), "seed"),
-    "prompts_changed": (change("manifest.json", lambda m: m["prompt_hashes"].update(decision="0")),
-                        "prompt templates changed"),
-    "condition_changed": (change("manifest.json", lambda m: m["condition"].update(identity=False)),
-                          "defined differently"),
+    "prompts_changed": (
+        change("manifest.json", lambda m: m["prompt_hashes"].update(decision="0")),
+        "prompt templates changed",
+    ),
+    "condition_changed": (
+        change("manifest.json", lambda m: m["condition"].update(identity=False)),
+        "defined differently",
+    ),
 }
 
 
 @pytest.mark.parametrize("name", REFUSALS)
 def test_resume_refuses_with_one_line_and_writes_nothing(make_config, tmp_path, capsys, name):
-    directory = saved(make_config, tmp_path, "completed" if name == "completed" else "aborted",
-                      agents=4, rounds=2)
+    directory = saved(make_config, tmp_path, "completed" if name == "completed" else "aborted", agents=4, rounds=2)
     damage, expected = REFUSALS[name]
     damage(directory)
     before = snapshot(directory)
@@ -416,9 +435,12 @@ def test_resume_of_a_missing_directory(tmp_path, capsys):
 
 def test_resume_needs_the_api_key_and_says_so(make_config, tmp_path, capsys, monkeypatch):
     directory = saved(make_config, tmp_path, "failed", agents=4, rounds=2)
-    edit_json(directory / "manifest.json", lambda m: m["config"]["provider"].update(
-        name="openrouter", api_key_env="OPENROUTER_API_KEY",
-        base_url="https://openrouter.ai/api/v1"))
+    edit_json(
+        directory / "manifest.json",
+        lambda m: m["config"]["provider"].update(
+            name="openrouter", api_key_env="OPENROUTER_API_KEY", base_url="https://openrouter.ai/api/v1"
+        ),
+    )
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     with open(directory / "calls.jsonl", "ab") as file:  # a torn tail is not repaired either
         file.write(b'{"key": "torn')
@@ -509,8 +531,9 @@ async def test_a_run_failed_on_a_bad_key_resumes_once_it_is_fixed(make_config, t
 
 
 def remote_http(manifest: dict) -> None:
-    manifest["config"]["provider"].update(name="openrouter", base_url="http://192.0.2.7/api/v1",
-                                          api_key_env="OPENROUTER_API_KEY")
+    manifest["config"]["provider"].update(
+        name="openrouter", base_url="http://192.0.2.7/api/v1", api_key_env="OPENROUTER_API_KEY"
+    )
 
 
 def test_resume_refuses_a_key_over_plain_http_unless_allowed(make_config, tmp_path, capsys, monkeypatch):

@@ -62,10 +62,12 @@ async def test_full_simulated_run_writes_every_documented_file(make_config):
 
 
 async def test_same_seed_same_records_whatever_the_concurrency(make_config, tmp_path):
-    one = make_config(agents=6, rounds=4, provider={"name": "simulated", "max_concurrency": 1},
-                      results_dir=str(tmp_path / "a"))
-    many = make_config(agents=6, rounds=4, provider={"name": "simulated", "max_concurrency": 64},
-                       results_dir=str(tmp_path / "b"))
+    one = make_config(
+        agents=6, rounds=4, provider={"name": "simulated", "max_concurrency": 1}, results_dir=str(tmp_path / "a")
+    )
+    many = make_config(
+        agents=6, rounds=4, provider={"name": "simulated", "max_concurrency": 64}, results_dir=str(tmp_path / "b")
+    )
     await run(one)
     await run(many)
     assert records(experiment_dir(one), 4) == records(experiment_dir(many), 4)
@@ -109,8 +111,11 @@ async def test_ambiguous_reply_is_retried_as_a_follow_up_turn(make_config):
     replies = iter(["Maybe COOPERATE, maybe DEFECT.", "DEFECT"])
 
     def reply(request):
-        return "STRATEGY: x" if request.key.startswith("strategy/") else (
-            next(replies) if request.key.endswith("p1/t0") or request.key.endswith("p1/t1") else "COOPERATE")
+        return (
+            "STRATEGY: x"
+            if request.key.startswith("strategy/")
+            else (next(replies) if request.key.endswith("p1/t0") or request.key.endswith("p1/t1") else "COOPERATE")
+        )
 
     provider = FakeProvider(reply)
     result = await run(config, provider)
@@ -125,14 +130,16 @@ async def test_ambiguous_reply_is_retried_as_a_follow_up_turn(make_config):
     assert result.total_api_calls == 2 + 3
 
 
-@pytest.mark.parametrize("rule, expected", [("cooperate", {"COOPERATE"}), ("defect", {"DEFECT"}),
-                                            ("random", {"COOPERATE", "DEFECT"})])
+@pytest.mark.parametrize(
+    "rule, expected", [("cooperate", {"COOPERATE"}), ("defect", {"DEFECT"}), ("random", {"COOPERATE", "DEFECT"})]
+)
 async def test_unparseable_replies_fall_back_flagged_never_silently(make_config, rule, expected):
     config = make_config(agents=6, rounds=2, switches={"on_unparseable": rule})
     provider = FakeProvider(strategy_or("I have no idea."))
     result = await run(config, provider)
-    games = [g for r in (1, 2) for g in read_json(experiment_dir(config) / "rounds" / f"games_r{r}.json",
-                                                   list[GameResult])]
+    games = [
+        g for r in (1, 2) for g in read_json(experiment_dir(config) / "rounds" / f"games_r{r}.json", list[GameResult])
+    ]
     actions = {a for g in games for a in (g.player1_action, g.player2_action)}
     assert actions == expected
     assert all(g.player1_fallback == g.player2_fallback == "ambiguous reply after 3 tries" for g in games)
@@ -152,30 +159,45 @@ async def test_random_fallback_is_seeded_per_decision(make_config, tmp_path):
     assert moves[0] == moves[1]
 
 
-@pytest.mark.parametrize("a, b, score_a, score_b", [
-    ("tit_for_tat", "always_defect", 9, 14),
-    ("tit_for_tat", "tit_for_tat", 30, 30),
-    ("grudger", "alternator", 27, 12),
-    ("win_stay_lose_shift", "always_defect", 5, 30),
-])
+@pytest.mark.parametrize(
+    "a, b, score_a, score_b",
+    [
+        ("tit_for_tat", "always_defect", 9, 14),
+        ("tit_for_tat", "tit_for_tat", 30, 30),
+        ("grudger", "alternator", 27, 12),
+        ("win_stay_lose_shift", "always_defect", 5, 30),
+    ],
+)
 async def test_scripted_round_robin_equals_iterated_pd(make_config, a, b, score_a, score_b):
-    config = make_config(rounds=10, power={"dynamics": False, "initial": "random"}, population=[
-        {"kind": "scripted", "strategy": a, "count": 1}, {"kind": "scripted", "strategy": b, "count": 1}])
+    config = make_config(
+        rounds=10,
+        power={"dynamics": False, "initial": "random"},
+        population=[{"kind": "scripted", "strategy": a, "count": 1}, {"kind": "scripted", "strategy": b, "count": 1}],
+    )
     result = await run(config, FakeProvider(lambda r: pytest.fail("scripted agents make no calls")))
     assert [agent.total_score for agent in result.agents] == [score_a, score_b]
     assert result.total_api_calls == 0
 
 
 async def test_mixed_population_ids_follow_population_order(make_config):
-    config = make_config(rounds=2, population=[
-        {"kind": "scripted", "strategy": "always_defect", "count": 2},
-        {"kind": "llm", "count": 2, "model": "m/other"},
-        {"kind": "scripted", "strategy": "grudger", "count": 1}])
+    config = make_config(
+        rounds=2,
+        population=[
+            {"kind": "scripted", "strategy": "always_defect", "count": 2},
+            {"kind": "llm", "count": 2, "model": "m/other"},
+            {"kind": "scripted", "strategy": "grudger", "count": 1},
+        ],
+    )
     provider = FakeProvider(strategy_or("COOPERATE"))
     result = await run(config, provider)
     kinds = [(a.id, a.kind, a.strategy or a.model) for a in result.agents]
-    assert kinds == [(0, "scripted", "always_defect"), (1, "scripted", "always_defect"),
-                     (2, "llm", "m/other"), (3, "llm", "m/other"), (4, "scripted", "grudger")]
+    assert kinds == [
+        (0, "scripted", "always_defect"),
+        (1, "scripted", "always_defect"),
+        (2, "llm", "m/other"),
+        (3, "llm", "m/other"),
+        (4, "scripted", "grudger"),
+    ]
     assert {r.model for r in provider.requests if r.key.startswith("strategy/")} == {"m/other"}
     assert sorted({r.key.split("/")[2] for r in provider.requests if r.key.startswith("strategy/")}) == ["a2", "a3"]
 
@@ -227,6 +249,7 @@ async def test_pause_stops_new_calls_until_resume(make_config):
                 control.pause()
 
     async with anyio.create_task_group() as tg:
+
         async def drive():
             while not control.paused:
                 await anyio.sleep(0.01)
@@ -243,12 +266,15 @@ async def test_pause_stops_new_calls_until_resume(make_config):
     assert result.status == "completed" and result.total_api_calls > paused_at[1]
 
 
-@pytest.mark.parametrize("condition, population, warned", [
-    ("identity", [{"kind": "llm", "count": 3}], False),
-    ("identity", [{"kind": "llm", "count": 2}, {"kind": "scripted", "strategy": "grudger", "count": 1}], True),
-    ("identity", [{"kind": "llm", "count": 2}, {"kind": "llm", "count": 1, "model": "m/other"}], True),
-    ("baseline", [{"kind": "llm", "count": 2}, {"kind": "scripted", "strategy": "grudger", "count": 1}], False),
-])
+@pytest.mark.parametrize(
+    "condition, population, warned",
+    [
+        ("identity", [{"kind": "llm", "count": 3}], False),
+        ("identity", [{"kind": "llm", "count": 2}, {"kind": "scripted", "strategy": "grudger", "count": 1}], True),
+        ("identity", [{"kind": "llm", "count": 2}, {"kind": "llm", "count": 1, "model": "m/other"}], True),
+        ("baseline", [{"kind": "llm", "count": 2}, {"kind": "scripted", "strategy": "grudger", "count": 1}], False),
+    ],
+)
 async def test_a_false_identity_statement_is_recorded_as_a_warning(make_config, condition, population, warned):
     config = make_config(rounds=1, condition=condition, population=population)
     await run(config)

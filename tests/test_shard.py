@@ -12,8 +12,20 @@ from engine.shard import parse_shard
 from engine.store import read_json
 from engine.sweep import SWEEP_FILE, SweepResult, load_sweep
 
-FLAGS = ["--conditions", "baseline,identity", "--seeds", "4", "--seed", "7", "--agents", "4",
-         "--rounds", "2", "--provider", "simulated"]
+FLAGS = [
+    "--conditions",
+    "baseline,identity",
+    "--seeds",
+    "4",
+    "--seed",
+    "7",
+    "--agents",
+    "4",
+    "--rounds",
+    "2",
+    "--provider",
+    "simulated",
+]
 
 
 def sweep(results: Path, capsys, *extra: str) -> Path:
@@ -26,8 +38,10 @@ def sweep(results: Path, capsys, *extra: str) -> Path:
 def numbers(result: SweepResult) -> dict:
     """Everything a reader takes from sweep.json, without its id, times and paths."""
     data = msgspec.to_builtins(result)
-    return {key: data[key] for key in ("status", "conditions", "seeds", "resolved_conditions",
-                                       "experiments", "summary", "differences")}
+    return {
+        key: data[key]
+        for key in ("status", "conditions", "seeds", "resolved_conditions", "experiments", "summary", "differences")
+    }
 
 
 def test_three_shards_merged_equal_one_unsharded_sweep(tmp_path, capsys):
@@ -62,8 +76,23 @@ def test_merge_refuses_a_missing_or_repeated_shard(tmp_path, capsys):
 
 def test_merge_refuses_shards_of_different_sweeps(tmp_path, capsys):
     one = sweep(tmp_path / "a", capsys, "--shard", "1/2")
-    code = main(["sweep", "--headless", *FLAGS[:-6], "--agents", "5", "--rounds", "2", "--provider", "simulated",
-                 "--results-dir", str(tmp_path / "b"), "--shard", "2/2"])
+    code = main(
+        [
+            "sweep",
+            "--headless",
+            *FLAGS[:-6],
+            "--agents",
+            "5",
+            "--rounds",
+            "2",
+            "--provider",
+            "simulated",
+            "--results-dir",
+            str(tmp_path / "b"),
+            "--shard",
+            "2/2",
+        ]
+    )
     other = Path(capsys.readouterr().out.strip())
     assert code == 0
     assert main(["sweep-merge", str(one), str(other)]) == 2

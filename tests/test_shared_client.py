@@ -22,10 +22,10 @@ async def test_a_shared_client_closes_with_its_last_provider():
         return httpx.Response(200, json={"choices": [{"message": {"content": "COOPERATE"}}]})
 
     shared = SharedClient(4, httpx.MockTransport(handler))
-    a = OpenAICompatProvider(ProviderSettings(name="openrouter", base_url="http://x/v1"), api_key="key-a",
-                             client=shared)
-    b = OpenAICompatProvider(ProviderSettings(name="openai", base_url="http://y/v1"), api_key=None,
-                             client=shared)
+    a = OpenAICompatProvider(
+        ProviderSettings(name="openrouter", base_url="http://x/v1"), api_key="key-a", client=shared
+    )
+    b = OpenAICompatProvider(ProviderSettings(name="openai", base_url="http://y/v1"), api_key=None, client=shared)
     await a.complete(REQUEST)
     await b.complete(REQUEST)
     assert seen[0].headers["authorization"] == "Bearer key-a" and "x-title" in seen[0].headers
@@ -47,8 +47,13 @@ def test_every_experiment_of_a_sweep_uses_one_client(tmp_path, monkeypatch, serv
         make(self, *args, **kwargs)
 
     monkeypatch.setattr(HTTPClient, "__init__", counted)
-    overrides = {"agents": 3, "rounds": 1, "seed": 5, "results_dir": str(tmp_path),
-                 "provider": {"name": "openrouter", "base_url": server.base_url, "max_concurrency": 8}}
+    overrides = {
+        "agents": 3,
+        "rounds": 1,
+        "seed": 5,
+        "results_dir": str(tmp_path),
+        "provider": {"name": "openrouter", "base_url": server.base_url, "max_concurrency": 8},
+    }
     plan = plan_sweep(None, overrides, "baseline,identity", 2)
     providers = make_providers([c for _, c in plan.runs()])
     assert len(providers) == 4 and len(made) == 1
@@ -60,6 +65,11 @@ def test_every_experiment_of_a_sweep_uses_one_client(tmp_path, monkeypatch, serv
 
 
 def test_a_simulated_sweep_needs_no_client(tmp_path):
-    plan = plan_sweep(None, {"agents": 2, "rounds": 1, "seed": 1, "results_dir": str(tmp_path),
-                             "provider": {"name": "simulated"}}, "baseline", 2, env={})
+    plan = plan_sweep(
+        None,
+        {"agents": 2, "rounds": 1, "seed": 1, "results_dir": str(tmp_path), "provider": {"name": "simulated"}},
+        "baseline",
+        2,
+        env={},
+    )
     assert all(p.simulated for p in make_providers([c for _, c in plan.runs()]))

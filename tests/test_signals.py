@@ -27,15 +27,15 @@ from tests.support.experiment_files import (
 
 
 def reference(config_file: Path, results_dir: Path):
-    config = with_seed(load_config(config_file, {"results_dir": str(results_dir),
-                                                 "provider": {"latency_ms": 0}}, env={}))
+    config = with_seed(
+        load_config(config_file, {"results_dir": str(results_dir), "provider": {"latency_ms": 0}}, env={})
+    )
     result = anyio.run(lambda: run_experiment(config, provider=make_provider(config, {})))
     return only_experiment(results_dir), result
 
 
 def start_run(tmp_path: Path, rounds: int = 6):
-    config = write_config(tmp_path / "config.toml", tmp_path / "results", rounds=rounds,
-                          latency_ms=20)
+    config = write_config(tmp_path / "config.toml", tmp_path / "results", rounds=rounds, latency_ms=20)
     process = start_cli("run", "--headless", "--config", str(config))
     return config, process
 
@@ -50,8 +50,12 @@ def resume_and_compare(directory: Path, config: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_aborts_with_130_and_valid_partial_results(tmp_path, signum):
     config, process = start_run(tmp_path)
-    wait_for(lambda: (d := only_experiment(tmp_path / "results")) is not None
-             and (d / "rounds" / "summary_r1.json").exists(), process)
+    wait_for(
+        lambda: (
+            (d := only_experiment(tmp_path / "results")) is not None and (d / "rounds" / "summary_r1.json").exists()
+        ),
+        process,
+    )
     process.send_signal(signum)
     _, err = process.communicate(timeout=20)
     assert process.returncode == 130, err
@@ -70,8 +74,12 @@ def test_signal_aborts_with_130_and_valid_partial_results(tmp_path, signum):
 
 def test_second_ctrl_c_exits_at_once_and_files_stay_valid(tmp_path):
     config, process = start_run(tmp_path)
-    wait_for(lambda: (d := only_experiment(tmp_path / "results")) is not None
-             and (d / "rounds" / "summary_r2.json").exists(), process)
+    wait_for(
+        lambda: (
+            (d := only_experiment(tmp_path / "results")) is not None and (d / "rounds" / "summary_r2.json").exists()
+        ),
+        process,
+    )
     process.send_signal(signal.SIGINT)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=20)

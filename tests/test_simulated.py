@@ -54,10 +54,16 @@ def complete_all(provider: SimulatedProvider, requests: list[ChatRequest]) -> li
 
 def archetype_counts(provider: SimulatedProvider, identity: bool, n: int = 3000) -> Counter:
     prompt = strategy_prompt(identity)
-    requests = [ChatRequest(key=f"strategy/r1/a{i}", model="m", messages=[Message("user", prompt)],
-                            temperature=0.7, max_tokens=1000) for i in range(n)]
-    return Counter(next(name for name, (_, rule) in ARCHETYPES.items() if rule in completion.text)
-                   for completion in complete_all(provider, requests))
+    requests = [
+        ChatRequest(
+            key=f"strategy/r1/a{i}", model="m", messages=[Message("user", prompt)], temperature=0.7, max_tokens=1000
+        )
+        for i in range(n)
+    ]
+    return Counter(
+        next(name for name, (_, rule) in ARCHETYPES.items() if rule in completion.text)
+        for completion in complete_all(provider, requests)
+    )
 
 
 def test_no_condition_changes_the_strategy_odds_by_default():
@@ -105,8 +111,9 @@ def test_styles_come_in_their_shares_and_follow_ups_answer_cleanly():
     assert 0.01 < len(cut) / 4000 < 0.03 and all(read(r.text, "length") is None for r in cut)
     assert 0.05 < ambiguous / 4000 < 0.09
     assert all(read(r.text, r.finish_reason) in ("COOPERATE", None) for r in replies)  # never the other move
-    follow_ups = complete_all(provider, [decision_request(f"decision/r1/g{k}/p1/t1", rule, "I could")
-                                         for k in range(1000)])
+    follow_ups = complete_all(
+        provider, [decision_request(f"decision/r1/g{k}/p1/t1", rule, "I could") for k in range(1000)]
+    )
     assert sum(f.text == "COOPERATE" for f in follow_ups) / 1000 > 0.9
     assert {f.text for f in follow_ups} <= {"COOPERATE", "I cannot decide."}
 
@@ -124,7 +131,10 @@ async def test_a_default_simulated_run_uses_follow_ups_and_stays_under_the_valid
     assert 0.03 < follow_ups / len(first_asks) < 0.12  # follow-ups are exercised, not the norm
     assert any(c["finish_reason"] == "length" for c in decisions)
     assert result.acausal_indicators.fallback_rate < 0.01  # well under the 5% threshold
-    strategies = [s for r in range(1, config.rounds + 1)
-                  for s in json.loads((tmp_path / "exp" / "rounds" / f"strategies_r{r}.json").read_text())]
+    strategies = [
+        s
+        for r in range(1, config.rounds + 1)
+        for s in json.loads((tmp_path / "exp" / "rounds" / f"strategies_r{r}.json").read_text())
+    ]
     non_fresh = sum(bool({"carried_over", "fallback"} & set(s["flags"])) for s in strategies)
     assert non_fresh / len(strategies) < 0.10

@@ -10,10 +10,21 @@ from engine.stats import NOTE_TOO_FEW, NOTE_WIDE, Interval, median, t_cdf, t_int
 from engine.sweep import IntervalMethod, SweepResult, SweepRun, summarize
 
 
-@pytest.mark.parametrize("df, expected", [
-    (1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (5, 2.571), (9, 2.262), (19, 2.093),
-    (29, 2.045), (120, 1.980), (100_000, 1.960),
-])
+@pytest.mark.parametrize(
+    "df, expected",
+    [
+        (1, 12.706),
+        (2, 4.303),
+        (3, 3.182),
+        (4, 2.776),
+        (5, 2.571),
+        (9, 2.262),
+        (19, 2.093),
+        (29, 2.045),
+        (120, 1.980),
+        (100_000, 1.960),
+    ],
+)
 def test_t_quantile_matches_the_table(df, expected):
     assert t_quantile(0.975, df) == pytest.approx(expected, abs=5e-4)
 
@@ -70,8 +81,16 @@ def test_median():
 
 
 def cell(condition: str, seed: int, rate: float) -> SweepRun:
-    return SweepRun(condition=condition, seed=seed, directory=f"exp_{condition}_s{seed}", status="completed",
-                    rounds=1, metrics={"overall_cooperation_rate": rate}, cooperation_per_round=[rate], valid=True)
+    return SweepRun(
+        condition=condition,
+        seed=seed,
+        directory=f"exp_{condition}_s{seed}",
+        status="completed",
+        rounds=1,
+        metrics={"overall_cooperation_rate": rate},
+        cooperation_per_round=[rate],
+        valid=True,
+    )
 
 
 @pytest.mark.parametrize("seeds", [3, 10])
@@ -81,15 +100,23 @@ def test_sweep_intervals_cover_a_known_truth_95_percent_of_the_time(seeds):
     truth: the condition's interval covers 0.3, and the paired difference's covers 0, in
     about 95% of the sweeps. (A percentile bootstrap covers ~73% at 3 seeds.)"""
     template = SweepResult(
-        sweep_id="s", status="completed", start_time="", conditions=["a", "b"], resolved_conditions={},
-        seeds=list(range(seeds)), config=load_config(None, {"provider": {"name": "simulated"}}, {}), intervals=IntervalMethod(), experiments=[],
+        sweep_id="s",
+        status="completed",
+        start_time="",
+        conditions=["a", "b"],
+        resolved_conditions={},
+        seeds=list(range(seeds)),
+        config=load_config(None, {"provider": {"name": "simulated"}}, {}),
+        intervals=IntervalMethod(),
+        experiments=[],
     )
     rng = random.Random(seeds)
     replicates, covered, difference_covered = 2000, 0, 0
     for _ in range(replicates):
         template.experiments = [
             cell(condition, seed, sum(rng.random() < 0.3 for _ in range(45)) / 45)
-            for condition in ("a", "b") for seed in range(seeds)
+            for condition in ("a", "b")
+            for seed in range(seeds)
         ]
         summary, [difference] = summarize(template)
         interval = summary[0].metrics["overall_cooperation_rate"]
@@ -105,9 +132,15 @@ def test_share_intervals_are_clipped_to_the_range_a_share_can_take():
     """Three seeds near 100%: the raw t-interval passes 1; a share's is cut at 1 (and a
     difference's at -1), which cannot lose the truth. A non-share metric is left alone."""
     result = SweepResult(
-        sweep_id="s", status="completed", start_time="", conditions=["a", "b"], resolved_conditions={},
-        seeds=[0, 1, 2], config=load_config(None, {"provider": {"name": "simulated"}}, {}),
-        intervals=IntervalMethod(), experiments=[],
+        sweep_id="s",
+        status="completed",
+        start_time="",
+        conditions=["a", "b"],
+        resolved_conditions={},
+        seeds=[0, 1, 2],
+        config=load_config(None, {"provider": {"name": "simulated"}}, {}),
+        intervals=IntervalMethod(),
+        experiments=[],
     )
     result.experiments = [cell("a", s, v) for s, v in enumerate((0.0, 0.05, 0.3))]
     result.experiments += [cell("b", s, v) for s, v in enumerate((1.0, 0.95, 0.7))]

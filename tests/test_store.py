@@ -39,8 +39,9 @@ def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
 
 def test_call_log_appends_whole_lines_and_torn_lines_are_set_apart(tmp_path):
     store = ExperimentStore(tmp_path / "exp_1")
-    record = CallRecord(key="k", model="m", attempts=1, reply="C", usage=Usage(), cost=0,
-                        cost_is_estimate=False, latency_s=0)
+    record = CallRecord(
+        key="k", model="m", attempts=1, reply="C", usage=Usage(), cost=0, cost_is_estimate=False, latency_s=0
+    )
     store.append_call(record)
     store.append_call(record)
     store.close()

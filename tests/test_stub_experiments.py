@@ -51,8 +51,7 @@ def test_happy_path(tmp_path, server, capsys):
     assert len(calls) == server.count and all(c.reply and c.attempts == 1 for c in calls)
     assert sum(c.cost for c in calls) == pytest.approx(result.total_cost)
     assert all(s.headers["authorization"] == f"Bearer {KEY}" for s in server.requests)
-    assert all(s.headers["x-title"] == "acausal-tui" and s.body["usage"] == {"include": True}
-               for s in server.requests)
+    assert all(s.headers["x-title"] == "acausal-tui" and s.body["usage"] == {"include": True} for s in server.requests)
     assert_key_nowhere(directory, out, err)
 
 
@@ -71,8 +70,19 @@ def test_happy_path(tmp_path, server, capsys):
         stub.completion(None),
         stub.completion("", finish_reason="error", error={"code": 502, "message": "upstream died"}),
     ],
-    ids=["503", "500", "error-in-200", "402-in-flight", "429", "dropped", "truncated", "invalid-json",
-         "empty-choices", "no-content", "finish-error"],
+    ids=[
+        "503",
+        "500",
+        "error-in-200",
+        "402-in-flight",
+        "429",
+        "dropped",
+        "truncated",
+        "invalid-json",
+        "empty-choices",
+        "no-content",
+        "finish-error",
+    ],
 )
 def test_a_transient_fault_then_success_on_every_call(tmp_path, server, fault, request):
     server.rule = stub.first_attempt(fault)
@@ -183,8 +193,18 @@ def test_budget_stops_the_run_before_it_is_exceeded(tmp_path, capsys):
     # $0.003. Round 1 fits $0.00305; round 2 (after ~$0.0001 spent) does not.
     prices = {"stub/main": Price(input=0.0, output=1.0), "stub/sub": Price(input=0.0, output=0.0)}
     with stub.StubServer(prices=prices) as server:
-        code, directory = run_against(tmp_path, server, "--max-cost", "0.00305", "--main-model", "stub/main",
-                              "--sub-model", "stub/sub", rounds=3, extra=MAIN_PRICE + SUB_PRICE)
+        code, directory = run_against(
+            tmp_path,
+            server,
+            "--max-cost",
+            "0.00305",
+            "--main-model",
+            "stub/main",
+            "--sub-model",
+            "stub/sub",
+            rounds=3,
+            extra=MAIN_PRICE + SUB_PRICE,
+        )
     assert code == 3 and directory is not None
     result = final_result(directory)
     assert result.status == "budget_exceeded" and result.total_rounds == 1
@@ -193,8 +213,9 @@ def test_budget_stops_the_run_before_it_is_exceeded(tmp_path, capsys):
 
 
 def test_unknown_model_price_is_reported_in_the_error_log(tmp_path, server):
-    code, directory = run_against(tmp_path, server, "--provider", "openai", "--sub-model", "local/unpriced",
-                          agents=2, rounds=1)
+    code, directory = run_against(
+        tmp_path, server, "--provider", "openai", "--sub-model", "local/unpriced", agents=2, rounds=1
+    )
     assert code == 0
     errors = (directory / "experiment_errors.log").read_text().splitlines()
     unknown = [json.loads(line) for line in errors if '"unknown_price"' in line]

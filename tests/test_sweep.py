@@ -57,14 +57,19 @@ def test_plan_is_conditions_times_seeds(tmp_path):
     switched = p.configs[switched_label]
     assert switched.condition == "identity"
     assert (switched.switches.labels, switched.switches.history, switched.switches.show_power) == (
-        "shuffled", "last:2", False)
+        "shuffled",
+        "last:2",
+        False,
+    )
     assert p.configs["baseline"].condition == "baseline" and p.configs["baseline"].switches.labels is None
 
 
 def test_parse_condition():
     assert parse_condition("identity") == ("identity", {})
     assert parse_condition("baseline+identity=on+on_unparseable=defect") == (
-        "baseline", {"identity": True, "on_unparseable": "defect"})
+        "baseline",
+        {"identity": True, "on_unparseable": "defect"},
+    )
 
 
 # -- a simulated sweep, identity vs baseline ----------------------------------------------------
@@ -72,8 +77,26 @@ def test_parse_condition():
 
 def test_simulated_sweep_reports_the_difference_and_its_interval(tmp_path, capsys):
     results = tmp_path / "results"
-    code = main(["sweep", "--headless", "--conditions", "baseline,identity", "--seeds", "4", "--seed", "11",
-                 "--agents", "6", "--rounds", "3", "--provider", "simulated", "--results-dir", str(results)])
+    code = main(
+        [
+            "sweep",
+            "--headless",
+            "--conditions",
+            "baseline,identity",
+            "--seeds",
+            "4",
+            "--seed",
+            "11",
+            "--agents",
+            "6",
+            "--rounds",
+            "3",
+            "--provider",
+            "simulated",
+            "--results-dir",
+            str(results),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0
     directory = Path(out.strip())
@@ -116,10 +139,16 @@ def test_simulated_sweep_reports_the_difference_and_its_interval(tmp_path, capsy
     assert all(line.startswith("SIMULATED ") for line in lines)  # every line, not only the first
     assert lines[0].startswith(f"SIMULATED {directory.name}: 2 conditions x 4 seeds = 8 experiments")
     assert sum("completed: 3 rounds" in line for line in lines) == 8
-    assert any(line.startswith("SIMULATED identity - baseline: overall cooperation ") and "[95% CI " in line
-               and f"(n=4, {NOTE_WIDE}), paired by seed" in line for line in lines)
-    assert any(line.startswith("SIMULATED baseline: overall cooperation ") and "strategies converged in " in line
-               for line in lines)
+    assert any(
+        line.startswith("SIMULATED identity - baseline: overall cooperation ")
+        and "[95% CI " in line
+        and f"(n=4, {NOTE_WIDE}), paired by seed" in line
+        for line in lines
+    )
+    assert any(
+        line.startswith("SIMULATED baseline: overall cooperation ") and "strategies converged in " in line
+        for line in lines
+    )
     assert lines[-1] == f"SIMULATED completed: {directory / SWEEP_FILE}"
 
 
@@ -127,8 +156,20 @@ def test_the_null_model_finds_no_identity_effect_and_the_demo_effect_is_found(tm
     """The simulated provider behaves the same under every condition by default, so the
     identity - baseline intervals contain 0; with provider.simulated_effect the identity
     statement raises identity reasoning, and the interval excludes 0."""
-    flags = ["sweep", "--headless", "--conditions", "baseline,identity", "--seed", "5",
-             "--agents", "6", "--rounds", "4", "--provider", "simulated"]
+    flags = [
+        "sweep",
+        "--headless",
+        "--conditions",
+        "baseline,identity",
+        "--seed",
+        "5",
+        "--agents",
+        "6",
+        "--rounds",
+        "4",
+        "--provider",
+        "simulated",
+    ]
     assert main([*flags, "--results-dir", str(tmp_path / "null")]) == 0
     null = read_json(Path(capsys.readouterr().out.strip()) / SWEEP_FILE, SweepResult)
     assert len(null.seeds) == 10  # the default
@@ -172,8 +213,9 @@ async def test_experiments_share_one_concurrency_limit(tmp_path):
             finally:
                 state["in_flight"] -= 1
 
-    result, _ = await sweep(plan(tmp_path, provider={"name": "simulated", "max_concurrency": 2}),
-                            provider=lambda: Counting(reply))
+    result, _ = await sweep(
+        plan(tmp_path, provider={"name": "simulated", "max_concurrency": 2}), provider=lambda: Counting(reply)
+    )
     assert result.status == "completed"
     assert state["peak"] == 2  # 6 experiments, one limit of 2 calls in flight
 
@@ -188,11 +230,14 @@ async def test_experiments_share_one_budget(tmp_path):
             return 0.01
 
     # each experiment alone would make 4 + 12 = 16 calls a round: $0.48 for 3 rounds, under $0.50
-    result, directory = await sweep(plan(tmp_path, provider={"name": "simulated", "max_cost_usd": 0.5}),
-                                    provider=lambda: Paid(reply))
+    result, directory = await sweep(
+        plan(tmp_path, provider={"name": "simulated", "max_cost_usd": 0.5}), provider=lambda: Paid(reply)
+    )
     assert result.status == "budget_exceeded"
-    costs = [read_json(directory / run.directory / "experiment_results.json", ExperimentResult).total_cost
-             for run in result.experiments]
+    costs = [
+        read_json(directory / run.directory / "experiment_results.json", ExperimentResult).total_cost
+        for run in result.experiments
+    ]
     assert sum(costs) <= 0.5 + 1e-9 and sum(costs) > 0.4
     assert {run.status for run in result.experiments} == {"budget_exceeded"}
     assert all(s.metrics["overall_cooperation_rate"].n == 0 for s in result.summary)  # none completed
@@ -247,29 +292,54 @@ async def test_an_experiment_that_cannot_start_fails_alone(tmp_path, monkeypatch
     result, directory = await sweep(plan(tmp_path, rounds=1), observer=SweepPrinter())
     failed = next(run for run in result.experiments if run.directory == "exp_identity_s41")
     assert failed.status == "failed"
-    assert failed.message == (f"cannot start the experiment: [Errno 24] Too many open files: "
-                              f"'{directory / 'exp_identity_s41' / 'calls.jsonl'}'")
+    assert failed.message == (
+        f"cannot start the experiment: [Errno 24] Too many open files: "
+        f"'{directory / 'exp_identity_s41' / 'calls.jsonl'}'"
+    )
     assert [run.status for run in result.experiments if run is not failed] == ["completed"] * 5
     assert result.status == "failed" and result.message is None
     saved = read_json(directory / SWEEP_FILE, SweepResult)
     assert saved.experiments == result.experiments
-    assert all(s.metrics["overall_cooperation_rate"].n == (3 if s.condition == "baseline" else 2)
-               for s in result.summary)
+    assert all(
+        s.metrics["overall_cooperation_rate"].n == (3 if s.condition == "baseline" else 2) for s in result.summary
+    )
     err = capsys.readouterr().err
     assert f"[identity s41] failed: 0 rounds, cooperation n/a (1/6 experiments finished) - {failed.message}" in err
 
 
 def test_a_large_sweep_under_a_low_file_limit_completes(tmp_path):
     """120 experiments with 256 file descriptors: they run a few at a time, so none fails."""
+
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
     results = tmp_path / "results"
     process = subprocess.run(
-        [sys.executable, "-c", "import sys; from acausal_tui.cli import main; sys.exit(main(sys.argv[1:]))",
-         "sweep", "--headless", "--conditions", "baseline,identity", "--seeds", "60", "--agents", "2",
-         "--rounds", "1", "--provider", "simulated", "--results-dir", str(results)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, preexec_fn=limit)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from acausal_tui.cli import main; sys.exit(main(sys.argv[1:]))",
+            "sweep",
+            "--headless",
+            "--conditions",
+            "baseline,identity",
+            "--seeds",
+            "60",
+            "--agents",
+            "2",
+            "--rounds",
+            "1",
+            "--provider",
+            "simulated",
+            "--results-dir",
+            str(results),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit,
+    )
     assert process.returncode == 0, process.stderr[-2000:]
     result = read_json(Path(process.stdout.strip()) / SWEEP_FILE, SweepResult)
     assert len(result.experiments) == 120 and {run.status for run in result.experiments} == {"completed"}
@@ -297,9 +367,22 @@ def test_a_huge_seed_count_exits_2_at_once(tmp_path):
     """Not a hang building the seed list: one line, exit 2 (a subprocess, so a hang times out)."""
     results = tmp_path / "results"
     process = subprocess.run(
-        [sys.executable, "-c", "import sys; from acausal_tui.cli import main; sys.exit(main(sys.argv[1:]))",
-         "sweep", "--headless", "--seeds", "99999999999999999999", "--results-dir", str(results)],
-        cwd=ROOT, capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from acausal_tui.cli import main; sys.exit(main(sys.argv[1:]))",
+            "sweep",
+            "--headless",
+            "--seeds",
+            "99999999999999999999",
+            "--results-dir",
+            str(results),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert process.returncode == 2
     assert process.stderr == f"acausal-tui: error: --seeds: at most {MAX_SEEDS} (got 99999999999999999999)\n"
     assert process.stdout == "" and not results.exists()
@@ -345,8 +428,22 @@ def test_sweep_json_is_plain_json(tmp_path):
 
 
 def test_progress_lines_count_finished_experiments_one_by_one(tmp_path, capsys):
-    code = main(["sweep", "--headless", "--conditions", "baseline,identity", "--seeds", "3",
-                 "--agents", "3", "--rounds", "1", "--results-dir", str(tmp_path)])
+    code = main(
+        [
+            "sweep",
+            "--headless",
+            "--conditions",
+            "baseline,identity",
+            "--seeds",
+            "3",
+            "--agents",
+            "3",
+            "--rounds",
+            "1",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     counts = [int(k) for k in re.findall(r"\((\d+)/6 experiments finished\)", capsys.readouterr().err)]
     assert sorted(counts) == [1, 2, 3, 4, 5, 6]
@@ -364,35 +461,53 @@ async def test_invalid_experiments_are_left_out_of_the_intervals_and_listed(tmp_
     assert invalid.status == "completed" and invalid.valid is False
     assert invalid.invalid_reasons == ["fallback moves 12% > 5%"]
     assert [(e.condition, e.seed, e.directory, e.reasons) for e in result.excluded] == [
-        ("identity", 41, "exp_identity_s41", ["fallback moves 12% > 5%"])]
+        ("identity", 41, "exp_identity_s41", ["fallback moves 12% > 5%"])
+    ]
     assert result.validity_not_recorded == ["exp_baseline_s42"]  # counted, and said so
     baseline, identity = result.summary
     assert baseline.metrics["overall_cooperation_rate"].n == 4
     assert identity.metrics["overall_cooperation_rate"].n == 3
     assert identity.convergence.n == 3
-    kept = [run.metrics["overall_cooperation_rate"] for run in result.experiments
-            if run.condition == "identity" and run is not invalid]
+    kept = [
+        run.metrics["overall_cooperation_rate"]
+        for run in result.experiments
+        if run.condition == "identity" and run is not invalid
+    ]
     assert identity.metrics["overall_cooperation_rate"] == t_interval(kept)
     assert result.differences[0].metrics["overall_cooperation_rate"].n == 3  # seed 41 unpaired
     assert read_json(directory / SWEEP_FILE, SweepResult).excluded == result.excluded
     err = capsys.readouterr().err
     assert "[identity s41] completed: 3 rounds, cooperation 100.0% INVALID: fallback moves 12% > 5% (" in err
-    assert ("left out of the intervals, INVALID: [identity s41] exp_identity_s41: fallback moves 12% > 5%"
-            in err)
+    assert "left out of the intervals, INVALID: [identity s41] exp_identity_s41: fallback moves 12% > 5%" in err
     assert "counted without a validity record (made by an older version): 1 experiment(s)" in err
 
 
 def test_convergence_is_k_of_n_with_the_median_of_those_k(tmp_path):
-    result = SweepResult(sweep_id="s", status="completed", start_time="", conditions=["a"], resolved_conditions={},
-                         seeds=[1, 2, 3, 4, 5], config=plan(tmp_path).base, experiments=[
-                             SweepRun(condition="a", seed=seed, directory=f"d{seed}", status="completed",
-                                      metrics={"rounds_to_convergence": value})
-                             for seed, value in zip([1, 2, 3, 4, 5], [3, None, 8, None, 4], strict=True)])
+    result = SweepResult(
+        sweep_id="s",
+        status="completed",
+        start_time="",
+        conditions=["a"],
+        resolved_conditions={},
+        seeds=[1, 2, 3, 4, 5],
+        config=plan(tmp_path).base,
+        experiments=[
+            SweepRun(
+                condition="a",
+                seed=seed,
+                directory=f"d{seed}",
+                status="completed",
+                metrics={"rounds_to_convergence": value},
+            )
+            for seed, value in zip([1, 2, 3, 4, 5], [3, None, 8, None, 4], strict=True)
+        ],
+    )
     [stats], _ = engine.sweep.summarize(result)
     assert stats.convergence == engine.sweep.Convergence(converged=3, n=5, median_round=4.0)
     assert engine.sweep.convergence_text(stats.convergence) == "converged in 3 of 5 seeds (median round 4)"
     assert engine.sweep.convergence_text(engine.sweep.Convergence(converged=0, n=5, median_round=None)) == (
-        "converged in 0 of 5 seeds")
+        "converged in 0 of 5 seeds"
+    )
 
 
 async def test_fewer_than_three_seeds_give_no_interval(tmp_path, capsys):
@@ -408,20 +523,34 @@ async def test_fewer_than_three_seeds_give_no_interval(tmp_path, capsys):
 # -- resuming a sweep ------------------------------------------------------------------------------
 
 
-SIMULATED_FLAGS = ["--conditions", "baseline,identity", "--seed", "40", "--agents", "4", "--rounds", "3",
-                   "--provider", "simulated"]
+SIMULATED_FLAGS = [
+    "--conditions",
+    "baseline,identity",
+    "--seed",
+    "40",
+    "--agents",
+    "4",
+    "--rounds",
+    "3",
+    "--provider",
+    "simulated",
+]
 
 
 def numbers(result: SweepResult) -> tuple:
     """Everything in sweep.json that is a finding (not times or ids)."""
-    cells = [(r.condition, r.seed, r.directory, r.status, r.rounds, r.metrics, r.cooperation_per_round, r.valid)
-             for r in result.experiments]
+    cells = [
+        (r.condition, r.seed, r.directory, r.status, r.rounds, r.metrics, r.cooperation_per_round, r.valid)
+        for r in result.experiments
+    ]
     return result.status, cells, result.summary, result.differences, result.excluded
 
 
 def uninterrupted(tmp_path: Path, capsys, seeds: int) -> SweepResult:
-    assert main(["sweep", "--headless", *SIMULATED_FLAGS, "--seeds", str(seeds),
-                 "--results-dir", str(tmp_path / "whole")]) == 0
+    assert (
+        main(["sweep", "--headless", *SIMULATED_FLAGS, "--seeds", str(seeds), "--results-dir", str(tmp_path / "whole")])
+        == 0
+    )
     return read_json(Path(capsys.readouterr().out.strip()) / SWEEP_FILE, SweepResult)
 
 
@@ -429,8 +558,9 @@ def test_resume_finishes_interrupted_and_never_started_experiments(tmp_path, cap
     from engine.providers.factory import make_provider
 
     whole = uninterrupted(tmp_path, capsys, seeds=3)
-    the_plan = plan_sweep(None, {**BASE, "seed": 40, "results_dir": str(tmp_path / "cut")},
-                          "baseline,identity", 3, env={})
+    the_plan = plan_sweep(
+        None, {**BASE, "seed": 40, "results_dir": str(tmp_path / "cut")}, "baseline,identity", 3, env={}
+    )
     control = SweepControl()
 
     class AbortAfterFirstRound:
@@ -438,8 +568,11 @@ def test_resume_finishes_interrupted_and_never_started_experiments(tmp_path, cap
             if isinstance(event, ExperimentEvent) and isinstance(event.event, RoundSummarised):
                 control.abort("interrupted")
 
-    result, directory = anyio.run(lambda: run_sweep(
-        the_plan, [make_provider(c) for _, c in the_plan.runs()], observer=AbortAfterFirstRound(), control=control))
+    result, directory = anyio.run(
+        lambda: run_sweep(
+            the_plan, [make_provider(c) for _, c in the_plan.runs()], observer=AbortAfterFirstRound(), control=control
+        )
+    )
     assert result.status == "aborted"
     # one experiment as if the sweep was killed before it started: no directory, pending
     data = json.loads((directory / SWEEP_FILE).read_text())
@@ -471,10 +604,25 @@ def test_a_sweep_killed_with_sigkill_then_resumed_gives_the_uninterrupted_number
     config.write_text("[provider]\nlatency_ms = 40\n")
     results = tmp_path / "killed"
     process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from acausal_tui.cli import main; sys.exit(main(sys.argv[1:]))",
-         "sweep", "--headless", *SIMULATED_FLAGS, "--seeds", "10", "--config", str(config),
-         "--results-dir", str(results)],
-        cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from acausal_tui.cli import main; sys.exit(main(sys.argv[1:]))",
+            "sweep",
+            "--headless",
+            *SIMULATED_FLAGS,
+            "--seeds",
+            "10",
+            "--config",
+            str(config),
+            "--results-dir",
+            str(results),
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         for line in process.stderr:
             if "experiments finished)" in line:
@@ -488,8 +636,11 @@ def test_a_sweep_killed_with_sigkill_then_resumed_gives_the_uninterrupted_number
     assert killed.status == "running"
     states = {run.status for run in killed.experiments}
     assert "completed" in states and "pending" in states
-    manifests = [read_json(directory / run.directory / "manifest.json", Manifest)
-                 for run in killed.experiments if (directory / run.directory / "manifest.json").exists()]
+    manifests = [
+        read_json(directory / run.directory / "manifest.json", Manifest)
+        for run in killed.experiments
+        if (directory / run.directory / "manifest.json").exists()
+    ]
     assert any(m.status == "running" for m in manifests)  # interrupted mid-run
 
     assert main(["resume", str(directory), "--headless"]) == 0
@@ -537,5 +688,8 @@ def test_resuming_a_sweep_whose_experiment_cannot_be_resumed_exits_2_before_runn
     capsys.readouterr()
     assert main(["resume", str(directory), "--headless"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("acausal-tui: error: exp_identity_s40: manifest.json: the prompt templates changed") and len(err.splitlines()) == 1
+    assert (
+        err.startswith("acausal-tui: error: exp_identity_s40: manifest.json: the prompt templates changed")
+        and len(err.splitlines()) == 1
+    )
     assert (directory / SWEEP_FILE).read_bytes() == before  # nothing ran, nothing rewritten

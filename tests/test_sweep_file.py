@@ -15,8 +15,13 @@ from engine.sweep import SWEEP_FILE, list_sweeps, load_sweep, plan_sweep, run_sw
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("sweep")
-    plan = plan_sweep(None, {"agents": 3, "rounds": 2, "seed": 7, "provider": {"name": "simulated"},
-                             "results_dir": str(base)}, "baseline,identity", 2, env={})
+    plan = plan_sweep(
+        None,
+        {"agents": 3, "rounds": 2, "seed": 7, "provider": {"name": "simulated"}, "results_dir": str(base)},
+        "baseline,identity",
+        2,
+        env={},
+    )
     providers = [SimulatedProvider(seed=config.seed or 0) for _, config in plan.runs()]
     _, directory = anyio.run(lambda: run_sweep(plan, providers))
     return directory
@@ -32,12 +37,19 @@ def spoiled(finished: Path, tmp_path: Path, change) -> Path:
     return directory
 
 
-@pytest.mark.parametrize(("change", "problem"), [
-    (lambda s: s["differences"][0].update(cooperation_per_round=[]),
-     "sweep.json: cooperation_per_round lists of different lengths (0, 2)"),
-    (lambda s: s["summary"][0]["metrics"].pop("overall_cooperation_rate"),
-     "sweep.json: baseline: no overall_cooperation_rate"),
-])
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            lambda s: s["differences"][0].update(cooperation_per_round=[]),
+            "sweep.json: cooperation_per_round lists of different lengths (0, 2)",
+        ),
+        (
+            lambda s: s["summary"][0]["metrics"].pop("overall_cooperation_rate"),
+            "sweep.json: baseline: no overall_cooperation_rate",
+        ),
+    ],
+)
 def test_a_sweep_json_that_makes_no_sense_is_refused_alike_everywhere(finished, tmp_path, capsys, change, problem):
     directory = spoiled(finished, tmp_path, change)
 

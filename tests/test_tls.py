@@ -32,8 +32,9 @@ DECISION = "Your strategy:\nCooperate.\n\nDecision (COOPERATE/DEFECT):"
 
 
 def request(text: str = DECISION, key: str = "decision/r1/g1/p1/t0") -> ChatRequest:
-    return ChatRequest(key=key, model="openai/gpt-4.1-nano", messages=[Message("user", text)],
-                       temperature=0.3, max_tokens=100)
+    return ChatRequest(
+        key=key, model="openai/gpt-4.1-nano", messages=[Message("user", text)], temperature=0.3, max_tokens=100
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +75,9 @@ def fast_backoff(monkeypatch):
 
 
 def provider(front: TLSStub, timeout_s: float = 5.0, slots: int = 8) -> OpenAICompatProvider:
-    settings = ProviderSettings(name="openrouter", base_url=front.base_url, api_key_env="TEST_KEY",
-                                timeout_s=timeout_s, max_concurrency=slots)
+    settings = ProviderSettings(
+        name="openrouter", base_url=front.base_url, api_key_env="TEST_KEY", timeout_s=timeout_s, max_concurrency=slots
+    )
     return OpenAICompatProvider(settings, api_key=KEY)
 
 
@@ -103,8 +105,22 @@ def test_a_whole_run_over_tls(front, server, trusted, tmp_path, monkeypatch):
     config = tmp_path / "config.toml"
     config.write_text(f'[provider]\nname = "openrouter"\nbase_url = "{front.base_url}"\n')
     results = tmp_path / "results"
-    code = main(["run", "--headless", "--config", str(config), "--results-dir", str(results),
-                 "--agents", "3", "--rounds", "2", "--seed", "3"])
+    code = main(
+        [
+            "run",
+            "--headless",
+            "--config",
+            str(config),
+            "--results-dir",
+            str(results),
+            "--agents",
+            "3",
+            "--rounds",
+            "2",
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     (directory,) = results.glob("exp_*")
     decoder = msgspec.json.Decoder(CallRecord)
@@ -191,10 +207,16 @@ def test_the_tls_front_passes_bytes_unchanged(front, server, authority):
     context = ssl.create_default_context()
     authority.configure_trust(context)
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": DECISION}]}).encode()
-    with socket.create_connection(("127.0.0.1", front.port)) as raw, \
-            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-        tls.sendall(b"POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
-                    + str(len(body)).encode() + b"\r\n\r\n" + body)
+    with (
+        socket.create_connection(("127.0.0.1", front.port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(
+            b"POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
         head = tls.recv(65536)
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert server.requests[0].body["messages"][0]["content"] == DECISION

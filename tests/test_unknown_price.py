@@ -19,21 +19,30 @@ from engine.store import list_experiments, read_jsonl
 from engine.sweep import plan_sweep, run_sweep
 
 UNPRICED = "local/unpriced"
-SETTINGS = {"agents": 3, "rounds": 2, "models": {"sub": UNPRICED},
-            "provider": {"name": "openai", "base_url": "http://127.0.0.1:9/v1"}}
+SETTINGS = {
+    "agents": 3,
+    "rounds": 2,
+    "models": {"sub": UNPRICED},
+    "provider": {"name": "openai", "base_url": "http://127.0.0.1:9/v1"},
+}
 
 
 def handler(request: httpx.Request) -> httpx.Response:
     prompt = json.loads(request.content)["messages"][0]["content"]
     text = "COOPERATE" if "Decision (" in prompt else "STRATEGY: Cooperate."
-    return httpx.Response(200, json={
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 40, "completion_tokens": 2}})
+    return httpx.Response(
+        200,
+        json={
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 2},
+        },
+    )
 
 
 def provider(config: Config, warned: list[str]) -> OpenAICompatProvider:
-    return OpenAICompatProvider(config.provider, api_key=None, transport=httpx.MockTransport(handler),
-                                on_unknown_price=warned.append)
+    return OpenAICompatProvider(
+        config.provider, api_key=None, transport=httpx.MockTransport(handler), on_unknown_price=warned.append
+    )
 
 
 def unknown_prices(directory: Path) -> list[str]:
@@ -61,8 +70,9 @@ def test_a_resumed_run_tells_both_again(make_config):
                 control.abort()
 
     first: list[str] = []
-    result = anyio.run(lambda: run_experiment(config, provider=provider(config, first),
-                                              observer=AbortAfterRound1(), control=control))
+    result = anyio.run(
+        lambda: run_experiment(config, provider=provider(config, first), observer=AbortAfterRound1(), control=control)
+    )
     assert result.status == "aborted" and result.total_rounds == 1
     (loaded,) = list_experiments(Path(config.results_dir))
     resumable = open_resume(loaded.directory)
@@ -75,8 +85,7 @@ def test_a_resumed_run_tells_both_again(make_config):
 def test_every_experiment_of_a_sweep_tells_both(tmp_path):
     plan = plan_sweep(None, {**SETTINGS, "seed": 5, "results_dir": str(tmp_path)}, "baseline,identity", 1, env={})
     warned: list[str] = []
-    result, directory = anyio.run(
-        lambda: run_sweep(plan, [provider(config, warned) for _, config in plan.runs()]))
+    result, directory = anyio.run(lambda: run_sweep(plan, [provider(config, warned) for _, config in plan.runs()]))
     assert [run.status for run in result.experiments] == ["completed", "completed"]
     assert warned == [UNPRICED, UNPRICED]  # one provider per experiment
     assert [unknown_prices(directory / run.directory) for run in result.experiments] == [[UNPRICED]] * 2
@@ -93,11 +102,28 @@ def test_the_headless_cli_warns_once_per_model_and_logs_it_per_experiment(tmp_pa
     config = tmp_path / "config.toml"
     with stub.StubServer() as server:
         config.write_text(f'[provider]\nname = "openrouter"\nbase_url = "{server.base_url}"\n')
-        flags = ["--headless", "--config", str(config), "--provider", "openai", "--sub-model", UNPRICED,
-                 "--agents", "2", "--rounds", "1", "--seed", "3"]
+        flags = [
+            "--headless",
+            "--config",
+            str(config),
+            "--provider",
+            "openai",
+            "--sub-model",
+            UNPRICED,
+            "--agents",
+            "2",
+            "--rounds",
+            "1",
+            "--seed",
+            "3",
+        ]
         assert main(["run", *flags, "--results-dir", str(tmp_path / "run")]) == 0
-        assert main(["sweep", *flags, "--results-dir", str(tmp_path / "sweep"), "--conditions", "baseline",
-                     "--seeds", "2"]) == 0
+        assert (
+            main(
+                ["sweep", *flags, "--results-dir", str(tmp_path / "sweep"), "--conditions", "baseline", "--seeds", "2"]
+            )
+            == 0
+        )
     said = [r.getMessage() for r in caplog.records if "no price known" in r.getMessage()]
     assert said == [f"no price known for model {UNPRICED!r}: its cost counts as 0 (set provider.prices)"]
     logs = sorted(tmp_path.rglob("experiment_errors.log"))

@@ -38,23 +38,49 @@ def agents(llm: int, scripted: int = 0) -> list[AgentInfo]:
     return out + [AgentInfo(id=llm + i, kind="scripted", strategy="always_defect") for i in range(scripted)]
 
 
-def game(p1: int, p2: int, a1: str, a2: str, rule1: str = "word", rule2: str = "word",
-         source1: str = "fresh", source2: str = "fresh", round: int = 1,
-         pow1: float = 100.0, pow2: float = 100.0) -> GameResult:
+def game(
+    p1: int,
+    p2: int,
+    a1: str,
+    a2: str,
+    rule1: str = "word",
+    rule2: str = "word",
+    source1: str = "fresh",
+    source2: str = "fresh",
+    round: int = 1,
+    pow1: float = 100.0,
+    pow2: float = 100.0,
+) -> GameResult:
     return GameResult(
-        game_id=f"r{round}_g{p1}{p2}", round=round, player1_id=p1, player2_id=p2,
-        player1_action=a1, player2_action=a2,  # type: ignore[arg-type]
-        player1_payoff=0.0, player2_payoff=0.0, player1_power_before=pow1, player2_power_before=pow2,
+        game_id=f"r{round}_g{p1}{p2}",
+        round=round,
+        player1_id=p1,
+        player2_id=p2,
+        player1_action=a1,
+        player2_action=a2,  # type: ignore[arg-type]
+        player1_payoff=0.0,
+        player2_payoff=0.0,
+        player1_power_before=pow1,
+        player2_power_before=pow2,
         player1_fallback="ambiguous reply after 3 tries" if rule1 == "fallback" else None,
         player2_fallback="ambiguous reply after 3 tries" if rule2 == "fallback" else None,
-        player1_parse_rule=rule1, player2_parse_rule=rule2,  # type: ignore[arg-type]
-        player1_strategy_source=source1, player2_strategy_source=source2,  # type: ignore[arg-type]
+        player1_parse_rule=rule1,
+        player2_parse_rule=rule2,  # type: ignore[arg-type]
+        player1_strategy_source=source1,
+        player2_strategy_source=source2,  # type: ignore[arg-type]
     )
 
 
 def strategy(agent: int, round: int, flags: list[str] | None = None, kind: str = "llm") -> StrategyRecord:
-    return StrategyRecord(agent_id=agent, round=round, kind=kind, model="m",  # type: ignore[arg-type]
-                          strategy_text="x", full_reasoning="x", flags=flags or [])
+    return StrategyRecord(
+        agent_id=agent,
+        round=round,
+        kind=kind,
+        model="m",  # type: ignore[arg-type]
+        strategy_text="x",
+        full_reasoning="x",
+        flags=flags or [],
+    )
 
 
 # --- what counts (hand-computed) -------------------------------------------------------------
@@ -62,8 +88,8 @@ def strategy(agent: int, round: int, flags: list[str] | None = None, kind: str =
 
 def test_fallback_moves_count_in_no_rate_and_are_reported_beside():
     games = [
-        game(0, 1, C, D),                                 # both counted
-        game(0, 2, C, C, rule2="fallback"),               # agent 2's C drawn
+        game(0, 1, C, D),  # both counted
+        game(0, 2, C, C, rule2="fallback"),  # agent 2's C drawn
         game(1, 2, D, D, rule1="follow_up", rule2="fallback"),
         game(0, 3, D, D, source1="carried_over", rule2="scripted", source2="scripted"),
     ]
@@ -106,8 +132,9 @@ def test_the_trend_skips_rounds_without_a_counted_move():
         [game(0, 1, C, C, rule1="fallback", rule2="fallback", round=2)],
         [game(0, 1, C, C, round=3)],
     ]
-    summaries = [summarize_round(r, g, 2, [100.0] * 2, {0: "a", 1: "b"}, None, 0.0)
-                 for r, g in enumerate(rounds, start=1)]
+    summaries = [
+        summarize_round(r, g, 2, [100.0] * 2, {0: "a", 1: "b"}, None, 0.0) for r, g in enumerate(rounds, start=1)
+    ]
     # points (1, 0.0) and (3, 1.0): slope 0.5 per round
     assert compute_indicators([], [g for r in rounds for g in r], summaries).cooperation_trend == 0.5
 
@@ -128,20 +155,28 @@ def six_games() -> list[GameResult]:
 
 
 def six_strategies(round2_flags: list[str]) -> list[StrategyRecord]:
-    return [strategy(a, 1) for a in range(3)] + [strategy(3, 1, kind="scripted")] + [
-        strategy(0, 2, round2_flags), strategy(1, 2), strategy(2, 2), strategy(3, 2, kind="scripted")]
+    return (
+        [strategy(a, 1) for a in range(3)]
+        + [strategy(3, 1, kind="scripted")]
+        + [strategy(0, 2, round2_flags), strategy(1, 2), strategy(2, 2), strategy(3, 2, kind="scripted")]
+    )
 
 
 def test_validity_counts_and_reasons():
-    validity = compute_validity(agents(3, 1), six_games(), six_strategies(["carried_over"]), 2,
-                                ValiditySettings())
+    validity = compute_validity(agents(3, 1), six_games(), six_strategies(["carried_over"]), 2, ValiditySettings())
     assert validity == Validity(
         valid=False,
         # 1 of 9 LLM moves = 11.1%; 1 of 6 LLM strategies = 16.7%
         reasons=["fallback moves 11.1% > 5%", "non-fresh strategies 16.7% > 10%"],
-        moves=12, model_moves=8, fallback_moves=1,
-        fallback_share=pytest.approx(1 / 9), follow_up_share=pytest.approx(2 / 9),
-        cut_off_replies=2, strategies_fresh=5, strategies_carried_over=1, strategies_fallback=0,
+        moves=12,
+        model_moves=8,
+        fallback_moves=1,
+        fallback_share=pytest.approx(1 / 9),
+        follow_up_share=pytest.approx(2 / 9),
+        cut_off_replies=2,
+        strategies_fresh=5,
+        strategies_carried_over=1,
+        strategies_fallback=0,
         non_fresh_share=pytest.approx(1 / 6),
     )
     assert validity_line(validity) == "INVALID: fallback moves 11.1% > 5%; non-fresh strategies 16.7% > 10%"
@@ -157,15 +192,27 @@ def test_validity_thresholds_come_from_the_config():
     assert validity_line(validity, simulated=True) == "SIMULATED valid"
 
 
-@pytest.mark.parametrize("fallbacks, moves, reasons", [
-    (1, 20, []),                                    # exactly 5%: not above the threshold
-    (12, 100, ["fallback moves 12% > 5%"]),
-    (126, 2500, ["fallback moves 5.04% > 5%"]),     # just above: enough digits to see it
-    (20, 20, ["fallback moves 100% > 5%"]),
-])
+@pytest.mark.parametrize(
+    "fallbacks, moves, reasons",
+    [
+        (1, 20, []),  # exactly 5%: not above the threshold
+        (12, 100, ["fallback moves 12% > 5%"]),
+        (126, 2500, ["fallback moves 5.04% > 5%"]),  # just above: enough digits to see it
+        (20, 20, ["fallback moves 100% > 5%"]),
+    ],
+)
 def test_the_threshold_is_exclusive_and_the_reason_readable(fallbacks, moves, reasons):
-    games = [game(0, 1, C, C, rule1="fallback" if 2 * i < fallbacks else "word",
-                  rule2="fallback" if 2 * i + 1 < fallbacks else "word") for i in range(moves // 2)]
+    games = [
+        game(
+            0,
+            1,
+            C,
+            C,
+            rule1="fallback" if 2 * i < fallbacks else "word",
+            rule2="fallback" if 2 * i + 1 < fallbacks else "word",
+        )
+        for i in range(moves // 2)
+    ]
     assert compute_validity(agents(2), games, [], 0, ValiditySettings()).reasons == reasons
 
 
@@ -202,21 +249,28 @@ def files(config) -> Path:
 
 
 def games_of(directory: Path, rounds: int) -> list[GameResult]:
-    return [g for r in range(1, rounds + 1)
-            for g in read_json(directory / "rounds" / f"games_r{r}.json", list[GameResult])]
+    return [
+        g for r in range(1, rounds + 1) for g in read_json(directory / "rounds" / f"games_r{r}.json", list[GameResult])
+    ]
 
 
 async def test_each_move_records_its_parse_rule_and_strategy_source(make_config):
-    replies = {"p1/t0": ("Decision: DEFECT", "stop"), "p2/t0": ("I think I won't defect.", "stop"),
-               "p2/t1": ("COOPERATE", "stop")}
+    replies = {
+        "p1/t0": ("Decision: DEFECT", "stop"),
+        "p2/t0": ("I think I won't defect.", "stop"),
+        "p2/t1": ("COOPERATE", "stop"),
+    }
 
     def reply(request):
         if request.key.startswith("strategy/"):
             return ("Reasoning.\nSTRATEGY: cooperate", "stop")
         return replies.get(request.key.split("/", 3)[3], ("DEFECT", "stop"))
 
-    config = make_config(agents=3, rounds=1, population=[
-        {"kind": "llm", "count": 2}, {"kind": "scripted", "strategy": "always_defect", "count": 1}])
+    config = make_config(
+        agents=3,
+        rounds=1,
+        population=[{"kind": "llm", "count": 2}, {"kind": "scripted", "strategy": "always_defect", "count": 1}],
+    )
     result = await run_experiment(config, provider=CutOffProvider(reply))
     g1, g2, g3 = games_of(files(config), 1)
     assert (g1.player1_action, g1.player1_parse_rule) == (D, "line")
@@ -236,11 +290,19 @@ async def test_a_failed_strategy_call_plays_its_moves_under_a_flagged_source(mak
     config = make_config(agents=3, rounds=2)
     result = await run_experiment(config, provider=FakeProvider(reply))
     games = games_of(files(config), 2)
-    sources = {(g.round, s) for g in games for p, s in ((g.player1_id, g.player1_strategy_source),
-                                                        (g.player2_id, g.player2_strategy_source)) if p == 0}
+    sources = {
+        (g.round, s)
+        for g in games
+        for p, s in ((g.player1_id, g.player1_strategy_source), (g.player2_id, g.player2_strategy_source))
+        if p == 0
+    }
     assert sources == {(1, "fallback"), (2, "carried_over")}
-    others = {s for g in games for p, s in ((g.player1_id, g.player1_strategy_source),
-                                            (g.player2_id, g.player2_strategy_source)) if p != 0}
+    others = {
+        s
+        for g in games
+        for p, s in ((g.player1_id, g.player1_strategy_source), (g.player2_id, g.player2_strategy_source))
+        if p != 0
+    }
     assert others == {"fresh"}
     # every move cooperates, but agent 0's are not under a fresh strategy: fresh rate 8 of 8
     assert result.acausal_indicators.overall_cooperation_rate_fresh == 1.0
@@ -290,8 +352,9 @@ async def test_shuffled_option_order_swaps_prompt_and_follow_up_seeded(make_conf
 
     prompts = []
     for name in ("a", "b"):
-        config = make_config(agents=4, rounds=1, switches={"option_order": "shuffled"},
-                             results_dir=str(tmp_path / name))
+        config = make_config(
+            agents=4, rounds=1, switches={"option_order": "shuffled"}, results_dir=str(tmp_path / name)
+        )
         provider = FakeProvider(reply)
         result = await run_experiment(config, provider=provider)
         decisions = {r.key: r.messages for r in provider.requests if r.key.startswith("decision/")}
@@ -312,8 +375,11 @@ async def test_fixed_option_order_is_the_default(make_config):
     config = make_config(agents=3, rounds=1)
     provider = FakeProvider(strategy_or("COOPERATE"))
     await run_experiment(config, provider=provider)
-    assert all(r.messages[0].content.endswith("Decision (COOPERATE/DEFECT):")
-               for r in provider.requests if r.key.startswith("decision/"))
+    assert all(
+        r.messages[0].content.endswith("Decision (COOPERATE/DEFECT):")
+        for r in provider.requests
+        if r.key.startswith("decision/")
+    )
 
 
 # --- whole runs through the CLI against the stub server ----------------------------------------
@@ -366,8 +432,7 @@ def style_rule(style: str):
 
 
 @pytest.mark.parametrize("style", STYLES)
-def test_a_sub_model_answering_in_one_style_is_read_right_or_flagged_never_flipped(
-        tmp_path, server, cli_env, style):
+def test_a_sub_model_answering_in_one_style_is_read_right_or_flagged_never_flipped(tmp_path, server, cli_env, style):
     """Every move of a run whose sub model always answers in one corpus style is the move
     the reply meant, read by a strict rule; or read from a follow-up turn; never flipped."""
     server.rule = style_rule(style)
@@ -376,8 +441,10 @@ def test_a_sub_model_answering_in_one_style_is_read_right_or_flagged_never_flipp
     seen_rules = set()
     for g in games_of(directory, 2):
         k = g.game_id.split("_g")[1]
-        for player, action, rule in ((1, g.player1_action, g.player1_parse_rule),
-                                     (2, g.player2_action, g.player2_parse_rule)):
+        for player, action, rule in (
+            (1, g.player1_action, g.player1_parse_rule),
+            (2, g.player2_action, g.player2_parse_rule),
+        ):
             call = calls[f"decision/r{g.round}/g{k}/p{player}/t0"]
             assert call.messages is not None
             prompt = call.messages[0].content
@@ -401,8 +468,9 @@ def test_a_sub_model_answering_in_one_style_is_read_right_or_flagged_never_flipp
 
 
 def test_a_sub_model_that_never_answers_parseably_is_invalid_exit_4(tmp_path, server, cli_env, capsys):
-    server.rule = lambda seen: (stub.completion("Coopérer.")
-                                if stub.DECISION_MARKER in seen.body["messages"][0]["content"] else None)
+    server.rule = lambda seen: (
+        stub.completion("Coopérer.") if stub.DECISION_MARKER in seen.body["messages"][0]["content"] else None
+    )
     code, directory = headless(tmp_path, server, agents=3, rounds=3)
     err = capsys.readouterr().err
     assert code == 4
@@ -459,8 +527,9 @@ async def test_a_resumed_run_counts_cut_off_replies_as_an_uninterrupted_one(make
     from engine.control import RunControl
     from engine.resume import open_resume, resume_experiment
 
-    reference = await run_experiment(make_config(agents=4, rounds=3, results_dir=str(tmp_path / "a")),
-                                     provider=KeyedCutOffs())
+    reference = await run_experiment(
+        make_config(agents=4, rounds=3, results_dir=str(tmp_path / "a")), provider=KeyedCutOffs()
+    )
     control = RunControl()
     config = make_config(agents=4, rounds=3, results_dir=str(tmp_path / "b"))
     first = await run_experiment(config, provider=KeyedCutOffs(control, abort_at=30), control=control)

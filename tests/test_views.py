@@ -22,9 +22,12 @@ DECISION = re.compile(r"decision/r(\d+)/g(\d+)/p([12])/t0")
 
 @pytest.mark.parametrize("switches", [{}, {"labels": "shuffled"}, {"history": "last:1"}, {"history": "none"}])
 def test_the_browsers_history_is_what_the_runner_prompted(make_config, switches):
-    config = make_config(agents=5, rounds=4, switches=switches,
-                         population=[{"kind": "llm", "count": 4},
-                                     {"kind": "scripted", "strategy": "grudger", "count": 1}])
+    config = make_config(
+        agents=5,
+        rounds=4,
+        switches=switches,
+        population=[{"kind": "llm", "count": 4}, {"kind": "scripted", "strategy": "grudger", "count": 1}],
+    )
     result = anyio.run(lambda: run_experiment(config, provider=make_provider(config, {})))
     loaded = load_experiment(Path(config.results_dir) / result.experiment_id)
     manifest = loaded.manifest
@@ -53,13 +56,16 @@ def test_the_browsers_history_is_what_the_runner_prompted(make_config, switches)
     assert checked == 4 * 10 * 2 - 4 * 4  # every LLM move of every game; the scripted agent has no prompt
 
 
-@pytest.mark.parametrize(("round", "window", "expected"), [
-    (3, None, ["r1a", "r1b", "r2"]),  # all earlier rounds, never the round itself
-    (3, 1, ["r2"]),
-    (4, 2, ["r2", "r3"]),
-    (3, 0, []),
-    (1, None, []),
-])
+@pytest.mark.parametrize(
+    ("round", "window", "expected"),
+    [
+        (3, None, ["r1a", "r1b", "r2"]),  # all earlier rounds, never the round itself
+        (3, 1, ["r2"]),
+        (4, 2, ["r2", "r3"]),
+        (3, 0, []),
+        (1, None, []),
+    ],
+)
 def test_the_history_block_is_the_earlier_rounds_cut_to_the_window(round, window, expected):
     lines = [(1, "r1a"), (1, "r1b"), (2, "r2"), (3, "r3")]
     assert seen_text(lines, round, window) == "\n".join(expected)

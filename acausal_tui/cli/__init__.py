@@ -27,8 +27,7 @@ from engine.errors import AcausalError
 from engine.textsafe import visible
 
 # What other modules and tests use from `acausal_tui.cli`.
-__all__ = ["UsageError", "app_exit_code", "build_parser", "check_terminal", "main", "overrides_from",
-           "run_headless"]
+__all__ = ["UsageError", "app_exit_code", "build_parser", "check_terminal", "main", "overrides_from", "run_headless"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,8 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = dispatch(argv)
     except* OSError as group:  # e.g. the disk filled up while the final files were written
-        print(visible(f"acausal-tui: error: cannot write the results: {leaves(group)[0]}", one_line=True),
-              file=sys.stderr)
+        print(
+            visible(f"acausal-tui: error: cannot write the results: {leaves(group)[0]}", one_line=True), file=sys.stderr
+        )
     return code
 
 
@@ -58,8 +58,11 @@ def dispatch(argv: Sequence[str] | None) -> int:
         if args.command == "audit":
             return research.audit_command(Path(args.directory))
         if args.command in ("sweep", "sweep-merge", "export"):
-            command = {"sweep": research.sweep_command, "sweep-merge": research.merge_command,
-                       "export": research.export_command}[args.command]
+            command = {
+                "sweep": research.sweep_command,
+                "sweep-merge": research.merge_command,
+                "export": research.export_command,
+            }[args.command]
             return command(args)
         raise UsageError(f"{args.command}: not available yet")
     except AcausalError as exc:  # every user-facing failure: one line, its exit code
@@ -70,5 +73,4 @@ def dispatch(argv: Sequence[str] | None) -> int:
 
 
 def leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    return [e for sub in group.exceptions
-            for e in (leaves(sub) if isinstance(sub, BaseExceptionGroup) else [sub])]
+    return [e for sub in group.exceptions for e in (leaves(sub) if isinstance(sub, BaseExceptionGroup) else [sub])]

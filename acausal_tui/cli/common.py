@@ -26,8 +26,7 @@ from engine.errors import (
 from engine.models import ExperimentResult
 from engine.sweep import DEFAULT_SEEDS, MAX_SEEDS
 
-EXIT_BY_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "budget_exceeded": EXIT_BUDGET,
-                  "aborted": EXIT_ABORTED}
+EXIT_BY_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "budget_exceeded": EXIT_BUDGET, "aborted": EXIT_ABORTED}
 
 
 def exit_code(result: ExperimentResult) -> int:
@@ -63,42 +62,64 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML config file; flags win over it")
     parser.add_argument("--agents", type=positive_int, metavar="N", help="number of agents (default 10)")
     parser.add_argument("--rounds", type=positive_int, metavar="R", help="number of rounds (default 10)")
-    parser.add_argument("--seed", type=positive_int, metavar="S",
-                        help="experiment seed (default: drawn at start, recorded in the manifest)")
-    parser.add_argument("--provider", metavar="NAME",
-                        help="simulated | openrouter | openai (default: openrouter if "
-                             "OPENROUTER_API_KEY is set, else simulated)")
-    parser.add_argument("--base-url", metavar="URL",
-                        help="OpenAI-compatible endpoint (default: the provider's)")
-    parser.add_argument("--allow-insecure", action="store_true", default=None,
-                        help="allow sending the API key over plain http:// to a remote host")
-    parser.add_argument("--main-model", metavar="ID",
-                        help=f"model that writes strategies (default {DEFAULT_MAIN_MODEL})")
-    parser.add_argument("--sub-model", metavar="ID",
-                        help=f"model that decides moves (default {DEFAULT_SUB_MODEL})")
-    parser.add_argument("--rpm", type=positive_int, metavar="N",
-                        help="requests per minute, all calls together (default: no cap)")
-    parser.add_argument("--max-concurrency", type=positive_int, metavar="N",
-                        help="calls in flight at once (default 16)")
-    parser.add_argument("--max-cost", type=number, metavar="USD",
-                        help="cost budget in USD (default 10); a call is sent only while spent + "
-                             "in-flight worst case + its worst case stays within it")
-    parser.add_argument("--condition", metavar="NAME",
-                        help="named condition, e.g. identity (the default) or baseline")
+    parser.add_argument(
+        "--seed",
+        type=positive_int,
+        metavar="S",
+        help="experiment seed (default: drawn at start, recorded in the manifest)",
+    )
+    parser.add_argument(
+        "--provider",
+        metavar="NAME",
+        help="simulated | openrouter | openai (default: openrouter if OPENROUTER_API_KEY is set, else simulated)",
+    )
+    parser.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint (default: the provider's)")
+    parser.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        default=None,
+        help="allow sending the API key over plain http:// to a remote host",
+    )
+    parser.add_argument(
+        "--main-model", metavar="ID", help=f"model that writes strategies (default {DEFAULT_MAIN_MODEL})"
+    )
+    parser.add_argument("--sub-model", metavar="ID", help=f"model that decides moves (default {DEFAULT_SUB_MODEL})")
+    parser.add_argument(
+        "--rpm", type=positive_int, metavar="N", help="requests per minute, all calls together (default: no cap)"
+    )
+    parser.add_argument(
+        "--max-concurrency", type=positive_int, metavar="N", help="calls in flight at once (default 16)"
+    )
+    parser.add_argument(
+        "--max-cost",
+        type=number,
+        metavar="USD",
+        help="cost budget in USD (default 10); a call is sent only while spent + "
+        "in-flight worst case + its worst case stays within it",
+    )
+    parser.add_argument("--condition", metavar="NAME", help="named condition, e.g. identity (the default) or baseline")
     parser.add_argument("--results-dir", metavar="DIR", help="where results go (default results)")
-    parser.add_argument("--headless", action="store_true",
-                        help="no UI: progress on stderr, the result directory on stdout")
+    parser.add_argument(
+        "--headless", action="store_true", help="no UI: progress on stderr, the result directory on stdout"
+    )
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     """Only the flags that were given; they win over the config file."""
     mapping = {
-        "agents": ("agents",), "rounds": ("rounds",), "seed": ("seed",),
-        "condition": ("condition",), "results_dir": ("results_dir",),
-        "provider": ("provider", "name"), "base_url": ("provider", "base_url"),
-        "rpm": ("provider", "rpm"), "max_concurrency": ("provider", "max_concurrency"),
-        "max_cost": ("provider", "max_cost_usd"), "main_model": ("models", "main"),
-        "sub_model": ("models", "sub"), "allow_insecure": ("provider", "allow_insecure"),
+        "agents": ("agents",),
+        "rounds": ("rounds",),
+        "seed": ("seed",),
+        "condition": ("condition",),
+        "results_dir": ("results_dir",),
+        "provider": ("provider", "name"),
+        "base_url": ("provider", "base_url"),
+        "rpm": ("provider", "rpm"),
+        "max_concurrency": ("provider", "max_concurrency"),
+        "max_cost": ("provider", "max_cost_usd"),
+        "main_model": ("models", "main"),
+        "sub_model": ("models", "sub"),
+        "allow_insecure": ("provider", "allow_insecure"),
     }
     out: dict[str, Any] = {}
     for attr, path in mapping.items():
@@ -119,20 +140,24 @@ async def abort_on_signals(control: RunControl, scope: anyio.CancelScope) -> Non
         async for signum in signals:
             if control.aborted:
                 os._exit(EXIT_ABORTED)
-            print(f"\n{signal.Signals(signum).name}: aborting, saving partial results "
-                  "(press Ctrl+C again to exit at once)", file=sys.stderr, flush=True)
+            print(
+                f"\n{signal.Signals(signum).name}: aborting, saving partial results "
+                "(press Ctrl+C again to exit at once)",
+                file=sys.stderr,
+                flush=True,
+            )
             control.abort(f"aborted by {signal.Signals(signum).name}")
 
 
 def check_terminal() -> None:
     """The TUI needs a terminal on stdin and stdout; without one, say so before anything starts."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise UsageError("the TUI needs a terminal (stdin and stdout are not one); "
-                         "use --headless for a run without it")
+        raise UsageError("the TUI needs a terminal (stdin and stdout are not one); use --headless for a run without it")
 
 
-def app_or_headless(headless: bool, app: Callable[[], int],
-                    headless_run: Callable[[], Awaitable[tuple[int, Path]]]) -> int:
+def app_or_headless(
+    headless: bool, app: Callable[[], int], headless_run: Callable[[], Awaitable[tuple[int, Path]]]
+) -> int:
     """The TUI, once the terminal check has passed; or, with --headless, the run without it,
     then the directory it wrote printed. Either way, the command's exit code."""
     if not headless:
@@ -147,23 +172,29 @@ COMMANDS = ("run", "browse", "resume", "sweep", "sweep-merge", "export", "audit"
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="acausal-tui", description="Run and browse acausal cooperation experiments. "
-                    "With no command: run (a new experiment in the TUI).")
+    parser = Parser(
+        prog="acausal-tui",
+        description="Run and browse acausal cooperation experiments. "
+        "With no command: run (a new experiment in the TUI).",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
     add_run_options(sub.add_parser("run", help="start a new experiment (the default)"))
     browse = sub.add_parser("browse", help="open the experiment browser")
-    browse.add_argument("--results-dir", metavar="DIR", default="results",
-                        help="the results directory (default results)")
+    browse.add_argument(
+        "--results-dir", metavar="DIR", default="results", help="the results directory (default results)"
+    )
     resume = sub.add_parser("resume", help="continue an interrupted experiment, or finish a sweep")
-    resume.add_argument("directory", metavar="EXP_DIR|SWEEP_DIR",
-                        help="the experiment's or the sweep's directory")
-    resume.add_argument("--headless", action="store_true",
-                        help="no UI: progress on stderr, the result directory on stdout")
-    resume.add_argument("--max-cost", type=number, metavar="USD",
-                        help="a new cost budget (the budget counts what was already spent)")
-    resume.add_argument("--allow-insecure", action="store_true",
-                        help="allow sending the API key over plain http:// to a remote host")
+    resume.add_argument("directory", metavar="EXP_DIR|SWEEP_DIR", help="the experiment's or the sweep's directory")
+    resume.add_argument(
+        "--headless", action="store_true", help="no UI: progress on stderr, the result directory on stdout"
+    )
+    resume.add_argument(
+        "--max-cost", type=number, metavar="USD", help="a new cost budget (the budget counts what was already spent)"
+    )
+    resume.add_argument(
+        "--allow-insecure", action="store_true", help="allow sending the API key over plain http:// to a remote host"
+    )
     audit = sub.add_parser("audit", help="re-read an experiment's decision replies with the current parsing rules")
     audit.add_argument("directory", metavar="EXP_DIR")
     add_research_commands(sub)
@@ -180,12 +211,22 @@ def package_version() -> str:
 def add_research_commands(sub: argparse._SubParsersAction) -> None:
     sweep = sub.add_parser("sweep", help="run every condition with K seeds, concurrently")
     add_run_options(sweep)
-    sweep.add_argument("--conditions", default="baseline,identity", metavar="A,B,...",
-                       help="conditions to compare, e.g. baseline,identity,identity+labels=shuffled")
-    sweep.add_argument("--seeds", type=positive_int, default=DEFAULT_SEEDS, metavar="K",
-                       help=f"seeds per condition: S, S+1, ..., S+K-1 with S = --seed (at most {MAX_SEEDS})")
-    sweep.add_argument("--shard", metavar="I/N",
-                       help="run only the I-th of N slices of the grid (merge them with sweep-merge)")
+    sweep.add_argument(
+        "--conditions",
+        default="baseline,identity",
+        metavar="A,B,...",
+        help="conditions to compare, e.g. baseline,identity,identity+labels=shuffled",
+    )
+    sweep.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=DEFAULT_SEEDS,
+        metavar="K",
+        help=f"seeds per condition: S, S+1, ..., S+K-1 with S = --seed (at most {MAX_SEEDS})",
+    )
+    sweep.add_argument(
+        "--shard", metavar="I/N", help="run only the I-th of N slices of the grid (merge them with sweep-merge)"
+    )
     merge = sub.add_parser("sweep-merge", help="combine the finished shards of a sweep into one sweep")
     merge.add_argument("directories", nargs="+", metavar="DIR", help="the shards' sweep directories")
     merge.add_argument("--results-dir", metavar="DIR", help="where the merged sweep goes (default: beside the first)")

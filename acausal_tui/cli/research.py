@@ -68,18 +68,26 @@ def summary_lines(r: SweepResult) -> list[str]:
     """The sweep's findings, for the end of the headless output."""
     lines = []
     for stats in r.summary:
-        lines.append(f"{stats.condition}: overall cooperation "
-                     f"{interval_text(stats.metrics['overall_cooperation_rate'])}; "
-                     f"strategies {convergence_text(stats.convergence)}")
+        lines.append(
+            f"{stats.condition}: overall cooperation "
+            f"{interval_text(stats.metrics['overall_cooperation_rate'])}; "
+            f"strategies {convergence_text(stats.convergence)}"
+        )
     for diff in r.differences:
-        lines.append(f"{diff.condition} - {diff.reference}: overall cooperation "
-                     f"{interval_text(diff.metrics['overall_cooperation_rate'], difference=True)}, paired by seed")
+        lines.append(
+            f"{diff.condition} - {diff.reference}: overall cooperation "
+            f"{interval_text(diff.metrics['overall_cooperation_rate'], difference=True)}, paired by seed"
+        )
     for run in r.excluded:
-        lines.append(f"left out of the intervals, INVALID: [{run.condition} s{run.seed}] {run.directory}: "
-                     f"{'; '.join(run.reasons) or 'no reason recorded'}")
+        lines.append(
+            f"left out of the intervals, INVALID: [{run.condition} s{run.seed}] {run.directory}: "
+            f"{'; '.join(run.reasons) or 'no reason recorded'}"
+        )
     if r.validity_not_recorded:
-        lines.append(f"counted without a validity record (made by an older version): "
-                     f"{len(r.validity_not_recorded)} experiment(s), listed in {SWEEP_FILE}")
+        lines.append(
+            f"counted without a validity record (made by an older version): "
+            f"{len(r.validity_not_recorded)} experiment(s), listed in {SWEEP_FILE}"
+        )
     if r.intervals is not None:
         lines.append(f"intervals: {r.intervals.method}")
     return lines
@@ -98,32 +106,34 @@ class SweepPrinter:
             r = event.result
             self.simulated = r.simulated
             done = sum(run.status == "completed" for run in r.experiments)
-            self.print(f"{r.sweep_id}: {len(r.conditions)} conditions x {len(r.seeds)} seeds = "
-                       f"{len(r.experiments)} experiments ({', '.join(r.conditions)}; seeds "
-                       f"{r.seeds[0]}..{r.seeds[-1]}), provider {r.config.provider.name}"
-                       + (f"; resumed, {done} already completed" if r.resumed else ""))
+            self.print(
+                f"{r.sweep_id}: {len(r.conditions)} conditions x {len(r.seeds)} seeds = "
+                f"{len(r.experiments)} experiments ({', '.join(r.conditions)}; seeds "
+                f"{r.seeds[0]}..{r.seeds[-1]}), provider {r.config.provider.name}"
+                + (f"; resumed, {done} already completed" if r.resumed else "")
+            )
         elif isinstance(event, ExperimentEvent):
             tag = f"[{event.run.condition} s{event.run.seed}]"
             inner = event.event
             if isinstance(inner, RoundSummarised):
                 s = inner.summary
-                self.print(f"{tag} round {s.round}/{inner.total_rounds}  "
-                           f"cooperation {percent(s.cooperation_rate)}")
+                self.print(f"{tag} round {s.round}/{inner.total_rounds}  cooperation {percent(s.cooperation_rate)}")
             elif isinstance(inner, ErrorLogged) and inner.record.type in ("fatal", "internal"):
                 self.print(f"{tag} error: {inner.record.message}")
         elif isinstance(event, ExperimentDone):
             run = event.run
             cooperation = percent(run.metrics.get("overall_cooperation_rate"))
             invalid = f" INVALID: {'; '.join(run.invalid_reasons)}" if run.valid is False else ""
-            self.print(f"[{run.condition} s{run.seed}] {run.status}: {run.rounds} rounds, cooperation "
-                       f"{cooperation}{invalid} ({event.finished}/{event.total} experiments finished)"
-                       + (f" - {run.message}" if run.message else ""))
+            self.print(
+                f"[{run.condition} s{run.seed}] {run.status}: {run.rounds} rounds, cooperation "
+                f"{cooperation}{invalid} ({event.finished}/{event.total} experiments finished)"
+                + (f" - {run.message}" if run.message else "")
+            )
         elif isinstance(event, SweepFinished):
             r = event.result
             for line in summary_lines(r):
                 self.print(line)
-            self.print(f"{r.status}: {event.directory / 'sweep.json'}"
-                       + (f" - {r.message}" if r.message else ""))
+            self.print(f"{r.status}: {event.directory / 'sweep.json'}" + (f" - {r.message}" if r.message else ""))
 
     def print(self, line: str) -> None:
         print(visible(("SIMULATED " if self.simulated else "") + line, one_line=True), file=self.stream, flush=True)
@@ -167,8 +177,7 @@ def resume_sweep_command(directory: Path, headless: bool, max_cost_usd: float | 
     for _, config, _ in plan.todo:
         api_key_for(config)  # refuse before anything is touched
     if not plan.todo:
-        print(f"acausal-tui: every experiment of {directory.name} is complete; sweep.json rewritten",
-              file=sys.stderr)
+        print(f"acausal-tui: every experiment of {directory.name} is complete; sweep.json rewritten", file=sys.stderr)
     if headless:
         providers = make_providers([config for _, config, _ in plan.todo])
         code = anyio.run(resume_sweep_headless, plan, providers)
@@ -213,8 +222,9 @@ def sweep_app(plan: SweepPlan) -> int:
 
 def merge_command(args: argparse.Namespace) -> int:
     """Exit 0 when every experiment of the merged sweep completed, else as a sweep would."""
-    result, directory = merge_shards([Path(d) for d in args.directories],
-                                     Path(args.results_dir) if args.results_dir else None)
+    result, directory = merge_shards(
+        [Path(d) for d in args.directories], Path(args.results_dir) if args.results_dir else None
+    )
     SweepPrinter().on_event(SweepFinished(result, directory))
     print(directory)
     return EXIT_BY_STATUS[result.status]

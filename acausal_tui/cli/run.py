@@ -54,8 +54,10 @@ class HeadlessPrinter:
             m = event.manifest
             self.tag = "SIMULATED " if m.simulated else ""
             tag = " (SIMULATED)" if m.simulated else ""
-            self.print(f"{m.experiment_id}: {len(m.agents)} agents x {m.config.rounds} rounds, "
-                       f"condition {m.condition.name}, provider {m.provider}{tag}, seed {m.seed}")
+            self.print(
+                f"{m.experiment_id}: {len(m.agents)} agents x {m.config.rounds} rounds, "
+                f"condition {m.condition.name}, provider {m.provider}{tag}, seed {m.seed}"
+            )
             for warning in m.warnings:
                 self.print(f"warning: {warning}")
             if event.first_round > 1:
@@ -66,9 +68,11 @@ class HeadlessPrinter:
             self.durations.append(s.duration_s)
             eta = eta_seconds(self.durations, total - s.round) or 0.0
             fallbacks = f"  fallbacks {s.fallback_decisions}" if s.fallback_decisions else ""
-            self.print(f"{self.tag}round {s.round}/{total}  cooperation {rate(s.cooperation_rate)}{fallbacks}  "
-                       f"avg score {s.average_score:.2f}  elapsed {time.monotonic() - self.started:.1f}s  "
-                       f"ETA {eta:.1f}s")
+            self.print(
+                f"{self.tag}round {s.round}/{total}  cooperation {rate(s.cooperation_rate)}{fallbacks}  "
+                f"avg score {s.average_score:.2f}  elapsed {time.monotonic() - self.started:.1f}s  "
+                f"ETA {eta:.1f}s"
+            )
         elif isinstance(event, ErrorLogged) and event.record.type in ("fatal", "internal"):
             self.print(f"error: {event.record.message}")
         elif isinstance(event, RunFinished):
@@ -78,8 +82,10 @@ class HeadlessPrinter:
                 line += f" - {r.message}"
             self.print(line)
             indicators = r.acausal_indicators
-            self.print(f"{'SIMULATED ' if r.simulated else ''}cooperation {rate(indicators.overall_cooperation_rate)} "
-                       f"of the moves models decided; fallback_rate {rate(indicators.fallback_rate)}")
+            self.print(
+                f"{'SIMULATED ' if r.simulated else ''}cooperation {rate(indicators.overall_cooperation_rate)} "
+                f"of the moves models decided; fallback_rate {rate(indicators.fallback_rate)}"
+            )
             self.print(validity_line(r.validity, r.simulated))
 
     def print(self, line: str) -> None:
@@ -105,8 +111,9 @@ async def run_headless(config: Config, env: dict[str, str] | None = None) -> tup
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(abort_on_signals, control, tg.cancel_scope)
-            result = await run_experiment(config, provider=provider, observer=HeadlessPrinter(),
-                                          control=control, store=store)
+            result = await run_experiment(
+                config, provider=provider, observer=HeadlessPrinter(), control=control, store=store
+            )
             tg.cancel_scope.cancel()
     finally:
         await provider.aclose()
@@ -149,8 +156,11 @@ def resume(args: argparse.Namespace) -> int:
     finally:
         resumable.store.close()
     if is_sweep(directory.parent):  # its sweep.json still holds the state before this resume
-        print(f"acausal-tui: this experiment belongs to a sweep: `acausal-tui resume {directory.parent}` "
-              "finishes the sweep and updates its sweep.json", file=sys.stderr)
+        print(
+            f"acausal-tui: this experiment belongs to a sweep: `acausal-tui resume {directory.parent}` "
+            "finishes the sweep and updates its sweep.json",
+            file=sys.stderr,
+        )
     print(directory)
     return code
 
@@ -159,10 +169,13 @@ def resume_app(resumable: Resumable) -> int:
     """The TUI on the run screen, continuing the experiment at once."""
     from acausal_tui.app import AcausalApp
 
-    provider = make_provider(resumable.config, on_unknown_price=lambda model: app.warn(
-        f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"))
-    app = AcausalApp(run=resume_runner(resumable, provider),
-                     results_dir=resumable.store.directory.parent)
+    provider = make_provider(
+        resumable.config,
+        on_unknown_price=lambda model: app.warn(
+            f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"
+        ),
+    )
+    app = AcausalApp(run=resume_runner(resumable, provider), results_dir=resumable.store.directory.parent)
     app.run()
     return app_exit_code(app)
 
@@ -181,8 +194,12 @@ def run_app(config: Config) -> int:
     The provider is made first, so a missing API key exits 2 before the app opens."""
     from acausal_tui.app import AcausalApp, experiment_runner
 
-    provider = make_provider(config, on_unknown_price=lambda model: app.warn(
-        f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"))
+    provider = make_provider(
+        config,
+        on_unknown_price=lambda model: app.warn(
+            f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"
+        ),
+    )
     app = AcausalApp(run=experiment_runner(config, provider), results_dir=Path(config.results_dir))
     app.run()
     if app.directory is not None:

@@ -65,8 +65,11 @@ class BrowserScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("Experiments in ", "bold"), literal(str(self.results_dir))), id="browser-title")
-        yield Input(placeholder="filter: words, status:… condition:… provider:… model:… valid:no",
-                    id="browser-filter", compact=True)
+        yield Input(
+            placeholder="filter: words, status:… condition:… provider:… model:… valid:no",
+            id="browser-filter",
+            compact=True,
+        )
         yield ExperimentTable(cursor_type="row", zebra_stripes=True, id="experiments")
         yield Static(id="browser-hint")
         yield Footer()
@@ -103,16 +106,23 @@ class BrowserScreen(Screen):
         experiments = sum(r.sweep is None for r in self.rows.values())
         if not self.rows:
             missing = not self.results_dir.is_dir()
-            hint.update(Text(f"{self.results_dir} does not exist (yet): no experiments" if missing else
-                             "no experiments here yet", style="bold yellow" if missing else "dim"))
+            hint.update(
+                Text(
+                    f"{self.results_dir} does not exist (yet): no experiments"
+                    if missing
+                    else "no experiments here yet",
+                    style="bold yellow" if missing else "dim",
+                )
+            )
         elif listed is not None and listed.problems:
             hint.update(literal(f"{listed.directory.name}: " + "; ".join(listed.problems), style="red"))
         else:
-            text = (f"{experiments} experiment{'' if experiments == 1 else 's'} · enter opens one"
-                    " · / filter · o sort")
+            text = f"{experiments} experiment{'' if experiments == 1 else 's'} · enter opens one · / filter · o sort"
             if self.filter_words:
-                text = (f"{self.query_one(DataTable).row_count} of {len(self.rows)} rows match "
-                        f"{' '.join(self.filter_words)}")
+                text = (
+                    f"{self.query_one(DataTable).row_count} of {len(self.rows)} rows match "
+                    f"{' '.join(self.filter_words)}"
+                )
             if self.sort_column is not None:
                 text += f" · sorted by {COLUMNS[self.sort_column]}{' ↓' if self.sort_reverse else ' ↑'}"
             hint.update(literal(text, style="dim"))
@@ -159,14 +169,19 @@ class BrowserScreen(Screen):
         sweep = listed.sweep
         if sweep is not None:
             if sweep.result is None:
-                self.notify(sweep.problem or "", title=f"{sweep.directory.name} is unreadable",
-                            severity="error", markup=False)
+                self.notify(
+                    sweep.problem or "", title=f"{sweep.directory.name} is unreadable", severity="error", markup=False
+                )
             else:
                 self.app.push_screen(CompareScreen(sweep))
             return
         if listed.entry is None:
-            self.notify("; ".join(listed.problems), title=f"{listed.directory.name} is unreadable",
-                        severity="error", markup=False)
+            self.notify(
+                "; ".join(listed.problems),
+                title=f"{listed.directory.name} is unreadable",
+                severity="error",
+                markup=False,
+            )
             return
         self.post_message(OpenExperiment(listed.directory))
 
@@ -182,8 +197,12 @@ class BrowserScreen(Screen):
             return len(self.app.screen_stack) > 1
         if action == "resume":  # not completed, and no live process is writing it
             listed = self.cursor_row
-            return (listed is not None and listed.entry is not None
-                    and listed.entry.status != "completed" and holder(listed.directory) is None)
+            return (
+                listed is not None
+                and listed.entry is not None
+                and listed.entry.status != "completed"
+                and holder(listed.directory) is None
+            )
         return True
 
     def action_resume(self) -> None:

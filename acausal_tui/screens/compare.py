@@ -3,7 +3,6 @@ each condition's paired difference from the reference, convergence as "k of n se
 cooperation per round charted per condition, the invalid experiments left out, and the
 sweep's experiments (enter opens one)."""
 
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -53,12 +52,20 @@ def sweep_row(loaded: LoadedSweep) -> tuple[Text, ...]:
     name = loaded.directory.name
     result = loaded.result
     if result is None:
-        return cells(name, "—", Text("unreadable", style="bold red"), "—", "—", "—", "—", "—", "—",
-                     literal(loaded.problem or "", style="red"))
+        return cells(
+            name,
+            "—",
+            Text("unreadable", style="bold red"),
+            "—",
+            "—",
+            "—",
+            "—",
+            "—",
+            "—",
+            literal(loaded.problem or "", style="red"),
+        )
     done = sum(run.status != "pending" for run in result.experiments)
-    cooperation = " vs ".join(
-        percent(stats.metrics["overall_cooperation_rate"].mean) for stats in result.summary
-    )
+    cooperation = " vs ".join(percent(stats.metrics["overall_cooperation_rate"].mean) for stats in result.summary)
     return cells(
         name,
         result.start_time[:16].replace("T", " "),
@@ -84,16 +91,20 @@ def fill_metrics(table: DataTable, result: SweepResult) -> None:
         table.add_column(literal(f"{diff.condition} − {diff.reference}"))
     for metric in INTERVAL_METRICS:
         share = metric in SHARES
-        table.add_row(*cells(
-            f"{metric} (keywords)" if metric in KEYWORD_METRICS else metric,
-            *(interval_cell(s.metrics[metric], share) for s in result.summary),
-            *(interval_cell(d.metrics[metric], share, signed=True) for d in result.differences),
-        ))
-    table.add_row(*cells(
-        CONVERGENCE,
-        *(convergence_text(s.convergence).removeprefix("converged in ") for s in result.summary),
-        *("—" for _ in result.differences),
-    ))
+        table.add_row(
+            *cells(
+                f"{metric} (keywords)" if metric in KEYWORD_METRICS else metric,
+                *(interval_cell(s.metrics[metric], share) for s in result.summary),
+                *(interval_cell(d.metrics[metric], share, signed=True) for d in result.differences),
+            )
+        )
+    table.add_row(
+        *cells(
+            CONVERGENCE,
+            *(convergence_text(s.convergence).removeprefix("converged in ") for s in result.summary),
+            *("—" for _ in result.differences),
+        )
+    )
 
 
 def sweep_title(r: SweepResult) -> Text:
@@ -104,20 +115,23 @@ def sweep_title(r: SweepResult) -> Text:
         text.append(" SIMULATED ", style="bold black on yellow")
     text.append(f" · {r.status} · {len(r.seeds)} seeds per condition · ")
     if r.intervals is None:
-        text.append("intervals of an older version (percentile bootstrap, too narrow for few seeds)",
-                    style="bold red")
+        text.append("intervals of an older version (percentile bootstrap, too narrow for few seeds)", style="bold red")
     else:
-        text.append(f"mean [{100 * r.intervals.confidence:.0f}% Student-t interval] over valid completed "
-                    f"seeds; differences paired by seed; none below {r.intervals.min_seeds} seeds")
+        text.append(
+            f"mean [{100 * r.intervals.confidence:.0f}% Student-t interval] over valid completed "
+            f"seeds; differences paired by seed; none below {r.intervals.min_seeds} seeds"
+        )
         if len(r.seeds) < r.intervals.wide_below:
             text.append(f"; fewer than {r.intervals.wide_below} seeds: wide by nature")
     if r.excluded:
         text.append(f"\nLeft out as INVALID ({len(r.excluded)}): ", style="bold red")
-        text.append_text(literal("; ".join(f"{run.condition} s{run.seed} ({', '.join(run.reasons)})"
-                                           for run in r.excluded)))
+        text.append_text(
+            literal("; ".join(f"{run.condition} s{run.seed} ({', '.join(run.reasons)})" for run in r.excluded))
+        )
     if r.validity_not_recorded:
-        text.append(f"\nCounted without a validity record: {len(r.validity_not_recorded)} experiment(s)",
-                    style="yellow")
+        text.append(
+            f"\nCounted without a validity record: {len(r.validity_not_recorded)} experiment(s)", style="yellow"
+        )
     if r.message:
         text.append(" · ")
         text.append_text(literal(r.message))
@@ -142,8 +156,7 @@ class CompareScreen(Screen):
                 yield DataTable(zebra_stripes=True, id="compare-rounds")
                 with Vertical(id="compare-charts"):
                     for stats in self.result.summary:
-                        yield Static(literal(f"{stats.condition}: cooperation per round (mean)"),
-                                     classes="chart-label")
+                        yield Static(literal(f"{stats.condition}: cooperation per round (mean)"), classes="chart-label")
                         yield CoopChart()
             yield DataTable(cursor_type="row", zebra_stripes=True, id="compare-experiments")
         yield Footer()
@@ -162,21 +175,29 @@ class CompareScreen(Screen):
             rounds.add_column(literal(f"{diff.condition} − {diff.reference}"))
         count = max((len(s.cooperation_per_round) for s in r.summary), default=0)
         for index in range(count):
-            rounds.add_row(*cells(
-                str(index + 1),
-                *(interval_cell(s.cooperation_per_round[index], True) for s in r.summary),
-                *(interval_cell(d.cooperation_per_round[index], True, signed=True) for d in r.differences),
-            ))
+            rounds.add_row(
+                *cells(
+                    str(index + 1),
+                    *(interval_cell(s.cooperation_per_round[index], True) for s in r.summary),
+                    *(interval_cell(d.cooperation_per_round[index], True, signed=True) for d in r.differences),
+                )
+            )
         for chart, stats in zip(self.query(CoopChart), r.summary, strict=True):
             chart.set_rates([i.mean for i in stats.cooperation_per_round if i.mean is not None])
         experiments = self.query_one("#compare-experiments", DataTable)
         experiments.add_columns("condition", "seed", "status", "rounds", "cooperation", "directory")
         for run in r.experiments:
-            experiments.add_row(*cells(
-                run.condition, str(run.seed), run.status + (" INVALID" if run.valid is False else ""),
-                str(run.rounds),
-                percent(run.metrics.get("overall_cooperation_rate")), run.directory,
-            ), key=run.directory)
+            experiments.add_row(
+                *cells(
+                    run.condition,
+                    str(run.seed),
+                    run.status + (" INVALID" if run.valid is False else ""),
+                    str(run.rounds),
+                    percent(run.metrics.get("overall_cooperation_rate")),
+                    run.directory,
+                ),
+                key=run.directory,
+            )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id != "compare-experiments":

@@ -8,28 +8,42 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 KEYS = [
-    ("Run screen", [
-        ("p", "pause / resume: no new call starts; calls in flight finish"),
-        ("a", "abort (asks first): cancel calls in flight, save partial results"),
-        ("b", "browse past experiments (the run goes on)"),
-        ("[ ]", "previous / next agent in the strategy pane"),
-    ]),
-    ("Sweep screen", [
-        ("p", "pause / resume every experiment of the sweep"),
-        ("a", "abort every experiment (asks first), save partial results"),
-        ("c", "the full comparison view, once the sweep is over"),
-    ]),
-    ("Browser", [
-        ("enter", "open the highlighted experiment"),
-        ("r R", "reload the list · resume the highlighted experiment"),
-        ("1…5", "an experiment's rounds, games, history, strategies, indicators"),
-        ("esc", "back"),
-    ]),
-    ("Everywhere", [
-        ("q", "quit (asks first while a run or sweep is going)"),
-        ("?", "this help (esc closes it)"),
-    ]),
+    (
+        "Run screen",
+        [
+            ("p", "pause / resume: no new call starts; calls in flight finish"),
+            ("a", "abort (asks first): cancel calls in flight, save partial results"),
+            ("b", "browse past experiments (the run goes on)"),
+            ("[ ]", "previous / next agent in the strategy pane"),
+        ],
+    ),
+    (
+        "Sweep screen",
+        [
+            ("p", "pause / resume every experiment of the sweep"),
+            ("a", "abort every experiment (asks first), save partial results"),
+            ("c", "the full comparison view, once the sweep is over"),
+        ],
+    ),
+    (
+        "Browser",
+        [
+            ("enter", "open the highlighted experiment"),
+            ("r R", "reload the list · resume the highlighted experiment"),
+            ("1…5", "an experiment's rounds, games, history, strategies, indicators"),
+            ("esc", "back"),
+        ],
+    ),
+    (
+        "Everywhere",
+        [
+            ("q", "quit (asks first while a run or sweep is going)"),
+            ("?", "this help (esc closes it)"),
+        ],
+    ),
 ]
+
+
 class ConfirmScreen(ModalScreen[bool]):
     # Its CSS (and HelpScreen's): dialogs.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [
@@ -69,7 +83,6 @@ class HelpScreen(ModalScreen[None]):
             for key, what in keys:
                 text.append(f"{key:>6}  ", style="bold cyan")
                 text.append(f"{what}\n")
-        text.append("Model text is shown literally: markup and escape sequences are never "
-                    "interpreted.", style="dim")
+        text.append("Model text is shown literally: markup and escape sequences are never interpreted.", style="dim")
         with VerticalScroll(classes="dialog help"):
             yield Static(text)

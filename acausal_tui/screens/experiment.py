@@ -28,8 +28,7 @@ class ExperimentScreen(Screen):
     # Its CSS: experiment.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),
-        *(Binding(str(n), f"tab('{tab}')", tab.capitalize(), id=f"tab_{tab}")
-          for n, tab in enumerate(TABS, start=1)),
+        *(Binding(str(n), f"tab('{tab}')", tab.capitalize(), id=f"tab_{tab}") for n, tab in enumerate(TABS, start=1)),
         Binding("s", "strategy", "Strategy call", id="strategy"),  # History tab's agent and round
         Binding("g", "games", "Its games", id="games"),  # History tab: the round's games, enter opens one
     ]
@@ -42,8 +41,9 @@ class ExperimentScreen(Screen):
         self.rounds = sorted(loaded.summaries)
         self.files = RoundFiles(loaded, len(self.manifest.agents))
 
-    def show(self, view: str, fill: Callable[[], None], games: list[int] | None = None,
-             strategies: list[int] | None = None) -> None:
+    def show(
+        self, view: str, fill: Callable[[], None], games: list[int] | None = None, strategies: list[int] | None = None
+    ) -> None:
         """Read the round files `fill` needs off the event loop, then `fill` the view (at
         once when they were read before). A newer request for the same view replaces one
         still loading. Whatever `fill` raises is shown, never crashes the app."""
@@ -53,8 +53,7 @@ class ExperimentScreen(Screen):
             try:
                 await anyio.to_thread.run_sync(self.files.read, missing_games, missing_strategies)
             except Exception as exc:  # read() records what it expects; anything else shows here
-                self.set_status(view, literal(f"could not read: {type(exc).__name__}: {exc}",
-                                              style="bold red"))
+                self.set_status(view, literal(f"could not read: {type(exc).__name__}: {exc}", style="bold red"))
                 return
             self.fill(view, fill)
 
@@ -71,8 +70,9 @@ class ExperimentScreen(Screen):
         try:
             fill()
         except Exception as exc:  # content that passed the checks but still makes no sense
-            self.set_status(view, literal(f"this view could not be shown: {type(exc).__name__}: {exc}",
-                                          style="bold red"))
+            self.set_status(
+                view, literal(f"this view could not be shown: {type(exc).__name__}: {exc}", style="bold red")
+            )
 
     def show_loading(self, view: str) -> None:
         """Not `loading`: that name is Textual's Widget.loading (a screen always "loading"
@@ -99,25 +99,22 @@ class ExperimentScreen(Screen):
                 yield DataTable(cursor_type="row", zebra_stripes=True, id="rounds-table")
             with TabPane("Games", id="games"):
                 with Horizontal(classes="filters"):
-                    yield Select(round_options, value=round, allow_blank=last is None,
-                                 id="games-round")
-                    yield Select([("All agents", tabs.ALL), *agent_options], value=tabs.ALL, allow_blank=False,
-                                 id="games-agent")
+                    yield Select(round_options, value=round, allow_blank=last is None, id="games-round")
+                    yield Select(
+                        [("All agents", tabs.ALL), *agent_options], value=tabs.ALL, allow_blank=False, id="games-agent"
+                    )
                 yield Static(id="games-problem", classes="view-status")
                 yield DataTable(zebra_stripes=True, id="games-table")
             with TabPane("History", id="history"):
                 with Horizontal(classes="filters"):
-                    yield Select(agent_options, value=agent, allow_blank=not agent_options,
-                                 id="history-agent")
-                    yield Select(round_options, value=round, allow_blank=last is None,
-                                 id="history-round")
+                    yield Select(agent_options, value=agent, allow_blank=not agent_options, id="history-agent")
+                    yield Select(round_options, value=round, allow_blank=last is None, id="history-round")
                 yield Static(id="history-problem", classes="view-status")
                 with VerticalScroll():
                     yield Static(id="history-text")
             with TabPane("Strategies", id="strategies"):
                 with Horizontal(classes="filters"):
-                    yield Select(round_options, value=round, allow_blank=last is None,
-                                 id="strategies-round")
+                    yield Select(round_options, value=round, allow_blank=last is None, id="strategies-round")
                 yield Static(id="strategies-problem", classes="view-status")
                 with VerticalScroll():
                     yield Static(id="strategies-text")
@@ -173,8 +170,12 @@ class ExperimentScreen(Screen):
         if agent is None or round is None:
             target.update(Text("no agent" if agent is None else "no completed round", style="dim"))
             return
-        self.show("history", lambda: target.update(tabs.history_text(self.files, self.rounds, agent, round)),
-                  games=[r for r in self.rounds if r <= round], strategies=[round])
+        self.show(
+            "history",
+            lambda: target.update(tabs.history_text(self.files, self.rounds, agent, round)),
+            games=[r for r in self.rounds if r <= round],
+            strategies=[round],
+        )
 
     def show_strategies(self) -> None:
         round = self.selected("strategies-round")
@@ -182,8 +183,7 @@ class ExperimentScreen(Screen):
         if round is None:
             target.update(Text("no completed round", style="dim"))
             return
-        self.show("strategies", lambda: target.update(tabs.strategies_text(self.files, round)),
-                  strategies=[round])
+        self.show("strategies", lambda: target.update(tabs.strategies_text(self.files, round)), strategies=[round])
 
     def show_indicators(self) -> None:
         """From the result file, or (none) from every round file: read off the loop."""

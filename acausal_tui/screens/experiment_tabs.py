@@ -17,10 +17,31 @@ from engine.validity import validity_line
 from engine.views import agent_lines, game_number, opponents_in_round, seen_history
 
 ALL = -1  # the games of every agent
-ROUND_COLUMNS = ("Round", "Cooperation", "Mutual C", "Avg score", "Score var", "Power min", "Power mean",
-                 "Power max", "Similarity", "Fallbacks", "Duration")
-GAME_COLUMNS = ("Game", "Player 1", "Player 2", "Move 1", "Move 2", "Payoff 1", "Payoff 2", "Power 1",
-                "Power 2", "Fallback")
+ROUND_COLUMNS = (
+    "Round",
+    "Cooperation",
+    "Mutual C",
+    "Avg score",
+    "Score var",
+    "Power min",
+    "Power mean",
+    "Power max",
+    "Similarity",
+    "Fallbacks",
+    "Duration",
+)
+GAME_COLUMNS = (
+    "Game",
+    "Player 1",
+    "Player 2",
+    "Move 1",
+    "Move 2",
+    "Payoff 1",
+    "Payoff 2",
+    "Power 1",
+    "Power 2",
+    "Fallback",
+)
 INDICATOR_COLUMNS = ("Indicator", "Value", "Formula")
 
 
@@ -34,13 +55,14 @@ def overview(loaded: LoadedExperiment, rounds: int) -> Text:
     if m.simulated:
         text.append("  ")
         text.append(" SIMULATED ", style="bold black on yellow")
-    text.append(f"\n{rounds}/{m.config.rounds} rounds · {len(m.agents)} agents · condition "
-                f"{m.condition.name} (identity {'on' if m.condition.identity else 'off'}, history "
-                f"{m.condition.history}, labels {m.condition.labels}) · seed {m.seed}\n")
+    text.append(
+        f"\n{rounds}/{m.config.rounds} rounds · {len(m.agents)} agents · condition "
+        f"{m.condition.name} (identity {'on' if m.condition.identity else 'off'}, history "
+        f"{m.condition.history}, labels {m.condition.labels}) · seed {m.seed}\n"
+    )
     text.append(f"provider {m.provider} · models {m.main_model} (main), {m.sub_model} (sub)")
     if result:
-        text.append(f" · {result.total_api_calls} calls · cost "
-                    f"{money(result.total_cost, result.cost_is_estimate)}")
+        text.append(f" · {result.total_api_calls} calls · cost {money(result.total_cost, result.cost_is_estimate)}")
     text.append(f"\n{loaded.directory}", style="dim")
     message = (result.message if result else None) or m.message
     if message:
@@ -55,9 +77,19 @@ def overview(loaded: LoadedExperiment, rounds: int) -> Text:
 def round_row(round: int, s: RoundSummary) -> tuple[Text, ...]:
     p = s.power_distribution
     similarity = "—" if s.strategy_similarity is None else f"{s.strategy_similarity:.3f}"
-    return cells(str(round), percent(s.cooperation_rate), percent(s.mutual_cooperation_rate),
-                 f"{s.average_score:.2f}", f"{s.score_variance:.2f}", f"{p.min:.1f}", f"{p.mean:.1f}",
-                 f"{p.max:.1f}", similarity, str(s.fallback_decisions), f"{s.duration_s:.2f}s")
+    return cells(
+        str(round),
+        percent(s.cooperation_rate),
+        percent(s.mutual_cooperation_rate),
+        f"{s.average_score:.2f}",
+        f"{s.score_variance:.2f}",
+        f"{p.min:.1f}",
+        f"{p.mean:.1f}",
+        f"{p.max:.1f}",
+        similarity,
+        str(s.fallback_decisions),
+        f"{s.duration_s:.2f}s",
+    )
 
 
 def game_rows(files: RoundFiles, seed: int, round: int, agent: int) -> Iterator[tuple[str, tuple[Text, ...]]]:
@@ -66,13 +98,23 @@ def game_rows(files: RoundFiles, seed: int, round: int, agent: int) -> Iterator[
     for g in files.games(round):
         if agent not in (ALL, g.player1_id, g.player2_id):
             continue
-        fallback = ", ".join(f"p{n}: {reason}" for n, reason in
-                             ((1, g.player1_fallback), (2, g.player2_fallback)) if reason)
-        yield g.game_id, cells(
-            g.game_id, f"{g.player1_id} ({labels.get(g.player1_id, '?')})",
-            f"{g.player2_id} ({labels.get(g.player2_id, '?')})", g.player1_action, g.player2_action,
-            f"{g.player1_payoff:.2f}", f"{g.player2_payoff:.2f}", f"{g.player1_power_before:.1f}",
-            f"{g.player2_power_before:.1f}", fallback,
+        fallback = ", ".join(
+            f"p{n}: {reason}" for n, reason in ((1, g.player1_fallback), (2, g.player2_fallback)) if reason
+        )
+        yield (
+            g.game_id,
+            cells(
+                g.game_id,
+                f"{g.player1_id} ({labels.get(g.player1_id, '?')})",
+                f"{g.player2_id} ({labels.get(g.player2_id, '?')})",
+                g.player1_action,
+                g.player2_action,
+                f"{g.player1_payoff:.2f}",
+                f"{g.player2_payoff:.2f}",
+                f"{g.player1_power_before:.1f}",
+                f"{g.player2_power_before:.1f}",
+                fallback,
+            ),
         )
 
 
@@ -86,11 +128,17 @@ def history_text(files: RoundFiles, rounds: list[int], agent: int, round: int) -
     strategy = next((s for s in files.strategies(round) if s.agent_id == agent), None)
     info = next(a for a in m.agents if a.id == agent)
     text = Text(f"Agent {agent} ({info.kind}) — what its decisions in round {round} saw\n", style="bold")
-    text.append(f"labels {m.condition.labels} · history {m.condition.history}; opponents appear "
-                "under the labels this agent saw, never by id\n", style="dim")
+    text.append(
+        f"labels {m.condition.labels} · history {m.condition.history}; opponents appear "
+        "under the labels this agent saw, never by id\n",
+        style="dim",
+    )
     if info.kind == "scripted":
-        text.append(f"scripted ({info.strategy}): it decides from its history with the current "
-                    "opponent only; the lines below are that history in prompt form\n", style="dim")
+        text.append(
+            f"scripted ({info.strategy}): it decides from its history with the current "
+            "opponent only; the lines below are that history in prompt form\n",
+            style="dim",
+        )
     text.append("\nYour strategy:\n", style="bold")
     text.append_text(literal(strategy.strategy_text) if strategy else Text("—", style="dim"))
     text.append("\n\nGame history so far:\n", style="bold")
@@ -111,8 +159,10 @@ def agent_games(files: RoundFiles, agent: int, round: int) -> list[tuple[GameRes
     assert m is not None
     games = sorted((g for g in files.games(round) if agent in (g.player1_id, g.player2_id)), key=game_number)
     labels = opponents_in_round(games, agent, m.seed, files.agents, m.condition, round)
-    return [(g, "you", f"Opponent {label}") if g.player1_id == agent else (g, f"Opponent {label}", "you")
-            for g, label in zip(games, labels, strict=True)]
+    return [
+        (g, "you", f"Opponent {label}") if g.player1_id == agent else (g, f"Opponent {label}", "you")
+        for g, label in zip(games, labels, strict=True)
+    ]
 
 
 def strategies_text(files: RoundFiles, round: int) -> Text:
@@ -139,6 +189,8 @@ def indicators(files: RoundFiles, rounds: list[int]) -> tuple[Text, list[tuple[s
     source += f"\n{INDICATORS_NOTE}"
     if result is not None:
         source += f"\n{validity_line(result.validity, result.simulated)}"
-    rows = [(name, cells(name, indicator_value(name, getattr(values, name)), INDICATOR_DOCS.get(name, "")))
-            for name in values.__struct_fields__]
+    rows = [
+        (name, cells(name, indicator_value(name, getattr(values, name)), INDICATOR_DOCS.get(name, "")))
+        for name in values.__struct_fields__
+    ]
     return Text(source, style="dim"), rows

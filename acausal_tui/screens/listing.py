@@ -15,8 +15,18 @@ from engine.lock import holder
 from engine.sweep import LoadedSweep, list_sweeps
 
 T = TypeVar("T")
-COLUMNS = ("Experiment", "Started", "Status", "Rounds", "Agents", "Condition", "Provider",
-           "Cooperation", "Cost", "Notes")
+COLUMNS = (
+    "Experiment",
+    "Started",
+    "Status",
+    "Rounds",
+    "Agents",
+    "Condition",
+    "Provider",
+    "Cooperation",
+    "Cost",
+    "Notes",
+)
 # The order on screen: what a row is for (status, rounds, cooperation and validity, cost)
 # first, so 80 columns show it; the rest scroll in from the right.
 SHOWN = (0, 2, 3, 7, 8, 1, 5, 6, 4, 9)
@@ -29,8 +39,7 @@ def row(entry: IndexEntry | None, directory: Path, problems: list[str]) -> tuple
     problems = problems or (entry.problems if entry else [])
     notes = literal("; ".join(problems)[:120], style="red") if problems else Text("")
     if entry is None:
-        return cells(directory.name, "—", Text("unreadable", style="bold red"), "—", "—", "—",
-                     "—", "—", "—", notes)
+        return cells(directory.name, "—", Text("unreadable", style="bold red"), "—", "—", "—", "—", "—", "—", notes)
     if entry.has_result:
         status = Text(entry.status, style="green" if entry.status == "completed" else "yellow")
         cost = money(entry.cost, entry.cost_is_estimate)
@@ -79,8 +88,18 @@ def guarded(make: Callable[[T], tuple[Text, ...]], item: T, directory: Path) -> 
 
 
 def unreadable(directory: Path, problem: str) -> tuple[Text, ...]:
-    return cells(directory.name, "—", Text("unreadable", style="bold red"), "—", "—", "—", "—",
-                 "—", "—", literal(problem[:120], style="red"))
+    return cells(
+        directory.name,
+        "—",
+        Text("unreadable", style="bold red"),
+        "—",
+        "—",
+        "—",
+        "—",
+        "—",
+        "—",
+        literal(problem[:120], style="red"),
+    )
 
 
 @dataclass
@@ -98,8 +117,12 @@ class Listed:
     def fields(self) -> dict[str, str]:
         """What `key:value` filter words match (besides free words over every cell)."""
         e = self.entry
-        out = {"status": self.cells[2].plain, "condition": self.cells[5].plain,
-               "provider": self.cells[6].plain, "id": self.key}
+        out = {
+            "status": self.cells[2].plain,
+            "condition": self.cells[5].plain,
+            "provider": self.cells[6].plain,
+            "id": self.key,
+        }
         if e is not None:
             out["model"] = f"{e.main_model} {e.sub_model}"
             out["valid"] = {True: "yes", False: "no", None: "unknown"}[e.valid]
@@ -137,8 +160,11 @@ def list_rows(results_dir: Path) -> list[Listed]:
     Runs in a worker thread."""
     rows: list[Listed] = []
     if results_dir.is_dir():
-        dirs = sorted((p for p in results_dir.iterdir() if p.is_dir() and p.name.startswith("exp_")),
-                      key=lambda p: p.name, reverse=True)
+        dirs = sorted(
+            (p for p in results_dir.iterdir() if p.is_dir() and p.name.startswith("exp_")),
+            key=lambda p: p.name,
+            reverse=True,
+        )
         rows += [indexed(p, p.name) for p in dirs]
     for sweep in list_sweeps(results_dir):
         key = sweep.directory.name
@@ -168,8 +194,11 @@ def shown(rows: list[Listed], words: list[str], column: int | None, reverse: boo
     for r in rows:
         if r.parent is not None:
             children.setdefault(r.parent, []).append(r)
-    tops = [r for r in rows if r.parent is None and (
-        r.key in matched or any(c.key in matched for c in children.get(r.key, [])))]
+    tops = [
+        r
+        for r in rows
+        if r.parent is None and (r.key in matched or any(c.key in matched for c in children.get(r.key, [])))
+    ]
 
     def arrange(some: list[Listed]) -> list[Listed]:
         if column is None:

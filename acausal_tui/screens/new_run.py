@@ -42,11 +42,15 @@ TEXT_FIELDS: list[tuple[str, str, str, str]] = [
     ("max_cost", "Budget USD", "--max-cost", "10.0"),
     ("results_dir", "Results dir", "--results-dir", ""),
 ]
-SWEEP_FIELDS = [("conditions", "Conditions", "--conditions", "baseline,identity (+switch=value)"),
-                ("seeds", "Seeds", "--seeds", "5")]
+SWEEP_FIELDS = [
+    ("conditions", "Conditions", "--conditions", "baseline,identity (+switch=value)"),
+    ("seeds", "Seeds", "--seeds", "5"),
+]
 SWITCHES: dict[str, tuple[str, ...]] = {
-    "identity": ("on", "off"), "labels": ("stable", "shuffled"),
-    "on_unparseable": ("random", "cooperate", "defect"), "option_order": ("fixed", "shuffled"),
+    "identity": ("on", "off"),
+    "labels": ("stable", "shuffled"),
+    "on_unparseable": ("random", "cooperate", "defect"),
+    "option_order": ("fixed", "shuffled"),
 }
 
 
@@ -135,28 +139,39 @@ class NewRunScreen(Screen):
 
     def compose(self) -> ComposeResult:
         what = "sweep (conditions × seeds)" if self.kind == "sweep" else "experiment"
-        yield Static(Text.assemble((f"New {what}", "bold"), ("  ctrl+s starts · escape cancels · "
-                                    "blank = default", "dim")), id="form-title")
+        yield Static(
+            Text.assemble((f"New {what}", "bold"), ("  ctrl+s starts · escape cancels · blank = default", "dim")),
+            id="form-title",
+        )
         fields = TEXT_FIELDS[:4] + (SWEEP_FIELDS if self.kind == "sweep" else []) + TEXT_FIELDS[4:]
         with VerticalScroll(id="form"):
             if self.kind == "run":
                 yield self.select_row("condition", "Condition", [(n, n) for n in PRESETS], "identity")
-            yield self.select_row("provider", "Provider", [
-                ("default: openrouter with a key, else simulated", PRESET),
-                *((p, p) for p in PROVIDERS)], PRESET)
+            yield self.select_row(
+                "provider",
+                "Provider",
+                [("default: openrouter with a key, else simulated", PRESET), *((p, p) for p in PROVIDERS)],
+                PRESET,
+            )
             for name, label, _, placeholder in fields:
                 default = str(self.results_dir) if name == "results_dir" else ""
                 with Horizontal(classes="field"):
                     yield Label(label)
-                    yield Input(self.remembered.get(name, default), placeholder=placeholder,
-                                id=f"f-{name}", compact=True)
+                    yield Input(
+                        self.remembered.get(name, default), placeholder=placeholder, id=f"f-{name}", compact=True
+                    )
             for name, options in SWITCHES.items():
-                yield self.select_row(name, name.replace("_", " "),
-                                      [("condition preset", PRESET), *((o, o) for o in options)], PRESET)
+                yield self.select_row(
+                    name, name.replace("_", " "), [("condition preset", PRESET), *((o, o) for o in options)], PRESET
+                )
             with Horizontal(classes="field"):
                 yield Label("history")
-                yield Input(self.remembered.get("history", ""), placeholder="preset (full | none | last:K)",
-                            id="f-history", compact=True)
+                yield Input(
+                    self.remembered.get("history", ""),
+                    placeholder="preset (full | none | last:K)",
+                    id="f-history",
+                    compact=True,
+                )
             yield Static(id="form-error")
             with Horizontal(id="form-buttons"):
                 yield Button("Start", variant="primary", id="form-start", compact=True)
@@ -167,8 +182,9 @@ class NewRunScreen(Screen):
         value = self.remembered.get(name, default)
         if value not in [v for _, v in options]:
             value = default
-        return Horizontal(Label(label), Select(options, value=value, allow_blank=False, id=f"f-{name}",
-                                               compact=True), classes="field")
+        return Horizontal(
+            Label(label), Select(options, value=value, allow_blank=False, id=f"f-{name}", compact=True), classes="field"
+        )
 
     def values(self) -> dict[str, str]:
         out = {}
@@ -196,8 +212,12 @@ class NewRunScreen(Screen):
         """Made here, so a missing API key is a ConfigError shown on the form."""
 
         def unknown_price(model: str) -> None:
-            self.notify(f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)",
-                        severity="warning", timeout=10, markup=False)
+            self.notify(
+                f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)",
+                severity="warning",
+                timeout=10,
+                markup=False,
+            )
 
         configs = [c for _, c in target.runs()] if isinstance(target, SweepPlan) else [target]
         return [make_provider(c, self.env, on_unknown_price=unknown_price) for c in configs]

@@ -81,8 +81,10 @@ class SweepView:
 
     def rounds_done(self) -> float:
         """Rounds done across all experiments, the share of each current round's games included."""
-        return sum(done.rounds if (done := self.done.get(key)) is not None else view.progress()
-                   for key, view in self.runs.items())
+        return sum(
+            done.rounds if (done := self.done.get(key)) is not None else view.progress()
+            for key, view in self.runs.items()
+        )
 
     def row(self, run: SweepRun, control: SweepControl) -> tuple[Text, ...]:
         """One experiment's cells, in COLUMNS order."""
@@ -116,11 +118,15 @@ def sweep_header(started: SweepResult | None) -> Text:
     if config.provider.name == "simulated":
         text.append("  ")
         text.append(" SIMULATED ", style="bold black on yellow")
-    text.append(f"  {len(started.conditions)} conditions × {len(started.seeds)} seeds = "
-                f"{len(started.experiments)} experiments · conditions ")
+    text.append(
+        f"  {len(started.conditions)} conditions × {len(started.seeds)} seeds = "
+        f"{len(started.experiments)} experiments · conditions "
+    )
     text.append_text(literal(", ".join(started.conditions)))
-    text.append(f" · seeds {started.seeds[0]}…{started.seeds[-1]} · provider {config.provider.name}"
-                f" · {config.agents} agents × {config.rounds} rounds")
+    text.append(
+        f" · seeds {started.seeds[0]}…{started.seeds[-1]} · provider {config.provider.name}"
+        f" · {config.agents} agents × {config.rounds} rounds"
+    )
     return text
 
 
@@ -147,8 +153,10 @@ class SweepScreen(EngineScreen):
     buffer: EventBuffer[SweepEvent]
     view: SweepView
     WORKER_NAME = "sweep"
-    ABORT_QUESTION = ("Abort the sweep? Every experiment's in-flight calls are cancelled and the "
-                      "rounds done so far are saved with status 'aborted'.")
+    ABORT_QUESTION = (
+        "Abort the sweep? Every experiment's in-flight calls are cancelled and the "
+        "rounds done so far are saved with status 'aborted'."
+    )
     ABORT_YES = "Abort all"
 
     def __init__(self, sweep: SweepFn) -> None:
@@ -237,25 +245,32 @@ class SweepScreen(EngineScreen):
         self.set_text("sweep-status", self.status_text())
         stats = total_stats(self.control)
         budget = "no budget" if stats.budget_usd is None else f"budget ${stats.budget_usd:.2f}"
-        self.set_text("sweep-stats", Text(f"Calls {stats.calls} · retries {stats.retries} · in flight "
-                                          f"{stats.in_flight} · cost {money(stats.cost)} of {budget} (shared)"))
+        self.set_text(
+            "sweep-stats",
+            Text(
+                f"Calls {stats.calls} · retries {stats.retries} · in flight "
+                f"{stats.in_flight} · cost {money(stats.cost)} of {budget} (shared)"
+            ),
+        )
         self.update_rows()
 
     def in_flight(self) -> int:
         return total_stats(self.control).in_flight
 
     def show_summary(self, result: SweepResult, directory: Path) -> None:
-        text = Text("Per condition: mean [95% Student-t interval] over valid completed seeds; differences from ",
-                    style="dim")
+        text = Text(
+            "Per condition: mean [95% Student-t interval] over valid completed seeds; differences from ", style="dim"
+        )
         text.append_text(literal(result.conditions[0], style="dim"))
         text.append(" paired by seed.\n", style="dim")
         if result.excluded:
-            text.append(f"Left out as INVALID: {len(result.excluded)} experiment(s) (listed in the comparison).\n",
-                        style="bold red")
+            text.append(
+                f"Left out as INVALID: {len(result.excluded)} experiment(s) (listed in the comparison).\n",
+                style="bold red",
+            )
         text.append("Results: ", style="bold")
         text.append(f"{directory / SWEEP_FILE}\n")
-        text.append("Press c for the full comparison (cooperation per round, experiments), q to quit.",
-                    style="dim")
+        text.append("Press c for the full comparison (cooperation per round, experiments), q to quit.", style="dim")
         self.query_one("#sweep-result", Static).update(text)
         fill_metrics(self.query_one("#sweep-metrics", DataTable), result)
         self.query_one("#sweep-summary").display = True

@@ -3,7 +3,6 @@
 rule, tokens, cost, latency, fallback reason). Model text is shown literally; `c` copies
 the focused block; older call logs without messages say what is missing."""
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -17,58 +16,11 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from acausal_tui.widgets.text import literal, money
-from engine.models import CallRecord, GameResult, StrategyRecord
-from engine.store import decoder, read_file, read_json
+from engine.models import CallRecord, GameResult
+from engine.store import read_json
+from engine.transcripts import PlayerCalls, game_calls
 
 NOT_RECORDED = "not recorded (this calls.jsonl was written before the transcript was logged)"
-
-
-@dataclass
-class PlayerCalls:
-    """What one player's move came from: its strategy record and call, its decision turns."""
-
-    agent: int
-    strategy: StrategyRecord | None
-    strategy_call: CallRecord | None
-    decisions: list[CallRecord]  # t0, t1, t2 in order
-
-
-def game_calls(directory: Path, game: GameResult) -> tuple[list[PlayerCalls], list[str]]:
-    """The calls of one game and of the two strategies it was played under, from
-    DIR/calls.jsonl (only lines whose key fits are decoded), and the problems met."""
-    round = game.round
-    number = game.game_id.split("_g")[-1]
-    players = (game.player1_id, game.player2_id)
-    wanted = {f"strategy/r{round}/a{p}".encode() for p in players}
-    prefix = f'"key":"decision/r{round}/g{number}/p'.encode()
-    problems: list[str] = []
-    calls: dict[str, CallRecord] = {}
-    try:
-        data = read_file(directory / "calls.jsonl")  # regular files only, size-capped
-    except OSError as exc:
-        data = b""
-        problems.append(f"calls.jsonl: {exc.strerror or exc}")
-    dec = decoder(CallRecord)
-    for line in data.splitlines():
-        if prefix not in line and not any(b'"key":"' + w + b'"' in line for w in wanted):
-            continue
-        try:
-            record = dec.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            problems.append(f"calls.jsonl: a line could not be read: {exc}")
-            continue
-        calls[record.key] = record
-    strategies: dict[int, StrategyRecord] = {}
-    try:
-        strategies = {s.agent_id: s for s in read_json(
-            directory / "rounds" / f"strategies_r{round}.json", list[StrategyRecord])}
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        problems.append(f"strategies_r{round}.json: {exc}")
-    out = []
-    for n, agent in enumerate(players, start=1):
-        turns = [calls[k] for t in range(3) if (k := f"decision/r{round}/g{number}/p{n}/t{t}") in calls]
-        out.append(PlayerCalls(agent, strategies.get(agent), calls.get(f"strategy/r{round}/a{agent}"), turns))
-    return out, problems
 
 
 class Block(Static, can_focus=True):
@@ -107,8 +59,10 @@ class TranscriptScreen(Screen):
         names = [f"agent {g.player1_id}", f"agent {g.player2_id}"]
         if self.labels:
             names = [f"{name} ({label})" for name, label in zip(names, self.labels, strict=True)]
-        text.append(f"\n{names[0]} {g.player1_action} · {g.player2_action} {names[1]}  payoffs "
-                    f"{g.player1_payoff:.2f} / {g.player2_payoff:.2f}")
+        text.append(
+            f"\n{names[0]} {g.player1_action} · {g.player2_action} {names[1]}  payoffs "
+            f"{g.player1_payoff:.2f} / {g.player2_payoff:.2f}"
+        )
         text.append("\ntab: next text · c: copy it · model text is shown exactly as received", style="dim")
         return text
 
@@ -142,8 +96,11 @@ class TranscriptScreen(Screen):
                 out.append(Block(Text("fallback: ", style="bold yellow") + literal(fallback), classes="meta"))
             out += strategy_blocks(player)
             if not player.decisions:
-                kind = "scripted agent: no model call" if rule == "scripted" or (
-                    player.strategy and player.strategy.kind == "scripted") else "no decision call found"
+                kind = (
+                    "scripted agent: no model call"
+                    if rule == "scripted" or (player.strategy and player.strategy.kind == "scripted")
+                    else "no decision call found"
+                )
                 out.append(Block(Text(kind, style="dim"), classes="meta"))
             for turn, call in enumerate(player.decisions):
                 out += call_blocks(call, f"Decision turn t{turn}" + (" (follow-up)" if turn else ""))
@@ -164,8 +121,10 @@ def strategy_blocks(player: PlayerCalls) -> list[Block]:
     record, call = player.strategy, player.strategy_call
     out: list[Block] = []
     if record is not None:
-        meta = Text(f"Strategy (round {record.round}, {record.kind}"
-                    + (f", {record.model}" if record.model else "") + ")", style="bold")
+        meta = Text(
+            f"Strategy (round {record.round}, {record.kind}" + (f", {record.model}" if record.model else "") + ")",
+            style="bold",
+        )
         if record.flags:
             meta.append(f" · flags {', '.join(record.flags)}", style="yellow")
         out.append(Block(meta, classes="meta"))
@@ -181,9 +140,11 @@ def call_blocks(call: CallRecord, title: str) -> list[Block]:
     """A call's figures, the messages sent (each a block) and the reply (a block)."""
     meta = Text(f"{title} · {call.key} · {call.model}", style="bold")
     finish = call.finish_reason or ("not recorded" if call.messages is None else "—")
-    meta.append(f"\nfinish_reason {finish} · tokens {call.usage.prompt_tokens} in / {call.usage.completion_tokens} out"
-                f" · cost {money(call.cost, call.cost_is_estimate)} · latency {call.latency_s:.2f}s"
-                f" · attempts {call.attempts}")
+    meta.append(
+        f"\nfinish_reason {finish} · tokens {call.usage.prompt_tokens} in / {call.usage.completion_tokens} out"
+        f" · cost {money(call.cost, call.cost_is_estimate)} · latency {call.latency_s:.2f}s"
+        f" · attempts {call.attempts}"
+    )
     out = [Block(meta, classes="meta")]
     if call.error:
         out.append(Block(Text("error: ", style="bold red") + literal(call.error), classes="meta"))
@@ -206,10 +167,10 @@ def open_game(screen: Screen, directory: Path, round: int, game_id: str) -> None
     async def load() -> None:
         try:
             games = await anyio.to_thread.run_sync(
-                read_json, directory / "rounds" / f"games_r{round}.json", list[GameResult])
+                read_json, directory / "rounds" / f"games_r{round}.json", list[GameResult]
+            )
         except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            screen.notify(str(exc), title=f"games_r{round}.json could not be read", severity="error",
-                          markup=False)
+            screen.notify(str(exc), title=f"games_r{round}.json could not be read", severity="error", markup=False)
             return
         game = next((g for g in games if g.game_id == game_id), None)
         if game is None:
@@ -238,8 +199,14 @@ class GamePicker(ModalScreen[None]):
         for game, label1, label2 in self.games:
             if self.reveal:
                 label1, label2 = f"{label1} #{game.player1_id}", f"{label2} #{game.player2_id}"
-            options.append(Option(Text(f"{game.game_id:<8} {label1:>16} {game.player1_action[0]} · "
-                                       f"{game.player2_action[0]} {label2}"), id=game.game_id))
+            options.append(
+                Option(
+                    Text(
+                        f"{game.game_id:<8} {label1:>16} {game.player1_action[0]} · {game.player2_action[0]} {label2}"
+                    ),
+                    id=game.game_id,
+                )
+            )
         picker = OptionList(*options, id="game-picker")
         picker.border_title = "Games: enter opens the transcript"
         yield picker
@@ -278,9 +245,18 @@ class StrategyScreen(TranscriptScreen):
     def __init__(self, directory: Path, round: int, agent: int) -> None:
         # A game no round has (g0) with the agent as both players: game_calls then finds
         # the agent's strategy record and call, and no decision.
-        game = GameResult(game_id=f"r{round}_g0", round=round, player1_id=agent, player2_id=agent,
-                          player1_action="COOPERATE", player2_action="COOPERATE", player1_payoff=0,
-                          player2_payoff=0, player1_power_before=0, player2_power_before=0)
+        game = GameResult(
+            game_id=f"r{round}_g0",
+            round=round,
+            player1_id=agent,
+            player2_id=agent,
+            player1_action="COOPERATE",
+            player2_action="COOPERATE",
+            player1_payoff=0,
+            player2_payoff=0,
+            player1_power_before=0,
+            player2_power_before=0,
+        )
         super().__init__(directory, game)
         self.round, self.agent = round, agent
 
@@ -293,6 +269,5 @@ class StrategyScreen(TranscriptScreen):
         out: list[Block] = [Block(literal(p, style="red"), classes="meta") for p in self.problems]
         player = self.players[0]
         if player.strategy is None and player.strategy_call is None:
-            return [*out, Block(Text("no strategy recorded for this agent and round", style="dim"),
-                                classes="meta")]
+            return [*out, Block(Text("no strategy recorded for this agent and round", style="dim"), classes="meta")]
         return out + strategy_blocks(player)

@@ -79,14 +79,10 @@ STRATEGIES: dict[str, ScriptedStrategy] = {
 DESCRIPTIONS: dict[str, str] = {
     "always_cooperate": "Always cooperate, whatever the opponent does.",
     "always_defect": "Always defect, whatever the opponent does.",
-    "tit_for_tat": "Cooperate in the first game with an opponent, then copy the opponent's "
-    "previous move.",
-    "suspicious_tit_for_tat": "Defect in the first game with an opponent, then copy the "
-    "opponent's previous move.",
-    "tit_for_two_tats": "Cooperate unless the opponent defected in both of the last two games "
-    "with me, then defect.",
-    "grudger": "Cooperate until the opponent defects once, then defect against that opponent "
-    "forever.",
+    "tit_for_tat": "Cooperate in the first game with an opponent, then copy the opponent's previous move.",
+    "suspicious_tit_for_tat": "Defect in the first game with an opponent, then copy the opponent's previous move.",
+    "tit_for_two_tats": "Cooperate unless the opponent defected in both of the last two games with me, then defect.",
+    "grudger": "Cooperate until the opponent defects once, then defect against that opponent forever.",
     "win_stay_lose_shift": "Cooperate first; afterwards repeat my previous move if the "
     "opponent cooperated last time, otherwise switch to the other move.",
     "alternator": "Alternate with each opponent: cooperate, defect, cooperate, defect, and so on.",

@@ -180,8 +180,12 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # idle yet readable: the server closed it (or sent junk)
             return bool(self._connection.chunks) or self._connection.eof
-        name = {"ssl_object": "ssl_object", "client_addr": "sockname", "server_addr": "peername",
-                "socket": "socket"}.get(info)
+        name = {
+            "ssl_object": "ssl_object",
+            "client_addr": "sockname",
+            "server_addr": "peername",
+            "socket": "socket",
+        }.get(info)
         return self._transport.get_extra_info(name) if name else None
 
 
@@ -201,7 +205,9 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         try:
             with anyio.fail_after(timeout):
                 transport, _ = await loop.create_connection(
-                    lambda: connection, host, port,
+                    lambda: connection,
+                    host,
+                    port,
                     local_addr=(local_address, 0) if local_address else None,
                     happy_eyeballs_delay=self.HAPPY_EYEBALLS_DELAY_S,
                 )

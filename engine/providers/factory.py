@@ -10,9 +10,7 @@ from engine.config import Config, ConfigError
 from engine.providers.base import Provider
 
 
-def make_provider(
-    config: Config, env: Mapping[str, str] | None = None, **client_options: Any
-) -> Provider:
+def make_provider(config: Config, env: Mapping[str, str] | None = None, **client_options: Any) -> Provider:
     """Raise ConfigError (exit 2, nothing written) when a needed API key is missing or
     the base URL is unusable. `client_options` go to OpenAICompatProvider (e.g. a test
     `transport`, or `on_unknown_price` to route the unknown-price warning)."""
@@ -21,8 +19,9 @@ def make_provider(
     if settings.name == "simulated":
         from engine.providers.simulated import SimulatedProvider
 
-        return SimulatedProvider(seed=config.seed or 0, latency_ms=settings.latency_ms,
-                                 effect=settings.simulated_effect)
+        return SimulatedProvider(
+            seed=config.seed or 0, latency_ms=settings.latency_ms, effect=settings.simulated_effect
+        )
     base_url = settings.base_url or ""
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"provider.base_url: expected an http:// or https:// URL, got {base_url!r}")

@@ -42,16 +42,14 @@ class Connection:
 
     def expired(self) -> bool:
         """Idle too long, or readable while idle: the server closed it (or sent junk)."""
-        return (time.monotonic() - self.idle_since > KEEPALIVE_EXPIRY_S
-                or self.stream.get_extra_info("is_readable"))
+        return time.monotonic() - self.idle_since > KEEPALIVE_EXPIRY_S or self.stream.get_extra_info("is_readable")
 
     async def exchange(self, request: httpx.Request, body: bytes) -> tuple[h11.Response, bytes]:
         """Send `request` with `body`; the response head and its whole body. After it the
         connection is either ready for the next request or `h11.our_state` is not IDLE."""
         timeouts = request.extensions.get("timeout", {})
         h = self.h11
-        data = h.send(h11.Request(method=request.method, target=request.url.raw_path,
-                                  headers=request.headers.raw))
+        data = h.send(h11.Request(method=request.method, target=request.url.raw_path, headers=request.headers.raw))
         if body:
             data += h.send(h11.Data(data=body))
         data += h.send(h11.EndOfMessage())
@@ -134,8 +132,12 @@ class PooledTransport(httpx.AsyncBaseTransport):
         else:
             self._drop(connection)
         return httpx.Response(
-            response.status_code, headers=response.headers.raw_items(), content=content, request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason})
+            response.status_code,
+            headers=response.headers.raw_items(),
+            content=content,
+            request=request,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason},
+        )
 
     def _idle_one(self, origin: Origin) -> Connection | None:
         idle = self._idle[origin]

@@ -90,14 +90,17 @@ class OpenAICompatProvider:
         if self.openrouter:
             body["usage"] = {"include": True}
         content = msgspec.json.encode(body)
-        http_request = httpx.Request("POST", self._url, headers=self._headers, content=content,
-                                     extensions=self._extensions)
+        http_request = httpx.Request(
+            "POST", self._url, headers=self._headers, content=content, extensions=self._extensions
+        )
         try:
             with anyio.fail_after(self.timeout_s):  # the whole attempt, not each read
                 response = await self._client.send(http_request)
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise ProviderError(
-                f"no reply within {self.timeout_s:g} s (timeout)", retryable=True, kind="timeout",
+                f"no reply within {self.timeout_s:g} s (timeout)",
+                retryable=True,
+                kind="timeout",
                 reached=not isinstance(exc, httpx.ConnectTimeout),
             ) from None
         except httpx.TransportError as exc:
@@ -106,12 +109,16 @@ class OpenAICompatProvider:
                     f"the TLS certificate of {self._url.host} could not be verified "
                     f"({unverified.verify_message or unverified.reason}) - if the server's "
                     "certificate authority is a private one, point SSL_CERT_FILE at its certificate",
-                    fatal=True, kind="tls", reached=False,
+                    fatal=True,
+                    kind="tls",
+                    reached=False,
                 ) from None
             what = type(exc).__name__
             raise ProviderError(
-                f"connection failed: {what}: {self._quote(str(exc))}", retryable=True,
-                kind="connection", reached=not isinstance(exc, httpx.ConnectError),
+                f"connection failed: {what}: {self._quote(str(exc))}",
+                retryable=True,
+                kind="connection",
+                reached=not isinstance(exc, httpx.ConnectError),
             ) from None
         return self._read(request, response)
 

@@ -50,7 +50,14 @@ ARCHETYPES: dict[str, tuple[str, str]] = {
 
 # Archetype weights under every condition; with the demo effect on, the identity statement
 # in the prompt switches to WEIGHTS_IDENTITY.
-WEIGHTS_PLAIN = {"cooperative": 2, "tit_for_tat": 4, "grudging": 2, "exploitative": 2, "random": 1, "superrational": 0.5}
+WEIGHTS_PLAIN = {
+    "cooperative": 2,
+    "tit_for_tat": 4,
+    "grudging": 2,
+    "exploitative": 2,
+    "random": 1,
+    "superrational": 0.5,
+}
 WEIGHTS_IDENTITY = {**WEIGHTS_PLAIN, "superrational": 5}
 NO_MARKER_SHARE = 0.05  # strategy replies without the STRATEGY: line
 
@@ -103,7 +110,9 @@ class SimulatedProvider:
             text = self._strategy(request, prompt)
         prompt_tokens = sum(estimate_tokens(m.content) for m in request.messages)
         return Completion(
-            text=text, prompt_tokens=prompt_tokens, completion_tokens=estimate_tokens(text),
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=estimate_tokens(text),
             finish_reason=finish_reason,
         )
 

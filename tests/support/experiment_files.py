@@ -16,7 +16,9 @@ from tests.conftest import strip_times
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUND_TYPES = {
-    "strategies": list[StrategyRecord], "games": list[GameResult], "summary": RoundSummary,
+    "strategies": list[StrategyRecord],
+    "games": list[GameResult],
+    "summary": RoundSummary,
 }
 
 
@@ -59,8 +61,17 @@ def final_result(directory: Path) -> ExperimentResult:
     return read_json(directory / "experiment_results.json", ExperimentResult)
 
 
-def write_config(path: Path, results_dir: Path, *, agents=4, rounds=4, seed=11, latency_ms=0,
-                 max_concurrency=4, base_url: str | None = None) -> Path:
+def write_config(
+    path: Path,
+    results_dir: Path,
+    *,
+    agents=4,
+    rounds=4,
+    seed=11,
+    latency_ms=0,
+    max_concurrency=4,
+    base_url: str | None = None,
+) -> Path:
     """A simulated run, or with `base_url` an OpenAI-compatible one (no key) against it."""
     provider = f'name = "openai"\nbase_url = "{base_url}"' if base_url else 'name = "simulated"'
     path.write_text(
@@ -88,7 +99,11 @@ def start_cli(*args: str, slow_fsync_s: float = 0.0) -> subprocess.Popen:
     env.pop("OPENROUTER_API_KEY", None)
     return subprocess.Popen(
         [sys.executable, "-c", SLOW_SAVE_CHILD, *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

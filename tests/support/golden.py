@@ -17,8 +17,13 @@ from engine.runner import run_experiment, with_seed
 from engine.store import list_experiments, read_json, read_jsonl
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "records.json"
-SETTINGS = {"agents": 4, "rounds": 3, "seed": 11, "provider": {"name": "simulated"},
-            "switches": {"option_order": "shuffled"}}
+SETTINGS = {
+    "agents": 4,
+    "rounds": 3,
+    "seed": 11,
+    "provider": {"name": "simulated"},
+    "switches": {"option_order": "shuffled"},
+}
 # Fields that differ between two runs of the same seed: clock times and durations.
 VOLATILE = ("timestamp", "duration_s", "time", "latency_s")
 

@@ -58,21 +58,42 @@ CASES: dict[str, tuple[Callable[[Path], None], int, str]] = {
     "lock_not_utf8": (lambda d: (d / "run.lock").write_bytes(b"\xff\xfe\x1b[2J\n"), 0, ""),
     "lock_fifo": (lambda d: refifo(d / "run.lock"), 0, ""),
     "lock_symlink_to_dev_zero": (lambda d: (d / "run.lock").symlink_to("/dev/zero"), 0, ""),
-    "summary_to_dev_zero": (lambda d: relink(d / "rounds" / "summary_r1.json", "/dev/zero"), 2,
-                            "summary_r1.json is a symbolic link"),
-    "games_to_outside_file": (lambda d: relink(d / "rounds" / "games_r1.json", "/etc/hostname"), 2,
-                              "games_r1.json is a symbolic link"),
+    "summary_to_dev_zero": (
+        lambda d: relink(d / "rounds" / "summary_r1.json", "/dev/zero"),
+        2,
+        "summary_r1.json is a symbolic link",
+    ),
+    "games_to_outside_file": (
+        lambda d: relink(d / "rounds" / "games_r1.json", "/etc/hostname"),
+        2,
+        "games_r1.json is a symbolic link",
+    ),
     "manifest_fifo": (lambda d: refifo(d / "manifest.json"), 2, "not a regular file"),
     "manifest_1e9_agents": (set_config(agents=10**9), 2, "config.agents"),
     "manifest_1e12_rounds": (set_config(rounds=10**12), 2, "config.rounds"),
-    "manifest_1e9_concurrency": (lambda d: edit(d / "manifest.json", lambda m: m["config"]["provider"].update(
-        max_concurrency=10**9)), 2, "max_concurrency"),
-    "manifest_latency_1e300": (lambda d: edit(d / "manifest.json", lambda m: m["config"]["provider"].update(
-        latency_ms=1e300)), 2, "latency_ms"),
-    "result_huge_counts": (lambda d: edit(d / "experiment_results.json", lambda r: r.update(
-        total_rounds=10**15, total_games=10**18, total_api_calls=10**18)), 0, ""),
-    "summary_huge_round_number": (lambda d: (d / "rounds" / "summary_r999999999.json").write_text("{}"), 2,
-                                  "not rounds"),
+    "manifest_1e9_concurrency": (
+        lambda d: edit(d / "manifest.json", lambda m: m["config"]["provider"].update(max_concurrency=10**9)),
+        2,
+        "max_concurrency",
+    ),
+    "manifest_latency_1e300": (
+        lambda d: edit(d / "manifest.json", lambda m: m["config"]["provider"].update(latency_ms=1e300)),
+        2,
+        "latency_ms",
+    ),
+    "result_huge_counts": (
+        lambda d: edit(
+            d / "experiment_results.json",
+            lambda r: r.update(total_rounds=10**15, total_games=10**18, total_api_calls=10**18),
+        ),
+        0,
+        "",
+    ),
+    "summary_huge_round_number": (
+        lambda d: (d / "rounds" / "summary_r999999999.json").write_text("{}"),
+        2,
+        "not rounds",
+    ),
     "calls_sparse_3_gib": (lambda d: sparse(d / "calls.jsonl", 3 << 30), 2, "calls.jsonl"),
     "calls_fifo": (lambda d: refifo(d / "calls.jsonl"), 2, "calls.jsonl is not a regular file"),
     "rounds_dir_symlinked_outside": (lambda d: move_out(d / "rounds"), 2, "rounds is a symbolic link"),

@@ -28,8 +28,10 @@ def hang_guard(seconds: int = HANG_GUARD_S) -> Iterator[None]:
 
 def listing() -> dict[str, tuple[int, int]]:
     """What is in the current directory: name -> (size, modification time)."""
-    return {entry.name: (entry.stat(follow_symlinks=False).st_size,
-                         entry.stat(follow_symlinks=False).st_mtime_ns) for entry in os.scandir()}
+    return {
+        entry.name: (entry.stat(follow_symlinks=False).st_size, entry.stat(follow_symlinks=False).st_mtime_ns)
+        for entry in os.scandir()
+    }
 
 
 def refusal(argv: list[str]) -> str:

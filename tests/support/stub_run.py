@@ -14,19 +14,42 @@ def stub_config(tmp_path: Path, server: StubServer, timeout_s: float = 5.0, extr
     """tmp_path/config.toml: the openrouter provider at the stub's URL (its key comes from
     OPENROUTER_API_KEY), then the TOML in `extra`."""
     path = tmp_path / "config.toml"
-    path.write_text(f'[provider]\nname = "openrouter"\nbase_url = "{server.base_url}"\n'
-                    f"timeout_s = {timeout_s}\n{extra}")
+    path.write_text(
+        f'[provider]\nname = "openrouter"\nbase_url = "{server.base_url}"\ntimeout_s = {timeout_s}\n{extra}'
+    )
     return path
 
 
-def run_against(tmp_path: Path, server: StubServer, *flags: str, agents: int = 3, rounds: int = 2,
-                seed: int = 11, timeout_s: float = 5.0, extra: str = "") -> tuple[int, Path | None]:
+def run_against(
+    tmp_path: Path,
+    server: StubServer,
+    *flags: str,
+    agents: int = 3,
+    rounds: int = 2,
+    seed: int = 11,
+    timeout_s: float = 5.0,
+    extra: str = "",
+) -> tuple[int, Path | None]:
     """`acausal-tui run --headless` against the stub, results under tmp_path/results: its
     exit code and the experiment directory (None when it made none)."""
     results = tmp_path / "results"
-    code = main(["run", "--headless", "--config", str(stub_config(tmp_path, server, timeout_s, extra)),
-                 "--results-dir", str(results), "--agents", str(agents), "--rounds", str(rounds),
-                 "--seed", str(seed), *flags])
+    code = main(
+        [
+            "run",
+            "--headless",
+            "--config",
+            str(stub_config(tmp_path, server, timeout_s, extra)),
+            "--results-dir",
+            str(results),
+            "--agents",
+            str(agents),
+            "--rounds",
+            str(rounds),
+            "--seed",
+            str(seed),
+            *flags,
+        ]
+    )
     directories = sorted(results.glob("exp_*")) if results.exists() else []
     return code, directories[-1] if directories else None
 

@@ -146,8 +146,11 @@ def billed_empty(shape: str, cost: float | None = None) -> Reply:
         usage = answer["usage"]
         usage["completion_tokens"] = body.get("max_tokens", 100) if isinstance(body, dict) else 100
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        usage["cost"] = cost if cost is not None else server.price(
-            answer["model"], usage["prompt_tokens"], usage["completion_tokens"])
+        usage["cost"] = (
+            cost
+            if cost is not None
+            else server.price(answer["model"], usage["prompt_tokens"], usage["completion_tokens"])
+        )
         return answer
 
     return Reply(patch=patch)
@@ -231,9 +234,7 @@ def window(seconds: float, reply: Reply) -> Rule:
 
 
 class StubServer:
-    def __init__(
-        self, *, latency_s: float = 0.0, prices: Mapping[str, Price] = DEFAULT_PRICES
-    ) -> None:
+    def __init__(self, *, latency_s: float = 0.0, prices: Mapping[str, Price] = DEFAULT_PRICES) -> None:
         self.latency_s = latency_s
         self.prices = dict(prices)
         self.script: deque[Reply] = deque()
@@ -356,8 +357,7 @@ class StubServer:
             phrase = http.HTTPStatus(reply.status).phrase
         except ValueError:
             phrase = "Unknown"
-        head = [f"HTTP/1.1 {reply.status} {phrase}", "Content-Type: application/json",
-                f"Content-Length: {len(data)}"]
+        head = [f"HTTP/1.1 {reply.status} {phrase}", "Content-Type: application/json", f"Content-Length: {len(data)}"]
         head += [f"{name}: {value}" for name, value in reply.headers.items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         if reply.trickle_s:
@@ -401,9 +401,7 @@ class StubServer:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            ],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,

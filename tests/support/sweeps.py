@@ -27,8 +27,9 @@ def reply(request) -> str:
 
 
 def plan(tmp_path: Path, conditions: str = "baseline,identity", seeds: int = 3, **overrides):
-    return plan_sweep(None, {**BASE, "seed": 40, "results_dir": str(tmp_path / "results"), **overrides},
-                      conditions, seeds, env={})
+    return plan_sweep(
+        None, {**BASE, "seed": 40, "results_dir": str(tmp_path / "results"), **overrides}, conditions, seeds, env={}
+    )
 
 
 async def sweep(the_plan, provider=lambda: FakeProvider(reply), **options):

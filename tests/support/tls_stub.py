@@ -35,8 +35,7 @@ class TLSStub:
 
         def run() -> None:
             asyncio.set_event_loop(loop)
-            server = loop.run_until_complete(
-                asyncio.start_server(self._pipe, "127.0.0.1", 0, ssl=self.context))
+            server = loop.run_until_complete(asyncio.start_server(self._pipe, "127.0.0.1", 0, ssl=self.context))
             self.port = server.sockets[0].getsockname()[1]
             ready.set()
             loop.run_forever()
@@ -81,8 +80,9 @@ class TLSStub:
             finally:
                 writer.close()
 
-        await asyncio.gather(copy(client_reader, plain_writer), copy(plain_reader, client_writer),
-                             return_exceptions=True)
+        await asyncio.gather(
+            copy(client_reader, plain_writer), copy(plain_reader, client_writer), return_exceptions=True
+        )
 
 
 def main() -> None:

@@ -41,17 +41,26 @@ def run(name: str, stamp: str, abort_after: int | None = None, **overrides: obje
     control = RunControl()
     observer = AbortAfter(control, abort_after) if abort_after else None
     with mock.patch.object(runner, "now_iso", lambda: stamp):
-        anyio.run(lambda: runner.run_experiment(
-            config, provider=SimulatedProvider(seed=config.seed or 0), observer=observer,
-            control=control, store=ExperimentStore(directory)))
+        anyio.run(
+            lambda: runner.run_experiment(
+                config,
+                provider=SimulatedProvider(seed=config.seed or 0),
+                observer=observer,
+                control=control,
+                store=ExperimentStore(directory),
+            )
+        )
     return directory
 
 
 def main() -> None:
     shutil.rmtree(RESULTS, ignore_errors=True)
     RESULTS.mkdir(parents=True)
-    run("exp_20250101_090000", "2025-01-01T09:00:00.000+00:00",
-        population=[{"kind": "llm", "count": 3}, {"kind": "scripted", "strategy": "tit_for_tat", "count": 1}])
+    run(
+        "exp_20250101_090000",
+        "2025-01-01T09:00:00.000+00:00",
+        population=[{"kind": "llm", "count": 3}, {"kind": "scripted", "strategy": "tit_for_tat", "count": 1}],
+    )
     run("exp_20250102_093000", "2025-01-02T09:30:00.000+00:00", abort_after=2, condition="baseline")
 
     # The process died after round 1: no result file, later rounds missing, manifest says running.
@@ -66,7 +75,7 @@ def main() -> None:
     # Corrupt: a manifest cut off mid-write by something that did not write atomically.
     corrupt = run("exp_20250104_110000", "2025-01-04T11:00:00.000+00:00")
     (corrupt / "manifest.json").write_bytes((corrupt / "manifest.json").read_bytes()[:200])
-    (corrupt / "rounds" / "games_r2.json").write_text("[{\"game_id\": ")
+    (corrupt / "rounds" / "games_r2.json").write_text('[{"game_id": ')
 
 
 if __name__ == "__main__":

@@ -25,8 +25,7 @@ FIXTURE_RESULTS = Path(__file__).resolve().parent.parent / "fixtures" / "results
 SIZE = (120, 40)
 
 
-async def wait_until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 15.0,
-                     settle: int = 1) -> None:
+async def wait_until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 15.0, settle: int = 1) -> None:
     """Until `predicate` holds `settle` checks in a row (10 ms apart), or fail at `timeout`."""
     deadline = time.monotonic() + timeout
     held = 0
@@ -65,8 +64,15 @@ def static_text(app: AcausalApp, selector: str) -> str:
 def screen_text(app: AcausalApp) -> str:
     """The current screen as plain text, as a terminal would show it."""
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), record=True,
-                      color_system=None, force_terminal=True, legacy_windows=False)
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        record=True,
+        color_system=None,
+        force_terminal=True,
+        legacy_windows=False,
+    )
     console.print(app.screen._compositor.render_update(full=True))
     return console.export_text()
 
@@ -78,8 +84,7 @@ class HeldProvider:
     name = "simulated"
     simulated = True
 
-    def __init__(self, seed: int, hold_from: int, inner: SimulatedProvider | None = None,
-                 kind: str = "") -> None:
+    def __init__(self, seed: int, hold_from: int, inner: SimulatedProvider | None = None, kind: str = "") -> None:
         """`kind`: hold only the calls whose key starts with it (e.g. "decision")."""
         self.inner = inner or SimulatedProvider(seed=seed)
         self.hold_from = hold_from
@@ -176,10 +181,17 @@ def opened(monkeypatch) -> list[AcausalApp]:
 
 def make_summary(round: int, duration_s: float = 1.0, cooperation: float = 0.5) -> RoundSummary:
     return RoundSummary(
-        round=round, cooperation_rate=cooperation, mutual_cooperation_rate=cooperation / 2,
-        average_score=2.0, score_variance=0.0, score_distribution=Distribution(min=1, max=3, avg=2),
-        power_distribution=PowerDistribution(mean=100, std=0, min=100, max=100), anonymized_games=[],
-        strategy_similarity=None, fallback_decisions=0, duration_s=duration_s,
+        round=round,
+        cooperation_rate=cooperation,
+        mutual_cooperation_rate=cooperation / 2,
+        average_score=2.0,
+        score_variance=0.0,
+        score_distribution=Distribution(min=1, max=3, avg=2),
+        power_distribution=PowerDistribution(mean=100, std=0, min=100, max=100),
+        anonymized_games=[],
+        strategy_similarity=None,
+        fallback_decisions=0,
+        duration_s=duration_s,
     )
 
 

@@ -19,8 +19,9 @@ START = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
 
 
 def config(results: Path):
-    return with_seed(load_config(None, {"seed": 42, "results_dir": str(results),
-                                        "provider": {"name": "simulated"}}, env={}))
+    return with_seed(
+        load_config(None, {"seed": 42, "results_dir": str(results), "provider": {"name": "simulated"}}, env={})
+    )
 
 
 async def run_screens(results: Path) -> None:

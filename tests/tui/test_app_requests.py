@@ -45,8 +45,10 @@ async def browse_while_running(pilot, held: HeldProvider) -> BrowserScreen:
     """From a run held mid-round, b: the browser over the run's results directory."""
     await wait_until(pilot, lambda: held.held > 0)
     await pilot.press("b")
-    await wait_until(pilot, lambda: isinstance(pilot.app.screen, BrowserScreen)
-                     and pilot.app.screen.query_one(DataTable).row_count > 0)
+    await wait_until(
+        pilot,
+        lambda: isinstance(pilot.app.screen, BrowserScreen) and pilot.app.screen.query_one(DataTable).row_count > 0,
+    )
     return pilot.app.screen
 
 

@@ -92,8 +92,13 @@ async def test_directory_and_condition_names_with_markup_are_shown_literally(tmp
 def sweep_dir(tmp_path_factory) -> Path:
     """A finished 2-condition sweep (simulated), to copy and spoil."""
     base = tmp_path_factory.mktemp("sweep")
-    plan = plan_sweep(None, {"agents": 3, "rounds": 2, "seed": 7, "provider": {"name": "simulated"},
-                             "results_dir": str(base)}, "baseline,identity", 2, env={})
+    plan = plan_sweep(
+        None,
+        {"agents": 3, "rounds": 2, "seed": 7, "provider": {"name": "simulated"}, "results_dir": str(base)},
+        "baseline,identity",
+        2,
+        env={},
+    )
     providers = [SimulatedProvider(seed=config.seed or 0) for _, config in plan.runs()]
     _, directory = anyio.run(lambda: run_sweep(plan, providers))
     return directory
@@ -103,10 +108,13 @@ async def test_bad_sweep_files_are_listed_as_unreadable_and_the_rest_still_shown
     results = tmp_path / "results"
     for name in ("sweep_20250101_000000", "sweep_20250102_000000", "sweep_20250103_000000"):
         shutil.copytree(sweep_dir, results / name)
-    edit_json(results / "sweep_20250103_000000" / SWEEP_FILE,
-              lambda s: s["summary"][0]["metrics"].pop("overall_cooperation_rate"))
-    edit_json(results / "sweep_20250102_000000" / SWEEP_FILE,
-              lambda s: s["differences"][0].update(cooperation_per_round=[]))
+    edit_json(
+        results / "sweep_20250103_000000" / SWEEP_FILE,
+        lambda s: s["summary"][0]["metrics"].pop("overall_cooperation_rate"),
+    )
+    edit_json(
+        results / "sweep_20250102_000000" / SWEEP_FILE, lambda s: s["differences"][0].update(cooperation_per_round=[])
+    )
     app = AcausalApp(results_dir=results)
     async with app.run_test(size=SIZE) as pilot:
         table = await open_browser(pilot)

@@ -17,8 +17,12 @@ async def test_every_experiment_is_listed_newest_first_even_broken_ones(notifica
     app = AcausalApp(results_dir=FIXTURE_RESULTS)
     async with app.run_test(size=SIZE) as pilot:
         table = await open_browser(pilot)
-        assert cells(table, 0) == ["exp_20250104_110000", "exp_20250103_100000", "exp_20250102_093000",
-                                   "exp_20250101_090000"]
+        assert cells(table, 0) == [
+            "exp_20250104_110000",
+            "exp_20250103_100000",
+            "exp_20250102_093000",
+            "exp_20250101_090000",
+        ]
         assert cells(table, 2) == ["unreadable", "interrupted", "aborted", "completed"]
         assert cells(table, 3) == ["—", "1/3", "2/3", "3/3"]
         assert "manifest.json" in cells(table, 9)[0]

@@ -43,12 +43,12 @@ def test_the_run_writes_the_index_each_round_and_at_the_end(make_config):
     store = ExperimentStore(new_experiment_dir(Path(config.results_dir), utc_now()))
     watcher = IndexAfterEachRound()
     try:
-        result = anyio.run(lambda: run_experiment(config, provider=SimulatedProvider(seed=7),
-                                                  observer=watcher, store=store))
+        result = anyio.run(
+            lambda: run_experiment(config, provider=SimulatedProvider(seed=7), observer=watcher, store=store)
+        )
     finally:
         store.close()
-    assert [(e.status, e.rounds_done) for e in watcher.seen] == [("running", 1), ("running", 2),
-                                                                 ("running", 3)]
+    assert [(e.status, e.rounds_done) for e in watcher.seen] == [("running", 1), ("running", 2), ("running", 3)]
     final = read_json(store.directory / INDEX_FILE, IndexEntry)
     assert (final.status, final.rounds_done, final.rounds, final.agents) == ("completed", 3, 3, 3)
     assert final.cooperation == result.acausal_indicators.overall_cooperation_rate
@@ -87,8 +87,13 @@ async def test_filter_sort_and_sweeps_grouped(tmp_path):
     results = tmp_path / "results"
     for name in ("exp_20250101_090000", "exp_20250102_093000", "exp_20250103_100000"):
         shutil.copytree(FIXTURE_RESULTS / name, results / name)
-    plan = plan_sweep(None, {"agents": 2, "rounds": 1, "seed": 5, "provider": {"name": "simulated"},
-                             "results_dir": str(results)}, "baseline,identity", 1, env={})
+    plan = plan_sweep(
+        None,
+        {"agents": 2, "rounds": 1, "seed": 5, "provider": {"name": "simulated"}, "results_dir": str(results)},
+        "baseline,identity",
+        1,
+        env={},
+    )
     providers = [SimulatedProvider(seed=c.seed or 0) for _, c in plan.runs()]
     _, sweep = await run_sweep(plan, providers)
     app = AcausalApp(results_dir=results)

@@ -11,8 +11,21 @@ from tests.tui.conftest import FIXTURE_RESULTS
 
 @pytest.mark.parametrize("command", [[], ["run"]])
 def test_run_without_headless_opens_the_app_and_starts_at_once(opened, tmp_path, capsys, command):
-    code = main([*command, "--agents", "3", "--rounds", "2", "--seed", "5", "--provider", "simulated",
-                 "--results-dir", str(tmp_path)])
+    code = main(
+        [
+            *command,
+            "--agents",
+            "3",
+            "--rounds",
+            "2",
+            "--seed",
+            "5",
+            "--provider",
+            "simulated",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     (app,) = opened
     assert app.status == "completed"

@@ -31,7 +31,11 @@ async def test_compare_view_shows_conditions_side_by_side(tmp_path):
         metrics = screen.query_one("#compare-metrics")
         assert metrics.row_count == len(INTERVAL_METRICS) + 1  # and convergence as k of n
         assert [str(c.label) for c in metrics.columns.values()] == [
-            "metric", "baseline (n=3)", "identity (n=3)", "identity − baseline"]
+            "metric",
+            "baseline (n=3)",
+            "identity (n=3)",
+            "identity − baseline",
+        ]
         overall = metrics.get_row_at(INTERVAL_METRICS.index("overall_cooperation_rate"))
         assert str(overall[2]).startswith("100.0%") and str(overall[3]).startswith("+")
         assert screen.query_one("#compare-rounds").row_count == 3

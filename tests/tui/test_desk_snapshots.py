@@ -28,8 +28,7 @@ def one_run(tmp_path, monkeypatch) -> Path:
     """results/exp_20250101_120000: 3 agents x 1 round, its call log's latencies zeroed."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
-    config = load_config(None, {"agents": 3, "rounds": 1, "seed": 4, "provider": {"name": "simulated"}},
-                         env={})
+    config = load_config(None, {"agents": 3, "rounds": 1, "seed": 4, "provider": {"name": "simulated"}}, env={})
     store = ExperimentStore(Path("results") / "exp_20250101_120000")
     try:
         anyio.run(lambda: run_experiment(config, provider=SimulatedProvider(seed=4), store=store))

@@ -47,12 +47,15 @@ def fill(form: NewRunScreen, **values: str) -> None:
         widget.value = value
 
 
-@pytest.mark.parametrize(("field", "value", "flags"), [  # every flag's message: tests/test_config_errors.py
-    ("agents", "x", ("--agents", "x")),  # the flag parser's
-    ("agents", "1", ("--agents", "1")),  # the validator's
-    ("history", "last:0", None),  # a switch, not a flag
-    ("provider", "openrouter", ("--provider", "openrouter")),  # no API key: found when it starts
-])
+@pytest.mark.parametrize(
+    ("field", "value", "flags"),
+    [  # every flag's message: tests/test_config_errors.py
+        ("agents", "x", ("--agents", "x")),  # the flag parser's
+        ("agents", "1", ("--agents", "1")),  # the validator's
+        ("history", "last:0", None),  # a switch, not a flag
+        ("provider", "openrouter", ("--provider", "openrouter")),  # no API key: found when it starts
+    ],
+)
 async def test_a_bad_value_shows_the_clis_message(tmp_path, monkeypatch, field, value, flags):
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     results = tmp_path / "results"
@@ -64,8 +67,11 @@ async def test_a_bad_value_shows_the_clis_message(tmp_path, monkeypatch, field, 
         await pilot.pause()
         shown = str(form.query_one("#form-error", Static).render())
         # in a thread: the CLI runs its own event loop
-        expected = (await asyncio.to_thread(cli_error, *flags, "--results-dir", str(results)) if flags
-                    else "switches.history: 'last:0' is not full, none or last:K with K >= 1")
+        expected = (
+            await asyncio.to_thread(cli_error, *flags, "--results-dir", str(results))
+            if flags
+            else "switches.history: 'last:0' is not full, none or last:K with K >= 1"
+        )
         assert shown == expected
         assert isinstance(app.screen, NewRunScreen)  # nothing started
     assert not results.exists() or not any(results.glob("exp_*"))
@@ -84,7 +90,10 @@ async def test_start_an_experiment_from_the_form_and_see_it_finish(tmp_path, mon
         assert app.status == "completed"
         manifest = json.loads((Path(app.directory) / "manifest.json").read_text())
         assert (manifest["seed"], manifest["condition"]["name"], manifest["condition"]["labels"]) == (
-            11, "baseline", "shuffled")
+            11,
+            "baseline",
+            "shuffled",
+        )
         assert len(manifest["agents"]) == 3 and manifest["config"]["rounds"] == 2
     state = json.loads((results / STATE_FILE).read_text())
     assert state["agents"] == "3" and state["condition"] == "baseline"
@@ -108,7 +117,8 @@ async def test_start_a_sweep_from_the_form(tmp_path, monkeypatch):
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert "--conditions: nonsense: condition: unknown condition 'nonsense'" in str(
-            form.query_one("#form-error", Static).render())
+            form.query_one("#form-error", Static).render()
+        )
         fill(form, conditions="baseline,identity")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, SweepScreen))

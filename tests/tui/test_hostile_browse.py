@@ -62,11 +62,18 @@ def test_browse_of_every_hostile_directory_at_once(aborted_experiment, tmp_path)
         (tmp_path / case / "results" / aborted_experiment.name).rename(tmp_path / "results" / f"exp_{case}")
     weird = os.fsencode(tmp_path / "results") + b"/exp_\x1b[2J\xff\xe2\x80\xae"
     os.rename(tmp_path / "results" / "exp_manifest_fifo", weird)
-    proc = subprocess.run([sys.executable, "-c", BROWSE, str(tmp_path / "results")], capture_output=True,
-                          text=True, errors="surrogateescape", timeout=TIMEOUT_S * 3, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", BROWSE, str(tmp_path / "results")],
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+        timeout=TIMEOUT_S * 3,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert f"rows {len(CASES)}" in proc.stdout, proc.stdout
     assert proc.stdout.count("screen ") == len(CASES)
     assert not RAW_CONTROL.search(proc.stdout.replace("\n", "")), repr(proc.stdout)
     assert "note exp_\\x1b[2J\ufffd<U+202E> is unreadable manifest.json is not a regular file" in proc.stdout, (
-        proc.stdout)
+        proc.stdout
+    )

@@ -40,8 +40,14 @@ async def test_browser_commands(results):
         await settle(pilot)
         names = [name for name, _, _ in desk_commands(app, app.screen)]
         audit = ["Audit the selected"] if audit_available() else []  # once `audit` is merged
-        assert names == ["New experiment", "New sweep", "Export the selected to CSV",
-                         "Copy the results path", *audit, "Switch theme"]  # completed: nothing to resume
+        assert names == [
+            "New experiment",
+            "New sweep",
+            "Export the selected to CSV",
+            "Copy the results path",
+            *audit,
+            "Switch theme",
+        ]  # completed: nothing to resume
 
         copied: list[str] = []
         app.copy_to_clipboard = copied.append

@@ -39,11 +39,15 @@ def fixed_run(make_config, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
     def make(hold_from: int = 99) -> tuple[AcausalApp, HeldProvider]:
-        config = make_config(agents=6, rounds=8, seed=3, results_dir="results",
-                             provider={"name": "simulated", "max_concurrency": CONCURRENCY})
+        config = make_config(
+            agents=6,
+            rounds=8,
+            seed=3,
+            results_dir="results",
+            provider={"name": "simulated", "max_concurrency": CONCURRENCY},
+        )
         held = HeldProvider(seed=3, hold_from=hold_from, kind="decision")
-        app = AcausalApp(run=experiment_runner(config, held, now=lambda: START),
-                         results_dir=Path("results"))
+        app = AcausalApp(run=experiment_runner(config, held, now=lambda: START), results_dir=Path("results"))
         return app, held
 
     return make
@@ -62,9 +66,15 @@ async def settle_mid_run(pilot, held: HeldProvider) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("keys", [pytest.param((), id="mid_run"), pytest.param(("p",), id="paused"),
-                                  pytest.param(("a",), id="abort_dialog"),
-                                  pytest.param(("question_mark",), id="help")])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pytest.param((), id="mid_run"),
+        pytest.param(("p",), id="paused"),
+        pytest.param(("a",), id="abort_dialog"),
+        pytest.param(("question_mark",), id="help"),
+    ],
+)
 def test_run_screen(snap_compare, fixed_run, size, keys):
     app, held = fixed_run(hold_from=4)
 
@@ -124,8 +134,7 @@ def fixed_sweep(monkeypatch, tmp_path):
     monkeypatch.setattr(sweep, "now_iso", lambda: START.isoformat())
     monkeypatch.setattr(runner, "utc_now", lambda: START)
     monkeypatch.chdir(tmp_path)
-    settings = {"agents": 3, "rounds": 3, "seed": 7, "provider": {"name": "simulated"},
-                "results_dir": "results"}
+    settings = {"agents": 3, "rounds": 3, "seed": 7, "provider": {"name": "simulated"}, "results_dir": "results"}
     plan = plan_sweep(None, settings, "baseline,identity", 3, env={})
     return AcausalApp(sweep=sweep_runner(plan, None), results_dir=Path("results"))
 

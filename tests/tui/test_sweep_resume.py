@@ -28,7 +28,9 @@ async def test_the_sweep_screen_finishes_a_resumed_sweep(tmp_path):
 
     plan = plan_resume(directory)
     assert [(run.directory, resume) for run, _, resume in plan.todo] == [
-        ("exp_baseline_s8", False), ("exp_identity_s8", False)]
+        ("exp_baseline_s8", False),
+        ("exp_identity_s8", False),
+    ]
     providers = [make_provider(config) for _, config, _ in plan.todo]
 
     async def run(observer, control):
@@ -45,4 +47,3 @@ async def test_the_sweep_screen_finishes_a_resumed_sweep(tmp_path):
         assert {str(table.get_row(key)[2]) for key in table.rows} == {"completed"}
     resumed = read_json(directory / SWEEP_FILE, SweepResult)
     assert resumed.summary == whole.summary and resumed.differences == whole.differences
-

@@ -33,8 +33,14 @@ def sweep_app(tmp_path):
     makes each experiment's provider from its config (default: the config's own)."""
 
     def make(provider=None, conditions: str = "baseline,identity", seeds: int = 2, **overrides) -> AcausalApp:
-        settings = {"agents": 3, "rounds": 2, "seed": 7, "provider": {"name": "simulated"},
-                    "results_dir": str(tmp_path / "results"), **overrides}
+        settings = {
+            "agents": 3,
+            "rounds": 2,
+            "seed": 7,
+            "provider": {"name": "simulated"},
+            "results_dir": str(tmp_path / "results"),
+            **overrides,
+        }
         plan = plan_sweep(None, settings, conditions, seeds, env={})
         providers = [provider(config) for _, config in plan.runs()] if provider else None
         return AcausalApp(sweep=sweep_runner(plan, providers), results_dir=tmp_path / "results")
@@ -83,7 +89,11 @@ async def test_a_sweep_starts_at_once_and_ends_with_its_summary(sweep_app):
         metrics = screen.query_one("#sweep-metrics", DataTable)
         assert metrics.row_count == len(METRICS)
         assert [str(c.label) for c in metrics.columns.values()] == [
-            "metric", "baseline (n=2)", "identity (n=2)", "identity − baseline"]
+            "metric",
+            "baseline (n=2)",
+            "identity (n=2)",
+            "identity − baseline",
+        ]
         # c opens the full comparison view; esc comes back; the app stays open until q.
         await pilot.press("c")
         assert isinstance(app.screen, CompareScreen)
@@ -236,8 +246,25 @@ def test_labels_are_shown_literally():
 
 
 def test_sweep_without_headless_opens_the_app_and_starts_at_once(opened, tmp_path, capsys):
-    code = main(["sweep", "--conditions", "baseline,identity", "--seeds", "2", "--agents", "3",
-                 "--rounds", "2", "--seed", "5", "--provider", "simulated", "--results-dir", str(tmp_path)])
+    code = main(
+        [
+            "sweep",
+            "--conditions",
+            "baseline,identity",
+            "--seeds",
+            "2",
+            "--agents",
+            "3",
+            "--rounds",
+            "2",
+            "--seed",
+            "5",
+            "--provider",
+            "simulated",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     (app,) = opened
     assert app.sweep_fn is not None and app.status == "completed"

@@ -103,7 +103,7 @@ def test_a_signal_to_the_tui_aborts_cleanly_and_restores_the_terminal(tmp_path, 
     assert 1 <= result.total_rounds < 40
     assert_files_valid(directory)
     assert not (directory / LOCK_NAME).exists()
-    tail = bytes(output[output.rfind(b"\x1b[?1049h"):])
+    tail = bytes(output[output.rfind(b"\x1b[?1049h") :])
     assert LEAVE_ALT_SCREEN in tail and MOUSE_OFF in tail  # the terminal is given back
     assert b"Traceback" not in output
 
@@ -112,11 +112,17 @@ def test_without_a_terminal_the_app_refuses_in_one_line(tmp_path):
     results = tmp_path / "results"
     config = write_config(tmp_path / "config.toml", results)
     for args in (["--config", str(config)], ["browse", "--results-dir", str(tmp_path)]):
-        done = subprocess.run([sys.executable, "-m", "acausal_tui", *args], cwd=ROOT,
-                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "acausal_tui", *args],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+        )
         assert done.returncode == 2
         assert done.stdout == b""  # no escape codes
         assert done.stderr.decode().splitlines() == [
             "acausal-tui: error: the TUI needs a terminal (stdin and stdout are not one); "
-            "use --headless for a run without it"]
+            "use --headless for a run without it"
+        ]
     assert not results.exists()  # nothing written

@@ -32,8 +32,20 @@ def warned(monkeypatch) -> list[str]:
 def flags(tmp_path: Path, server: stub.StubServer) -> list[str]:
     config = tmp_path / "config.toml"
     config.write_text(f'[provider]\nname = "openrouter"\nbase_url = "{server.base_url}"\n')
-    return ["--config", str(config), "--provider", "openai", "--sub-model", UNPRICED, "--agents", "2",
-            "--seed", "3", "--results-dir", str(tmp_path / "results")]
+    return [
+        "--config",
+        str(config),
+        "--provider",
+        "openai",
+        "--sub-model",
+        UNPRICED,
+        "--agents",
+        "2",
+        "--seed",
+        "3",
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
 
 
 def logged(directory: Path) -> list[str]:
@@ -50,8 +62,12 @@ def test_a_run_warns_in_the_app(opened, warned, tmp_path):
 
 def test_a_resumed_run_warns_in_the_app(opened, warned, make_config, tmp_path):
     with stub.StubServer() as server:
-        config = make_config(agents=2, rounds=2, models={"sub": UNPRICED}, provider={
-            "name": "openai", "base_url": server.base_url, "api_key_env": "OPENROUTER_API_KEY"})
+        config = make_config(
+            agents=2,
+            rounds=2,
+            models={"sub": UNPRICED},
+            provider={"name": "openai", "base_url": server.base_url, "api_key_env": "OPENROUTER_API_KEY"},
+        )
         control = RunControl()
 
         class StopAfterRound1:
@@ -60,8 +76,9 @@ def test_a_resumed_run_warns_in_the_app(opened, warned, make_config, tmp_path):
                     control.abort()
 
         provider = make_provider(config, on_unknown_price=lambda model: None)
-        result = anyio.run(lambda: run_experiment(config, provider=provider, observer=StopAfterRound1(),
-                                                  control=control))
+        result = anyio.run(
+            lambda: run_experiment(config, provider=provider, observer=StopAfterRound1(), control=control)
+        )
         assert result.status == "aborted" and warned == []
         (directory,) = Path(config.results_dir).glob("exp_*")
         assert main(["resume", str(directory)]) == 0
@@ -71,8 +88,9 @@ def test_a_resumed_run_warns_in_the_app(opened, warned, make_config, tmp_path):
 
 def test_a_sweep_warns_once_in_the_app(opened, warned, tmp_path):
     with stub.StubServer() as server:
-        assert main(["sweep", *flags(tmp_path, server), "--rounds", "1", "--conditions", "baseline",
-                     "--seeds", "2"]) == 0
+        assert (
+            main(["sweep", *flags(tmp_path, server), "--rounds", "1", "--conditions", "baseline", "--seeds", "2"]) == 0
+        )
     assert warned == [WARNING]
     logs = sorted((tmp_path / "results").rglob("experiment_errors.log"))
     assert [logged(log.parent) for log in logs] == [[UNPRICED], [UNPRICED]]
