@@ -1,9 +1,9 @@
 """The live run screen: the engine runs as the screen's worker (see EngineScreen); its
 events are folded into a RunView and shown at most 10 times a second."""
 
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -18,7 +18,9 @@ from acausal_tui.screens.engine_screen import (
     ERROR_LINES,
     EngineScreen,
     EventBuffer,
+    collect_frozen,
     control_bindings,
+    freeze_survivors,
 )
 from acausal_tui.screens.transcript import GamePicker
 from acausal_tui.widgets.agents import AgentsTable
@@ -48,6 +50,7 @@ from engine.validity import validity_line
 
 RunFn = Callable[[Observer, RunControl], Awaitable[ExperimentResult]]
 FEED_LINES = 100  # more than a terminal shows
+FEED_PAINT_S = 0.25  # the feed is repainted at most 4 times a second
 NARROW = 110  # columns below which the panes drop their extras (an 80-column terminal)
 SHORT = 36  # rows below which the error log and the chart shrink (a 24-row terminal)
 MOVE_STYLE = {"COOPERATE": "green", "DEFECT": "red"}
@@ -228,7 +231,6 @@ class RunScreen(EngineScreen):
         super().__init__(run, RunControl(), RunView())
         self.results_dir = results_dir
         self.reveal = False  # real ids beside the labels in the feed (SPEC §4 allows it)
-        self.recent: deque[GameFinished | RoundSummarised] = deque(maxlen=FEED_LINES)
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-header")
@@ -242,7 +244,7 @@ class RunScreen(EngineScreen):
             yield Static(id="stats", classes="panel")
             yield CoopChart(id="chart")
         with Horizontal(id="middle-row"):
-            yield Tail(FEED_LINES, id="feed", classes="panel")
+            yield Tail(FEED_LINES, feed_line, min_interval=FEED_PAINT_S, id="feed", classes="panel")
             yield AgentsTable(id="agents", classes="panel")
             with VerticalScroll(id="final", classes="panel"):
                 yield Static(id="final-text")
@@ -276,7 +278,7 @@ class RunScreen(EngineScreen):
     def flush(self) -> None:
         """Fold the buffered events into the view and redraw what changed."""
         events = self.buffer.drain()
-        feed: list[GameFinished | RoundSummarised] = []  # made into lines below, the last ones only
+        feed: list[GameFinished | RoundSummarised] = []  # made into lines when they are drawn
         errors: list[Text] = []
         pane = self.query_one(StrategyPane)
         for event in events:
@@ -290,6 +292,7 @@ class RunScreen(EngineScreen):
                 errors += [Text("warning ", style="bold yellow") + literal(w) for w in event.manifest.warnings]
             elif isinstance(event, RoundStarted):
                 pane.start_round(event.round)
+                freeze_survivors()
             elif isinstance(event, StrategyCollected):
                 pane.add(event.record)
             elif isinstance(event, GameFinished | RoundSummarised):
@@ -300,17 +303,16 @@ class RunScreen(EngineScreen):
                 pane.keep_rounds(event.result.total_rounds)
                 self.finished(event.result)
         self.query_one(AgentsTable).apply(events)
-        self.recent.extend(feed)
         pane.show(force=self.view.result is not None)
         if feed:
-            self.query_one(Tail).write(feed_line(event, self.reveal) for event in feed[-FEED_LINES:])
+            self.query_one(Tail).write(feed[-FEED_LINES:])
         if errors:
             self.query_one("#errors", RichLog).write(Text("\n").join(errors[-ERROR_LINES:]), expand=True)
         self.redraw()
 
     def redraw(self) -> None:
         view = self.view
-        self.set_text("run-header", header_text(view.manifest), layout=True)
+        self.set_text("run-header", header_text(view.manifest))
         self.set_text("round-label", Text(f"Round {view.round}/{view.total_rounds or '?'}"))
         bar = self.query_one(ProgressBar)
         if view.total_rounds and (bar.total != view.total_rounds or bar.progress != view.progress()):
@@ -356,6 +358,7 @@ class RunScreen(EngineScreen):
         return text
 
     def finished(self, result: ExperimentResult) -> None:
+        self.call_after_refresh(collect_frozen)  # once the result is on screen
         self.add_class("finished")
         self.refresh_bindings()
         self.query_one("#feed").display = False
@@ -385,7 +388,7 @@ class RunScreen(EngineScreen):
 
     def action_games(self) -> None:
         """The feed's recent games in a list: enter opens one's transcript."""
-        games = [(e.game, e.label1, e.label2) for e in self.recent if isinstance(e, GameFinished)]
+        games = [(e.game, e.label1, e.label2) for e in self.query_one(Tail).items if isinstance(e, GameFinished)]
         if self.view.directory is not None and games:
             self.app.push_screen(GamePicker(self.view.directory, games, self.reveal))
 
@@ -399,9 +402,7 @@ class RunScreen(EngineScreen):
 
     def action_reveal_ids(self) -> None:
         self.reveal = not self.reveal
-        tail = self.query_one(Tail)
-        tail.lines.clear()
-        tail.write(feed_line(event, self.reveal) for event in self.recent)
+        self.query_one(Tail).redraw(partial(feed_line, reveal=self.reveal))
 
 
 def plural(count: int, word: str) -> str:
