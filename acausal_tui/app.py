@@ -76,7 +76,7 @@ class AcausalApp(App[None]):
     # beside it. Listed here, not in each screen's CSS_PATH: Textual never reads the CSS_PATH
     # of the screen an app opens on (its default screen).
     CSS_PATH = ["app.tcss", *(f"screens/{name}.tcss" for name in
-                              ("browser", "compare", "experiment", "new_run", "sweep", "transcript"))]
+                              ("browser", "compare", "experiment", "new_run", "run", "sweep", "transcript"))]
     TITLE = "acausal-tui"
     COMMANDS = App.COMMANDS | {DeskCommands}
     BINDINGS = [

@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
@@ -74,6 +75,9 @@ class EngineScreen(Screen):
     WORKER_NAME = "engine"
     ABORT_QUESTION = ""
     ABORT_YES = "Abort"
+    # What the footer's Pause / Resume / Abort follow: running, paused, aborting or over.
+    # Setting it redraws the bindings (check_action reads it).
+    engine_state: reactive[str] = reactive("running", bindings=True)
 
     def __init__(self, engine_fn: Callable[[Any, Any], Awaitable[Any]], control: Any, view: Any) -> None:
         super().__init__()
@@ -170,7 +174,7 @@ class EngineScreen(Screen):
             self.failure = f"{type(error).__name__}: {error}"
             self.log_errors(literal(f"error  {self.failure}", style="bold red"))
             self.redraw()
-        self.refresh_bindings()
+        self.engine_state = "over"
         if self.exit_when_done:
             self.app.exit()
 
@@ -178,6 +182,7 @@ class EngineScreen(Screen):
         """Abort (partial results are saved) and leave once the worker is done."""
         self.exit_when_done = True
         self.control.abort("aborted by the user (quit)")
+        self.engine_state = "aborting" if self.running else "over"
         if not self.running:
             self.app.exit()
 
@@ -185,28 +190,28 @@ class EngineScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "pause":
-            return self.running and not self.control.paused and not self.control.aborted
+            return self.engine_state == "running"
         if action == "resume":
-            return self.running and self.control.paused
+            return self.engine_state == "paused"
         if action == "abort":
-            return self.running and not self.control.aborted
+            return self.engine_state in ("running", "paused")
         return True
 
     def action_pause(self) -> None:
         self.control.pause()
-        self.refresh_bindings()
+        self.engine_state = "paused"
         self.redraw()
 
     def action_resume(self) -> None:
         self.control.resume()
-        self.refresh_bindings()
+        self.engine_state = "running"
         self.redraw()
 
     def action_abort(self) -> None:
         def confirmed(yes: bool | None) -> None:
             if yes and self.running:
                 self.control.abort()
-                self.refresh_bindings()
+                self.engine_state = "aborting"
                 self.redraw()
 
         self.app.push_screen(ConfirmScreen(self.ABORT_QUESTION, yes=self.ABORT_YES, no="Keep running"),

@@ -12,7 +12,8 @@ from textual.widgets import OptionList
 from acausal_tui.app import AcausalApp, experiment_runner
 from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.experiment import ExperimentScreen
-from acausal_tui.screens.run import RunScreen, feed_line
+from acausal_tui.screens.run import RunScreen
+from acausal_tui.screens.run_text import feed_line
 from acausal_tui.widgets.strategy import StrategyPane
 from acausal_tui.widgets.tail import Tail
 from engine.events import Event, GameFinished, RoundSummarised

@@ -7,7 +7,8 @@ from textual.widgets import RichLog, Static
 
 from acausal_tui.app import AcausalApp
 from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen
-from acausal_tui.screens.run import RunScreen, RunView
+from acausal_tui.screens.run import RunScreen
+from acausal_tui.screens.run_view import RunView
 from acausal_tui.widgets.tail import Tail
 from engine.events import RoundSummarised
 from engine.models import CallRecord, ExperimentResult, Manifest
