@@ -140,7 +140,8 @@ class EngineScreen(Screen):
         shown = self._shown.get(widget_id)
         if shown != text.markup:
             widget = self.query_one(f"#{widget_id}", Static)
-            sized_by_text = any(size is not None and size.is_auto for size in (widget.styles.width, widget.styles.height))
+            sizes = (widget.styles.width, widget.styles.height)
+            sized_by_text = any(size is not None and size.is_auto for size in sizes)
             layout = layout or shown is None or (sized_by_text and len(shown) != len(text.markup))
             self._shown[widget_id] = text.markup
             widget.update(text, layout=layout)

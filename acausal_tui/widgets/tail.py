@@ -1,8 +1,9 @@
 """A line-capped live feed that shows its newest items, oldest at the top, drawn through
 Textual's Line API: only the rows on screen are made into text (by the feed's `line`
-function) and rendered, one strip each, and nothing is kept between paints (at 100 agents every row changes every redraw, so a cache would only
-hold garbage for the collector). It has a fixed size, so a new line costs one repaint of
-the widget, never a layout pass of the screen.
+function) and rendered, one strip each, and nothing is kept between paints (at 100 agents
+every row changes at every redraw, so a cache would only hold garbage for the collector).
+It has a fixed size, so a new line costs one repaint of the widget, never a layout pass of
+the screen.
 
 Why not `Log` or `RichLog`: `RichLog` renders every line written into strips it keeps
 (60 games a redraw at 100 agents, most never on screen), and `Log` holds plain strings
@@ -74,7 +75,7 @@ class Tail(Widget):
 
     def render_line(self, y: int) -> Strip:
         width, height = self.content_size
-        style = self._paint_style or self.rich_style
+        style = self.rich_style if self._paint_style is None else self._paint_style
         index = len(self.items) - height + y
         if not 0 <= index < len(self.items):
             return Strip.blank(width, style)
