@@ -38,9 +38,13 @@ class AcausalApp(App[None]):
     # app.tcss: what screens share and the run screen; then one file per screen
     # beside it. Listed here, not in each screen's CSS_PATH: Textual never reads the CSS_PATH
     # of the screen an app opens on (its default screen).
-    CSS_PATH = ["app.tcss", *(f"screens/{name}.tcss" for name in
-                              ("browser", "compare", "dialogs", "experiment", "new_run", "sweep",
-                               "transcript"))]
+    CSS_PATH = [
+        "app.tcss",
+        *(
+            f"screens/{name}.tcss"
+            for name in ("browser", "compare", "dialogs", "experiment", "new_run", "run", "sweep", "transcript")
+        ),
+    ]
     TITLE = "acausal-tui"
     COMMANDS = App.COMMANDS | {DeskCommands}
     BINDINGS = [
@@ -48,8 +52,9 @@ class AcausalApp(App[None]):
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
     ]
 
-    def __init__(self, *, run: RunFn | None = None, sweep: SweepFn | None = None,
-                 results_dir: Path = Path("results")) -> None:
+    def __init__(
+        self, *, run: RunFn | None = None, sweep: SweepFn | None = None, results_dir: Path = Path("results")
+    ) -> None:
         """With `run` (or `sweep`): open on the run (sweep) screen and start it at once;
         with neither: the browser."""
         super().__init__()
@@ -161,14 +166,14 @@ class AcausalApp(App[None]):
             self.resuming = False
 
     def on_open_experiment(self, message: OpenExperiment) -> None:
-        self.run_worker(self.open_experiment(message.directory), group="open", exclusive=True,
-                        exit_on_error=False)
+        self.run_worker(self.open_experiment(message.directory), group="open", exclusive=True, exit_on_error=False)
 
     async def open_experiment(self, directory: Path) -> None:
         loaded = await anyio.to_thread.run_sync(load_experiment, directory)
         if not loaded.readable:
-            self.notify("; ".join(loaded.problems), title=f"{directory.name} is unreadable",
-                        severity="error", markup=False)
+            self.notify(
+                "; ".join(loaded.problems), title=f"{directory.name} is unreadable", severity="error", markup=False
+            )
             return
         self.push_screen(ExperimentScreen(loaded))
 
@@ -210,8 +215,9 @@ class AcausalApp(App[None]):
 
         question = (
             "A sweep is in progress. Quit? Every experiment is aborted and the rounds done so far are "
-            "saved with status 'aborted'." if isinstance(live, SweepScreen) else
-            "A run is in progress. Quit? The run is aborted and the rounds done so far are saved "
+            "saved with status 'aborted'."
+            if isinstance(live, SweepScreen)
+            else "A run is in progress. Quit? The run is aborted and the rounds done so far are saved "
             "with status 'aborted'."
         )
         self.push_screen(ConfirmScreen(question, yes="Quit", no="Keep running"), confirmed)

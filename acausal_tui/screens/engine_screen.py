@@ -5,11 +5,13 @@ The base owns the worker, the buffer and its flush timer, the pause/resume/abort
 and actions, the status line and the quit plumbing; a screen adds its widgets and view."""
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
@@ -41,6 +43,21 @@ class EventBuffer(Generic[E]):
         return events
 
 
+def freeze_survivors() -> None:
+    """Called as each round starts: what is alive now is moved out of the collector's reach
+    (`gc.freeze`). A full collection walks every object it can reach; at 100 agents the
+    drawn screen's caches and the engine's round data made each one a 50-80 ms stall.
+    The cost: cyclic garbage alive at that moment is kept until `collect_frozen()`."""
+    gc.freeze()
+
+
+def collect_frozen() -> None:
+    """Once the run is over: collect what the rounds' freezes kept, then freeze again."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 def control_bindings(pause: str, resume: str, abort: str) -> list[Binding]:
     """The pause/resume (one key, shown by state) and abort bindings, with a screen's labels."""
     return [
@@ -58,6 +75,9 @@ class EngineScreen(Screen):
     WORKER_NAME = "engine"
     ABORT_QUESTION = ""
     ABORT_YES = "Abort"
+    # What the footer's Pause / Resume / Abort follow: running, paused, aborting or over.
+    # Setting it redraws the bindings (check_action reads it).
+    engine_state: reactive[str] = reactive("running", bindings=True)
 
     def __init__(self, engine_fn: Callable[[Any, Any], Awaitable[Any]], control: Any, view: Any) -> None:
         super().__init__()
@@ -74,8 +94,7 @@ class EngineScreen(Screen):
         """Show the view, start the flush timer and the engine's worker."""
         self.flush()
         self.set_interval(FLUSH_INTERVAL_S, self.flush)
-        self.worker = self.run_worker(self.engine(), name=self.WORKER_NAME, group="engine",
-                                      exit_on_error=False)
+        self.worker = self.run_worker(self.engine(), name=self.WORKER_NAME, group="engine", exit_on_error=False)
 
     async def engine(self) -> Any:
         for _ in range(SETTLE_REFRESHES):
@@ -114,13 +133,17 @@ class EngineScreen(Screen):
     # -- rendering ------------------------------------------------------------------
 
     def set_text(self, widget_id: str, text: Text, layout: bool = False) -> None:
-        """Update a Static when its text changed; fixed-size ones skip the layout pass unless
-        the text's length changed (an auto-width one then needs it)."""
+        """Update a Static when its text changed. A layout pass of the screen is asked for
+        only when the widget's size follows its text (an auto width or height) and the text's
+        length changed: a fixed-size panel is just repainted."""
         shown = self._shown.get(widget_id)
         if shown != text.markup:
-            layout = layout or shown is None or len(shown) != len(text.markup)
+            widget = self.query_one(f"#{widget_id}", Static)
+            sizes = (widget.styles.width, widget.styles.height)
+            sized_by_text = any(size is not None and size.is_auto for size in sizes)
+            layout = layout or shown is None or (sized_by_text and len(shown) != len(text.markup))
             self._shown[widget_id] = text.markup
-            self.query_one(f"#{widget_id}", Static).update(text, layout=layout)
+            widget.update(text, layout=layout)
 
     def status_text(self) -> Text:
         result = self.view.result
@@ -136,8 +159,10 @@ class EngineScreen(Screen):
         if self.control.aborted:
             return Text(f"Aborting… {self.in_flight()} calls in flight", style="bold red")
         if self.control.paused:
-            return Text(f"⏸ Paused — no new calls are sent; {self.in_flight()} calls still in flight",
-                        style="bold black on yellow")
+            return Text(
+                f"⏸ Paused — no new calls are sent; {self.in_flight()} calls still in flight",
+                style="bold black on yellow",
+            )
         return Text("▶ Running", style="bold green")
 
     # -- the worker -----------------------------------------------------------------
@@ -151,7 +176,7 @@ class EngineScreen(Screen):
             self.failure = f"{type(error).__name__}: {error}"
             self.log_errors(literal(f"error  {self.failure}", style="bold red"))
             self.redraw()
-        self.refresh_bindings()
+        self.engine_state = "over"
         if self.exit_when_done:
             self.app.exit()
 
@@ -159,6 +184,7 @@ class EngineScreen(Screen):
         """Abort (partial results are saved) and leave once the worker is done."""
         self.exit_when_done = True
         self.control.abort("aborted by the user (quit)")
+        self.engine_state = "aborting" if self.running else "over"
         if not self.running:
             self.app.exit()
 
@@ -166,29 +192,28 @@ class EngineScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "pause":
-            return self.running and not self.control.paused and not self.control.aborted
+            return self.engine_state == "running"
         if action == "resume":
-            return self.running and self.control.paused
+            return self.engine_state == "paused"
         if action == "abort":
-            return self.running and not self.control.aborted
+            return self.engine_state in ("running", "paused")
         return True
 
     def action_pause(self) -> None:
         self.control.pause()
-        self.refresh_bindings()
+        self.engine_state = "paused"
         self.redraw()
 
     def action_resume(self) -> None:
         self.control.resume()
-        self.refresh_bindings()
+        self.engine_state = "running"
         self.redraw()
 
     def action_abort(self) -> None:
         def confirmed(yes: bool | None) -> None:
             if yes and self.running:
                 self.control.abort()
-                self.refresh_bindings()
+                self.engine_state = "aborting"
                 self.redraw()
 
-        self.app.push_screen(ConfirmScreen(self.ABORT_QUESTION, yes=self.ABORT_YES, no="Keep running"),
-                             confirmed)
+        self.app.push_screen(ConfirmScreen(self.ABORT_QUESTION, yes=self.ABORT_YES, no="Keep running"), confirmed)

@@ -41,8 +41,10 @@ class AgentsTable(DataTable):
                 self.start(event)
             elif isinstance(event, GameFinished):
                 g = event.game
-                for agent, action, fallback in ((g.player1_id, g.player1_action, g.player1_fallback),
-                                                (g.player2_id, g.player2_action, g.player2_fallback)):
+                for agent, action, fallback in (
+                    (g.player1_id, g.player1_action, g.player1_fallback),
+                    (g.player2_id, g.player2_action, g.player2_fallback),
+                ):
                     if fallback is None:  # fallback moves are not a model's choice (SPEC §6)
                         counts = self.moves.setdefault(agent, [0, 0])
                         counts[0] += 1
@@ -57,8 +59,19 @@ class AgentsTable(DataTable):
         self.moves = {}
         for a in event.manifest.agents:
             model = (a.model or "") if a.kind == "llm" else (a.strategy or "")
-            self.add_row(*cells(str(a.id), a.kind, model, f"{a.initial_power:.1f}", "—",
-                                f"{a.total_score:.2f}", "—", sparkline(self.powers[a.id])), key=str(a.id))
+            self.add_row(
+                *cells(
+                    str(a.id),
+                    a.kind,
+                    model,
+                    f"{a.initial_power:.1f}",
+                    "—",
+                    f"{a.total_score:.2f}",
+                    "—",
+                    sparkline(self.powers[a.id]),
+                ),
+                key=str(a.id),
+            )
 
     def summarised(self, event: RoundSummarised) -> None:
         s = event.summary
@@ -70,9 +83,12 @@ class AgentsTable(DataTable):
             if agent < len(s.agent_powers):
                 self.powers[agent].append(s.agent_powers[agent])
             moves, cooperate = self.moves.get(agent, [0, 0])
-            updates = {"Power": f"{self.powers[agent][-1]:.1f}", "Round": f"{score:.2f}",
-                       "Total": f"{self.totals[agent]:.2f}",
-                       "Coop": percent(cooperate / moves if moves else None),
-                       "Power over rounds": sparkline(self.powers[agent])}
+            updates = {
+                "Power": f"{self.powers[agent][-1]:.1f}",
+                "Round": f"{score:.2f}",
+                "Total": f"{self.totals[agent]:.2f}",
+                "Coop": percent(cooperate / moves if moves else None),
+                "Power over rounds": sparkline(self.powers[agent]),
+            }
             for column, value in updates.items():
                 self.update_cell(key, column, Text(value))

@@ -40,7 +40,7 @@ class CoopChart(Widget):
 
     def shown(self) -> tuple[int, list[float]]:
         """The most recent rounds that fit (4 columns per round): the first's number, the rates."""
-        shown = self.rates[-max(1, (self.size.width + 1) // 4):]
+        shown = self.rates[-max(1, (self.size.width + 1) // 4) :]
         return len(self.rates) - len(shown) + 1, shown
 
     def set_title(self) -> None:

@@ -103,7 +103,6 @@ class StrategyPane(Horizontal):
         if record is not None:
             text = strategy_text(record)
         else:
-            text = Text(f"Agent {agent} · round {round}: no strategy yet" if round else
-                        "no strategy yet", style="dim")
+            text = Text(f"Agent {agent} · round {round}: no strategy yet" if round else "no strategy yet", style="dim")
         self.query_one("#strategy-text", Static).update(text)
         self.query_one("#strategy-scroll").scroll_home(animate=False)

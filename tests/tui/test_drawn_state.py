@@ -12,7 +12,8 @@ from textual.widgets import OptionList
 from acausal_tui.app import AcausalApp, experiment_runner
 from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.experiment import ExperimentScreen
-from acausal_tui.screens.run import RunScreen, feed_line
+from acausal_tui.screens.run import RunScreen
+from acausal_tui.screens.run_text import feed_line
 from acausal_tui.widgets.strategy import StrategyPane
 from acausal_tui.widgets.tail import Tail
 from engine.events import Event, GameFinished, RoundSummarised
@@ -24,8 +25,9 @@ SIZE = (120, 40)
 
 def drawn_rows(widget: Widget) -> list[str]:
     """The widget's content rows as drawn (its render_line strips), trailing blanks cut."""
-    return ["".join(segment.text for segment in widget.render_line(y)).rstrip()
-            for y in range(widget.content_size.height)]
+    return [
+        "".join(segment.text for segment in widget.render_line(y)).rstrip() for y in range(widget.content_size.height)
+    ]
 
 
 def recording_app(config, provider) -> tuple[AcausalApp, list[Event]]:
@@ -64,12 +66,11 @@ async def test_the_feed_draws_exactly_the_newest_games_in_order(make_config):
         tail = screen.query_one(Tail)
         rows = drawn_rows(tail)
         width = tail.content_size.width
-        expected = [feed_line(e).plain[:width].rstrip() for e in seen
-                    if isinstance(e, GameFinished | RoundSummarised)]
+        expected = [feed_line(e).plain[:width].rstrip() for e in seen if isinstance(e, GameFinished | RoundSummarised)]
         held.release()
         await app.workers.wait_for_complete()
     assert len(expected) == 3 * 190 + 3 and len(rows) >= 10
-    assert rows == expected[-len(rows):]
+    assert rows == expected[-len(rows) :]
     assert rows[-1] == "── round 3 done: cooperation " + rows[-1].split("cooperation ")[1]
     assert rows[-2].startswith("r3_g")
 
@@ -125,9 +126,13 @@ async def test_a_burst_of_typed_ahead_keys_leaves_the_run_screen_in_the_right_st
     config = make_config(agents=7, rounds=4, seed=9)
     held = HeldProvider(seed=9, hold_from=2)
     app = AcausalApp(run=experiment_runner(config, held), results_dir=Path(config.results_dir))
-    keys = ([("right_square_bracket", "]")] * 30 + [("left_square_bracket", "[")] * 18
-            + [("b", "b"), ("escape", None)] * 3 + [("question_mark", "?"), ("escape", None)]
-            + [("p", "p")] * 4)
+    keys = (
+        [("right_square_bracket", "]")] * 30
+        + [("left_square_bracket", "[")] * 18
+        + [("b", "b"), ("escape", None)] * 3
+        + [("question_mark", "?"), ("escape", None)]
+        + [("p", "p")] * 4
+    )
     assert len(keys) == 60
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
@@ -180,8 +185,11 @@ async def test_the_browser_shows_a_run_being_resumed_as_running(tmp_path, make_c
 
     from engine.lock import holder
 
-    source = next(p for p in sorted(FIXTURE_RESULTS.iterdir())
-                  if (p / "experiment_results.json").exists() and p.name.startswith("exp_"))
+    source = next(
+        p
+        for p in sorted(FIXTURE_RESULTS.iterdir())
+        if (p / "experiment_results.json").exists() and p.name.startswith("exp_")
+    )
     directory = tmp_path / source.name
     shutil.copytree(source, directory)
     manifest = json.loads((directory / "manifest.json").read_text())
@@ -222,8 +230,7 @@ class Priced(HeldProvider):
 
 async def test_a_budget_stop_explains_the_reservation_rule_on_screen(make_config):
     config = make_config(agents=4, rounds=3, provider={"name": "simulated", "max_cost_usd": 0.25})
-    app = AcausalApp(run=experiment_runner(config, Priced(config.seed)),
-                     results_dir=Path(config.results_dir))
+    app = AcausalApp(run=experiment_runner(config, Priced(config.seed)), results_dir=Path(config.results_dir))
     async with app.run_test(size=(80, 24)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause(0.3)

@@ -13,8 +13,11 @@ def test_sparkline_is_on_a_fixed_scale():
 
 
 async def test_the_agents_table_matches_the_saved_result(run_app):
-    app = run_app(agents=4, rounds=3, population=[{"kind": "llm", "count": 3},
-                                                  {"kind": "scripted", "strategy": "grudger", "count": 1}])
+    app = run_app(
+        agents=4,
+        rounds=3,
+        population=[{"kind": "llm", "count": 3}, {"kind": "scripted", "strategy": "grudger", "count": 1}],
+    )
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()

@@ -7,7 +7,8 @@ from textual.widgets import RichLog
 
 from acausal_tui.app import AcausalApp
 from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen
-from acausal_tui.screens.run import RunScreen, RunView
+from acausal_tui.screens.run import RunScreen
+from acausal_tui.screens.run_view import RunView
 from acausal_tui.widgets.tail import Tail
 from engine.events import RoundSummarised
 from engine.models import CallRecord, ExperimentResult, Manifest
@@ -118,7 +119,8 @@ async def test_abort_asks_first_then_saves_partial_results(run_app):
     assert result.status == manifest.status == "aborted"
     assert result.total_rounds == 2
     assert sorted(p.name for p in (directory / "rounds").iterdir()) == sorted(
-        f"{kind}_r{r}.json" for kind in ("games", "strategies", "summary") for r in (1, 2))
+        f"{kind}_r{r}.json" for kind in ("games", "strategies", "summary") for r in (1, 2)
+    )
     calls, torn = read_jsonl(directory / "calls.jsonl", CallRecord)
     assert calls and not torn
 
@@ -227,8 +229,9 @@ def test_eta_is_the_mean_of_the_last_three_rounds_times_rounds_left():
 
 
 async def test_manifest_warnings_are_shown_in_the_error_log(run_app):
-    app = run_app(rounds=1, population=[{"kind": "llm", "count": 2},
-                                        {"kind": "scripted", "strategy": "grudger", "count": 1}])
+    app = run_app(
+        rounds=1, population=[{"kind": "llm", "count": 2}, {"kind": "scripted", "strategy": "grudger", "count": 1}]
+    )
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()

@@ -1,0 +1,146 @@
+"""The run screen's text, made from its view and the engine's events and records: the
+header, the stats panel, the game feed's and the error log's lines, and the end-of-run
+result. Model and outside text goes in literally (never as markup)."""
+
+from pathlib import Path
+
+from rich.text import Text
+
+from acausal_tui.screens.run_view import RunView
+from acausal_tui.widgets.indicators import indicator_text
+from acausal_tui.widgets.text import literal, money, percent
+from engine.analysis import INDICATORS_NOTE
+from engine.control import RunStats
+from engine.events import CallRetried, ErrorLogged, GameFinished, RoundSummarised
+from engine.models import ExperimentResult, Manifest
+from engine.validity import validity_line
+
+MOVE_STYLE = {"COOPERATE": "green", "DEFECT": "red"}
+
+
+def feed_line(event: GameFinished | RoundSummarised, reveal: bool = False) -> Text:
+    """One game with the round's Player_r_k labels (real ids beside them only when the
+    researcher asked, key i): C cooperate, D defect."""
+    if isinstance(event, RoundSummarised):
+        s = event.summary
+        fallbacks = f" · fallbacks {percent(s.fallback_rate)} (not counted)" if s.fallback_decisions else ""
+        return Text(f"── round {s.round} done: cooperation {percent(s.cooperation_rate)}{fallbacks}", style="dim")
+    g = event.game
+    label1, label2 = event.label1, event.label2
+    if reveal:
+        label1, label2 = f"{label1} #{g.player1_id}", f"{label2} #{g.player2_id}"
+    text = Text(f"{g.game_id:<8} {label1:>12} ")
+    text.append(g.player1_action[0], style=MOVE_STYLE[g.player1_action])
+    text.append("·")
+    text.append(g.player2_action[0], style=MOVE_STYLE[g.player2_action])
+    text.append(f" {label2:<12} {g.player1_payoff:5.2f}/{g.player2_payoff:<5.2f}")
+    if g.player1_fallback or g.player2_fallback:
+        text.append(" fallback", style="yellow")
+    return text
+
+
+def error_line(event: CallRetried | ErrorLogged) -> Text:
+    if isinstance(event, CallRetried):
+        text = Text("retry  ", style="yellow")
+        text.append(f"{event.key} attempt {event.attempt} failed: ")
+        text.append_text(literal(event.reason))
+        text.append(f"; next try in {event.delay_s:.1f}s")
+        return text
+    record = event.record
+    text = Text(f"{record.type:<6} ", style="bold red")
+    text.append_text(literal(record.message))
+    return text
+
+
+def header_text(manifest: Manifest | None) -> Text:
+    """One line, the most important first (a narrow terminal cuts the models off)."""
+    if manifest is None:
+        return Text("starting the experiment…")
+    text = literal(manifest.experiment_id, style="bold")
+    if manifest.simulated:
+        text.append("  ")
+        text.append(" SIMULATED ", style="bold black on yellow")
+    text.append(
+        f"  {manifest.condition.name} · {plural(len(manifest.agents), 'agent')}"
+        f" × {plural(manifest.config.rounds, 'round')} · seed {manifest.seed} · {manifest.provider}"
+        f" · models {manifest.main_model} (main), {manifest.sub_model} (sub)"
+    )
+    return text
+
+
+def stats_text(view: RunView, stats: RunStats) -> Text:
+    """Five lines of at most 40 cells (the width of the pane at 80 columns)."""
+    summary = view.summary
+    text = Text()
+    text.append("Coop   ", style="bold")
+    text.append(f"this round {percent(view.round_cooperation())} · overall {percent(view.overall_cooperation())}\n")
+    text.append("Score  ", style="bold")
+    text.append(f"avg {summary.average_score:.2f} (round {summary.round})\n" if summary else "—\n")
+    text.append("Power  ", style="bold")
+    if summary:
+        p = summary.power_distribution
+        text.append(f"min {p.min:.1f} · mean {p.mean:.1f} · max {p.max:.1f}\n")
+    elif view.manifest:
+        powers = [a.initial_power for a in view.manifest.agents]
+        text.append(f"min {min(powers):.1f} · mean {sum(powers) / len(powers):.1f} · max {max(powers):.1f}\n")
+    else:
+        text.append("—\n")
+    text.append("Calls  ", style="bold")
+    text.append(f"{stats.calls} · {plural(stats.retries, 'retry')} · {stats.in_flight} in flight\n")
+    text.append("Cost   ", style="bold")
+    budget = "no budget" if stats.budget_usd is None else f"budget ${stats.budget_usd:.2f}"
+    text.append(f"{money(stats.cost)} of {budget}")
+    return text
+
+
+def plural(count: int, word: str) -> str:
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word[:-1]}ies" if word.endswith("y") else f"{count} {word}s"
+
+
+BUDGET_RULE = (
+    "A call is sent only while spent + the worst case of the calls in flight + its own "
+    "worst case (prompt estimate + max_tokens at list price) stays within the budget, "
+    "so a run stops before the spent cost reaches it."
+)
+
+
+def result_text(result: ExperimentResult, directory: Path | None) -> Text:
+    """The end-of-run summary: totals, validity, the results path, then the acausal indicators
+    (the part that may need scrolling at 80x24)."""
+    text = Text()
+    text.append(f"{result.status}", style="bold")
+    text.append(
+        f" · {plural(result.total_rounds, 'round')} · {plural(result.total_games, 'game')} · "
+        f"{plural(result.total_api_calls, 'call')} ({plural(result.total_retries, 'retry')}) · "
+        f"cost {money(result.total_cost, result.cost_is_estimate)} · "
+        f"{plural(result.error_count, 'error')}\n"
+    )
+    if result.status == "budget_exceeded":
+        text.append("Budget: ", style="bold yellow")
+        text.append(BUDGET_RULE + "\n")
+    text.append_text(validity_text(result))
+    text.append("\nResults: ", style="bold")
+    text.append(f"{directory}\n" if directory else "—\n")
+    text.append("Press b to browse, q to quit; ↑↓ scroll.\n", style="dim")
+    text.append("Acausal indicators ", style="bold")
+    text.append(f"({INDICATORS_NOTE})\n", style="dim")
+    text.append_text(indicator_text(result.acausal_indicators, formulas=False))
+    return text
+
+
+def validity_text(result: ExperimentResult) -> Text:
+    """The validity line (SPEC §6), with the shares it is judged on."""
+    text = Text()
+    validity = result.validity
+    line = validity_line(validity, result.simulated)
+    text.append(line + "\n", style="bold green" if validity and validity.valid else "bold red")
+    if validity is not None:
+        text.append(
+            f"fallback moves {percent(validity.fallback_share)} · follow-ups {percent(validity.follow_up_share)}"
+            f" · cut-off replies {validity.cut_off_replies} · strategies fresh {validity.strategies_fresh}, "
+            f"carried over {validity.strategies_carried_over}, fallback {validity.strategies_fallback}\n",
+            style="dim",
+        )
+    return text

@@ -1,0 +1,123 @@
+"""The run screen's view model: what it shows, folded from the engine's events (plain
+Python: no Textual, so it is tested without an app and shared with the sweep screen)."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.control import eta_seconds
+from engine.events import (
+    Event,
+    GameFinished,
+    PhaseStarted,
+    RoundStarted,
+    RoundSummarised,
+    RunFinished,
+    RunStarted,
+    StrategyCollected,
+)
+from engine.models import ExperimentResult, Manifest, RoundSummary
+
+
+@dataclass
+class RunView:
+    """What the run screen shows, folded from the engine's events."""
+
+    manifest: Manifest | None = None
+    directory: Path | None = None
+    round: int = 0
+    total_rounds: int = 0
+    completed: int = 0
+    phase: str = "starting"
+    phase_total: int = 0
+    phase_done: int = 0
+    durations: list[float] = field(default_factory=list)
+    rates: list[float | None] = field(default_factory=list)  # cooperation of rounds 1, 2, …
+    round_moves: int = 0
+    round_cooperate: int = 0
+    overall_at_round_end: float | None = None
+    counted_before: int = 0  # moves that count (fallbacks left out) in the summarised rounds
+    summary: RoundSummary | None = None
+    result: ExperimentResult | None = None
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.manifest, self.directory = event.manifest, event.directory
+            self.total_rounds = event.manifest.config.rounds
+            self.completed = event.first_round - 1
+        elif isinstance(event, RoundStarted):
+            self.round, self.total_rounds = event.round, event.total_rounds
+            self.round_moves = self.round_cooperate = 0
+        elif isinstance(event, PhaseStarted):
+            self.phase, self.phase_total, self.phase_done = event.phase, event.total, 0
+        elif isinstance(event, StrategyCollected | GameFinished):
+            self.phase_done += 1
+            if isinstance(event, GameFinished):
+                g = event.game  # fallback moves are not the model's choice: not counted
+                moves = [
+                    a
+                    for a, f in ((g.player1_action, g.player1_fallback), (g.player2_action, g.player2_fallback))
+                    if f is None
+                ]
+                self.round_moves += len(moves)
+                self.round_cooperate += moves.count("COOPERATE")
+        elif isinstance(event, RoundSummarised):
+            self.summary = event.summary
+            self.completed = event.summary.round
+            self.durations.append(event.summary.duration_s)
+            self.rates.append(event.summary.cooperation_rate)
+            self.overall_at_round_end = event.overall_cooperation_rate
+            self.counted_before += self.counted_moves(event.summary)
+            self.round_moves = self.round_cooperate = 0
+        elif isinstance(event, RunFinished):
+            # An unfinished round's games are not part of the result: show the saved figures.
+            self.result, self.directory = event.result, event.directory
+            self.overall_at_round_end = event.result.acausal_indicators.overall_cooperation_rate
+            self.round_moves = self.round_cooperate = 0
+
+    def resumed(self, summaries: list[RoundSummary], first_round: int) -> None:
+        """A resumed run: the rounds done before it, from their summary files (read off the
+        event loop, so rounds played since may already be in the view: they stay)."""
+        done = sorted((s for s in summaries if s.round < first_round), key=lambda s: s.round)
+        self.rates = [s.cooperation_rate for s in done] + self.rates
+        self.durations = [s.duration_s for s in done] + self.durations
+        self.counted_before += sum(self.counted_moves(s) for s in done)
+        if done and self.summary is None:  # no round summarised since the resume
+            self.summary = done[-1]
+            if self.overall_at_round_end is None:
+                counted = [(s.cooperation_rate, self.counted_moves(s)) for s in done if s.cooperation_rate is not None]
+                total = sum(n for _, n in counted)
+                self.overall_at_round_end = sum(r * n for r, n in counted) / total if total else None
+
+    def counted_moves(self, summary: RoundSummary) -> int:
+        """Every round has 2 moves x n(n-1)/2 games; the fallbacks among them do not count."""
+        return self.agents * (self.agents - 1) - summary.fallback_decisions
+
+    @property
+    def agents(self) -> int:
+        return len(self.manifest.agents) if self.manifest else 0
+
+    def eta(self) -> float | None:
+        """Mean of the last 3 round durations x rounds left (engine.control.eta_seconds)."""
+        return eta_seconds(self.durations, self.total_rounds - self.completed)
+
+    def round_cooperation(self) -> float | None:
+        """This round's so far; once it is summarised, its final figure."""
+        if self.round_moves:
+            return self.round_cooperate / self.round_moves
+        if self.summary is not None and self.summary.round == self.round:
+            return self.summary.cooperation_rate
+        return None
+
+    def overall_cooperation(self) -> float | None:
+        """The engine's figure at the last round end, extended by this round's moves so far."""
+        before = self.counted_before if self.overall_at_round_end is not None else 0
+        base = self.overall_at_round_end or 0.0
+        moves = before + self.round_moves if self.overall_at_round_end is not None else self.round_moves
+        if not moves:
+            return None
+        cooperate = base * before if self.overall_at_round_end is not None else 0.0
+        return (cooperate + self.round_cooperate) / moves
+
+    def progress(self) -> float:
+        within = self.phase_done / self.phase_total if self.phase == "games" and self.phase_total else 0.0
+        return min(self.total_rounds, self.completed + within)
