@@ -6,12 +6,14 @@ Data flow: config -> runner -> (rounds: LLM agents via the gateway, game, analys
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import msgspec
+from anyio.abc import TaskGroup
 
 from engine import analysis, game
 from engine.agents.llm import CUT_OFF, LLMAgents
@@ -31,7 +33,7 @@ from engine.events import (
     RunStarted,
 )
 from engine.limits import Limiter
-from engine.models import ErrorRecord, ExperimentResult, Status
+from engine.models import ErrorRecord, ExperimentResult, GameResult, RoundSummary, Status, StrategyRecord
 from engine.prompts import round_player_labels
 from engine.providers.base import Provider
 from engine.records import build_agents, build_result, final_agents, new_manifest
@@ -40,6 +42,18 @@ from engine.state import ExperimentState, Restored
 from engine.store import ExperimentStore
 
 T = TypeVar("T")
+
+
+@dataclass
+class Unsaved:
+    """Where the state stood before a round whose files are not saved yet: what the result
+    goes back to if that save fails (the result stays consistent with the files)."""
+
+    summaries: int
+    games: int
+    strategies: int
+    powers: list[float]
+    total_scores: list[float]
 
 
 def with_seed(config: Config) -> Config:
@@ -78,6 +92,9 @@ class Experiment:
         self.condition: Condition = resolve_condition(config.condition, config.switches)
         self.agents = build_agents(config)
         self.error_count = 0
+        self.held: list[Event] | None = None  # events held back while a round is being saved
+        self.unsaved: Unsaved | None = None  # the round being saved, its state not yet on disk
+        self.saved: anyio.Event | None = None  # set once the last round started saving is saved
         self.call_log = CallLog(store.append_calls)
         self.gateway = CallGateway(
             provider,
@@ -119,7 +136,16 @@ class Experiment:
     # -- reporting -------------------------------------------------------------------
 
     def notify(self, event: Event) -> None:
-        self.observer.on_event(event)
+        if self.held is not None:
+            self.held.append(event)
+        else:
+            self.observer.on_event(event)
+
+    def release_events(self, *first: Event) -> None:
+        """Send `first`, then the events held back while a round was being saved."""
+        held, self.held = self.held or [], None
+        for event in (*first, *held):
+            self.observer.on_event(event)
 
     def error(self, type_: str, message: str, **context: str | int | float | None) -> None:
         self.error_count += 1
@@ -140,26 +166,30 @@ class Experiment:
         try:
             with anyio.CancelScope() as scope:
                 self.control.attach(scope, self.notify)
-                for round in range(len(self.state.summaries) + 1, self.config.rounds + 1):
-                    await self.play_round(round)
-                    if self.gateway.budget_exceeded:
-                        status, message = "budget_exceeded", "stopped: the cost budget was reached"
-                        break
+                async with anyio.create_task_group() as saves:  # a round saved as the next one plays
+                    for round in range(len(self.state.summaries) + 1, self.config.rounds + 1):
+                        await self.play_round(round, saves)
+                        if self.gateway.budget_exceeded:
+                            status, message = "budget_exceeded", "stopped: the cost budget was reached"
+                            break
             if self.control.aborted:
                 status, message = "aborted", self.control.abort_reason
             elif status is None:
                 status = "completed"
         except* FatalCallError as group:
-            status, message = "failed", str(group.exceptions[0])
+            status, message = "failed", str(first_error(group))
             self.error("fatal", message)
         except* OSError as group:
-            status, message = "failed", f"cannot write the results: {group.exceptions[0]}"
+            status, message = "failed", f"cannot write the results: {first_error(group)}"
             self.error("storage", message)
         except* Exception as group:
             status = "failed"
-            message = f"internal error: {type(group.exceptions[0]).__name__}: {group.exceptions[0]}"
+            error = first_error(group)
+            message = f"internal error: {type(error).__name__}: {error}"
             self.error("internal", message)
         finally:
+            self.forget_unsaved_round()
+            self.release_events()
             with anyio.CancelScope(shield=True):
                 try:
                     await self.call_log.drain()
@@ -189,7 +219,13 @@ class Experiment:
         self.store.write_manifest(self.manifest)
         return result
 
-    async def play_round(self, round: int) -> None:
+    async def play_round(self, round: int, saves: TaskGroup) -> None:
+        """Play the round and add it to the state, then save its files in `saves` while
+        the next round plays: that round needs this one in memory, not on disk. Its calls
+        are all in calls.jsonl before its files are written, so a kill before the files
+        are on disk only means resume plays it again from the logged replies. Until the
+        files are saved the events of the next round are held back, so observers see
+        RoundSummarised (with the files on disk, index.json included) before them."""
         started, paused = time.monotonic(), self.control.paused_seconds()
         self.notify(RoundStarted(round, self.config.rounds))
         played = await Round(round, self.config, self.agents, self.state, self.llm, self.notify).play()
@@ -216,26 +252,56 @@ class Experiment:
             similarity,
             round_to_ms(max(0.0, time.monotonic() - started - paused)),
         )
-        with anyio.CancelScope(shield=True):  # a round is saved whole or not at all
-            await self.call_log.drain()  # a round's files never reach the disk before its calls
-            await anyio.to_thread.run_sync(self.store.write_round, round, strategies, games, summary)
-            # the state takes the round only once its files are written, so a failed write
-            # leaves the result consistent with the files (the similarity corpus aside)
+        if self.saved is not None:
+            await self.saved.wait()  # one round saved at a time, in order
+        with anyio.CancelScope(shield=True):  # the state takes the round whole or not at all
+            # a failed save takes the result back to this (the similarity corpus aside)
+            self.unsaved = Unsaved(len(state.summaries), len(state.all_games), len(state.all_strategies),
+                                   list(state.powers), list(state.total_scores))
             state.powers = powers
             state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]
             await off_loop(state.add_games, round, games)
             state.all_strategies += strategies
             state.all_games += games
             state.summaries.append(summary)
-        moves = await off_loop(analysis.all_moves, state.all_games)
-        self.notify(RoundSummarised(
-            summary, analysis.cooperation_rate(moves), self.config.rounds, analysis.fallback_share(moves)
-        ))
+            moves = await off_loop(analysis.all_moves, state.all_games)
+            event = RoundSummarised(
+                summary, analysis.cooperation_rate(moves), self.config.rounds, analysis.fallback_share(moves))
+            self.saved = anyio.Event()
+            self.held = [] if self.held is None else self.held
+            saves.start_soon(self.save_round, strategies, games, event, self.saved)
+
+    async def save_round(self, strategies: list[StrategyRecord], games: list[GameResult],
+                         event: RoundSummarised, saved: anyio.Event) -> None:
+        summary: RoundSummary = event.summary
+        with anyio.CancelScope(shield=True):  # a round is saved whole or not at all
+            await self.call_log.drain()  # a round's files never reach the disk before its calls
+            await off_loop(self.store.write_round, summary.round, strategies, games, summary)
+        self.unsaved = None
+        self.release_events(event)
+        saved.set()
+
+    def forget_unsaved_round(self) -> None:
+        """A round whose save failed leaves the state: the result says what the files say."""
+        unsaved, self.unsaved, state = self.unsaved, None, self.state
+        if unsaved is None:
+            return
+        del state.summaries[unsaved.summaries:], state.all_games[unsaved.games:]
+        del state.all_strategies[unsaved.strategies:]
+        state.powers, state.total_scores = unsaved.powers, unsaved.total_scores
 
 
 async def off_loop(function: Callable[..., T], *args: Any) -> T:
     """`function(*args)` in a worker thread; the event loop (and a UI on it) keeps running."""
     return await anyio.to_thread.run_sync(function, *args)
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The first exception in a (possibly nested) group: the error itself, for its message."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def round_to_ms(seconds: float) -> float:
