@@ -6,7 +6,6 @@ Data flow: config -> runner -> (rounds: LLM agents via the gateway, game, analys
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,27 +32,16 @@ from engine.events import (
     RunStarted,
 )
 from engine.limits import Limiter
-from engine.models import ErrorRecord, ExperimentResult, GameResult, RoundSummary, Status, StrategyRecord
+from engine.models import ErrorRecord, ExperimentResult, GameResult, Status, StrategyRecord
 from engine.prompts import round_player_labels
 from engine.providers.base import Provider
 from engine.records import build_agents, build_result, final_agents, new_manifest
 from engine.rounds import Round
+from engine.saving import RoundSaves, Unsaved
 from engine.state import ExperimentState, Restored
 from engine.store import ExperimentStore
 
 T = TypeVar("T")
-
-
-@dataclass
-class Unsaved:
-    """Where the state stood before a round whose files are not saved yet: what the result
-    goes back to if that save fails (the result stays consistent with the files)."""
-
-    summaries: int
-    games: int
-    strategies: int
-    powers: list[float]
-    total_scores: list[float]
 
 
 def with_seed(config: Config) -> Config:
@@ -92,9 +80,7 @@ class Experiment:
         self.condition: Condition = resolve_condition(config.condition, config.switches)
         self.agents = build_agents(config)
         self.error_count = 0
-        self.held: list[Event] | None = None  # events held back while a round is being saved
-        self.unsaved: Unsaved | None = None  # the round being saved, its state not yet on disk
-        self.saved: anyio.Event | None = None  # set once the last round started saving is saved
+        self.saves = RoundSaves(self.observer.on_event)  # a round saved as the next one plays
         self.call_log = CallLog(store.append_calls)
         self.gateway = CallGateway(
             provider,
@@ -136,16 +122,7 @@ class Experiment:
     # -- reporting -------------------------------------------------------------------
 
     def notify(self, event: Event) -> None:
-        if self.held is not None:
-            self.held.append(event)
-        else:
-            self.observer.on_event(event)
-
-    def release_events(self, *first: Event) -> None:
-        """Send `first`, then the events held back while a round was being saved."""
-        held, self.held = self.held or [], None
-        for event in (*first, *held):
-            self.observer.on_event(event)
+        self.saves.notify(event)  # held back while the previous round is being saved
 
     def error(self, type_: str, message: str, **context: str | int | float | None) -> None:
         self.error_count += 1
@@ -166,9 +143,9 @@ class Experiment:
         try:
             with anyio.CancelScope() as scope:
                 self.control.attach(scope, self.notify)
-                async with anyio.create_task_group() as saves:  # a round saved as the next one plays
+                async with anyio.create_task_group() as saving:  # a round saved as the next one plays
                     for round in range(len(self.state.summaries) + 1, self.config.rounds + 1):
-                        await self.play_round(round, saves)
+                        await self.play_round(round, saving)
                         if self.gateway.budget_exceeded:
                             status, message = "budget_exceeded", "stopped: the cost budget was reached"
                             break
@@ -188,8 +165,8 @@ class Experiment:
             message = f"internal error: {type(error).__name__}: {error}"
             self.error("internal", message)
         finally:
-            self.forget_unsaved_round()
-            self.release_events()
+            self.saves.forget_unsaved(self.state)  # a failed save: the result says what the files say
+            self.saves.release()
             with anyio.CancelScope(shield=True):
                 try:
                     await self.call_log.drain()
@@ -219,7 +196,7 @@ class Experiment:
         self.store.write_manifest(self.manifest)
         return result
 
-    async def play_round(self, round: int, saves: TaskGroup) -> None:
+    async def play_round(self, round: int, group: TaskGroup) -> None:
         """Play the round and add it to the state, then save its files in `saves` while
         the next round plays: that round needs this one in memory, not on disk. Its calls
         are all in calls.jsonl before its files are written, so a kill before the files
@@ -252,12 +229,9 @@ class Experiment:
             similarity,
             round_to_ms(max(0.0, time.monotonic() - started - paused)),
         )
-        if self.saved is not None:
-            await self.saved.wait()  # one round saved at a time, in order
+        await self.saves.previous()  # one round saved at a time, in order
         with anyio.CancelScope(shield=True):  # the state takes the round whole or not at all
-            # a failed save takes the result back to this (the similarity corpus aside)
-            self.unsaved = Unsaved(len(state.summaries), len(state.all_games), len(state.all_strategies),
-                                   list(state.powers), list(state.total_scores))
+            unsaved = Unsaved.before(state)
             state.powers = powers
             state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]
             await off_loop(state.add_games, round, games)
@@ -267,28 +241,12 @@ class Experiment:
             moves = await off_loop(analysis.all_moves, state.all_games)
             event = RoundSummarised(
                 summary, analysis.cooperation_rate(moves), self.config.rounds, analysis.fallback_share(moves))
-            self.saved = anyio.Event()
-            self.held = [] if self.held is None else self.held
-            saves.start_soon(self.save_round, strategies, games, event, self.saved)
+            self.saves.start(group, lambda: self.save_round(round, strategies, games, event), unsaved, event)
 
-    async def save_round(self, strategies: list[StrategyRecord], games: list[GameResult],
-                         event: RoundSummarised, saved: anyio.Event) -> None:
-        summary: RoundSummary = event.summary
-        with anyio.CancelScope(shield=True):  # a round is saved whole or not at all
-            await self.call_log.drain()  # a round's files never reach the disk before its calls
-            await off_loop(self.store.write_round, summary.round, strategies, games, summary)
-        self.unsaved = None
-        self.release_events(event)
-        saved.set()
-
-    def forget_unsaved_round(self) -> None:
-        """A round whose save failed leaves the state: the result says what the files say."""
-        unsaved, self.unsaved, state = self.unsaved, None, self.state
-        if unsaved is None:
-            return
-        del state.summaries[unsaved.summaries:], state.all_games[unsaved.games:]
-        del state.all_strategies[unsaved.strategies:]
-        state.powers, state.total_scores = unsaved.powers, unsaved.total_scores
+    async def save_round(self, round: int, strategies: list[StrategyRecord], games: list[GameResult],
+                         event: RoundSummarised) -> None:
+        await self.call_log.drain()  # a round's files never reach the disk before its calls
+        await off_loop(self.store.write_round, round, strategies, games, event.summary)
 
 
 async def off_loop(function: Callable[..., T], *args: Any) -> T:
