@@ -197,7 +197,7 @@ class Experiment:
         return result
 
     async def play_round(self, round: int, group: TaskGroup) -> None:
-        """Play the round and add it to the state, then save its files in `saves` while
+        """Play the round and add it to the state, then save its files in `group` while
         the next round plays: that round needs this one in memory, not on disk. Its calls
         are all in calls.jsonl before its files are written, so a kill before the files
         are on disk only means resume plays it again from the logged replies. Until the
@@ -213,35 +213,33 @@ class Experiment:
         for g in games:
             scores[g.player1_id] += g.player1_payoff
             scores[g.player2_id] += g.player2_payoff
-        state = self.state
-        powers = game.update_powers(state.powers, scores) if self.config.power.dynamics else state.powers
-        paused = self.control.paused_seconds() - paused  # left out of the duration
-        # The round's bookkeeping runs in a worker thread: at 100 agents it takes tenths of a
-        # second, which would freeze a UI sharing the event loop (the round's tasks are done).
-        similarity = await off_loop(state.similarity.add_round, analysis.llm_strategy_texts(strategies))
-        summary = await off_loop(
-            analysis.summarize_round,
-            round,
-            games,
-            self.n,
-            list(powers),
-            round_player_labels(self.seed, round, self.n),
-            similarity,
-            round_to_ms(max(0.0, time.monotonic() - started - paused)),
-        )
+        powers = game.update_powers(self.state.powers, scores) if self.config.power.dynamics else self.state.powers
+        duration = round_to_ms(max(0.0, time.monotonic() - started - (self.control.paused_seconds() - paused)))
         await self.saves.previous()  # one round saved at a time, in order
         with anyio.CancelScope(shield=True):  # the state takes the round whole or not at all
-            unsaved = Unsaved.before(state)
-            state.powers = powers
-            state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]
-            await off_loop(state.add_games, round, games)
-            state.all_strategies += strategies
-            state.all_games += games
-            state.summaries.append(summary)
-            moves = await off_loop(analysis.all_moves, state.all_games)
-            event = RoundSummarised(
-                summary, analysis.cooperation_rate(moves), self.config.rounds, analysis.fallback_share(moves))
+            unsaved = Unsaved.before(self.state)
+            # The round's bookkeeping runs in one worker thread: at 100 agents it takes tenths
+            # of a second, which would freeze a UI sharing the event loop (the round's tasks
+            # are done, and the next round starts only once it is in the state).
+            event = await off_loop(self.take_round, round, strategies, games, scores, powers, duration)
             self.saves.start(group, lambda: self.save_round(round, strategies, games, event), unsaved, event)
+
+    def take_round(self, round: int, strategies: list[StrategyRecord], games: list[GameResult],
+                   scores: list[float], powers: list[float], duration_ms: float) -> RoundSummarised:
+        """The round's summary, and the round added to the state (runs in a worker thread)."""
+        state = self.state
+        similarity = state.similarity.add_round(analysis.llm_strategy_texts(strategies))
+        summary = analysis.summarize_round(round, games, self.n, list(powers),
+                                           round_player_labels(self.seed, round, self.n), similarity, duration_ms)
+        state.powers = powers
+        state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]
+        state.add_games(round, games)
+        state.all_strategies += strategies
+        state.all_games += games
+        state.summaries.append(summary)
+        moves = analysis.all_moves(state.all_games)
+        return RoundSummarised(summary, analysis.cooperation_rate(moves), self.config.rounds,
+                               analysis.fallback_share(moves))
 
     async def save_round(self, round: int, strategies: list[StrategyRecord], games: list[GameResult],
                          event: RoundSummarised) -> None:
