@@ -87,7 +87,8 @@ def instrument(current: list[Times]) -> None:
     ExperimentStore.write_round = timed_write_round  # type: ignore[method-assign]
 
 
-async def one_run(url: str, results: str, rounds: int, times: Times) -> float:
+async def one_run(url: str, results: str, rounds: int, times: Times) -> tuple[float, float, float]:
+    """Wall seconds; from the run's start to its first call; from the last reply to its end."""
     overrides = stub_overrides(url, results, 10, rounds, max_concurrency=128)
     config = with_seed(load_config(None, overrides, env=ENV))
     provider = make_provider(config, ENV)
@@ -97,23 +98,29 @@ async def one_run(url: str, results: str, rounds: int, times: Times) -> float:
     finally:
         await provider.aclose()
     assert result.status == "completed", result.message
-    return time.perf_counter() - began
+    end = time.perf_counter()
+    return end - began, min(s for _, _, s, _ in times.calls) - began, end - max(e for _, _, _, e in times.calls)
 
 
 async def bench(args: argparse.Namespace) -> None:
     walls: list[float] = []
+    ends: list[tuple[float, float]] = []
     rows: list[dict[str, float]] = []
     with stub_server_process(LATENCY_MS) as stub, tempfile.TemporaryDirectory() as results:
         current = [Times()]
         instrument(current)
         for _ in range(args.trials):
             times = current[0] = Times()
-            walls.append(await one_run(stub.url, results, args.rounds, times))
+            wall, first, last = await one_run(stub.url, results, args.rounds, times)
+            walls.append(wall)
+            ends.append((first, last))
             rows += times.rounds()
     floor = args.rounds * 2 * LATENCY_MS / 1000
     print(f"10x{args.rounds}, no cap, 128 slots, {args.trials} trial(s): wall median "
           f"{statistics.median(walls):.2f} s ({min(walls):.2f}-{max(walls):.2f}), floor {floor:.1f} s, "
           f"ratio {statistics.median(walls) / floor:.2f}")
+    print(f"run start -> first call, ms: {statistics.median(1000 * f for f, _ in ends):.1f}; "
+          f"last reply -> run returns: {statistics.median(1000 * t for _, t in ends):.1f}")
     print(f"per round, ms: median (min-max) over {len(rows)} rounds")
     for name in rows[0]:
         values = [1000 * row[name] for row in rows if row[name] == row[name]]

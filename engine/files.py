@@ -40,21 +40,24 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Temp file in the same directory, fsync, os.replace, fsync the directory: a reader
-    sees the old file or the new one, never a torn one."""
+    sees the old file or the new one, never a torn one. `durable=False` leaves out the two
+    fsyncs, for a cache that is rebuilt when lost (still never torn)."""
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=".json")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; result files are ordinary files
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                os.fsync(file.fileno())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def encode(obj: Any) -> bytes:
@@ -76,8 +79,8 @@ def _encodable(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, msgspec.json.format(encode(obj), indent=2))
+def write_json(path: Path, obj: Any, *, durable: bool = True) -> None:
+    write_atomic(path, msgspec.json.format(encode(obj), indent=2), durable=durable)
 
 
 class UnsafeFile(OSError):

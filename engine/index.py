@@ -1,7 +1,8 @@
 """The per-experiment index.json: the few figures the browser shows for a row, so listing
 500 experiments reads 500 small files instead of 500 full results. It is a cache derived
 from manifest.json, the round summaries and experiment_results.json: written atomically
-with each round and at the end, and rebuilt by a reader when missing or older than them."""
+(but not fsynced: one lost in a crash is rebuilt) with each round and at the end, and
+rebuilt by a reader when missing, unreadable or older than them."""
 
 import os
 import tempfile
@@ -91,7 +92,7 @@ def update_index(directory: Path) -> None:
     try:
         entry = entry_from(load_experiment(directory))
         if entry is not None:
-            write_json(directory / INDEX_FILE, entry)
+            write_json(directory / INDEX_FILE, entry, durable=False)
     except Exception:  # a cache; the experiment's own files are what count
         pass
 
@@ -106,7 +107,7 @@ def add_round(directory: Path, round: int, summary: RoundSummary) -> None:
         if entry is None:
             entry = entry_from(load_experiment(directory))
         if entry is not None:
-            write_json(directory / INDEX_FILE, entry)
+            write_json(directory / INDEX_FILE, entry, durable=False)
     except Exception:  # a cache; the experiment's own files are what count
         pass
 
