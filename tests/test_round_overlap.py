@@ -4,8 +4,13 @@ resumes to exactly the records of an uninterrupted run."""
 
 import signal
 
+import anyio
+
 from acausal_tui.cli import main
+from engine.events import RoundStarted, RoundSummarised, RunFinished, RunStarted
 from engine.lock import LOCK_NAME
+from engine.providers.factory import make_provider
+from engine.runner import run_experiment
 from engine.store import TEMP_PREFIX
 from tests.support.experiment_files import (
     assert_files_valid,
@@ -48,3 +53,29 @@ def test_kill_after_the_next_round_began_before_the_round_was_saved(tmp_path):
     assert outcome(final_result(directory)) == outcome(ref_result)
     assert call_keys(directory) == call_keys(ref_dir)  # every call recorded exactly once
     assert not list(directory.rglob(f"{TEMP_PREFIX}*")) and not (directory / LOCK_NAME).exists()
+
+
+def test_observers_see_a_round_summarised_on_disk_before_the_next_round_starts(make_config):
+    """The next round plays while a round is saved, but its events wait for the save."""
+    config = make_config(agents=4, rounds=4, provider={"latency_ms": 1, "max_concurrency": 64})
+    seen: list[tuple[str, int, bool]] = []
+
+    class Watch:
+        directory = None
+
+        def on_event(self, event) -> None:
+            if isinstance(event, RunStarted):
+                self.directory = event.directory
+            elif isinstance(event, RoundStarted):
+                seen.append(("started", event.round, False))
+            elif isinstance(event, RoundSummarised):
+                round = event.summary.round
+                on_disk = (self.directory / "rounds" / f"summary_r{round}.json").exists()
+                seen.append(("summarised", round, on_disk))
+            elif isinstance(event, RunFinished):
+                seen.append(("finished", 0, False))
+
+    result = anyio.run(lambda: run_experiment(config, provider=make_provider(config, {}), observer=Watch()))
+    assert result.status == "completed"
+    expected = [step for r in range(1, 5) for step in (("started", r, False), ("summarised", r, True))]
+    assert seen == [*expected, ("finished", 0, False)]
