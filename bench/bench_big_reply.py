@@ -48,12 +48,17 @@ async def trial(limit: int, reply: str) -> list[float]:
 
 
 def main() -> None:
-    cases = (("short replies", text.MAX_RENDER_CHARS, SHORT), ("1 MB, capped", text.MAX_RENDER_CHARS, HUGE),
-             ("1 MB, uncapped", 10**9, HUGE))
+    cases = (
+        ("short replies", text.MAX_RENDER_CHARS, SHORT),
+        ("1 MB, capped", text.MAX_RENDER_CHARS, HUGE),
+        ("1 MB, uncapped", 10**9, HUGE),
+    )
     for name, limit, reply in cases:
         times = asyncio.run(trial(limit, reply))
-        print(f"{name:15} key-to-screen median {statistics.median(times):.3f} s, worst {max(times):.3f} s "
-              f"({PRESSES} presses)")
+        print(
+            f"{name:15} key-to-screen median {statistics.median(times):.3f} s, worst {max(times):.3f} s "
+            f"({PRESSES} presses)"
+        )
 
 
 if __name__ == "__main__":

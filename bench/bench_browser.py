@@ -45,8 +45,11 @@ def make_results(results: Path, count: int) -> None:
     from engine.store import ExperimentStore, new_experiment_dir
 
     source_root = results.parent / "source"
-    config = load_config(None, {"agents": 30, "rounds": 10, "seed": 1, "results_dir": str(source_root),
-                                "provider": {"name": "simulated"}}, env={})
+    config = load_config(
+        None,
+        {"agents": 30, "rounds": 10, "seed": 1, "results_dir": str(source_root), "provider": {"name": "simulated"}},
+        env={},
+    )
     store = ExperimentStore(new_experiment_dir(source_root, utc_now()))
     try:
         anyio.run(lambda: run_experiment(config, provider=SimulatedProvider(seed=1), store=store))
@@ -59,8 +62,12 @@ def make_results(results: Path, count: int) -> None:
     results.mkdir(parents=True)
     for n in range(count):
         target = results / f"exp_20250101_{n:06d}"
-        shutil.copytree(source, target, copy_function=os.link,
-                        ignore=shutil.ignore_patterns("manifest.json", "experiment_results.json", "*.lock"))
+        shutil.copytree(
+            source,
+            target,
+            copy_function=os.link,
+            ignore=shutil.ignore_patterns("manifest.json", "experiment_results.json", "*.lock"),
+        )
         condition, provider = CONDITIONS[n % 2], PROVIDERS[n % 3]
         manifest["condition"]["name"] = result["condition"]["name"] = condition
         manifest["provider"] = provider
@@ -95,8 +102,11 @@ def measure(mode: str, results: Path) -> dict[str, float]:
 
         expected = sum(1 for p in results.iterdir() if p.name.startswith("exp_")) if results.is_dir() else 0
         rows = asyncio.run(drive())
-    return {"seconds": time.perf_counter() - started, "rows": rows,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "seconds": time.perf_counter() - started,
+        "rows": rows,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main() -> None:
@@ -113,15 +123,23 @@ def main() -> None:
     try:
         began = time.perf_counter()
         make_results(results, args.experiments)
-        print(f"{args.experiments} experiments of 30 agents x 10 rounds in {results} "
-              f"(made in {time.perf_counter() - began:.1f}s)")
+        print(
+            f"{args.experiments} experiments of 30 agents x 10 rounds in {results} "
+            f"(made in {time.perf_counter() - began:.1f}s)"
+        )
         for mode in ("full", "cold", "warm", "empty"):
             where = base / "nothing" if mode == "empty" else results
-            out = subprocess.run([sys.executable, __file__, "--child", mode, str(where)],
-                                 capture_output=True, text=True, check=True, cwd=ROOT)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", mode, str(where)],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            )
             figures = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{mode:>5}: {figures['rows']:>4} rows  {figures['seconds']:.2f} s  "
-                  f"peak RSS {figures['rss_mb']:.0f} MB")
+            print(
+                f"{mode:>5}: {figures['rows']:>4} rows  {figures['seconds']:.2f} s  peak RSS {figures['rss_mb']:.0f} MB"
+            )
         print("targets (warm): < 0.5 s, < 150 MB")
     finally:
         if not args.keep:

@@ -16,8 +16,23 @@ SIZES = [(10, 10), (30, 30), (50, 20)]  # agents x rounds
 
 
 def run(agents: int, rounds: int, results: Path) -> tuple[float, float, dict]:
-    cmd = [sys.executable, "-m", "acausal_tui", "run", "--headless", "--seed", "1", "--agents", str(agents),
-           "--rounds", str(rounds), "--max-concurrency", "64", "--results-dir", str(results)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "acausal_tui",
+        "run",
+        "--headless",
+        "--seed",
+        "1",
+        "--agents",
+        str(agents),
+        "--rounds",
+        str(rounds),
+        "--max-concurrency",
+        "64",
+        "--results-dir",
+        str(results),
+    ]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -35,8 +50,10 @@ def main() -> None:
         for agents, rounds in SIZES:
             wall, peak, result = run(agents, rounds, Path(tmp))
             decisions = 2 * result["total_games"]
-            print(f"{agents:>7} x {rounds:<6} {wall:>8.2f} {peak:>9.1f} {decisions:>10} "
-                  f"{result['total_api_calls']:>7} {1e6 * wall / decisions:>12.1f}")
+            print(
+                f"{agents:>7} x {rounds:<6} {wall:>8.2f} {peak:>9.1f} {decisions:>10} "
+                f"{result['total_api_calls']:>7} {1e6 * wall / decisions:>12.1f}"
+            )
 
 
 if __name__ == "__main__":

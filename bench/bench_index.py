@@ -37,8 +37,11 @@ def run_experiment_into(results: Path, agents: int) -> Path:
     from engine.runner import run_experiment, utc_now
     from engine.store import ExperimentStore, new_experiment_dir
 
-    config = load_config(None, {"agents": agents, "rounds": ROUNDS, "seed": 1, "results_dir": str(results),
-                                "provider": {"name": "simulated"}}, env={})
+    config = load_config(
+        None,
+        {"agents": agents, "rounds": ROUNDS, "seed": 1, "results_dir": str(results), "provider": {"name": "simulated"}},
+        env={},
+    )
     store = ExperimentStore(new_experiment_dir(results, utc_now()))
     try:
         anyio.run(lambda: run_experiment(config, provider=SimulatedProvider(seed=1, latency_ms=0), store=store))
@@ -96,8 +99,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as temp:
         source = run_experiment_into(Path(temp) / "results", args.agents)
-        print(f"index.json update after one round, {args.agents} agents (median of {args.repeat};"
-              " wall includes the fsyncs of the atomic write):")
+        print(
+            f"index.json update after one round, {args.agents} agents (median of {args.repeat};"
+            " wall includes the fsyncs of the atomic write):"
+        )
         print(f"{'round':>6} {'add_round wall/cpu ms':>22} {'rebuild wall/cpu ms':>20} {'cpu ratio':>10}")
         for rounds in AT:
             target = Path(temp) / f"at_{rounds}"
@@ -106,8 +111,11 @@ def main() -> None:
             summary = load_experiment(target).summaries[rounds]
             add = timed(args.repeat, reset, partial(add_round, target, rounds, summary))
             full = timed(args.repeat, reset, partial(update_index, target))
-            print(f"{rounds:>6} {add[0] * 1000:>11.2f} / {add[1] * 1000:>6.2f}"
-                  f" {full[0] * 1000:>10.2f} / {full[1] * 1000:>6.2f} {full[1] / add[1]:>10.1f}")
+            print(
+                f"{rounds:>6} {add[0] * 1000:>11.2f} / {add[1] * 1000:>6.2f}"
+                f" {full[0] * 1000:>10.2f} / {full[1] * 1000:>6.2f} {full[1] / add[1]:>10.1f}"
+            )
+
 
 if __name__ == "__main__":
     main()

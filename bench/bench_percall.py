@@ -34,15 +34,21 @@ PROMPT = "You are playing prisoner's dilemma.\n\nDecision (COOPERATE/DEFECT):"
 
 async def trial(url: str, args: argparse.Namespace, ssl_context: object) -> tuple[float, float, float]:
     """(wall, user CPU, system CPU) seconds of `args.calls` calls after a warm-up call."""
-    settings = ProviderSettings(name="openai", base_url=url, api_key_env=None,
-                                max_concurrency=args.concurrency, prices={"m": Price(input=0, output=0)})
+    settings = ProviderSettings(
+        name="openai",
+        base_url=url,
+        api_key_env=None,
+        max_concurrency=args.concurrency,
+        prices={"m": Price(input=0, output=0)},
+    )
     shared = SharedClient(args.concurrency, PooledTransport(args.concurrency, ssl_context))  # type: ignore[arg-type]
     provider = OpenAICompatProvider(settings, api_key=None, client=shared)
     gateway = CallGateway(provider, RunControl(), seed=1, limiter=Limiter(None, args.concurrency))
 
     async def one(i: int) -> None:
-        await gateway.call(ChatRequest(key=f"k{i}", model="m", messages=[Message("user", PROMPT)],
-                                       temperature=0.3, max_tokens=100))
+        await gateway.call(
+            ChatRequest(key=f"k{i}", model="m", messages=[Message("user", PROMPT)], temperature=0.3, max_tokens=100)
+        )
 
     await one(-1)  # warm-up: a connection, imports
     clock = Clock()
@@ -82,8 +88,10 @@ def main() -> None:
             if before is not None and after is not None:
                 stubs.append((after - before) / args.calls)
             time.sleep(0.2)
-    print(f"{args.calls} calls x {args.trials} trials, concurrency {args.concurrency}, "
-          f"{'TLS' if args.tls else 'plain HTTP'}; per call, median (range), microseconds:")
+    print(
+        f"{args.calls} calls x {args.trials} trials, concurrency {args.concurrency}, "
+        f"{'TLS' if args.tls else 'plain HTTP'}; per call, median (range), microseconds:"
+    )
     print(f"  client CPU user   {median_range(users, 1e6)}")
     print(f"  client CPU system {median_range(systems, 1e6)}")
     print(f"  client CPU total  {median_range([u + s for u, s in zip(users, systems, strict=True)], 1e6)}")

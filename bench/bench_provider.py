@@ -41,8 +41,7 @@ def config(server: str, results: str, args: argparse.Namespace, **provider: Any)
         "rounds": args.rounds,
         "seed": 1,
         "results_dir": results,
-        "provider": {"name": "openrouter", "base_url": server, "api_key_env": KEY_ENV,
-                     **provider},
+        "provider": {"name": "openrouter", "base_url": server, "api_key_env": KEY_ENV, **provider},
     }
     return load_config(None, overrides, env=ENV)
 
@@ -52,30 +51,34 @@ async def original_schedule(cfg: Config) -> tuple[float, int]:
     provider = make_provider(cfg, ENV)
     control = RunControl()
     gateway = CallGateway(
-        provider, control, seed=1,
+        provider,
+        control,
+        seed=1,
         limiter=Limiter(cfg.provider.rpm, cfg.provider.max_concurrency),
         budget_usd=cfg.provider.max_cost_usd,
     )
     n = cfg.agents or 0
 
     def request(key: str, model: str, text: str, max_tokens: int) -> ChatRequest:
-        return ChatRequest(key=key, model=model, messages=[Message("user", text)],
-                           temperature=0.5, max_tokens=max_tokens)
+        return ChatRequest(
+            key=key, model=model, messages=[Message("user", text)], temperature=0.5, max_tokens=max_tokens
+        )
 
     began = time.perf_counter()
     try:
         for r in range(1, cfg.rounds + 1):
             async with anyio.create_task_group() as tg:
                 for a in range(n):
-                    tg.start_soon(gateway.call, request(
-                        f"strategy/r{r}/a{a}", cfg.models.main, f"Write a strategy, agent {a}.", 1000))
+                    tg.start_soon(
+                        gateway.call,
+                        request(f"strategy/r{r}/a{a}", cfg.models.main, f"Write a strategy, agent {a}.", 1000),
+                    )
             pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
             for k, (i, j) in enumerate(pairs, start=1):
                 async with anyio.create_task_group() as tg:
                     for p, me in ((1, i), (2, j)):
                         text = f"Agent {me}, round {r}, game {k}.\n\nDecision (COOPERATE/DEFECT):"
-                        tg.start_soon(gateway.call, request(
-                            f"decision/r{r}/g{k}/p{p}", cfg.models.sub, text, 100))
+                        tg.start_soon(gateway.call, request(f"decision/r{r}/g{k}/p{p}", cfg.models.sub, text, 100))
     finally:
         await provider.aclose()
     return time.perf_counter() - began, control.stats.calls
@@ -85,31 +88,40 @@ async def bench(args: argparse.Namespace) -> None:
     latency = args.latency_ms / 1000
     games = args.agents * (args.agents - 1) // 2
     with stub_process(args.latency_ms) as server, tempfile.TemporaryDirectory() as results:
-        print(f"{args.agents} agents x {args.rounds} rounds, stub latency {args.latency_ms:g} ms, "
-              f"{args.agents + 2 * games} calls a round")
+        print(
+            f"{args.agents} agents x {args.rounds} rounds, stub latency {args.latency_ms:g} ms, "
+            f"{args.agents + 2 * games} calls a round"
+        )
 
         wall, calls = await engine_run(config(server, results, args, rpm=1200))
         ideal = calls / (1200 / 60)
-        print(f"(a) rpm 1200: {calls} calls in {wall:.2f} s; ideal {ideal:.2f} s; "
-              f"ratio {wall / ideal:.3f} (target <= 1.05)")
+        print(
+            f"(a) rpm 1200: {calls} calls in {wall:.2f} s; ideal {ideal:.2f} s; "
+            f"ratio {wall / ideal:.3f} (target <= 1.05)"
+        )
 
         fast = config(server, results, args, max_concurrency=64)
         wall_b, calls = await engine_run(fast)
         critical = args.rounds * 2 * latency
         waves = 1 + math.ceil(2 * games / 64)
         floor = args.rounds * waves * latency
-        print(f"(b) no rpm cap, max-concurrency 64: {calls} calls in {wall_b:.2f} s; critical path "
-              f"{critical:.2f} s; ratio {wall_b / critical:.3f} (target <= 1.5)")
-        print(f"    with 64 slots the {2 * games} decisions of a round need {waves - 1} waves: floor "
-              f"{floor:.2f} s, ratio to the floor {wall_b / floor:.3f}")
+        print(
+            f"(b) no rpm cap, max-concurrency 64: {calls} calls in {wall_b:.2f} s; critical path "
+            f"{critical:.2f} s; ratio {wall_b / critical:.3f} (target <= 1.5)"
+        )
+        print(
+            f"    with 64 slots the {2 * games} decisions of a round need {waves - 1} waves: floor "
+            f"{floor:.2f} s, ratio to the floor {wall_b / floor:.3f}"
+        )
         wide = config(server, results, args, max_concurrency=max(64, 2 * games))
         wall_w, _ = await engine_run(wide)
-        print(f"    max-concurrency {max(64, 2 * games)} (one wave): {wall_w:.2f} s; ratio "
-              f"{wall_w / critical:.3f}")
+        print(f"    max-concurrency {max(64, 2 * games)} (one wave): {wall_w:.2f} s; ratio {wall_w / critical:.3f}")
 
         wall_c, calls = await original_schedule(fast)
-        print(f"(c) original schedule: {calls} calls in {wall_c:.2f} s; engine (b) {wall_b:.2f} s; "
-              f"engine {wall_c / wall_b:.1f}x faster (target >= 10)")
+        print(
+            f"(c) original schedule: {calls} calls in {wall_c:.2f} s; engine (b) {wall_b:.2f} s; "
+            f"engine {wall_c / wall_b:.1f}x faster (target >= 10)"
+        )
 
 
 def main() -> None:

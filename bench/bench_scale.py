@@ -41,35 +41,54 @@ def child(agents: int, rounds: int, results: str) -> None:
             if isinstance(event, RoundSummarised):
                 print(json.dumps({"round": event.summary.round, **memory()}), flush=True)
 
-    config = with_seed(load_config(None, {
-        "agents": agents, "rounds": rounds, "seed": 1, "results_dir": results,
-        "provider": {"name": "simulated", "latency_ms": 0, "max_concurrency": 128}}, env={}))
+    config = with_seed(
+        load_config(
+            None,
+            {
+                "agents": agents,
+                "rounds": rounds,
+                "seed": 1,
+                "results_dir": results,
+                "provider": {"name": "simulated", "latency_ms": 0, "max_concurrency": 128},
+            },
+            env={},
+        )
+    )
     provider = make_provider(config, {})
     before = memory()
     cpu, wall = time.process_time(), time.perf_counter()
     result = anyio.run(lambda: run_experiment(config, provider=provider, observer=Rounds()))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    print(json.dumps({"status": result.status, "decisions": 2 * result.total_games, "cpu": cpu,
-                      "wall": wall, "start": before}), flush=True)
+    print(
+        json.dumps(
+            {"status": result.status, "decisions": 2 * result.total_games, "cpu": cpu, "wall": wall, "start": before}
+        ),
+        flush=True,
+    )
 
 
 def run_child(agents: int, rounds: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as results:
-        out = subprocess.run([sys.executable, __file__, "--child", str(agents), str(rounds), results],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(agents), str(rounds), results],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     return [json.loads(line) for line in out.splitlines()]
 
 
 def memory_case() -> None:
     lines = run_child(100, 5)
     *rounds, end = lines
-    print(f"100 agents x 5 rounds, simulated 0 ms: before the run {end['start']['VmRSS']:.0f} MiB; "
-          f"{end['wall']:.1f} s")
+    print(f"100 agents x 5 rounds, simulated 0 ms: before the run {end['start']['VmRSS']:.0f} MiB; {end['wall']:.1f} s")
     for r in rounds:
         print(f"  after round {r['round']}: resident {r['VmRSS']:6.1f} MiB, peak so far {r['VmHWM']:6.1f} MiB")
     growth = (rounds[-1]["VmHWM"] - rounds[0]["VmHWM"]) / max(1, len(rounds) - 1)
-    print(f"  peak {rounds[-1]['VmHWM']:.0f} MiB (target <= 120), growth {growth:+.1f} MiB per round "
-          "after the first (target: flat)")
+    print(
+        f"  peak {rounds[-1]['VmHWM']:.0f} MiB (target <= 120), growth {growth:+.1f} MiB per round "
+        "after the first (target: flat)"
+    )
 
 
 def cost_case() -> None:
@@ -77,8 +96,10 @@ def cost_case() -> None:
     for agents, rounds in ((10, 20), (100, 2)):
         end = run_child(agents, rounds)[-1]
         figures[agents] = end["cpu"] / end["decisions"]
-        print(f"{agents:>3} agents x {rounds:>2} rounds: {end['decisions']:>6} decisions, CPU {end['cpu']:.2f} s, "
-              f"{1e6 * figures[agents]:.0f} us per decision")
+        print(
+            f"{agents:>3} agents x {rounds:>2} rounds: {end['decisions']:>6} decisions, CPU {end['cpu']:.2f} s, "
+            f"{1e6 * figures[agents]:.0f} us per decision"
+        )
     print(f"per-decision cost, 100 agents / 10 agents: {figures[100] / figures[10]:.2f} (target <= 1.3)")
 
 

@@ -104,8 +104,15 @@ async def original_run(provider: Provider, agents: int, rounds: int, limiter: Sl
     async def call(key: str, text: str, max_tokens: int) -> None:
         if limiter is not None:
             await limiter.acquire()
-        await provider.complete(ChatRequest(key=key, model="openai/gpt-4.1-nano", temperature=0.5,
-                                            messages=[Message("user", text)], max_tokens=max_tokens))
+        await provider.complete(
+            ChatRequest(
+                key=key,
+                model="openai/gpt-4.1-nano",
+                temperature=0.5,
+                messages=[Message("user", text)],
+                max_tokens=max_tokens,
+            )
+        )
 
     pairs = [(i, j) for i in range(agents) for j in range(i + 1, agents)]
     began = time.perf_counter()
@@ -130,8 +137,11 @@ async def nocap(stub: StubProcess, results: str) -> None:
     _, cpu = clock.read()
     row("10x10, no cap, 128 slots", wall, 10 * 2 * LATENCY_MS / 1000, "target <= 1.2")
     stub_cpu = (stub.cpu() or 0.0) - (stub_before or 0.0)
-    print(f"    CPU per call: this process (engine + HTTP client) {1e6 * cpu / calls:.0f} us, "
-          f"stub server {1e6 * stub_cpu / calls:.0f} us", flush=True)
+    print(
+        f"    CPU per call: this process (engine + HTTP client) {1e6 * cpu / calls:.0f} us, "
+        f"stub server {1e6 * stub_cpu / calls:.0f} us",
+        flush=True,
+    )
     record("10x10, no cap: client CPU per call, us", 1e6 * cpu / calls)
     record("10x10, no cap: stub server CPU per call, us", 1e6 * stub_cpu / calls)
 
@@ -152,25 +162,38 @@ async def sweep(server: str, results: str) -> None:
     for slots in (128, 16):
         apart[slots] = 0.0
         for _, cfg in plan.runs():
-            wall, _ = await engine_run(msgspec.structs.replace(
-                cfg, provider=msgspec.structs.replace(cfg.provider, max_concurrency=slots)))
+            wall, _ = await engine_run(
+                msgspec.structs.replace(cfg, provider=msgspec.structs.replace(cfg.provider, max_concurrency=slots))
+            )
             apart[slots] += wall
     latency = LATENCY_MS / 1000
     floor = 3 * latency + 16 * 3 * 90 / 128 * latency  # strategy waves, then decisions in waves of 128
     alone = 16 * 3 * 2 * latency  # 16 experiments one after another at their own floors
-    print(f"{'sweep 16 x (10x3), 128 slots':<44} {together:>8.2f} s  floor {floor:>7.2f} s  ratio "
-          f"{together / floor:>6.3f}", flush=True)
+    print(
+        f"{'sweep 16 x (10x3), 128 slots':<44} {together:>8.2f} s  floor {floor:>7.2f} s  ratio "
+        f"{together / floor:>6.3f}",
+        flush=True,
+    )
     calls = 16 * 3 * (10 + 90)
-    print(f"    CPU per call in this process (engine + HTTP client): {1e6 * cpu / calls:.0f} us "
-          f"({cpu:.2f} s in all, on one event loop)", flush=True)
+    print(
+        f"    CPU per call in this process (engine + HTTP client): {1e6 * cpu / calls:.0f} us "
+        f"({cpu:.2f} s in all, on one event loop)",
+        flush=True,
+    )
     record("sweep 16 x (10x3): wall / floor", together / floor)
     record("sweep: client CPU per call, us", 1e6 * cpu / calls)
     record("sweep: speed-up over one after another at 128 slots", apart[128] / together)
     record("sweep: speed-up over one after another at 16 slots (target >= 6x)", apart[16] / together)
-    print(f"    one after another at 128 slots: {apart[128]:.2f} s -> sweep {apart[128] / together:.2f}x faster "
-          f"(at the floors at most {alone / floor:.2f}x: 128 slots cap the sweep, not the single runs)", flush=True)
-    print(f"    one after another at 16 slots (the default): {apart[16]:.2f} s -> sweep "
-          f"{apart[16] / together:.2f}x faster (target >= 6x)", flush=True)
+    print(
+        f"    one after another at 128 slots: {apart[128]:.2f} s -> sweep {apart[128] / together:.2f}x faster "
+        f"(at the floors at most {alone / floor:.2f}x: 128 slots cap the sweep, not the single runs)",
+        flush=True,
+    )
+    print(
+        f"    one after another at 16 slots (the default): {apart[16]:.2f} s -> sweep "
+        f"{apart[16] / together:.2f}x faster (target >= 6x)",
+        flush=True,
+    )
 
 
 async def original(server: str, scaled_server: str, results: str, scale: float) -> None:
@@ -182,9 +205,12 @@ async def original(server: str, scaled_server: str, results: str, scale: float) 
         await provider.aclose()
     app16, _ = await engine_run(base)
     app128, _ = await engine_run(config(server, results, 10, 10, max_concurrency=128))
-    print(f"original schedule, no limiter, 100 ms: {plain:.2f} s; this app, 16 slots (default) "
-          f"{app16:.2f} s = {plain / app16:.1f}x faster; 128 slots {app128:.2f} s = "
-          f"{plain / app128:.1f}x faster", flush=True)
+    print(
+        f"original schedule, no limiter, 100 ms: {plain:.2f} s; this app, 16 slots (default) "
+        f"{app16:.2f} s = {plain / app16:.1f}x faster; 128 slots {app128:.2f} s = "
+        f"{plain / app128:.1f}x faster",
+        flush=True,
+    )
     small = config(scaled_server, results, 10, 10)
     provider = make_provider(small, ENV)
     try:
@@ -192,19 +218,28 @@ async def original(server: str, scaled_server: str, results: str, scale: float) 
     finally:
         await provider.aclose()
     paced, _ = await engine_run(config(scaled_server, results, 10, 10, rpm=round(60 * scale)))
-    print(f"original schedule + its 60-per-60 s limiter, time-scaled {scale:g}x ({LATENCY_MS / scale:g} ms, "
-          f"window {60 / scale:g} s): {limited:.2f} s (= {limited * scale:.0f} s unscaled); this app "
-          f"--rpm 60 at the same scale: {paced:.2f} s; ratio {limited / paced:.2f}. Original + limiter "
-          f"vs this app without a cap (128 slots): {limited * scale / app128:.0f}x", flush=True)
+    print(
+        f"original schedule + its 60-per-60 s limiter, time-scaled {scale:g}x ({LATENCY_MS / scale:g} ms, "
+        f"window {60 / scale:g} s): {limited:.2f} s (= {limited * scale:.0f} s unscaled); this app "
+        f"--rpm 60 at the same scale: {paced:.2f} s; ratio {limited / paced:.2f}. Original + limiter "
+        f"vs this app without a cap (128 slots): {limited * scale / app128:.0f}x",
+        flush=True,
+    )
 
 
 async def bench(args: argparse.Namespace) -> None:
     cases = args.only.split(",") if args.only else CASES
-    with (stub_server_process(LATENCY_MS) as stub, stub_process(LATENCY_MS / args.scale) as scaled,
-          tempfile.TemporaryDirectory() as results):
+    with (
+        stub_server_process(LATENCY_MS) as stub,
+        stub_process(LATENCY_MS / args.scale) as scaled,
+        tempfile.TemporaryDirectory() as results,
+    ):
         server = stub.url
-        print(f"stub latency {LATENCY_MS:g} ms on 127.0.0.1; every ratio measured in this run; load "
-              f"average {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"stub latency {LATENCY_MS:g} ms on 127.0.0.1; every ratio measured in this run; load "
+            f"average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         for trial in range(1, args.trials + 1):
             if args.trials > 1:
                 print(f"-- trial {trial}", flush=True)

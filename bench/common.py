@@ -36,11 +36,17 @@ def stub_server_process(latency_ms: float, tls_pem: str | None = None) -> Iterat
     """tests/support/stub_server.py in its own process (as a real server would be), so its
     CPU time is not taken from the client's and can be measured apart; with `tls_pem` (key
     and certificate chain) behind TLS (tests/support/tls_stub.py)."""
-    command = ["tests.support.tls_stub", str(latency_ms), tls_pem] if tls_pem else [
-        "tests.support.stub_server", str(latency_ms)]
+    command = (
+        ["tests.support.tls_stub", str(latency_ms), tls_pem]
+        if tls_pem
+        else ["tests.support.stub_server", str(latency_ms)]
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", *command],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -64,8 +70,13 @@ def stub_overrides(server: str, results: str, agents: int, rounds: int, **provid
         "rounds": rounds,
         "seed": 1,
         "results_dir": results,
-        "provider": {"name": "openrouter", "base_url": server, "api_key_env": KEY_ENV,
-                     "max_cost_usd": None, **provider},
+        "provider": {
+            "name": "openrouter",
+            "base_url": server,
+            "api_key_env": KEY_ENV,
+            "max_cost_usd": None,
+            **provider,
+        },
     }
 
 
@@ -83,14 +94,13 @@ class Clock:
     def split(self) -> tuple[float, float, float]:
         """(wall, user CPU, system CPU) seconds."""
         now = resource.getrusage(resource.RUSAGE_SELF)
-        return (time.perf_counter() - self.wall, now.ru_utime - self.usage.ru_utime,
-                now.ru_stime - self.usage.ru_stime)
+        return (time.perf_counter() - self.wall, now.ru_utime - self.usage.ru_utime, now.ru_stime - self.usage.ru_stime)
 
 
 def median_range(values: list[float], scale: float = 1.0, digits: int = 0) -> str:
     """`median (min-max)` of `values` times `scale`."""
     ordered = sorted(v * scale for v in values)
-    middle = ordered[len(ordered) // 2] if len(ordered) % 2 else sum(ordered[len(ordered) // 2 - 1:][:2]) / 2
+    middle = ordered[len(ordered) // 2] if len(ordered) % 2 else sum(ordered[len(ordered) // 2 - 1 :][:2]) / 2
     return f"{middle:.{digits}f} ({ordered[0]:.{digits}f}-{ordered[-1]:.{digits}f})"
 
 

@@ -27,9 +27,11 @@ def main() -> None:
     clear = sum(row["expected"] != "ambiguous" for row in rows)
     clear_read = sum(parse_decision(r["reply"], r["finish_reason"]).action == r["expected"] for r in rows)
     print(f"replies {len(rows)} (clear {clear}, ambiguous {len(rows) - clear}); silent misreads {misreads}")
-    print(f"sent to a follow-up: {sum(follow_ups.values())} of {len(rows)} "
-          f"({sum(follow_ups.values()) / len(rows):.0%}); clear replies read at once {clear_read} of {clear} "
-          f"({clear_read / clear:.0%})")
+    print(
+        f"sent to a follow-up: {sum(follow_ups.values())} of {len(rows)} "
+        f"({sum(follow_ups.values()) / len(rows):.0%}); clear replies read at once {clear_read} of {clear} "
+        f"({clear_read / clear:.0%})"
+    )
     print("by rule: " + ", ".join(f"{rule} {n}" for rule, n in rules.most_common()))
     print(f"{'style':14} {'replies':>7} {'follow-up':>9}")
     for style, n in sorted(total.items()):

@@ -128,8 +128,12 @@ class CallGateway:
         if self.prices is None or len(self.prices.unknown) == len(self.unpriced):
             return
         for model in sorted(self.prices.unknown - self.unpriced):
-            self.report("unknown_price", f"no price known for model {model!r}: its cost counts as $0 "
-                        "and the budget cannot bound it (set provider.prices)", model=model)
+            self.report(
+                "unknown_price",
+                f"no price known for model {model!r}: its cost counts as $0 "
+                "and the budget cannot bound it (set provider.prices)",
+                model=model,
+            )
         self.unpriced |= self.prices.unknown
 
     def _reserve(self, request: ChatRequest) -> float:
@@ -162,8 +166,9 @@ class CallGateway:
                 reserved = await self._start(request)
             except BudgetExceeded:
                 if last_error is not None:  # attempts were made: they count, and resume sees them
-                    self._log(request, attempt - 1, None, tally, started,
-                              f"{last_error.message}; then stopped by the budget")
+                    self._log(
+                        request, attempt - 1, None, tally, started, f"{last_error.message}; then stopped by the budget"
+                    )
                 raise
             stats.in_flight += 1
             stats.calls += 1
@@ -177,7 +182,8 @@ class CallGateway:
                     tally.unsent += 1
             else:
                 completion = msgspec.structs.replace(
-                    completion, cost=self._charge(tally, completion.cost, completion.cost_is_estimate))
+                    completion, cost=self._charge(tally, completion.cost, completion.cost_is_estimate)
+                )
                 self._log(request, attempt, completion, tally, started, None)
                 return completion
             finally:
@@ -192,9 +198,13 @@ class CallGateway:
                 tally.empty += 1
                 stats.empty_replies += 1
                 again = tally.empty < MAX_EMPTY_REPLIES and attempt < MAX_ATTEMPTS
-                self.report(EMPTY_REPLY, f"{request.key}: {last_error.message}, billed "
-                            f"${last_error.cost:.6f}; {'asking once more' if again else 'giving up'}",
-                            key=request.key, round=round_of(request.key))
+                self.report(
+                    EMPTY_REPLY,
+                    f"{request.key}: {last_error.message}, billed "
+                    f"${last_error.cost:.6f}; {'asking once more' if again else 'giving up'}",
+                    key=request.key,
+                    round=round_of(request.key),
+                )
                 if not again:
                     break
             if not last_error.retryable or attempt == MAX_ATTEMPTS:

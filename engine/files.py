@@ -40,21 +40,24 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Temp file in the same directory, fsync, os.replace, fsync the directory: a reader
-    sees the old file or the new one, never a torn one."""
+    sees the old file or the new one, never a torn one. `durable=False` leaves out the two
+    fsyncs, for a cache that is rebuilt when lost (still never torn)."""
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=".json")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; result files are ordinary files
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                os.fsync(file.fileno())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def encode(obj: Any) -> bytes:
@@ -76,8 +79,8 @@ def _encodable(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, msgspec.json.format(encode(obj), indent=2))
+def write_json(path: Path, obj: Any, *, durable: bool = True) -> None:
+    write_atomic(path, msgspec.json.format(encode(obj), indent=2), durable=durable)
 
 
 class UnsafeFile(OSError):
@@ -99,8 +102,7 @@ def read_file(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise UnsafeFile(f"{path.name} is not a regular file")
         if info.st_size > limit:
-            raise UnsafeFile(f"{path.name} is {info.st_size >> 20} MiB, over the "
-                             f"{limit >> 20} MiB a reader accepts")
+            raise UnsafeFile(f"{path.name} is {info.st_size >> 20} MiB, over the {limit >> 20} MiB a reader accepts")
         data = file.read(limit + 1)
     if len(data) > limit:
         raise UnsafeFile(f"{path.name} grew past the {limit >> 20} MiB a reader accepts")
@@ -135,7 +137,7 @@ def append_line(file: Any, data: bytes) -> None:
     """Write all of `data` to an unbuffered file (a raw write may take only part of it)."""
     view = memoryview(data)
     while view:
-        view = view[file.write(view):]
+        view = view[file.write(view) :]
 
 
 def read_jsonl(path: Path, type_: type[T]) -> tuple[list[T], list[str]]:
@@ -154,4 +156,3 @@ def read_jsonl(path: Path, type_: type[T]) -> tuple[list[T], list[str]]:
         except (msgspec.DecodeError, msgspec.ValidationError):
             bad.append(line.decode(errors="replace"))
     return good, bad
-

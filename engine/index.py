@@ -1,7 +1,8 @@
 """The per-experiment index.json: the few figures the browser shows for a row, so listing
 500 experiments reads 500 small files instead of 500 full results. It is a cache derived
 from manifest.json, the round summaries and experiment_results.json: written atomically
-with each round and at the end, and rebuilt by a reader when missing or older than them."""
+(but not fsynced: one lost in a crash is rebuilt) with each round and at the end, and
+rebuilt by a reader when missing, unreadable or older than them."""
 
 import os
 import tempfile
@@ -54,20 +55,32 @@ def entry_from(loaded: LoadedExperiment) -> IndexEntry | None:
     for number in sorted(loaded.summaries):
         cooperated, counted = add_moves(cooperated, counted, loaded.summaries[number], len(manifest.agents))
     entry = IndexEntry(
-        id=loaded.directory.name, status=manifest.status, start_time=manifest.start_time,
-        rounds_done=len(loaded.summaries), rounds=manifest.config.rounds, agents=len(manifest.agents),
-        condition=manifest.condition.name, provider=manifest.provider, main_model=manifest.main_model,
-        sub_model=manifest.sub_model, simulated=manifest.simulated,
+        id=loaded.directory.name,
+        status=manifest.status,
+        start_time=manifest.start_time,
+        rounds_done=len(loaded.summaries),
+        rounds=manifest.config.rounds,
+        agents=len(manifest.agents),
+        condition=manifest.condition.name,
+        provider=manifest.provider,
+        main_model=manifest.main_model,
+        sub_model=manifest.sub_model,
+        simulated=manifest.simulated,
         cooperation=cooperated / counted if counted > 0 else None,
-        problems=list(loaded.problems), last_round=max(loaded.summaries, default=0),
-        cooperated=cooperated, counted_moves=counted,
+        problems=list(loaded.problems),
+        last_round=max(loaded.summaries, default=0),
+        cooperated=cooperated,
+        counted_moves=counted,
     )
     # A manifest saying `running` beside a result file: a resume is under way (or died):
     # the older result of the interruption it continues is not the experiment's state.
     if result is not None and manifest.status != "running":
         validity = result.validity
         entry = msgspec.structs.replace(
-            entry, status=result.status, has_result=True, cost=result.total_cost,
+            entry,
+            status=result.status,
+            has_result=True,
+            cost=result.total_cost,
             cost_is_estimate=result.cost_is_estimate,
             cooperation=result.acausal_indicators.overall_cooperation_rate,
             valid=validity.valid if validity else None,
@@ -91,7 +104,7 @@ def update_index(directory: Path) -> None:
     try:
         entry = entry_from(load_experiment(directory))
         if entry is not None:
-            write_json(directory / INDEX_FILE, entry)
+            write_json(directory / INDEX_FILE, entry, durable=False)
     except Exception:  # a cache; the experiment's own files are what count
         pass
 
@@ -106,7 +119,7 @@ def add_round(directory: Path, round: int, summary: RoundSummary) -> None:
         if entry is None:
             entry = entry_from(load_experiment(directory))
         if entry is not None:
-            write_json(directory / INDEX_FILE, entry)
+            write_json(directory / INDEX_FILE, entry, durable=False)
     except Exception:  # a cache; the experiment's own files are what count
         pass
 
@@ -118,13 +131,22 @@ def next_entry(directory: Path, round: int, summary: RoundSummary) -> IndexEntry
         entry = read_json(directory / INDEX_FILE, IndexEntry)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError):
         return None
-    if (entry.version != INDEX_VERSION or entry.id != directory.name or entry.problems
-            or entry.has_result or round <= entry.last_round):
+    if (
+        entry.version != INDEX_VERSION
+        or entry.id != directory.name
+        or entry.problems
+        or entry.has_result
+        or round <= entry.last_round
+    ):
         return None
     cooperated, counted = add_moves(entry.cooperated, entry.counted_moves, summary, entry.agents)
     return msgspec.structs.replace(
-        entry, rounds_done=entry.rounds_done + 1, last_round=round, cooperated=cooperated,
-        counted_moves=counted, cooperation=cooperated / counted if counted > 0 else None,
+        entry,
+        rounds_done=entry.rounds_done + 1,
+        last_round=round,
+        cooperated=cooperated,
+        counted_moves=counted,
+        cooperation=cooperated / counted if counted > 0 else None,
     )
 
 

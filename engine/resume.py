@@ -45,8 +45,10 @@ from engine.store import (
 CORRUPT_SUFFIX = ".corrupt"
 # Error types that describe the interruption rather than the experiment (not counted again).
 INTERRUPTION_ERRORS = frozenset({"storage", "fatal", "internal", "resume_repair"})
-MISSING_CALLS_NOTE = ("calls.jsonl is missing: the earlier calls and their cost are unknown "
-                      "(the counters and the budget start from zero, and every call is made again)")
+MISSING_CALLS_NOTE = (
+    "calls.jsonl is missing: the earlier calls and their cost are unknown "
+    "(the counters and the budget start from zero, and every call is made again)"
+)
 Runner = Callable[[Observer, RunControl], Awaitable[ExperimentResult]]  # what a UI runs
 
 
@@ -68,9 +70,7 @@ class Resumable:
         return len(self.rounds) + 1
 
 
-def open_resume(
-    directory: Path, max_cost_usd: float | None = None, *, allow_insecure: bool = False
-) -> Resumable:
+def open_resume(directory: Path, max_cost_usd: float | None = None, *, allow_insecure: bool = False) -> Resumable:
     """Check, lock and load an experiment directory for resuming. `allow_insecure` lets
     the key go over plain http:// to a remote host (recorded in the manifest's config).
 
@@ -80,7 +80,8 @@ def open_resume(
     config = manifest.config
     limit = config.provider.max_cost_usd
     budget_reached = manifest.status == "budget_exceeded" and (
-        max_cost_usd is None or (limit is not None and max_cost_usd <= limit))
+        max_cost_usd is None or (limit is not None and max_cost_usd <= limit)
+    )
     if max_cost_usd is not None:
         config = validate(
             msgspec.structs.replace(
@@ -99,15 +100,13 @@ def open_resume(
     try:
         rounds = load_rounds(directory, manifest)
         logs = {"calls.jsonl": CallRecord, "experiment_errors.log": ErrorRecord}
-        notes = [note for name, type_ in logs.items()
-                 if (note := set_aside_torn_tail(directory / name, type_))]
+        notes = [note for name, type_ in logs.items() if (note := set_aside_torn_tail(directory / name, type_))]
         if calls_missing:
             notes.append(MISSING_CALLS_NOTE)
         calls, bad_calls = read_jsonl(directory / "calls.jsonl", CallRecord)
         errors, _ = read_jsonl(directory / "experiment_errors.log", ErrorRecord)
         if bad_calls:
-            notes.append(f"calls.jsonl: {len(bad_calls)} unreadable line(s) ignored; "
-                         "those calls are made again")
+            notes.append(f"calls.jsonl: {len(bad_calls)} unreadable line(s) ignored; those calls are made again")
         remove_temp_files(directory)
     except UnsafeFile as exc:
         store.close()
@@ -115,13 +114,13 @@ def open_resume(
     except BaseException:
         store.close()
         raise
-    return Resumable(store, msgspec.structs.replace(manifest, config=config), config, rounds,
-                     calls, errors, notes, budget_reached)
+    return Resumable(
+        store, msgspec.structs.replace(manifest, config=config), config, rounds, calls, errors, notes, budget_reached
+    )
 
 
 def allow_insecure_config(config: Config) -> Config:
-    return msgspec.structs.replace(
-        config, provider=msgspec.structs.replace(config.provider, allow_insecure=True))
+    return msgspec.structs.replace(config, provider=msgspec.structs.replace(config.provider, allow_insecure=True))
 
 
 def resume_runner(resumable: Resumable, provider: Provider) -> Runner:
@@ -145,8 +144,9 @@ async def resume_experiment(
 ) -> ExperimentResult:
     """Rebuild the experiment's state and run it from `next_round` to the end."""
     try:
-        experiment = Experiment(resumable.config, resumable.store, provider, observer, control,
-                                restored=restored(resumable))
+        experiment = Experiment(
+            resumable.config, resumable.store, provider, observer, control, restored=restored(resumable)
+        )
         return await experiment.run()
     finally:
         resumable.store.close()

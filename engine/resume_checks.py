@@ -34,8 +34,9 @@ def read_manifest(directory: Path) -> Manifest:
     if not directory.is_dir():
         raise ResumeError(f"{directory}: no such experiment directory")
     if not path.exists():
-        raise ResumeError(f"{directory}: no manifest.json (not an experiment, or killed before "
-                          "it started: nothing to resume)")
+        raise ResumeError(
+            f"{directory}: no manifest.json (not an experiment, or killed before it started: nothing to resume)"
+        )
     try:
         check_schema(path)
         manifest = read_json(path, Manifest)
@@ -66,18 +67,21 @@ def check_code_matches(manifest: Manifest) -> None:
     config = manifest.config
     if manifest.seed != config.seed or config.agents is None:
         raise ResumeError("manifest.json: the seed or agent count is missing or inconsistent")
-    changed = [name for name, digest in prompt_hashes().items()
-               if manifest.prompt_hashes.get(name) != digest]
+    changed = [name for name, digest in prompt_hashes().items() if manifest.prompt_hashes.get(name) != digest]
     if changed:
-        raise ResumeError(f"manifest.json: the prompt templates changed since the experiment "
-                          f"started ({', '.join(changed)}); it cannot be resumed with this version")
+        raise ResumeError(
+            f"manifest.json: the prompt templates changed since the experiment "
+            f"started ({', '.join(changed)}); it cannot be resumed with this version"
+        )
     try:
         condition = resolve_condition(config.condition, config.switches)
     except ConfigError as exc:
         raise ResumeError(f"manifest.json: {exc}") from None
     if condition != manifest.condition:
-        raise ResumeError(f"manifest.json: condition {config.condition!r} is defined differently "
-                          "in this version than when the experiment started")
+        raise ResumeError(
+            f"manifest.json: condition {config.condition!r} is defined differently "
+            "in this version than when the experiment started"
+        )
     fields = ("id", "kind", "strategy", "model", "sub_model", "initial_power")
     expected = [tuple(getattr(a, f) for f in fields) for a in build_agents(config)]
     recorded = [tuple(getattr(a, f) for f in fields) for a in manifest.agents]
@@ -93,20 +97,20 @@ def load_rounds(directory: Path, manifest: Manifest) -> list[SavedRound]:
     summaries = rounds_dir.glob("summary_r*.json")
     numbers = sorted(int(p.stem[9:]) for p in summaries if p.stem[9:].isdigit())
     if numbers != list(range(1, len(numbers) + 1)):
-        raise ResumeError(f"{rounds_dir}: the round summaries {numbers} are not rounds "
-                          f"1..{len(numbers)}")
+        raise ResumeError(f"{rounds_dir}: the round summaries {numbers} are not rounds 1..{len(numbers)}")
     if len(numbers) > config.rounds:
-        raise ResumeError(f"{rounds_dir}: {len(numbers)} rounds saved, but the experiment has "
-                          f"{config.rounds}")
+        raise ResumeError(f"{rounds_dir}: {len(numbers)} rounds saved, but the experiment has {config.rounds}")
     powers = [a.initial_power for a in manifest.agents]
     saved = []
     for r in numbers:
         try:
-            saved.append(SavedRound(
-                read_json(rounds_dir / f"strategies_r{r}.json", list[StrategyRecord]),
-                read_json(rounds_dir / f"games_r{r}.json", list[GameResult]),
-                read_json(rounds_dir / f"summary_r{r}.json", RoundSummary),
-            ))
+            saved.append(
+                SavedRound(
+                    read_json(rounds_dir / f"strategies_r{r}.json", list[StrategyRecord]),
+                    read_json(rounds_dir / f"games_r{r}.json", list[GameResult]),
+                    read_json(rounds_dir / f"summary_r{r}.json", RoundSummary),
+                )
+            )
         except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ResumeError(f"round {r}: unreadable ({exc})") from None
         problem, powers = check_round(r, saved[-1], powers, config)
@@ -115,9 +119,7 @@ def load_rounds(directory: Path, manifest: Manifest) -> list[SavedRound]:
     return saved
 
 
-def check_round(
-    r: int, saved: SavedRound, powers: list[float], config: Config
-) -> tuple[str | None, list[float]]:
+def check_round(r: int, saved: SavedRound, powers: list[float], config: Config) -> tuple[str | None, list[float]]:
     """What is wrong with round r given the powers it started with (None: nothing), and
     the powers after it."""
     n = config.agents or 0
@@ -133,7 +135,9 @@ def check_round(
         before = (powers[g.player1_id], powers[g.player2_id])
         payoffs = game.payoffs(g.player1_action, g.player2_action, *before, config.power.dynamics)
         if (g.player1_power_before, g.player2_power_before) != before or (
-            g.player1_payoff, g.player2_payoff) != payoffs:
+            g.player1_payoff,
+            g.player2_payoff,
+        ) != payoffs:
             return f"game {g.game_id} does not follow from the earlier rounds", powers
         scores[g.player1_id] += g.player1_payoff
         scores[g.player2_id] += g.player2_payoff

@@ -54,8 +54,13 @@ class Round:
     """What playing one round needs from the experiment, and the round's play."""
 
     def __init__(
-        self, round: int, config: Config, agents: list[AgentInfo], state: ExperimentState,
-        llm: LLMAgents, notify: Callable[[Event], None],
+        self,
+        round: int,
+        config: Config,
+        agents: list[AgentInfo],
+        state: ExperimentState,
+        llm: LLMAgents,
+        notify: Callable[[Event], None],
     ) -> None:
         assert config.seed is not None
         self.round = round
@@ -143,12 +148,18 @@ class Round:
         if agent.kind == "scripted":
             text = scripted.DESCRIPTIONS[agent.strategy or ""]
             return StrategyRecord(
-                agent_id=agent.id, round=self.round, kind="scripted", model=None, strategy_text=text,
-                full_reasoning=text, timestamp=now_iso(),
+                agent_id=agent.id,
+                round=self.round,
+                kind="scripted",
+                model=None,
+                strategy_text=text,
+                full_reasoning=text,
+                timestamp=now_iso(),
             )
         state = self.state
         return await self.llm.write_strategy(
-            self.round, agent, state.strategies.get(agent.id), state.powers[agent.id], state.summaries)
+            self.round, agent, state.strategies.get(agent.id), state.powers[agent.id], state.summaries
+        )
 
     async def decide(self, k: int, player: int, me: int, other: int, history: str) -> Decision:
         """Player `player` (1 or 2) of game `k`, agent `me` against `other`."""
@@ -158,8 +169,9 @@ class Round:
             rng = keyed_rng(self.seed, "scripted", self.round, k, player)
             return Decision(scripted.decide(agent.strategy or "", pair, rng), None, "scripted")
         label = self.state.history.labels(me, self.round)[other]
-        return await self.llm.decide(self.round, k, player, agent, self.state.strategies[me].strategy_text,
-                                     history, label)
+        return await self.llm.decide(
+            self.round, k, player, agent, self.state.strategies[me].strategy_text, history, label
+        )
 
     def check_strategies_reached_a_model(self, records: dict[int, StrategyRecord]) -> None:
         """Strategies that are all stand-ins because no call got through are not data: stop."""
@@ -226,11 +238,21 @@ class GameBook:
         pay1, pay2 = game.payoffs(d1.action, d2.action, p1, p2, play.config.power.dynamics)
         strategies = play.state.strategies
         result = GameResult(
-            game_id=f"r{self.round}_g{k}", round=self.round, player1_id=i, player2_id=j,
-            player1_action=d1.action, player2_action=d2.action, player1_payoff=pay1,
-            player2_payoff=pay2, player1_power_before=p1, player2_power_before=p2,
-            player1_fallback=d1.fallback, player2_fallback=d2.fallback, timestamp=now_iso(),
-            player1_parse_rule=d1.parse_rule, player2_parse_rule=d2.parse_rule,
+            game_id=f"r{self.round}_g{k}",
+            round=self.round,
+            player1_id=i,
+            player2_id=j,
+            player1_action=d1.action,
+            player2_action=d2.action,
+            player1_payoff=pay1,
+            player2_payoff=pay2,
+            player1_power_before=p1,
+            player2_power_before=p2,
+            player1_fallback=d1.fallback,
+            player2_fallback=d2.fallback,
+            timestamp=now_iso(),
+            player1_parse_rule=d1.parse_rule,
+            player2_parse_rule=d2.parse_rule,
             player1_strategy_source=strategy_source(play.agents[i], strategies[i]),
             player2_strategy_source=strategy_source(play.agents[j], strategies[j]),
         )

@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 
 import anyio
 import msgspec
+from anyio.abc import TaskGroup
 
-from engine import analysis, game
+from engine import analysis
 from engine.agents.llm import CUT_OFF, LLMAgents
 from engine.calllog import CallLog
 from engine.calls import Budget, CallGateway, FatalCallError, now_iso
@@ -31,11 +32,12 @@ from engine.events import (
     RunStarted,
 )
 from engine.limits import Limiter
-from engine.models import ErrorRecord, ExperimentResult, Status
+from engine.models import ErrorRecord, ExperimentResult, GameResult, Status, StrategyRecord
 from engine.prompts import round_player_labels
 from engine.providers.base import Provider
 from engine.records import build_agents, build_result, final_agents, new_manifest
 from engine.rounds import Round
+from engine.saving import RoundSaves, Unsaved
 from engine.state import ExperimentState, Restored
 from engine.store import ExperimentStore
 
@@ -78,6 +80,7 @@ class Experiment:
         self.condition: Condition = resolve_condition(config.condition, config.switches)
         self.agents = build_agents(config)
         self.error_count = 0
+        self.saves = RoundSaves(self.observer.on_event)  # a round saved as the next one plays
         self.call_log = CallLog(store.append_calls)
         self.gateway = CallGateway(
             provider,
@@ -95,8 +98,15 @@ class Experiment:
         if restored is None:
             self.state = ExperimentState.start(self.seed, self.agents, self.condition)
             self.start_time = now_iso()
-            self.manifest = new_manifest(store.experiment_id, self.start_time, config, self.condition,
-                                         self.agents, provider.name, provider.simulated)
+            self.manifest = new_manifest(
+                store.experiment_id,
+                self.start_time,
+                config,
+                self.condition,
+                self.agents,
+                provider.name,
+                provider.simulated,
+            )
         else:
             self.resume_from(restored)
 
@@ -119,7 +129,7 @@ class Experiment:
     # -- reporting -------------------------------------------------------------------
 
     def notify(self, event: Event) -> None:
-        self.observer.on_event(event)
+        self.saves.notify(event)  # held back while the previous round is being saved
 
     def error(self, type_: str, message: str, **context: str | int | float | None) -> None:
         self.error_count += 1
@@ -140,26 +150,30 @@ class Experiment:
         try:
             with anyio.CancelScope() as scope:
                 self.control.attach(scope, self.notify)
-                for round in range(len(self.state.summaries) + 1, self.config.rounds + 1):
-                    await self.play_round(round)
-                    if self.gateway.budget_exceeded:
-                        status, message = "budget_exceeded", "stopped: the cost budget was reached"
-                        break
+                async with anyio.create_task_group() as saving:  # a round saved as the next one plays
+                    for round in range(len(self.state.summaries) + 1, self.config.rounds + 1):
+                        await self.play_round(round, saving)
+                        if self.gateway.budget_exceeded:
+                            status, message = "budget_exceeded", "stopped: the cost budget was reached"
+                            break
             if self.control.aborted:
                 status, message = "aborted", self.control.abort_reason
             elif status is None:
                 status = "completed"
         except* FatalCallError as group:
-            status, message = "failed", str(group.exceptions[0])
+            status, message = "failed", str(first_error(group))
             self.error("fatal", message)
         except* OSError as group:
-            status, message = "failed", f"cannot write the results: {group.exceptions[0]}"
+            status, message = "failed", f"cannot write the results: {first_error(group)}"
             self.error("storage", message)
         except* Exception as group:
             status = "failed"
-            message = f"internal error: {type(group.exceptions[0]).__name__}: {group.exceptions[0]}"
+            error = first_error(group)
+            message = f"internal error: {type(error).__name__}: {error}"
             self.error("internal", message)
         finally:
+            self.saves.forget_unsaved(self.state)  # a failed save: the result says what the files say
+            self.saves.release()
             with anyio.CancelScope(shield=True):
                 try:
                     await self.call_log.drain()
@@ -177,10 +191,20 @@ class Experiment:
         end = now_iso()
         self.agents = final_agents(self.agents, self.state)
         result = build_result(
-            self.store.experiment_id, self.config, self.condition, self.agents, self.state,
-            self.control.stats, status=status, message=message, start_time=self.start_time, end_time=end,
-            simulated=self.provider.simulated, cost_is_estimate=self.gateway.cost_is_estimate,
-            error_count=self.error_count, cut_offs=sum(self.llm.cut_off.values()),
+            self.store.experiment_id,
+            self.config,
+            self.condition,
+            self.agents,
+            self.state,
+            self.control.stats,
+            status=status,
+            message=message,
+            start_time=self.start_time,
+            end_time=end,
+            simulated=self.provider.simulated,
+            cost_is_estimate=self.gateway.cost_is_estimate,
+            error_count=self.error_count,
+            cut_offs=sum(self.llm.cut_off.values()),
         )
         self.store.write_result(result)
         self.manifest = msgspec.structs.replace(
@@ -189,53 +213,58 @@ class Experiment:
         self.store.write_manifest(self.manifest)
         return result
 
-    async def play_round(self, round: int) -> None:
+    async def play_round(self, round: int, group: TaskGroup) -> None:
+        """Play the round and add it to the state, then save its files in `group` while
+        the next round plays: that round needs this one in memory, not on disk. Its calls
+        are all in calls.jsonl before its files are written, so a kill before the files
+        are on disk only means resume plays it again from the logged replies. Until the
+        files are saved the events of the next round are held back, so observers see
+        RoundSummarised (with the files on disk, index.json included) before them."""
         started, paused = time.monotonic(), self.control.paused_seconds()
         self.notify(RoundStarted(round, self.config.rounds))
         played = await Round(round, self.config, self.agents, self.state, self.llm, self.notify).play()
         if played is None:
             return
         strategies, games = played
-        scores = [0.0] * self.n
-        for g in games:
-            scores[g.player1_id] += g.player1_payoff
-            scores[g.player2_id] += g.player2_payoff
-        state = self.state
-        powers = game.update_powers(state.powers, scores) if self.config.power.dynamics else state.powers
-        paused = self.control.paused_seconds() - paused  # left out of the duration
-        # The round's bookkeeping runs in a worker thread: at 100 agents it takes tenths of a
-        # second, which would freeze a UI sharing the event loop (the round's tasks are done).
-        similarity = await off_loop(state.similarity.add_round, analysis.llm_strategy_texts(strategies))
-        summary = await off_loop(
-            analysis.summarize_round,
-            round,
-            games,
-            self.n,
-            list(powers),
-            round_player_labels(self.seed, round, self.n),
-            similarity,
-            round_to_ms(max(0.0, time.monotonic() - started - paused)),
-        )
-        with anyio.CancelScope(shield=True):  # a round is saved whole or not at all
-            await self.call_log.drain()  # a round's files never reach the disk before its calls
-            await anyio.to_thread.run_sync(self.store.write_round, round, strategies, games, summary)
-            # the state takes the round only once its files are written, so a failed write
-            # leaves the result consistent with the files (the similarity corpus aside)
-            state.powers = powers
-            state.total_scores = [t + s for t, s in zip(state.total_scores, scores, strict=True)]
-            await off_loop(state.add_games, round, games)
-            state.all_strategies += strategies
-            state.all_games += games
-            state.summaries.append(summary)
-        moves = await off_loop(analysis.all_moves, state.all_games)
-        self.notify(RoundSummarised(
+        duration = round_to_ms(max(0.0, time.monotonic() - started - (self.control.paused_seconds() - paused)))
+        await self.saves.previous()  # one round saved at a time, in order
+        with anyio.CancelScope(shield=True):  # the state takes the round whole or not at all
+            unsaved = Unsaved.before(self.state)
+            # The round's bookkeeping runs in one worker thread: at 100 agents it takes tenths
+            # of a second, which would freeze a UI sharing the event loop (the round's tasks
+            # are done, and the next round starts only once it is in the state).
+            event = await off_loop(self.take_round, round, strategies, games, duration)
+            self.saves.start(group, lambda: self.save_round(round, strategies, games, event), unsaved, event)
+
+    def take_round(
+        self, round: int, strategies: list[StrategyRecord], games: list[GameResult], duration_ms: float
+    ) -> RoundSummarised:
+        """The round added to the state, and its summary event (runs in a worker thread)."""
+        labels = round_player_labels(self.seed, round, self.n)
+        summary = self.state.add_round(round, strategies, games, self.config.power.dynamics, labels, duration_ms)
+        moves = analysis.all_moves(self.state.all_games)
+        return RoundSummarised(
             summary, analysis.cooperation_rate(moves), self.config.rounds, analysis.fallback_share(moves)
-        ))
+        )
+
+    async def save_round(
+        self, round: int, strategies: list[StrategyRecord], games: list[GameResult], event: RoundSummarised
+    ) -> None:
+        await self.call_log.drain()  # a round's files never reach the disk before its calls
+        await off_loop(self.store.write_round, round, strategies, games, event.summary)
 
 
 async def off_loop(function: Callable[..., T], *args: Any) -> T:
     """`function(*args)` in a worker thread; the event loop (and a UI on it) keeps running."""
     return await anyio.to_thread.run_sync(function, *args)
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The first exception in a (possibly nested) group: the error itself, for its message."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def round_to_ms(seconds: float) -> float:

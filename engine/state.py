@@ -3,7 +3,7 @@ from the round files on resume (`Restored`, passed to the `Experiment` it contin
 
 from dataclasses import dataclass, field
 
-from engine import analysis
+from engine import analysis, game
 from engine.conditions import Condition
 from engine.models import AgentInfo, CallRecord, GameResult, Manifest, RoundSummary, StrategyRecord
 from engine.views import History
@@ -44,6 +44,34 @@ class ExperimentState:
             ):
                 if me not in readers:
                     self.pair_history.setdefault((me, other), []).append((mine, theirs))
+
+    def add_round(
+        self,
+        round: int,
+        strategies: list[StrategyRecord],
+        games: list[GameResult],
+        dynamics: bool,
+        labels: dict[int, str],
+        duration_ms: float,
+    ) -> RoundSummary:
+        """A round just played: scores, powers (when they move), similarity and history
+        updated, and its summary."""
+        scores = [0.0] * len(self.powers)
+        for g in games:
+            scores[g.player1_id] += g.player1_payoff
+            scores[g.player2_id] += g.player2_payoff
+        if dynamics:
+            self.powers = game.update_powers(self.powers, scores)
+        similarity = self.similarity.add_round(analysis.llm_strategy_texts(strategies))
+        summary = analysis.summarize_round(
+            round, games, len(scores), list(self.powers), labels, similarity, duration_ms
+        )
+        self.total_scores = [t + s for t, s in zip(self.total_scores, scores, strict=True)]
+        self.add_games(round, games)
+        self.all_strategies += strategies
+        self.all_games += games
+        self.summaries.append(summary)
+        return summary
 
     def add_saved_round(self, strategies: list[StrategyRecord], games: list[GameResult], summary: RoundSummary) -> None:
         """A round read back from its files (resume): as if it had just been played."""

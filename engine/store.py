@@ -42,10 +42,28 @@ from engine.models import (
 )
 
 __all__ = [
-    "MAX_JSON_BYTES", "MAX_LOG_BYTES", "MIN_FREE_BYTES", "TEMP_PREFIX", "BadRoundFile",
-    "ExperimentStore", "LoadedExperiment", "UnsafeFile", "check_results_dir", "check_writable",
-    "decoder", "encode", "fsync_dir", "list_experiments", "load_experiment", "new_dated_dir",
-    "new_experiment_dir", "read_file", "read_json", "read_jsonl", "write_atomic", "write_json",
+    "MAX_JSON_BYTES",
+    "MAX_LOG_BYTES",
+    "MIN_FREE_BYTES",
+    "TEMP_PREFIX",
+    "BadRoundFile",
+    "ExperimentStore",
+    "LoadedExperiment",
+    "UnsafeFile",
+    "check_results_dir",
+    "check_writable",
+    "decoder",
+    "encode",
+    "fsync_dir",
+    "list_experiments",
+    "load_experiment",
+    "new_dated_dir",
+    "new_experiment_dir",
+    "read_file",
+    "read_json",
+    "read_jsonl",
+    "write_atomic",
+    "write_json",
 ]
 
 MIN_FREE_BYTES = 1 << 20  # less free space than this on the device counts as full

@@ -34,6 +34,7 @@ from tests.support.experiment_files import (
 ROUNDS = 4
 MOMENTS = ("early", "mid_round", "between_rounds", "during_save")  # in a seeded order, then:
 LAST = "during_final_save"  # all rounds saved: the result file and the manifest are written
+CALLS_PER_ROUND = 4 + 4 * 3  # 4 agents: a strategy each and two moves in each of 6 games
 SLOW_FSYNC_S = 0.02  # widens every atomic save so that kills can land inside one
 
 
@@ -76,11 +77,11 @@ def kill_at(moment: str, rng: random.Random, process: subprocess.Popen, results:
         reached = process.poll() is None
     elif moment == LAST:
         reached = wait_for(lambda: summaries(directory) == ROUNDS and saving(directory), process)
+    elif moment == "mid_round":  # by the log, not the summaries: a round's save overlaps the next round
+        target = CALLS_PER_ROUND * min(ROUNDS - 1, skip_to) + rng.randint(1, CALLS_PER_ROUND - 1)
+        reached = wait_for(lambda: line_count(directory / "calls.jsonl") >= target, process)
     elif not wait_for(lambda: summaries(directory) >= min(ROUNDS, skip_to), process):
         reached = False
-    elif moment == "mid_round":
-        target = line_count(directory / "calls.jsonl") + rng.randint(1, 20)
-        reached = wait_for(lambda: line_count(directory / "calls.jsonl") >= target, process)
     elif moment == "between_rounds":
         done = summaries(directory)
         reached = wait_for(lambda: summaries(directory) > done, process)

@@ -5,7 +5,7 @@ import anyio
 import pytest
 
 from engine.control import RunControl
-from engine.events import GameFinished, RoundStarted
+from engine.events import GameFinished
 from engine.models import (
     CallRecord,
     ErrorRecord,
@@ -243,9 +243,9 @@ async def test_pause_stops_new_calls_until_resume(make_config):
     control = RunControl()
     paused_at = []
 
-    class PauseAtRound2:
-        def on_event(self, event):
-            if isinstance(event, RoundStarted) and event.round == 2:
+    class PauseInRound1:  # a later round's first events wait for the previous round's save,
+        def on_event(self, event):  # which may come after that round's calls (5 ms each)
+            if isinstance(event, GameFinished) and event.game.game_id == "r1_g1":
                 control.pause()
 
     async with anyio.create_task_group() as tg:
@@ -261,7 +261,7 @@ async def test_pause_stops_new_calls_until_resume(make_config):
             control.resume()
 
         tg.start_soon(drive)
-        result = await run(config, observer=PauseAtRound2(), control=control)
+        result = await run(config, observer=PauseInRound1(), control=control)
     assert paused_at[0] == paused_at[1]
     assert result.status == "completed" and result.total_api_calls > paused_at[1]
 

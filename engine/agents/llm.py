@@ -64,7 +64,11 @@ class LLMAgents:
         return completion
 
     async def write_strategy(
-        self, round: int, agent: AgentInfo, previous: StrategyRecord | None, power: float,
+        self,
+        round: int,
+        agent: AgentInfo,
+        previous: StrategyRecord | None,
+        power: float,
         recent: list[RoundSummary],
     ) -> StrategyRecord:
         """The agent's strategy for `round`; `previous` is its last one (None in round 1)."""
@@ -94,28 +98,47 @@ class LLMAgents:
             self.last_call_error = reason
             return self.failed_strategy(round, agent.id, request.model, reason, previous, completion, flags)
         return StrategyRecord(
-            agent_id=agent.id, round=round, kind="llm", model=request.model, strategy_text=text,
-            full_reasoning=completion.text, flags=flags, prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens, cost=completion.cost, timestamp=now_iso(),
+            agent_id=agent.id,
+            round=round,
+            kind="llm",
+            model=request.model,
+            strategy_text=text,
+            full_reasoning=completion.text,
+            flags=flags,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            cost=completion.cost,
+            timestamp=now_iso(),
         )
 
     def failed_strategy(
-        self, round: int, agent: int, model: str, reason: str, previous: StrategyRecord | None,
-        completion: Completion | None = None, flags: list[str] | None = None,
+        self,
+        round: int,
+        agent: int,
+        model: str,
+        reason: str,
+        previous: StrategyRecord | None,
+        completion: Completion | None = None,
+        flags: list[str] | None = None,
     ) -> StrategyRecord:
         """No strategy came back: the agent keeps its previous one (`carried_over`), or in
         round 1 plays the condition's fallback text (`fallback`). A reply that came back
         unusable is kept in full_reasoning, with its tokens and cost."""
         flag = "carried_over" if previous else "fallback"
         text = previous.strategy_text if previous else self.condition.fallback_strategy
-        self.report("strategy_failed", f"agent {agent}: {reason}; using the {flag} strategy",
-                    round=round, agent=agent)
+        self.report("strategy_failed", f"agent {agent}: {reason}; using the {flag} strategy", round=round, agent=agent)
         return StrategyRecord(
-            agent_id=agent, round=round, kind="llm", model=model, strategy_text=text,
-            full_reasoning=completion.text if completion else "", flags=[flag, *(flags or [])],
+            agent_id=agent,
+            round=round,
+            kind="llm",
+            model=model,
+            strategy_text=text,
+            full_reasoning=completion.text if completion else "",
+            flags=[flag, *(flags or [])],
             prompt_tokens=completion.prompt_tokens if completion else 0,
             completion_tokens=completion.completion_tokens if completion else 0,
-            cost=completion.cost if completion else 0.0, timestamp=now_iso(),
+            cost=completion.cost if completion else 0.0,
+            timestamp=now_iso(),
         )
 
     async def decide(
@@ -150,8 +173,13 @@ class LLMAgents:
             reason = f"ambiguous reply after {attempt + 1} tries{cut}"
             messages = [*messages, Message("assistant", completion.text), Message("user", retry_instruction(swapped))]
         action = self.fallback_move(round, k, player)
-        self.report("decision_fallback", f"game r{round}_g{k} player {player}: {reason}; drew {action}",
-                    round=round, game=f"r{round}_g{k}", agent=agent.id)
+        self.report(
+            "decision_fallback",
+            f"game r{round}_g{k} player {player}: {reason}; drew {action}",
+            round=round,
+            game=f"r{round}_g{k}",
+            agent=agent.id,
+        )
         return Decision(action, reason, "fallback")
 
     def fallback_move(self, round: int, k: int, player: int) -> Action:

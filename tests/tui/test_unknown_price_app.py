@@ -10,7 +10,7 @@ import pytest
 from acausal_tui.app import AcausalApp
 from acausal_tui.cli import main
 from engine.control import RunControl
-from engine.events import RoundSummarised
+from engine.events import GameFinished
 from engine.models import ErrorRecord
 from engine.providers.factory import make_provider
 from engine.runner import run_experiment
@@ -70,9 +70,9 @@ def test_a_resumed_run_warns_in_the_app(opened, warned, make_config, tmp_path):
         )
         control = RunControl()
 
-        class StopAfterRound1:
+        class StopAfterRound1:  # at its game: round 2's calls may be made while round 1 is saved
             def on_event(self, event: object) -> None:
-                if isinstance(event, RoundSummarised):
+                if isinstance(event, GameFinished):
                     control.abort()
 
         provider = make_provider(config, on_unknown_price=lambda model: None)
