@@ -1,7 +1,8 @@
 """The per-experiment index.json: the few figures the browser shows for a row, so listing
 500 experiments reads 500 small files instead of 500 full results. It is a cache derived
 from manifest.json, the round summaries and experiment_results.json: written atomically
-with each round and at the end, and rebuilt by a reader when missing or older than them."""
+with each round and at the end, and rebuilt by a reader when missing, older than them, or
+when a round file it was built from changed size or time (an edit in place)."""
 
 import os
 import tempfile
@@ -10,11 +11,11 @@ from pathlib import Path
 import msgspec
 
 from engine.files import TEMP_PREFIX, read_json, write_json
-from engine.loading import LoadedExperiment, load_experiment
+from engine.loading import LoadedExperiment, load_experiment, round_file_problems
 from engine.models import RoundSummary, Status
 
 INDEX_FILE = "index.json"
-INDEX_VERSION = 2  # 2: the running sums that let a round be added without reloading
+INDEX_VERSION = 3  # 2: the running sums that let a round be added; 3: round files checked, `files`
 SOURCES = ("manifest.json", "experiment_results.json")  # an index older than these is stale
 
 
@@ -36,10 +37,11 @@ class IndexEntry(msgspec.Struct, kw_only=True):
     cost: float | None = None  # None: no result file yet
     cost_is_estimate: bool = False
     has_result: bool = False
-    problems: list[str] = []  # files that could not be read when the index was built
+    problems: list[str] = []  # files that could not be read (round files included) when the index was built
     last_round: int = 0  # the highest round number among the summaries
     cooperated: float = 0.0  # sum over the rounds of cooperation rate x model-decided moves
     counted_moves: int = 0  # sum over the rounds with a rate of their model-decided moves
+    files: dict[str, tuple[int, int]] = {}  # each summarised round's files: name -> (size, mtime_ns)
     version: int = INDEX_VERSION
 
 
@@ -48,32 +50,60 @@ def entry_from(loaded: LoadedExperiment) -> IndexEntry | None:
     manifest, result = loaded.manifest, loaded.result
     if manifest is None:
         return None
+    files = round_files(loaded.directory, sorted(loaded.summaries))  # before reading them: a change after shows
     # fallback moves count in no rate: weight each round by its model-decided moves,
     # summed in round order (as add_round sums them, so both give the same bits)
     cooperated, counted = 0.0, 0
     for number in sorted(loaded.summaries):
         cooperated, counted = add_moves(cooperated, counted, loaded.summaries[number], len(manifest.agents))
     entry = IndexEntry(
-        id=loaded.directory.name, status=manifest.status, start_time=manifest.start_time,
-        rounds_done=len(loaded.summaries), rounds=manifest.config.rounds, agents=len(manifest.agents),
-        condition=manifest.condition.name, provider=manifest.provider, main_model=manifest.main_model,
-        sub_model=manifest.sub_model, simulated=manifest.simulated,
+        id=loaded.directory.name,
+        status=manifest.status,
+        start_time=manifest.start_time,
+        rounds_done=len(loaded.summaries),
+        rounds=manifest.config.rounds,
+        agents=len(manifest.agents),
+        condition=manifest.condition.name,
+        provider=manifest.provider,
+        main_model=manifest.main_model,
+        sub_model=manifest.sub_model,
+        simulated=manifest.simulated,
         cooperation=cooperated / counted if counted > 0 else None,
-        problems=list(loaded.problems), last_round=max(loaded.summaries, default=0),
-        cooperated=cooperated, counted_moves=counted,
+        problems=loaded.problems + round_file_problems(loaded),
+        last_round=max(loaded.summaries, default=0),
+        cooperated=cooperated,
+        counted_moves=counted,
+        files=files,
     )
     # A manifest saying `running` beside a result file: a resume is under way (or died):
     # the older result of the interruption it continues is not the experiment's state.
     if result is not None and manifest.status != "running":
         validity = result.validity
         entry = msgspec.structs.replace(
-            entry, status=result.status, has_result=True, cost=result.total_cost,
+            entry,
+            status=result.status,
+            has_result=True,
+            cost=result.total_cost,
             cost_is_estimate=result.cost_is_estimate,
             cooperation=result.acausal_indicators.overall_cooperation_rate,
             valid=validity.valid if validity else None,
             validity_reasons=list(validity.reasons) if validity else [],
         )
     return entry
+
+
+def round_files(directory: Path, rounds: list[int]) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of each of these rounds' summary, strategies and games files found."""
+    files: dict[str, tuple[int, int]] = {}
+    for number in rounds:
+        for kind in ("summary", "strategies", "games"):
+            name = f"{kind}_r{number}.json"
+            try:
+                stat = os.stat(directory / "rounds" / name)
+            except OSError:
+                continue
+            files[name] = (stat.st_size, stat.st_mtime_ns)
+    return files
 
 
 def add_moves(cooperated: float, counted: int, summary: RoundSummary, agents: int) -> tuple[float, int]:
@@ -100,7 +130,9 @@ def add_round(directory: Path, round: int, summary: RoundSummary) -> None:
     """Rewrite DIR/index.json after round `round` was written (its summary: `summary`): the
     previous index plus this round, without reading the other rounds again; the whole
     experiment is read only when the previous index is missing, unreadable or cannot simply
-    be extended (an older version, a round not after its last, problems, a result shown)."""
+    be extended (an older version, a round not after its last, problems, a result shown).
+    The round's strategies and games files are not read back: the store has just written
+    them from the records themselves."""
     try:
         entry = next_entry(directory, round, summary)
         if entry is None:
@@ -118,18 +150,28 @@ def next_entry(directory: Path, round: int, summary: RoundSummary) -> IndexEntry
         entry = read_json(directory / INDEX_FILE, IndexEntry)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError):
         return None
-    if (entry.version != INDEX_VERSION or entry.id != directory.name or entry.problems
-            or entry.has_result or round <= entry.last_round):
+    if (
+        entry.version != INDEX_VERSION
+        or entry.id != directory.name
+        or entry.problems
+        or entry.has_result
+        or round <= entry.last_round
+    ):
         return None
     cooperated, counted = add_moves(entry.cooperated, entry.counted_moves, summary, entry.agents)
     return msgspec.structs.replace(
-        entry, rounds_done=entry.rounds_done + 1, last_round=round, cooperated=cooperated,
-        counted_moves=counted, cooperation=cooperated / counted if counted > 0 else None,
+        entry,
+        rounds_done=entry.rounds_done + 1,
+        last_round=round,
+        cooperated=cooperated,
+        counted_moves=counted,
+        cooperation=cooperated / counted if counted > 0 else None,
+        files=entry.files | round_files(directory, [round]),
     )
 
 
 def fresh(directory: Path) -> bool:
-    """index.json exists and is not older than the files it is derived from."""
+    """index.json exists and is not older than the manifest, the result and rounds/."""
     try:
         mtime = (directory / INDEX_FILE).stat().st_mtime_ns
     except OSError:
@@ -145,6 +187,20 @@ def fresh(directory: Path) -> bool:
     return True
 
 
+def unchanged(directory: Path, entry: IndexEntry) -> bool:
+    """Every round file the index was built from has the size and time it had then: an edit
+    in place, which changes neither rounds/ nor the index's age, shows (one stat a file)."""
+    rounds = directory / "rounds"
+    for name, recorded in entry.files.items():
+        try:
+            stat = os.stat(rounds / name)
+        except OSError:
+            return False
+        if (stat.st_size, stat.st_mtime_ns) != tuple(recorded):
+            return False
+    return True
+
+
 def read_index(directory: Path) -> tuple[IndexEntry | None, list[str]]:
     """The experiment's index entry and the problems met. A missing or stale index is built
     from the full files (and written, when the directory is writable); an unreadable
@@ -152,7 +208,7 @@ def read_index(directory: Path) -> tuple[IndexEntry | None, list[str]]:
     if fresh(directory):
         try:
             entry = read_json(directory / INDEX_FILE, IndexEntry)
-            if entry.version == INDEX_VERSION:
+            if entry.version == INDEX_VERSION and unchanged(directory, entry):
                 return entry, []
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             pass  # rebuilt below
@@ -163,7 +219,7 @@ def read_index(directory: Path) -> tuple[IndexEntry | None, list[str]]:
             write_cache(directory / INDEX_FILE, msgspec.json.encode(entry))
         except OSError:
             pass  # a read-only results directory: the row is still shown
-    return entry, loaded.problems
+    return entry, entry.problems if entry is not None else loaded.problems
 
 
 def write_cache(path: Path, data: bytes) -> None:
