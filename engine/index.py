@@ -190,13 +190,13 @@ def fresh(directory: Path) -> bool:
 def unchanged(directory: Path, entry: IndexEntry) -> bool:
     """Every round file the index was built from has the size and time it had then: an edit
     in place, which changes neither rounds/ nor the index's age, shows (one stat a file)."""
-    rounds = directory / "rounds"
-    for name, recorded in entry.files.items():
+    rounds = f"{directory}/rounds/"  # plain strings: this runs for every file of every row
+    for name, (size, mtime) in entry.files.items():
         try:
-            stat = os.stat(rounds / name)
+            stat = os.stat(rounds + name)
         except OSError:
             return False
-        if (stat.st_size, stat.st_mtime_ns) != tuple(recorded):
+        if stat.st_size != size or stat.st_mtime_ns != mtime:
             return False
     return True
 
