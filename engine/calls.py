@@ -53,16 +53,41 @@ class Budget:
         self.limit_usd = limit_usd
         self.gateways: list[CallGateway] = []
         self.exceeded = False
+        self.refusal: tuple[float, float, float] | None = None  # the first call refused: worst, spent, reserved
+
+    def spent(self) -> float:
+        return sum(g.control.stats.cost for g in self.gateways)
+
+    def reserved(self) -> float:
+        return sum(g.reserved for g in self.gateways)
 
     def committed(self) -> float:
-        return sum(g.control.stats.cost + g.reserved for g in self.gateways)
+        return self.spent() + self.reserved()
 
     def check(self, worst: float) -> None:
-        if self.limit_usd is not None and self.committed() + worst > self.limit_usd:
+        if not self.exceeded and self.limit_usd is not None and self.committed() + worst > self.limit_usd:
             self.exceeded = True
+            self.refusal = (worst, self.spent(), self.reserved())
         if self.exceeded:
-            spent = sum(g.control.stats.cost for g in self.gateways)
-            raise BudgetExceeded(f"budget of ${self.limit_usd:.2f} reached (spent ${spent:.4f})")
+            raise BudgetExceeded(self.stop_message())
+
+    def stop_message(self) -> str:
+        """Why no more calls start: the worst case of the call refused against the limit and
+        what was spent (and held for calls in flight) then; or a limit reached before."""
+        limit = dollars(self.limit_usd or 0.0)
+        if self.refusal is None:  # a resumed run whose budget was reached before it
+            return f"stopped: the cost budget ({limit}) was reached ({dollars(self.spent())} spent)"
+        worst, spent, reserved = self.refusal
+        held = f", {dollars(reserved)} held for calls in flight" if dollars(reserved) != "$0" else ""
+        return (
+            f"stopped: the next call's worst-case cost ({dollars(worst)}) would pass the budget "
+            f"({limit}; {dollars(spent)} spent{held})"
+        )
+
+
+def dollars(usd: float) -> str:
+    """'$0.00055', '$1.25', '$10': up to 6 decimals, trailing zeros dropped."""
+    return "$" + (f"{usd:.6f}".rstrip("0").rstrip(".") or "0")
 
 
 class CallGateway:
@@ -128,8 +153,12 @@ class CallGateway:
         if self.prices is None or len(self.prices.unknown) == len(self.unpriced):
             return
         for model in sorted(self.prices.unknown - self.unpriced):
-            self.report("unknown_price", f"no price known for model {model!r}: its cost counts as $0 "
-                        "and the budget cannot bound it (set provider.prices)", model=model)
+            self.report(
+                "unknown_price",
+                f"no price known for model {model!r}: its cost counts as $0 "
+                "and the budget cannot bound it (set provider.prices)",
+                model=model,
+            )
         self.unpriced |= self.prices.unknown
 
     def _reserve(self, request: ChatRequest) -> float:
@@ -162,8 +191,9 @@ class CallGateway:
                 reserved = await self._start(request)
             except BudgetExceeded:
                 if last_error is not None:  # attempts were made: they count, and resume sees them
-                    self._log(request, attempt - 1, None, tally, started,
-                              f"{last_error.message}; then stopped by the budget")
+                    self._log(
+                        request, attempt - 1, None, tally, started, f"{last_error.message}; then stopped by the budget"
+                    )
                 raise
             stats.in_flight += 1
             stats.calls += 1
@@ -177,7 +207,8 @@ class CallGateway:
                     tally.unsent += 1
             else:
                 completion = msgspec.structs.replace(
-                    completion, cost=self._charge(tally, completion.cost, completion.cost_is_estimate))
+                    completion, cost=self._charge(tally, completion.cost, completion.cost_is_estimate)
+                )
                 self._log(request, attempt, completion, tally, started, None)
                 return completion
             finally:
@@ -192,9 +223,13 @@ class CallGateway:
                 tally.empty += 1
                 stats.empty_replies += 1
                 again = tally.empty < MAX_EMPTY_REPLIES and attempt < MAX_ATTEMPTS
-                self.report(EMPTY_REPLY, f"{request.key}: {last_error.message}, billed "
-                            f"${last_error.cost:.6f}; {'asking once more' if again else 'giving up'}",
-                            key=request.key, round=round_of(request.key))
+                self.report(
+                    EMPTY_REPLY,
+                    f"{request.key}: {last_error.message}, billed "
+                    f"${last_error.cost:.6f}; {'asking once more' if again else 'giving up'}",
+                    key=request.key,
+                    round=round_of(request.key),
+                )
                 if not again:
                     break
             if not last_error.retryable or attempt == MAX_ATTEMPTS:
