@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.calls import Budget, BudgetExceeded, dollars
+from engine.budget import Budget, BudgetExceeded, dollars
 from engine.providers.base import ChatRequest, Completion
 from engine.runner import run_experiment
 from tests.support.fakes import FakeProvider, strategy_or
