@@ -6,6 +6,7 @@ when a round file it was built from changed size or time (an edit in place)."""
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
@@ -45,12 +46,22 @@ class IndexEntry(msgspec.Struct, kw_only=True):
     version: int = INDEX_VERSION
 
 
-def entry_from(loaded: LoadedExperiment) -> IndexEntry | None:
-    """The index of a loaded experiment; None when its manifest is unreadable."""
+def entry_from(loaded: LoadedExperiment, checked: Mapping[str, tuple[int, int]] = {}) -> IndexEntry | None:
+    """The index of a loaded experiment; None when its manifest is unreadable. Every round's
+    strategies and games files are read, but those of a round whose files still have the
+    size and time `checked` records (a previous index's `files`) are known to be good."""
     manifest, result = loaded.manifest, loaded.result
     if manifest is None:
         return None
     files = round_files(loaded.directory, sorted(loaded.summaries))  # before reading them: a change after shows
+    known = {
+        n
+        for n in loaded.summaries
+        if all(
+            (name := f"{kind}_r{n}.json") in files and tuple(checked.get(name, ())) == files[name]
+            for kind in ("strategies", "games")
+        )
+    }
     # fallback moves count in no rate: weight each round by its model-decided moves,
     # summed in round order (as add_round sums them, so both give the same bits)
     cooperated, counted = 0.0, 0
@@ -69,7 +80,7 @@ def entry_from(loaded: LoadedExperiment) -> IndexEntry | None:
         sub_model=manifest.sub_model,
         simulated=manifest.simulated,
         cooperation=cooperated / counted if counted > 0 else None,
-        problems=loaded.problems + round_file_problems(loaded),
+        problems=loaded.problems + round_file_problems(loaded, skip=known),
         last_round=max(loaded.summaries, default=0),
         cooperated=cooperated,
         counted_moves=counted,
@@ -119,11 +130,25 @@ def update_index(directory: Path) -> None:
     manifest write). It is only a cache: failing to write it is not an error of the run,
     and the browser rebuilds a missing or stale one."""
     try:
-        entry = entry_from(load_experiment(directory))
+        entry = entry_from(load_experiment(directory), checked(previous_index(directory)))
         if entry is not None:
             write_json(directory / INDEX_FILE, entry)
     except Exception:  # a cache; the experiment's own files are what count
         pass
+
+
+def previous_index(directory: Path) -> IndexEntry | None:
+    """DIR/index.json when it is readable, of this version and of this directory."""
+    try:
+        entry = read_json(directory / INDEX_FILE, IndexEntry)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return entry if entry.version == INDEX_VERSION and entry.id == directory.name else None
+
+
+def checked(entry: IndexEntry | None) -> dict[str, tuple[int, int]]:
+    """The round files an index vouches for: all it records, when it found no problem."""
+    return entry.files if entry is not None and not entry.problems else {}
 
 
 def add_round(directory: Path, round: int, summary: RoundSummary) -> None:
@@ -205,15 +230,11 @@ def read_index(directory: Path) -> tuple[IndexEntry | None, list[str]]:
     """The experiment's index entry and the problems met. A missing or stale index is built
     from the full files (and written, when the directory is writable); an unreadable
     experiment gives (None, problems)."""
-    if fresh(directory):
-        try:
-            entry = read_json(directory / INDEX_FILE, IndexEntry)
-            if entry.version == INDEX_VERSION and unchanged(directory, entry):
-                return entry, []
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-            pass  # rebuilt below
+    previous = previous_index(directory)
+    if previous is not None and fresh(directory) and unchanged(directory, previous):
+        return previous, []
     loaded = load_experiment(directory)
-    entry = entry_from(loaded)
+    entry = entry_from(loaded, checked(previous))
     if entry is not None:
         try:
             write_cache(directory / INDEX_FILE, msgspec.json.encode(entry))

@@ -2,6 +2,7 @@
 readable of it (problems listed, never raised), and the rules a round file must meet to
 fit its experiment, so every reader refuses the same files."""
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -86,11 +87,12 @@ def problem(path: Path, exc: Exception) -> str:
     return str(exc) if isinstance(exc, UnsafeFile) else f"{path.name}: {exc}"
 
 
-def round_file_problems(loaded: LoadedExperiment) -> list[str]:
-    """Why each summarised round's strategies and games files cannot be read, as the
-    loaders read them (decoded, and checked to fit the experiment); a missing one counts."""
+def round_file_problems(loaded: LoadedExperiment, skip: Collection[int] = ()) -> list[str]:
+    """Why each summarised round's (but those in `skip`) strategies and games files cannot
+    be read, as the loaders read them (decoded, and checked to fit the experiment); a
+    missing one counts."""
     problems: list[str] = []
-    for number in sorted(loaded.summaries):
+    for number in sorted(set(loaded.summaries) - set(skip)):
         for name, read in (("strategies", loaded.strategies), ("games", loaded.games)):
             try:
                 read(number)

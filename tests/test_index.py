@@ -2,6 +2,7 @@
 always what a full rebuild from the files gives: after every round of a run, across a
 resume, and when the previous index is missing or broken."""
 
+import os
 import random
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ from engine import index
 from engine.control import RunControl
 from engine.events import RoundSummarised
 from engine.index import INDEX_FILE, IndexEntry, add_round, entry_from, read_index
-from engine.loading import load_experiment
+from engine.loading import LoadedExperiment, load_experiment
 from engine.models import RoundSummary
 from engine.providers.simulated import SimulatedProvider
 from engine.resume import open_resume, resume_experiment
@@ -215,3 +216,27 @@ def test_an_unchanged_index_is_trusted_without_reading_the_rounds(tmp_path, monk
 
     monkeypatch.setattr(index, "load_experiment", no_full_load)
     assert read_index(directory) == (entry, [])
+
+
+def test_a_rebuild_reads_again_only_the_round_files_that_changed(tmp_path, monkeypatch):
+    """The manifest rewritten (e.g. at the end of a run): the index is rebuilt, but the round
+    files it checked and that kept their size and time are not decoded again."""
+    directory = tmp_path / FINISHED.name
+    shutil.copytree(FINISHED, directory)
+    assert read_index(directory)[1] == []
+    truncate(directory / "rounds" / "games_r3.json", 400)
+    later = (directory / INDEX_FILE).stat().st_mtime + 10
+    os.utime(directory / "manifest.json", (later, later))
+    read = []
+    real_games = LoadedExperiment.games
+
+    def games(self: LoadedExperiment, round: int):
+        read.append(round)
+        return real_games(self, round)
+
+    monkeypatch.setattr(LoadedExperiment, "games", games)
+
+    entry, problems = read_index(directory)
+
+    assert read == [3] and [p.split(":")[0] for p in problems] == ["games_r3.json"]
+    assert entry == entry_from(load_experiment(directory))  # what a build from nothing gives
