@@ -160,11 +160,13 @@ def truncate(path: Path, size: int) -> None:
         file.truncate(size)
 
 
-def shown_notes(directory: Path) -> str:
+def shown(directory: Path) -> tuple[str, str]:
+    """The browser row's status and notes cells."""
     from acausal_tui.screens.listing import row
 
     entry, problems = read_index(directory)
-    return str(row(entry, directory, problems)[-1])
+    cells = row(entry, directory, problems)
+    return str(cells[2]), str(cells[-1])
 
 
 @pytest.mark.parametrize("name", ["games_r2.json", "strategies_r2.json"])
@@ -178,7 +180,7 @@ def test_a_damaged_round_file_is_a_problem_of_the_built_index(tmp_path, name):
     assert entry is not None and entry.status == "completed"
     assert any(p.startswith(f"{name}: ") for p in problems), problems
     assert read_json(directory / INDEX_FILE, IndexEntry).problems == problems
-    assert name in shown_notes(directory)
+    assert shown(directory)[0] == "completed (damaged)" and name in shown(directory)[1]
 
 
 def test_a_missing_round_file_is_a_problem(tmp_path):
@@ -193,13 +195,13 @@ def test_a_missing_round_file_is_a_problem(tmp_path):
 def test_a_round_file_edited_in_place_after_the_index_was_built_shows(tmp_path, name):
     directory = tmp_path / FINISHED.name
     shutil.copytree(FINISHED, directory)
-    assert read_index(directory)[1] == []  # a clean index, built and written
+    assert read_index(directory)[1] == [] and shown(directory)[0] == "completed"  # a clean index, written
     rounds_mtime = (directory / "rounds").stat().st_mtime_ns
 
     truncate(directory / "rounds" / name, 300)
 
     assert (directory / "rounds").stat().st_mtime_ns == rounds_mtime  # the edit did not touch rounds/
-    assert name in shown_notes(directory)
+    assert shown(directory)[0] == "completed (damaged)" and name in shown(directory)[1]
     assert name in "; ".join(read_json(directory / INDEX_FILE, IndexEntry).problems)
 
 
