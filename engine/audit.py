@@ -1,5 +1,6 @@
 """Audit a finished experiment: re-read every logged decision reply with the current parsing
-rules and list the moves whose recorded action the current rules do not read."""
+rules and list the moves whose recorded action the current rules do not read; say when
+evidence is missing (an unreadable round file, a model move without its logged call)."""
 
 import re
 from collections import Counter
@@ -69,13 +70,29 @@ class Audit:
     recorded_rules: Counter[str] = field(default_factory=Counter)
     recorded_fallbacks: int = 0
     moves_without_calls: int = 0  # LLM moves with no logged decision call
-    calls_without_moves: int = 0  # decisions logged for games no round file holds
+    calls_without_moves: int = 0  # decisions logged for games of a round not saved (unfinished)
+    unreadable_rounds: list[str] = field(default_factory=list)  # games files of saved rounds, unreadable
+    unchecked_calls: int = 0  # decisions logged for games of those rounds
     disagreements: list[Disagreement] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
+    def missing(self) -> list[str]:
+        """What kept the audit from checking every recorded model move; empty when complete."""
+        out = []
+        if self.unreadable_rounds:
+            out.append(
+                f"round files that cannot be read: {', '.join(self.unreadable_rounds)} "
+                f"({self.unchecked_calls} logged decisions in them not checked)"
+            )
+        if self.moves_without_calls:
+            out.append(f"model moves without a logged decision call (not checked): {self.moves_without_calls}")
+        return out
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.disagreements else 0
+        """1 when a move disagrees or the audit is incomplete, else 0."""
+        return 1 if self.disagreements or self.missing else 0
 
     def lines(self) -> list[str]:
         """The report, safe to print: reply text has its control characters escaped."""
@@ -92,14 +109,17 @@ class Audit:
         out.append(f"follow-up calls logged: {self.follow_up_calls}")
         out.append(f"cut off (finish_reason length): {self.cut_offs}")
         out.append(f"fallbacks recorded: {self.recorded_fallbacks}")
-        if self.moves_without_calls:
-            out.append(f"model moves without a logged decision call: {self.moves_without_calls}")
         if self.calls_without_moves:
             out.append(
                 f"logged decisions of games no round file holds (an unfinished round): {self.calls_without_moves}"
             )
+        missing = self.missing
+        out += [f"INCOMPLETE: {line}" for line in missing]
         if not self.disagreements:
-            out.append("disagreements: none — every recorded move is what the current rules read")
+            if missing:
+                out.append(f"disagreements: none among the {self.decisions} moves checked; the audit is incomplete")
+            else:
+                out.append("disagreements: none — every recorded move is what the current rules read")
             return out
         flipped = sum(d.current.action is not None and not d.recorded_fallback for d in self.disagreements)
         out.append(
@@ -168,7 +188,10 @@ def audit_experiment(directory: Path) -> Audit:
     for (r, g, p), found in sorted(decisions.items()):
         game = games.get(f"r{r}_g{g}")
         if game is None:
-            audit.calls_without_moves += 1
+            if f"games_r{r}.json" in audit.unreadable_rounds:
+                audit.unchecked_calls += 1
+            else:
+                audit.calls_without_moves += 1
             continue
         tries = [call for _, call in sorted(found, key=lambda item: item[0])]
         _compare(audit, game, p, reread(tries))
@@ -181,17 +204,23 @@ def audit_experiment(directory: Path) -> Audit:
 
 
 def _games(loaded: LoadedExperiment, rounds_dir: Path, audit: Audit) -> dict[str, GameResult]:
+    """The games of every round file; a saved round's (one with a summary) that cannot be
+    read, or is missing, goes in `audit.unreadable_rounds`."""
     games: dict[str, GameResult] = {}
     numbers = (
-        sorted(int(n) for p in rounds_dir.glob("games_r*.json") if (n := p.stem.removeprefix("games_r")).isdigit())
+        {int(n) for p in rounds_dir.glob("games_r*.json") if (n := p.stem.removeprefix("games_r")).isdigit()}
         if rounds_dir.is_dir()
-        else []
+        else set()
     )
-    for number in numbers:
+    for number in sorted(numbers | set(loaded.summaries)):
         try:
             games.update((game.game_id, game) for game in loaded.games(number))
         except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            audit.notes.append(f"unreadable: games_r{number}.json: {exc}")
+            if number not in numbers:  # a saved round without its games file
+                audit.notes.append(f"unreadable: games_r{number}.json: missing")
+            else:
+                audit.notes.append(f"unreadable: games_r{number}.json: {exc}")
+            audit.unreadable_rounds.append(f"games_r{number}.json")
     return games
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import anyio
 import msgspec
 
+from engine.budget import Budget, BudgetExceeded
 from engine.control import RunControl
 from engine.events import CallRetried, Event
 from engine.limits import MAX_ATTEMPTS, Limiter, backoff_delay
@@ -35,34 +36,8 @@ class FatalCallError(Exception):
     """An error that stops the run (bad key, no credit): status `failed`."""
 
 
-class BudgetExceeded(Exception):
-    """The next call could push spending past max_cost_usd: stop scheduling."""
-
-
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-class Budget:
-    """A spending limit shared by every gateway that holds it: one experiment's, or all of a
-    sweep's. A call may start only if what they have spent, plus every call in flight at its
-    worst case, plus this call's worst case stays within the limit; once that fails, it
-    stays exceeded for all of them."""
-
-    def __init__(self, limit_usd: float | None) -> None:
-        self.limit_usd = limit_usd
-        self.gateways: list[CallGateway] = []
-        self.exceeded = False
-
-    def committed(self) -> float:
-        return sum(g.control.stats.cost + g.reserved for g in self.gateways)
-
-    def check(self, worst: float) -> None:
-        if self.limit_usd is not None and self.committed() + worst > self.limit_usd:
-            self.exceeded = True
-        if self.exceeded:
-            spent = sum(g.control.stats.cost for g in self.gateways)
-            raise BudgetExceeded(f"budget of ${self.limit_usd:.2f} reached (spent ${spent:.4f})")
 
 
 class CallGateway:

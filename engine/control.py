@@ -71,9 +71,6 @@ class RunControl:
             event.set()
             self._notify(Resumed())
 
-    def toggle_pause(self) -> None:
-        self.resume() if self.paused else self.pause()
-
     def paused_seconds(self) -> float:
         """Total time spent paused so far (the current pause included): round durations and
         the ETA leave it out."""

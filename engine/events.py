@@ -111,14 +111,3 @@ class Observer(Protocol):
 class NullObserver:
     def on_event(self, event: Event) -> None:
         pass
-
-
-class Fanout:
-    """Send every event to several observers."""
-
-    def __init__(self, *observers: Observer) -> None:
-        self.observers = observers
-
-    def on_event(self, event: Event) -> None:
-        for observer in self.observers:
-            observer.on_event(event)

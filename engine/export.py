@@ -164,7 +164,7 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
                 **msgspec.structs.asdict(summary),
                 "score_min": scores.min,
                 "score_max": scores.max,
-                "score_avg": scores.avg,
+                "score_avg": scores.avg,  # always equal to average_score (kept: the columns stay as they were)
                 "power_mean": powers.mean,
                 "power_std": powers.std,
                 "power_min": powers.min,

@@ -2,6 +2,7 @@
 readable of it (problems listed, never raised), and the rules a round file must meet to
 fit its experiment, so every reader refuses the same files."""
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -76,12 +77,29 @@ def _try_read(path: Path, type_: type[T], problems: list[str]) -> T | None:
         return read_json(path, type_)
     except FileNotFoundError:
         return None
-    except UnsafeFile as exc:
-        problems.append(str(exc))
-        return None
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        problems.append(f"{path.name}: {exc}")
+        problems.append(problem(path, exc))
         return None
+
+
+def problem(path: Path, exc: Exception) -> str:
+    """The line that says why `path` could not be read."""
+    return str(exc) if isinstance(exc, UnsafeFile) else f"{path.name}: {exc}"
+
+
+def round_file_problems(loaded: LoadedExperiment, skip: Collection[int] = ()) -> list[str]:
+    """Why each summarised round's (but those in `skip`) strategies and games files cannot
+    be read, as the loaders read them (decoded, and checked to fit the experiment); a
+    missing one counts."""
+    problems: list[str] = []
+    for number in sorted(set(loaded.summaries) - set(skip)):
+        for name, read in (("strategies", loaded.strategies), ("games", loaded.games)):
+            try:
+                read(number)
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                path = loaded.directory / "rounds" / f"{name}_r{number}.json"
+                problems.append(f"{path.name}: missing" if isinstance(exc, FileNotFoundError) else problem(path, exc))
+    return problems
 
 
 def load_experiment(directory: Path) -> LoadedExperiment:

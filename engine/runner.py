@@ -154,7 +154,7 @@ class Experiment:
                     for round in range(len(self.state.summaries) + 1, self.config.rounds + 1):
                         await self.play_round(round, saving)
                         if self.gateway.budget_exceeded:
-                            status, message = "budget_exceeded", "stopped: the cost budget was reached"
+                            status, message = "budget_exceeded", self.gateway.budget.stop_message()
                             break
             if self.control.aborted:
                 status, message = "aborted", self.control.abort_reason

@@ -155,9 +155,6 @@ class ExperimentStore:
     def write_result(self, result: ExperimentResult) -> None:
         write_json(self.directory / "experiment_results.json", result)
 
-    def append_call(self, record: CallRecord) -> None:
-        append_line(self._calls, encode(record) + b"\n")
-
     def append_calls(self, records: list[CallRecord]) -> None:
         """Several call records in one write (engine/calllog.py groups a loop tick's)."""
         append_line(self._calls, b"".join(encode(record) + b"\n" for record in records))

@@ -77,8 +77,8 @@ def test_cli_audit_bad_directory_is_one_line(tmp_path: Path, capsys, make: str) 
 
 
 def test_a_changed_record_is_flagged(tmp_path: Path) -> None:
-    """A recorded move edited after the fact disagrees; a round file missing leaves its
-    logged decisions unmatched, not an error."""
+    """A recorded move edited after the fact disagrees; an unfinished round (no summary, no
+    games file) leaves its logged decisions unmatched, not missing evidence."""
     copy = tmp_path / "exp"
     shutil.copytree(OLD_RULES, copy)
     games_file = copy / "rounds" / "games_r1.json"
@@ -88,8 +88,9 @@ def test_a_changed_record_is_flagged(tmp_path: Path) -> None:
     games[1]["player1_fallback"] = None
     games_file.write_text(json.dumps(games))
     (copy / "rounds" / "games_r3.json").unlink()
+    (copy / "rounds" / "summary_r3.json").unlink()
     audit = audit_experiment(copy)
-    assert audit.calls_without_moves == 12
+    assert audit.calls_without_moves == 12 and audit.missing == []
     assert ("r1_g2", 1) in {(d.game_id, d.player) for d in audit.disagreements}
     assert any("a fallback, not a choice" in line for line in audit.lines())
 
@@ -104,7 +105,8 @@ def test_unreadable_parts_are_noted_and_the_rest_audited(tmp_path: Path, capsys)
     out = capsys.readouterr().out
     assert "note: unreadable: games_r2.json" in out
     assert "note: calls.jsonl: 1 unreadable lines skipped" in out
-    assert "logged decisions of games no round file holds (an unfinished round): 12" in out
+    assert "INCOMPLETE: round files that cannot be read: games_r2.json (12 logged decisions in them not checked)" in out
+    assert "no round file holds" not in out
     assert "decisions: 24 " in out
 
 
@@ -174,3 +176,46 @@ def test_reread(calls: list[CallRecord], action: str | None, rule: str) -> None:
 def test_printable_escapes_control_characters() -> None:
     assert printable("a\x1b[2Jb\nc\td\x9be\u202ef\x07") == "a\\x1b[2Jb\nc\\x09d\\x9be\\u202ef\\x07"
     assert printable("Coopérer — 合作 ✓") == "Coopérer — 合作 ✓"
+
+
+async def clean_experiment(make_config) -> Path:
+    config = make_config(agents=4, rounds=3)
+    await run_experiment(config, provider=StyledProvider())
+    directory = only_experiment(Path(config.results_dir))
+    assert (await anyio.to_thread.run_sync(audit_experiment, directory)).exit_code == 0
+    return directory
+
+
+def cut(path: Path, size: int) -> None:
+    with open(path, "r+b") as file:
+        file.truncate(size)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+async def test_an_unreadable_round_file_makes_the_audit_incomplete(make_config, capsys, damage) -> None:
+    directory = await clean_experiment(make_config)
+    games = directory / "rounds" / "games_r2.json"
+    if damage == "missing":
+        games.unlink()
+    else:
+        cut(games, 500)
+
+    assert await anyio.to_thread.run_sync(main, ["audit", str(directory)]) == 1
+
+    out = capsys.readouterr().out
+    assert "INCOMPLETE: round files that cannot be read: games_r2.json (12 logged decisions in them not checked)" in out
+    assert "disagreements: none among the 24 moves checked; the audit is incomplete" in out
+    assert "every recorded move is what the current rules read" not in out
+    assert "unfinished round" not in out
+
+
+async def test_missing_logged_calls_make_the_audit_incomplete(make_config, capsys) -> None:
+    directory = await clean_experiment(make_config)
+    cut(directory / "calls.jsonl", 300)
+
+    assert await anyio.to_thread.run_sync(main, ["audit", str(directory)]) == 1
+
+    out = capsys.readouterr().out
+    assert "decisions: 0 " in out
+    assert "INCOMPLETE: model moves without a logged decision call (not checked): 36" in out
+    assert "disagreements: none among the 0 moves checked; the audit is incomplete" in out

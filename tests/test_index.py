@@ -2,7 +2,9 @@
 always what a full rebuild from the files gives: after every round of a run, across a
 resume, and when the previous index is missing or broken."""
 
+import os
 import random
+import shutil
 from pathlib import Path
 
 import msgspec
@@ -11,8 +13,8 @@ import pytest
 from engine import index
 from engine.control import RunControl
 from engine.events import RoundSummarised
-from engine.index import INDEX_FILE, IndexEntry, add_round, entry_from
-from engine.loading import load_experiment
+from engine.index import INDEX_FILE, IndexEntry, add_round, entry_from, read_index
+from engine.loading import LoadedExperiment, load_experiment
 from engine.models import RoundSummary
 from engine.providers.simulated import SimulatedProvider
 from engine.resume import open_resume, resume_experiment
@@ -147,3 +149,96 @@ async def test_rates_that_do_not_add_up_exactly_still_match_the_rebuild(make_con
         (rounds / f"hidden_r{number}").rename(path)
         add_round(directory, number, read_json(path, RoundSummary))
         assert read_json(directory / INDEX_FILE, IndexEntry) == entry_from(load_experiment(directory)), number
+
+
+FINISHED = Path(__file__).resolve().parent / "fixtures" / "results" / "exp_20250101_090000"
+
+
+def truncate(path: Path, size: int) -> None:
+    """Cut a file short in place: rounds/ itself does not change."""
+    with open(path, "r+b") as file:
+        file.truncate(size)
+
+
+def shown(directory: Path) -> tuple[str, str]:
+    """The browser row's status and notes cells."""
+    from acausal_tui.screens.listing import row
+
+    entry, problems = read_index(directory)
+    cells = row(entry, directory, problems)
+    return str(cells[2]), str(cells[-1])
+
+
+@pytest.mark.parametrize("name", ["games_r2.json", "strategies_r2.json"])
+def test_a_damaged_round_file_is_a_problem_of_the_built_index(tmp_path, name):
+    directory = tmp_path / FINISHED.name
+    shutil.copytree(FINISHED, directory)
+    truncate(directory / "rounds" / name, 500)
+
+    entry, problems = read_index(directory)
+
+    assert entry is not None and entry.status == "completed"
+    assert any(p.startswith(f"{name}: ") for p in problems), problems
+    assert read_json(directory / INDEX_FILE, IndexEntry).problems == problems
+    assert shown(directory)[0] == "completed (damaged)" and name in shown(directory)[1]
+
+
+def test_a_missing_round_file_is_a_problem(tmp_path):
+    directory = tmp_path / FINISHED.name
+    shutil.copytree(FINISHED, directory)
+    (directory / "rounds" / "games_r3.json").unlink()
+
+    assert read_index(directory)[1] == ["games_r3.json: missing"]
+
+
+@pytest.mark.parametrize("name", ["summary_r2.json", "games_r2.json", "strategies_r3.json"])
+def test_a_round_file_edited_in_place_after_the_index_was_built_shows(tmp_path, name):
+    directory = tmp_path / FINISHED.name
+    shutil.copytree(FINISHED, directory)
+    assert read_index(directory)[1] == [] and shown(directory)[0] == "completed"  # a clean index, written
+    rounds_mtime = (directory / "rounds").stat().st_mtime_ns
+
+    truncate(directory / "rounds" / name, 300)
+
+    assert (directory / "rounds").stat().st_mtime_ns == rounds_mtime  # the edit did not touch rounds/
+    assert shown(directory)[0] == "completed (damaged)" and name in shown(directory)[1]
+    assert name in "; ".join(read_json(directory / INDEX_FILE, IndexEntry).problems)
+
+
+def test_an_unchanged_index_is_trusted_without_reading_the_rounds(tmp_path, monkeypatch):
+    directory = tmp_path / FINISHED.name
+    shutil.copytree(FINISHED, directory)
+    entry = read_index(directory)[0]
+    assert entry is not None and set(entry.files) == {
+        f"{kind}_r{n}.json" for kind in ("summary", "strategies", "games") for n in (1, 2, 3)
+    }
+
+    def no_full_load(_: Path):
+        raise AssertionError("the experiment was read again although nothing changed")
+
+    monkeypatch.setattr(index, "load_experiment", no_full_load)
+    assert read_index(directory) == (entry, [])
+
+
+def test_a_rebuild_reads_again_only_the_round_files_that_changed(tmp_path, monkeypatch):
+    """The manifest rewritten (e.g. at the end of a run): the index is rebuilt, but the round
+    files it checked and that kept their size and time are not decoded again."""
+    directory = tmp_path / FINISHED.name
+    shutil.copytree(FINISHED, directory)
+    assert read_index(directory)[1] == []
+    truncate(directory / "rounds" / "games_r3.json", 400)
+    later = (directory / INDEX_FILE).stat().st_mtime + 10
+    os.utime(directory / "manifest.json", (later, later))
+    read = []
+    real_games = LoadedExperiment.games
+
+    def games(self: LoadedExperiment, round: int):
+        read.append(round)
+        return real_games(self, round)
+
+    monkeypatch.setattr(LoadedExperiment, "games", games)
+
+    entry, problems = read_index(directory)
+
+    assert read == [3] and [p.split(":")[0] for p in problems] == ["games_r3.json"]
+    assert entry == entry_from(load_experiment(directory))  # what a build from nothing gives

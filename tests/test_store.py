@@ -42,8 +42,8 @@ def test_call_log_appends_whole_lines_and_torn_lines_are_set_apart(tmp_path):
     record = CallRecord(
         key="k", model="m", attempts=1, reply="C", usage=Usage(), cost=0, cost_is_estimate=False, latency_s=0
     )
-    store.append_call(record)
-    store.append_call(record)
+    store.append_calls([record])
+    store.append_calls([record])
     store.close()
     path = tmp_path / "exp_1" / "calls.jsonl"
     with open(path, "ab") as file:

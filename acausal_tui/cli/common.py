@@ -41,7 +41,8 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def positive_int(text: str) -> int:
+def integer(text: str) -> int:
+    """A whole number, any sign: the config's checks say which are allowed (one line)."""
     try:
         return int(text)
     except ValueError:
@@ -60,11 +61,11 @@ def number(text: str) -> float:
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML config file; flags win over it")
-    parser.add_argument("--agents", type=positive_int, metavar="N", help="number of agents (default 10)")
-    parser.add_argument("--rounds", type=positive_int, metavar="R", help="number of rounds (default 10)")
+    parser.add_argument("--agents", type=integer, metavar="N", help="number of agents (default 10)")
+    parser.add_argument("--rounds", type=integer, metavar="R", help="number of rounds (default 10)")
     parser.add_argument(
         "--seed",
-        type=positive_int,
+        type=integer,
         metavar="S",
         help="experiment seed (default: drawn at start, recorded in the manifest)",
     )
@@ -85,11 +86,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--sub-model", metavar="ID", help=f"model that decides moves (default {DEFAULT_SUB_MODEL})")
     parser.add_argument(
-        "--rpm", type=positive_int, metavar="N", help="requests per minute, all calls together (default: no cap)"
+        "--rpm", type=integer, metavar="N", help="requests per minute, all calls together (default: no cap)"
     )
-    parser.add_argument(
-        "--max-concurrency", type=positive_int, metavar="N", help="calls in flight at once (default 16)"
-    )
+    parser.add_argument("--max-concurrency", type=integer, metavar="N", help="calls in flight at once (default 16)")
     parser.add_argument(
         "--max-cost",
         type=number,
@@ -219,7 +218,7 @@ def add_research_commands(sub: argparse._SubParsersAction) -> None:
     )
     sweep.add_argument(
         "--seeds",
-        type=positive_int,
+        type=integer,
         default=DEFAULT_SEEDS,
         metavar="K",
         help=f"seeds per condition: S, S+1, ..., S+K-1 with S = --seed (at most {MAX_SEEDS})",

@@ -246,7 +246,8 @@ def export_command(args: argparse.Namespace) -> int:
 
 def audit_command(directory: Path) -> int:
     """Print the audit of one experiment; exit 1 when a recorded move disagrees with the
-    current rules, 2 (AuditError) when the directory is not an experiment."""
+    current rules or evidence is missing (the audit is incomplete), 2 (AuditError) when the
+    directory is not an experiment."""
     audit = audit_experiment(directory)
     try:
         for line in audit.lines():

@@ -53,6 +53,8 @@ def row(entry: IndexEntry | None, directory: Path, problems: list[str]) -> tuple
         cost = "—"
         if not problems:
             notes = Text("no experiment_results.json", style="dim")
+    if problems:  # a file that could not be read: the figures shown may not be the experiment's
+        status = Text(f"{status.plain} (damaged)", style="red")
     if entry.valid is False:
         notes = Text("INVALID: " + "; ".join(entry.validity_reasons), style="bold red") + notes
     return cells(
