@@ -104,7 +104,8 @@ async def test_a_new_run_is_refused_on_the_form_while_one_is_going_then_starts(m
 async def test_resume_is_refused_while_a_run_is_going(make_config):
     config = make_config(agents=3, rounds=2)
     shutil.copytree(FIXTURE_RESULTS / INTERRUPTED, Path(config.results_dir) / INTERRUPTED)
-    before = sorted(p.name for p in (Path(config.results_dir) / INTERRUPTED).rglob("*"))
+    directory = Path(config.results_dir) / INTERRUPTED
+    before = experiment_files(directory)
     held = HeldProvider(seed=7, hold_from=1)
     app = AcausalApp(run=experiment_runner(config, held), results_dir=Path(config.results_dir))
     async with held_run(app, held) as pilot:
@@ -117,7 +118,17 @@ async def test_resume_is_refused_while_a_run_is_going(make_config):
         assert isinstance(app.screen, BrowserScreen)
         held.release()
         await wait_until(pilot, lambda: app.status is not None, timeout=60)
-    assert sorted(p.name for p in (Path(config.results_dir) / INTERRUPTED).rglob("*")) == before
+    assert experiment_files(directory) == before
+
+
+def experiment_files(directory: Path) -> dict[str, bytes]:
+    """Every file of the experiment and its bytes, but the browser's index.json cache (the
+    listing may write it: it is not the experiment's record)."""
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != "index.json"
+    }
 
 
 async def test_a_refused_resume_says_why(tmp_path):
