@@ -16,7 +16,7 @@ import pytest
 
 import engine.sweep
 from acausal_tui.cli import main
-from acausal_tui.screens.compare import sweep_row
+from acausal_tui.screens.listing import sweep_row
 from engine.events import RoundSummarised
 from engine.models import ExperimentResult, Manifest
 from engine.providers.base import Completion

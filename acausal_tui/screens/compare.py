@@ -46,40 +46,6 @@ def interval_cell(interval: Interval, share: bool, signed: bool = False) -> str:
     return f"{text} [{number(interval.low, share)}, {number(interval.high, share)}]"
 
 
-def sweep_row(loaded: LoadedSweep) -> tuple[Text, ...]:
-    """A row for the browser's table (its columns: Experiment, Started, Status, Rounds, Agents,
-    Condition, Provider, Cooperation, Cost, Notes)."""
-    name = loaded.directory.name
-    result = loaded.result
-    if result is None:
-        return cells(
-            name,
-            "—",
-            Text("unreadable", style="bold red"),
-            "—",
-            "—",
-            "—",
-            "—",
-            "—",
-            "—",
-            literal(loaded.problem or "", style="red"),
-        )
-    done = sum(run.status != "pending" for run in result.experiments)
-    cooperation = " vs ".join(percent(stats.metrics["overall_cooperation_rate"].mean) for stats in result.summary)
-    return cells(
-        name,
-        result.start_time[:16].replace("T", " "),
-        Text(f"sweep {result.status}", style="green" if result.status == "completed" else "yellow"),
-        f"{done}/{len(result.experiments)} exp",
-        str(result.config.agents),
-        ", ".join(result.conditions),
-        result.config.provider.name or "—",
-        cooperation or "—",
-        "—",
-        Text(f"{len(result.seeds)} seeds · enter compares", style="dim"),
-    )
-
-
 def fill_metrics(table: DataTable, result: SweepResult) -> None:
     """Every metric's mean [interval] per condition, then each difference from the reference
     (also the summary at the end of the live sweep screen)."""

@@ -8,7 +8,6 @@ from typing import TypeVar
 
 from rich.text import Text
 
-from acausal_tui.screens.compare import sweep_row
 from acausal_tui.widgets.text import cells, literal, money, percent
 from engine.index import IndexEntry, read_index
 from engine.lock import holder
@@ -214,3 +213,26 @@ def shown(rows: list[Listed], words: list[str], column: int | None, reverse: boo
         hits = [c for c in kids if c.key in matched]
         out += arrange(hits or kids)  # the matching experiments, or all when only the sweep matched
     return out
+
+
+def sweep_row(loaded: LoadedSweep) -> tuple[Text, ...]:
+    """A row for the browser's table (its columns: Experiment, Started, Status, Rounds, Agents,
+    Condition, Provider, Cooperation, Cost, Notes)."""
+    name = loaded.directory.name
+    result = loaded.result
+    if result is None:
+        return unreadable(loaded.directory, loaded.problem or "")
+    done = sum(run.status != "pending" for run in result.experiments)
+    cooperation = " vs ".join(percent(stats.metrics["overall_cooperation_rate"].mean) for stats in result.summary)
+    return cells(
+        name,
+        result.start_time[:16].replace("T", " "),
+        Text(f"sweep {result.status}", style="green" if result.status == "completed" else "yellow"),
+        f"{done}/{len(result.experiments)} exp",
+        str(result.config.agents),
+        ", ".join(result.conditions),
+        result.config.provider.name or "—",
+        cooperation or "—",
+        "—",
+        Text(f"{len(result.seeds)} seeds · enter compares", style="dim"),
+    )
