@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from engine.config import Config, load_config
 from engine.control import RunControl, eta_seconds
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
 from engine.models import ExperimentResult
+from engine.providers.base import Provider
 from engine.providers.factory import api_key_for, make_provider
 from engine.resume import (
     Resumable,
@@ -166,27 +168,44 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def resume_app(resumable: Resumable) -> int:
-    """The TUI on the run screen, continuing the experiment at once."""
+    """The TUI on the run screen, continuing the experiment at once (`resume` prints the
+    directory)."""
     from acausal_tui.app import AcausalApp
 
-    provider = make_provider(
-        resumable.config,
-        on_unknown_price=lambda model: app.warn(
-            f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"
-        ),
-    )
+    provider = app_provider(resumable.config, lambda: app)
     app = AcausalApp(run=resume_runner(resumable, provider), results_dir=resumable.store.directory.parent)
     app.run()
     return app_exit_code(app)
 
 
+def app_provider(config: Config, app: Callable[[], Any]) -> Provider:
+    """The provider of a run shown in `app()`: a model with no known price is a warning there."""
+    return make_provider(
+        config,
+        on_unknown_price=lambda model: app().warn(
+            f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"
+        ),
+    )
+
+
 def app_exit_code(app: Any) -> int:
-    """The TUI's exit code, as headless: from the run's result when it has one."""
+    """The TUI's exit code, as headless: from the latest run's result when it has one; 130
+    when a signal closed the app."""
     live = app.live_screen
     result = getattr(getattr(live, "view", None), "result", None)
     if isinstance(result, ExperimentResult):
         return exit_code(result)
+    if app.signalled and app.status is None:
+        return EXIT_ABORTED
     return EXIT_BY_STATUS.get(app.status or "", EXIT_OK)
+
+
+def close_app(app: Any) -> int:
+    """After the app closed (opened on a run, or the browser): the directory of the latest
+    run it started on stdout, and the exit code of that run."""
+    if app.directory is not None:
+        print(app.directory)
+    return app_exit_code(app)
 
 
 def run_app(config: Config) -> int:
@@ -194,17 +213,10 @@ def run_app(config: Config) -> int:
     The provider is made first, so a missing API key exits 2 before the app opens."""
     from acausal_tui.app import AcausalApp, experiment_runner
 
-    provider = make_provider(
-        config,
-        on_unknown_price=lambda model: app.warn(
-            f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"
-        ),
-    )
+    provider = app_provider(config, lambda: app)
     app = AcausalApp(run=experiment_runner(config, provider), results_dir=Path(config.results_dir))
     app.run()
-    if app.directory is not None:
-        print(app.directory)
-    return app_exit_code(app)
+    return close_app(app)
 
 
 def browse_app(results_dir: Path) -> int:
@@ -215,4 +227,4 @@ def browse_app(results_dir: Path) -> int:
         raise UsageError(f"--results-dir: {results_dir} is not a directory (no experiments there)")
     app = AcausalApp(results_dir=results_dir)
     app.run()
-    return EXIT_ABORTED if app.signalled else EXIT_OK
+    return close_app(app)
