@@ -21,10 +21,11 @@ from acausal_tui.cli.common import (
     exit_code,
     overrides_from,
 )
+from acausal_tui.screens.run_view import RoundClock
 from engine.config import Config, load_config
-from engine.control import RunControl, eta_seconds
+from engine.control import RunControl
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
-from engine.models import ExperimentResult
+from engine.models import ExperimentResult, RoundSummary
 from engine.providers.base import Provider
 from engine.providers.factory import api_key_for, make_provider
 from engine.resume import (
@@ -45,10 +46,12 @@ class HeadlessPrinter:
     """Observer: one progress line per round on stderr; outside text in a line (server
     errors, model ids, paths) is shown with its control characters visible, never obeyed."""
 
-    def __init__(self, stream=None) -> None:
+    def __init__(self, stream=None, done: list[RoundSummary] | None = None) -> None:
+        """`done`: a resumed run's summaries of the rounds before the resume (for the ETA)."""
         self.stream = stream
         self.started = time.monotonic()
-        self.durations: list[float] = []
+        self.clock = RoundClock()
+        self.clock.before(done or [])
         self.tag = ""  # "SIMULATED " before every line with a number from a simulated run
 
     def on_event(self, event: Event) -> None:
@@ -62,18 +65,19 @@ class HeadlessPrinter:
             )
             for warning in m.warnings:
                 self.print(f"warning: {warning}")
+            self.clock.started(event.first_round)
             if event.first_round > 1:
                 self.print(f"resuming at round {event.first_round}")
         elif isinstance(event, RoundSummarised):
             s = event.summary
             total = event.total_rounds
-            self.durations.append(s.duration_s)
-            eta = eta_seconds(self.durations, total - s.round) or 0.0
+            self.clock.ended(s)
+            eta = self.clock.eta(total - s.round)
             fallbacks = f"  fallbacks {s.fallback_decisions}" if s.fallback_decisions else ""
             self.print(
                 f"{self.tag}round {s.round}/{total}  cooperation {rate(s.cooperation_rate)}{fallbacks}  "
                 f"avg score {s.average_score:.2f}  elapsed {time.monotonic() - self.started:.1f}s  "
-                f"ETA {eta:.1f}s"
+                f"ETA {'n/a' if eta is None else f'{eta:.1f}s'}"
             )
         elif isinstance(event, ErrorLogged) and event.record.type in ("fatal", "internal"):
             self.print(f"error: {event.record.message}")
@@ -122,11 +126,11 @@ async def run_headless(config: Config, env: dict[str, str] | None = None) -> tup
     return exit_code(result), store.directory
 
 
-async def resume_headless(run: Runner) -> int:
+async def resume_headless(run: Runner, done: list[RoundSummary] | None = None) -> int:
     control = RunControl()
     async with anyio.create_task_group() as tg:
         tg.start_soon(abort_on_signals, control, tg.cancel_scope)
-        result = await run(HeadlessPrinter(), control)
+        result = await run(HeadlessPrinter(done=done), control)
         tg.cancel_scope.cancel()
     return exit_code(result)
 
@@ -152,7 +156,8 @@ def resume(args: argparse.Namespace) -> int:
             print(visible(f"acausal-tui: {note}", one_line=True), file=sys.stderr)
         if args.headless:
             provider = make_provider(resumable.config)
-            code = anyio.run(resume_headless, resume_runner(resumable, provider))
+            done = [saved.summary for saved in resumable.rounds]
+            code = anyio.run(resume_headless, resume_runner(resumable, provider), done)
         else:
             code = resume_app(resumable)
     finally:
