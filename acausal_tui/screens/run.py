@@ -22,7 +22,7 @@ from acausal_tui.screens.engine_screen import (
     control_bindings,
     freeze_survivors,
 )
-from acausal_tui.screens.run_text import error_line, feed_line, header_text, result_text, stats_text
+from acausal_tui.screens.run_text import error_line, feed_line, header_text, plural, result_text, stats_text
 from acausal_tui.screens.run_view import RunView
 from acausal_tui.screens.transcript import GamePicker
 from acausal_tui.widgets.agents import AgentsTable
@@ -173,14 +173,18 @@ class RunScreen(EngineScreen):
     def redraw(self) -> None:
         view = self.view
         self.set_text("run-header", header_text(view.manifest))
-        self.set_text("round-label", Text(f"Round {view.round}/{view.total_rounds or '?'}"))
+        shown = view.result.total_rounds if view.result is not None else view.round  # once over: the saved rounds
+        self.set_text("round-label", Text(f"Round {shown}/{view.total_rounds or '?'}"))
         bar = self.query_one(ProgressBar)
         if view.total_rounds and (bar.total != view.total_rounds or bar.progress != view.progress()):
             bar.update(total=view.total_rounds, progress=view.progress())
-        total = view.phase_total
-        phase = f"{view.phase} {view.phase_done:>{len(str(total))}}/{total}" if total else view.phase
         done = f"{100 * view.progress() / view.total_rounds:.0f}%" if view.total_rounds else ""
-        self.set_text("phase-label", Text(f"{done:>4} · {phase} · ETA {duration(view.eta()):>6}"))
+        if view.result is not None:
+            self.set_text("phase-label", Text(f"{done:>4} · {plural(view.result.total_rounds, 'round')} saved"))
+        else:
+            total = view.phase_total
+            phase = f"{view.phase} {view.phase_done:>{len(str(total))}}/{total}" if total else view.phase
+            self.set_text("phase-label", Text(f"{done:>4} · {phase} · ETA {duration(view.eta()):>6}"))
         self.set_text("run-status", self.status_text())
         self.set_text("stats", stats_text(self.view, self.control.stats))
         self.query_one(CoopChart).set_rates(view.rates)

@@ -148,5 +148,8 @@ class RunView:
         return (cooperate + self.round_cooperate) / moves
 
     def progress(self) -> float:
+        """Rounds done, with the share of this round's games played; once over, the saved rounds."""
+        if self.result is not None:
+            return min(self.total_rounds, self.result.total_rounds)
         within = self.phase_done / self.phase_total if self.phase == "games" and self.phase_total else 0.0
         return min(self.total_rounds, self.completed + within)

@@ -112,6 +112,9 @@ async def test_abort_asks_first_then_saves_partial_results(run_app):
         assert app.status == "aborted"
         assert "Finished: aborted" in static_text(app, "#run-status")
         assert not screen.check_action("abort", ()) and not screen.check_action("pause", ())
+        # the progress line says what was saved, not the round cut short, and no ETA
+        assert static_text(app, "#round-label") == "Round 2/6"
+        assert static_text(app, "#phase-label") == " 33% · 2 rounds saved"
     directory = Path(app.directory)
     assert_files_valid(directory)
     result = read_json(directory / "experiment_results.json", ExperimentResult)
