@@ -220,7 +220,7 @@ class AcausalApp(App[None]):
             else "A run is in progress. Quit? The run is aborted and the rounds done so far are saved "
             "with status 'aborted'."
         )
-        self.push_screen(ConfirmScreen(question, yes="Quit", no="Keep running"), confirmed)
+        self.push_screen(ConfirmScreen(question, yes="Quit", no="Keep running", about_run=True), confirmed)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -51,9 +51,11 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No", show=False),
     ]
 
-    def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No", about_run: bool = False) -> None:
+        """`about_run`: a question about the run (or sweep) in progress, withdrawn (answered
+        no) when the run ends first."""
         super().__init__()
-        self.question, self.yes, self.no = question, yes, no
+        self.question, self.yes, self.no, self.about_run = question, yes, no, about_run
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):

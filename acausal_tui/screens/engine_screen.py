@@ -177,6 +177,9 @@ class EngineScreen(Screen):
             self.log_errors(literal(f"error  {self.failure}", style="bold red"))
             self.redraw()
         self.engine_state = "over"
+        dialog = self.app.screen
+        if isinstance(dialog, ConfirmScreen) and dialog.about_run:  # its question no longer holds
+            dialog.dismiss(False)
         if self.exit_when_done:
             self.app.exit()
 
@@ -216,4 +219,6 @@ class EngineScreen(Screen):
                 self.engine_state = "aborting"
                 self.redraw()
 
-        self.app.push_screen(ConfirmScreen(self.ABORT_QUESTION, yes=self.ABORT_YES, no="Keep running"), confirmed)
+        self.app.push_screen(
+            ConfirmScreen(self.ABORT_QUESTION, yes=self.ABORT_YES, no="Keep running", about_run=True), confirmed
+        )

@@ -128,6 +128,23 @@ async def test_abort_asks_first_then_saves_partial_results(run_app):
     assert calls and not torn
 
 
+@pytest.mark.parametrize("key", ["a", "q"])
+async def test_an_open_abort_or_quit_question_is_withdrawn_when_the_run_ends(run_app, key):
+    held = HeldProvider(seed=7, hold_from=2)
+    app = run_app(held, agents=3, rounds=2)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = run_screen(app)
+        await wait_until(pilot, lambda: held.held == 3)
+        await pilot.press(key)
+        assert isinstance(app.screen, ConfirmScreen)
+        held.release()  # the run ends with the question still open
+        await wait_until(pilot, lambda: app.status is not None)
+        await pilot.pause()
+        assert app.status == "completed" and app.screen is screen and app.is_running
+        text = screen_text(app)
+        assert "Finished: completed" in text and "Abort" not in text and "Quit?" not in text
+
+
 async def test_quit_while_running_asks_and_aborts_cleanly(run_app):
     held = HeldProvider(seed=7, hold_from=2)
     app = run_app(held, agents=4, rounds=3)
