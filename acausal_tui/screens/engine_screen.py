@@ -58,12 +58,15 @@ def collect_frozen() -> None:
     gc.freeze()
 
 
-def control_bindings(pause: str, resume: str, abort: str) -> list[Binding]:
-    """The pause/resume (one key, shown by state) and abort bindings, with a screen's labels."""
+def control_bindings(pause: str, resume: str, abort: str, what: str) -> list[Binding]:
+    """The pause/resume (one key, shown by state) and abort bindings, with a screen's labels;
+    `what` they act on, for the key help."""
+    pausing = f"pause / resume {what}: no new call starts"
+    aborting = f"abort {what}, asking first; the rounds done are saved"
     return [
-        Binding("p", "pause", pause, id="pause"),
-        Binding("p", "resume", resume, id="resume"),
-        Binding("a", "abort", abort, id="abort"),
+        Binding("p", "pause", pause, id="pause", tooltip=pausing),
+        Binding("p", "resume", resume, id="resume", tooltip=pausing),
+        Binding("a", "abort", abort, id="abort", tooltip=aborting),
     ]
 
 

@@ -119,8 +119,8 @@ def validate(kind: str, values: dict[str, str], env: dict[str, str] | None = Non
 class NewRunScreen(Screen):
     # Its CSS: new_run.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [
-        Binding("escape", "back", "Cancel", id="cancel"),
-        Binding("ctrl+s", "start", "Start", id="start"),
+        Binding("escape", "back", "Cancel", id="cancel", tooltip="cancel: back without starting"),
+        Binding("ctrl+s", "start", "Start", id="start", tooltip="check the values and start"),
     ]
 
     class Start(Message):

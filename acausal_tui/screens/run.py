@@ -55,13 +55,42 @@ SHORT = 36  # rows below which the error log and the chart shrink (a 24-row term
 
 class RunScreen(EngineScreen):
     BINDINGS = [
-        *control_bindings("Pause", "Resume", "Abort"),
-        Binding("b", "browse", "Browse", id="browse"),
-        Binding("left_square_bracket", "agent(-1)", "Agent", key_display="[ ]", id="prev_agent"),
-        Binding("right_square_bracket", "agent(1)", "Next agent", show=False, id="next_agent"),
-        Binding("g", "games", "Games", id="games"),  # transcripts of the feed's games
-        Binding("t", "agents_table", "Agents", id="agents_table"),
-        Binding("i", "reveal_ids", "Real ids", show=False, id="reveal_ids"),
+        *control_bindings("Pause", "Resume", "Abort", "the run"),
+        Binding("b", "browse", "Browse", id="browse", tooltip="browse past experiments (the run goes on)"),
+        Binding(
+            "left_square_bracket",
+            "agent(-1)",
+            "Agent",
+            key_display="[ ]",
+            id="prev_agent",
+            tooltip="previous / next agent in the strategy pane",
+        ),
+        Binding(
+            "right_square_bracket",
+            "agent(1)",
+            "Next agent",
+            show=False,
+            id="next_agent",
+            tooltip="previous / next agent in the strategy pane",
+        ),
+        Binding(
+            "g", "games", "Games", id="games", tooltip="the feed's recent games in a list: enter opens a transcript"
+        ),
+        Binding(
+            "t",
+            "agents_table",
+            "Agents",
+            id="agents_table",
+            tooltip="the per-agent table in place of the feed, and back",
+        ),
+        Binding(
+            "i",
+            "reveal_ids",
+            "Real ids",
+            show=False,
+            id="reveal_ids",
+            tooltip="the feed with real agent ids, and back (models see only labels)",
+        ),
     ]
 
     control: RunControl

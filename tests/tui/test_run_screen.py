@@ -3,12 +3,17 @@
 from pathlib import Path
 
 import pytest
-from textual.widgets import RichLog
+from textual.widgets import RichLog, Static
 
 from acausal_tui.app import AcausalApp
+from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen
+from acausal_tui.screens.experiment import ExperimentScreen
+from acausal_tui.screens.new_run import NewRunScreen
 from acausal_tui.screens.run import RunScreen
 from acausal_tui.screens.run_view import RunView
+from acausal_tui.screens.sweep import SweepScreen
+from acausal_tui.screens.transcript import ReportScreen, TranscriptScreen
 from acausal_tui.widgets.tail import Tail
 from engine.events import RoundSummarised
 from engine.models import CallRecord, ExperimentResult, Manifest
@@ -201,13 +206,48 @@ async def test_a_resumed_run_shows_the_rounds_done_before_it(run_app):
         resumable.store.close()
 
 
+async def test_help_lists_every_binding_of_every_screen_under_its_screen(run_app):
+    screens = {
+        "Run screen": RunScreen,
+        "Sweep screen": SweepScreen,
+        "Browser": BrowserScreen,
+        "Experiment": ExperimentScreen,
+        "New experiment": NewRunScreen,
+        "Transcript": TranscriptScreen,
+        "Report": ReportScreen,
+        "Everywhere": AcausalApp,
+    }
+    app = run_app(agents=3, rounds=1)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        sections: dict[str, list[str]] = {}
+        for line in str(app.screen.query_one("#help-text", Static).content).splitlines():
+            if line and not line.startswith(" "):
+                sections[line] = []
+            else:
+                sections[list(sections)[-1]].append(line)
+        for title, screen in screens.items():
+            (heading,) = [h for h in sections if h.startswith(title)]
+            rows = [(line[:8], line[10:]) for line in sections[heading]]  # key right-aligned in 8 cells
+            for binding in screen.BINDINGS:
+                key = app.get_key_display(binding)
+                text = binding.tooltip or binding.description
+                assert any(key in shown and what == text for shown, what in rows), (title, key, text)
+        browser = "\n".join(sections[next(h for h in sections if h.startswith("Browser"))])
+        assert "the rounds tab" not in browser  # 1…5 belong to the experiment screen
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunScreen)
+        await app.workers.wait_for_complete()
+
+
 async def test_help_lists_the_keys(run_app):
     app = run_app(agents=3, rounds=1)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
-        assert "pause / resume" in text and "abort (asks first)" in text
+        assert "pause / resume the run" in text and "abort the run, asking first" in text
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
         await app.workers.wait_for_complete()
