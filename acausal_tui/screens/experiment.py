@@ -212,6 +212,10 @@ class ExperimentScreen(Screen):
     # -- actions --------------------------------------------------------------------
 
     def action_tab(self, tab: str) -> None:
+        """A dropdown left focused in the old tab is unfocused first: Textual would move its
+        focus on to the next dropdown there, which takes the tabs back to its own tab."""
+        if isinstance(self.focused, Select):
+            self.set_focus(None)
         self.query_one(TabbedContent).active = tab
 
     def action_strategy(self) -> None:
