@@ -134,3 +134,31 @@ def test_eta_after_a_resume_leaves_out_the_round_answered_from_the_call_log(make
     lines = capsys.readouterr().err.splitlines()
     round3 = next(line for line in lines if "round 3/6" in line)
     assert round3.endswith("ETA 300.0s"), round3  # the recorded rounds' 100 s x 3 left
+
+
+def test_latency_flag_is_validated_and_recorded_in_the_manifest(tmp_path, capsys):
+    results = tmp_path / "results"
+    base = [
+        "run",
+        "--headless",
+        "--provider",
+        "simulated",
+        "--agents",
+        "2",
+        "--rounds",
+        "1",
+        "--results-dir",
+        str(results),
+    ]
+    assert main([*base, "--latency", "1.5"]) == 0
+    directory = Path(capsys.readouterr().out.strip())
+    assert read_json(directory / "manifest.json", Manifest).config.provider.latency_ms == 1.5
+    for value, said in [
+        ("-1", "provider.latency_ms: must be at least 0"),  # the config key's own validator
+        ("600001", "provider.latency_ms: must be at most 600000"),
+        ("soon", "expected a number, got 'soon'"),
+    ]:
+        assert main([*base, "--latency", value]) == 2
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1, err
+    assert len(list(results.iterdir())) == 1  # a refused value writes nothing
