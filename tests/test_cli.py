@@ -1,4 +1,5 @@
 import functools
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +9,10 @@ import msgspec
 import pytest
 
 from acausal_tui.cli import main
+from acausal_tui.cli.run import HeadlessPrinter
 from engine.control import RunControl
 from engine.models import ExperimentResult, GameResult, Manifest, RoundSummary, StrategyRecord
+from engine.providers.base import ProviderError
 from engine.providers.simulated import SimulatedProvider
 from engine.runner import run_experiment
 from engine.store import read_json
@@ -162,3 +165,32 @@ def test_latency_flag_is_validated_and_recorded_in_the_manifest(tmp_path, capsys
         err = capsys.readouterr().err
         assert said in err and len(err.strip().splitlines()) == 1, err
     assert len(list(results.iterdir())) == 1  # a refused value writes nothing
+
+
+class RefusingProvider(SimulatedProvider):
+    """Every call refused with a non-retryable 400: the run fails before any move."""
+
+    async def complete(self, request):
+        raise ProviderError("HTTP 400: bad request", status=400)
+
+
+def test_headless_lines_count_in_the_singular_and_a_run_without_moves_is_not_called_valid(
+    make_config, tmp_path, capsys
+):
+    config = make_config(agents=2, rounds=1)
+    stream = io.StringIO()
+    result = anyio.run(
+        functools.partial(run_experiment, config, provider=SimulatedProvider(1), observer=HeadlessPrinter(stream))
+    )
+    assert result.total_rounds == 1 and result.total_games == 1
+    assert "completed: 1 round, 1 game, " in stream.getvalue()
+
+    stream = io.StringIO()
+    config = make_config(agents=2, rounds=1, results_dir=str(tmp_path / "failed"))
+    result = anyio.run(
+        functools.partial(run_experiment, config, provider=RefusingProvider(1), observer=HeadlessPrinter(stream))
+    )
+    lines = stream.getvalue().splitlines()
+    assert result.status == "failed" and result.validity is not None and result.validity.moves == 0
+    assert lines[-1] == "SIMULATED no moves recorded: validity not judged", lines
+    assert "failed: 0 rounds, 0 games, " in stream.getvalue()

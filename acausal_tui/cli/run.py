@@ -21,7 +21,7 @@ from acausal_tui.cli.common import (
     exit_code,
     overrides_from,
 )
-from acausal_tui.screens.run_view import RoundClock
+from acausal_tui.screens.run_view import RoundClock, plural, validity_words
 from engine.config import Config, load_config
 from engine.control import RunControl
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
@@ -39,7 +39,6 @@ from engine.resume import (
 from engine.runner import run_experiment, utc_now, with_seed
 from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
 from engine.textsafe import visible
-from engine.validity import validity_line
 
 
 class HeadlessPrinter:
@@ -83,7 +82,10 @@ class HeadlessPrinter:
             self.print(f"error: {event.record.message}")
         elif isinstance(event, RunFinished):
             r = event.result
-            line = f"{self.tag}{r.status}: {r.total_rounds} rounds, {r.total_games} games, {r.total_api_calls} calls"
+            line = (
+                f"{self.tag}{r.status}: {plural(r.total_rounds, 'round')}, {plural(r.total_games, 'game')}, "
+                f"{plural(r.total_api_calls, 'call')}"
+            )
             if r.message:
                 line += f" - {r.message}"
             self.print(line)
@@ -92,7 +94,7 @@ class HeadlessPrinter:
                 f"{'SIMULATED ' if r.simulated else ''}cooperation {rate(indicators.overall_cooperation_rate)} "
                 f"of the moves models decided; fallback_rate {rate(indicators.fallback_rate)}"
             )
-            self.print(validity_line(r.validity, r.simulated))
+            self.print(validity_words(r.validity, r.simulated))
 
     def print(self, line: str) -> None:
         print(visible(line, one_line=True), file=self.stream or sys.stderr, flush=True)

@@ -22,8 +22,8 @@ from acausal_tui.screens.engine_screen import (
     control_bindings,
     freeze_survivors,
 )
-from acausal_tui.screens.run_text import error_line, feed_line, header_text, plural, result_text, stats_text
-from acausal_tui.screens.run_view import RunView
+from acausal_tui.screens.run_text import error_line, feed_line, feed_title, header_text, result_text, stats_text
+from acausal_tui.screens.run_view import RunView, plural
 from acausal_tui.screens.transcript import GamePicker
 from acausal_tui.widgets.agents import AgentsTable
 from acausal_tui.widgets.chart import CoopChart
@@ -133,7 +133,7 @@ class RunScreen(EngineScreen):
 
     def on_mount(self) -> None:
         self.query_one("#stats").border_title = "Stats"
-        self.query_one("#feed").border_title = "Games (anonymised; C cooperate, D defect)"
+        self.query_one("#feed").border_title = feed_title(reveal=False)
         self.query_one("#final").border_title = "Result"
         self.query_one("#strategies").border_title = "Strategies"
         self.query_one("#errors").border_title = "Retries and errors"
@@ -267,4 +267,5 @@ class RunScreen(EngineScreen):
 
     def action_reveal_ids(self) -> None:
         self.reveal = not self.reveal
+        self.query_one("#feed").border_title = feed_title(self.reveal)
         self.query_one(Tail).redraw(partial(feed_line, reveal=self.reveal))

@@ -15,7 +15,22 @@ from engine.events import (
     RunStarted,
     StrategyCollected,
 )
-from engine.models import ExperimentResult, Manifest, RoundSummary
+from engine.models import ExperimentResult, Manifest, RoundSummary, Validity
+from engine.validity import validity_line
+
+
+def plural(count: int, word: str) -> str:
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word[:-1]}ies" if word.endswith("y") else f"{count} {word}s"
+
+
+def validity_words(validity: Validity | None, simulated: bool = False) -> str:
+    """engine.validity.validity_line, except that a run with no moves is not called valid:
+    there was nothing to judge (the engine flags no share over its threshold)."""
+    if validity is not None and validity.valid and not validity.moves:
+        return f"{'SIMULATED ' if simulated else ''}no moves recorded: validity not judged"
+    return validity_line(validity, simulated)
 
 
 @dataclass

@@ -297,3 +297,21 @@ async def test_manifest_warnings_are_shown_in_the_error_log(run_app):
         await pilot.pause()
         log = "".join(line.text for line in run_screen(app).query_one("#errors", RichLog).lines)
     assert "warning the identity statement tells every LLM agent" in log
+
+
+async def test_the_games_title_says_which_ids_the_feed_shows(run_app):
+    held = HeldProvider(seed=7, hold_from=2)
+    app = run_app(held, agents=3, rounds=2)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: held.held == 3)  # round 1's games in the feed
+        await pilot.pause()
+        assert "Games (anonymised;" in screen_text(app)
+        await pilot.press("i")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Games (real ids" in text and "Games (anonymised;" not in text
+        await pilot.press("i")
+        await pilot.pause()
+        assert "Games (anonymised;" in screen_text(app)
+        held.release()
+        await app.workers.wait_for_complete()
