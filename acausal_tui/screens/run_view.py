@@ -1,5 +1,6 @@
 """The run screen's view model: what it shows, folded from the engine's events (plain
-Python: no Textual, so it is tested without an app and shared with the sweep screen)."""
+Python: no Textual, so it is tested without an app and shared with the sweep screen), and
+what the headless printer shares with it: the ETA's rule (RoundClock) and its wording."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
