@@ -17,11 +17,12 @@ from acausal_tui.commands import DeskCommands
 from acausal_tui.launch import experiment_runner, resumed_runner, sweep_runner
 from acausal_tui.messages import OpenExperiment
 from acausal_tui.screens.browser import BrowserScreen
-from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen
+from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen, key_rows
 from acausal_tui.screens.experiment import ExperimentScreen
 from acausal_tui.screens.new_run import NewRunScreen
 from acausal_tui.screens.run import RunFn, RunScreen
 from acausal_tui.screens.sweep import SweepFn, SweepScreen
+from acausal_tui.screens.transcript import ReportScreen, TranscriptScreen
 from engine.errors import AcausalError
 from engine.store import load_experiment
 from engine.sweep import SweepPlan
@@ -48,8 +49,8 @@ class AcausalApp(App[None]):
     TITLE = "acausal-tui"
     COMMANDS = App.COMMANDS | {DeskCommands}
     BINDINGS = [
-        Binding("q", "request_quit", "Quit", id="quit"),
-        Binding("question_mark", "help", "Help", key_display="?", id="help"),
+        Binding("q", "request_quit", "Quit", id="quit", tooltip="quit (asks first while a run or sweep is going)"),
+        Binding("question_mark", "help", "Help", key_display="?", id="help", tooltip="this help (esc closes it)"),
     ]
 
     def __init__(
@@ -220,7 +221,30 @@ class AcausalApp(App[None]):
             else "A run is in progress. Quit? The run is aborted and the rounds done so far are saved "
             "with status 'aborted'."
         )
-        self.push_screen(ConfirmScreen(question, yes="Quit", no="Keep running"), confirmed)
+        self.push_screen(ConfirmScreen(question, yes="Quit", no="Keep running", about_run=True), confirmed)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.key_help()))
+
+    def key_help(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """The help's sections: each screen's BINDINGS (so the help cannot drift from the
+        keys), then the keys its widgets or Textual provide."""
+        sections = [
+            ("Run screen", RunScreen.BINDINGS, ()),
+            ("Sweep screen", SweepScreen.BINDINGS, ()),
+            (
+                "Browser",
+                BrowserScreen.BINDINGS,
+                [("enter", "open the highlighted experiment (or sweep)"), ("Home End", "first / last experiment")],
+            ),
+            ("Experiment (opened from the browser)", ExperimentScreen.BINDINGS, ()),
+            ("New experiment or sweep (the form)", NewRunScreen.BINDINGS, [("tab", "next field")]),
+            ("Transcript", TranscriptScreen.BINDINGS, ()),
+            ("Report (e.g. an audit)", ReportScreen.BINDINGS, ()),
+            (
+                "Everywhere",
+                self.BINDINGS,
+                [("^q", "quit, as q"), ("^p", "command palette: new experiment or sweep, browse, and more")],
+            ),
+        ]
+        return [(where, key_rows(bindings, self.get_key_display, extra)) for where, bindings, extra in sections]

@@ -96,6 +96,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="cost budget in USD (default 10); a call is sent only while spent + "
         "in-flight worst case + its worst case stays within it",
     )
+    parser.add_argument(
+        "--latency",
+        type=number,
+        metavar="MS",
+        help="simulated provider only: milliseconds each call takes (default 0), to watch a run at a human pace",
+    )
     parser.add_argument("--condition", metavar="NAME", help="named condition, e.g. identity (the default) or baseline")
     parser.add_argument("--results-dir", metavar="DIR", help="where results go (default results)")
     parser.add_argument(
@@ -116,6 +122,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "rpm": ("provider", "rpm"),
         "max_concurrency": ("provider", "max_concurrency"),
         "max_cost": ("provider", "max_cost_usd"),
+        "latency": ("provider", "latency_ms"),
         "main_model": ("models", "main"),
         "sub_model": ("models", "sub"),
         "allow_insecure": ("provider", "allow_insecure"),

@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,12 @@ from acausal_tui.cli.common import (
     exit_code,
     overrides_from,
 )
+from acausal_tui.screens.run_view import RoundClock, plural, validity_words
 from engine.config import Config, load_config
-from engine.control import RunControl, eta_seconds
+from engine.control import RunControl
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
-from engine.models import ExperimentResult
+from engine.models import ExperimentResult, RoundSummary
+from engine.providers.base import Provider
 from engine.providers.factory import api_key_for, make_provider
 from engine.resume import (
     Resumable,
@@ -36,17 +39,18 @@ from engine.resume import (
 from engine.runner import run_experiment, utc_now, with_seed
 from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
 from engine.textsafe import visible
-from engine.validity import validity_line
 
 
 class HeadlessPrinter:
     """Observer: one progress line per round on stderr; outside text in a line (server
     errors, model ids, paths) is shown with its control characters visible, never obeyed."""
 
-    def __init__(self, stream=None) -> None:
+    def __init__(self, stream=None, done: list[RoundSummary] | None = None) -> None:
+        """`done`: a resumed run's summaries of the rounds before the resume (for the ETA)."""
         self.stream = stream
         self.started = time.monotonic()
-        self.durations: list[float] = []
+        self.clock = RoundClock()
+        self.clock.before(done or [])
         self.tag = ""  # "SIMULATED " before every line with a number from a simulated run
 
     def on_event(self, event: Event) -> None:
@@ -60,24 +64,28 @@ class HeadlessPrinter:
             )
             for warning in m.warnings:
                 self.print(f"warning: {warning}")
+            self.clock.started(event.first_round)
             if event.first_round > 1:
                 self.print(f"resuming at round {event.first_round}")
         elif isinstance(event, RoundSummarised):
             s = event.summary
             total = event.total_rounds
-            self.durations.append(s.duration_s)
-            eta = eta_seconds(self.durations, total - s.round) or 0.0
+            self.clock.ended(s)
+            eta = self.clock.eta(total - s.round)
             fallbacks = f"  fallbacks {s.fallback_decisions}" if s.fallback_decisions else ""
             self.print(
                 f"{self.tag}round {s.round}/{total}  cooperation {rate(s.cooperation_rate)}{fallbacks}  "
                 f"avg score {s.average_score:.2f}  elapsed {time.monotonic() - self.started:.1f}s  "
-                f"ETA {eta:.1f}s"
+                f"ETA {'n/a' if eta is None else f'{eta:.1f}s'}"
             )
         elif isinstance(event, ErrorLogged) and event.record.type in ("fatal", "internal"):
             self.print(f"error: {event.record.message}")
         elif isinstance(event, RunFinished):
             r = event.result
-            line = f"{self.tag}{r.status}: {r.total_rounds} rounds, {r.total_games} games, {r.total_api_calls} calls"
+            line = (
+                f"{self.tag}{r.status}: {plural(r.total_rounds, 'round')}, {plural(r.total_games, 'game')}, "
+                f"{plural(r.total_api_calls, 'call')}"
+            )
             if r.message:
                 line += f" - {r.message}"
             self.print(line)
@@ -86,7 +94,7 @@ class HeadlessPrinter:
                 f"{'SIMULATED ' if r.simulated else ''}cooperation {rate(indicators.overall_cooperation_rate)} "
                 f"of the moves models decided; fallback_rate {rate(indicators.fallback_rate)}"
             )
-            self.print(validity_line(r.validity, r.simulated))
+            self.print(validity_words(r.validity, r.simulated))
 
     def print(self, line: str) -> None:
         print(visible(line, one_line=True), file=self.stream or sys.stderr, flush=True)
@@ -120,11 +128,11 @@ async def run_headless(config: Config, env: dict[str, str] | None = None) -> tup
     return exit_code(result), store.directory
 
 
-async def resume_headless(run: Runner) -> int:
+async def resume_headless(run: Runner, done: list[RoundSummary] | None = None) -> int:
     control = RunControl()
     async with anyio.create_task_group() as tg:
         tg.start_soon(abort_on_signals, control, tg.cancel_scope)
-        result = await run(HeadlessPrinter(), control)
+        result = await run(HeadlessPrinter(done=done), control)
         tg.cancel_scope.cancel()
     return exit_code(result)
 
@@ -150,7 +158,8 @@ def resume(args: argparse.Namespace) -> int:
             print(visible(f"acausal-tui: {note}", one_line=True), file=sys.stderr)
         if args.headless:
             provider = make_provider(resumable.config)
-            code = anyio.run(resume_headless, resume_runner(resumable, provider))
+            done = [saved.summary for saved in resumable.rounds]
+            code = anyio.run(resume_headless, resume_runner(resumable, provider), done)
         else:
             code = resume_app(resumable)
     finally:
@@ -166,27 +175,44 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def resume_app(resumable: Resumable) -> int:
-    """The TUI on the run screen, continuing the experiment at once."""
+    """The TUI on the run screen, continuing the experiment at once (`resume` prints the
+    directory)."""
     from acausal_tui.app import AcausalApp
 
-    provider = make_provider(
-        resumable.config,
-        on_unknown_price=lambda model: app.warn(
-            f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"
-        ),
-    )
+    provider = app_provider(resumable.config, lambda: app)
     app = AcausalApp(run=resume_runner(resumable, provider), results_dir=resumable.store.directory.parent)
     app.run()
     return app_exit_code(app)
 
 
+def app_provider(config: Config, app: Callable[[], Any]) -> Provider:
+    """The provider of a run shown in `app()`: a model with no known price is a warning there."""
+    return make_provider(
+        config,
+        on_unknown_price=lambda model: app().warn(
+            f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"
+        ),
+    )
+
+
 def app_exit_code(app: Any) -> int:
-    """The TUI's exit code, as headless: from the run's result when it has one."""
+    """The TUI's exit code, as headless: from the latest run's result when it has one; 130
+    when a signal closed the app."""
     live = app.live_screen
     result = getattr(getattr(live, "view", None), "result", None)
     if isinstance(result, ExperimentResult):
         return exit_code(result)
+    if app.signalled and app.status is None:
+        return EXIT_ABORTED
     return EXIT_BY_STATUS.get(app.status or "", EXIT_OK)
+
+
+def close_app(app: Any) -> int:
+    """After the app closed (opened on a run, or the browser): the directory of the latest
+    run it started on stdout, and the exit code of that run."""
+    if app.directory is not None:
+        print(app.directory)
+    return app_exit_code(app)
 
 
 def run_app(config: Config) -> int:
@@ -194,17 +220,10 @@ def run_app(config: Config) -> int:
     The provider is made first, so a missing API key exits 2 before the app opens."""
     from acausal_tui.app import AcausalApp, experiment_runner
 
-    provider = make_provider(
-        config,
-        on_unknown_price=lambda model: app.warn(
-            f"no price known for model {model!r}: its cost counts as 0 (set provider.prices)"
-        ),
-    )
+    provider = app_provider(config, lambda: app)
     app = AcausalApp(run=experiment_runner(config, provider), results_dir=Path(config.results_dir))
     app.run()
-    if app.directory is not None:
-        print(app.directory)
-    return app_exit_code(app)
+    return close_app(app)
 
 
 def browse_app(results_dir: Path) -> int:
@@ -215,4 +234,4 @@ def browse_app(results_dir: Path) -> int:
         raise UsageError(f"--results-dir: {results_dir} is not a directory (no experiments there)")
     app = AcausalApp(results_dir=results_dir)
     app.run()
-    return EXIT_ABORTED if app.signalled else EXIT_OK
+    return close_app(app)

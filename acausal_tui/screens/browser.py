@@ -35,14 +35,15 @@ class BrowserScreen(Screen):
     # Its CSS: browser.tcss beside this file (loaded by the app's CSS_PATH).
     AUTO_FOCUS = "#experiments"
     BINDINGS = [
-        Binding("escape", "back", "Back", id="back"),
-        Binding("r", "reload", "Reload", id="reload"),
-        Binding("R", "resume", "Resume", id="resume"),  # shown on a resumable experiment
-        Binding("slash", "filter", "Filter", key_display="/", id="filter"),
-        Binding("o", "sort(1)", "Sort", id="sort"),
-        Binding("O", "sort(-1)", "Sort back", show=False, id="sort_back"),
-        Binding("n", "new('run')", "New", id="new_run"),
-        Binding("s", "new('sweep')", "Sweep", id="new_sweep"),
+        Binding("escape", "back", "Back", id="back", tooltip="back (to the screen that opened the browser)"),
+        Binding("r", "reload", "Reload", id="reload", tooltip="reload the results directory"),
+        # shown on a resumable experiment
+        Binding("R", "resume", "Resume", id="resume", tooltip="resume the highlighted experiment on a run screen"),
+        Binding("slash", "filter", "Filter", key_display="/", id="filter", tooltip="filter the list by text"),
+        Binding("o", "sort(1)", "Sort", id="sort", tooltip="sort by the next column (past the last: newest first)"),
+        Binding("O", "sort(-1)", "Sort back", show=False, id="sort_back", tooltip="sort by the previous column"),
+        Binding("n", "new('run')", "New", id="new_run", tooltip="start a new experiment (a form)"),
+        Binding("s", "new('sweep')", "Sweep", id="new_sweep", tooltip="start a new sweep: conditions x seeds (a form)"),
     ]
 
     # The highlighted row, set on every move and redraw: the footer's Resume follows it.

@@ -1,5 +1,7 @@
 """Modal dialogs: a yes/no confirmation and the key help."""
 
+from collections.abc import Callable, Sequence
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -7,41 +9,21 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-KEYS = [
-    (
-        "Run screen",
-        [
-            ("p", "pause / resume: no new call starts; calls in flight finish"),
-            ("a", "abort (asks first): cancel calls in flight, save partial results"),
-            ("b", "browse past experiments (the run goes on)"),
-            ("[ ]", "previous / next agent in the strategy pane"),
-        ],
-    ),
-    (
-        "Sweep screen",
-        [
-            ("p", "pause / resume every experiment of the sweep"),
-            ("a", "abort every experiment (asks first), save partial results"),
-            ("c", "the full comparison view, once the sweep is over"),
-        ],
-    ),
-    (
-        "Browser",
-        [
-            ("enter", "open the highlighted experiment"),
-            ("r R", "reload the list · resume the highlighted experiment"),
-            ("1…5", "an experiment's rounds, games, history, strategies, indicators"),
-            ("esc", "back"),
-        ],
-    ),
-    (
-        "Everywhere",
-        [
-            ("q", "quit (asks first while a run or sweep is going)"),
-            ("?", "this help (esc closes it)"),
-        ],
-    ),
-]
+Rows = list[tuple[str, str]]  # (key as shown, what it does)
+
+
+def key_rows(
+    bindings: list[Binding], key_display: Callable[[Binding], str], extra: Sequence[tuple[str, str]] = ()
+) -> Rows:
+    """A screen's keys for the help, from its BINDINGS (each one's tooltip, else its footer
+    label), then `extra`: keys its widgets or Textual provide. A key listed twice with the
+    same text (p for pause and for resume) is one row."""
+    rows: Rows = []
+    for binding in bindings:
+        text = binding.tooltip or binding.description
+        if not any(shown == text for _, shown in rows):
+            rows.append((key_display(binding), text))
+    return rows + list(extra)
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -51,9 +33,11 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No", show=False),
     ]
 
-    def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No", about_run: bool = False) -> None:
+        """`about_run`: a question about the run (or sweep) in progress, withdrawn (answered
+        no) when the run ends first."""
         super().__init__()
-        self.question, self.yes, self.no = question, yes, no
+        self.question, self.yes, self.no, self.about_run = question, yes, no, about_run
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -75,14 +59,19 @@ class ConfirmScreen(ModalScreen[bool]):
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", show=False)]
 
+    def __init__(self, sections: list[tuple[str, Rows]]) -> None:
+        """`sections`: (where, its key rows), e.g. from key_rows."""
+        super().__init__()
+        self.sections = sections
+
     def compose(self) -> ComposeResult:
-        """At most 72 cells wide and 20 lines: it fits an 80x24 terminal whole."""
+        """At most 78 cells wide; it scrolls when taller than the terminal."""
         text = Text()
-        for where, keys in KEYS:
+        for where, rows in self.sections:
             text.append(f"{where}\n", style="bold")
-            for key, what in keys:
-                text.append(f"{key:>6}  ", style="bold cyan")
+            for key, what in rows:
+                text.append(f"{key:>8}  ", style="bold cyan")
                 text.append(f"{what}\n")
         text.append("Model text is shown literally: markup and escape sequences are never interpreted.", style="dim")
         with VerticalScroll(classes="dialog help"):
-            yield Static(text)
+            yield Static(text, id="help-text")

@@ -58,12 +58,15 @@ def collect_frozen() -> None:
     gc.freeze()
 
 
-def control_bindings(pause: str, resume: str, abort: str) -> list[Binding]:
-    """The pause/resume (one key, shown by state) and abort bindings, with a screen's labels."""
+def control_bindings(pause: str, resume: str, abort: str, what: str) -> list[Binding]:
+    """The pause/resume (one key, shown by state) and abort bindings, with a screen's labels;
+    `what` they act on, for the key help."""
+    pausing = f"pause / resume {what}: no new call starts"
+    aborting = f"abort {what}, asking first; the rounds done are saved"
     return [
-        Binding("p", "pause", pause, id="pause"),
-        Binding("p", "resume", resume, id="resume"),
-        Binding("a", "abort", abort, id="abort"),
+        Binding("p", "pause", pause, id="pause", tooltip=pausing),
+        Binding("p", "resume", resume, id="resume", tooltip=pausing),
+        Binding("a", "abort", abort, id="abort", tooltip=aborting),
     ]
 
 
@@ -177,6 +180,9 @@ class EngineScreen(Screen):
             self.log_errors(literal(f"error  {self.failure}", style="bold red"))
             self.redraw()
         self.engine_state = "over"
+        dialog = self.app.screen
+        if isinstance(dialog, ConfirmScreen) and dialog.about_run:  # its question no longer holds
+            dialog.dismiss(False)
         if self.exit_when_done:
             self.app.exit()
 
@@ -216,4 +222,6 @@ class EngineScreen(Screen):
                 self.engine_state = "aborting"
                 self.redraw()
 
-        self.app.push_screen(ConfirmScreen(self.ABORT_QUESTION, yes=self.ABORT_YES, no="Keep running"), confirmed)
+        self.app.push_screen(
+            ConfirmScreen(self.ABORT_QUESTION, yes=self.ABORT_YES, no="Keep running", about_run=True), confirmed
+        )

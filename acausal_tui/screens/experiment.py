@@ -27,10 +27,15 @@ LOADING = Text("loading…", style="dim")
 class ExperimentScreen(Screen):
     # Its CSS: experiment.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [
-        Binding("escape", "back", "Back", id="back"),
-        *(Binding(str(n), f"tab('{tab}')", tab.capitalize(), id=f"tab_{tab}") for n, tab in enumerate(TABS, start=1)),
-        Binding("s", "strategy", "Strategy call", id="strategy"),  # History tab's agent and round
-        Binding("g", "games", "Its games", id="games"),  # History tab: the round's games, enter opens one
+        Binding("escape", "back", "Back", id="back", tooltip="back to the browser"),
+        *(
+            Binding(str(n), f"tab('{tab}')", tab.capitalize(), id=f"tab_{tab}", tooltip=f"the {tab} tab")
+            for n, tab in enumerate(TABS, start=1)
+        ),
+        Binding(
+            "s", "strategy", "Strategy call", id="strategy", tooltip="History tab: the agent's strategy call that round"
+        ),
+        Binding("g", "games", "Its games", id="games", tooltip="History tab: the round's games (enter opens one)"),
     ]
 
     def __init__(self, loaded: LoadedExperiment) -> None:
@@ -207,6 +212,10 @@ class ExperimentScreen(Screen):
     # -- actions --------------------------------------------------------------------
 
     def action_tab(self, tab: str) -> None:
+        """A dropdown left focused in the old tab is unfocused first: Textual would move its
+        focus on to the next dropdown there, which takes the tabs back to its own tab."""
+        if isinstance(self.focused, Select):
+            self.set_focus(None)
         self.query_one(TabbedContent).active = tab
 
     def action_strategy(self) -> None:

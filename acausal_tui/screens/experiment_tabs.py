@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from rich.text import Text
 
 from acausal_tui.screens.experiment_files import RoundFiles
+from acausal_tui.screens.run_view import validity_words
 from acausal_tui.widgets.indicators import indicator_value
 from acausal_tui.widgets.strategy import strategy_text
 from acausal_tui.widgets.text import cells, literal, money, percent
@@ -13,7 +14,6 @@ from engine.analysis import INDICATOR_DOCS, INDICATORS_NOTE, compute_indicators
 from engine.models import GameResult, RoundSummary
 from engine.prompts import NO_HISTORY, round_player_labels
 from engine.store import LoadedExperiment
-from engine.validity import validity_line
 from engine.views import agent_lines, game_number, opponents_in_round, seen_history
 
 ALL = -1  # the games of every agent
@@ -188,7 +188,7 @@ def indicators(files: RoundFiles, rounds: list[int]) -> tuple[Text, list[tuple[s
         source = "No result file: computed from the round files that could be read"
     source += f"\n{INDICATORS_NOTE}"
     if result is not None:
-        source += f"\n{validity_line(result.validity, result.simulated)}"
+        source += f"\n{validity_words(result.validity, result.simulated)}"
     rows = [
         (name, cells(name, indicator_value(name, getattr(values, name)), INDICATOR_DOCS.get(name, "")))
         for name in values.__struct_fields__

@@ -19,32 +19,35 @@ from acausal_tui.cli.common import UsageError, build_parser, overrides_from
 from acausal_tui.widgets.text import literal
 from engine.conditions import PRESETS
 from engine.config import PROVIDERS, Config, ConfigError, load_config, merge
+from engine.config import validate as validate_config
 from engine.providers.base import Provider
 from engine.providers.factory import make_provider
 from engine.runner import with_seed
 from engine.store import check_results_dir
-from engine.sweep import SweepPlan, plan_sweep
+from engine.sweep import DEFAULT_SEEDS, SweepPlan, plan_sweep
 
 STATE_FILE = ".acausal-tui-form.json"
 PRESET = ""  # a switch left at the condition's preset
+# what a blank field runs: the one validator's defaults (simulated, so no key is needed)
+DEFAULTS = validate_config({}, {})
 # (field, label, CLI flag or None for a switch, placeholder); the sweep swaps `condition`
 # for `conditions` and `seeds`
 TEXT_FIELDS: list[tuple[str, str, str, str]] = [
     ("config", "TOML file", "--config", "optional; the fields below win over it"),
-    ("agents", "Agents", "--agents", "10"),
-    ("rounds", "Rounds", "--rounds", "10"),
+    ("agents", "Agents", "--agents", str(DEFAULTS.agents)),
+    ("rounds", "Rounds", "--rounds", str(DEFAULTS.rounds)),
     ("seed", "Seed", "--seed", "blank: drawn at start"),
     ("base_url", "Base URL", "--base-url", "provider default"),
-    ("main_model", "Main model", "--main-model", "google/gemini-2.5-flash"),
-    ("sub_model", "Sub model", "--sub-model", "openai/gpt-4.1-nano"),
+    ("main_model", "Main model", "--main-model", DEFAULTS.models.main),
+    ("sub_model", "Sub model", "--sub-model", DEFAULTS.models.sub),
     ("rpm", "Requests/min", "--rpm", "no cap"),
-    ("max_concurrency", "Concurrency", "--max-concurrency", "16"),
-    ("max_cost", "Budget USD", "--max-cost", "10.0"),
+    ("max_concurrency", "Concurrency", "--max-concurrency", str(DEFAULTS.provider.max_concurrency)),
+    ("max_cost", "Budget USD", "--max-cost", str(DEFAULTS.provider.max_cost_usd)),
     ("results_dir", "Results dir", "--results-dir", ""),
 ]
 SWEEP_FIELDS = [
     ("conditions", "Conditions", "--conditions", "baseline,identity (+switch=value)"),
-    ("seeds", "Seeds", "--seeds", "5"),
+    ("seeds", "Seeds", "--seeds", str(DEFAULT_SEEDS)),
 ]
 SWITCHES: dict[str, tuple[str, ...]] = {
     "identity": ("on", "off"),
@@ -116,8 +119,8 @@ def validate(kind: str, values: dict[str, str], env: dict[str, str] | None = Non
 class NewRunScreen(Screen):
     # Its CSS: new_run.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [
-        Binding("escape", "back", "Cancel", id="cancel"),
-        Binding("ctrl+s", "start", "Start", id="start"),
+        Binding("escape", "back", "Cancel", id="cancel", tooltip="cancel: back without starting"),
+        Binding("ctrl+s", "start", "Start", id="start", tooltip="check the values and start"),
     ]
 
     class Start(Message):
@@ -146,7 +149,7 @@ class NewRunScreen(Screen):
         fields = TEXT_FIELDS[:4] + (SWEEP_FIELDS if self.kind == "sweep" else []) + TEXT_FIELDS[4:]
         with VerticalScroll(id="form"):
             if self.kind == "run":
-                yield self.select_row("condition", "Condition", [(n, n) for n in PRESETS], "identity")
+                yield self.select_row("condition", "Condition", [(n, n) for n in PRESETS], DEFAULTS.condition)
             yield self.select_row(
                 "provider",
                 "Provider",

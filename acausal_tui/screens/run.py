@@ -22,8 +22,8 @@ from acausal_tui.screens.engine_screen import (
     control_bindings,
     freeze_survivors,
 )
-from acausal_tui.screens.run_text import error_line, feed_line, header_text, result_text, stats_text
-from acausal_tui.screens.run_view import RunView
+from acausal_tui.screens.run_text import error_line, feed_line, feed_title, header_text, result_text, stats_text
+from acausal_tui.screens.run_view import RunView, plural
 from acausal_tui.screens.transcript import GamePicker
 from acausal_tui.widgets.agents import AgentsTable
 from acausal_tui.widgets.chart import CoopChart
@@ -55,13 +55,42 @@ SHORT = 36  # rows below which the error log and the chart shrink (a 24-row term
 
 class RunScreen(EngineScreen):
     BINDINGS = [
-        *control_bindings("Pause", "Resume", "Abort"),
-        Binding("b", "browse", "Browse", id="browse"),
-        Binding("left_square_bracket", "agent(-1)", "Agent", key_display="[ ]", id="prev_agent"),
-        Binding("right_square_bracket", "agent(1)", "Next agent", show=False, id="next_agent"),
-        Binding("g", "games", "Games", id="games"),  # transcripts of the feed's games
-        Binding("t", "agents_table", "Agents", id="agents_table"),
-        Binding("i", "reveal_ids", "Real ids", show=False, id="reveal_ids"),
+        *control_bindings("Pause", "Resume", "Abort", "the run"),
+        Binding("b", "browse", "Browse", id="browse", tooltip="browse past experiments (the run goes on)"),
+        Binding(
+            "left_square_bracket",
+            "agent(-1)",
+            "Agent",
+            key_display="[ ]",
+            id="prev_agent",
+            tooltip="previous / next agent in the strategy pane",
+        ),
+        Binding(
+            "right_square_bracket",
+            "agent(1)",
+            "Next agent",
+            show=False,
+            id="next_agent",
+            tooltip="previous / next agent in the strategy pane",
+        ),
+        Binding(
+            "g", "games", "Games", id="games", tooltip="the feed's recent games in a list: enter opens a transcript"
+        ),
+        Binding(
+            "t",
+            "agents_table",
+            "Agents",
+            id="agents_table",
+            tooltip="the per-agent table in place of the feed, and back",
+        ),
+        Binding(
+            "i",
+            "reveal_ids",
+            "Real ids",
+            show=False,
+            id="reveal_ids",
+            tooltip="the feed with real agent ids, and back (models see only labels)",
+        ),
     ]
 
     control: RunControl
@@ -104,7 +133,7 @@ class RunScreen(EngineScreen):
 
     def on_mount(self) -> None:
         self.query_one("#stats").border_title = "Stats"
-        self.query_one("#feed").border_title = "Games (anonymised; C cooperate, D defect)"
+        self.query_one("#feed").border_title = feed_title(reveal=False)
         self.query_one("#final").border_title = "Result"
         self.query_one("#strategies").border_title = "Strategies"
         self.query_one("#errors").border_title = "Retries and errors"
@@ -173,14 +202,18 @@ class RunScreen(EngineScreen):
     def redraw(self) -> None:
         view = self.view
         self.set_text("run-header", header_text(view.manifest))
-        self.set_text("round-label", Text(f"Round {view.round}/{view.total_rounds or '?'}"))
+        shown = view.result.total_rounds if view.result is not None else view.round  # once over: the saved rounds
+        self.set_text("round-label", Text(f"Round {shown}/{view.total_rounds or '?'}"))
         bar = self.query_one(ProgressBar)
         if view.total_rounds and (bar.total != view.total_rounds or bar.progress != view.progress()):
             bar.update(total=view.total_rounds, progress=view.progress())
-        total = view.phase_total
-        phase = f"{view.phase} {view.phase_done:>{len(str(total))}}/{total}" if total else view.phase
         done = f"{100 * view.progress() / view.total_rounds:.0f}%" if view.total_rounds else ""
-        self.set_text("phase-label", Text(f"{done:>4} · {phase} · ETA {duration(view.eta()):>6}"))
+        if view.result is not None:
+            self.set_text("phase-label", Text(f"{done:>4} · {plural(view.result.total_rounds, 'round')} saved"))
+        else:
+            total = view.phase_total
+            phase = f"{view.phase} {view.phase_done:>{len(str(total))}}/{total}" if total else view.phase
+            self.set_text("phase-label", Text(f"{done:>4} · {phase} · ETA {duration(view.eta()):>6}"))
         self.set_text("run-status", self.status_text())
         self.set_text("stats", stats_text(self.view, self.control.stats))
         self.query_one(CoopChart).set_rates(view.rates)
@@ -234,4 +267,5 @@ class RunScreen(EngineScreen):
 
     def action_reveal_ids(self) -> None:
         self.reveal = not self.reveal
+        self.query_one("#feed").border_title = feed_title(self.reveal)
         self.query_one(Tail).redraw(partial(feed_line, reveal=self.reveal))

@@ -6,14 +6,13 @@ from pathlib import Path
 
 from rich.text import Text
 
-from acausal_tui.screens.run_view import RunView
+from acausal_tui.screens.run_view import RunView, plural, validity_words
 from acausal_tui.widgets.indicators import indicator_text
 from acausal_tui.widgets.text import literal, money, percent
 from engine.analysis import INDICATORS_NOTE
 from engine.control import RunStats
 from engine.events import CallRetried, ErrorLogged, GameFinished, RoundSummarised
 from engine.models import ExperimentResult, Manifest
-from engine.validity import validity_line
 
 MOVE_STYLE = {"COOPERATE": "green", "DEFECT": "red"}
 
@@ -93,12 +92,6 @@ def stats_text(view: RunView, stats: RunStats) -> Text:
     return text
 
 
-def plural(count: int, word: str) -> str:
-    if count == 1:
-        return f"{count} {word}"
-    return f"{count} {word[:-1]}ies" if word.endswith("y") else f"{count} {word}s"
-
-
 BUDGET_RULE = (
     "A call is sent only while spent + the worst case of the calls in flight + its own "
     "worst case (prompt estimate + max_tokens at list price) stays within the budget, "
@@ -130,12 +123,19 @@ def result_text(result: ExperimentResult, directory: Path | None) -> Text:
     return text
 
 
+def feed_title(reveal: bool) -> str:
+    """The Games pane's title: which ids its lines show."""
+    ids = "real ids (i: anonymised)" if reveal else "anonymised"
+    return f"Games ({ids}; C cooperate, D defect)"
+
+
 def validity_text(result: ExperimentResult) -> Text:
     """The validity line (SPEC §6), with the shares it is judged on."""
     text = Text()
     validity = result.validity
-    line = validity_line(validity, result.simulated)
-    text.append(line + "\n", style="bold green" if validity and validity.valid else "bold red")
+    line = validity_words(validity, result.simulated)
+    style = "bold red" if not validity or not validity.valid else "bold green" if validity.moves else "bold yellow"
+    text.append(line + "\n", style=style)
     if validity is not None:
         text.append(
             f"fallback moves {percent(validity.fallback_share)} · follow-ups {percent(validity.follow_up_share)}"

@@ -1,5 +1,6 @@
 """The run screen's view model: what it shows, folded from the engine's events (plain
-Python: no Textual, so it is tested without an app and shared with the sweep screen)."""
+Python: no Textual, so it is tested without an app and shared with the sweep screen), and
+what the headless printer shares with it: the ETA's rule (RoundClock) and its wording."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,48 @@ from engine.events import (
     RunStarted,
     StrategyCollected,
 )
-from engine.models import ExperimentResult, Manifest, RoundSummary
+from engine.models import ExperimentResult, Manifest, RoundSummary, Validity
+from engine.validity import validity_line
+
+
+def plural(count: int, word: str) -> str:
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word[:-1]}ies" if word.endswith("y") else f"{count} {word}s"
+
+
+def validity_words(validity: Validity | None, simulated: bool = False) -> str:
+    """engine.validity.validity_line, except that a run with no moves is not called valid:
+    there was nothing to judge (the engine flags no share over its threshold)."""
+    if validity is not None and validity.valid and not validity.moves:
+        return f"{'SIMULATED ' if simulated else ''}no moves recorded: validity not judged"
+    return validity_line(validity, simulated)
+
+
+@dataclass
+class RoundClock:
+    """The ETA's one rule, for the headless printer and the run screen: the durations of the
+    rounds played live, through engine.control.eta_seconds. A resumed run's first round is
+    left out: the calls it logged before the interruption are answered from calls.jsonl,
+    not made, so its duration says nothing of the rounds to come; the rounds done before the
+    resume count with their recorded durations."""
+
+    durations: list[float] = field(default_factory=list)
+    replayed_round: int = 0  # a resumed run's first round (0: not resumed)
+
+    def started(self, first_round: int) -> None:
+        self.replayed_round = first_round if first_round > 1 else 0
+
+    def ended(self, summary: RoundSummary) -> None:
+        if summary.round != self.replayed_round:
+            self.durations.append(summary.duration_s)
+
+    def before(self, summaries: list[RoundSummary]) -> None:
+        """The recorded summaries of the rounds done before the resume (any order)."""
+        self.durations = [s.duration_s for s in sorted(summaries, key=lambda s: s.round)] + self.durations
+
+    def eta(self, rounds_left: int) -> float | None:
+        return eta_seconds(self.durations, rounds_left)
 
 
 @dataclass
@@ -30,7 +72,7 @@ class RunView:
     phase: str = "starting"
     phase_total: int = 0
     phase_done: int = 0
-    durations: list[float] = field(default_factory=list)
+    clock: RoundClock = field(default_factory=RoundClock)
     rates: list[float | None] = field(default_factory=list)  # cooperation of rounds 1, 2, …
     round_moves: int = 0
     round_cooperate: int = 0
@@ -44,6 +86,7 @@ class RunView:
             self.manifest, self.directory = event.manifest, event.directory
             self.total_rounds = event.manifest.config.rounds
             self.completed = event.first_round - 1
+            self.clock.started(event.first_round)
         elif isinstance(event, RoundStarted):
             self.round, self.total_rounds = event.round, event.total_rounds
             self.round_moves = self.round_cooperate = 0
@@ -63,7 +106,7 @@ class RunView:
         elif isinstance(event, RoundSummarised):
             self.summary = event.summary
             self.completed = event.summary.round
-            self.durations.append(event.summary.duration_s)
+            self.clock.ended(event.summary)
             self.rates.append(event.summary.cooperation_rate)
             self.overall_at_round_end = event.overall_cooperation_rate
             self.counted_before += self.counted_moves(event.summary)
@@ -79,7 +122,7 @@ class RunView:
         event loop, so rounds played since may already be in the view: they stay)."""
         done = sorted((s for s in summaries if s.round < first_round), key=lambda s: s.round)
         self.rates = [s.cooperation_rate for s in done] + self.rates
-        self.durations = [s.duration_s for s in done] + self.durations
+        self.clock.before(done)
         self.counted_before += sum(self.counted_moves(s) for s in done)
         if done and self.summary is None:  # no round summarised since the resume
             self.summary = done[-1]
@@ -97,8 +140,10 @@ class RunView:
         return len(self.manifest.agents) if self.manifest else 0
 
     def eta(self) -> float | None:
-        """Mean of the last 3 round durations x rounds left (engine.control.eta_seconds)."""
-        return eta_seconds(self.durations, self.total_rounds - self.completed)
+        """Seconds left, by the one rule (RoundClock); None while finished or before a round ends."""
+        if self.result is not None:
+            return None
+        return self.clock.eta(self.total_rounds - self.completed)
 
     def round_cooperation(self) -> float | None:
         """This round's so far; once it is summarised, its final figure."""
@@ -119,5 +164,8 @@ class RunView:
         return (cooperate + self.round_cooperate) / moves
 
     def progress(self) -> float:
+        """Rounds done, with the share of this round's games played; once over, the saved rounds."""
+        if self.result is not None:
+            return min(self.total_rounds, self.result.total_rounds)
         within = self.phase_done / self.phase_total if self.phase == "games" and self.phase_total else 0.0
         return min(self.total_rounds, self.completed + within)

@@ -145,8 +145,8 @@ def total_stats(control: SweepControl) -> RunStats:
 class SweepScreen(EngineScreen):
     # Its CSS: sweep.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [
-        *control_bindings("Pause all", "Resume all", "Abort all"),
-        Binding("c", "compare", "Compare", id="compare"),
+        *control_bindings("Pause all", "Resume all", "Abort all", "every experiment"),
+        Binding("c", "compare", "Compare", id="compare", tooltip="the full comparison view, once the sweep is over"),
     ]
 
     control: SweepControl

@@ -35,9 +35,9 @@ class Block(Static, can_focus=True):
 class TranscriptScreen(Screen):
     # Its CSS (and its Blocks'): transcript.tcss beside this file (loaded by the app's CSS_PATH).
     BINDINGS = [
-        Binding("escape", "back", "Back", id="back"),
-        Binding("c", "copy", "Copy text", id="copy"),
-        Binding("tab", "app.focus_next", "Next text", show=False),
+        Binding("escape", "back", "Back", id="back", tooltip="back"),
+        Binding("c", "copy", "Copy text", id="copy", tooltip="copy the focused text (prompt or reply)"),
+        Binding("tab", "app.focus_next", "Next text", show=False, tooltip="focus the next text"),
     ]
 
     def __init__(self, directory: Path, game: GameResult, labels: tuple[str, str] | None = None) -> None:
@@ -221,7 +221,10 @@ class ReportScreen(ModalScreen[None]):
     """A long plain-text report (e.g. an audit), shown literally and scrollable; c copies it."""
 
     # Its CSS: transcript.tcss beside this file (loaded by the app's CSS_PATH).
-    BINDINGS = [Binding("escape", "dismiss", "Close", id="close"), Binding("c", "copy", "Copy", id="copy")]
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close", id="close", tooltip="close"),
+        Binding("c", "copy", "Copy", id="copy", tooltip="copy the whole report"),
+    ]
 
     def __init__(self, title: str, text: str) -> None:
         super().__init__()

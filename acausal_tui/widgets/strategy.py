@@ -33,7 +33,8 @@ class StrategyPane(Horizontal):
     """One round's strategies: the agent list on the left, one agent's text on the right.
     A new round replaces the last round's strategies as they come in (an agent whose strategy
     has not arrived says so). New strategies redraw the text at most once a second (the text
-    changes height, which costs a layout pass); picking an agent redraws at once."""
+    changes height, which costs a layout pass), except that "no strategy yet" is replaced at
+    once when the strategy arrives (it would be false); picking an agent redraws at once."""
 
     MIN_INTERVAL_S = 1.0
 
@@ -96,7 +97,8 @@ class StrategyPane(Horizontal):
         key = self.key()
         if key == self.shown:
             return
-        if not force and time.monotonic() - self.shown_at < self.MIN_INTERVAL_S:
+        placeholder_out_of_date = self.shown is not None and self.shown[2] is None and key[:2] == self.shown[:2]
+        if not force and not placeholder_out_of_date and time.monotonic() - self.shown_at < self.MIN_INTERVAL_S:
             return
         self.shown, self.shown_at = key, time.monotonic()
         round, agent, record = key

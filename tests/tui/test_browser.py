@@ -126,3 +126,25 @@ async def test_an_empty_or_missing_results_directory(tmp_path):
         table = await open_browser(pilot)
         assert table.row_count == 0
         assert "no experiments here yet" in screen_text(app)
+
+
+async def test_digits_switch_tabs_while_a_round_dropdown_has_focus():
+    app = AcausalApp(results_dir=FIXTURE_RESULTS)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_browser(pilot)
+        await pilot.press("ctrl+end", "enter")
+        await pilot.pause()
+        detail = app.screen
+        assert isinstance(detail, ExperimentScreen)
+        await pilot.press("2")
+        detail.query_one("#games-round", Select).focus()
+        await pilot.pause()
+        assert "3 History" in screen_text(app).splitlines()[-1]  # the footer offers the digits
+        await pilot.press("3")
+        await pilot.pause()
+        assert detail.query_one(TabbedContent).active == "history"
+        detail.query_one("#history-round", Select).focus()
+        await pilot.press("5")
+        await pilot.pause()
+        assert detail.query_one(TabbedContent).active == "indicators"
+        assert "From experiment_results.json" in screen_text(app)

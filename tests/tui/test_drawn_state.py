@@ -115,6 +115,34 @@ async def test_the_strategy_pane_shows_the_current_round_and_never_a_discarded_o
         assert text.startswith("Agent 0 · round 2 ·")
 
 
+async def test_no_strategy_yet_is_replaced_as_soon_as_the_strategy_arrives():
+    """The pane's redraws are throttled, but never leave a false "no strategy yet" drawn."""
+    from textual.app import App
+
+    from engine.models import StrategyRecord
+
+    class PaneApp(App[None]):
+        def compose(self):
+            yield StrategyPane()
+
+    app = PaneApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        pane = app.query_one(StrategyPane)
+        pane.set_agents(["Agent 0", "Agent 1"])
+        pane.start_round(1)
+        pane.show(force=False)
+        await pilot.pause()
+        assert drawn_rows(pane.query_one("#strategy-text"))[0] == "Agent 0 · round 1: no strategy yet"
+        record = StrategyRecord(
+            agent_id=0, round=1, kind="llm", model="m", strategy_text="cooperate first", full_reasoning=""
+        )
+        pane.add(record)
+        pane.show(force=False)  # well within the throttle's second
+        await pilot.pause()
+        text = "\n".join(drawn_rows(pane.query_one("#strategy-text")))
+        assert "STRATEGY: cooperate first" in text and "no strategy yet" not in text
+
+
 def all_keys_handled(app) -> bool:
     """No message waits in the app's queue or in any screen's: the burst is fully handled."""
     return app._message_queue.empty() and all(s._message_queue.empty() for s in app.screen_stack)

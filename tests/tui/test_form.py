@@ -14,9 +14,10 @@ from textual.widgets import Input, Select, Static
 from acausal_tui.app import AcausalApp
 from acausal_tui.cli import main
 from acausal_tui.screens.browser import BrowserScreen
-from acausal_tui.screens.new_run import STATE_FILE, NewRunScreen
+from acausal_tui.screens.new_run import STATE_FILE, NewRunScreen, validate
 from acausal_tui.screens.run import RunScreen
 from acausal_tui.screens.sweep import SweepScreen
+from engine.sweep import SweepPlan
 from tests.tui.conftest import SIZE, wait_until
 
 
@@ -124,3 +125,28 @@ async def test_start_a_sweep_from_the_form(tmp_path, monkeypatch):
         await wait_until(pilot, lambda: isinstance(app.screen, SweepScreen))
         await wait_until(pilot, lambda: app.status is not None, timeout=60)
         assert app.status == "completed"
+
+
+@pytest.mark.parametrize("kind", ["run", "sweep"])
+async def test_each_drawn_placeholder_is_what_a_blank_field_runs(tmp_path, monkeypatch, kind):
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    results = tmp_path / "results"
+    app = AcausalApp(results_dir=results)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, "n" if kind == "run" else "s")
+        await pilot.pause()
+        target = validate(kind, form.values(), {})  # every field blank but the results dir
+        config = target.base if isinstance(target, SweepPlan) else target
+        ran = {
+            "agents": config.agents,
+            "rounds": config.rounds,
+            "main_model": config.models.main,
+            "sub_model": config.models.sub,
+            "max_concurrency": config.provider.max_concurrency,
+            "max_cost": config.provider.max_cost_usd,
+        }
+        if isinstance(target, SweepPlan):
+            ran["seeds"] = len(target.seeds)
+        for name, value in ran.items():
+            drawn = form.query_one(f"#f-{name}", Input).render_line(0).text.strip()
+            assert drawn == str(value), name

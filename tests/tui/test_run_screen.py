@@ -3,12 +3,17 @@
 from pathlib import Path
 
 import pytest
-from textual.widgets import RichLog
+from textual.widgets import RichLog, Static
 
 from acausal_tui.app import AcausalApp
+from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen
+from acausal_tui.screens.experiment import ExperimentScreen
+from acausal_tui.screens.new_run import NewRunScreen
 from acausal_tui.screens.run import RunScreen
 from acausal_tui.screens.run_view import RunView
+from acausal_tui.screens.sweep import SweepScreen
+from acausal_tui.screens.transcript import ReportScreen, TranscriptScreen
 from acausal_tui.widgets.tail import Tail
 from engine.events import RoundSummarised
 from engine.models import CallRecord, ExperimentResult, Manifest
@@ -112,6 +117,9 @@ async def test_abort_asks_first_then_saves_partial_results(run_app):
         assert app.status == "aborted"
         assert "Finished: aborted" in static_text(app, "#run-status")
         assert not screen.check_action("abort", ()) and not screen.check_action("pause", ())
+        # the progress line says what was saved, not the round cut short, and no ETA
+        assert static_text(app, "#round-label") == "Round 2/6"
+        assert static_text(app, "#phase-label") == " 33% · 2 rounds saved"
     directory = Path(app.directory)
     assert_files_valid(directory)
     result = read_json(directory / "experiment_results.json", ExperimentResult)
@@ -123,6 +131,23 @@ async def test_abort_asks_first_then_saves_partial_results(run_app):
     )
     calls, torn = read_jsonl(directory / "calls.jsonl", CallRecord)
     assert calls and not torn
+
+
+@pytest.mark.parametrize("key", ["a", "q"])
+async def test_an_open_abort_or_quit_question_is_withdrawn_when_the_run_ends(run_app, key):
+    held = HeldProvider(seed=7, hold_from=2)
+    app = run_app(held, agents=3, rounds=2)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = run_screen(app)
+        await wait_until(pilot, lambda: held.held == 3)
+        await pilot.press(key)
+        assert isinstance(app.screen, ConfirmScreen)
+        held.release()  # the run ends with the question still open
+        await wait_until(pilot, lambda: app.status is not None)
+        await pilot.pause()
+        assert app.status == "completed" and app.screen is screen and app.is_running
+        text = screen_text(app)
+        assert "Finished: completed" in text and "Abort" not in text and "Quit?" not in text
 
 
 async def test_quit_while_running_asks_and_aborts_cleanly(run_app):
@@ -181,13 +206,48 @@ async def test_a_resumed_run_shows_the_rounds_done_before_it(run_app):
         resumable.store.close()
 
 
+async def test_help_lists_every_binding_of_every_screen_under_its_screen(run_app):
+    screens = {
+        "Run screen": RunScreen,
+        "Sweep screen": SweepScreen,
+        "Browser": BrowserScreen,
+        "Experiment": ExperimentScreen,
+        "New experiment": NewRunScreen,
+        "Transcript": TranscriptScreen,
+        "Report": ReportScreen,
+        "Everywhere": AcausalApp,
+    }
+    app = run_app(agents=3, rounds=1)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        sections: dict[str, list[str]] = {}
+        for line in str(app.screen.query_one("#help-text", Static).content).splitlines():
+            if line and not line.startswith(" "):
+                sections[line] = []
+            else:
+                sections[list(sections)[-1]].append(line)
+        for title, screen in screens.items():
+            (heading,) = [h for h in sections if h.startswith(title)]
+            rows = [(line[:8], line[10:]) for line in sections[heading]]  # key right-aligned in 8 cells
+            for binding in screen.BINDINGS:
+                key = app.get_key_display(binding)
+                text = binding.tooltip or binding.description
+                assert any(key in shown and what == text for shown, what in rows), (title, key, text)
+        browser = "\n".join(sections[next(h for h in sections if h.startswith("Browser"))])
+        assert "the rounds tab" not in browser  # 1…5 belong to the experiment screen
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunScreen)
+        await app.workers.wait_for_complete()
+
+
 async def test_help_lists_the_keys(run_app):
     app = run_app(agents=3, rounds=1)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
-        assert "pause / resume" in text and "abort (asks first)" in text
+        assert "pause / resume the run" in text and "abort the run, asking first" in text
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
         await app.workers.wait_for_complete()
@@ -237,3 +297,21 @@ async def test_manifest_warnings_are_shown_in_the_error_log(run_app):
         await pilot.pause()
         log = "".join(line.text for line in run_screen(app).query_one("#errors", RichLog).lines)
     assert "warning the identity statement tells every LLM agent" in log
+
+
+async def test_the_games_title_says_which_ids_the_feed_shows(run_app):
+    held = HeldProvider(seed=7, hold_from=2)
+    app = run_app(held, agents=3, rounds=2)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: held.held == 3)  # round 1's games in the feed
+        await pilot.pause()
+        assert "Games (anonymised;" in screen_text(app)
+        await pilot.press("i")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Games (real ids" in text and "Games (anonymised;" not in text
+        await pilot.press("i")
+        await pilot.pause()
+        assert "Games (anonymised;" in screen_text(app)
+        held.release()
+        await app.workers.wait_for_complete()
