@@ -60,6 +60,11 @@ class Tail(Widget):
         elif self._paint_due is None:
             self._paint_due = self.set_timer(wait, self._paint)
 
+    @property
+    def paint_pending(self) -> bool:
+        """A write is waiting for its paint (held back by `min_interval`)."""
+        return self._paint_due is not None
+
     def _paint(self) -> None:
         self._painted_at, self._paint_due = monotonic(), None
         self.refresh()

@@ -11,6 +11,7 @@ import pytest
 
 from acausal_tui.app import AcausalApp, experiment_runner, sweep_runner
 from acausal_tui.widgets.strategy import StrategyPane
+from acausal_tui.widgets.tail import Tail
 from engine import runner, sweep
 from engine.sweep import plan_sweep
 from tests.tui.conftest import FIXTURE_RESULTS, HeldProvider, wait_until
@@ -59,7 +60,11 @@ async def settle_mid_run(pilot, held: HeldProvider) -> None:
 
     def settled() -> bool:
         screen = pilot.app.screen
-        return not screen.buffer.events and screen.query_one(StrategyPane).up_to_date
+        return (
+            not screen.buffer.events
+            and screen.query_one(StrategyPane).up_to_date
+            and not screen.query_one(Tail).paint_pending
+        )
 
     await wait_until(pilot, lambda: held.held == CONCURRENCY and settled())
     await pilot.pause(0.3)  # a few 10 Hz redraws
