@@ -9,22 +9,19 @@ import subprocess
 import time
 from pathlib import Path
 
-import anyio
 import pytest
 
 from acausal_tui.cli import main
-from engine.config import load_config
 from engine.lock import LOCK_NAME, read_pid
 from engine.models import CallRecord
-from engine.providers.factory import make_provider
-from engine.runner import run_experiment, with_seed
 from engine.store import TEMP_PREFIX, read_jsonl
 from tests.support import stub_server as stub
 from tests.support.experiment_files import (
     assert_files_valid,
+    assert_resumed_as_uninterrupted,
+    call_keys,
     final_result,
     only_experiment,
-    outcome,
     records,
     start_cli,
     wait_for,
@@ -92,18 +89,6 @@ def kill_at(moment: str, rng: random.Random, process: subprocess.Popen, results:
     return reached and process.returncode == -signal.SIGKILL
 
 
-def reference(config_file: Path, results: Path):
-    config = with_seed(load_config(config_file, {"results_dir": str(results), "provider": {"latency_ms": 0}}, env={}))
-    result = anyio.run(lambda: run_experiment(config, provider=make_provider(config, {})))
-    return only_experiment(results), result
-
-
-def call_keys(directory: Path) -> list[str]:
-    calls, bad = read_jsonl(directory / "calls.jsonl", CallRecord)
-    assert not bad  # kill -9 cannot tear a line: each is one write of a whole line
-    return sorted(c.key for c in calls)
-
-
 @pytest.mark.parametrize("seed", [101, 202, 303])
 def test_kill_9_at_seeded_moments_then_resume_equals_uninterrupted_run(tmp_path, seed):
     rng = random.Random(seed)
@@ -125,11 +110,7 @@ def test_kill_9_at_seeded_moments_then_resume_equals_uninterrupted_run(tmp_path,
     assert sorted(kills) == sorted(moments), kills
 
     assert main(["resume", str(directory), "--headless"]) == 0
-    ref_dir, ref_result = reference(config, tmp_path / "reference")
-    assert records(directory) == records(ref_dir)
-    assert outcome(final_result(directory)) == outcome(ref_result)
-    assert call_keys(directory) == call_keys(ref_dir)  # every call recorded exactly once
-    assert not list(directory.rglob(f"{TEMP_PREFIX}*")) and not (directory / LOCK_NAME).exists()
+    assert_resumed_as_uninterrupted(directory, config, tmp_path / "reference")
 
 
 def test_no_call_recorded_before_a_kill_is_sent_again(tmp_path):

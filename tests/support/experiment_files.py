@@ -7,11 +7,16 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import msgspec
 
+from engine.config import load_config
 from engine.index import INDEX_FILE, IndexEntry
-from engine.models import ExperimentResult, GameResult, Manifest, RoundSummary, StrategyRecord
-from engine.store import TEMP_PREFIX, read_json
+from engine.lock import LOCK_NAME
+from engine.models import CallRecord, ExperimentResult, GameResult, Manifest, RoundSummary, StrategyRecord
+from engine.providers.factory import make_provider
+from engine.runner import run_experiment, with_seed
+from engine.store import TEMP_PREFIX, read_json, read_jsonl
 from tests.conftest import strip_times
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,3 +128,27 @@ def only_experiment(results_dir: Path) -> Path | None:
     found = [p for p in results_dir.glob("exp_*") if p.is_dir()] if results_dir.is_dir() else []
     assert len(found) <= 1
     return found[0] if found else None
+
+
+def reference(config_file: Path, results: Path) -> tuple[Path | None, ExperimentResult]:
+    """The uninterrupted, zero-latency run of `config_file` into `results`: its directory and result."""
+    config = with_seed(load_config(config_file, {"results_dir": str(results), "provider": {"latency_ms": 0}}, env={}))
+    result = anyio.run(lambda: run_experiment(config, provider=make_provider(config, {})))
+    return only_experiment(results), result
+
+
+def call_keys(directory: Path) -> list[str]:
+    calls, bad = read_jsonl(directory / "calls.jsonl", CallRecord)
+    assert not bad  # kill -9 cannot tear a line: each is one write of a whole line
+    return sorted(c.key for c in calls)
+
+
+def assert_resumed_as_uninterrupted(directory: Path, config_file: Path, reference_results: Path) -> None:
+    """A killed and resumed run in `directory` has the uninterrupted run's records, outcome
+    and calls (each recorded exactly once), and no temp file or lock left behind."""
+    ref_dir, ref_result = reference(config_file, reference_results)
+    assert ref_dir is not None
+    assert records(directory) == records(ref_dir)
+    assert outcome(final_result(directory)) == outcome(ref_result)
+    assert call_keys(directory) == call_keys(ref_dir)
+    assert not list(directory.rglob(f"{TEMP_PREFIX}*")) and not (directory / LOCK_NAME).exists()
