@@ -4,27 +4,16 @@ decodes but makes no sense is refused with the same one line by every reader."""
 import json
 from pathlib import Path
 
-import anyio
 import pytest
 
 from acausal_tui.cli import main
-from engine.providers.simulated import SimulatedProvider
-from engine.sweep import SWEEP_FILE, list_sweeps, load_sweep, plan_sweep, run_sweep
+from engine.sweep import SWEEP_FILE, list_sweeps, load_sweep
+from tests.support.sweeps import finished_simulated_sweep
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("sweep")
-    plan = plan_sweep(
-        None,
-        {"agents": 3, "rounds": 2, "seed": 7, "provider": {"name": "simulated"}, "results_dir": str(base)},
-        "baseline,identity",
-        2,
-        env={},
-    )
-    providers = [SimulatedProvider(seed=config.seed or 0) for _, config in plan.runs()]
-    _, directory = anyio.run(lambda: run_sweep(plan, providers))
-    return directory
+    return finished_simulated_sweep(tmp_path_factory.mktemp("sweep"))
 
 
 def spoiled(finished: Path, tmp_path: Path, change) -> Path:

@@ -4,11 +4,13 @@ invalid."""
 
 from pathlib import Path
 
+import anyio
 import msgspec
 
 import engine.sweep
 from engine.models import Validity
 from engine.prompts import IDENTITY_STATEMENT
+from engine.providers.simulated import SimulatedProvider
 from engine.rng import keyed_rng
 from engine.sweep import plan_sweep, run_sweep
 from tests.support.fakes import FakeProvider
@@ -56,3 +58,18 @@ def judge_some_invalid(monkeypatch) -> None:
             return msgspec.structs.replace(result, validity=validity)
 
     monkeypatch.setattr(engine.sweep, "Experiment", Judged)
+
+
+def finished_simulated_sweep(base: Path) -> Path:
+    """A finished 2-condition × 2-seed sweep of 3 agents × 2 rounds on the simulated
+    provider, under `base`: its directory (to copy and spoil)."""
+    plan = plan_sweep(
+        None,
+        {"agents": 3, "rounds": 2, "seed": 7, "provider": {"name": "simulated"}, "results_dir": str(base)},
+        "baseline,identity",
+        2,
+        env={},
+    )
+    providers = [SimulatedProvider(seed=config.seed or 0) for _, config in plan.runs()]
+    _, directory = anyio.run(lambda: run_sweep(plan, providers))
+    return directory

@@ -7,7 +7,6 @@ import shutil
 import threading
 from pathlib import Path
 
-import anyio
 import pytest
 from rich.text import Text
 from textual.widgets import DataTable, Select, Static
@@ -18,9 +17,9 @@ from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.compare import CompareScreen
 from acausal_tui.screens.experiment import ExperimentScreen
 from engine.analysis import INDICATOR_DOCS
-from engine.providers.simulated import SimulatedProvider
 from engine.store import LoadedExperiment
-from engine.sweep import SWEEP_FILE, plan_sweep, run_sweep
+from engine.sweep import SWEEP_FILE
+from tests.support.sweeps import finished_simulated_sweep
 from tests.tui.conftest import (
     FIXTURE_RESULTS,
     SIZE,
@@ -91,17 +90,7 @@ async def test_directory_and_condition_names_with_markup_are_shown_literally(tmp
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory) -> Path:
     """A finished 2-condition sweep (simulated), to copy and spoil."""
-    base = tmp_path_factory.mktemp("sweep")
-    plan = plan_sweep(
-        None,
-        {"agents": 3, "rounds": 2, "seed": 7, "provider": {"name": "simulated"}, "results_dir": str(base)},
-        "baseline,identity",
-        2,
-        env={},
-    )
-    providers = [SimulatedProvider(seed=config.seed or 0) for _, config in plan.runs()]
-    _, directory = anyio.run(lambda: run_sweep(plan, providers))
-    return directory
+    return finished_simulated_sweep(tmp_path_factory.mktemp("sweep"))
 
 
 async def test_bad_sweep_files_are_listed_as_unreadable_and_the_rest_still_shown(tmp_path, sweep_dir, notifications):
