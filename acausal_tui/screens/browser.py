@@ -11,12 +11,13 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from acausal_tui.messages import OpenExperiment
 from acausal_tui.screens.compare import CompareScreen
 from acausal_tui.screens.listing import COLUMNS, SHOWN, Listed, list_rows, shown
 from acausal_tui.screens.new_run import NewRunScreen
+from acausal_tui.widgets.footer import Footer
 from acausal_tui.widgets.text import literal
 from engine.lock import holder
 

@@ -8,10 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from acausal_tui.messages import OpenExperiment
 from acausal_tui.widgets.chart import CoopChart
+from acausal_tui.widgets.footer import Footer
 from acausal_tui.widgets.text import cells, literal, percent
 from engine.stats import NOTE_TOO_FEW, Interval
 from engine.sweep import (

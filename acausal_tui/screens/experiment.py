@@ -12,11 +12,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Select, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Select, Static, TabbedContent, TabPane
 
 from acausal_tui.screens import experiment_tabs as tabs
 from acausal_tui.screens.experiment_files import RoundFiles
 from acausal_tui.screens.transcript import GamePicker, StrategyScreen, open_game
+from acausal_tui.widgets.footer import Footer
 from acausal_tui.widgets.text import literal
 from engine.store import LoadedExperiment
 

@@ -13,9 +13,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from acausal_tui.cli.common import UsageError, build_parser, overrides_from
+from acausal_tui.widgets.footer import Footer
 from acausal_tui.widgets.text import literal
 from engine.conditions import PRESETS
 from engine.config import PROVIDERS, Config, ConfigError, load_config, merge

@@ -12,13 +12,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import reactive
-from textual.widgets import Footer, ProgressBar, RichLog, Static
+from textual.widgets import ProgressBar, RichLog, Static
 
 from acausal_tui.screens.engine_screen import (
     ERROR_LINES,
     EngineScreen,
     EventBuffer,
-    collect_frozen,
     control_bindings,
     freeze_survivors,
 )
@@ -27,6 +26,7 @@ from acausal_tui.screens.run_view import RunView, plural
 from acausal_tui.screens.transcript import GamePicker
 from acausal_tui.widgets.agents import AgentsTable
 from acausal_tui.widgets.chart import CoopChart
+from acausal_tui.widgets.footer import Footer
 from acausal_tui.widgets.strategy import StrategyPane
 from acausal_tui.widgets.tail import Tail
 from acausal_tui.widgets.text import duration, literal
@@ -225,7 +225,6 @@ class RunScreen(EngineScreen):
         self.query_one("#errors", RichLog).write(text)
 
     def finished(self, result: ExperimentResult) -> None:
-        self.call_after_refresh(collect_frozen)  # once the result is on screen
         self.has_result = True
         self.query_one("#feed").display = False
         final = self.query_one("#final", VerticalScroll)

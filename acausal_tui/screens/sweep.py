@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, ProgressBar, RichLog, Static
+from textual.widgets import DataTable, ProgressBar, RichLog, Static
 
 from acausal_tui.screens.compare import CompareScreen, fill_metrics
 from acausal_tui.screens.engine_screen import (
@@ -21,6 +21,7 @@ from acausal_tui.screens.engine_screen import (
     control_bindings,
 )
 from acausal_tui.screens.run import RunView, error_line
+from acausal_tui.widgets.footer import Footer
 from acausal_tui.widgets.text import literal, money, percent
 from engine.control import RunStats
 from engine.events import CallRetried, ErrorLogged

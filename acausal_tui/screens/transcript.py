@@ -12,9 +12,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from acausal_tui.widgets.footer import Footer
 from acausal_tui.widgets.text import literal, money
 from engine.models import CallRecord, GameResult
 from engine.store import read_json

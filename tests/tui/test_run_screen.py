@@ -88,16 +88,17 @@ async def test_pause_stops_new_calls_and_resume_finishes_the_run(run_app):
         assert screen.control.paused
         # The footer now offers Resume instead of Pause.
         assert not screen.check_action("pause", ()) and screen.check_action("resume", ())
-        await pilot.pause(0.15)
-        assert "Paused — no new calls are sent; 6 calls still in flight" in static_text(app, "#run-status")
+        # the status line reads the live counters at each 10 Hz flush
+        await wait_until(
+            pilot, lambda: "Paused — no new calls are sent; 6 calls still in flight" in static_text(app, "#run-status")
+        )
         held.release()  # the in-flight calls finish; no new one may start
         await wait_until(pilot, lambda: stats.in_flight == 0)
         calls = stats.calls
         for _ in range(5):
             await pilot.pause(0.05)
             assert stats.calls == calls and stats.in_flight == 0
-        await pilot.pause(0.15)
-        assert "0 calls still in flight" in static_text(app, "#run-status")
+        await wait_until(pilot, lambda: "0 calls still in flight" in static_text(app, "#run-status"))
         assert app.status is None and screen.running
         await pilot.press("p")
         assert not screen.control.paused

@@ -21,6 +21,7 @@ from tests.tui.conftest import FIXTURE_RESULTS, HeldProvider, wait_until
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 START = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 CONCURRENCY = 8
+HOLD_ROUND = 4  # the mid-run snapshots hold this round's decision calls in flight
 
 
 class SteppingClock:
@@ -76,11 +77,18 @@ async def draw_now(pilot, screen) -> None:
 
 
 async def settle_mid_run(pilot, held: HeldProvider, key: str | None = None) -> None:
-    """Round 4's decision calls held in flight (as many as max_concurrency lets start), then
+    """Round HOLD_ROUND's decision calls held in flight (as many as max_concurrency lets start), then
     `key` pressed until what it does shows (the harness has been seen to lose a key), and the
     run screen (under any dialog the key opens) drawn."""
     screen = pilot.app.screen
-    await wait_until(pilot, lambda: held.held == CONCURRENCY and settled(screen))
+
+    def round_4_drawn() -> bool:
+        # The engine holds a round's events back until the round before is saved (a thread
+        # that a loaded machine slows): round 4's calls can be in flight while the screen
+        # still shows round 3. Its strategies are all in once its games phase has begun.
+        return screen.view.round == HOLD_ROUND and screen.view.phase == "games" and settled(screen)
+
+    await wait_until(pilot, lambda: held.held == CONCURRENCY and round_4_drawn())
     if key is not None:
         done = KEY_DONE[key]
         for _ in range(3):
@@ -111,7 +119,7 @@ KEY_DONE = {  # a key, and when what it does has happened
     ],
 )
 def test_run_screen(snap_compare, fixed_run, size, key):
-    app, held = fixed_run(hold_from=4)
+    app, held = fixed_run(hold_from=HOLD_ROUND)
 
     async def run_before(pilot) -> None:
         await settle_mid_run(pilot, held, key)

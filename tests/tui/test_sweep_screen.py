@@ -128,8 +128,10 @@ async def test_pause_stops_new_calls_and_resume_finishes_the_sweep(sweep_app):
         await pilot.press("p")
         assert control.paused and all(c.paused for c in control.controls)
         assert not screen.check_action("pause", ()) and screen.check_action("resume", ())
-        await pilot.pause(0.15)
-        assert "Paused — no new calls are sent; 12 calls still in flight" in static_text(app, "#sweep-status")
+        await wait_until(
+            pilot,
+            lambda: "Paused — no new calls are sent; 12 calls still in flight" in static_text(app, "#sweep-status"),
+        )
         assert {cells[2] for cells in rows(app).values()} == {"paused"}
         for provider_ in held:
             provider_.release()  # the in-flight calls finish; no new one may start
