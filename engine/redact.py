@@ -1,6 +1,7 @@
 """Cuts a secret (the API key) out of text in every form it can take: raw, URL-encoded,
 percent-encoded byte by byte, or any piece of it at least MIN_PIECE characters long."""
 
+import re
 from urllib.parse import quote, quote_plus
 
 MIN_PIECE = 8  # shorter pieces of a key say too little to hide, and match innocent text
@@ -25,10 +26,30 @@ class Redactor:
             for start in range(len(secret) - size + 1):
                 pieces.update(_encodings(secret[start : start + size]))
         self.pieces = sorted(pieces)
+        # A quick test that a text holds no piece (nearly every reply): a piece is made only
+        # of the pieces' characters, so it lies in a run of them at least as long as the
+        # shortest piece, and it starts with one of the pieces' openings. Runs are found by
+        # one regex scan; a text that passes the test is masked by the full search.
+        self._shortest = min(map(len, pieces), default=0)
+        self._openings = {piece[: self._shortest] for piece in pieces}
+        alphabet = re.escape("".join(sorted(set("".join(pieces)))))
+        self._runs = re.compile(f"[{alphabet}]{{{self._shortest},}}") if pieces else None
+
+    def may_hold_a_piece(self, text: str) -> bool:
+        if self._runs is None:
+            return False
+        size, openings = self._shortest, self._openings
+        return any(
+            run[i : i + size] in openings for run in self._runs.findall(text) for i in range(len(run) - size + 1)
+        )
 
     def __call__(self, text: str) -> str:
-        if not self.pieces or not text:
+        if not text or not self.may_hold_a_piece(text):
             return text
+        return self.mask(text)
+
+    def mask(self, text: str) -> str:
+        """Every piece found by searching for each one in turn."""
         spans: list[tuple[int, int]] = []
         for piece in self.pieces:
             at = text.find(piece)

@@ -1,4 +1,4 @@
-"""The HTTP client the OpenAI-compatible providers send on: HTTP/1.1 (h11's state machine)
+"""The HTTP client the OpenAI-compatible providers send on: HTTP/1.1 (engine.providers.http11)
 over asyncio's own transports (engine.providers.aionet), keep-alive connections reused last
 in, first out, one client shared by every experiment of a sweep."""
 
@@ -7,16 +7,16 @@ import ssl
 import time
 from collections import defaultdict
 
-import h11
 import httpcore
 import httpx
 
+from engine.providers import http11
 from engine.providers.aionet import AsyncioBackend, AsyncioStream
 
 KEEPALIVE_EXPIRY_S = 5.0  # as httpx's default: an idle connection older than this is closed
 READ_SIZE = 64 * 1024
 
-# errors of the network layer and of h11 as the httpx ones the provider classifies
+# errors of the network layer as the httpx ones the provider classifies
 _ERRORS: dict[type[Exception], type[httpx.HTTPError]] = {
     httpcore.ConnectTimeout: httpx.ConnectTimeout,
     httpcore.ReadTimeout: httpx.ReadTimeout,
@@ -24,59 +24,41 @@ _ERRORS: dict[type[Exception], type[httpx.HTTPError]] = {
     httpcore.ConnectError: httpx.ConnectError,
     httpcore.ReadError: httpx.ReadError,
     httpcore.WriteError: httpx.WriteError,
-    h11.LocalProtocolError: httpx.LocalProtocolError,
-    h11.RemoteProtocolError: httpx.RemoteProtocolError,
 }
 
 Origin = tuple[bytes, bytes, int]
 
 
 class Connection:
-    """One HTTP/1.1 connection: h11's state machine over an aionet stream, one request at
-    a time, reusable when both sides finished their message and neither asked to close."""
+    """One HTTP/1.1 connection over an aionet stream, one request at a time (engine.providers.
+    http11), reusable when the last response left it so."""
 
     def __init__(self, stream: AsyncioStream) -> None:
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT)
         self.idle_since = time.monotonic()
+        self.open = True  # False once a response left it unusable
 
     def expired(self) -> bool:
         """Idle too long, or readable while idle: the server closed it (or sent junk)."""
         return time.monotonic() - self.idle_since > KEEPALIVE_EXPIRY_S or self.stream.get_extra_info("is_readable")
 
-    async def exchange(self, request: httpx.Request, body: bytes) -> tuple[h11.Response, bytes]:
-        """Send `request` with `body`; the response head and its whole body. After it the
-        connection is either ready for the next request or `h11.our_state` is not IDLE."""
+    async def exchange(self, request: httpx.Request, body: bytes) -> http11.Response:
+        """Send `request` with `body`; the whole response."""
         timeouts = request.extensions.get("timeout", {})
-        h = self.h11
-        data = h.send(h11.Request(method=request.method, target=request.url.raw_path, headers=request.headers.raw))
-        if body:
-            data += h.send(h11.Data(data=body))
-        data += h.send(h11.EndOfMessage())
-        await self.stream.write(data, timeouts.get("write"))
-        response = None
-        chunks = []
-        while True:
-            event = h.next_event()
-            if event is h11.NEED_DATA:
-                h.receive_data(await self.stream.read(READ_SIZE, timeouts.get("read")))
-            elif isinstance(event, h11.Response):
-                response = event
-            elif isinstance(event, h11.Data):
-                chunks.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            elif isinstance(event, h11.ConnectionClosed):
-                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
-            # an h11.InformationalResponse (1xx) is skipped
-        assert response is not None
-        if h.our_state is h11.DONE and h.their_state is h11.DONE:
-            h.start_next_cycle()
-            self.idle_since = time.monotonic()
-        return response, b"".join(chunks)
+        self.open = False  # until the response is read whole and says the connection stays
+        url = request.url
+        await self.stream.write(
+            http11.request_bytes(request.method.encode(), url.raw_path, request.headers.raw, body),
+            timeouts.get("write"),
+        )
+        read_timeout = timeouts.get("read")
+        response = await http11.Reader(lambda n: self.stream.read(n, read_timeout), READ_SIZE).response()
+        self.open = response.reusable
+        self.idle_since = time.monotonic()
+        return response
 
     def reusable(self) -> bool:
-        return self.h11.our_state is h11.IDLE and self.h11.their_state is h11.IDLE
+        return self.open
 
     async def aclose(self) -> None:
         await self.stream.aclose()
@@ -118,7 +100,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         connection = None
         try:
             connection = self._idle_one(origin) or await self._connect(origin, request)
-            response, content = await connection.exchange(request, body)
+            response = await connection.exchange(request, body)
         except BaseException as exc:
             if connection is not None:
                 self._drop(connection)
@@ -132,9 +114,9 @@ class PooledTransport(httpx.AsyncBaseTransport):
         else:
             self._drop(connection)
         return httpx.Response(
-            response.status_code,
-            headers=response.headers.raw_items(),
-            content=content,
+            response.status,
+            headers=response.headers,
+            content=response.body,
             request=request,
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason},
         )
