@@ -145,7 +145,7 @@ class Experiment:
         with anyio.CancelScope(shield=True):  # fsync: not on the loop, and never half done
             await off_loop(self.store.write_manifest, self.manifest)
         # a resumed run's earlier rounds: their calls are in the replay map (engine/resume.py)
-        self.llm.cut_off.update((key, call.finish_reason == CUT_OFF) for key, call in self.gateway.replay.items())
+        self.llm.cut_off.update(key for key, call in self.gateway.replay.items() if call.finish_reason == CUT_OFF)
         self.notify(RunStarted(self.manifest, self.store.directory, len(self.state.summaries) + 1))
         try:
             with anyio.CancelScope() as scope:
@@ -204,7 +204,7 @@ class Experiment:
             simulated=self.provider.simulated,
             cost_is_estimate=self.gateway.cost_is_estimate,
             error_count=self.error_count,
-            cut_offs=sum(self.llm.cut_off.values()),
+            cut_offs=len(self.llm.cut_off),
         )
         self.store.write_result(result)
         self.manifest = msgspec.structs.replace(

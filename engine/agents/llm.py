@@ -43,9 +43,10 @@ def strategy_source(agent: AgentInfo, strategy: StrategyRecord) -> StrategySourc
 
 
 class LLMAgents:
-    """The experiment's LLM agents, calling the models through one gateway. Remembers which
-    replies were cut off by max_tokens (by call key, so a replayed call counts once) and the
-    last call error (for the message when a whole round's calls failed)."""
+    """The experiment's LLM agents, calling the models through one gateway. Remembers the
+    keys of the replies cut off by max_tokens (so a replayed call counts once; only those
+    keys are kept, not one entry per call) and the last call error (for the message when a
+    whole round's calls failed)."""
 
     def __init__(self, gateway: CallGateway, config: Config, condition: Condition, report: Report) -> None:
         assert config.seed is not None and config.agents is not None
@@ -54,13 +55,16 @@ class LLMAgents:
         self.seed = config.seed
         self.condition = condition
         self.report = report
-        self.cut_off: dict[str, bool] = {}
+        self.cut_off: set[str] = set()
         self.last_call_error: str | None = None
 
     async def call(self, request: ChatRequest) -> Completion:
         """One model call through the gateway; remembers whether the reply was cut off."""
         completion = await self.gateway.call(request)
-        self.cut_off[request.key] = completion.finish_reason == CUT_OFF
+        if completion.finish_reason == CUT_OFF:
+            self.cut_off.add(request.key)
+        else:
+            self.cut_off.discard(request.key)
         return completion
 
     async def write_strategy(
