@@ -675,6 +675,18 @@ async def test_a_trickle_within_the_deadline_is_read_whole(server):
     assert completion.text == "DEFECT"
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_compressed_reply_is_read_whole(server, encoding):
+    """The client says it accepts gzip and deflate (as httpx does), so a server may compress."""
+    server.queue(stub.Reply(json=ok_body("DEFECT"), encoding=encoding), stub.Reply(encoding=encoding))
+    p = real(server)
+    completion = await p.complete(request())
+    billed = await p.complete(request())
+    await p.aclose()
+    assert completion.text == "DEFECT"
+    assert billed.cost > 0 and not billed.cost_is_estimate
+
+
 @pytest.mark.parametrize("shape", stub.BILLED_EMPTY_SHAPES)
 async def test_stub_billed_empty_replies_carry_the_billed_cost(server, shape):
     server.queue(stub.billed_empty(shape, cost=0.0031))

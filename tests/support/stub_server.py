@@ -14,12 +14,14 @@ DEFECT, chosen by a hash of the prompt (so the same prompt always gets the same 
 any other prompt gets a short strategy ending in a "STRATEGY:" line."""
 
 import asyncio
+import gzip
 import hashlib
 import http
 import json
 import math
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +53,7 @@ class Reply:
     truncate: bool = False  # announce the whole body, send half of it, close
     patch: "Patch | None" = None  # turns the normal answer into this reply's body
     trickle_s: float = 0.0  # send the body one byte at a time, this long apart
+    encoding: str | None = None  # "gzip" or "deflate": the body compressed so (Content-Encoding)
 
 
 Patch = Callable[["StubServer", dict[str, Any], Any], dict[str, Any]]  # (server, answer, request body)
@@ -357,6 +360,9 @@ class StubServer:
             phrase = http.HTTPStatus(reply.status).phrase
         except ValueError:
             phrase = "Unknown"
+        if reply.encoding is not None:
+            data = gzip.compress(data) if reply.encoding == "gzip" else zlib.compress(data)
+            reply.headers["Content-Encoding"] = reply.encoding
         head = [f"HTTP/1.1 {reply.status} {phrase}", "Content-Type: application/json", f"Content-Length: {len(data)}"]
         head += [f"{name}: {value}" for name, value in reply.headers.items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
