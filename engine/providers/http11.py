@@ -1,7 +1,7 @@
 """HTTP/1.1 messages for a client that sends one request at a time (RFC 9112): the request
 written whole, the response read by its framing. It replaces h11's state machine, which
 cost ~190 µs of CPU per call (header regexes, one event object per step) where this costs
-~20; tests/test_http11.py checks it against h11 on generated and hostile responses.
+~25; tests/test_http11.py checks it against h11 on generated and hostile responses.
 
 Framing of a response: none for 1xx (skipped), 204 and 304; `Transfer-Encoding: chunked`;
 `Content-Length`; else the body runs to the end of the connection. The connection is kept
