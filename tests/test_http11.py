@@ -4,6 +4,8 @@ headers, body and keep-alive verdict; what h11 refuses, it refuses; and the host
 (a cut, an endless head, a header that would split the request) each fail with one clear error."""
 
 import asyncio
+import gzip
+import zlib
 
 import h11
 import httpx
@@ -201,3 +203,33 @@ def test_a_request_is_what_h11_would_send():
     assert request.method == b"POST" and request.target == b"/v1/chat/completions"
     assert list(request.headers) == [(n.lower(), v) for n, v in headers]
     assert data.data == b"{}" and isinstance(end, h11.EndOfMessage)
+
+
+def compressed(body: bytes, encoding: bytes) -> http11.Response:
+    return http11.Response(200, b"OK", [(b"Content-Encoding", encoding)], body, True)
+
+
+@pytest.mark.parametrize(
+    "encoding, pack",
+    [
+        (b"gzip", gzip.compress),
+        (b"deflate", zlib.compress),
+        (b"deflate", lambda d: zlib.compress(d)[2:-4]),  # raw deflate, as some servers send it
+        (b"identity", lambda d: d),
+    ],
+)
+def test_a_compressed_body_is_unpacked(encoding, pack):
+    assert compressed(pack(b'{"a": 1}'), encoding).decoded().body == b'{"a": 1}'
+
+
+def test_gzip_then_deflate_are_undone_in_turn():
+    body = zlib.compress(gzip.compress(b"xyz"))
+    assert compressed(body, b"gzip, deflate").decoded().body == b"xyz"
+
+
+def test_a_damaged_or_bombing_body_is_refused():
+    with pytest.raises(httpx.RemoteProtocolError, match="gzip body is damaged"):
+        compressed(b"\x1f\x8b not gzip", b"gzip").decoded()
+    bomb = gzip.compress(b"\0" * 5_000_000)  # 5 kB that would unpack to 5 MB
+    with pytest.raises(httpx.RemoteProtocolError, match="larger than 1000000 bytes"):
+        compressed(bomb, b"gzip").decoded(limit=1_000_000)

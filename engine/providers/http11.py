@@ -9,12 +9,14 @@ for the next request only after an HTTP/1.1 response that did not say `Connectio
 was framed by length or chunks, and had nothing after it."""
 
 import re
+import zlib
 from collections.abc import Awaitable, Callable
 
 import httpx
 
 MAX_HEAD = 64 * 1024  # status line and headers, as one block (h11 allows 16 KiB)
 MAX_LINE = 8 * 1024  # one chunk-size or trailer line
+MAX_DECODED = 256 * 1024 * 1024  # a compressed reply's body once decompressed
 
 # The grammar of RFC 9112 with h11's leniencies (servers in the wild need them): a line may
 # end in LF alone, the reason phrase may be missing, a header value is any bytes but NUL,
@@ -42,9 +44,65 @@ def request_bytes(method: bytes, target: bytes, headers: Headers, body: bytes) -
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
+class Request:
+    """A request to send: `origin` is (scheme, host, port); `timeouts` has the connect, read
+    and write timeouts in seconds (None: no limit)."""
+
+    __slots__ = ("method", "origin", "target", "headers", "body", "timeouts")
+
+    def __init__(
+        self,
+        method: bytes,
+        origin: tuple[bytes, bytes, int],
+        target: bytes,
+        headers: Headers,
+        body: bytes,
+        timeouts: dict[str, float | None],
+    ) -> None:
+        self.method, self.origin, self.target, self.headers = method, origin, target, headers
+        self.body, self.timeouts = body, timeouts
+
+
 class Response:
     def __init__(self, status: int, reason: bytes, headers: Headers, body: bytes, reusable: bool) -> None:
         self.status, self.reason, self.headers, self.body, self.reusable = status, reason, headers, body, reusable
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header `name` (any case), or None."""
+        name = name.lower()
+        return next((value for n, value in self.headers if n.lower() == name), None)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def decoded(self, limit: int = MAX_DECODED) -> "Response":
+        """The body with its Content-Encoding (gzip, deflate, or both in turn) undone, at most
+        `limit` bytes of it; an encoding the client never asks for is left as it is."""
+        body = self.body
+        for coding in reversed(_values(self.headers, b"content-encoding")):
+            try:
+                if coding in (b"gzip", b"x-gzip"):
+                    body = _inflate(body, zlib.MAX_WBITS | 16, limit)
+                elif coding == b"deflate":  # zlib-wrapped as the RFC says, or raw as some servers send
+                    try:
+                        body = _inflate(body, zlib.MAX_WBITS, limit)
+                    except zlib.error:
+                        body = _inflate(body, -zlib.MAX_WBITS, limit)
+                elif coding != b"identity":
+                    break
+            except zlib.error as exc:
+                raise _refuse(f"the reply's {coding.decode('latin-1')} body is damaged ({exc})") from None
+        self.body = body
+        return self
+
+
+def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(data, limit)
+    if inflater.unconsumed_tail:
+        raise _refuse(f"reply larger than {limit} bytes once decompressed")
+    return out
 
 
 def _refuse(what: str) -> httpx.RemoteProtocolError:

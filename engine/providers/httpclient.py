@@ -42,15 +42,12 @@ class Connection:
         """Idle too long, or readable while idle: the server closed it (or sent junk)."""
         return time.monotonic() - self.idle_since > KEEPALIVE_EXPIRY_S or self.stream.get_extra_info("is_readable")
 
-    async def exchange(self, request: httpx.Request, body: bytes) -> http11.Response:
-        """Send `request` with `body`; the whole response."""
-        timeouts = request.extensions.get("timeout", {})
+    async def exchange(self, request: http11.Request) -> http11.Response:
+        """Send `request`; the whole response."""
+        timeouts = request.timeouts
         self.open = False  # until the response is read whole and says the connection stays
-        url = request.url
-        await self.stream.write(
-            http11.request_bytes(request.method.encode(), url.raw_path, request.headers.raw, body),
-            timeouts.get("write"),
-        )
+        data = http11.request_bytes(request.method, request.target, request.headers, request.body)
+        await self.stream.write(data, timeouts.get("write"))
         read_timeout = timeouts.get("read")
         response = await http11.Reader(lambda n: self.stream.read(n, read_timeout), READ_SIZE).response()
         self.open = response.reusable
@@ -64,10 +61,11 @@ class Connection:
         await self.stream.aclose()
 
 
-class PooledTransport(httpx.AsyncBaseTransport):
+class PooledTransport:
     """Sends each request on an idle keep-alive connection to its origin (the one used
     last, so the fewest stay open) or on a new one (TCP, then TLS for https, verified by
-    the SSL context), reads the whole body, and keeps the connection for the next request:
+    the SSL context), reads the whole body and undoes its Content-Encoding (gzip, deflate:
+    what the client says it accepts), and keeps the connection for the next request:
     at most `max_idle` idle per origin, none idle for longer than KEEPALIVE_EXPIRY_S, none
     the server has closed.
 
@@ -90,17 +88,15 @@ class PooledTransport(httpx.AsyncBaseTransport):
         """Connections open now (in use or idle)."""
         return len(self._open)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        scheme = url.raw_scheme
-        if scheme not in (b"http", b"https"):
-            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.")
-        origin = (scheme, url.raw_host, url.port or (443 if scheme == b"https" else 80))
-        body = await request.aread()
+    async def send(self, request: http11.Request) -> http11.Response:
+        origin = request.origin
+        if origin[0] not in (b"http", b"https"):
+            raise httpx.UnsupportedProtocol(f"unsupported protocol '{origin[0].decode('latin-1')}://'")
         connection = None
         try:
-            connection = self._idle_one(origin) or await self._connect(origin, request)
-            response = await connection.exchange(request, body)
+            connection = self._idle_one(origin) or await self._connect(origin, request.timeouts.get("connect"))
+            response = await connection.exchange(request)
+            response.decoded()
         except BaseException as exc:
             if connection is not None:
                 self._drop(connection)
@@ -113,13 +109,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
             idle.append(connection)
         else:
             self._drop(connection)
-        return httpx.Response(
-            response.status,
-            headers=response.headers,
-            content=response.body,
-            request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason},
-        )
+        return response
 
     def _idle_one(self, origin: Origin) -> Connection | None:
         idle = self._idle[origin]
@@ -130,8 +120,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
             self._drop(connection)
         return None
 
-    async def _connect(self, origin: Origin, request: httpx.Request) -> Connection:
-        timeout = request.extensions.get("timeout", {}).get("connect")
+    async def _connect(self, origin: Origin, timeout: float | None) -> Connection:
         host = origin[1].decode("ascii")
         stream = await self._backend.connect_tcp(host, origin[2], timeout=timeout)
         if origin[0] == b"https":
@@ -154,21 +143,44 @@ class PooledTransport(httpx.AsyncBaseTransport):
         await asyncio.sleep(0)  # a closed connection's socket is released in a loop callback
 
 
-class HTTPClient:
-    """Sends prepared `httpx.Request`s on a transport, nothing more: no cookies kept
-    between requests, no redirects followed, no auth flow (headers travel with each
-    request), so none of httpx.AsyncClient's per-request bookkeeping."""
+class HttpxTransport:
+    """Any httpx transport (tests use httpx.MockTransport) in place of the network: each
+    request made an `httpx.Request`, the reply read whole (httpx undoes its encoding)."""
 
     def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
         self.transport = transport
+
+    async def send(self, request: http11.Request) -> http11.Response:
+        scheme, host, port = request.origin
+        url = httpx.URL(scheme=scheme.decode(), host=host.decode(), port=port, path=request.target.decode())
+        sent = httpx.Request(
+            request.method.decode(),
+            url,
+            headers=[(n, v) for n, v in request.headers if n.lower() not in (b"host", b"content-length")],
+            content=request.body,
+            extensions={"timeout": dict(request.timeouts)},
+        )
+        response = await self.transport.handle_async_request(sent)
+        body = await response.aread()
+        headers = [(n, v) for n, v in response.headers.raw if n.lower() != b"content-encoding"]
+        return http11.Response(response.status_code, response.reason_phrase.encode(), headers, body, True)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+class HTTPClient:
+    """Sends prepared requests on a transport, nothing more: no cookies kept between
+    requests, no redirects followed, no auth flow (headers travel with each request)."""
+
+    def __init__(self, transport: "PooledTransport | HttpxTransport") -> None:
+        self.transport = transport
         self.is_closed = False
 
-    async def send(self, request: httpx.Request) -> httpx.Response:
+    async def send(self, request: http11.Request) -> http11.Response:
         if self.is_closed:
             raise RuntimeError("the HTTP client is closed")
-        response = await self.transport.handle_async_request(request)
-        await response.aread()
-        return response
+        return await self.transport.send(request)
 
     async def aclose(self) -> None:
         if not self.is_closed:
@@ -181,8 +193,14 @@ class SharedClient:
     provider attached to it: one pool, one TLS context, connections reused across the
     experiments of a sweep. Closed when the last provider detaches."""
 
-    def __init__(self, max_connections: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.client = HTTPClient(transport or PooledTransport(max_connections))
+    def __init__(
+        self, max_connections: int, transport: "PooledTransport | httpx.AsyncBaseTransport | None" = None
+    ) -> None:
+        if transport is None:
+            transport = PooledTransport(max_connections)
+        elif not isinstance(transport, PooledTransport):
+            transport = HttpxTransport(transport)
+        self.client = HTTPClient(transport)
         self.users = 0
 
     def attach(self) -> HTTPClient:

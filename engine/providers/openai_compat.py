@@ -25,6 +25,7 @@ import msgspec
 
 from engine.config import ProviderSettings
 from engine.pricing import PriceTable, estimate_tokens, warn_unknown
+from engine.providers import http11
 from engine.providers.base import EMPTY_REPLY, ChatRequest, Completion, ProviderError
 from engine.providers.httpclient import SharedClient
 from engine.redact import Redactor
@@ -66,8 +67,12 @@ class OpenAICompatProvider:
         self.prices = PriceTable(settings.prices, on_unknown=on_unknown_price)
         # What every request carries, made once (a shared client carries none of it).
         self._url = httpx.URL(self.url)
-        self._headers = httpx.Headers(request_headers(api_key, self.openrouter))
-        self._extensions = {"timeout": httpx.Timeout(settings.timeout_s).as_dict()}
+        port = self._url.port or (443 if self._url.scheme == "https" else 80)
+        self._origin = (self._url.raw_scheme, self._url.raw_host, port)
+        host = httpx.Request("POST", self._url).headers["Host"].encode("ascii")
+        headers = request_headers(api_key, self.openrouter)
+        self._head = [(b"Host", host)] + [(n.encode(), v.encode()) for n, v in headers.items()]
+        self._timeouts = httpx.Timeout(settings.timeout_s).as_dict()
         self._shared = client or SharedClient(settings.max_concurrency, transport)
         self._client = self._shared.attach()
 
@@ -90,9 +95,8 @@ class OpenAICompatProvider:
         if self.openrouter:
             body["usage"] = {"include": True}
         content = msgspec.json.encode(body)
-        http_request = httpx.Request(
-            "POST", self._url, headers=self._headers, content=content, extensions=self._extensions
-        )
+        headers = [*self._head, (b"Content-Length", b"%d" % len(content))]
+        http_request = http11.Request(b"POST", self._origin, self._url.raw_path, headers, content, self._timeouts)
         try:
             with anyio.fail_after(self.timeout_s):  # the whole attempt, not each read
                 response = await self._client.send(http_request)
@@ -124,14 +128,14 @@ class OpenAICompatProvider:
 
     # -- reading a reply -------------------------------------------------------------
 
-    def _read(self, request: ChatRequest, response: httpx.Response) -> Completion:
+    def _read(self, request: ChatRequest, response: http11.Response) -> Completion:
         """The completion, or the ProviderError it amounts to; an error raised for a reply
         that carries `usage` carries that reply's cost."""
         try:  # msgspec reads it in a tenth of the time; what it refuses, json may still read
-            data = msgspec.json.decode(response.content)
+            data = msgspec.json.decode(response.body)
         except msgspec.DecodeError:
             try:  # json's leniencies: NaN, 1e400, a byte-order mark, UTF-16, lone surrogates
-                data = response.json()
+                data = json.loads(response.body)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 data = None
         try:
@@ -142,14 +146,15 @@ class OpenAICompatProvider:
                 exc.cost, exc.cost_is_estimate = self._cost(request, usage, "")
             raise
 
-    def _parse(self, request: ChatRequest, response: httpx.Response, data: Any) -> Completion:
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
+    def _parse(self, request: ChatRequest, response: http11.Response, data: Any) -> Completion:
+        retry_header = response.header(b"retry-after")
+        retry_after = parse_retry_after(None if retry_header is None else retry_header.decode("latin-1"))
         error = data.get("error") if isinstance(data, dict) else None
-        if response.status_code != 200:
+        if response.status != 200:
             message, metadata = _error_parts(error)
             if message is None:
-                message = response.reason_phrase or "no error message"
-            raise self._classify(response.status_code, message, metadata, retry_after)
+                message = response.reason.decode("ascii", "ignore") or "no error message"
+            raise self._classify(response.status, message, metadata, retry_after)
         if data is None:
             raise ProviderError(
                 f"reply is not valid JSON: {self._quote(response.text)!r}", retryable=True, kind="bad_response"
