@@ -8,7 +8,8 @@ the connection's asyncio protocol with one timer for its timeout, "is the idle c
 readable" is two attribute reads, the writes made in one event-loop tick leave in one
 send (a request's head and body are one packet), and TLS is asyncio's own `start_tls`
 with the caller's `ssl.SSLContext` (certificate verification as the context says).
-Cancellation (the provider's whole-call deadline) cancels the awaited future; the caller
+The provider's whole-call deadline reaches each wait as its timeout (what is left of the
+call); a cancellation (an aborted run) cancels the awaited future; either way the caller
 then closes the connection."""
 
 import asyncio

@@ -8,7 +8,9 @@ Framing of a response: none for 1xx (skipped), 204 and 304; `Transfer-Encoding: 
 for the next request only after an HTTP/1.1 response that did not say `Connection: close`,
 was framed by length or chunks, and had nothing after it."""
 
+import math
 import re
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 
@@ -46,9 +48,10 @@ def request_bytes(method: bytes, target: bytes, headers: Headers, body: bytes) -
 
 class Request:
     """A request to send: `origin` is (scheme, host, port); `timeouts` has the connect, read
-    and write timeouts in seconds (None: no limit)."""
+    and write timeouts in seconds (None: no limit); `deadline` (time.monotonic()) bounds
+    the whole exchange, every wait included."""
 
-    __slots__ = ("method", "origin", "target", "headers", "body", "timeouts")
+    __slots__ = ("method", "origin", "target", "headers", "body", "timeouts", "deadline")
 
     def __init__(
         self,
@@ -58,9 +61,15 @@ class Request:
         headers: Headers,
         body: bytes,
         timeouts: dict[str, float | None],
+        deadline: float = math.inf,
     ) -> None:
         self.method, self.origin, self.target, self.headers = method, origin, target, headers
-        self.body, self.timeouts = body, timeouts
+        self.body, self.timeouts, self.deadline = body, timeouts, deadline
+
+    def wait_at_most(self, timeout: float | None) -> float:
+        """`timeout` (seconds, None: none) cut to what is left before the deadline."""
+        left = self.deadline - time.monotonic()
+        return left if timeout is None else min(timeout, left)
 
 
 class Response:

@@ -7,6 +7,7 @@ import ssl
 import time
 from collections import defaultdict
 
+import anyio
 import httpcore
 import httpx
 
@@ -47,9 +48,9 @@ class Connection:
         timeouts = request.timeouts
         self.open = False  # until the response is read whole and says the connection stays
         data = http11.request_bytes(request.method, request.target, request.headers, request.body)
-        await self.stream.write(data, timeouts.get("write"))
-        read_timeout = timeouts.get("read")
-        response = await http11.Reader(lambda n: self.stream.read(n, read_timeout), READ_SIZE).response()
+        await self.stream.write(data, request.wait_at_most(timeouts.get("write")))
+        read = timeouts.get("read")
+        response = await http11.Reader(lambda n: self.stream.read(n, request.wait_at_most(read)), READ_SIZE).response()
         self.open = response.reusable
         self.idle_since = time.monotonic()
         return response
@@ -94,7 +95,9 @@ class PooledTransport:
             raise httpx.UnsupportedProtocol(f"unsupported protocol '{origin[0].decode('latin-1')}://'")
         connection = None
         try:
-            connection = self._idle_one(origin) or await self._connect(origin, request.timeouts.get("connect"))
+            connection = self._idle_one(origin) or await self._connect(
+                origin, request.wait_at_most(request.timeouts.get("connect"))
+            )
             response = await connection.exchange(request)
             response.decoded()
         except BaseException as exc:
@@ -160,8 +163,9 @@ class HttpxTransport:
             content=request.body,
             extensions={"timeout": dict(request.timeouts)},
         )
-        response = await self.transport.handle_async_request(sent)
-        body = await response.aread()
+        with anyio.fail_after(max(0.0, request.deadline - time.monotonic())):
+            response = await self.transport.handle_async_request(sent)
+            body = await response.aread()
         headers = [(n, v) for n, v in response.headers.raw if n.lower() != b"content-encoding"]
         return http11.Response(response.status_code, response.reason_phrase.encode(), headers, body, True)
 

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import anyio
 import httpx
 import msgspec
 
@@ -96,10 +95,12 @@ class OpenAICompatProvider:
             body["usage"] = {"include": True}
         content = msgspec.json.encode(body)
         headers = [*self._head, (b"Content-Length", b"%d" % len(content))]
-        http_request = http11.Request(b"POST", self._origin, self._url.raw_path, headers, content, self._timeouts)
+        deadline = time.monotonic() + self.timeout_s  # for the whole attempt, not each read
+        http_request = http11.Request(
+            b"POST", self._origin, self._url.raw_path, headers, content, self._timeouts, deadline
+        )
         try:
-            with anyio.fail_after(self.timeout_s):  # the whole attempt, not each read
-                response = await self._client.send(http_request)
+            response = await self._client.send(http_request)
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise ProviderError(
                 f"no reply within {self.timeout_s:g} s (timeout)",
