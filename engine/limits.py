@@ -50,7 +50,10 @@ class Limiter:
         return max(0.0, self._hold_until - self._clock())
 
     async def acquire(self) -> None:
-        await self._slots.acquire()
+        try:  # a free slot is taken at once: anyio's acquire would first yield a loop turn
+            self._slots.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._slots.acquire()
         try:
             if self._interval or self._hold_until > self._clock():
                 async with self._lock:
