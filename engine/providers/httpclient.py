@@ -155,7 +155,7 @@ class HttpxTransport:
 
     async def send(self, request: http11.Request) -> http11.Response:
         scheme, host, port = request.origin
-        url = httpx.URL(scheme=scheme.decode(), host=host.decode(), port=port, path=request.target.decode())
+        url = httpx.URL(scheme=scheme.decode(), host=host.decode(), port=port, raw_path=request.target)
         sent = httpx.Request(
             request.method.decode(),
             url,
