@@ -82,13 +82,13 @@ async def settle_mid_run(pilot, held: HeldProvider, key: str | None = None) -> N
     run screen (under any dialog the key opens) drawn."""
     screen = pilot.app.screen
 
-    def round_4_drawn() -> bool:
+    def held_round_drawn() -> bool:
         # The engine holds a round's events back until the round before is saved (a thread
-        # that a loaded machine slows): round 4's calls can be in flight while the screen
+        # that a loaded machine slows): its calls can be in flight while the screen
         # still shows round 3. Its strategies are all in once its games phase has begun.
         return screen.view.round == HOLD_ROUND and screen.view.phase == "games" and settled(screen)
 
-    await wait_until(pilot, lambda: held.held == CONCURRENCY and round_4_drawn())
+    await wait_until(pilot, lambda: held.held == CONCURRENCY and held_round_drawn())
     if key is not None:
         done = KEY_DONE[key]
         for _ in range(3):
