@@ -101,7 +101,9 @@ class Response:
                 elif coding != b"identity":
                     break
             except zlib.error as exc:
-                raise _refuse(f"the reply's {coding.decode('latin-1')} body is damaged ({exc})") from None
+                raise httpx.RemoteProtocolError(
+                    f"the reply's {coding.decode('latin-1')} body is damaged ({exc})"
+                ) from None
         self.body = body
         return self
 
@@ -110,12 +112,8 @@ def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
     inflater = zlib.decompressobj(wbits)
     out = inflater.decompress(data, limit)
     if inflater.unconsumed_tail:
-        raise _refuse(f"reply larger than {limit} bytes once decompressed")
+        raise httpx.RemoteProtocolError(f"reply larger than {limit} bytes once decompressed")
     return out
-
-
-def _refuse(what: str) -> httpx.RemoteProtocolError:
-    return httpx.RemoteProtocolError(what)
 
 
 class Reader:
@@ -130,36 +128,32 @@ class Reader:
         data = b"" if self.ended else await self._read(self._size)
         if not data:
             self.ended = True
-            raise _refuse(f"peer closed connection without sending complete message body: {what}")
+            raise httpx.RemoteProtocolError(f"peer closed connection without sending complete message body: {what}")
         self.buffer += data
 
-    async def _head(self) -> bytes:
-        """The status line and headers, up to the blank line (taken off the buffer)."""
+    async def _until(self, find: Callable[[bytearray, int], tuple[int, int] | None], limit: int, what: str) -> bytes:
+        """The bytes before what `find` finds (from an offset on), at most `limit` of them;
+        taken off the buffer with what was found."""
         searched = 0
-        while (end := _HEAD_END.search(self.buffer, searched)) is None:
-            if len(self.buffer) > MAX_HEAD:
-                raise _refuse(f"response head longer than {MAX_HEAD} bytes")
-            searched = max(0, len(self.buffer) - 2)
-            await self._more("response head")
-        if end.start() > MAX_HEAD:
-            raise _refuse(f"response head longer than {MAX_HEAD} bytes")
-        head = bytes(self.buffer[: end.start()])
-        del self.buffer[: end.end()]
-        return head
+        while (found := find(self.buffer, searched)) is None:
+            if len(self.buffer) > limit:
+                raise httpx.RemoteProtocolError(f"{what} longer than {limit} bytes")
+            searched = max(0, len(self.buffer) - 3)  # a mark may straddle two reads
+            await self._more(what)
+        start, end = found
+        if start > limit:
+            raise httpx.RemoteProtocolError(f"{what} longer than {limit} bytes")
+        data = bytes(self.buffer[:start])
+        del self.buffer[:end]
+        return data
+
+    async def _head(self) -> bytes:
+        """The status line and headers, up to the blank line."""
+        return await self._until(_blank_line, MAX_HEAD, "response head")
 
     async def _line(self) -> bytes:
         """One CRLF-ended line of the chunked framing, without its CRLF."""
-        searched = 0
-        while (at := self.buffer.find(b"\r\n", searched)) < 0:
-            if len(self.buffer) > MAX_LINE:
-                raise _refuse(f"chunk line longer than {MAX_LINE} bytes")
-            searched = max(0, len(self.buffer) - 1)
-            await self._more("incomplete chunked read")
-        if at > MAX_LINE:
-            raise _refuse(f"chunk line longer than {MAX_LINE} bytes")
-        line = bytes(self.buffer[:at])
-        del self.buffer[: at + 2]
-        return line
+        return await self._until(_crlf, MAX_LINE, "chunk line")
 
     async def _exactly(self, n: int, what: str) -> bytes:
         while len(self.buffer) < n:
@@ -173,11 +167,11 @@ class Reader:
             if not self.buffer:
                 data = await self._read(self._size)
                 if not data:
-                    raise _refuse("Server disconnected without sending a response.")
+                    raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
                 self.buffer += data
             version, status, reason, headers = parse_head(await self._head())
             if status == 101:
-                raise _refuse("the server switched protocols")
+                raise httpx.RemoteProtocolError("the server switched protocols")
             if status >= 200:
                 break
         length, chunked = _framing(headers)
@@ -203,13 +197,13 @@ class Reader:
             line = await self._line()
             match = _CHUNK.fullmatch(line)
             if match is None:
-                raise _refuse(f"bad chunk size line {line[:40]!r}")
+                raise httpx.RemoteProtocolError(f"bad chunk size line {line[:40]!r}")
             size = int(match[1], 16)
             if size == 0:
                 break
             chunks.append(await self._exactly(size, "incomplete chunked read"))
             if await self._exactly(2, "incomplete chunked read") != b"\r\n":
-                raise _refuse("chunk not followed by CRLF")
+                raise httpx.RemoteProtocolError("chunk not followed by CRLF")
         while len(self.buffer) < 2 and self.buffer != b"\n":  # the trailers' first bytes
             await self._more("incomplete chunked read")
         if self.buffer.startswith((b"\r\n", b"\n")):  # no trailers
@@ -219,12 +213,22 @@ class Reader:
         return b"".join(chunks)
 
 
+def _blank_line(buffer: bytearray, start: int) -> tuple[int, int] | None:
+    match = _HEAD_END.search(buffer, start)
+    return None if match is None else match.span()
+
+
+def _crlf(buffer: bytearray, start: int) -> tuple[int, int] | None:
+    at = buffer.find(b"\r\n", start)
+    return None if at < 0 else (at, at + 2)
+
+
 def parse_head(block: bytes) -> tuple[bytes, int, bytes, Headers]:
     """(HTTP version, status, reason, headers) of a response head without its blank line."""
     lines = _lines(block)
     match = _STATUS.fullmatch(lines[0])
     if match is None:
-        raise _refuse(f"bad status line {lines[0][:80]!r}")
+        raise httpx.RemoteProtocolError(f"bad status line {lines[0][:80]!r}")
     return match[1], int(match[2]), match[3] or b"", _fields(lines[1:])
 
 
@@ -244,12 +248,12 @@ def _fields(lines: list[bytes]) -> Headers:
         elif joined:
             joined[-1] += b" " + line[fold.end() :]
         else:
-            raise _refuse("continuation line at the start of the headers")
+            raise httpx.RemoteProtocolError("continuation line at the start of the headers")
     headers: Headers = []
     for line in joined:
         match = _FIELD.fullmatch(line)
         if match is None:
-            raise _refuse(f"bad header line {line[:80]!r}")
+            raise httpx.RemoteProtocolError(f"bad header line {line[:80]!r}")
         headers.append((match[1], match[2]))
     return headers
 
@@ -264,15 +268,15 @@ def _framing(headers: Headers) -> tuple[int | None, bool]:
         if name == b"content-length":
             values = {v.strip() for v in value.split(b",")}
             if len(values) != 1 or (length is not None and length not in values):
-                raise _refuse("conflicting Content-Length headers")
+                raise httpx.RemoteProtocolError("conflicting Content-Length headers")
             length = values.pop()
             if not _DIGITS.fullmatch(length) or len(length) > 20:
-                raise _refuse(f"bad Content-Length {length[:40]!r}")
+                raise httpx.RemoteProtocolError(f"bad Content-Length {length[:40]!r}")
         elif name == b"transfer-encoding":
             if chunked:
-                raise _refuse("multiple Transfer-Encoding headers")
+                raise httpx.RemoteProtocolError("multiple Transfer-Encoding headers")
             if value.lower() != b"chunked":
-                raise _refuse(f"unsupported Transfer-Encoding {value[:40]!r} (only chunked is)")
+                raise httpx.RemoteProtocolError(f"unsupported Transfer-Encoding {value[:40]!r} (only chunked is)")
             chunked = True
     return (None if length is None else int(length)), chunked
 

@@ -55,9 +55,6 @@ class Connection:
         self.idle_since = time.monotonic()
         return response
 
-    def reusable(self) -> bool:
-        return self.open
-
     async def aclose(self) -> None:
         await self.stream.aclose()
 
@@ -108,7 +105,7 @@ class PooledTransport:
                 raise
             raise mapped(str(exc)) from exc
         idle = self._idle[origin]
-        if connection.reusable() and len(idle) < self.max_idle:
+        if connection.open and len(idle) < self.max_idle:
             idle.append(connection)
         else:
             self._drop(connection)
