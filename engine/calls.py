@@ -8,7 +8,6 @@ never reaches the counters or the files."""
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import anyio
 import msgspec
@@ -36,8 +35,19 @@ class FatalCallError(Exception):
     """An error that stops the run (bad key, no credit): status `failed`."""
 
 
+_second: tuple[int, str] = (-1, "")  # the last second now_iso formatted, and its text
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    """The UTC time to the millisecond, as `datetime.now(UTC).isoformat(timespec=
+    "milliseconds")` writes it (2026-11-30T12:30:10.123+00:00), with the date and time of
+    the second formatted once per second: a few calls a model call, a third of the cost."""
+    global _second
+    second, ms = divmod(time.time_ns() // 1_000_000, 1000)
+    cached = _second  # one read: another thread may replace it meanwhile
+    if second != cached[0]:
+        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{ms:03d}+00:00"
 
 
 class CallGateway:

@@ -5,7 +5,7 @@ fit its experiment, so every reader refuses the same files."""
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import msgspec
 
@@ -70,6 +70,31 @@ class LoadedExperiment:
         if self.manifest is not None:
             check_games(games, len(self.manifest.agents))
         return games
+
+
+class PlayedRounds(NamedTuple):
+    """Every strategy, game and summary of the rounds played, in round order."""
+
+    strategies: list[StrategyRecord]
+    games: list[GameResult]
+    summaries: list[RoundSummary]
+
+
+def read_rounds(loaded: LoadedExperiment, rounds: int) -> tuple[PlayedRounds, str | None]:
+    """Rounds 1..`rounds` as their files say (summaries included), up to the first round
+    with a file that cannot be read or does not fit the experiment, and why it cannot."""
+    played = PlayedRounds([], [], [])
+    for round in range(1, rounds + 1):
+        path = loaded.directory / "rounds" / f"summary_r{round}.json"
+        try:
+            strategies, games = loaded.strategies(round), loaded.games(round)
+            summary = read_json(path, RoundSummary)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return played, f"round {round}'s files cannot be read back: {exc}"
+        played.strategies.extend(strategies)
+        played.games.extend(games)
+        played.summaries.append(summary)
+    return played, None
 
 
 def _try_read(path: Path, type_: type[T], problems: list[str]) -> T | None:

@@ -3,6 +3,7 @@ scripted rule decided: fallback moves (drawn when no reply could be read) are ke
 records but never counted as a choice (SPEC §6)."""
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from engine.models import GameResult
@@ -85,3 +86,30 @@ def mutual_cooperation_rate(games: Iterable[GameResult]) -> float | None:
 
 def _cooperate_count(game: GameResult) -> int:
     return (game.player1_action == COOPERATE) + (game.player2_action == COOPERATE)
+
+
+@dataclass
+class MoveTally:
+    """Counts over every move so far, for the run's overall cooperation rate and fallback
+    share after each round without keeping the games (the same figures as
+    `cooperation_rate` and `fallback_share` over all the moves)."""
+
+    moves: int = 0
+    counted: int = 0
+    cooperated: int = 0  # counted moves that cooperate
+
+    def add(self, games: Iterable[GameResult]) -> None:
+        for game in games:
+            for move in moves_of(game):
+                self.moves += 1
+                if move.counted:
+                    self.counted += 1
+                    self.cooperated += move.action == COOPERATE
+
+    @property
+    def cooperation_rate(self) -> float | None:
+        return ratio(self.cooperated, self.counted)
+
+    @property
+    def fallback_share(self) -> float | None:
+        return ratio(self.moves - self.counted, self.moves)

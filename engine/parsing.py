@@ -1,6 +1,7 @@
 """Reading model replies: the move a decision reply names (SPEC §5.2) and the strategy a
 strategy reply ends with (SPEC §4). Pure functions, no I/O."""
 
+import functools
 import json
 import re
 import unicodedata
@@ -58,6 +59,7 @@ AMBIGUOUS = Reading(None, None)
 _CONTESTED = Reading(None, "line")  # lines that state a move and take it back: no rule may read the reply
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of its arguments; most replies repeat
 def parse_decision(reply: str, finish_reason: str | None = None) -> Reading:
     """Read a decision reply by the rules of SPEC §5.2, or call it ambiguous.
 

@@ -111,15 +111,18 @@ def render_strategy_prompt(
     dynamics: bool,
     recent: list[RoundSummary],
     seed: int,
+    previous: str | None = None,
 ) -> str:
-    """`recent`: the summaries of the rounds played so far (only the last 3 are used)."""
+    """`recent`: the summaries of the rounds played so far (only the last 3 are used).
+    `previous`: their `previous_rounds_text`, when the caller has it already (it is the
+    same for every agent of a round)."""
     parts = [STRATEGY_INTRO.format(agents=agents)]
     if condition.identity:
         parts.append(IDENTITY_STATEMENT)
     parts.append(PAYOFF_TABLE)
     if condition.show_power:
         parts.append(POWER_DYNAMIC.format(power=power) if dynamics else POWER_FIXED)
-    parts.append(previous_rounds_text(recent, seed, condition.show_power))
+    parts.append(previous_rounds_text(recent, seed, condition.show_power) if previous is None else previous)
     parts.append(SUBAGENT_NOTE)
     parts.append(STRATEGY_REQUEST)
     return "\n\n".join(parts)

@@ -10,6 +10,7 @@ from engine import analysis, game, validity
 from engine.conditions import Condition
 from engine.config import Config
 from engine.control import RunStats
+from engine.loading import PlayedRounds
 from engine.models import AgentInfo, ExperimentResult, Manifest, Status
 from engine.prompts import prompt_hashes
 from engine.state import ExperimentState
@@ -104,7 +105,7 @@ def build_result(
     config: Config,
     condition: Condition,
     agents: list[AgentInfo],
-    state: ExperimentState,
+    played: PlayedRounds,
     stats: RunStats,
     *,
     status: Status,
@@ -126,24 +127,24 @@ def build_result(
         seed=config.seed,
         config=config,
         condition=condition,
-        total_rounds=len(state.summaries),
-        total_games=len(state.all_games),
+        total_rounds=len(played.summaries),
+        total_games=len(played.games),
         total_api_calls=stats.calls,
         total_retries=stats.retries,
         total_cost=stats.cost,
         cost_is_estimate=cost_is_estimate,
-        round_summaries=state.summaries,
+        round_summaries=played.summaries,
         agents=agents,
-        acausal_indicators=analysis.compute_indicators(state.all_strategies, state.all_games, state.summaries),
+        acausal_indicators=analysis.compute_indicators(played.strategies, played.games, played.summaries),
         error_count=error_count,
         simulated=simulated,
-        cooperation_breakdown=analysis.cooperation_breakdown(agents, state.all_games),
+        cooperation_breakdown=analysis.cooperation_breakdown(agents, played.games),
         message=None if status == "completed" else message,
         empty_replies=stats.empty_replies,
         validity=validity.compute_validity(
             agents,
-            state.all_games,
-            state.all_strategies,
+            played.games,
+            played.strategies,
             cut_offs,
             config.validity,
         ),

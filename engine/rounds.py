@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import Callable
 
 import anyio
+import anyio.lowlevel
 
 from engine import analysis, game
 from engine.agents import scripted
@@ -134,6 +135,9 @@ class Round:
         async with anyio.create_task_group() as tg:
             for agent in self.agents:
                 tg.start_soon(collect, agent)
+            # The strategy requests go out first; the workers are spawned while they are in
+            # flight (spawning ~100 tasks is milliseconds of CPU, no longer ahead of the round's first call).
+            await anyio.lowlevel.checkpoint()
             for _ in range(min(self.config.provider.max_concurrency, 2 * len(pairs))):
                 tg.start_soon(worker)
         if self.llm.gateway.budget_exceeded or len(records) < self.n:

@@ -14,7 +14,6 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
-from engine import analysis
 from engine.agents.llm import CUT_OFF, LLMAgents
 from engine.calllog import CallLog
 from engine.calls import Budget, CallGateway, FatalCallError, now_iso
@@ -32,6 +31,7 @@ from engine.events import (
     RunStarted,
 )
 from engine.limits import Limiter
+from engine.loading import LoadedExperiment, PlayedRounds, read_rounds
 from engine.models import ErrorRecord, ExperimentResult, GameResult, Status, StrategyRecord
 from engine.prompts import round_player_labels
 from engine.providers.base import Provider
@@ -181,13 +181,20 @@ class Experiment:
                     status, message = "failed", f"cannot write the results: {exc}"
                 finally:
                     self.call_log.close()
-                # off the loop: the indicators over every game take tenths of a second at 100 agents
-                result = await off_loop(self.finish, status or "aborted", message or "cancelled")
+                # The result is what the round files say (the state keeps no games); read off
+                # the loop, as the indicators: tenths of a second at 100 agents.
+                saved = LoadedExperiment(self.store.directory, self.manifest)
+                played, unreadable = await off_loop(read_rounds, saved, len(self.state.summaries))
+                if unreadable is not None:
+                    status, message = "failed", f"{unreadable}; the result covers the rounds before it"
+                    self.error("storage", message)
+                result = await off_loop(self.finish, played, status or "aborted", message or "cancelled")
             self.notify(RunFinished(result, self.store.directory))
         return result
 
-    def finish(self, status: Status, message: str | None) -> ExperimentResult:
-        """The result and the final manifest, written (runs in a worker thread)."""
+    def finish(self, played: PlayedRounds, status: Status, message: str | None) -> ExperimentResult:
+        """The result of the rounds `played` and the final manifest, written (runs in a
+        worker thread)."""
         end = now_iso()
         self.agents = final_agents(self.agents, self.state)
         result = build_result(
@@ -195,7 +202,7 @@ class Experiment:
             self.config,
             self.condition,
             self.agents,
-            self.state,
+            played,
             self.control.stats,
             status=status,
             message=message,
@@ -242,10 +249,8 @@ class Experiment:
         """The round added to the state, and its summary event (runs in a worker thread)."""
         labels = round_player_labels(self.seed, round, self.n)
         summary = self.state.add_round(round, strategies, games, self.config.power.dynamics, labels, duration_ms)
-        moves = analysis.all_moves(self.state.all_games)
-        return RoundSummarised(
-            summary, analysis.cooperation_rate(moves), self.config.rounds, analysis.fallback_share(moves)
-        )
+        moves = self.state.moves
+        return RoundSummarised(summary, moves.cooperation_rate, self.config.rounds, moves.fallback_share)
 
     async def save_round(
         self, round: int, strategies: list[StrategyRecord], games: list[GameResult], event: RoundSummarised

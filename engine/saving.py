@@ -2,6 +2,7 @@
 the events sent meanwhile held back until the round is on disk; the state taken back to
 the saved rounds if a save fails."""
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ import anyio
 from anyio.abc import TaskGroup
 
 from engine.events import Event
+from engine.models import RoundSummary
+from engine.moves import MoveTally
 from engine.state import ExperimentState
 
 
@@ -16,26 +19,24 @@ from engine.state import ExperimentState
 class Unsaved:
     """Where the state stood before a round whose files are not saved yet."""
 
-    summaries: int
-    games: int
-    strategies: int
+    summaries: list[RoundSummary]
+    moves: MoveTally
     powers: list[float]
     total_scores: list[float]
 
     @classmethod
     def before(cls, state: ExperimentState) -> "Unsaved":
         return cls(
-            len(state.summaries),
-            len(state.all_games),
-            len(state.all_strategies),
+            list(state.summaries),
+            dataclasses.replace(state.moves),
             list(state.powers),
             list(state.total_scores),
         )
 
     def restore(self, state: ExperimentState) -> None:
-        """The state as it was (the similarity corpus and the latest strategies aside)."""
-        del state.summaries[self.summaries :], state.all_games[self.games :]
-        del state.all_strategies[self.strategies :]
+        """The state as it was (the similarity corpus, the histories and the latest
+        strategies aside)."""
+        state.summaries, state.moves = self.summaries, self.moves
         state.powers, state.total_scores = self.powers, self.total_scores
 
 

@@ -3,15 +3,22 @@ from the round files on resume (`Restored`, passed to the `Experiment` it contin
 
 from dataclasses import dataclass, field
 
+import msgspec
+
 from engine import analysis, game
 from engine.conditions import Condition
 from engine.models import AgentInfo, CallRecord, GameResult, Manifest, RoundSummary, StrategyRecord
+from engine.moves import MoveTally
+from engine.prompts import SAMPLE_ROUNDS
 from engine.views import History
 
 
 @dataclass
 class ExperimentState:
-    """Everything the next round depends on."""
+    """Everything the next round depends on, and no more: the games and strategies of the
+    rounds played are on disk, not here (the result is computed from the round files,
+    engine/runner.py), and a summary older than the strategy prompts show keeps its
+    figures but not its anonymised games. So memory does not grow with every game played."""
 
     powers: list[float]
     total_scores: list[float]
@@ -19,8 +26,7 @@ class ExperimentState:
     strategies: dict[int, StrategyRecord] = field(default_factory=dict)  # latest per agent
     pair_history: dict[tuple[int, int], list[tuple[str, str]]] = field(default_factory=dict)  # scripted agents'
     summaries: list[RoundSummary] = field(default_factory=list)
-    all_strategies: list[StrategyRecord] = field(default_factory=list)
-    all_games: list[GameResult] = field(default_factory=list)
+    moves: MoveTally = field(default_factory=MoveTally)  # every move so far, counted
     similarity: analysis.SimilarityTracker = field(default_factory=analysis.SimilarityTracker)
 
     @classmethod
@@ -32,18 +38,6 @@ class ExperimentState:
             total_scores=[0.0] * len(agents),
             history=History(seed, len(agents), condition, readers),
         )
-
-    def add_games(self, round: int, games: list[GameResult]) -> None:
-        """Append the round's games to each player's history, in game order."""
-        self.history.add_round(round, games)
-        readers = self.history.readers
-        for g in games:
-            for me, other, mine, theirs in (
-                (g.player1_id, g.player2_id, g.player1_action, g.player2_action),
-                (g.player2_id, g.player1_id, g.player2_action, g.player1_action),
-            ):
-                if me not in readers:
-                    self.pair_history.setdefault((me, other), []).append((mine, theirs))
 
     def add_round(
         self,
@@ -68,17 +62,36 @@ class ExperimentState:
         )
         self.total_scores = [t + s for t, s in zip(self.total_scores, scores, strict=True)]
         self.add_games(round, games)
-        self.all_strategies += strategies
-        self.all_games += games
-        self.summaries.append(summary)
+        self.add_summary(summary)
         return summary
+
+    def add_games(self, round: int, games: list[GameResult]) -> None:
+        """Append the round's games to each player's history, in game order, and count
+        their moves."""
+        self.history.add_round(round, games)
+        self.moves.add(games)
+        readers = self.history.readers
+        for g in games:
+            for me, other, mine, theirs in (
+                (g.player1_id, g.player2_id, g.player1_action, g.player2_action),
+                (g.player2_id, g.player1_id, g.player2_action, g.player1_action),
+            ):
+                if me not in readers:
+                    self.pair_history.setdefault((me, other), []).append((mine, theirs))
+
+    def add_summary(self, summary: RoundSummary) -> None:
+        """The round's summary; the one that just left the prompts' last SAMPLE_ROUNDS
+        rounds keeps its figures only (its file has the anonymised games)."""
+        self.summaries.append(summary)
+        if len(self.summaries) > SAMPLE_ROUNDS:
+            old = self.summaries[-SAMPLE_ROUNDS - 1]
+            if old.anonymized_games:
+                self.summaries[-SAMPLE_ROUNDS - 1] = msgspec.structs.replace(old, anonymized_games=[])
 
     def add_saved_round(self, strategies: list[StrategyRecord], games: list[GameResult], summary: RoundSummary) -> None:
         """A round read back from its files (resume): as if it had just been played."""
         self.add_games(summary.round, games)
-        self.all_strategies += strategies
-        self.all_games += games
-        self.summaries.append(summary)
+        self.add_summary(summary)
         self.similarity.add_round(analysis.llm_strategy_texts(strategies))
         self.strategies.update((s.agent_id, s) for s in strategies)
         self.total_scores = [t + s for t, s in zip(self.total_scores, summary.agent_scores, strict=True)]

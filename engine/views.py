@@ -28,7 +28,8 @@ def game_line(round: int, g: GameResult, me: int, labels: Mapping[int, str]) -> 
 
 def seen_text(lines: list[Line], round: int, window: int | None) -> str:
     """The `{history}` block of a round-`round` decision (empty: no games): the lines of
-    rounds < round, cut to the last `window` rounds. `lines` are in round order."""
+    rounds < round, cut to the last `window` rounds. `lines` are in round order (one
+    entry per line, or per round with its lines joined)."""
     rounds = itemgetter(0)
     end = bisect_left(lines, round, key=rounds)
     start = 0 if window is None else bisect_left(lines, round - window, key=rounds, hi=end)
@@ -36,8 +37,10 @@ def seen_text(lines: list[Line], round: int, window: int | None) -> str:
 
 
 class History:
-    """Every reading agent's history lines, added a round at a time as the runner saves it;
-    labels are computed once per viewer (per round when shuffled)."""
+    """Every reading agent's history, added a round at a time as the runner saves it: one
+    text per agent and round (its lines of that round, joined), and only the rounds its next
+    decisions can still show (the condition's window); labels are computed once per viewer
+    (per round when shuffled)."""
 
     def __init__(self, seed: int, agents: int, condition: Condition, readers: Iterable[int]) -> None:
         self.seed = seed
@@ -45,7 +48,7 @@ class History:
         self.condition = condition
         self.window = history_window(condition.history)
         self.readers = frozenset(readers)  # the agents whose prompts show a history
-        self.lines: list[list[Line]] = [[] for _ in range(agents)]
+        self.lines: list[list[Line]] = [[] for _ in range(agents)]  # (round, its lines joined)
         self._labels: dict[tuple[int, int], dict[int, str]] = {}
         self._shuffled = condition.labels == "shuffled"
 
@@ -57,11 +60,20 @@ class History:
         return found
 
     def add_round(self, round: int, games: list[GameResult]) -> None:
-        """Append the round's games to each reader's lines, in game order."""
+        """Add the round's games to each reader's history, in game order; drop the rounds
+        that no later decision shows."""
+        if self.window == 0:
+            return
+        added: dict[int, list[str]] = {}
         for g in games:
             for me in (g.player1_id, g.player2_id):
                 if me in self.readers:
-                    self.lines[me].append((round, game_line(round, g, me, self.labels(me, round))))
+                    added.setdefault(me, []).append(game_line(round, g, me, self.labels(me, round)))
+        for me, lines in added.items():
+            self.lines[me].append((round, "\n".join(lines)))
+        if self.window is not None:  # round r + 1 shows rounds r + 1 - window .. r
+            for lines in self.lines:
+                del lines[: bisect_left(lines, round + 1 - self.window, key=itemgetter(0))]
         if self._shuffled:  # a round's own labels are not needed again
             self._labels.clear()
 

@@ -389,3 +389,35 @@ async def test_attempts_that_never_reached_the_server_are_not_api_calls():
 
 def test_round_of_a_call_key():
     assert [round_of(k) for k in ("strategy/r3/a1", "decision/r12/g2/p1/t0", "k", "x/y")] == [3, 12, None, None]
+
+
+@pytest.mark.parametrize(
+    "ns",
+    [
+        1_796_034_610_123_456_789,  # mid-second
+        1_796_034_610_999_999_999,  # the last millisecond of a second (truncated, as datetime does)
+        1_796_034_611_000_000_000,  # the next second: formatted anew
+        951_782_400_000_000_000,  # 2000-02-29, a leap day
+        0,
+    ],
+)
+def test_now_iso_writes_what_datetime_isoformat_writes(monkeypatch: pytest.MonkeyPatch, ns: int) -> None:
+    from datetime import UTC, datetime
+
+    from engine import calls
+
+    monkeypatch.setattr(calls.time, "time_ns", lambda: ns)
+    want = datetime.fromtimestamp(ns // 1000 / 1_000_000, UTC).isoformat(timespec="milliseconds")
+    assert calls.now_iso() == want
+    assert calls.now_iso() == want  # from the second's cached text
+
+
+def test_now_iso_follows_the_clock() -> None:
+    from datetime import UTC, datetime
+
+    from engine.calls import now_iso
+
+    before = datetime.now(UTC)
+    stamp = datetime.fromisoformat(now_iso())
+    after = datetime.now(UTC)
+    assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= stamp <= after

@@ -123,3 +123,43 @@ def test_round_player_labels():
     labels = round_player_labels(5, 3, 4)
     assert sorted(labels.values()) == ["Player_3_1", "Player_3_2", "Player_3_3", "Player_3_4"]
     assert labels == round_player_labels(5, 3, 4)
+
+
+def test_an_agents_strategy_prompt_is_made_from_the_rounds_so_far_each_round():
+    """LLMAgents makes the previous rounds' text once a round, for every agent: each prompt
+    must still be the one rendered from the summaries as they stand (a new round's summary,
+    or a list rebuilt on resume, is never answered with the text of an older one)."""
+    import anyio
+
+    from engine.agents.llm import LLMAgents
+    from engine.config import load_config
+    from engine.models import AgentInfo
+    from engine.providers.base import Completion
+    from engine.runner import with_seed
+
+    config = with_seed(load_config(None, {"seed": 7, "agents": 3}, env={}))
+    condition = PRESETS["identity"]
+    sent: list[str] = []
+
+    class Gateway:
+        async def call(self, request):
+            sent.append(request.messages[0].content)
+            return Completion(text="I reason.\nSTRATEGY: cooperate")
+
+    agents = LLMAgents(Gateway(), config, condition, report=lambda *a, **k: None)  # type: ignore[arg-type]
+    agent = AgentInfo(id=0, kind="llm", model="m")
+    histories = [[], [summary(1, 0.5)], [summary(1, 0.5), summary(2, 0.25)], [summary(1, 0.5), summary(2, 0.75)]]
+
+    async def main() -> None:
+        for recent in histories:
+            for power in (90.0, 110.0):
+                await agents.write_strategy(len(recent) + 1, agent, None, power, recent)
+
+    anyio.run(main)
+    want = [
+        render_strategy_prompt(agents=3, condition=condition, power=p, dynamics=True, recent=r, seed=7)
+        for r in histories
+        for p in (90.0, 110.0)
+    ]
+    assert sent == want
+    assert len(set(sent)) == len(sent)

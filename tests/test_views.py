@@ -20,7 +20,9 @@ PROMPT = re.compile(r"Game history so far:\n(.*)\n\nCurrent opponent: Opponent (
 DECISION = re.compile(r"decision/r(\d+)/g(\d+)/p([12])/t0")
 
 
-@pytest.mark.parametrize("switches", [{}, {"labels": "shuffled"}, {"history": "last:1"}, {"history": "none"}])
+@pytest.mark.parametrize(
+    "switches", [{}, {"labels": "shuffled"}, {"history": "last:1"}, {"history": "last:2"}, {"history": "none"}]
+)
 def test_the_browsers_history_is_what_the_runner_prompted(make_config, switches):
     config = make_config(
         agents=5,

@@ -13,6 +13,7 @@ from engine.prompts import (
     DECISION_TEMPERATURE,
     STRATEGY_MAX_TOKENS,
     STRATEGY_TEMPERATURE,
+    previous_rounds_text,
     render_decision_prompt,
     render_strategy_prompt,
     retry_instruction,
@@ -57,6 +58,18 @@ class LLMAgents:
         self.report = report
         self.cut_off: set[str] = set()
         self.last_call_error: str | None = None
+        # The previous rounds' text of the strategy prompts, the same for every agent of a
+        # round: made once a round (for the summary it was made from, kept alive so that
+        # `is` cannot match a new summary at a recycled address).
+        self._previous: tuple[RoundSummary | None, int, str] = (None, -1, "")
+
+    def previous_rounds(self, recent: list[RoundSummary]) -> str:
+        last = recent[-1] if recent else None
+        cached_last, cached_len, text = self._previous
+        if cached_last is not last or cached_len != len(recent):
+            text = previous_rounds_text(recent, self.seed, self.condition.show_power)
+            self._previous = (last, len(recent), text)
+        return text
 
     async def call(self, request: ChatRequest) -> Completion:
         """One model call through the gateway; remembers whether the reply was cut off."""
@@ -83,6 +96,7 @@ class LLMAgents:
             dynamics=self.config.power.dynamics,
             recent=recent,
             seed=self.seed,
+            previous=self.previous_rounds(recent),
         )
         request = ChatRequest(
             key=f"strategy/r{round}/a{agent.id}",
