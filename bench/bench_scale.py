@@ -3,8 +3,9 @@ is all there is), each run in a fresh child process. Prints figures; asserts not
 
     .venv/bin/python bench/bench_scale.py [--only memory,cost]
 
-  memory  100 agents x 5 rounds, --max-concurrency 128: resident memory (VmRSS) and the
-          peak so far (VmHWM) after each round                 target: peak <= 120 MiB, flat
+  memory  100 agents x 5 rounds, --max-concurrency 128, with the full history and with
+          the last 2 rounds': resident memory (VmRSS) and the peak so far (VmHWM) after
+          each round                                           target: peak <= 120 MiB, flat
   cost    engine CPU per decision (strategies, rendering, parsing, gateway, call log and
           round files included) at 100 agents x 2 rounds against 10 agents x 20 rounds
           (histories of similar length)                        target: ratio <= 1.3
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = ("memory", "cost")
 
 
-def child(agents: int, rounds: int, results: str) -> None:
+def child(agents: int, rounds: int, results: str, history: str) -> None:
     """Run one experiment; print one JSON line per round and one at the end."""
     sys.path.insert(0, str(ROOT))
     import anyio
@@ -50,6 +51,7 @@ def child(agents: int, rounds: int, results: str) -> None:
                 "seed": 1,
                 "results_dir": results,
                 "provider": {"name": "simulated", "latency_ms": 0, "max_concurrency": 128},
+                "switches": {"history": history},
             },
             env={},
         )
@@ -67,10 +69,10 @@ def child(agents: int, rounds: int, results: str) -> None:
     )
 
 
-def run_child(agents: int, rounds: int) -> list[dict]:
+def run_child(agents: int, rounds: int, history: str = "full") -> list[dict]:
     with tempfile.TemporaryDirectory() as results:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", str(agents), str(rounds), results],
+            [sys.executable, __file__, "--child", str(agents), str(rounds), results, history],
             capture_output=True,
             text=True,
             check=True,
@@ -79,16 +81,22 @@ def run_child(agents: int, rounds: int) -> list[dict]:
 
 
 def memory_case() -> None:
-    lines = run_child(100, 5)
-    *rounds, end = lines
-    print(f"100 agents x 5 rounds, simulated 0 ms: before the run {end['start']['VmRSS']:.0f} MiB; {end['wall']:.1f} s")
-    for r in rounds:
-        print(f"  after round {r['round']}: resident {r['VmRSS']:6.1f} MiB, peak so far {r['VmHWM']:6.1f} MiB")
-    growth = (rounds[-1]["VmHWM"] - rounds[0]["VmHWM"]) / max(1, len(rounds) - 1)
-    print(
-        f"  peak {rounds[-1]['VmHWM']:.0f} MiB (target <= 120), growth {growth:+.1f} MiB per round "
-        "after the first (target: flat)"
-    )
+    for history in ("full", "last:2"):
+        lines = run_child(100, 5, history)
+        *rounds, end = lines
+        print(
+            f"100 agents x 5 rounds, simulated 0 ms, history {history}: before the run "
+            f"{end['start']['VmRSS']:.0f} MiB; {end['wall']:.1f} s"
+        )
+        for r in rounds:
+            print(f"  after round {r['round']}: resident {r['VmRSS']:6.1f} MiB, peak so far {r['VmHWM']:6.1f} MiB")
+        growth = (rounds[-1]["VmHWM"] - rounds[0]["VmHWM"]) / max(1, len(rounds) - 1)
+        # from round 3 on, the summaries the strategy prompts show (the last 3) are all there
+        late = (rounds[-1]["VmHWM"] - rounds[2]["VmHWM"]) / max(1, len(rounds) - 3)
+        print(
+            f"  peak {rounds[-1]['VmHWM']:.0f} MiB (target <= 120), growth {growth:+.1f} MiB per round "
+            f"after the first, {late:+.1f} after the third (target: flat)"
+        )
 
 
 def cost_case() -> None:
@@ -105,7 +113,7 @@ def cost_case() -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
-        child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+        child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(CASES)}")

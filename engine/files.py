@@ -103,7 +103,11 @@ def read_file(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
             raise UnsafeFile(f"{path.name} is not a regular file")
         if info.st_size > limit:
             raise UnsafeFile(f"{path.name} is {info.st_size >> 20} MiB, over the {limit >> 20} MiB a reader accepts")
-        data = file.read(limit + 1)
+        # As much as the file holds (asking for `limit` would allocate all of it at once:
+        # 512 MiB of address space per read, refused under a cluster's ulimit -v).
+        data = file.read(info.st_size + 1)
+        if len(data) > info.st_size:  # it grew since: the rest, within the limit
+            data += file.read(limit + 1 - len(data))
     if len(data) > limit:
         raise UnsafeFile(f"{path.name} grew past the {limit >> 20} MiB a reader accepts")
     return data

@@ -138,3 +138,30 @@ async def test_a_default_simulated_run_uses_follow_ups_and_stays_under_the_valid
     ]
     non_fresh = sum(bool({"carried_over", "fallback"} & set(s["flags"])) for s in strategies)
     assert non_fresh / len(strategies) < 0.10
+
+
+def test_a_call_at_0_ms_still_gives_the_event_loop_a_turn():
+    """As a network call does. Without it a worker played a whole round in one loop step:
+    a UI on the loop froze, and at 100 agents every prompt and call record of the round
+    (~600 MiB) stayed in memory until the round ended."""
+    config = load_config(None, {"seed": 1, "provider": {"name": "simulated", "latency_ms": 0}}, {})
+    provider = make_provider(config, {})
+    request = ChatRequest(
+        key="decision/r1/g1/p1/t0",
+        model="m",
+        messages=[Message("user", render_decision_prompt("Always cooperate.", "", "A"))],
+        temperature=0.3,
+        max_tokens=100,
+    )
+    others: list[str] = []
+
+    async def other() -> None:
+        others.append("ran")
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other)  # scheduled; runs only if complete() yields
+            await provider.complete(request)
+            assert others == ["ran"]
+
+    anyio.run(main)

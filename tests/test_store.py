@@ -86,3 +86,39 @@ def test_a_store_that_cannot_open_its_logs_releases_the_lock(tmp_path, monkeypat
         ExperimentStore(directory)
     monkeypatch.setattr(builtins, "open", real_open)
     ExperimentLock(directory).acquire().release()  # free again
+
+
+def test_reading_a_small_file_allocates_what_it_holds_not_the_limit(tmp_path):
+    """Asking for the 512 MiB limit at once allocated it on every read (a round file, the
+    index): address space a cluster's `ulimit -v` refuses, for a file of a few bytes."""
+    import tracemalloc
+
+    from engine.files import read_file
+
+    path = tmp_path / "small.json"
+    path.write_bytes(b'{"a": 1}')
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        assert read_file(path) == b'{"a": 1}'
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_a_file_that_grows_while_read_is_read_whole_within_the_limit(tmp_path, monkeypatch):
+    from engine import files
+
+    path = tmp_path / "growing.json"
+    path.write_bytes(b"x" * 100)
+    real_fstat = os.fstat
+
+    def stale_fstat(fd):  # the size as it was before the writer appended 90 bytes
+        info = real_fstat(fd)
+        return os.stat_result((*info[:6], 10, *info[7:]))
+
+    monkeypatch.setattr(files.os, "fstat", stale_fstat)
+    assert files.read_file(path) == b"x" * 100
+    with pytest.raises(files.UnsafeFile, match="grew past"):
+        files.read_file(path, limit=50)

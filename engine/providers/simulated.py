@@ -100,8 +100,10 @@ class SimulatedProvider:
         self.effect = effect
 
     async def complete(self, request: ChatRequest) -> Completion:
-        if self.latency_s:
-            await anyio.sleep(self.latency_s)
+        # Even at 0 ms a call gives the loop a turn, as a network call does: otherwise a
+        # worker would play the whole round in one loop step, freezing a UI on the loop and
+        # keeping every prompt and call record of the round in memory until it ends.
+        await anyio.sleep(self.latency_s)
         prompt = request.messages[0].content
         finish_reason = "stop"
         if _DECISION_RE.search(prompt):
