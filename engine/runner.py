@@ -3,6 +3,7 @@ its records saved; events to an observer; RunControl honoured.
 
 Data flow: config -> runner -> (rounds: LLM agents via the gateway, game, analysis) -> store."""
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable
@@ -181,20 +182,19 @@ class Experiment:
                     status, message = "failed", f"cannot write the results: {exc}"
                 finally:
                     self.call_log.close()
-                # The result is what the round files say (the state keeps no games); read off
-                # the loop, as the indicators: tenths of a second at 100 agents.
+                # The result is what the round files say (the state keeps no games); off the loop.
                 saved = LoadedExperiment(self.store.directory, self.manifest)
                 played, unreadable = await off_loop(read_rounds, saved, len(self.state.summaries))
                 if unreadable is not None:
                     status, message = "failed", f"{unreadable}; the result covers the rounds before it"
-                    self.error("storage", message)
+                    with contextlib.suppress(OSError):  # the result says it, if the log cannot
+                        self.error("storage", message)
                 result = await off_loop(self.finish, played, status or "aborted", message or "cancelled")
             self.notify(RunFinished(result, self.store.directory))
         return result
 
     def finish(self, played: PlayedRounds, status: Status, message: str | None) -> ExperimentResult:
-        """The result of the rounds `played` and the final manifest, written (runs in a
-        worker thread)."""
+        """The result of the rounds `played` and the final manifest, written (worker thread)."""
         end = now_iso()
         self.agents = final_agents(self.agents, self.state)
         result = build_result(
