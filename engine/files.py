@@ -106,8 +106,12 @@ def read_file(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
         # As much as the file holds (asking for `limit` would allocate all of it at once:
         # 512 MiB of address space per read, refused under a cluster's ulimit -v).
         data = file.read(info.st_size + 1)
-        if len(data) > info.st_size:  # it grew since: the rest, within the limit
-            data += file.read(limit + 1 - len(data))
+        if len(data) > info.st_size:  # it grew since: the rest, a MiB at a time, within the limit
+            parts, size = [data], len(data)
+            while size <= limit and (chunk := file.read(1 << 20)):
+                parts.append(chunk)
+                size += len(chunk)
+            data = b"".join(parts)
     if len(data) > limit:
         raise UnsafeFile(f"{path.name} grew past the {limit >> 20} MiB a reader accepts")
     return data

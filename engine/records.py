@@ -91,12 +91,19 @@ def new_manifest(
     )
 
 
-def final_agents(agents: list[AgentInfo], state: ExperimentState) -> list[AgentInfo]:
-    """New records, not changed in place: observers hold the old ones (RunStarted's
-    manifest) and may read them at any time."""
+def final_agents(agents: list[AgentInfo], state: ExperimentState, played: PlayedRounds) -> list[AgentInfo]:
+    """The agents' final power and total score after the rounds `played`: the state's, or
+    when a round file could not be read back (the result covers fewer rounds), as those
+    rounds' summaries say (as resume rebuilds them). New records, not changed in place:
+    observers hold the old ones (RunStarted's manifest) and may read them at any time."""
+    powers, totals = state.powers, state.total_scores
+    if len(played.summaries) < len(state.summaries):
+        powers = list(played.summaries[-1].agent_powers) if played.summaries else [a.initial_power for a in agents]
+        totals = [0.0] * len(agents)
+        for summary in played.summaries:
+            totals = [t + s for t, s in zip(totals, summary.agent_scores, strict=True)]
     return [
-        msgspec.structs.replace(agent, final_power=state.powers[agent.id], total_score=state.total_scores[agent.id])
-        for agent in agents
+        msgspec.structs.replace(agent, final_power=powers[agent.id], total_score=totals[agent.id]) for agent in agents
     ]
 
 

@@ -196,7 +196,7 @@ class Experiment:
     def finish(self, played: PlayedRounds, status: Status, message: str | None) -> ExperimentResult:
         """The result of the rounds `played` and the final manifest, written (worker thread)."""
         end = now_iso()
-        self.agents = final_agents(self.agents, self.state)
+        self.agents = final_agents(self.agents, self.state, played)
         result = build_result(
             self.store.experiment_id,
             self.config,

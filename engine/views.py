@@ -62,10 +62,8 @@ class History:
     def add_round(self, round: int, games: list[GameResult]) -> None:
         """Add the round's games to each reader's history, in game order; drop the rounds
         that no later decision shows."""
-        if self.window == 0:
-            return
         added: dict[int, list[str]] = {}
-        for g in games:
+        for g in games if self.window != 0 else ():
             for me in (g.player1_id, g.player2_id):
                 if me in self.readers:
                     added.setdefault(me, []).append(game_line(round, g, me, self.labels(me, round)))

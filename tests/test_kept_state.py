@@ -138,6 +138,9 @@ async def test_a_round_file_lost_during_the_run_fails_it_loudly_with_the_rounds_
     assert result.message is not None and "round 2's files cannot be read back" in result.message
     assert "games_r2.json" in result.message
     assert result.total_rounds == 1 and result.total_games == 6
+    round_one = result.round_summaries[0]  # the agents' standing is round 1's too, not the run's
+    assert [a.total_score for a in result.agents] == round_one.agent_scores
+    assert [a.final_power for a in result.agents] == round_one.agent_powers
     (loaded,) = list_experiments(Path(config.results_dir))
     assert loaded.result == result and loaded.manifest is not None and loaded.manifest.status == "failed"
     errors = (loaded.directory / "experiment_errors.log").read_text()
@@ -155,3 +158,13 @@ def test_the_state_holds_no_game_once_a_round_is_added():
         items = value.values() if isinstance(value, dict) else value
         assert not any(isinstance(item, GameResult) for item in items)
     assert state.moves.moves == 16
+
+
+def test_a_history_of_none_with_shuffled_labels_keeps_no_labels_between_rounds():
+    condition = msgspec.structs.replace(PRESETS["baseline"], history="none", labels="shuffled")
+    history = History(1, 3, condition, [0, 1, 2])
+    for round in range(1, 4):
+        for viewer in range(3):
+            history.labels(viewer, round)  # as each decision asks for its opponent's label
+        history.add_round(round, random_games(random.Random(round), 2, round))
+        assert history.text(0, round + 1) == "" and not history._labels

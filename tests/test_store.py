@@ -119,6 +119,13 @@ def test_a_file_that_grows_while_read_is_read_whole_within_the_limit(tmp_path, m
         return os.stat_result((*info[:6], 10, *info[7:]))
 
     monkeypatch.setattr(files.os, "fstat", stale_fstat)
-    assert files.read_file(path) == b"x" * 100
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        assert files.read_file(path) == b"x" * 100  # the rest read in small pieces, not `limit` at once
+        assert tracemalloc.get_traced_memory()[1] < 4 << 20
+    finally:
+        tracemalloc.stop()
     with pytest.raises(files.UnsafeFile, match="grew past"):
         files.read_file(path, limit=50)
