@@ -22,6 +22,8 @@ from pathlib import Path
 
 import msgspec
 
+from engine.agents.llm import CUT_OFF
+from engine.calls import round_of
 from engine.config import Config, validate
 from engine.control import RunControl
 from engine.errors import ResumeError
@@ -147,6 +149,7 @@ async def resume_experiment(
         experiment = Experiment(
             resumable.config, resumable.store, provider, observer, control, restored=restored(resumable)
         )
+        resumable.calls.clear()  # the whole log: the replay map keeps what the run asks for again
         return await experiment.run()
     finally:
         resumable.store.close()
@@ -208,11 +211,17 @@ def restored(resumable: Resumable) -> Restored:
     for saved in resumable.rounds:
         state.add_saved_round(saved.strategies, saved.games, saved.summary)
     calls = resumable.calls
-    replay = replay_map(calls)
+    answered = replay_map(calls)
+    # Only the rounds played again ask for their calls: the map keeps those, not the whole
+    # log (at 100 agents, every prompt of every round).
+    replay = {
+        key: call for key, call in answered.items() if (round_of(key) or resumable.next_round) >= resumable.next_round
+    }
     return Restored(
         state=state,
         manifest=manifest,
         replay=replay,
+        cut_off={key for key, call in answered.items() if call.finish_reason == CUT_OFF},
         calls=sum(c.attempts - c.unsent for c in calls),
         retries=sum(c.attempts - 1 for c in calls),
         cost=sum(c.cost for c in calls),

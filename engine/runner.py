@@ -15,7 +15,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
-from engine.agents.llm import CUT_OFF, LLMAgents
+from engine.agents.llm import LLMAgents
 from engine.calllog import CallLog
 from engine.calls import Budget, CallGateway, FatalCallError, now_iso
 from engine.conditions import Condition, resolve_condition
@@ -120,6 +120,7 @@ class Experiment:
         stats.cost, stats.empty_replies = restored.cost, restored.empty_replies
         self.gateway.cost_is_estimate = restored.cost_is_estimate
         self.gateway.replay = restored.replay
+        self.llm.cut_off.update(restored.cut_off)  # the earlier rounds' too
         self.gateway.budget.exceeded = restored.budget_reached
         for note in restored.notes:
             self.error("resume_repair", note)
@@ -145,8 +146,6 @@ class Experiment:
         message: str | None = None
         with anyio.CancelScope(shield=True):  # fsync: not on the loop, and never half done
             await off_loop(self.store.write_manifest, self.manifest)
-        # a resumed run's earlier rounds: their calls are in the replay map (engine/resume.py)
-        self.llm.cut_off.update(key for key, call in self.gateway.replay.items() if call.finish_reason == CUT_OFF)
         self.notify(RunStarted(self.manifest, self.store.directory, len(self.state.summaries) + 1))
         try:
             with anyio.CancelScope() as scope:

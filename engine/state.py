@@ -104,7 +104,8 @@ class Restored:
 
     state: ExperimentState
     manifest: Manifest  # as recorded: the run keeps its start time
-    replay: dict[str, CallRecord]  # key -> a recorded successful call, answered from the log
+    replay: dict[str, CallRecord]  # key -> a recorded successful call of a round played again
+    cut_off: set[str]  # the keys of every recorded reply cut off by max_tokens
     calls: int
     retries: int
     cost: float

@@ -133,6 +133,7 @@ def resumed_start(directory: Path, provider: Provider) -> Start:
                 budget=budget,
                 restored=restored(resumable),
             )
+            resumable.calls.clear()  # the whole log: the replay map keeps what the run asks for again
             return await experiment.run()
         finally:
             resumable.store.close()

@@ -100,3 +100,40 @@ def test_a_restored_experiment_continues_with_what_it_is_given(make_config):
     assert [e.message for e in errors if e.type == "resume_repair"] == ["a note about a repair"]
     calls, _ = read_jsonl(directory / "calls.jsonl", CallRecord)
     assert result.total_api_calls == len(calls)  # one attempt each: the counters went on from round 1's
+
+
+def test_the_replay_map_holds_only_the_calls_of_the_rounds_played_again(make_config):
+    """Not the whole call log: at 100 agents that is every prompt of every round, held in
+    memory for the whole resumed run. Earlier rounds' calls are never asked for again."""
+    from engine.calls import round_of
+
+    config = make_config(agents=5, rounds=4)
+    directory = stopped_after(config, 2, make_provider(config, {}))
+    resumable = open_resume(directory)
+    try:
+        rest = restored(resumable)
+        logged = {c.key for c in resumable.calls if c.reply is not None}
+    finally:
+        resumable.store.close()
+    assert resumable.next_round == 3
+    assert {round_of(key) for key in logged} >= {1, 2}  # the log has them ...
+    assert all(round_of(key) >= 3 for key in rest.replay)  # ... the map does not
+    assert set(rest.replay) == {key for key in logged if round_of(key) >= 3}
+
+
+def test_a_resumed_run_lets_go_of_the_call_log_it_was_opened_with(make_config):
+    from engine.resume import resume_experiment
+
+    config = make_config(agents=5, rounds=4)
+    directory = stopped_after(config, 2, make_provider(config, {}))
+    resumable = open_resume(directory)
+    assert resumable.calls
+    seen: list[int] = []
+
+    class During:
+        def on_event(self, event: object) -> None:
+            if isinstance(event, RoundSummarised):
+                seen.append(len(resumable.calls))
+
+    result = anyio.run(lambda: resume_experiment(resumable, make_provider(config, {}), During()))
+    assert result.status == "completed" and seen == [0, 0]
