@@ -19,6 +19,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -146,13 +147,26 @@ async def resume_experiment(
 ) -> ExperimentResult:
     """Rebuild the experiment's state and run it from `next_round` to the end."""
     try:
-        experiment = Experiment(
-            resumable.config, resumable.store, provider, observer, control, restored=restored(resumable)
-        )
-        resumable.calls.clear()  # the whole log: the replay map keeps what the run asks for again
-        return await experiment.run()
+        return await continued(resumable, provider, observer, control).run()
     finally:
         resumable.store.close()
+
+
+def continued(
+    resumable: Resumable,
+    provider: Provider,
+    observer: Observer | None,
+    control: RunControl | None,
+    **shared: Any,
+) -> Experiment:
+    """The `Experiment` that continues `resumable` (`shared`: a sweep's limiter and budget).
+    The log's records it was opened with are let go: the replay map keeps what the run asks
+    for again, and the whole log (every prompt of every round) is not held during the run."""
+    experiment = Experiment(
+        resumable.config, resumable.store, provider, observer, control, restored=restored(resumable), **shared
+    )
+    resumable.calls.clear()
+    return experiment
 
 
 # -- repairs -----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from engine.control import RunControl
 from engine.limits import Limiter
 from engine.models import ExperimentResult
 from engine.providers.base import Provider
-from engine.resume import open_resume, restored
+from engine.resume import continued, open_resume
 from engine.runner import Experiment, utc_now
 from engine.store import ExperimentStore, write_atomic
 from engine.sweep_events import (
@@ -123,18 +123,7 @@ def resumed_start(directory: Path, provider: Provider) -> Start:
     async def start(limiter: Limiter, budget: Budget, observer: Forward, control: RunControl) -> ExperimentResult:
         resumable = open_resume(directory)
         try:  # the notes (torn log lines set aside) go to the experiment's error log
-            experiment = Experiment(
-                resumable.config,
-                resumable.store,
-                provider,
-                observer,
-                control,
-                limiter=limiter,
-                budget=budget,
-                restored=restored(resumable),
-            )
-            resumable.calls.clear()  # the whole log: the replay map keeps what the run asks for again
-            return await experiment.run()
+            return await continued(resumable, provider, observer, control, limiter=limiter, budget=budget).run()
         finally:
             resumable.store.close()
 
