@@ -168,3 +168,24 @@ def test_a_history_of_none_with_shuffled_labels_keeps_no_labels_between_rounds()
             history.labels(viewer, round)  # as each decision asks for its opponent's label
         history.add_round(round, random_games(random.Random(round), 2, round))
         assert history.text(0, round + 1) == "" and not history._labels
+
+
+async def test_the_result_of_a_run_cut_short_is_written_even_when_the_error_log_cannot_be(make_config, monkeypatch):
+    from engine.store import ExperimentStore
+
+    config = make_config(agents=4, rounds=2)
+
+    class DeleteRoundOne:
+        def on_event(self, event: object) -> None:
+            if isinstance(event, RoundSummarised) and event.summary.round == 1:
+                next(Path(config.results_dir).glob("*/rounds/games_r1.json")).unlink()
+
+                def full_disk(self: object, record: object) -> None:
+                    raise OSError(28, "No space left on device")
+
+                monkeypatch.setattr(ExperimentStore, "log_error", full_disk)
+
+    result = await run_experiment(config, provider=make_provider(config, {}), observer=DeleteRoundOne())
+    assert result.status == "failed" and "games_r1.json" in (result.message or "")
+    (loaded,) = list_experiments(Path(config.results_dir))
+    assert loaded.result == result
