@@ -194,6 +194,19 @@ def test_a_header_that_would_split_the_request_is_refused(bad):
         http11.request_bytes(b"POST", b"/v1", [(b"Authorization", b"Bearer " + bad)], b"{}")
 
 
+@pytest.mark.parametrize("name", [b"X,Y", b"X Y", b"", b"X:", b"X\r\nY"])
+def test_a_header_name_that_is_no_token_is_refused_wherever_it_stands(name):
+    for at in range(3):
+        headers = [(b"Host", b"h"), (b"Accept", b"*/*")]
+        headers.insert(at, (name, b"v"))
+        with pytest.raises(httpx.LocalProtocolError, match="illegal header"):
+            http11.request_bytes(b"POST", b"/v1", headers, b"{}")
+
+
+def test_a_request_without_headers_is_only_the_request_line():
+    assert http11.request_bytes(b"GET", b"/", [], b"") == b"GET / HTTP/1.1\r\n\r\n"
+
+
 def test_a_request_is_what_h11_would_send():
     headers = [(b"Host", b"127.0.0.1:8000"), (b"Content-Length", b"2"), (b"Authorization", b"Bearer sk-1")]
     sent = http11.request_bytes(b"POST", b"/v1/chat/completions", headers, b"{}")

@@ -68,6 +68,7 @@ class OpenAICompatProvider:
         self._url = httpx.URL(self.url)
         port = self._url.port or (443 if self._url.scheme == "https" else 80)
         self._origin = (self._url.raw_scheme, self._url.raw_host, port)
+        self._target = self._url.raw_path  # httpx works it out anew at every read
         host = httpx.Request("POST", self._url).headers["Host"].encode("ascii")
         headers = request_headers(api_key, self.openrouter)
         self._head = [(b"Host", host)] + [(n.encode(), v.encode()) for n, v in headers.items()]
@@ -96,9 +97,7 @@ class OpenAICompatProvider:
         content = msgspec.json.encode(body)
         headers = [*self._head, (b"Content-Length", b"%d" % len(content))]
         deadline = time.monotonic() + self.timeout_s  # for the whole attempt, not each read
-        http_request = http11.Request(
-            b"POST", self._origin, self._url.raw_path, headers, content, self._timeouts, deadline
-        )
+        http_request = http11.Request(b"POST", self._origin, self._target, headers, content, self._timeouts, deadline)
         try:
             response = await self._client.send(http_request)
         except (httpx.TimeoutException, TimeoutError) as exc:
