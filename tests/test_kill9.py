@@ -131,8 +131,12 @@ def test_no_call_recorded_before_a_kill_is_sent_again(tmp_path):
         process.wait()
         sent_before_kill = server.count
         recorded, _ = read_jsonl(directory / "calls.jsonl", CallRecord)
-        in_flight = sent_before_kill - sum(c.attempts for c in recorded)
-        assert 0 <= in_flight <= 4  # max_concurrency
+        # Lost with the kill: the calls in flight (at most max_concurrency) and those that had
+        # just returned, their records still on the way to the file (the call log is written
+        # once per loop tick, by a writer thread): no fixed bound, so none is asserted. What
+        # is guaranteed is below: exactly these are sent again, nothing recorded is.
+        lost = sent_before_kill - sum(c.attempts for c in recorded)
+        assert lost >= 0
 
         assert main(["resume", str(directory), "--headless"]) == 0
         sent_on_resume = server.count - sent_before_kill
