@@ -129,6 +129,13 @@ class CallGateway:
         self.reserved += worst
         return worst
 
+    async def prepare(self, calls: int) -> None:
+        """Tell the provider that about `calls` requests will be sent at once soon (an HTTP
+        provider opens their connections ahead; others have nothing to prepare)."""
+        prepare = getattr(self.provider, "prepare", None)
+        if prepare is not None:
+            await prepare(calls)
+
     async def call(self, request: ChatRequest) -> Completion:
         recorded = self.replay.get(request.key)
         if recorded is not None and recorded.reply is not None:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 
 from engine.models import AcausalIndicators, GameResult, RoundSummary, StrategyRecord
-from engine.moves import all_moves, cooperation_rate, fallback_share, fresh_cooperation_rate, ratio
+from engine.moves import Move, cooperation_rate, fallback_share, fresh_cooperation_rate, moves_of, ratio
 from engine.similarity import is_fresh
 
 # A game is "asymmetric" when larger power / smaller power reaches this ratio (inclusive).
@@ -145,10 +145,14 @@ def compute_indicators(
     fewer than 2 rounds (of distinct numbers) for the trend.
     """
     fresh = [s for s in strategies if is_fresh(s)]
-    moves = all_moves(games)
     later = [s for s in fresh if s.round >= 2]
-    asymmetric = [g for g in games if _is_asymmetric(g)]
-    symmetric = [g for g in games if not _is_asymmetric(g)]
+    moves: list[Move] = []
+    asymmetric: list[Move] = []
+    symmetric: list[Move] = []
+    for g in games:
+        pair = moves_of(g)
+        moves += pair
+        (asymmetric if _is_asymmetric(g) else symmetric).extend(pair)
     ordered = sorted(summaries, key=lambda s: s.round)
     rated = [s for s in ordered if s.cooperation_rate is not None]
     points: list[tuple[int, float]] = []
@@ -157,8 +161,8 @@ def compute_indicators(
             points.append((summary.round, summary.strategy_similarity))
     return AcausalIndicators(
         identity_reasoning_frequency=_marker_share(fresh, _IDENTITY_RE),
-        cooperation_despite_asymmetry=cooperation_rate(all_moves(asymmetric)),
-        cooperation_when_symmetric=cooperation_rate(all_moves(symmetric)),
+        cooperation_despite_asymmetry=cooperation_rate(asymmetric),
+        cooperation_when_symmetric=cooperation_rate(symmetric),
         surprise_at_defection=_marker_share(later, _SURPRISE_RE),
         strategy_convergence=points[-1][1] - points[0][1] if len(points) >= 2 else None,
         rounds_to_convergence=_rounds_to_convergence(points),

@@ -101,8 +101,15 @@ class Round:
             ready.put(moves_of[player])
 
         left = len(self.agents)  # strategies not in yet
+        workers = min(self.config.provider.max_concurrency, 2 * len(pairs))
+        warming = anyio.CancelScope()  # the decisions' connections, opened while strategies are written
+
+        async def warm_up() -> None:
+            with warming:
+                await self.llm.gateway.prepare(workers)
 
         def all_strategies_in() -> None:
+            warming.cancel()
             self.check_strategies_reached_a_model(records)
             for player in sorted(waiting):
                 queue(player)
@@ -138,8 +145,9 @@ class Round:
             # The strategy requests go out first; the workers are spawned while they are in
             # flight (spawning ~100 tasks is milliseconds of CPU, no longer ahead of the round's first call).
             await anyio.lowlevel.checkpoint()
-            for _ in range(min(self.config.provider.max_concurrency, 2 * len(pairs))):
+            for _ in range(workers):
                 tg.start_soon(worker)
+            tg.start_soon(warm_up)
         if self.llm.gateway.budget_exceeded or len(records) < self.n:
             return None
         results = games.results()

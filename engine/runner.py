@@ -18,6 +18,7 @@ from anyio.abc import TaskGroup
 from engine.agents.llm import LLMAgents
 from engine.calllog import CallLog
 from engine.calls import Budget, CallGateway, FatalCallError, now_iso
+from engine.collect import fewer_collections
 from engine.conditions import Condition, resolve_condition
 from engine.config import Config
 from engine.control import RunControl
@@ -112,8 +113,7 @@ class Experiment:
             self.resume_from(restored)
 
     def resume_from(self, restored: Restored) -> None:
-        """Continue where the interrupted run stood: its state, counters, replay map and
-        manifest; the repairs made on opening it go to the error log (not counted)."""
+        """Continue where the interrupted run stood; repairs made on opening it are logged, uncounted."""
         self.state = restored.state
         stats = self.control.stats
         stats.calls, stats.retries = restored.calls, restored.retries
@@ -142,55 +142,56 @@ class Experiment:
     # -- the run ----------------------------------------------------------------------
 
     async def run(self) -> ExperimentResult:
-        status: Status | None = None
-        message: str | None = None
-        with anyio.CancelScope(shield=True):  # fsync: not on the loop, and never half done
-            await off_loop(self.store.write_manifest, self.manifest)
-        self.notify(RunStarted(self.manifest, self.store.directory, len(self.state.summaries) + 1))
-        try:
-            with anyio.CancelScope() as scope:
-                self.control.attach(scope, self.notify)
-                async with anyio.create_task_group() as saving:  # a round saved as the next one plays
-                    for round in range(len(self.state.summaries) + 1, self.config.rounds + 1):
-                        await self.play_round(round, saving)
-                        if self.gateway.budget_exceeded:
-                            status, message = "budget_exceeded", self.gateway.budget.stop_message()
-                            break
-            if self.control.aborted:
-                status, message = "aborted", self.control.abort_reason
-            elif status is None:
-                status = "completed"
-        except* FatalCallError as group:
-            status, message = "failed", str(first_error(group))
-            self.error("fatal", message)
-        except* OSError as group:
-            status, message = "failed", f"cannot write the results: {first_error(group)}"
-            self.error("storage", message)
-        except* Exception as group:
-            status = "failed"
-            error = first_error(group)
-            message = f"internal error: {type(error).__name__}: {error}"
-            self.error("internal", message)
-        finally:
-            self.saves.forget_unsaved(self.state)  # a failed save: the result says what the files say
-            self.saves.release()
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self.call_log.drain()
-                except OSError as exc:
-                    status, message = "failed", f"cannot write the results: {exc}"
-                finally:
-                    self.call_log.close()
-                # The result is what the round files say (the state keeps no games); off the loop.
-                saved = LoadedExperiment(self.store.directory, self.manifest)
-                played, unreadable = await off_loop(read_rounds, saved, len(self.state.summaries))
-                if unreadable is not None:
-                    status, message = "failed", f"{unreadable}; the result covers the rounds before it"
-                    with contextlib.suppress(OSError):  # the result says it, if the log cannot
-                        self.error("storage", message)
-                result = await off_loop(self.finish, played, status or "aborted", message or "cancelled")
-            self.notify(RunFinished(result, self.store.directory))
-        return result
+        with fewer_collections():  # fewer young-generation collections while calls are in flight
+            status: Status | None = None
+            message: str | None = None
+            with anyio.CancelScope(shield=True):  # fsync: not on the loop, and never half done
+                await off_loop(self.store.write_manifest, self.manifest)
+            self.notify(RunStarted(self.manifest, self.store.directory, len(self.state.summaries) + 1))
+            try:
+                with anyio.CancelScope() as scope:
+                    self.control.attach(scope, self.notify)
+                    async with anyio.create_task_group() as saving:  # a round saved as the next one plays
+                        for round in range(len(self.state.summaries) + 1, self.config.rounds + 1):
+                            await self.play_round(round, saving)
+                            if self.gateway.budget_exceeded:
+                                status, message = "budget_exceeded", self.gateway.budget.stop_message()
+                                break
+                if self.control.aborted:
+                    status, message = "aborted", self.control.abort_reason
+                elif status is None:
+                    status = "completed"
+            except* FatalCallError as group:
+                status, message = "failed", str(first_error(group))
+                self.error("fatal", message)
+            except* OSError as group:
+                status, message = "failed", f"cannot write the results: {first_error(group)}"
+                self.error("storage", message)
+            except* Exception as group:
+                status = "failed"
+                error = first_error(group)
+                message = f"internal error: {type(error).__name__}: {error}"
+                self.error("internal", message)
+            finally:
+                self.saves.forget_unsaved(self.state)  # a failed save: the result says what the files say
+                self.saves.release()
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self.call_log.drain()
+                    except OSError as exc:
+                        status, message = "failed", f"cannot write the results: {exc}"
+                    finally:
+                        self.call_log.close()
+                    # The result is what the round files say (the state keeps no games); off the loop.
+                    saved = LoadedExperiment(self.store.directory, self.manifest)
+                    played, unreadable = await off_loop(read_rounds, saved, len(self.state.summaries))
+                    if unreadable is not None:
+                        status, message = "failed", f"{unreadable}; the result covers the rounds before it"
+                        with contextlib.suppress(OSError):  # the result says it, if the log cannot
+                            self.error("storage", message)
+                    result = await off_loop(self.finish, played, status or "aborted", message or "cancelled")
+                self.notify(RunFinished(result, self.store.directory))
+            return result
 
     def finish(self, played: PlayedRounds, status: Status, message: str | None) -> ExperimentResult:
         """The result of the rounds `played` and the final manifest, written (worker thread)."""

@@ -203,6 +203,19 @@ def test_a_header_name_that_is_no_token_is_refused_wherever_it_stands(name):
             http11.request_bytes(b"POST", b"/v1", headers, b"{}")
 
 
+def test_headers_found_legal_are_remembered_but_never_a_bad_one_and_not_without_bound(monkeypatch):
+    monkeypatch.setattr(http11, "_CHECKED", set())
+    http11.request_bytes(b"POST", b"/v1", [(b"Authorization", b"Bearer sk-good")], b"{}")
+    assert (b"Authorization", b"Bearer sk-good") in http11._CHECKED
+    with pytest.raises(httpx.LocalProtocolError):  # same name, a value that would split the request
+        http11.request_bytes(b"POST", b"/v1", [(b"Authorization", b"Bearer sk\r\nX: 1")], b"{}")
+    for length in range(3 * http11.MAX_CHECKED):
+        http11.request_bytes(b"POST", b"/v1", [(b"Content-Length", b"%d" % length)], b"")
+    assert len(http11._CHECKED) == http11.MAX_CHECKED
+    with pytest.raises(httpx.LocalProtocolError):  # checked still, past the bound
+        http11.request_bytes(b"POST", b"/v1", [(b"Content-Length", b"1\n2")], b"")
+
+
 def test_a_request_without_headers_is_only_the_request_line():
     assert http11.request_bytes(b"GET", b"/", [], b"") == b"GET / HTTP/1.1\r\n\r\n"
 

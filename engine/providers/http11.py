@@ -35,13 +35,21 @@ _FOLD = re.compile(rb"[ \t]+")
 Headers = list[tuple[bytes, bytes]]
 
 
+_CHECKED: set[tuple[bytes, bytes]] = set()  # headers found legal (the same few, request after request)
+MAX_CHECKED = 256
+
+
 def request_bytes(method: bytes, target: bytes, headers: Headers, body: bytes) -> bytes:
     """The whole request. A header that could end the head early (a CR, LF or NUL, say in
     an API key) is refused here rather than sent."""
     lines = [b"%s %s HTTP/1.1" % (method, target)]
-    for name, value in headers:
-        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
-            raise httpx.LocalProtocolError(f"illegal header {name!r} (or its value) in the request")
+    for header in headers:
+        name, value = header
+        if header not in _CHECKED:
+            if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+                raise httpx.LocalProtocolError(f"illegal header {name!r} (or its value) in the request")
+            if len(_CHECKED) < MAX_CHECKED:
+                _CHECKED.add(header)
         lines.append(name + b": " + value)
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 

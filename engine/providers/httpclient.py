@@ -16,6 +16,7 @@ from engine.providers.aionet import AsyncioBackend, AsyncioStream
 
 KEEPALIVE_EXPIRY_S = 5.0  # as httpx's default: an idle connection older than this is closed
 READ_SIZE = 64 * 1024
+WARM_PARALLEL = 8  # connections opened ahead at once (PooledTransport.prepare)
 
 # errors of the network layer as the httpx ones the provider classifies
 _ERRORS: dict[type[Exception], type[httpx.HTTPError]] = {
@@ -38,6 +39,7 @@ class Connection:
         self.stream = stream
         self.idle_since = time.monotonic()
         self.open = True  # False once a response left it unusable
+        self.warmed = False  # opened ahead (PooledTransport.prepare) and not used yet
 
     def expired(self) -> bool:
         """Idle too long, or readable while idle: the server closed it (or sent junk)."""
@@ -80,6 +82,38 @@ class PooledTransport:
         self._backend = AsyncioBackend()
         self._idle: defaultdict[Origin, list[Connection]] = defaultdict(list)
         self._open: set[Connection] = set()
+        self.warming = True  # False once opening connections ahead proved useless
+        self._connecting = 0  # connections being opened now
+
+    async def prepare(self, origin: Origin, wanted: int, timeout: float | None) -> None:
+        """Open connections to `origin` ahead of a burst of requests until `wanted` (at most
+        max_idle) are open, WARM_PARALLEL at a time (a burst of connections at once makes a
+        server accept them all before it reads any request), so that their TCP and TLS
+        set-ups happen while the loop would idle rather than in the burst. Best effort, and
+        given up for good when it fails once or a connection opened ahead expires unused
+        (requests come later than the keep-alive lasts: opening ahead would only waste
+        set-ups); a request that finds no idle connection opens one, as ever."""
+        missing = min(wanted, self.max_idle) - len(self._open) - self._connecting
+
+        async def opener() -> None:
+            nonlocal missing
+            while self.warming and missing > 0:
+                missing -= 1
+                try:
+                    connection = await self._connect(origin, timeout)
+                except (httpcore.NetworkError, httpcore.TimeoutException, OSError):
+                    self.warming = False
+                    return
+                idle = self._idle[origin]
+                if len(idle) < self.max_idle:
+                    connection.warmed = True
+                    idle.append(connection)
+                else:
+                    self._drop(connection)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(min(WARM_PARALLEL, missing)):
+                group.start_soon(opener)
 
     @property
     def connections(self) -> int:
@@ -116,18 +150,24 @@ class PooledTransport:
         while idle:
             connection = idle.pop()
             if not connection.expired():
+                connection.warmed = False
                 return connection
+            self.warming &= not connection.warmed
             self._drop(connection)
         return None
 
     async def _connect(self, origin: Origin, timeout: float | None) -> Connection:
         host = origin[1].decode("ascii")
-        stream = await self._backend.connect_tcp(host, origin[2], timeout=timeout)
-        if origin[0] == b"https":
-            if self._tls is None:
-                self._tls = httpx.create_ssl_context()  # certifi, or SSL_CERT_FILE / SSL_CERT_DIR
-            self._tls.set_alpn_protocols(["http/1.1"])
-            stream = await stream.start_tls(self._tls, server_hostname=host, timeout=timeout)
+        self._connecting += 1
+        try:
+            stream = await self._backend.connect_tcp(host, origin[2], timeout=timeout)
+            if origin[0] == b"https":
+                if self._tls is None:
+                    self._tls = httpx.create_ssl_context()  # certifi, or SSL_CERT_FILE / SSL_CERT_DIR
+                self._tls.set_alpn_protocols(["http/1.1"])
+                stream = await stream.start_tls(self._tls, server_hostname=host, timeout=timeout)
+        finally:
+            self._connecting -= 1
         connection = Connection(stream)  # type: ignore[arg-type]
         self._open.add(connection)
         return connection

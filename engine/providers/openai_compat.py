@@ -26,7 +26,7 @@ from engine.config import ProviderSettings
 from engine.pricing import PriceTable, estimate_tokens, warn_unknown
 from engine.providers import http11
 from engine.providers.base import EMPTY_REPLY, ChatRequest, Completion, ProviderError
-from engine.providers.httpclient import SharedClient
+from engine.providers.httpclient import PooledTransport, SharedClient
 from engine.redact import Redactor
 from engine.textsafe import encodable
 
@@ -78,6 +78,12 @@ class OpenAICompatProvider:
 
     async def aclose(self) -> None:
         await self._shared.detach()
+
+    async def prepare(self, calls: int) -> None:
+        """About `calls` requests will be sent at once soon: open their connections now."""
+        transport = self._client.transport
+        if isinstance(transport, PooledTransport):
+            await transport.prepare(self._origin, calls, self.timeout_s)
 
     def worst_case_cost(self, request: ChatRequest) -> float:
         """Prompt estimate plus max_tokens at list price; for OpenRouter too, since its
