@@ -6,7 +6,7 @@ A model the table does not know is priced at 0 (the cost stays marked as an esti
 and `on_unknown` is called once for it, so the run can say that its cost is unknown."""
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from engine.config import Price
 
@@ -59,3 +59,8 @@ class PriceTable:
         if price is None:
             return 0.0
         return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+
+    def worst_case(self, model: str, prompt: Iterable[str], max_tokens: int) -> float:
+        """What a call can cost at most: its prompt's estimated tokens and all `max_tokens`
+        at list price (what the budget holds for it while it is in flight)."""
+        return self.cost(model, sum(estimate_tokens(text) for text in prompt), max_tokens)

@@ -2,17 +2,22 @@
 and its result (what came of it)."""
 
 import functools
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 import msgspec
 
 from engine import analysis, game, validity
-from engine.conditions import Condition
+from engine.agents.llm import strategy_request
+from engine.budget import dollars
+from engine.conditions import Condition, resolve_condition
 from engine.config import Config
 from engine.control import RunStats
+from engine.errors import ConfigError
 from engine.loading import PlayedRounds
 from engine.models import AgentInfo, ExperimentResult, Manifest, Status
-from engine.prompts import prompt_hashes
+from engine.pricing import PriceTable
+from engine.prompts import STRATEGY_MAX_TOKENS, previous_rounds_text, prompt_hashes
 from engine.state import ExperimentState
 
 
@@ -155,4 +160,34 @@ def build_result(
             cut_offs,
             config.validity,
         ),
+    )
+
+
+def check_budget(configs: Sequence[Config]) -> None:
+    """Refuse (ConfigError) runs of `configs` sharing a budget (one experiment, or a
+    sweep's) that could not start even one call: max_cost_usd below the worst case the
+    budget must hold for the cheapest first call (a round-1 strategy: prompt estimate plus
+    max_tokens at list price, as the gateway reserves it). Nothing priced (the simulated
+    provider, unknown models) is never refused."""
+    cheapest: tuple[float, str] | None = None
+    for config in configs:
+        if config.provider.name == "simulated" or config.provider.max_cost_usd is None:
+            return
+        prices = PriceTable(config.provider.prices, on_unknown=lambda model: None)
+        condition = resolve_condition(config.condition, config.switches)
+        for agent in build_agents(config):
+            if agent.kind == "llm":
+                previous = previous_rounds_text([], config.seed or 0, condition.show_power)
+                request = strategy_request(config, condition, 1, agent, agent.initial_power, [], previous)
+                worst = prices.worst_case(request.model, (m.content for m in request.messages), request.max_tokens)
+                if cheapest is None or worst < cheapest[0]:
+                    cheapest = (worst, request.model)
+    limit = configs[0].provider.max_cost_usd if configs else None
+    if cheapest is None or limit is None or cheapest[0] <= limit:
+        return
+    worst, model = cheapest
+    raise ConfigError(
+        f"provider.max_cost_usd ({dollars(limit)}) is below what one call can cost ({dollars(worst)}: "
+        f"a first strategy prompt and its {STRATEGY_MAX_TOKENS} tokens at {model}'s list price), "
+        "so no call could start; raise it (--max-cost) or remove it"
     )

@@ -23,6 +23,7 @@ from engine.events import ErrorLogged, RoundSummarised
 from engine.export import export_csv
 from engine.providers.base import Provider
 from engine.providers.factory import api_key_for
+from engine.records import check_budget
 from engine.shard import merge_shards, parse_shard
 from engine.stats import Interval
 from engine.store import check_results_dir
@@ -155,6 +156,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     plan = plan_sweep(args.config, overrides_from(args), args.conditions, args.seeds)
     if args.shard is not None:
         plan.shard = parse_shard(args.shard, len(plan.runs()))
+    check_budget([config for _, config in plan.runs()])
     check_results_dir(Path(plan.base.results_dir))
     return common.app_or_headless(args.headless, lambda: sweep_app(plan), lambda: run_sweep_headless(plan))
 

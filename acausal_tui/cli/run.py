@@ -28,6 +28,7 @@ from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunS
 from engine.models import ExperimentResult, RoundSummary
 from engine.providers.base import Provider
 from engine.providers.factory import api_key_for, make_provider
+from engine.records import check_budget
 from engine.resume import (
     Resumable,
     Runner,
@@ -108,6 +109,7 @@ def rate(fraction: float | None) -> str:
 def prepare_run(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
     """Everything that can fail on bad input, before anything is written."""
     config = with_seed(load_config(args.config, overrides_from(args), env))
+    check_budget([config])
     check_results_dir(Path(config.results_dir))
     return config
 

@@ -23,6 +23,7 @@ from engine.config import PROVIDERS, Config, ConfigError, load_config, merge
 from engine.config import validate as validate_config
 from engine.providers.base import Provider
 from engine.providers.factory import make_provider
+from engine.records import check_budget
 from engine.runner import with_seed
 from engine.store import check_results_dir
 from engine.sweep import DEFAULT_SEEDS, SweepPlan, plan_sweep
@@ -110,9 +111,11 @@ def validate(kind: str, values: dict[str, str], env: dict[str, str] | None = Non
         overrides = merge(overrides, {"switches": extra})
     if kind == "sweep":
         plan = plan_sweep(args.config, overrides, args.conditions, args.seeds, env)
+        check_budget([config for _, config in plan.runs()])
         check_results_dir(Path(plan.base.results_dir))
         return plan
     config = with_seed(load_config(args.config, overrides, env))
+    check_budget([config])
     check_results_dir(Path(config.results_dir))
     return config
 

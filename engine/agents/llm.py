@@ -43,6 +43,35 @@ def strategy_source(agent: AgentInfo, strategy: StrategyRecord) -> StrategySourc
     return "fallback" if "fallback" in strategy.flags else "fresh"
 
 
+def strategy_request(
+    config: Config,
+    condition: Condition,
+    round: int,
+    agent: AgentInfo,
+    power: float,
+    recent: list[RoundSummary],
+    previous: str,
+) -> ChatRequest:
+    """The call that asks `agent` for its strategy of `round` (`previous`: the previous
+    rounds' text of the prompt, from `previous_rounds_text`)."""
+    prompt = render_strategy_prompt(
+        agents=config.agents or 0,
+        condition=condition,
+        power=power,
+        dynamics=config.power.dynamics,
+        recent=recent,
+        seed=config.seed,
+        previous=previous,
+    )
+    return ChatRequest(
+        key=f"strategy/r{round}/a{agent.id}",
+        model=agent.model or config.models.main,
+        messages=[Message("user", prompt)],
+        temperature=STRATEGY_TEMPERATURE,
+        max_tokens=STRATEGY_MAX_TOKENS,
+    )
+
+
 class LLMAgents:
     """The experiment's LLM agents, calling the models through one gateway. Remembers the
     keys of the replies cut off by max_tokens (so a replayed call counts once; only those
@@ -89,21 +118,8 @@ class LLMAgents:
         recent: list[RoundSummary],
     ) -> StrategyRecord:
         """The agent's strategy for `round`; `previous` is its last one (None in round 1)."""
-        prompt = render_strategy_prompt(
-            agents=self.config.agents or 0,
-            condition=self.condition,
-            power=power,
-            dynamics=self.config.power.dynamics,
-            recent=recent,
-            seed=self.seed,
-            previous=self.previous_rounds(recent),
-        )
-        request = ChatRequest(
-            key=f"strategy/r{round}/a{agent.id}",
-            model=agent.model or self.config.models.main,
-            messages=[Message("user", prompt)],
-            temperature=STRATEGY_TEMPERATURE,
-            max_tokens=STRATEGY_MAX_TOKENS,
+        request = strategy_request(
+            self.config, self.condition, round, agent, power, recent, self.previous_rounds(recent)
         )
         try:
             completion = await self.call(request)

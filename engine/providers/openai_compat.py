@@ -88,8 +88,7 @@ class OpenAICompatProvider:
     def worst_case_cost(self, request: ChatRequest) -> float:
         """Prompt estimate plus max_tokens at list price; for OpenRouter too, since its
         exact cost is only known once the reply is in."""
-        prompt = sum(estimate_tokens(m.content) for m in request.messages)
-        return self.prices.cost(request.model, prompt, request.max_tokens)
+        return self.prices.worst_case(request.model, (m.content for m in request.messages), request.max_tokens)
 
     async def complete(self, request: ChatRequest) -> Completion:
         body: dict[str, Any] = {

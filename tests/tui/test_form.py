@@ -78,6 +78,23 @@ async def test_a_bad_value_shows_the_clis_message(tmp_path, monkeypatch, field, 
     assert not results.exists() or not any(results.glob("exp_*"))
 
 
+async def test_a_budget_no_call_fits_in_is_refused_by_the_form_as_by_the_cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-form-budget-0123456789abcdef")
+    results = tmp_path / "results"
+    app = AcausalApp(results_dir=results)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot)
+        fill(form, provider="openrouter", max_cost="0.0001")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        shown = str(form.query_one("#form-error", Static).render())
+        flags = ("--provider", "openrouter", "--max-cost", "0.0001", "--results-dir", str(results))
+        assert shown == await asyncio.to_thread(cli_error, *flags)
+        assert "is below what one call can cost" in shown
+        assert isinstance(app.screen, NewRunScreen)
+    assert not results.exists() or not any(results.glob("exp_*"))
+
+
 async def test_start_an_experiment_from_the_form_and_see_it_finish(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     results = tmp_path / "results"
