@@ -58,6 +58,13 @@ SURPRISE_MARKERS: tuple[str, ...] = (
 
 _IDENTITY_RE = re.compile("|".join(f"(?:{p})" for p in IDENTITY_MARKERS), re.IGNORECASE)
 _SURPRISE_RE = re.compile("|".join(f"(?:{p})" for p in SURPRISE_MARKERS), re.IGNORECASE)
+# The same, for lower-cased text: ~2.5x faster than IGNORECASE. Equivalent on any text
+# without the only four characters outside ASCII that IGNORECASE matches to an ASCII
+# letter or whose lower case is not one character (İ ı ſ K; a search of every code point
+# found no other): the patterns' letters are ASCII lower case, and lower-casing keeps every
+# other character's length and its \w-ness. tests/test_analysis.py checks it.
+_LOWER = {pattern: re.compile(pattern.pattern) for pattern in (_IDENTITY_RE, _SURPRISE_RE)}
+_FOLDS_TO_ASCII = re.compile("[\u0130\u0131\u017f\u212a]")
 
 INDICATOR_DOCS: dict[str, str] = {
     "identity_reasoning_frequency": (
@@ -89,16 +96,23 @@ INDICATORS_NOTE = (
 )
 
 
+def _found(pattern: re.Pattern[str], text: str) -> bool:
+    """`pattern` (IGNORECASE) matches somewhere in `text`."""
+    if text.isascii() or _FOLDS_TO_ASCII.search(text) is None:
+        return _LOWER[pattern].search(text.lower()) is not None
+    return pattern.search(text) is not None
+
+
 def has_identity_marker(text: str) -> bool:
-    return _IDENTITY_RE.search(text) is not None
+    return _found(_IDENTITY_RE, text)
 
 
 def has_surprise_marker(text: str) -> bool:
-    return _SURPRISE_RE.search(text) is not None
+    return _found(_SURPRISE_RE, text)
 
 
 def _marker_share(strategies: list[StrategyRecord], pattern: re.Pattern[str]) -> float | None:
-    hits = sum(pattern.search(f"{s.strategy_text}\n{s.full_reasoning}") is not None for s in strategies)
+    hits = sum(_found(pattern, f"{s.strategy_text}\n{s.full_reasoning}") for s in strategies)
     return ratio(hits, len(strategies))
 
 

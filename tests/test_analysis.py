@@ -4,7 +4,10 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from engine import indicators as markers
 from engine.analysis import (
     IDENTITY_MARKERS,
     INDICATOR_DOCS,
@@ -459,3 +462,65 @@ def test_similarity_of_a_perfectly_flat_series_converges_at_round_one() -> None:
     assert result.rounds_to_convergence == 1
     assert result.strategy_convergence == 0.0
     assert math.isclose(result.cooperation_trend or 0.0, 0.0)
+
+
+# -- the markers' fast search (lower-cased text) finds exactly what IGNORECASE finds --------
+
+MARKER_PIECES = [
+    "identical",
+    "copies",
+    "same model",
+    "superrational",
+    "acausal",
+    "twin",
+    "decision theory",
+    "surprised",
+    "betrayed me",
+    "didn't expect",
+    "didn’t expect",
+    "disappointed",
+    "backstabbed",
+    "was ",
+    "i'm ",
+    "we are ",
+    " ",
+    "\n",
+    "-",
+    "SAME",
+    "Model",
+    "TWINS",
+    "Acausally",
+    "BETRAYED ME",
+    "\u0130",
+    "\u0131",
+    "\u017f",
+    "\u212a",
+    "É",
+    "ß",
+    "ﬁ",
+    "’",
+    "ǅ",
+]
+
+
+@given(st.lists(st.sampled_from(MARKER_PIECES), max_size=12).map("".join) | st.text(max_size=40))
+@settings(max_examples=3000, deadline=None)
+def test_the_fast_marker_search_finds_what_ignorecase_finds(text):
+    for pattern in (markers._IDENTITY_RE, markers._SURPRISE_RE):
+        assert markers._found(pattern, text) == (pattern.search(text) is not None)
+
+
+@pytest.mark.parametrize(
+    ("text", "identity", "surprise"),
+    [
+        ("We are the SAME MODEL.", True, False),
+        ("the \u017fame model", True, False),  # long s: IGNORECASE's s
+        ("I was BAC\u212aSTABBED", False, True),  # Kelvin sign: IGNORECASE's k
+        ("İdentical copies, I was surprised", True, True),  # dotted capital I: its lower case is two characters
+        ("“Twins”, they were; I didn’t expect it", True, True),
+        ("an identical move; if surprised, defect", False, False),
+    ],
+)
+def test_markers_in_mixed_case_and_unicode(text, identity, surprise):
+    assert markers.has_identity_marker(text) is identity
+    assert markers.has_surprise_marker(text) is surprise
