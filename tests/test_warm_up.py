@@ -83,30 +83,23 @@ async def test_a_failed_warm_up_is_silent_and_not_tried_again():
     await p.aclose()
 
 
-async def test_a_connection_opened_ahead_that_expires_unused_stops_the_warm_ups(monkeypatch):
+@pytest.mark.parametrize(("ahead", "warming_after"), [(2, False), (1, True)])
+async def test_warm_ups_stop_once_a_connection_opened_ahead_expires_unused(monkeypatch, ahead, warming_after):
+    """Two calls: the first takes a connection opened ahead, the second finds every idle
+    connection expired. With 2 opened ahead one of them expired unused: no more warm-ups;
+    with 1, the expired one had been used (an ordinary expiry): warm-ups go on."""
     with stub.StubServer() as server:
         p = provider(server.base_url, 2)
         pool = p._client.transport
-        await p.prepare(2)
-        monkeypatch.setattr(httpclient, "KEEPALIVE_EXPIRY_S", -1.0)  # every idle connection has expired
-        await p.complete(REQUEST)  # finds only expired connections opened ahead: opens its own
-        assert not pool.warming
+        await p.prepare(ahead)
+        await p.complete(REQUEST)
+        monkeypatch.setattr(httpclient, "KEEPALIVE_EXPIRY_S", -1.0)
+        await p.complete(REQUEST)  # opens its own
+        assert pool.warming is warming_after
         monkeypatch.setattr(httpclient, "KEEPALIVE_EXPIRY_S", 5.0)
         opened = count_connects(pool)
         await p.prepare(2)
-        assert opened == []
-        await p.aclose()
-
-
-async def test_a_used_connection_opened_ahead_does_not_stop_the_warm_ups(monkeypatch):
-    with stub.StubServer() as server:
-        p = provider(server.base_url, 2)
-        pool = p._client.transport
-        await p.prepare(1)
-        await p.complete(REQUEST)  # uses the one opened ahead
-        monkeypatch.setattr(httpclient, "KEEPALIVE_EXPIRY_S", -1.0)
-        await p.complete(REQUEST)  # the used one expired: an ordinary expiry, not a useless warm-up
-        assert pool.warming
+        assert len(opened) == (1 if warming_after else 0)
         await p.aclose()
 
 
