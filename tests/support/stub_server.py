@@ -19,6 +19,7 @@ import hashlib
 import http
 import json
 import math
+import ssl
 import threading
 import time
 import zlib
@@ -27,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 from engine.config import Price
@@ -236,7 +237,61 @@ def window(seconds: float, reply: Reply) -> Rule:
 # -- the server ------------------------------------------------------------------------------
 
 
-class StubServer:
+class ThreadedServer:
+    """An asyncio server on 127.0.0.1 (a free port) in a thread and event loop of its own,
+    serving each connection with `_serve`; `ssl` for a TLS one. `with` starts and stops it."""
+
+    thread_name = "server"
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.port = 0
+        self._ssl = ssl_context
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        ready = threading.Event()
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            server = loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._ssl))
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+            server.close()
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(server.wait_closed())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class StubServer(ThreadedServer):
+    thread_name = "stub-server"
+
     def __init__(self, *, latency_s: float = 0.0, prices: Mapping[str, Price] = DEFAULT_PRICES) -> None:
         self.latency_s = latency_s
         self.prices = dict(prices)
@@ -244,10 +299,8 @@ class StubServer:
         self.rule: Rule | None = None
         self.requests: list[Seen] = []
         self.billed = 0.0  # USD of every finite, non-negative usage.cost sent
-        self.port = 0
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     @property
     def base_url(self) -> str:
@@ -261,44 +314,6 @@ class StubServer:
     def queue(self, *replies: Reply) -> None:
         with self._lock:
             self.script.extend(replies)
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> "StubServer":
-        ready = threading.Event()
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            server = loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-            loop.run_forever()
-            server.close()
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.run_until_complete(server.wait_closed())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="stub-server", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop = self._thread = None
-
-    def __enter__(self) -> "StubServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- HTTP --------------------------------------------------------------------------------
 

@@ -9,61 +9,24 @@ trusts it is up to the test."""
 
 import asyncio
 import ssl
-import threading
 
-from tests.support.stub_server import StubServer
+from tests.support.stub_server import StubServer, ThreadedServer
 
 
-class TLSStub:
+class TLSStub(ThreadedServer):
     """`with TLSStub(stub_server, server_context) as front:` serves https://127.0.0.1:port."""
 
+    thread_name = "tls-stub"
+
     def __init__(self, backend: StubServer, context: ssl.SSLContext) -> None:
+        super().__init__(context)
         self.backend = backend
-        self.context = context
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         return f"https://127.0.0.1:{self.port}/api/v1"
 
-    def start(self) -> "TLSStub":
-        ready = threading.Event()
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            server = loop.run_until_complete(asyncio.start_server(self._pipe, "127.0.0.1", 0, ssl=self.context))
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-            loop.run_forever()
-            server.close()
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="tls-stub", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop = self._thread = None
-
-    def __enter__(self) -> "TLSStub":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _pipe(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
             plain_reader, plain_writer = await asyncio.open_connection("127.0.0.1", self.backend.port)
         except OSError:
