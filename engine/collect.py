@@ -21,12 +21,14 @@ _saved: tuple[int, int, int] = (700, 10, 10)
 
 @contextmanager
 def fewer_collections() -> Iterator[None]:
-    """The young generation's threshold raised to YOUNG_THRESHOLD (never lowered) while
-    any run is inside."""
+    """The young generation's threshold raised to YOUNG_THRESHOLD (never lowered, never
+    turned on when 0) while any run is inside; what it was is restored after the last, even
+    if other code changed it meanwhile."""
     global _running, _saved
     if _running == 0:
         _saved = gc.get_threshold()  # type: ignore[assignment]
-        gc.set_threshold(max(YOUNG_THRESHOLD, _saved[0]), *_saved[1:])
+        if _saved[0]:  # 0: automatic collection is off, and stays off
+            gc.set_threshold(max(YOUNG_THRESHOLD, _saved[0]), *_saved[1:])
     _running += 1
     try:
         yield

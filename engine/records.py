@@ -165,29 +165,30 @@ def build_result(
 
 def check_budget(configs: Sequence[Config]) -> None:
     """Refuse (ConfigError) runs of `configs` sharing a budget (one experiment, or a
-    sweep's) that could not start even one call: max_cost_usd below the worst case the
-    budget must hold for the cheapest first call (a round-1 strategy: prompt estimate plus
-    max_tokens at list price, as the gateway reserves it). Nothing priced (the simulated
-    provider, unknown models) is never refused."""
-    cheapest: tuple[float, str] | None = None
+    sweep's) when one of them could not start even one call: max_cost_usd below the worst
+    case the gateway holds for its first call (the first LLM agent's round-1 strategy,
+    prompt estimate plus max_tokens at list price; the gateway reserves calls in agent
+    order, and a refusal stops every later one). Unpriced calls (the simulated provider,
+    unknown models) are never refused."""
+    dearest: tuple[float, str] | None = None
     for config in configs:
-        if config.provider.name == "simulated" or config.provider.max_cost_usd is None:
+        limit = config.provider.max_cost_usd
+        if config.provider.name == "simulated" or limit is None:
             return
-        prices = PriceTable(config.provider.prices, on_unknown=lambda model: None)
+        first = next((agent for agent in build_agents(config) if agent.kind == "llm"), None)
+        if first is None:
+            continue
         condition = resolve_condition(config.condition, config.switches)
-        for agent in build_agents(config):
-            if agent.kind == "llm":
-                previous = previous_rounds_text([], config.seed or 0, condition.show_power)
-                request = strategy_request(config, condition, 1, agent, agent.initial_power, [], previous)
-                worst = prices.worst_case(request.model, (m.content for m in request.messages), request.max_tokens)
-                if cheapest is None or worst < cheapest[0]:
-                    cheapest = (worst, request.model)
-    limit = configs[0].provider.max_cost_usd if configs else None
-    if cheapest is None or limit is None or cheapest[0] <= limit:
-        return
-    worst, model = cheapest
-    raise ConfigError(
-        f"provider.max_cost_usd ({dollars(limit)}) is below what one call can cost ({dollars(worst)}: "
-        f"a first strategy prompt and its {STRATEGY_MAX_TOKENS} tokens at {model}'s list price), "
-        "so no call could start; raise it (--max-cost) or remove it"
-    )
+        previous = previous_rounds_text([], config.seed or 0, condition.show_power)
+        request = strategy_request(config, condition, 1, first, first.initial_power, [], previous)
+        prices = PriceTable(config.provider.prices, on_unknown=lambda model: None)
+        worst = prices.worst_case(request.model, (m.content for m in request.messages), request.max_tokens)
+        if worst > limit and (dearest is None or worst > dearest[0]):
+            dearest = (worst, request.model)
+    if dearest is not None:
+        worst, model = dearest
+        raise ConfigError(
+            f"provider.max_cost_usd ({dollars(configs[0].provider.max_cost_usd or 0.0)}) is below what the "
+            f"first call can cost ({dollars(worst)}: a first strategy prompt and its {STRATEGY_MAX_TOKENS} "
+            f"tokens at {model}'s list price), so no call could start; raise it (--max-cost) or remove it"
+        )

@@ -62,13 +62,14 @@ def test_dollars():
 
 # -- a budget too small for any call is refused before the run -----------------------------
 
-PRICED = {"m/dear": {"input": 100.0, "output": 100.0}}  # USD per million tokens
+PRICED = {"m/dear": {"input": 100.0, "output": 100.0}, "m/cheap": {"input": 0.01, "output": 0.01}}  # USD per 1M tokens
 
 
 def openrouter(make_config, limit, **extra):
     provider = {"name": "openrouter", "base_url": "http://127.0.0.1:9/v1", "max_cost_usd": limit, "prices": PRICED}
     extra.setdefault("models", {"main": "m/dear", "sub": "m/dear"})
-    return make_config(agents=3, rounds=1, provider=provider, **extra)
+    extra.setdefault("agents", 3)
+    return make_config(rounds=1, provider=provider, **extra)
 
 
 def first_call_worst_case(config) -> float:
@@ -85,10 +86,10 @@ def first_call_worst_case(config) -> float:
     return OpenAICompatProvider(config.provider, api_key="k").worst_case_cost(request)
 
 
-def test_a_budget_below_the_cheapest_first_call_is_refused_before_anything(make_config):
+def test_a_budget_below_the_first_call_is_refused_before_anything(make_config):
     worst = first_call_worst_case(openrouter(make_config, 1.0))
     assert worst > 0.1  # ~1,500 tokens at $100 per million
-    with pytest.raises(ConfigError, match=r"max_cost_usd \(\$0\.1\) is below what one call can cost") as caught:
+    with pytest.raises(ConfigError, match=r"max_cost_usd \(\$0\.1\) is below what the first call can cost") as caught:
         check_budget([openrouter(make_config, 0.1)])
     assert dollars(worst) in str(caught.value) and "m/dear" in str(caught.value)
 
@@ -108,6 +109,42 @@ def test_a_budget_that_covers_one_first_call_is_not_refused(make_config):
 )
 def test_what_cannot_be_priced_is_never_refused(make_config, extra):
     check_budget([openrouter(make_config, 0.000001, **extra)])
+
+
+def mixed(make_config, *models, limit=0.01):
+    groups = [{"kind": "llm", "count": 2, "model": model, "sub_model": model} for model in models]
+    return openrouter(make_config, limit, population=groups, agents=2 * len(models))
+
+
+def test_the_check_is_on_the_first_call_the_gateway_holds_money_for(make_config):
+    """The gateway reserves the round-1 strategies in agent order and stops at the first
+    refusal: a dear first agent means no call, whatever cheaper agents come after."""
+    with pytest.raises(ConfigError, match="m/dear"):
+        check_budget([mixed(make_config, "m/dear", "m/cheap")])
+    check_budget([mixed(make_config, "m/cheap", "m/dear")])  # the cheap call starts: not refused
+
+
+def test_a_sweep_is_refused_when_one_of_its_runs_could_not_start(make_config):
+    with pytest.raises(ConfigError, match="m/dear"):
+        check_budget([mixed(make_config, "m/cheap"), mixed(make_config, "m/dear")])
+    check_budget([mixed(make_config, "m/cheap"), mixed(make_config, "m/cheap", "m/dear")])
+
+
+async def test_a_run_the_check_lets_through_makes_its_first_call(make_config):
+    """Cheap agents first, dear ones after, a budget only the cheap call fits in: the run
+    starts and its first call reaches the server (the budget stops it later, as it should)."""
+    from tests.support import stub_server as stub
+
+    with stub.StubServer() as server:
+        base = mixed(make_config, "m/cheap", "m/dear")
+        config = msgspec.structs.replace(
+            base, provider=msgspec.structs.replace(base.provider, base_url=server.base_url)
+        )
+        check_budget([config])
+        provider = OpenAICompatProvider(config.provider, api_key="k")
+        result = await run_experiment(config, provider=provider)
+        await provider.aclose()
+    assert result.status == "budget_exceeded" and server.count >= 1
 
 
 def test_the_simulated_provider_is_never_refused(make_config):
@@ -157,5 +194,5 @@ def test_the_command_line_refuses_it_with_exit_2_and_writes_nothing(tmp_path, mo
     ):
         code = main([*command, "--config", str(config), "--results-dir", str(results), "--max-cost", "0.01"])
         assert code == 2
-        assert "is below what one call can cost" in capsys.readouterr().err
+        assert "is below what the first call can cost" in capsys.readouterr().err
         assert not results.exists() or not any(results.iterdir())

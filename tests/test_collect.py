@@ -51,3 +51,16 @@ def test_a_higher_threshold_is_never_lowered(default_thresholds):
     with fewer_collections():
         assert gc.get_threshold() == (50_000, 20, 30)
     assert gc.get_threshold() == (50_000, 20, 30)
+
+
+def test_collection_left_off_stays_off(default_thresholds):
+    gc.set_threshold(0, 10, 10)
+    with fewer_collections():
+        assert gc.get_threshold()[0] == 0
+    assert gc.get_threshold() == (0, 10, 10)
+
+
+def test_the_threshold_goes_back_when_a_run_fails(default_thresholds):
+    with pytest.raises(RuntimeError), fewer_collections():
+        raise RuntimeError("the run failed")
+    assert gc.get_threshold() == (700, 10, 10)

@@ -12,7 +12,7 @@ import pytest
 from engine.config import ProviderSettings
 from engine.providers import httpclient
 from engine.providers.base import ChatRequest, Message
-from engine.providers.openai_compat import OpenAICompatProvider
+from engine.providers.openai_compat import OpenAICompatProvider, SharedClient
 from engine.providers.simulated import SimulatedProvider
 from engine.runner import run_experiment
 from tests.support import stub_server as stub
@@ -56,6 +56,23 @@ async def test_prepare_opens_the_connections_that_the_burst_then_uses():
         assert len(opened) == 6  # enough are open: nothing to do
         await p.aclose()
     assert server.count == 6
+
+
+async def test_warm_ups_at_once_on_a_shared_pool_open_no_more_than_it_keeps():
+    """The experiments of a sweep share one pool and start their rounds together: their
+    warm-ups count each other's planned connections."""
+    with stub.StubServer() as server:
+        settings = ProviderSettings(name="openrouter", base_url=server.base_url, api_key_env="K", max_concurrency=24)
+        shared = SharedClient(24)
+        providers = [OpenAICompatProvider(settings, api_key=KEY, client=shared) for _ in range(4)]
+        opened = count_connects(shared.client.transport)
+        async with anyio.create_task_group() as tg:
+            for p in providers:
+                tg.start_soon(p.prepare, 24)
+                await anyio.sleep(0.002)
+        assert len(opened) == 24 and shared.client.transport.connections == 24
+        for p in providers:
+            await p.aclose()
 
 
 async def test_prepare_never_opens_more_than_the_pool_keeps():

@@ -48,7 +48,7 @@ def request_bytes(method: bytes, target: bytes, headers: Headers, body: bytes) -
         if header not in _CHECKED:
             if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
                 raise httpx.LocalProtocolError(f"illegal header {name!r} (or its value) in the request")
-            if len(_CHECKED) < MAX_CHECKED:
+            if len(_CHECKED) < MAX_CHECKED and name.lower() != b"authorization":  # no key kept
                 _CHECKED.add(header)
         lines.append(name + b": " + value)
     return b"\r\n".join(lines) + b"\r\n\r\n" + body

@@ -84,21 +84,28 @@ class PooledTransport:
         self._open: set[Connection] = set()
         self.warming = True  # False once opening connections ahead proved useless
         self._connecting = 0  # connections being opened now
+        self._planned = 0  # connections warm-ups have yet to start opening
 
     async def prepare(self, origin: Origin, wanted: int, timeout: float | None) -> None:
         """Open connections to `origin` ahead of a burst of requests until `wanted` (at most
-        max_idle) are open, WARM_PARALLEL at a time (a burst of connections at once makes a
-        server accept them all before it reads any request), so that their TCP and TLS
-        set-ups happen while the loop would idle rather than in the burst. Best effort, and
-        given up for good when it fails once or a connection opened ahead expires unused
-        (requests come later than the keep-alive lasts: opening ahead would only waste
-        set-ups); a request that finds no idle connection opens one, as ever."""
-        missing = min(wanted, self.max_idle) - len(self._open) - self._connecting
+        max_idle) are open or planned, WARM_PARALLEL at a time (a burst of connections at
+        once makes a server accept them all before it reads any request), so that their TCP
+        and TLS set-ups happen while the loop would idle rather than in the burst. Best
+        effort, and given up for good when it fails once or a connection opened ahead
+        expires unused (requests come later than the keep-alive lasts: opening ahead would
+        only waste set-ups); a request that finds no idle connection opens one, as ever.
+        Warm-ups at once (the experiments of a sweep share this pool) count each other's
+        planned connections, so together they never open more than the pool keeps."""
+        missing = min(wanted, self.max_idle) - len(self._open) - self._connecting - self._planned
+        if not self.warming or missing <= 0:
+            return
+        self._planned += missing
 
         async def opener() -> None:
             nonlocal missing
-            while self.warming and missing > 0:
+            while self.warming and missing > 0 and len(self._idle[origin]) < self.max_idle:
                 missing -= 1
+                self._planned -= 1  # now counted in _connecting
                 try:
                     connection = await self._connect(origin, timeout)
                 except (httpcore.NetworkError, httpcore.TimeoutException, OSError):
@@ -111,9 +118,12 @@ class PooledTransport:
                 else:
                     self._drop(connection)
 
-        async with anyio.create_task_group() as group:
-            for _ in range(min(WARM_PARALLEL, missing)):
-                group.start_soon(opener)
+        try:
+            async with anyio.create_task_group() as group:
+                for _ in range(min(WARM_PARALLEL, missing)):
+                    group.start_soon(opener)
+        finally:
+            self._planned -= missing  # planned, never started (given up or cancelled)
 
     @property
     def connections(self) -> int:

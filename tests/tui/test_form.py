@@ -90,7 +90,7 @@ async def test_a_budget_no_call_fits_in_is_refused_by_the_form_as_by_the_cli(tmp
         shown = str(form.query_one("#form-error", Static).render())
         flags = ("--provider", "openrouter", "--max-cost", "0.0001", "--results-dir", str(results))
         assert shown == await asyncio.to_thread(cli_error, *flags)
-        assert "is below what one call can cost" in shown
+        assert "is below what the first call can cost" in shown
         assert isinstance(app.screen, NewRunScreen)
     assert not results.exists() or not any(results.glob("exp_*"))
 
