@@ -48,7 +48,7 @@ from engine.store import load_experiment
 
 RunFn = Callable[[Observer, RunControl], Awaitable[ExperimentResult]]
 FEED_LINES = 100  # more than a terminal shows
-FEED_PAINT_S = 0.25  # the feed is repainted at most 4 times a second
+FEED_PAINT_S = 0.25  # the feed is repainted at most 4 times a second, at a flush
 NARROW = 110  # columns below which the panes drop their extras (an 80-column terminal)
 SHORT = 36  # rows below which the error log and the chart shrink (a 24-row terminal)
 
@@ -195,8 +195,11 @@ class RunScreen(EngineScreen):
                 self.finished(event.result)
         self.query_one(AgentsTable).apply(events)
         pane.show(force=self.view.result is not None)
+        tail = self.query_one(Tail)
         if feed:
-            self.query_one(Tail).write(feed[-FEED_LINES:])
+            tail.write(feed[-FEED_LINES:])
+        else:
+            tail.paint_if_due()  # a paint its interval held back, in this flush's frame
         if errors:
             self.query_one("#errors", RichLog).write(Text("\n").join(errors[-ERROR_LINES:]), expand=True)
         self.redraw()

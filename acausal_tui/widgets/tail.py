@@ -19,7 +19,6 @@ from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region
 from textual.strip import Strip
-from textual.timer import Timer
 from textual.widget import Widget
 
 
@@ -30,8 +29,10 @@ def as_text(item: Any) -> Text:
 class Tail(Widget):
     """The last `max_lines` items written, each drawn as `line(item)` when it is on screen;
     `redraw(line)` draws them all again another way. Writes are painted at most once per
-    `min_interval` seconds (the last write always is): at 100 agents sixty games arrive
-    between two redraws of the screen, faster than anyone reads them."""
+    `min_interval` seconds: at 100 agents sixty games arrive between two redraws of the
+    screen, faster than anyone reads them. A write held back is painted by the next
+    `paint_if_due()` after that, which the owner calls on its own redraw tick, so the paint
+    shares the frame the rest of the screen is drawn in rather than costing one of its own."""
 
     DEFAULT_CSS = "Tail { height: 1fr; }"
 
@@ -49,25 +50,20 @@ class Tail(Widget):
         self.line = line
         self.min_interval = min_interval
         self._painted_at = float("-inf")
-        self._paint_due: Timer | None = None
+        self.paint_pending = False  # written, not painted yet
         self._paint_style: Style | None = None  # the widget's style, looked up once per paint
 
     def write(self, items: Iterable[Any]) -> None:
         self.items.extend(items)
-        wait = self._painted_at + self.min_interval - monotonic()
-        if wait <= 0:
-            self._paint()
-        elif self._paint_due is None:
-            self._paint_due = self.set_timer(wait, self._paint)
+        self.paint_pending = True
+        self.paint_if_due()
 
-    @property
-    def paint_pending(self) -> bool:
-        """A write is waiting for its paint (held back by `min_interval`)."""
-        return self._paint_due is not None
-
-    def _paint(self) -> None:
-        self._painted_at, self._paint_due = monotonic(), None
-        self.refresh()
+    def paint_if_due(self) -> None:
+        """Paint what was written unless the last paint is under `min_interval` ago."""
+        now = monotonic()
+        if self.paint_pending and now - self._painted_at >= self.min_interval:
+            self._painted_at, self.paint_pending = now, False
+            self.refresh()
 
     def redraw(self, line: Callable[[Any], Text]) -> None:
         self.line = line

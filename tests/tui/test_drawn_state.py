@@ -95,6 +95,39 @@ async def test_the_feed_never_draws_a_dropped_line_in_place_of_a_new_one():
             assert rows == [""] * max(0, 4 - n) + [f"line {k}" for k in range(max(0, n - 4), n + 1)]
 
 
+async def test_a_feed_write_inside_the_interval_is_painted_at_the_next_due_tick(monkeypatch):
+    """The feed paints at most once per `min_interval`: a write inside it is held back and
+    painted by the first `paint_if_due()` after it (the run screen's flush), never lost."""
+    from textual.app import App
+
+    from acausal_tui.widgets import tail as tail_module
+
+    now = [100.0]
+    monkeypatch.setattr(tail_module, "monotonic", lambda: now[0])
+
+    class FeedApp(App[None]):
+        def compose(self):
+            yield Tail(5, min_interval=0.25, id="feed")
+
+    app = FeedApp()
+    async with app.run_test(size=(40, 5)):
+        tail = app.query_one(Tail)
+        paints: list[float] = []
+        monkeypatch.setattr(tail, "refresh", lambda *a, **k: paints.append(now[0]))
+        tail.write(["a"])
+        tail.write(["b"])  # 0 s later: held back
+        assert paints == [100.0] and tail.paint_pending
+        now[0] += 0.2
+        tail.paint_if_due()
+        assert paints == [100.0] and tail.paint_pending  # still inside the interval
+        now[0] += 0.1
+        tail.paint_if_due()
+        assert paints == [100.0, 100.3] and not tail.paint_pending
+        tail.paint_if_due()  # nothing new: no paint
+        assert paints == [100.0, 100.3]
+        assert drawn_rows(tail)[-2:] == ["a", "b"]
+
+
 async def test_the_strategy_pane_shows_the_current_round_and_never_a_discarded_one(make_config):
     config = make_config(agents=4, rounds=6, seed=2)
     held = HeldProvider(seed=2, hold_from=3)
