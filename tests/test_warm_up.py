@@ -100,6 +100,19 @@ async def test_a_failed_warm_up_is_silent_and_not_tried_again():
     await p.aclose()
 
 
+async def test_an_unexpected_error_in_a_warm_up_never_reaches_the_round():
+    p = provider("http://127.0.0.1:9/v1", 4)
+    pool = p._client.transport
+
+    async def broken(origin, timeout):
+        raise ValueError("something no one expected")
+
+    pool._connect = broken  # type: ignore[method-assign]
+    await p.prepare(4)
+    assert not pool.warming
+    await p.aclose()
+
+
 @pytest.mark.parametrize(("ahead", "warming_after"), [(2, False), (1, True)])
 async def test_warm_ups_stop_once_a_connection_opened_ahead_expires_unused(monkeypatch, ahead, warming_after):
     """Two calls: the first takes a connection opened ahead, the second finds every idle

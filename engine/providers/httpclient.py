@@ -108,7 +108,7 @@ class PooledTransport:
                 self._planned -= 1  # now counted in _connecting
                 try:
                     connection = await self._connect(origin, timeout)
-                except (httpcore.NetworkError, httpcore.TimeoutException, OSError):
+                except Exception:  # never into the round: the request itself will meet and report it
                     self.warming = False
                     return
                 idle = self._idle[origin]
