@@ -1,5 +1,6 @@
 """The experiment's own records: its agents, its manifest (what was run, with what code)
-and its result (what came of it)."""
+and its result (what came of it); and, before any of them is made, whether its budget
+can pay for its first call (`check_budget`)."""
 
 import functools
 from collections.abc import Sequence
