@@ -1,5 +1,6 @@
 """The hand-labelled decision corpus through the parser: misreads and the share of replies
-sent to a follow-up, overall and per style. Prints figures; asserts nothing.
+sent to a follow-up, overall and per style; then the outside review's corpus, labelled by
+the SPEC's letter. Prints figures; asserts nothing.
 
     .venv/bin/python bench/parsing_corpus.py
 """
@@ -10,7 +11,9 @@ from pathlib import Path
 
 from engine.parsing import parse_decision
 
-CORPUS = Path(__file__).parent.parent / "tests" / "corpora" / "decisions.jsonl"
+CORPORA = Path(__file__).parent.parent / "tests" / "corpora"
+CORPUS = CORPORA / "decisions.jsonl"
+OUTSIDE = CORPORA / "decisions_outside.jsonl"
 
 
 def main() -> None:
@@ -36,6 +39,27 @@ def main() -> None:
     print(f"{'style':14} {'replies':>7} {'follow-up':>9}")
     for style, n in sorted(total.items()):
         print(f"{style:14} {n:7} {follow_ups[style]:9}")
+    outside()
+
+
+def outside() -> None:
+    rows = [json.loads(line) for line in OUTSIDE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    settled = [row for row in rows if not row["unclear"]]
+    opposite = ambiguous_read = clear = clear_read = 0
+    for row in rows:
+        action = parse_decision(row["reply"], row["finish_reason"]).action
+        expected = None if row["expected"] == "ambiguous" else row["expected"].split(":")[0]
+        opposite += bool(expected and action and action != expected)
+        if row["unclear"]:
+            continue
+        ambiguous_read += bool(expected is None and action)
+        clear += expected is not None
+        clear_read += bool(expected and action == expected)
+    print(
+        f"outside review's corpus: {len(rows)} replies ({len(rows) - len(settled)} the SPEC leaves unclear); "
+        f"read as the other move {opposite}; labelled ambiguous but read {ambiguous_read}; "
+        f"clear replies read at once {clear_read} of {clear} ({clear_read / clear:.0%})"
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ DECISION_WORDS: dict[str, Action] = {"COOPERATE": "COOPERATE", "DEFECT": "DEFECT
 _WHOLE_REPLY_WORDS: dict[str, Action] = {**DECISION_WORDS, "C": "COOPERATE", "D": "DEFECT"}
 # What a decision line may carry before its word ("Final answer: DEFECT", "I choose COOPERATE").
 _LABELS = ("decision", "answer", "final answer", "final decision", "move", "choice", "my decision is", "i choose")
-_SEPARATOR = r"(?::|：|-{1,2}|–|—|->|=>|→|⇒)"
+# A colon, a dash or an arrow: ASCII ("->", "==>", "~>") or any Unicode arrow ("→", "⟶", "➜", "➡️").
+_ARROWS = "\u2190-\u21ff\u2794-\u27bf\u27f0-\u27ff\u2900-\u297f\u2b05-\u2b07\u2b95"
+_SEPARATOR = rf"(?::|：|-{{1,2}}|–|—|[-=~]+>|[{_ARROWS}]\ufe0f?)"
 _LABELLED = re.compile(
     rf"^(?:(?:{'|'.join(re.escape(label) for label in _LABELS)})\s*{_SEPARATOR}?\s*)?(?P<word>[a-z]+)$",
     re.IGNORECASE,
@@ -28,6 +30,8 @@ _LEAD = re.compile(r"^[\s#>]*")  # headers and quote marks
 _QUOTES = str.maketrans("", "", "\"'“”‘’«»„")
 _TRAILING = ".!,;:。！"
 _STRUCK = re.compile(r"~~.*?~~")  # struck-through text is withdrawn, not emphasised
+# A reasoning model's scratchpad ahead of its answer ("<think>…</think>COOPERATE") is not the reply.
+_THINKING = re.compile(r"\A\s*<(think|thinking)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 # The other move mentioned in any form ("cooperating", "defection"), and as an alternative
 # ("or cooperate", "or maybe defect").
 _MENTION = {"COOPERATE": r"co-?operat\w*", "DEFECT": r"defect\w*"}
@@ -36,6 +40,15 @@ _ALTERNATIVE = {
     move: re.compile(rf"\bor\s+(?:(?:maybe|perhaps|possibly|to|i\s+(?:could|might))\s+)*{stem}", re.IGNORECASE)
     for move, stem in _MENTION.items()
 }
+# The prompt's own text echoed back names a move without choosing it: a history line
+# ("You COOPERATE, They DEFECT") and the options ("COOPERATE/DEFECT", "cooperate or defect").
+_ECHO = re.compile(
+    r"\byou\s+(?:cooperate|defect)\s*[,;]?\s*they\s+(?:cooperate|defect)\b"
+    r"|\b(?:cooperate\s*(?:/|\bor\b)\s*defect|defect\s*(?:/|\bor\b)\s*cooperate)\b",
+    re.IGNORECASE,
+)
+# What rules out the move named right after it ("I will not DEFECT", "won't ever COOPERATE").
+_NEGATION_BEFORE = re.compile(r"(?:\bnot|\bnever|n't|n’t|\bno\s+longer)\s+(?:\w+\s+){0,2}\Z", re.IGNORECASE)
 # Words that revise an answer or doubt it.
 _REVISION = re.compile(
     r"\b(?:actually|wait|hold on|hmm+|on second thoughts?|on (?:further )?reflection|reconsider\w*|rethink\w*"
@@ -78,6 +91,7 @@ def parse_decision(reply: str, finish_reason: str | None = None) -> Reading:
     off by max_tokens (`finish_reason` "length") counts only under `word`, `json`, or
     `line` on its first line, and only if that line was finished (a newline follows it).
     """
+    reply = _THINKING.sub("", reply)
     readings = [_read_word(reply), _read_json(reply), _read_line(reply, finish_reason)]
     if _CONTESTED in readings:
         return AMBIGUOUS
@@ -87,11 +101,19 @@ def parse_decision(reply: str, finish_reason: str | None = None) -> Reading:
     return readings[0]
 
 
+def _visible(text: str) -> str:
+    """`text` in NFKC form (full-width letters as ASCII) without invisible format characters
+    (zero-width spaces, a byte-order mark, soft hyphens)."""
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
+
+
 def _clean(line: str) -> str:
     """A line without struck-through text, markdown emphasis, leading headers and quote
     marks, quotation marks and trailing punctuation. A question mark or an ellipsis stays:
     "DEFECT?" and "DEFECT..." are not answers."""
-    line = _STRUCK.sub("", unicodedata.normalize("NFKC", line))
+    line = _STRUCK.sub("", _visible(line))
     line = _LEAD.sub("", _EMPHASIS.sub("", line).translate(_QUOTES)).rstrip()
     return line if line.endswith("..") else line.rstrip(_TRAILING).rstrip()
 
@@ -110,6 +132,11 @@ def _line_action(line: str) -> Action | None:
     return DECISION_WORDS.get(match["word"].upper()) if match else None
 
 
+def _is_heading(line: str) -> bool:
+    """A line that ends with a colon introduces what follows ("DEFECT:" over its payoffs)."""
+    return _EMPHASIS.sub("", _visible(line)).rstrip().endswith((":", "："))
+
+
 def _read_line(reply: str, finish_reason: str | None) -> Reading:
     raw = reply.splitlines()
     found = [(i, _line_action(line)) for i, line in enumerate(raw) if _HAS_CONTENT.search(_clean(line))]
@@ -117,7 +144,10 @@ def _read_line(reply: str, finish_reason: str | None) -> Reading:
         return AMBIGUOUS
     if len({action for _, action in found} - {None}) > 1:
         return _CONTESTED  # two lines state different moves
-    (first_index, first), (_, last) = found[0], found[-1]
+    (first_index, first), (last_index, last) = found[0], found[-1]
+    if len(found) > 1:  # in a longer reply, a move followed by a colon heads a list, it is no answer
+        first = None if _is_heading(raw[first_index]) else first
+        last = None if _is_heading(raw[last_index]) else last
     if finish_reason == CUT_OFF:  # the last line was never finished; the first must have been
         finished = first_index + 1 < len(raw) or reply.endswith(("\n", "\r"))
         last, first = None, first if finished else None
@@ -129,16 +159,28 @@ def _read_line(reply: str, finish_reason: str | None) -> Reading:
     # names the other move as a move (in capitals, as the prompt spells it: "DEFECT\n\nNo:
     # COOPERATE"), offers it as an alternative ("or cooperate"), or mentions it in any form
     # next to a word that revises or doubts ("DEFECT\n\nWait, actually I should cooperate",
-    # "…maybe defecting is better"). Prose that only explains ("I will not defect") stays.
-    rest = unicodedata.normalize("NFKC", "\n".join(raw[first_index + 1 :]))
+    # "…maybe defecting is better"). Prose that only explains ("I will not defect", "I will
+    # not DEFECT"), and the prompt's own words echoed ("You COOPERATE, They DEFECT",
+    # "cooperate or defect"), stay.
+    rest = _visible("\n".join(raw[first_index + 1 :]))
+    stated = _ECHO.sub(" ", rest)
     other = "DEFECT" if first == "COOPERATE" else "COOPERATE"
     if (
-        re.search(rf"\b{other}\b", rest)
-        or _ALTERNATIVE[other].search(rest)
+        _names_as_move(other, stated)
+        or _ALTERNATIVE[other].search(stated)
         or (_OTHER_MOVE[other].search(rest) and _REVISION.search(rest))
     ):
         return _CONTESTED
     return Reading(first, "line")
+
+
+def _names_as_move(move: Action, text: str) -> bool:
+    """`text` names `move` in capitals, as the prompt spells a move, other than to rule it out."""
+    return any(not _NEGATION_BEFORE.search(text, 0, m.start()) for m in re.finditer(rf"\b{move}\b", text))
+
+
+class _Fields(list[tuple[str, object]]):
+    """A JSON object's fields in order, duplicates kept."""
 
 
 def _read_json(reply: str) -> Reading:
@@ -148,14 +190,13 @@ def _read_json(reply: str) -> Reading:
         if len(blocks) != 1:
             return AMBIGUOUS
         text = blocks[0].strip()
-    try:
-        data = json.loads(text)
+    try:  # every key as written: a field given twice ("decision" and "Decision") is read twice
+        data = json.loads(text, object_pairs_hook=_Fields)
     except (ValueError, RecursionError):  # not JSON, or nested past the interpreter's limit
         return AMBIGUOUS
-    if not isinstance(data, dict):
+    if not isinstance(data, _Fields):
         return AMBIGUOUS
-    named = {key.lower(): value for key, value in data.items()}
-    values = [named[field] for field in _DECISION_FIELDS if field in named]
+    values = [value for key, value in data if key.lower() in _DECISION_FIELDS]
     actions = {DECISION_WORDS.get(_clean(v).upper()) if isinstance(v, str) else None for v in values}
     if len(actions) != 1 or None in actions:
         return AMBIGUOUS
@@ -169,8 +210,10 @@ STRATEGY_MAX_WORDS = 200  # and past this it is cut, flagged truncated
 # A line that starts the strategy: indentation, markdown, a bullet or a number, optionally
 # "Final", the word, a colon (or full-width colon), e.g. "STRATEGY:", "**Strategy**:",
 # "## Final strategy:", "- STRATEGY:", "2. STRATEGY:", "> strategy：".
+_SPACE = r"[^\S\r\n]"  # a space or tab, or a no-break space
 _STRATEGY_MARKER = re.compile(
-    r"^[ \t>#*_`]*(?:(?:[-+•*]|\d{1,3}[.)])[ \t]+)?[ \t*_`]*(?:final[ \t]+)?strategy[ \t*_`]*[:：][*_`]*",
+    rf"^(?:{_SPACE}|[>#*_`])*(?P<item>(?:[-+•*]|\d{{1,3}}[.)]){_SPACE}+)?(?:{_SPACE}|[*_`])*"
+    rf"(?:final{_SPACE}+)?strategy(?:{_SPACE}|[*_`])*[:：][*_`]*",
     re.IGNORECASE | re.MULTILINE,
 )
 
@@ -179,17 +222,27 @@ def extract_strategy(reply: str, finish_reason: str | None = None) -> tuple[str 
     """The strategy a strategy reply ends with, and its flags (SPEC §4).
 
     The text after the last marker line (see `_STRATEGY_MARKER`) to the end of the reply,
-    whitespace normalised to single spaces, kept whole up to 200 words. Flags:
-    `over_limit` past 100 words; `truncated` when cut at 200 words, or when the reply was
-    cut off by max_tokens after the marker; `multiple_markers` when more than one marker
-    line; `marker_missing` when there is no marker (or nothing after the last one): the
-    text is then the last 100 words of the reply, where the rule usually is.
+    whitespace normalised to single spaces, kept whole up to 200 words. A marker that is a
+    list item ("- Strategy:", "2. STRATEGY:") counts only in a reply with no marker line of
+    its own: after "STRATEGY: <rule>", a "- Strategy: forgiving helps" explaining it is no
+    marker. A last marker with nothing after it (a reply ending "STRATEGY:") is passed over
+    for the one before.
+    Flags: `over_limit` past 100 words; `truncated` when cut at 200 words, or when the
+    reply was cut off by max_tokens after the marker; `multiple_markers` when more than one
+    marker line; `marker_missing` when there is no marker (or nothing after any): the text
+    is then the last 100 words of the reply, where the rule usually is.
     A reply cut off by max_tokens without a marker, or with no words at all, is a failed
     strategy call: text None.
     """
     markers = list(_STRATEGY_MARKER.finditer(reply))
-    words = reply[markers[-1].end() :].split() if markers else []
+    markers = [m for m in markers if not m["item"]] or markers
     flags = ["multiple_markers"] if len(markers) > 1 else []
+    words: list[str] = []
+    ends = [m.start() for m in markers[1:]] + [len(reply)]  # each marker's text ends at the next
+    for marker, end in reversed(list(zip(markers, ends))):  # noqa: B905 (no markers: no pairs)
+        words = reply[marker.end() : end].split()
+        if words:
+            break
     if not words:
         words = reply.split()
         if finish_reason == CUT_OFF or not words:

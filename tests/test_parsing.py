@@ -3,7 +3,7 @@ from collections import Counter
 import pytest
 
 from engine.parsing import Reading, extract_strategy, parse_decision
-from tests.support.corpora import DECISION_CORPUS, STRATEGY_CORPUS
+from tests.support.corpora import DECISION_CORPUS, OUTSIDE_DECISIONS, OUTSIDE_STRATEGIES, STRATEGY_CORPUS
 
 C, D = "COOPERATE", "DEFECT"
 
@@ -57,6 +57,24 @@ DECISIONS = [
     ('Here is my answer:\n```\n{"move": "DEFECT", "why": "they never cooperate"}\n```', D, "json"),
     ('{"decision": "DEFECT", "choice": "defect"}', D, "json"),
     ('{\n  "decision": "COOPERATE",\n  "reason": "no reason to defect"\n}', C, "json"),
+    ('{"decision": "DEFECT", "Decision": "defect"}', D, "json"),  # a field given twice, agreeing
+    # the other move named only to be ruled out, or in the prompt's own words echoed back
+    ("COOPERATE\n\nI will not DEFECT against an opponent who never defected against me.", C, "line"),
+    ("DEFECT\n\nI won't ever COOPERATE with them again.", D, "line"),
+    ("DEFECT\n\nHistory: Round 1 vs Opponent B: You COOPERATE, They DEFECT.", D, "line"),
+    ("COOPERATE\n\nChoosing between COOPERATE/DEFECT is easy: they always cooperated.", C, "line"),
+    ("COOPERATE\n\nThe choice between cooperate or defect is easy here.", C, "line"),
+    # a reasoning model's scratchpad is not the reply
+    ("<think>\nFirst instinct:\nDEFECT\nBut they cooperated, so cooperate.\n</think>\n\nCOOPERATE", C, "word"),
+    ("<think>\nThey defected.\n</think>\nDEFECT\n\nTit for tat.", D, "line"),
+    # any arrow; invisible format characters
+    ("Decision --> COOPERATE", C, "line"),
+    ("Final answer ⟶ DEFECT", D, "line"),
+    ("Decision ➡️ DEFECT", D, "line"),
+    ("Move ==> COOPERATE", C, "line"),
+    ("DEFECT\u200b", D, "word"),
+    ("\ufeffCOOPERATE", C, "word"),
+    ("DEF\xadECT", D, "word"),
 ]
 
 AMBIGUOUS = [
@@ -97,6 +115,18 @@ AMBIGUOUS = [
     "COOPERATE\n\nor maybe defect, I'm not sure.",
     "DEFECT\n\nJust kidding. I cooperate.",
     "COOPERATE\n\nHmm, defecting could pay more.",
+    # a field given twice that disagrees (JSON keeps the last one; case differs or not)
+    '{"decision": "COOPERATE", "Decision": "DEFECT"}',
+    '{"decision": "COOPERATE", "reason": "they defected twice", "decision": "DEFECT"}',
+    # a move heading a list of its payoffs is no answer
+    "DEFECT:\n- +5 if they cooperate\n- +1 if they defect\n\nThey cooperated, so I'll go with cooperation.",
+    # the other move stated, not ruled out or echoed
+    "COOPERATE\n\nThey DEFECT every time, so I DEFECT too.",
+    "COOPERATE\n\nI will not DEFECT. No wait: DEFECT.",
+    "DEFECT\n\nYou COOPERATE, They DEFECT... so COOPERATE it is.",
+    # a scratchpad never closed is no reply, and one with nothing after it neither
+    "<think>\nThey cooperated, so COOPERATE",
+    "<think>\nCOOPERATE\n</think>",
 ]
 
 
@@ -171,6 +201,21 @@ def test_strategy_uses_the_last_marker() -> None:
 )
 def test_strategy_marker_forms(marker: str) -> None:
     assert extract_strategy(f"Reasoning.\n{marker} Tit for tat.") == ("Tit for tat.", [])
+
+
+def test_empty_last_marker_passes_to_the_one_before() -> None:
+    assert extract_strategy("STRATEGY: Tit for tat.\n\nSTRATEGY:\n") == ("Tit for tat.", ["multiple_markers"])
+
+
+def test_list_item_marker_counts_only_without_a_marker_line() -> None:
+    """An explanation's "- Strategy: …" bullet after the rule does not replace the rule."""
+    reply = "STRATEGY: Cooperate first.\n\nWhy this works:\n- Strategy: forgiving helps."
+    assert extract_strategy(reply) == ("Cooperate first. Why this works: - Strategy: forgiving helps.", [])
+    assert extract_strategy("Reasoning.\n- Strategy: Tit for tat.") == ("Tit for tat.", [])
+
+
+def test_marker_after_a_no_break_space() -> None:
+    assert extract_strategy("Reasoning.\n\xa0STRATEGY: Tit for tat.") == ("Tit for tat.", [])
 
 
 def test_strategy_on_lines_after_marker() -> None:
@@ -285,3 +330,36 @@ def test_strategy_corpus(row: dict) -> None:
 
 def test_strategy_corpus_size() -> None:
     assert len(STRATEGY_CORPUS) >= 30
+
+
+# -- an outside review's corpus (tests/corpora/*_outside.jsonl), labelled by the SPEC's letter
+
+
+def move_of(label: str) -> str | None:
+    return None if label == "ambiguous" else label.split(":")[0]
+
+
+@pytest.mark.parametrize("row", OUTSIDE_DECISIONS, ids=lambda row: row["id"])
+def test_outside_decision_never_the_other_move(row: dict) -> None:
+    """A labelled move reads as itself or as ambiguous; a reply labelled ambiguous (where
+    the SPEC settles it) reads as ambiguous. Rows the SPEC leaves unclear only must not
+    read as the other move."""
+    action, rule = parse_decision(row["reply"], row["finish_reason"])
+    expected = move_of(row["expected"])
+    if expected is None and not row["unclear"]:
+        assert (action, rule) == (None, None)
+    elif expected is not None:
+        assert action in (expected, None)
+
+
+def test_outside_decisions_read_most_clear_answers() -> None:
+    clear = [row for row in OUTSIDE_DECISIONS if row["expected"] != "ambiguous" and not row["unclear"]]
+    read = [
+        row for row in clear if parse_decision(row["reply"], row["finish_reason"]).action == move_of(row["expected"])
+    ]
+    assert len(clear) >= 130 and len(read) / len(clear) >= 0.85
+
+
+@pytest.mark.parametrize("row", OUTSIDE_STRATEGIES, ids=lambda row: row["id"])
+def test_outside_strategy(row: dict) -> None:
+    assert extract_strategy(row["reply"], row["finish_reason"]) == (row["expected_text"], row["expected_flags"])

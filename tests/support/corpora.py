@@ -14,3 +14,7 @@ def corpus(name: str) -> list[dict]:
 
 DECISION_CORPUS = corpus("decisions.jsonl")
 STRATEGY_CORPUS = corpus("strategies.jsonl")
+# An outside review's corpus: labels by the SPEC's letter ("DEFECT:line", "ambiguous"),
+# `unclear` where the SPEC does not settle the case (docs/parsing.md).
+OUTSIDE_DECISIONS = corpus("decisions_outside.jsonl")
+OUTSIDE_STRATEGIES = corpus("strategies_outside.jsonl")
