@@ -32,7 +32,7 @@ from engine.textsafe import visible
 __all__ = ["AcausalApp", "experiment_runner", "sweep_runner"]
 RUN_IN_PROGRESS = "a run is in progress: start the new one once it has ended"
 
-SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)  # SIGINT: `kill -INT` (Ctrl+C is a key here)
 
 
 class AcausalApp(App[None]):
@@ -88,7 +88,7 @@ class AcausalApp(App[None]):
                 pass
 
     def on_signal(self, signum: int) -> None:
-        """SIGTERM or SIGHUP: the same clean abort as headless — the run (or sweep) is aborted,
+        """SIGTERM, SIGHUP or SIGINT: the same clean abort as headless — the run (or sweep) is aborted,
         its partial results saved, then the app exits and restores the terminal; the command
         exits 130. A second signal while the abort is saving exits at once (every file on disk
         is still valid: each is replaced atomically)."""

@@ -1,4 +1,5 @@
-"""The TUI in a real terminal (a pty): SIGTERM and SIGHUP abort as headless does — exit 130,
+"""The TUI in a real terminal (a pty): SIGTERM, SIGHUP and SIGINT (`kill -INT`; Ctrl+C is a key
+there) abort as headless does — exit 130,
 partial results `aborted`, the lock released and the terminal restored; without a terminal
 the app refuses with one line."""
 
@@ -80,7 +81,7 @@ def wait_exit(pid: int, fd: int, output: bytearray, timeout: float = 30.0) -> in
     return os.waitstatus_to_exitcode(status[0])
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_to_the_tui_aborts_cleanly_and_restores_the_terminal(tmp_path, signum):
     results = tmp_path / "results"
     config = write_config(tmp_path / "config.toml", results, agents=6, rounds=40, latency_ms=20)
