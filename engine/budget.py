@@ -53,12 +53,15 @@ class Budget:
             return f"stopped: the cost budget ({limit}) was reached ({dollars(self.spent())} spent)"
         worst, spent, reserved = self.refusal
         held = f", {dollars(reserved)} held for calls in flight" if dollars(reserved) != "$0" else ""
+        now = dollars(self.spent())
+        after = f"; {now} in all once the calls in flight finished" if now != dollars(spent) else ""
         return (
             f"stopped: the next call's worst-case cost ({dollars(worst)}) would pass the budget "
-            f"({limit}; {dollars(spent)} spent{held})"
+            f"({limit}; {dollars(spent)} spent{held}){after}"
         )
 
 
 def dollars(usd: float) -> str:
     """'$0.00055', '$1.25', '$10': up to 6 decimals, trailing zeros dropped."""
+    usd = round(usd, 6) + 0.0  # a float remainder below a millionth is $0, never "$-0"
     return "$" + (f"{usd:.6f}".rstrip("0").rstrip(".") or "0")

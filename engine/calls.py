@@ -8,6 +8,7 @@ never reaches the counters or the files."""
 import math
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 import anyio
 import msgspec
@@ -23,6 +24,7 @@ from engine.rng import keyed_rng
 
 # Account-wide conditions: the wait they ask for applies to every call of the run.
 SLOWS_EVERYONE = ("rate_limit", "in_flight_budget")
+CANCELLED = "cancelled in flight: the run was stopped"
 MAX_EMPTY_REPLIES = 2  # per call: an empty reply is retried once, not three times (each is billed)
 Report = Callable[..., None]  # report(type, message, **context): a line in the error log
 
@@ -84,6 +86,9 @@ class CallGateway:
         self.cost_is_estimate = False
         self.prices = prices
         self.unpriced: set[str] = set()  # the models reported as having no price
+        self.fatal: str | None = None  # the error that stops the run: no attempt starts after it
+        self._in_flight = 0  # this gateway's attempts sent and not yet answered
+        self._drained = anyio.Event()  # set once a fatal error has no attempt left in flight
         control.stats.budget_usd = self.budget.limit_usd
 
     @property
@@ -100,6 +105,9 @@ class CallGateway:
             if not self.control.paused:
                 break
             self.limiter.release()
+        if self.fatal is not None:
+            self.limiter.release()
+            await self._stop()
         try:
             return self._reserve(request)
         except BudgetExceeded:
@@ -164,14 +172,26 @@ class CallGateway:
                 raise
             stats.in_flight += 1
             stats.calls += 1
+            self._in_flight += 1
             try:
                 completion = await self.provider.complete(request)
             except ProviderError as exc:
                 last_error = exc
-                self._charge(tally, exc.cost, exc.cost_is_estimate)
+                tally.failures.append(exc.message)
+                if exc.billing_unknown and not exc.cost:
+                    self._charge_worst_case(tally, request)
+                else:
+                    self._charge(tally, exc.cost, exc.cost_is_estimate)
                 if not exc.reached:  # refused before the server saw it: not an API call
                     stats.calls -= 1
                     tally.unsent += 1
+            except anyio.get_cancelled_exc_class():
+                # The run was stopped (abort, a signal) with this attempt in flight: it was
+                # counted as a call and may be billed, so it is logged (resume asks it again).
+                tally.failures.append(CANCELLED)
+                self._charge_worst_case(tally, request)
+                self._log(request, attempt, None, tally, started, CANCELLED)
+                raise
             else:
                 completion = msgspec.structs.replace(
                     completion, cost=self._charge(tally, completion.cost, completion.cost_is_estimate)
@@ -180,12 +200,15 @@ class CallGateway:
                 return completion
             finally:
                 stats.in_flight -= 1
+                self._in_flight -= 1
+                if self.fatal is not None and not self._in_flight:
+                    self._drained.set()
                 self.reserved -= reserved
                 self.limiter.release()
                 self._report_unpriced()
             if last_error.fatal:
                 self._log(request, attempt, None, tally, started, last_error.message)
-                raise FatalCallError(last_error.message)
+                await self._stop(last_error.message)
             if last_error.kind == EMPTY_REPLY:
                 tally.empty += 1
                 stats.empty_replies += 1
@@ -211,6 +234,23 @@ class CallGateway:
         assert last_error is not None
         self._log(request, attempt, None, tally, started, last_error.message)
         raise CallFailed(f"{last_error.message} (after {attempt} attempt{'s' * (attempt > 1)})")
+
+    async def _stop(self, error: str | None = None) -> NoReturn:
+        """Raise the fatal error (the first `error`) once the attempts already sent are
+        answered: they are billed, so they are logged and counted, as when the budget stops
+        the run. No attempt starts after it."""
+        if self.fatal is None:
+            self.fatal = error
+            if not self._in_flight:
+                self._drained.set()
+        await self._drained.wait()
+        raise FatalCallError(self.fatal)
+
+    def _charge_worst_case(self, tally: "_Tally", request: ChatRequest) -> None:
+        """An attempt the server may have billed without saying what (lost in flight): its
+        worst case counts, as an estimate, so the budget holds (a free model: nothing)."""
+        if worst := self.provider.worst_case_cost(request):
+            self._charge(tally, worst, True)
 
     def _charge(self, tally: "_Tally", cost: float, estimate: bool) -> float:
         """Add one attempt's cost to the call's and the run's spend; returns it as counted
@@ -252,6 +292,7 @@ class CallGateway:
                 finish_reason=completion.finish_reason if completion else None,
                 empty_replies=tally.empty,
                 unsent=tally.unsent,
+                failures=tally.failures,
             )
         )
 
@@ -264,6 +305,7 @@ class _Tally:
         self.estimate = False
         self.empty = 0  # attempts answered billed but empty
         self.unsent = 0  # attempts that never reached the server
+        self.failures: list[str] = []  # why each failed attempt failed, in order
 
 
 def round_of(key: str) -> int | None:

@@ -238,6 +238,7 @@ class CallRecord(Record):
     finish_reason: str | None = None  # "stop", "length", ... as the server said
     empty_replies: int = 0  # attempts answered billed but empty (no choices, no content)
     unsent: int = 0  # attempts that never reached the server (connection refused)
+    failures: list[str] = []  # why each failed attempt failed (retried or not), in order
 
 
 class ErrorRecord(Record):

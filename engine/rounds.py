@@ -10,12 +10,12 @@ import anyio.lowlevel
 
 from engine import analysis, game
 from engine.agents import scripted
-from engine.agents.llm import CALL_FAILED, Decision, LLMAgents, strategy_source
+from engine.agents.llm import CALL_FAILED, STRATEGY_CUT_OFF, Decision, LLMAgents, strategy_source
 from engine.calls import BudgetExceeded, FatalCallError, now_iso
 from engine.config import Config
 from engine.events import Event, GameFinished, PhaseStarted, StrategyCollected
 from engine.models import AgentInfo, GameResult, StrategyRecord
-from engine.prompts import round_player_labels
+from engine.prompts import STRATEGY_MAX_TOKENS, round_player_labels
 from engine.rng import keyed_rng
 from engine.state import ExperimentState
 
@@ -189,10 +189,15 @@ class Round:
         """Strategies that are all stand-ins because no call got through are not data: stop."""
         llm = [r for r in records.values() if r.kind == "llm"]
         if llm and not self.llm.gateway.budget_exceeded and not any(map(analysis.is_fresh, llm)):
-            raise FatalCallError(
-                f"every strategy call of round {self.round} failed (last: {self.llm.last_call_error}); "
-                "check the base URL, the model ids and the key, then resume"
-            )
+            last = self.llm.last_call_error or ""
+            if last.startswith(STRATEGY_CUT_OFF):  # the model answered, at more length than allowed
+                advice = (
+                    f"the main model writes more than {STRATEGY_MAX_TOKENS} tokens before its rule "
+                    "(a reasoning model?); start a new experiment with another main model"
+                )
+            else:
+                advice = "check the base URL, the model ids and the key, then resume"
+            raise FatalCallError(f"every strategy call of round {self.round} failed (last: {last}); {advice}")
 
     def check_decisions_reached_a_model(self, games: list[GameResult]) -> None:
         """Moves that are all coin flips because no call got through are not data: stop."""

@@ -56,8 +56,22 @@ def test_calls_in_flight_and_a_budget_reached_before_are_told():
     )
 
 
+def test_the_stop_message_adds_what_the_calls_in_flight_cost_once_they_finished():
+    budget = Budget(1.0)
+    stats = SimpleNamespace(cost=0.25)
+    budget.gateways.append(SimpleNamespace(control=SimpleNamespace(stats=stats), reserved=0.5))
+    with pytest.raises(BudgetExceeded):
+        budget.check(0.3)
+    stats.cost = 0.95  # the calls in flight were answered
+    assert budget.stop_message() == (
+        "stopped: the next call's worst-case cost ($0.3) would pass the budget ($1; $0.25 spent, "
+        "$0.5 held for calls in flight); $0.95 in all once the calls in flight finished"
+    )
+
+
 def test_dollars():
     assert [dollars(x) for x in (0.00055, 1.25, 10.0, 0.0, 1e-9)] == ["$0.00055", "$1.25", "$10", "$0", "$0"]
+    assert [dollars(x) for x in (-0.0, -1e-9, 0.1 + 0.2 - 0.3 - 1e-17)] == ["$0", "$0", "$0"]  # never "$-0"
 
 
 # -- a budget too small for any call is refused before the run -----------------------------

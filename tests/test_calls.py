@@ -387,6 +387,78 @@ async def test_attempts_that_never_reached_the_server_are_not_api_calls():
     assert records[0].attempts == 3 and records[0].unsent == 2
 
 
+async def test_an_attempt_maybe_billed_counts_its_worst_case_as_an_estimate():
+    """No reply within the timeout after the request was sent (or a broken connection, or a
+    200 that cannot be read): the server may have billed it, so the budget counts the worst
+    case rather than $0, and says the figure is an estimate."""
+    lost = ProviderError("no reply (timeout)", retryable=True, kind="timeout", billing_unknown=True)
+    provider = ScriptedProvider({"k": [lost]}, worst=0.3, cost=0.1)
+    gw, _, records, _ = gateway(provider)
+    await gw.call(req())
+    assert gw.control.stats.cost == pytest.approx(0.4) and records[0].cost == pytest.approx(0.4)
+    assert records[0].cost_is_estimate and gw.cost_is_estimate
+
+
+async def test_the_worst_case_of_lost_attempts_holds_the_budget():
+    lost = ProviderError("connection failed: ReadError", retryable=True, kind="connection", billing_unknown=True)
+    provider = ScriptedProvider({"a": [lost, lost]}, worst=0.3, cost=0.1)
+    gw, _, _, _ = gateway(provider, budget_usd=0.9)
+    await gw.call(req("a"))  # 0.3 + 0.3 + 0.1
+    with pytest.raises(BudgetExceeded):
+        await gw.call(req("b"))  # 0.7 + 0.3 > 0.9; counted at $0 the two lost attempts would let it go
+    assert gw.control.stats.cost == pytest.approx(0.7)
+
+
+async def test_each_failed_attempt_says_why_in_the_call_log():
+    provider = ScriptedProvider(
+        {
+            "k": [
+                err(429, retryable=True, message="HTTP 429: slow down"),
+                err(502, retryable=True, message="HTTP 502: bad gateway"),
+            ]
+        }
+    )
+    gw, _, records, _ = gateway(provider)
+    await gw.call(req())
+    assert records[0].failures == ["HTTP 429: slow down", "HTTP 502: bad gateway"] and records[0].error is None
+
+
+async def test_a_fatal_error_waits_for_the_calls_in_flight_and_starts_no_more():
+    """A 401 or a credit 402 stops the run, but the attempts already sent are billed: they
+    finish and are logged and counted before the error is raised; none starts after it."""
+
+    class Provider(ScriptedProvider):
+        async def complete(self, request: ChatRequest) -> Completion:
+            self.sent.append((request.key, time.monotonic()))
+            if request.key == "fatal":
+                await anyio.sleep(0.05)
+                raise err(402, fatal=True, message="HTTP 402 - add credits")
+            await anyio.sleep(0.3)
+            return Completion(text="COOPERATE", cost=0.25)
+
+    provider = Provider()
+    gw, _, records, _ = gateway(provider)
+    outcomes: list[tuple[str, str]] = []  # in the order they came
+
+    async def call(key: str, after: float = 0.0) -> None:
+        await anyio.sleep(after)
+        try:
+            await gw.call(req(key))
+            outcomes.append((key, "answered"))
+        except FatalCallError as exc:
+            outcomes.append((key, f"fatal: {exc}"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, "slow")
+        tg.start_soon(call, "fatal")
+        tg.start_soon(call, "later", 0.1)  # after the 402: never sent
+    fatal = "fatal: HTTP 402 - add credits"
+    assert outcomes[0] == ("slow", "answered")  # the error waited for it (a round's task group
+    assert sorted(outcomes[1:]) == [("fatal", fatal), ("later", fatal)]  # would cancel it)
+    assert [key for key, _ in provider.sent] == ["slow", "fatal"]
+    assert sorted(r.key for r in records) == ["fatal", "slow"] and gw.control.stats.cost == pytest.approx(0.25)
+
+
 def test_round_of_a_call_key():
     assert [round_of(k) for k in ("strategy/r3/a1", "decision/r12/g2/p1/t0", "k", "x/y")] == [3, 12, None, None]
 

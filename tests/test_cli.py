@@ -183,7 +183,7 @@ def test_headless_lines_count_in_the_singular_and_a_run_without_moves_is_not_cal
         functools.partial(run_experiment, config, provider=SimulatedProvider(1), observer=HeadlessPrinter(stream))
     )
     assert result.total_rounds == 1 and result.total_games == 1
-    assert "completed: 1 round, 1 game, " in stream.getvalue()
+    assert "completed: 1 round, 1 game, 4 calls, cost $0\n" in stream.getvalue()  # and what it cost
 
     stream = io.StringIO()
     config = make_config(agents=2, rounds=1, results_dir=str(tmp_path / "failed"))

@@ -344,7 +344,7 @@ async def test_malformed_success_replies_are_retryable_errors(body):
 @pytest.mark.parametrize("raw", [b"", b"not json", b'{"choices": [{"message": ', b"\xff\xfe"])
 async def test_non_json_or_truncated_200_is_retryable(raw):
     exc = await failure(answer(200, raw))
-    assert exc.retryable and exc.kind == "bad_response"
+    assert exc.retryable and exc.kind == "bad_response" and exc.billing_unknown
 
 
 async def test_finish_reason_error_quotes_the_choice_error():
@@ -373,6 +373,9 @@ async def test_transport_errors_are_retryable(error, kind):
 
     exc = await failure(handler)
     assert exc.retryable and not exc.fatal and exc.kind == kind
+    # sent, then no reply: the server may have billed it (the gateway counts the worst case)
+    assert exc.billing_unknown == (exc.reached and kind in ("connection", "timeout"))
+    assert exc.billing_unknown == (not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)))
 
 
 # -- billed but unusable replies, and costs that are not money ----------------------------------
@@ -416,7 +419,30 @@ async def test_an_empty_reply_without_usage_is_estimated_at_list_price():
 
 async def test_an_unbilled_failure_costs_nothing():
     exc = await failure(answer(503, {"error": {"message": "down"}}))
-    assert exc.cost == 0.0 and not exc.cost_is_estimate
+    assert exc.cost == 0.0 and not exc.cost_is_estimate and not exc.billing_unknown
+
+
+async def test_bills_above_the_price_table_raise_the_worst_case_by_the_same_markup():
+    """OpenRouter billing 3x the table's price (an old table, a dearer upstream) used to
+    let a budget be overspent 3x: the worst case now scales by the highest markup seen."""
+    listed = (40 * 0.10 + 2 * 0.40) / 1e6
+    p = provider(answer(200, ok_body(cost=3 * listed)))
+    before = p.worst_case_cost(request())
+    completion = await p.complete(request())
+    await p.aclose()
+    assert completion.cost == pytest.approx(3 * listed) and not completion.cost_is_estimate
+    assert p.worst_case_cost(request()) == pytest.approx(3 * before)
+    assert p.worst_case_cost(request("anthropic/claude-3.5-haiku")) == p.prices.worst_case(
+        "anthropic/claude-3.5-haiku", [DECISION], 100
+    )  # per model
+
+
+async def test_bills_below_the_price_table_leave_the_worst_case_at_list_price():
+    p = provider(answer(200, ok_body(cost=1e-9)))
+    before = p.worst_case_cost(request())
+    await p.complete(request())
+    await p.aclose()
+    assert p.worst_case_cost(request()) == before
 
 
 @pytest.mark.parametrize("raw_cost", [b"NaN", b"Infinity", b"-Infinity", b"-0.216", b"1e400", b"true", b'"0.01"'])
@@ -718,6 +744,22 @@ async def test_stub_server_echoed_key_is_redacted(server):
         await p.complete(request())
     await p.aclose()
     assert KEY not in caught.value.message and caught.value.fatal
+
+
+async def test_a_connection_the_server_closed_after_its_reply_is_not_used_again(server):
+    """A server that closes a kept-alive connection just after its reply (with no
+    "Connection: close"): its FIN is in the socket before the next request, though the
+    event loop has not handled it (here: the test blocks the loop, as a busy run does).
+    The pool looks at the socket itself, so the next request goes on a new connection; it
+    used to be sent on the dead one and fail as an attempt (counted, retried after a
+    backoff)."""
+    server.rule = lambda seen: stub.Reply(close_after=True)
+    p = real(server)
+    for _ in range(4):
+        await p.complete(request())  # raises on a request sent to a closed connection
+        time.sleep(0.05)  # the FIN arrives; the loop does not run
+    await p.aclose()
+    assert server.count == 4
 
 
 async def test_connections_are_kept_alive_up_to_max_concurrency():

@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from acausal_tui.cli import main
+from engine.calls import CANCELLED
 from engine.control import RunControl
 from engine.events import ErrorLogged
 from engine.models import CallRecord, ErrorRecord, Manifest
@@ -28,6 +29,7 @@ from engine.runner import run_experiment
 from engine.store import ExperimentStore, read_json, read_jsonl
 from tests.support.experiment_files import (
     assert_files_valid,
+    cancelled_in_flight,
     final_result,
     only_experiment,
     outcome,
@@ -113,16 +115,19 @@ async def test_resumed_run_equals_an_uninterrupted_one(make_config, tmp_path, ab
 
     assert result.status == "completed"
     assert records(directory) == records(ref_dir)
-    assert outcome(result) == outcome(ref_result)
-    assert outcome(final_result(directory)) == outcome(ref_result)
+    assert outcome(result, cancelled_in_flight(directory)) == outcome(ref_result)
+    assert outcome(final_result(directory), cancelled_in_flight(directory)) == outcome(ref_result)
     assert read_json(directory / "manifest.json", Manifest).status == "completed"
-    # Exactly once: nothing recorded is asked again, and only the calls cancelled in
-    # flight by the abort were ever sent twice.
-    assert not {c.key for c in recorded} & set(second.keys)
-    in_flight = len(first.keys) - len(recorded)
+    # Exactly once: nothing answered is asked again, and only the calls cancelled in
+    # flight by the abort (logged as such: they were sent) were ever sent twice.
+    answered = {c.key for c in recorded if c.reply is not None}
+    assert not answered & set(second.keys)
+    in_flight = len(first.keys) - len(answered)
+    assert [c.error for c in recorded if c.reply is None] == [CANCELLED] * in_flight
     assert len(first.keys) + len(second.keys) == len(ref_provider.keys) + in_flight
     calls, bad = read_jsonl(directory / "calls.jsonl", CallRecord)
-    assert not bad and sorted(c.key for c in calls) == sorted(ref_provider.keys)
+    assert not bad and sorted(c.key for c in calls if c.reply is not None) == sorted(ref_provider.keys)
+    assert cancelled_in_flight(directory) == in_flight
     assert not (directory / "run.lock").exists()
 
 
@@ -135,7 +140,7 @@ async def test_resume_twice_in_a_row(make_config, tmp_path):
     assert (await resume_experiment(resumable, provider, control=control)).status == "aborted"
     result, _ = await resume(directory)
     assert records(directory) == records(ref_dir)
-    assert outcome(result) == outcome(ref_result)
+    assert outcome(result, cancelled_in_flight(directory)) == outcome(ref_result)
 
 
 class AmbiguousInRound2(Counting):
@@ -174,7 +179,7 @@ async def test_errors_of_the_replayed_round_are_counted_once(make_config, tmp_pa
     resumable = open_resume(directory)
     result = await resume_experiment(resumable, AmbiguousInRound2(config.seed))
     assert result.error_count == reference_result.error_count
-    assert result.total_api_calls == reference_result.total_api_calls
+    assert result.total_api_calls == reference_result.total_api_calls + cancelled_in_flight(directory)
 
 
 async def test_state_is_rebuilt_for_scripted_agents_and_shuffled_labels(make_config, tmp_path):
@@ -191,7 +196,7 @@ async def test_state_is_rebuilt_for_scripted_agents_and_shuffled_labels(make_con
     directory, _ = await interrupted(make_config, tmp_path, 40, **options)
     result, _ = await resume(directory)
     assert records(directory) == records(ref_dir)
-    assert outcome(result) == outcome(ref_result)
+    assert outcome(result, cancelled_in_flight(directory)) == outcome(ref_result)
 
 
 async def test_resume_after_the_last_round_was_saved_just_finishes(make_config, tmp_path):
@@ -204,7 +209,7 @@ async def test_resume_after_the_last_round_was_saved_just_finishes(make_config, 
     (directory / "experiment_results.json").unlink()
     result, provider = await resume(directory)
     assert result.status == "completed" and provider.keys == []
-    assert outcome(result) == outcome(ref_result)
+    assert outcome(result, cancelled_in_flight(directory)) == outcome(ref_result)
     assert read_json(directory / "manifest.json", Manifest).start_time == manifest.start_time
 
 

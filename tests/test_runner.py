@@ -15,6 +15,7 @@ from engine.models import (
     RoundSummary,
     StrategyRecord,
 )
+from engine.providers.base import ChatRequest, Completion
 from engine.providers.factory import make_provider
 from engine.runner import run_experiment
 from engine.store import list_experiments, read_json, read_jsonl
@@ -217,6 +218,65 @@ async def test_failed_strategy_call_carries_over_or_falls_back(make_config):
     assert r1[0].flags == ["fallback"] and r1[1].flags == []
     assert r2[1].flags == ["carried_over"] and r2[1].strategy_text == r1[1].strategy_text
     assert result.error_count == 2
+
+
+class CutOff(FakeProvider):
+    """Strategy replies cut off by max_tokens before any rule: `times[agent]` of them (the
+    first asks), then a whole reply."""
+
+    def __init__(self, times: dict[int, int]) -> None:
+        super().__init__(strategy_or("COOPERATE"))
+        self.times = times
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        self.requests.append(request)
+        if request.key.startswith("strategy/"):
+            agent = int(request.key.split("/")[2][1:])
+            asked = sum(r.key.startswith(f"strategy/r1/a{agent}") for r in self.requests)
+            if asked <= self.times.get(agent, 0):
+                return Completion(
+                    text="Let me weigh the payoffs. Mutual",
+                    prompt_tokens=10,
+                    completion_tokens=1000,
+                    finish_reason="length",
+                )
+        return Completion(text=self.reply(request), prompt_tokens=10, completion_tokens=2)
+
+
+async def test_a_strategy_reply_cut_off_before_its_rule_is_asked_again(make_config):
+    """SPEC §4: such a reply is a failed strategy call, and a failed call is retried."""
+    config = make_config(agents=2, rounds=1)
+    provider = CutOff({0: 2})
+    result = await run(config, provider)
+    asked = [r.key for r in provider.requests if r.key.startswith("strategy/")]
+    assert sorted(asked) == ["strategy/r1/a0", "strategy/r1/a0/t1", "strategy/r1/a0/t2", "strategy/r1/a1"]
+    (a0, a1) = read_json(experiment_dir(config) / "rounds" / "strategies_r1.json", list[StrategyRecord])
+    assert a0.flags == [] and a0.strategy_text == "cooperate with everyone"
+    assert (a0.prompt_tokens, a0.completion_tokens) == (30, 2002)  # the three replies it took
+    assert result.status == "completed" and result.error_count == 0
+    calls, _ = read_jsonl(experiment_dir(config) / "calls.jsonl", CallRecord)
+    assert sorted(c.key for c in calls if c.key.startswith("strategy/")) == sorted(asked)
+
+
+async def test_a_strategy_reply_always_cut_off_falls_back_after_four_asks(make_config):
+    config = make_config(agents=2, rounds=1)
+    provider = CutOff({0: 99})
+    result = await run(config, provider)
+    assert sum(r.key.startswith("strategy/r1/a0") for r in provider.requests) == 4
+    (a0, _) = read_json(experiment_dir(config) / "rounds" / "strategies_r1.json", list[StrategyRecord])
+    assert a0.flags == ["fallback", "marker_missing"] and a0.completion_tokens == 4000
+    (error,), _ = read_jsonl(experiment_dir(config) / "experiment_errors.log", ErrorRecord)
+    assert "before a STRATEGY: line (asked 4 times); using the fallback strategy" in error.message
+    assert result.status == "completed"
+
+
+async def test_every_strategy_cut_off_stops_the_run_and_says_what_to_change(make_config):
+    config = make_config(agents=3, rounds=2)
+    result = await run(config, CutOff({0: 99, 1: 99, 2: 99}))
+    assert result.status == "failed"
+    assert result.message is not None and "cut off by max_tokens before a STRATEGY: line" in result.message
+    assert "writes more than 1000 tokens" in result.message and "another main model" in result.message
+    assert "then resume" not in result.message  # resume would replay the same replies
 
 
 async def test_abort_mid_round_saves_completed_rounds(make_config):

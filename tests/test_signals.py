@@ -16,6 +16,7 @@ from engine.runner import run_experiment, with_seed
 from engine.store import read_json
 from tests.support.experiment_files import (
     assert_files_valid,
+    cancelled_in_flight,
     final_result,
     only_experiment,
     outcome,
@@ -44,7 +45,7 @@ def resume_and_compare(directory: Path, config: Path, tmp_path: Path) -> None:
     assert main(["resume", str(directory), "--headless"]) == 0
     ref_dir, ref_result = reference(config, tmp_path / "reference")
     assert records(directory) == records(ref_dir)
-    assert outcome(final_result(directory)) == outcome(ref_result)
+    assert outcome(final_result(directory), cancelled_in_flight(directory)) == outcome(ref_result)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

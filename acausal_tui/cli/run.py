@@ -22,6 +22,7 @@ from acausal_tui.cli.common import (
     overrides_from,
 )
 from acausal_tui.screens.run_view import RoundClock, plural, validity_words
+from engine.budget import dollars
 from engine.config import Config, load_config
 from engine.control import RunControl
 from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunStarted
@@ -83,9 +84,10 @@ class HeadlessPrinter:
             self.print(f"error: {event.record.message}")
         elif isinstance(event, RunFinished):
             r = event.result
+            estimate = " (estimate)" if r.cost_is_estimate else ""
             line = (
                 f"{self.tag}{r.status}: {plural(r.total_rounds, 'round')}, {plural(r.total_games, 'game')}, "
-                f"{plural(r.total_api_calls, 'call')}"
+                f"{plural(r.total_api_calls, 'call')}, cost {dollars(r.total_cost)}{estimate}"
             )
             if r.message:
                 line += f" - {r.message}"

@@ -3,6 +3,8 @@ turns after an ambiguous reply, and the fallbacks when no usable reply came back
 
 from typing import NamedTuple
 
+from msgspec.structs import replace
+
 from engine.calls import CallFailed, CallGateway, Report, now_iso
 from engine.conditions import Condition
 from engine.config import Config
@@ -23,6 +25,10 @@ from engine.rng import keyed_rng
 
 CALL_FAILED = "call failed"  # how a fallback reason says no reply came back at all
 DECISION_TRIES = 3  # the first ask + 2 follow-up turns when the reply is ambiguous
+# A strategy reply with no strategy in it (cut off before any rule, or empty) is a failed
+# call (SPEC §4): asked again, as a failed attempt would be, up to 3 times more.
+STRATEGY_TRIES = 4
+STRATEGY_CUT_OFF = "reply cut off by max_tokens before a STRATEGY: line"
 CUT_OFF = "length"  # the finish_reason of a reply cut off by max_tokens
 
 
@@ -72,6 +78,16 @@ def strategy_request(
     )
 
 
+def added(spent: Completion, reply: Completion) -> Completion:
+    """`reply` with the tokens and cost of the replies before it (`spent`) added."""
+    return replace(
+        reply,
+        prompt_tokens=spent.prompt_tokens + reply.prompt_tokens,
+        completion_tokens=spent.completion_tokens + reply.completion_tokens,
+        cost=spent.cost + reply.cost,
+    )
+
+
 class LLMAgents:
     """The experiment's LLM agents, calling the models through one gateway. Remembers the
     keys of the replies cut off by max_tokens (so a replayed call counts once; only those
@@ -118,19 +134,27 @@ class LLMAgents:
         recent: list[RoundSummary],
     ) -> StrategyRecord:
         """The agent's strategy for `round`; `previous` is its last one (None in round 1)."""
-        request = strategy_request(
-            self.config, self.condition, round, agent, power, recent, self.previous_rounds(recent)
-        )
-        try:
-            completion = await self.call(request)
-        except CallFailed as exc:
-            self.last_call_error = str(exc)
-            return self.failed_strategy(round, agent.id, request.model, str(exc), previous)
-        text, flags = extract_strategy(completion.text, completion.finish_reason)
-        if text is None:  # cut off before any rule, or empty: no strategy was written
-            reason = "reply cut off by max_tokens before a STRATEGY: line" if completion.text.strip() else "empty reply"
+        first = strategy_request(self.config, self.condition, round, agent, power, recent, self.previous_rounds(recent))
+        spent = Completion(text="")  # the tokens and cost of the replies with no strategy
+        reason = ""
+        for attempt in range(STRATEGY_TRIES):
+            # the same prompt asked again; its own key ("…/t1"), so resume replays each reply
+            request = first if attempt == 0 else replace(first, key=f"{first.key}/t{attempt}")
+            try:
+                completion = await self.call(request)
+            except CallFailed as exc:
+                self.last_call_error = str(exc)
+                return self.failed_strategy(round, agent.id, request.model, str(exc), previous, spent)
+            text, flags = extract_strategy(completion.text, completion.finish_reason)
+            if text is not None:
+                break
+            reason = STRATEGY_CUT_OFF if completion.text.strip() else "empty reply"
             self.last_call_error = reason
-            return self.failed_strategy(round, agent.id, request.model, reason, previous, completion, flags)
+            spent = added(spent, completion)
+        else:
+            reason = f"{reason} (asked {STRATEGY_TRIES} times)"
+            return self.failed_strategy(round, agent.id, first.model, reason, previous, spent, flags)
+        total = added(spent, completion)
         return StrategyRecord(
             agent_id=agent.id,
             round=round,
@@ -139,9 +163,9 @@ class LLMAgents:
             strategy_text=text,
             full_reasoning=completion.text,
             flags=flags,
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            cost=completion.cost,
+            prompt_tokens=total.prompt_tokens,
+            completion_tokens=total.completion_tokens,
+            cost=total.cost,
             timestamp=now_iso(),
         )
 

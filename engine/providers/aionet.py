@@ -13,6 +13,7 @@ call); a cancellation (an aborted run) cancels the awaited future; either way th
 then closes the connection."""
 
 import asyncio
+import select
 import ssl
 from collections import deque
 from collections.abc import Iterable
@@ -180,7 +181,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # idle yet readable: the server closed it (or sent junk)
-            return bool(self._connection.chunks) or self._connection.eof
+            connection = self._connection
+            return bool(connection.chunks) or connection.eof or connection.lost or _socket_readable(self._transport)
         name = {
             "ssl_object": "ssl_object",
             "client_addr": "sockname",
@@ -223,3 +225,17 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+def _socket_readable(transport: asyncio.BaseTransport) -> bool:
+    """Whether the connection's socket has something to read right now — on an idle
+    connection, the server's FIN (or junk) that the event loop has not handled yet: a
+    server that closes a kept-alive connection just after its response is seen before the
+    next request is sent on it, not after."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.fileno() < 0:
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True

@@ -38,7 +38,10 @@ class ProviderError(Exception):
     """One failed attempt. `retryable`: worth another attempt after backoff.
     `fatal`: the run cannot go on (bad key, no credit); `retry_after`: seconds the server asked for.
     `cost`: what the attempt was billed although it failed (a reply with usage but no usable
-    content); the gateway adds it to the spend like any other cost."""
+    content); the gateway adds it to the spend like any other cost. `billing_unknown`: the
+    server may have billed the attempt but said nothing readable of what (no reply within
+    the timeout or a connection broken after the request was sent, a 200 reply that cannot
+    be read); the gateway then counts its worst case, as an estimate."""
 
     def __init__(
         self,
@@ -52,6 +55,7 @@ class ProviderError(Exception):
         cost: float = 0.0,
         cost_is_estimate: bool = False,
         reached: bool = True,
+        billing_unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -63,6 +67,7 @@ class ProviderError(Exception):
         self.cost = cost
         self.cost_is_estimate = cost_is_estimate
         self.reached = reached  # False: the request never got to the server (not an API call)
+        self.billing_unknown = billing_unknown
 
 
 class Provider(Protocol):

@@ -64,6 +64,9 @@ class OpenAICompatProvider:
         self.key_env = settings.api_key_env
         self._redact = Redactor(api_key)
         self.prices = PriceTable(settings.prices, on_unknown=on_unknown_price)
+        # model -> the highest ratio of OpenRouter's billed cost to the price table's for the
+        # same tokens: the worst case scales by it, so a budget holds when the table is low.
+        self.markup: dict[str, float] = {}
         # What every request carries, made once (a shared client carries none of it).
         self._url = httpx.URL(self.url)
         port = self._url.port or (443 if self._url.scheme == "https" else 80)
@@ -87,8 +90,10 @@ class OpenAICompatProvider:
 
     def worst_case_cost(self, request: ChatRequest) -> float:
         """Prompt estimate plus max_tokens at list price; for OpenRouter too, since its
-        exact cost is only known once the reply is in."""
-        return self.prices.worst_case(request.model, (m.content for m in request.messages), request.max_tokens)
+        exact cost is only known once the reply is in — times the highest markup its bills
+        have shown over the list price for this model."""
+        worst = self.prices.worst_case(request.model, (m.content for m in request.messages), request.max_tokens)
+        return worst * self.markup.get(request.model, 1.0)
 
     async def complete(self, request: ChatRequest) -> Completion:
         body: dict[str, Any] = {
@@ -106,11 +111,13 @@ class OpenAICompatProvider:
         try:
             response = await self._client.send(http_request)
         except (httpx.TimeoutException, TimeoutError) as exc:
+            reached = not isinstance(exc, httpx.ConnectTimeout)
             raise ProviderError(
                 f"no reply within {self.timeout_s:g} s (timeout)",
                 retryable=True,
                 kind="timeout",
-                reached=not isinstance(exc, httpx.ConnectTimeout),
+                reached=reached,
+                billing_unknown=reached,
             ) from None
         except httpx.TransportError as exc:
             if (unverified := _cause(exc, ssl.SSLCertVerificationError)) is not None:
@@ -123,11 +130,13 @@ class OpenAICompatProvider:
                     reached=False,
                 ) from None
             what = type(exc).__name__
+            reached = not isinstance(exc, httpx.ConnectError)
             raise ProviderError(
                 f"connection failed: {what}: {self._quote(str(exc))}",
                 retryable=True,
                 kind="connection",
-                reached=not isinstance(exc, httpx.ConnectError),
+                reached=reached,
+                billing_unknown=reached,
             ) from None
         return self._read(request, response)
 
@@ -160,12 +169,15 @@ class OpenAICompatProvider:
             if message is None:
                 message = response.reason.decode("ascii", "ignore") or "no error message"
             raise self._classify(response.status, message, metadata, retry_after)
-        if data is None:
+        if data is None:  # a 200 that cannot be read may still have been billed
             raise ProviderError(
-                f"reply is not valid JSON: {self._quote(response.text)!r}", retryable=True, kind="bad_response"
+                f"reply is not valid JSON: {self._quote(response.text)!r}",
+                retryable=True,
+                kind="bad_response",
+                billing_unknown=True,
             )
         if not isinstance(data, dict):
-            raise ProviderError("reply is not a JSON object", retryable=True, kind="bad_response")
+            raise ProviderError("reply is not a JSON object", retryable=True, kind="bad_response", billing_unknown=True)
         if error:  # OpenRouter can put an error inside an HTTP 200 body
             message, metadata = _error_parts(error)
             code = error.get("code") if isinstance(error, dict) else None
@@ -225,10 +237,12 @@ class OpenAICompatProvider:
         >= 0; otherwise (other providers, or NaN, Infinity, a negative or absurd figure)
         the price table's figure for the tokens, marked as an estimate."""
         reported = usage.get("cost")
+        listed = self.prices.cost(request.model, *self._tokens(request, usage, text))
         if self.openrouter and _money(reported):
+            if _money(listed) and listed > 0 and reported > listed * self.markup.get(request.model, 1.0):
+                self.markup[request.model] = reported / listed
             return float(reported), False
-        cost = self.prices.cost(request.model, *self._tokens(request, usage, text))
-        return (cost if _money(cost) else 0.0), True
+        return (listed if _money(listed) else 0.0), True
 
     # -- classifying a failure ---------------------------------------------------------
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import msgspec
 
+from engine.calls import CANCELLED
 from engine.config import load_config
 from engine.index import INDEX_FILE, IndexEntry
 from engine.lock import LOCK_NAME
@@ -54,12 +55,20 @@ def records(directory: Path) -> dict[str, object]:
     }
 
 
-def outcome(result: ExperimentResult) -> dict[str, object]:
-    """What a resumed run must share with an uninterrupted one (ids and times aside)."""
+def outcome(result: ExperimentResult, cancelled: int = 0) -> dict[str, object]:
+    """What a resumed run must share with an uninterrupted one (ids and times aside, and the
+    `cancelled` attempts an abort cut off in flight: they were sent, so they count as calls)."""
     data = msgspec.to_builtins(result)
     for key in ("experiment_id", "start_time", "end_time", "config"):
         data.pop(key)
+    data["total_api_calls"] -= cancelled
     return strip_times(data)
+
+
+def cancelled_in_flight(directory: Path) -> int:
+    """The attempts an abort cancelled in flight, as the call log records them."""
+    calls, _ = read_jsonl(directory / "calls.jsonl", CallRecord)
+    return sum(call.failures.count(CANCELLED) for call in calls)
 
 
 def final_result(directory: Path) -> ExperimentResult:

@@ -52,6 +52,7 @@ class Reply:
     delay_s: float = 0.0  # on top of the server's latency
     drop: bool = False  # close the connection without answering
     truncate: bool = False  # announce the whole body, send half of it, close
+    close_after: bool = False  # answer in full (no "Connection: close"), then close the connection
     patch: "Patch | None" = None  # turns the normal answer into this reply's body
     trickle_s: float = 0.0  # send the body one byte at a time, this long apart
     encoding: str | None = None  # "gzip" or "deflate": the body compressed so (Content-Encoding)
@@ -389,7 +390,7 @@ class StubServer(ThreadedServer):
             return True
         writer.write(data[: len(data) // 2] if reply.truncate else data)
         await writer.drain()
-        return not reply.truncate
+        return not (reply.truncate or reply.close_after)
 
     def _bill(self, payload: Any, reply: Reply) -> None:
         """Count what this reply charges (a trickled or truncated one is charged too: the

@@ -11,7 +11,7 @@ from engine.control import RunControl
 from engine.providers.base import ChatRequest, Completion
 from engine.providers.simulated import SimulatedProvider
 from engine.runner import run_experiment
-from tests.support.experiment_files import final_result, only_experiment, outcome, records
+from tests.support.experiment_files import cancelled_in_flight, final_result, only_experiment, outcome, records
 from tests.tui.conftest import SIZE, screen_text, settle, wait_until
 
 
@@ -59,7 +59,7 @@ async def test_resume_from_the_browser_finishes_as_an_uninterrupted_run(make_con
         await wait_until(pilot, lambda: "Finished: completed" in screen_text(app) and "Round 3/3" in screen_text(app))
     assert threads and threading.main_thread().name not in threads  # the call log read off the loop
     assert records(directory) == records(only_experiment(tmp_path / "reference"))
-    assert outcome(final_result(directory)) == outcome(ref_result)
+    assert outcome(final_result(directory), cancelled_in_flight(directory)) == outcome(ref_result)
 
 
 async def test_the_browser_offers_no_resume_for_a_completed_experiment(make_config, tmp_path):
