@@ -5,7 +5,7 @@ differences from the reference condition, and convergence as "k of n seeds"."""
 import msgspec
 
 from engine.models import ExperimentResult, Status
-from engine.stats import Interval, median, t_interval
+from engine.stats import NEAR_BOUND, NOTE_NEAR_BOUND, Interval, median, t_interval
 from engine.sweep_file import (
     CONVERGENCE,
     INTERVAL_METRICS,
@@ -76,6 +76,9 @@ def summarize(result: SweepResult) -> tuple[list[ConditionStats], list[Differenc
         if share and iv.low is not None and iv.high is not None:
             floor = -1.0 if difference else 0.0
             iv = msgspec.structs.replace(iv, low=max(iv.low, floor), high=min(iv.high, 1.0))
+            if not difference and iv.mean is not None and not NEAR_BOUND < iv.mean < 1 - NEAR_BOUND:
+                note = "; ".join(filter(None, (iv.note, NOTE_NEAR_BOUND)))
+                iv = msgspec.structs.replace(iv, note=note)
         return iv
 
     summary = []

@@ -23,9 +23,9 @@ def percent_text(share: float) -> str:
 def _over(name: str, share: float | None, limit: float) -> str | None:
     if share is None or share <= limit:
         return None
-    shown = percent_text(share)
-    if shown == percent_text(limit):  # just over: show enough digits to see it
-        shown = f"{100 * share:.2f}"
+    shown, digits = percent_text(share), 2
+    while float(shown) <= 100 * limit and digits < 9:  # just over: enough digits to see it
+        shown, digits = f"{100 * share:.{digits}f}", digits + 1
     return f"{name} {shown}% > {percent_text(limit)}%"
 
 

@@ -14,7 +14,7 @@ from acausal_tui.messages import OpenExperiment
 from acausal_tui.widgets.chart import CoopChart
 from acausal_tui.widgets.footer import Footer
 from acausal_tui.widgets.text import cells, literal, percent
-from engine.stats import NOTE_TOO_FEW, Interval
+from engine.stats import NOTE_NEAR_BOUND, NOTE_NO_SPREAD, NOTE_TOO_FEW, Interval
 from engine.sweep import (
     CONVERGENCE,
     INTERVAL_METRICS,
@@ -37,14 +37,17 @@ def number(value: float, share: bool, signed: bool = False) -> str:
 
 
 def interval_cell(interval: Interval, share: bool, signed: bool = False) -> str:
-    """'61.2% [55.0, 67.1]'; a difference of shares in percentage points: '+12.3 pt [...]'."""
+    """'61.2% [55.0, 67.1]'; a difference of shares in percentage points: '+12.3 pt [...]';
+    '*' after an interval near 0% or 100% (it covers less than 95%, see the title)."""
     if interval.mean is None:
         return "—"
     unit = (" pt" if signed else "%") if share else ""
     text = number(interval.mean, share, signed) + unit
     if interval.low is None or interval.high is None:
-        return f"{text} ({NOTE_TOO_FEW})" if interval.note == NOTE_TOO_FEW else text
-    return f"{text} [{number(interval.low, share)}, {number(interval.high, share)}]"
+        why = {NOTE_TOO_FEW: NOTE_TOO_FEW, NOTE_NO_SPREAD: "no spread"}.get(interval.note or "")
+        return f"{text} ({why})" if why else text
+    mark = "*" if NOTE_NEAR_BOUND in (interval.note or "") else ""
+    return f"{text} [{number(interval.low, share)}, {number(interval.high, share)}]{mark}"
 
 
 def fill_metrics(table: DataTable, result: SweepResult) -> None:
@@ -90,6 +93,7 @@ def sweep_title(r: SweepResult) -> Text:
         )
         if len(r.seeds) < r.intervals.wide_below:
             text.append(f"; fewer than {r.intervals.wide_below} seeds: wide by nature")
+        text.append("; * near 0% or 100%: covers less than 95%; no spread: every seed gave the same value")
     if r.excluded:
         text.append(f"\nLeft out as INVALID ({len(r.excluded)}): ", style="bold red")
         text.append_text(
