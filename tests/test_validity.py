@@ -21,7 +21,7 @@ from engine.models import (
 from engine.providers.base import ChatRequest, Completion, ProviderError
 from engine.runner import run_experiment
 from engine.store import list_experiments, read_json
-from engine.validity import compute_validity, validity_line
+from engine.validity import _over, compute_validity, validity_line
 from tests.support import stub_server as stub
 from tests.support.corpora import DECISION_CORPUS
 from tests.support.fakes import FakeProvider, strategy_or
@@ -538,3 +538,11 @@ async def test_a_resumed_run_counts_cut_off_replies_as_an_uninterrupted_one(make
     assert resumed.status == "completed"
     assert reference.validity is not None and reference.validity.cut_off_replies > 0
     assert resumed.validity == reference.validity
+
+
+def test_a_share_just_over_its_threshold_shows_enough_digits_to_be_over():
+    """1001 of 20,000 moves used to read "fallback moves 5.00% > 5%"."""
+    assert _over("fallback moves", 1001 / 20000, 0.05) == "fallback moves 5.005% > 5%"
+    assert _over("fallback moves", 0.0501, 0.05) == "fallback moves 5.01% > 5%"
+    assert _over("fallback moves", 0.12, 0.05) == "fallback moves 12% > 5%"
+    assert _over("fallback moves", 0.05, 0.05) is None
