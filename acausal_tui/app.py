@@ -17,7 +17,7 @@ from acausal_tui.commands import DeskCommands
 from acausal_tui.launch import experiment_runner, resumed_runner, sweep_runner
 from acausal_tui.messages import OpenExperiment
 from acausal_tui.screens.browser import BrowserScreen
-from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen, key_rows
+from acausal_tui.screens.dialogs import HelpScreen, key_rows
 from acausal_tui.screens.experiment import ExperimentScreen
 from acausal_tui.screens.new_run import NewRunScreen
 from acausal_tui.screens.run import RunFn, RunScreen
@@ -210,7 +210,7 @@ class AcausalApp(App[None]):
             self.exit()
             return
 
-        def confirmed(yes: bool | None) -> None:
+        def confirmed(yes: bool) -> None:
             if yes:
                 live.stop_and_exit()
 
@@ -221,7 +221,7 @@ class AcausalApp(App[None]):
             else "A run is in progress. Quit? The run is aborted and the rounds done so far are saved "
             "with status 'aborted'."
         )
-        self.push_screen(ConfirmScreen(question, yes="Quit", no="Keep running", about_run=True), confirmed)
+        live.ask_about_run(question, "Quit", confirmed)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.key_help()))

@@ -222,12 +222,27 @@ class EngineScreen(Screen):
         self.redraw()
 
     def action_abort(self) -> None:
-        def confirmed(yes: bool | None) -> None:
+        def confirmed(yes: bool) -> None:
             if yes and self.running:
                 self.control.abort()
                 self.engine_state = "aborting"
                 self.redraw()
 
-        self.app.push_screen(
-            ConfirmScreen(self.ABORT_QUESTION, yes=self.ABORT_YES, no="Keep running", about_run=True), confirmed
-        )
+        self.ask_about_run(self.ABORT_QUESTION, self.ABORT_YES, confirmed)
+
+    def ask_about_run(self, question: str, yes: str, then: Callable[[bool], None]) -> None:
+        """A yes/no question about the running run (abort? quit?). While it is open no new
+        call starts, as after `p`, so nothing is spent while the researcher reads it; "no"
+        lets the run go on (still paused if it was paused before)."""
+        hold = not self.control.paused
+        if hold:
+            self.control.pause()
+            self.redraw()
+
+        def answered(answer: bool | None) -> None:
+            if hold and not answer and self.control.paused:
+                self.control.resume()
+                self.redraw()
+            then(bool(answer))
+
+        self.app.push_screen(ConfirmScreen(question, yes=yes, no="Keep running", about_run=True), answered)

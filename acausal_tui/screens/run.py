@@ -128,7 +128,7 @@ class RunScreen(EngineScreen):
             with VerticalScroll(id="final", classes="panel"):
                 yield Static(id="final-text")
             yield StrategyPane(id="strategies", classes="panel")
-        yield RichLog(max_lines=ERROR_LINES, wrap=True, id="errors", classes="panel")
+        yield RichLog(max_lines=ERROR_LINES, id="errors", classes="panel")  # a line an error: its start shows
         yield Footer()
 
     def on_mount(self) -> None:

@@ -176,7 +176,7 @@ class SweepScreen(EngineScreen):
         with Vertical(id="sweep-summary", classes="panel"):
             yield Static(id="sweep-result")
             yield DataTable(zebra_stripes=True, id="sweep-metrics")
-        yield RichLog(max_lines=ERROR_LINES, wrap=True, id="sweep-errors", classes="panel")
+        yield RichLog(max_lines=ERROR_LINES, id="sweep-errors", classes="panel")  # a line an error
         yield Footer()
 
     def on_mount(self) -> None:

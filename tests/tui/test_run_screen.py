@@ -21,6 +21,7 @@ from engine.providers.simulated import SimulatedProvider
 from engine.resume import open_resume, resume_runner
 from engine.store import read_json, read_jsonl
 from tests.support.experiment_files import assert_files_valid
+from tests.support.fakes import FakeProvider, strategy_or
 from tests.tui.conftest import (
     SIZE,
     FlakyProvider,
@@ -136,12 +137,13 @@ async def test_abort_asks_first_then_saves_partial_results(run_app):
 
 @pytest.mark.parametrize("key", ["a", "q"])
 async def test_an_open_abort_or_quit_question_is_withdrawn_when_the_run_ends(run_app, key):
-    held = HeldProvider(seed=7, hold_from=2)
+    # every reply readable, so no follow-up call is needed after the held ones
+    held = HeldProvider(seed=7, hold_from=2, kind="decision", inner=FakeProvider(strategy_or("COOPERATE")))
     app = run_app(held, agents=3, rounds=2)
     async with app.run_test(size=SIZE) as pilot:
         screen = run_screen(app)
-        await wait_until(pilot, lambda: held.held == 3)
-        await pilot.press(key)
+        await wait_until(pilot, lambda: held.held == 6)  # the run's last calls are in flight
+        await pilot.press(key)  # the question holds new calls; the run needs none to end
         assert isinstance(app.screen, ConfirmScreen)
         held.release()  # the run ends with the question still open
         await wait_until(pilot, lambda: app.status is not None)
@@ -149,6 +151,49 @@ async def test_an_open_abort_or_quit_question_is_withdrawn_when_the_run_ends(run
         assert app.status == "completed" and app.screen is screen and app.is_running
         text = screen_text(app)
         assert "Finished: completed" in text and "Abort" not in text and "Quit?" not in text
+
+
+@pytest.mark.parametrize("key", ["a", "q"])
+async def test_no_call_starts_while_the_abort_or_quit_question_is_open(run_app, key):
+    """Calls (and cost) used to go on adding up while the researcher read "Abort the run?";
+    the question holds new calls as `p` does, and "no" lets the run go on."""
+    held = HeldProvider(seed=7, hold_from=2)
+    app = run_app(held, agents=4, rounds=3)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = run_screen(app)
+        stats = screen.control.stats
+        await wait_until(pilot, lambda: held.held == 4)
+        await pilot.press(key)
+        assert isinstance(app.screen, ConfirmScreen) and screen.control.paused
+        held.release()  # the calls in flight finish; none may start while the question is open
+        await wait_until(pilot, lambda: stats.in_flight == 0)
+        calls = stats.calls
+        for _ in range(5):
+            await pilot.pause(0.05)
+            assert stats.calls == calls
+        await pilot.press("n")
+        assert app.screen is screen and not screen.control.paused
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.status == "completed" and stats.calls > calls
+
+
+async def test_a_paused_run_stays_paused_after_no_to_the_abort_question(run_app):
+    held = HeldProvider(seed=7, hold_from=2)
+    app = run_app(held, agents=3, rounds=2)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = run_screen(app)
+        await wait_until(pilot, lambda: held.held == 3)
+        await pilot.press("p")
+        await pilot.press("a")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert screen.control.paused and screen.check_action("resume", ())
+        held.release()
+        await pilot.press("p")  # p resumes a paused run
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.status == "completed"
 
 
 async def test_quit_while_running_asks_and_aborts_cleanly(run_app):
