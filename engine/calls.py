@@ -261,6 +261,7 @@ class CallGateway:
         tally.cost += cost
         tally.estimate |= estimate
         self.control.stats.cost += cost
+        self.control.stats.cost_is_estimate |= estimate
         self.cost_is_estimate |= estimate
         return float(cost)
 

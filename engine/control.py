@@ -26,6 +26,7 @@ class RunStats:
     retries: int = 0
     empty_replies: int = 0  # attempts billed but answered without usable content
     cost: float = 0.0
+    cost_is_estimate: bool = False  # some of `cost` is an estimate (a price table, a worst case)
     in_flight: int = 0
     budget_usd: float | None = None
 

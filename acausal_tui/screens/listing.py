@@ -27,8 +27,9 @@ COLUMNS = (
     "Notes",
 )
 # The order on screen: what a row is for (status, rounds, cooperation and validity, cost)
-# first, so 80 columns show it; the rest scroll in from the right.
-SHOWN = (0, 2, 3, 7, 8, 1, 5, 6, 4, 9)
+# first, so 80 columns show it, then the notes (why a row is damaged or INVALID: cut off at
+# the far right they read "ma"); the rest scroll in from the right.
+SHOWN = (0, 2, 3, 7, 8, 9, 1, 5, 6, 4)
 
 
 def row(entry: IndexEntry | None, directory: Path, problems: list[str]) -> tuple[Text, ...]:

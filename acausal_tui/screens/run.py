@@ -21,7 +21,15 @@ from acausal_tui.screens.engine_screen import (
     control_bindings,
     freeze_survivors,
 )
-from acausal_tui.screens.run_text import error_line, feed_line, feed_title, header_text, result_text, stats_text
+from acausal_tui.screens.run_text import (
+    error_line,
+    feed_line,
+    feed_title,
+    header_text,
+    moves_drawn_text,
+    result_text,
+    stats_text,
+)
 from acausal_tui.screens.run_view import RunView, plural
 from acausal_tui.screens.transcript import GamePicker
 from acausal_tui.widgets.agents import AgentsTable
@@ -219,7 +227,7 @@ class RunScreen(EngineScreen):
             total = view.phase_total
             phase = f"{view.phase} {view.phase_done:>{len(str(total))}}/{total}" if total else view.phase
             self.set_text("phase-label", Text(f"{done:>4} · {phase} · ETA {duration(view.eta()):>6}"))
-        self.set_text("run-status", self.status_text())
+        self.set_text("run-status", self.status_text() + moves_drawn_text(view))
         self.set_text("stats", stats_text(self.view, self.control.stats))
         self.query_one(CoopChart).set_rates(view.rates)
 

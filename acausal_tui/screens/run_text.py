@@ -19,23 +19,29 @@ MOVE_STYLE = {"COOPERATE": "green", "DEFECT": "red"}
 
 def feed_line(event: GameFinished | RoundSummarised, reveal: bool = False) -> Text:
     """One game with the round's Player_r_k labels (real ids beside them only when the
-    researcher asked, key i): C cooperate, D defect."""
+    researcher asked, key i): C cooperate, D defect; a move drawn because no reply could be
+    read (a fallback, not counted) in lower case: c, d."""
     if isinstance(event, RoundSummarised):
         s = event.summary
-        fallbacks = f" · fallbacks {percent(s.fallback_rate)} (not counted)" if s.fallback_decisions else ""
-        return Text(f"── round {s.round} done: cooperation {percent(s.cooperation_rate)}{fallbacks}", style="dim")
+        drawn = f" · {percent(s.fallback_rate)} drawn" if s.fallback_decisions else ""  # not counted
+        return Text(f"── round {s.round}: cooperation {percent(s.cooperation_rate)}{drawn}", style="dim")
     g = event.game
     label1, label2 = event.label1, event.label2
     if reveal:
         label1, label2 = f"{label1} #{g.player1_id}", f"{label2} #{g.player2_id}"
     text = Text(f"{g.game_id:<8} {label1:>12} ")
-    text.append(g.player1_action[0], style=MOVE_STYLE[g.player1_action])
+    text.append_text(move_text(g.player1_action, g.player1_fallback))
     text.append("·")
-    text.append(g.player2_action[0], style=MOVE_STYLE[g.player2_action])
+    text.append_text(move_text(g.player2_action, g.player2_fallback))
     text.append(f" {label2:<12} {g.player1_payoff:5.2f}/{g.player2_payoff:<5.2f}")
-    if g.player1_fallback or g.player2_fallback:
-        text.append(" fallback", style="yellow")
     return text
+
+
+def move_text(action: str, fallback: str | None) -> Text:
+    """C or D; a drawn move (fallback) in lower case on yellow: it is not the model's choice."""
+    if fallback:
+        return Text(action[0].lower(), style="bold black on yellow")
+    return Text(action[0], style=MOVE_STYLE[action])
 
 
 def error_line(event: CallRetried | ErrorLogged) -> Text:
@@ -67,8 +73,23 @@ def header_text(manifest: Manifest | None) -> Text:
     return text
 
 
+def moves_drawn_text(view: RunView) -> Text:
+    """After the state: the run's validity once it is over, or while it runs the share of
+    moves drawn so far (fallbacks, not counted) when there are any."""
+    result = view.result
+    if result is not None:
+        line = validity_words(result.validity, result.simulated)
+        bad = result.validity is None or not result.validity.valid
+        return Text(f" · {line}", style="bold red" if bad else "green")
+    if view.fallback_share:
+        return Text(f" · fallback moves {percent(view.fallback_share)} so far (drawn, not counted)", style="yellow")
+    return Text()
+
+
 def stats_text(view: RunView, stats: RunStats) -> Text:
-    """Five lines of at most 40 cells (the width of the pane at 80 columns)."""
+    """Five lines of at most 40 cells (the width of the pane at 80 columns). The cost is
+    marked `~` when some of it is an estimate, and "unpriced" when a model has no price (it
+    counts as $0)."""
     summary = view.summary
     text = Text()
     text.append("Coop   ", style="bold")
@@ -88,7 +109,9 @@ def stats_text(view: RunView, stats: RunStats) -> Text:
     text.append(f"{stats.calls} · {plural(stats.retries, 'retry')} · {stats.in_flight} in flight\n")
     text.append("Cost   ", style="bold")
     budget = "no budget" if stats.budget_usd is None else f"budget ${stats.budget_usd:.2f}"
-    text.append(f"{money(stats.cost)} of {budget}")
+    text.append(f"{money(stats.cost, stats.cost_is_estimate)} of {budget}")
+    if view.unpriced:
+        text.append(" · unpriced", style="bold yellow")
     return text
 
 
@@ -126,7 +149,7 @@ def result_text(result: ExperimentResult, directory: Path | None) -> Text:
 def feed_title(reveal: bool) -> str:
     """The Games pane's title: which ids its lines show."""
     ids = "real ids (i: anonymised)" if reveal else "anonymised"
-    return f"Games ({ids}; C cooperate, D defect)"
+    return f"Games ({ids}; C/D, drawn c/d)"
 
 
 def validity_text(result: ExperimentResult) -> Text:

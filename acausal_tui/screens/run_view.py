@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engine.control import eta_seconds
 from engine.events import (
+    ErrorLogged,
     Event,
     GameFinished,
     PhaseStarted,
@@ -77,6 +78,8 @@ class RunView:
     round_moves: int = 0
     round_cooperate: int = 0
     overall_at_round_end: float | None = None
+    fallback_share: float | None = None  # moves drawn (fallbacks) of all moves so far
+    unpriced: bool = False  # a model has no price: its calls count as $0
     counted_before: int = 0  # moves that count (fallbacks left out) in the summarised rounds
     summary: RoundSummary | None = None
     result: ExperimentResult | None = None
@@ -109,8 +112,11 @@ class RunView:
             self.clock.ended(event.summary)
             self.rates.append(event.summary.cooperation_rate)
             self.overall_at_round_end = event.overall_cooperation_rate
+            self.fallback_share = event.overall_fallback_rate
             self.counted_before += self.counted_moves(event.summary)
             self.round_moves = self.round_cooperate = 0
+        elif isinstance(event, ErrorLogged) and event.record.type == "unknown_price":
+            self.unpriced = True
         elif isinstance(event, RunFinished):
             # An unfinished round's games are not part of the result: show the saved figures.
             self.result, self.directory = event.result, event.directory

@@ -18,6 +18,7 @@ from acausal_tui.widgets.strategy import StrategyPane
 from acausal_tui.widgets.tail import Tail
 from engine.events import Event, GameFinished, RoundSummarised
 from engine.lock import LOCK_NAME
+from tests.support.fakes import FakeProvider, strategy_or
 from tests.tui.conftest import FIXTURE_RESULTS, HeldProvider, wait_until
 
 SIZE = (120, 40)
@@ -71,8 +72,38 @@ async def test_the_feed_draws_exactly_the_newest_games_in_order(make_config):
         await app.workers.wait_for_complete()
     assert len(expected) == 3 * 190 + 3 and len(rows) >= 10
     assert rows == expected[-len(rows) :]
-    assert rows[-1] == "── round 3 done: cooperation " + rows[-1].split("cooperation ")[1]
+    assert rows[-1] == "── round 3: cooperation " + rows[-1].split("cooperation ")[1]
     assert rows[-2].startswith("r3_g")
+
+
+async def test_a_drawn_move_is_drawn_in_lower_case_and_the_stats_say_so(make_config):
+    """A move drawn because no reply could be read (a fallback, not counted) used to show as
+    C or D with a "fallback" tag that narrow panes cut off and that never said which player's
+    move it was: it is drawn as c or d. The run's state line gives the share drawn so far."""
+    replies = {"decision/r1/g1/p2/t0", "decision/r1/g1/p2/t1", "decision/r1/g1/p2/t2"}
+
+    def reply(request) -> str:  # game 1's second player never answers clearly
+        return "Hmm, hard to say." if request.key in replies else strategy_or("COOPERATE")(request)
+
+    config = make_config(agents=3, rounds=2, seed=5)
+    held = HeldProvider(seed=5, hold_from=2, kind="strategy", inner=FakeProvider(reply))
+    app, _ = recording_app(config, held)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await wait_until(pilot, lambda: held.held == 3 and screen.view.completed == 1)
+        await pilot.pause(0.2)
+        rows = drawn_rows(screen.query_one(Tail))
+        running = drawn_rows(screen.query_one("#run-status"))[0]
+        held.release()
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+        finished = drawn_rows(screen.query_one("#run-status"))[0]
+    game = next(row for row in rows if row.startswith("r1_g1 "))
+    assert game.split()[2] in ("C·c", "C·d"), game
+    assert [row.split()[2] for row in rows if row.startswith(("r1_g2", "r1_g3"))] == ["C·C", "C·C"]
+    assert "── round 1: cooperation 100.0% · 16.7% drawn" in rows, [r for r in rows if r]
+    assert "fallback moves 16.7% so far (drawn, not counted)" in running, running
+    assert "Finished: completed" in finished and "INVALID: fallback moves 8.3% > 5%" in finished, finished
 
 
 async def test_the_feed_never_draws_a_dropped_line_in_place_of_a_new_one():
