@@ -24,7 +24,8 @@ from engine.rng import keyed_rng
 
 # Account-wide conditions: the wait they ask for applies to every call of the run.
 SLOWS_EVERYONE = ("rate_limit", "in_flight_budget")
-CANCELLED = "cancelled in flight: the run was stopped"
+STOPPED = "the run was stopped"
+CANCELLED = f"cancelled in flight: {STOPPED}"
 MAX_EMPTY_REPLIES = 2  # per call: an empty reply is retried once, not three times (each is billed)
 Report = Callable[..., None]  # report(type, message, **context): a line in the error log
 
@@ -164,11 +165,10 @@ class CallGateway:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 reserved = await self._start(request)
-            except BudgetExceeded:
+            except (BudgetExceeded, FatalCallError, anyio.get_cancelled_exc_class()) as stop:
                 if last_error is not None:  # attempts were made: they count, and resume sees them
-                    self._log(
-                        request, attempt - 1, None, tally, started, f"{last_error.message}; then stopped by the budget"
-                    )
+                    why = "stopped by the budget" if isinstance(stop, BudgetExceeded) else STOPPED
+                    self._log(request, attempt - 1, None, tally, started, f"{last_error.message}; then {why}")
                 raise
             stats.in_flight += 1
             stats.calls += 1
@@ -230,7 +230,11 @@ class CallGateway:
                 self.limiter.slow_down(delay)
             stats.retries += 1
             self.notify(CallRetried(key=request.key, attempt=attempt, reason=last_error.message, delay_s=delay))
-            await self.sleep(delay)
+            try:
+                await self.sleep(delay)
+            except anyio.get_cancelled_exc_class():
+                self._log(request, attempt, None, tally, started, f"{last_error.message}; then {STOPPED}")
+                raise
         assert last_error is not None
         self._log(request, attempt, None, tally, started, last_error.message)
         raise CallFailed(f"{last_error.message} (after {attempt} attempt{'s' * (attempt > 1)})")

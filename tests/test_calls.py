@@ -459,6 +459,35 @@ async def test_a_fatal_error_waits_for_the_calls_in_flight_and_starts_no_more():
     assert sorted(r.key for r in records) == ["fatal", "slow"] and gw.control.stats.cost == pytest.approx(0.25)
 
 
+async def test_attempts_made_before_a_stop_in_the_backoff_are_logged():
+    """Cancelled (an abort) or stopped by a fatal error while waiting to retry: the attempts
+    already sent count as calls, so the log has them too (resume asks the call again)."""
+    provider = ScriptedProvider({"a": [err(503, retryable=True, message="HTTP 503")], "b": [err(402, fatal=True)]})
+    gw, _, records, _ = gateway(provider, sleep=anyio.sleep)  # the real backoff: 0.5-1 s
+    with anyio.move_on_after(0.2):
+        await gw.call(req("a"))
+    (cancelled,) = records
+    assert (cancelled.attempts, cancelled.reply, cancelled.error) == (1, None, "HTTP 503; then the run was stopped")
+
+    provider = ScriptedProvider({"a": [err(503, retryable=True, message="HTTP 503")], "b": [err(402, fatal=True)]})
+    gw, _, records, _ = gateway(provider, sleep=anyio.sleep)
+    stopped: list[str] = []
+
+    async def call(key: str, after: float) -> None:
+        await anyio.sleep(after)
+        with pytest.raises(FatalCallError):
+            await gw.call(req(key))
+        stopped.append(key)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, "a", 0.0)  # fails, then waits to retry
+        tg.start_soon(call, "b", 0.1)  # fatal meanwhile
+    assert stopped == ["b", "a"]
+    by_key = {r.key: r for r in records}
+    assert (by_key["a"].attempts, by_key["a"].error) == (1, "HTTP 503; then the run was stopped")
+    assert gw.control.stats.calls == 2 == sum(r.attempts for r in records)
+
+
 def test_round_of_a_call_key():
     assert [round_of(k) for k in ("strategy/r3/a1", "decision/r12/g2/p1/t0", "k", "x/y")] == [3, 12, None, None]
 
