@@ -39,8 +39,10 @@ def seen_text(lines: list[Line], round: int, window: int | None) -> str:
 class History:
     """Every reading agent's history, added a round at a time as the runner saves it: one
     text per agent and round (its lines of that round, joined), and only the rounds its next
-    decisions can still show (the condition's window); labels are computed once per viewer
-    (per round when shuffled)."""
+    decisions can still show (the condition's window); with the full history, one text per
+    agent, grown a round at a time, which the round's decisions show as it is (no copy per
+    round). Labels are computed once per viewer (per round when shuffled). `text` is asked
+    for the round being played: every round added is before it."""
 
     def __init__(self, seed: int, agents: int, condition: Condition, readers: Iterable[int]) -> None:
         self.seed = seed
@@ -68,7 +70,11 @@ class History:
                 if me in self.readers:
                     added.setdefault(me, []).append(game_line(round, g, me, self.labels(me, round)))
         for me, lines in added.items():
-            self.lines[me].append((round, "\n".join(lines)))
+            kept, text = self.lines[me], "\n".join(lines)
+            if self.window is None and kept:  # the whole history: one text
+                kept[-1] = (round, f"{kept[-1][1]}\n{text}")
+            else:
+                kept.append((round, text))
         if self.window is not None:  # round r + 1 shows rounds r + 1 - window .. r
             for lines in self.lines:
                 del lines[: bisect_left(lines, round + 1 - self.window, key=itemgetter(0))]

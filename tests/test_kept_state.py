@@ -74,8 +74,9 @@ def test_a_history_keeps_only_the_rounds_its_window_shows():
         assert [r for r, _ in windowed.lines[0]] == list(range(max(1, round - 1), round + 1))
         # what the next round's decisions see is the same either way
         assert windowed.text(0, round + 1) == "\n".join(full.text(0, round + 1).splitlines()[-6:])
-    assert len(full.lines[0]) == 5  # one entry per round, not per line
+    assert len(full.lines[0]) == 1  # the whole history: one text, not one per line or round
     assert full.text(0, 6).count("\n") == 14  # 15 lines: 3 games a round
+    assert full.text(0, 6) is full.lines[0][0][1]  # shown as kept, not copied
 
 
 def summary(round: int) -> RoundSummary:
