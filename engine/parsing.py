@@ -209,11 +209,12 @@ STRATEGY_WORDS = 100  # past this a strategy is flagged over_limit
 STRATEGY_MAX_WORDS = 200  # and past this it is cut, flagged truncated
 # A line that starts the strategy: indentation, markdown, a bullet or a number, optionally
 # "Final", the word, a colon (or full-width colon), e.g. "STRATEGY:", "**Strategy**:",
-# "## Final strategy:", "- STRATEGY:", "2. STRATEGY:", "> strategy：".
+# "## Final strategy:", "- STRATEGY:", "2. STRATEGY:", "> strategy：", in full-width letters too
+# ("ＳＴＲＡＴＥＧＹ：", as models writing CJK text spell it).
 _SPACE = r"[^\S\r\n]"  # a space or tab, or a no-break space
 _STRATEGY_MARKER = re.compile(
     rf"^(?:{_SPACE}|[>#*_`])*(?P<item>(?:[-+•*]|\d{{1,3}}[.)]){_SPACE}+)?(?:{_SPACE}|[*_`])*"
-    rf"(?:final{_SPACE}+)?strategy(?:{_SPACE}|[*_`])*[:：][*_`]*",
+    rf"(?:(?:final|ｆｉｎａｌ){_SPACE}+)?(?:strategy|ｓｔｒａｔｅｇｙ)(?:{_SPACE}|[*_`])*[:：][*_`]*",
     re.IGNORECASE | re.MULTILINE,
 )
 

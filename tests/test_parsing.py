@@ -197,6 +197,8 @@ def test_strategy_uses_the_last_marker() -> None:
         "**Final Strategy:**",
         "STRATEGY：",
         "### FINAL STRATEGY：",
+        "ＳＴＲＡＴＥＧＹ：",
+        "ＦＩＮＡＬ ＳＴＲＡＴＥＧＹ:",
     ],
 )
 def test_strategy_marker_forms(marker: str) -> None:
