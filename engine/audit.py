@@ -165,17 +165,26 @@ def audit_experiment(directory: Path) -> Audit:
         raise AuditError(f"{calls_path}: cannot read ({exc.strerror or exc})") from exc
     if bad:
         audit.notes.append(f"calls.jsonl: {len(bad)} unreadable lines skipped")
-    decisions: dict[tuple[int, int, int], list[tuple[int, CallRecord]]] = {}
+    # One record per call key, the last: a call cancelled in flight by an abort (or left
+    # without a reply by a kill) is logged, then asked again on resume and logged again.
+    decisions: dict[tuple[int, int, int], dict[int, CallRecord]] = {}
+    asked_again = 0
     for call in calls:
         match = _DECISION_KEY.match(call.key)
         if match:
             r, g, p, t = map(int, match.groups())
-            decisions.setdefault((r, g, p), []).append((t, call))
+            tries = decisions.setdefault((r, g, p), {})
+            asked_again += t in tries
+            tries[t] = call
+    if asked_again:
+        audit.notes.append(
+            f"{asked_again} decision calls were asked again after an interruption: the last record of each is read"
+        )
     games = _games(loaded, rounds_dir, audit)
     llm = {a.id for a in loaded.manifest.agents if a.kind == "llm"} if loaded.manifest else None
     for found in decisions.values():
         audit.calls += len(found)
-    logged = [call for found in decisions.values() for _, call in found]
+    logged = [call for found in decisions.values() for call in found.values()]
     audit.failed_calls = sum(call.reply is None for call in logged)
     audit.cut_offs = sum(call.finish_reason == CUT_OFF for call in logged)
     if logged and all(call.messages is None and call.finish_reason is None for call in logged):
@@ -193,7 +202,7 @@ def audit_experiment(directory: Path) -> Audit:
             else:
                 audit.calls_without_moves += 1
             continue
-        tries = [call for _, call in sorted(found, key=lambda item: item[0])]
+        tries = [call for _, call in sorted(found.items())]
         _compare(audit, game, p, reread(tries))
     for game in games.values():
         for p in (1, 2):

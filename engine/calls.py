@@ -167,6 +167,7 @@ class CallGateway:
                 reserved = await self._start(request)
             except (BudgetExceeded, FatalCallError, anyio.get_cancelled_exc_class()) as stop:
                 if last_error is not None:  # attempts were made: they count, and resume sees them
+                    stats.retries -= 1  # the retry announced was never made (retries = attempts - 1)
                     why = "stopped by the budget" if isinstance(stop, BudgetExceeded) else STOPPED
                     self._log(request, attempt - 1, None, tally, started, f"{last_error.message}; then {why}")
                 raise
@@ -233,6 +234,7 @@ class CallGateway:
             try:
                 await self.sleep(delay)
             except anyio.get_cancelled_exc_class():
+                stats.retries -= 1  # the retry announced was never made
                 self._log(request, attempt, None, tally, started, f"{last_error.message}; then {STOPPED}")
                 raise
         assert last_error is not None

@@ -16,9 +16,12 @@ DECISION_WORDS: dict[str, Action] = {"COOPERATE": "COOPERATE", "DEFECT": "DEFECT
 _WHOLE_REPLY_WORDS: dict[str, Action] = {**DECISION_WORDS, "C": "COOPERATE", "D": "DEFECT"}
 # What a decision line may carry before its word ("Final answer: DEFECT", "I choose COOPERATE").
 _LABELS = ("decision", "answer", "final answer", "final decision", "move", "choice", "my decision is", "i choose")
-# A colon, a dash or an arrow: ASCII ("->", "==>", "~>") or any Unicode arrow ("→", "⟶", "➜", "➡️").
-_ARROWS = "\u2190-\u21ff\u2794-\u27bf\u27f0-\u27ff\u2900-\u297f\u2b05-\u2b07\u2b95"
-_SEPARATOR = rf"(?::|：|-{{1,2}}|–|—|[-=~]+>|[{_ARROWS}]\ufe0f?)"
+# A colon, a dash or an arrow: ASCII ("->", "==>") or a Unicode arrow ("→", "⟶", "➜", "➡️"),
+# but not one that says "not" (↚ ↛ ↮ ⇍ ⇎ ⇏).
+_ARROWS = (
+    "\u2190-\u2199\u219c-\u21ad\u21af-\u21cc\u21d0-\u21ff\u2794-\u27bf\u27f0-\u27ff\u2900-\u297f\u2b05-\u2b07\u2b95"
+)
+_SEPARATOR = rf"(?::|：|-{{1,2}}|–|—|[-=]+>|[{_ARROWS}]\ufe0f?)"
 _LABELLED = re.compile(
     rf"^(?:(?:{'|'.join(re.escape(label) for label in _LABELS)})\s*{_SEPARATOR}?\s*)?(?P<word>[a-z]+)$",
     re.IGNORECASE,
@@ -40,15 +43,20 @@ _ALTERNATIVE = {
     move: re.compile(rf"\bor\s+(?:(?:maybe|perhaps|possibly|to|i\s+(?:could|might))\s+)*{stem}", re.IGNORECASE)
     for move, stem in _MENTION.items()
 }
-# The prompt's own text echoed back names a move without choosing it: a history line
-# ("You COOPERATE, They DEFECT") and the options ("COOPERATE/DEFECT", "cooperate or defect").
+# The prompt's own text echoed back names a move without choosing it, as the prompt writes
+# it: a history line ("You COOPERATE, They DEFECT") and the options ("COOPERATE/DEFECT").
 _ECHO = re.compile(
-    r"\byou\s+(?:cooperate|defect)\s*[,;]?\s*they\s+(?:cooperate|defect)\b"
-    r"|\b(?:cooperate\s*(?:/|\bor\b)\s*defect|defect\s*(?:/|\bor\b)\s*cooperate)\b",
+    r"\bYou (?:COOPERATE|DEFECT),? They (?:COOPERATE|DEFECT)\b|\b(?:COOPERATE/DEFECT|DEFECT/COOPERATE)\b"
+)
+# The speaker ruling out the move named right after it: "I will not DEFECT", "I won't ever
+# COOPERATE", "I'm not going to DEFECT", "I would never DEFECT" — not "why not DEFECT?",
+# "no reason not to DEFECT", "I can't not DEFECT" or "I will not only DEFECT".
+_RULED_OUT = re.compile(
+    r"\b(?:i|we)(?:'m|’m|\s+am|\s+are|'re|’re)?\s+"
+    r"(?:(?:will|would|shall|should|do|must)\s+(?:not|never)|(?:won|wouldn|shouldn|don)['’]t|never|not)"
+    r"\s+(?:ever\s+|going\s+to\s+)?\Z",
     re.IGNORECASE,
 )
-# What rules out the move named right after it ("I will not DEFECT", "won't ever COOPERATE").
-_NEGATION_BEFORE = re.compile(r"(?:\bnot|\bnever|n't|n’t|\bno\s+longer)\s+(?:\w+\s+){0,2}\Z", re.IGNORECASE)
 # Words that revise an answer or doubt it.
 _REVISION = re.compile(
     r"\b(?:actually|wait|hold on|hmm+|on second thoughts?|on (?:further )?reflection|reconsider\w*|rethink\w*"
@@ -59,6 +67,7 @@ _REVISION = re.compile(
 )
 # A line with no letters or digits is markdown scaffolding ("---", "```", "**"), not a line.
 _HAS_CONTENT = re.compile(r"\w")
+_LIST_ITEM = re.compile(r"\s*(?:[-*+•]|\d{1,3}[.)])\s")
 
 
 class Reading(NamedTuple):
@@ -132,9 +141,13 @@ def _line_action(line: str) -> Action | None:
     return DECISION_WORDS.get(match["word"].upper()) if match else None
 
 
-def _is_heading(line: str) -> bool:
-    """A line that ends with a colon introduces what follows ("DEFECT:" over its payoffs)."""
-    return _EMPHASIS.sub("", _visible(line)).rstrip().endswith((":", "："))
+def _is_heading(raw: list[str], index: int) -> bool:
+    """Line `index` ends with a colon and the next line is a list item: it heads the list
+    ("DEFECT:" over its payoffs), it does not answer ("DEFECT:" then why is an answer)."""
+    if not _EMPHASIS.sub("", _visible(raw[index])).rstrip().endswith((":", "：")):
+        return False
+    after = next((line for line in raw[index + 1 :] if line.strip()), "")
+    return bool(_LIST_ITEM.match(after))
 
 
 def _read_line(reply: str, finish_reason: str | None) -> Reading:
@@ -145,9 +158,8 @@ def _read_line(reply: str, finish_reason: str | None) -> Reading:
     if len({action for _, action in found} - {None}) > 1:
         return _CONTESTED  # two lines state different moves
     (first_index, first), (last_index, last) = found[0], found[-1]
-    if len(found) > 1:  # in a longer reply, a move followed by a colon heads a list, it is no answer
-        first = None if _is_heading(raw[first_index]) else first
-        last = None if _is_heading(raw[last_index]) else last
+    first = None if _is_heading(raw, first_index) else first
+    last = None if _is_heading(raw, last_index) else last
     if finish_reason == CUT_OFF:  # the last line was never finished; the first must have been
         finished = first_index + 1 < len(raw) or reply.endswith(("\n", "\r"))
         last, first = None, first if finished else None
@@ -163,11 +175,10 @@ def _read_line(reply: str, finish_reason: str | None) -> Reading:
     # not DEFECT"), and the prompt's own words echoed ("You COOPERATE, They DEFECT",
     # "cooperate or defect"), stay.
     rest = _visible("\n".join(raw[first_index + 1 :]))
-    stated = _ECHO.sub(" ", rest)
     other = "DEFECT" if first == "COOPERATE" else "COOPERATE"
     if (
-        _names_as_move(other, stated)
-        or _ALTERNATIVE[other].search(stated)
+        _names_as_move(other, _ECHO.sub(" ", rest))
+        or _ALTERNATIVE[other].search(rest)
         or (_OTHER_MOVE[other].search(rest) and _REVISION.search(rest))
     ):
         return _CONTESTED
@@ -175,8 +186,14 @@ def _read_line(reply: str, finish_reason: str | None) -> Reading:
 
 
 def _names_as_move(move: Action, text: str) -> bool:
-    """`text` names `move` in capitals, as the prompt spells a move, other than to rule it out."""
-    return any(not _NEGATION_BEFORE.search(text, 0, m.start()) for m in re.finditer(rf"\b{move}\b", text))
+    """`text` names `move` in capitals, as the prompt spells a move, other than the speaker
+    ruling it out in a statement (a question mark ends no statement: "…I not DEFECT?")."""
+    for m in re.finditer(rf"\b{move}\b", text):
+        ends = re.search(r"[.!?\n]", text[m.end() :])
+        question = ends is not None and ends.group() == "?"
+        if question or not _RULED_OUT.search(text, 0, m.start()):
+            return True
+    return False
 
 
 class _Fields(list[tuple[str, object]]):
@@ -212,9 +229,11 @@ STRATEGY_MAX_WORDS = 200  # and past this it is cut, flagged truncated
 # "## Final strategy:", "- STRATEGY:", "2. STRATEGY:", "> strategy：", in full-width letters too
 # ("ＳＴＲＡＴＥＧＹ：", as models writing CJK text spell it).
 _SPACE = r"[^\S\r\n]"  # a space or tab, or a no-break space
+# Possessive (*+): what comes before the word is taken once, never tried again in other
+# splits, so a line of "* * * * …" costs linear time, not seconds.
 _STRATEGY_MARKER = re.compile(
-    rf"^(?:{_SPACE}|[>#*_`])*(?P<item>(?:[-+•*]|\d{{1,3}}[.)]){_SPACE}+)?(?:{_SPACE}|[*_`])*"
-    rf"(?:(?:final|ｆｉｎａｌ){_SPACE}+)?(?:strategy|ｓｔｒａｔｅｇｙ)(?:{_SPACE}|[*_`])*[:：][*_`]*",
+    rf"^(?:{_SPACE}|[>#*_`+•-]|\d{{1,3}}[.)])*+"
+    rf"(?:(?:final|ｆｉｎａｌ){_SPACE}++)?(?:strategy|ｓｔｒａｔｅｇｙ)(?:{_SPACE}|[*_`])*+[:：][*_`]*",
     re.IGNORECASE | re.MULTILINE,
 )
 
@@ -223,11 +242,8 @@ def extract_strategy(reply: str, finish_reason: str | None = None) -> tuple[str 
     """The strategy a strategy reply ends with, and its flags (SPEC §4).
 
     The text after the last marker line (see `_STRATEGY_MARKER`) to the end of the reply,
-    whitespace normalised to single spaces, kept whole up to 200 words. A marker that is a
-    list item ("- Strategy:", "2. STRATEGY:") counts only in a reply with no marker line of
-    its own: after "STRATEGY: <rule>", a "- Strategy: forgiving helps" explaining it is no
-    marker. A last marker with nothing after it (a reply ending "STRATEGY:") is passed over
-    for the one before.
+    whitespace normalised to single spaces, kept whole up to 200 words. A last marker with
+    nothing after it (a reply ending "STRATEGY:") is passed over for the one before.
     Flags: `over_limit` past 100 words; `truncated` when cut at 200 words, or when the
     reply was cut off by max_tokens after the marker; `multiple_markers` when more than one
     marker line; `marker_missing` when there is no marker (or nothing after any): the text
@@ -236,7 +252,6 @@ def extract_strategy(reply: str, finish_reason: str | None = None) -> tuple[str 
     strategy call: text None.
     """
     markers = list(_STRATEGY_MARKER.finditer(reply))
-    markers = [m for m in markers if not m["item"]] or markers
     flags = ["multiple_markers"] if len(markers) > 1 else []
     words: list[str] = []
     ends = [m.start() for m in markers[1:]] + [len(reply)]  # each marker's text ends at the next

@@ -21,6 +21,7 @@ NOTE_WIDE = f"fewer than {WIDE_BELOW} seeds: wide by nature"
 # Every seed gave the same value: s = 0 would make a zero-width "interval", which is no
 # measure of uncertainty (3 seeds at 100% are not certainty): no interval.
 NOTE_NO_SPREAD = "no spread: every seed gave the same value"
+NO_SPREAD_BELOW = 1e-9  # values closer than this are the same value (float rounding aside)
 # A share whose mean is this close to 0 or 1: per-seed values bunch at the bound and t
 # covers the truth less often than it says (docs/statistics.md has the measured coverage).
 NEAR_BOUND = 0.1
@@ -48,7 +49,7 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
     mean = fmean(values)
     if n < MIN_SEEDS:
         return Interval(n=n, mean=mean, low=None, high=None, note=NOTE_TOO_FEW)
-    if max(values) == min(values):
+    if max(values) - min(values) <= NO_SPREAD_BELOW:
         return Interval(n=n, mean=mean, low=None, high=None, note=NOTE_NO_SPREAD)
     half = t_quantile((1 + confidence) / 2, n - 1) * stdev(values) / math.sqrt(n)
     return Interval(n=n, mean=mean, low=mean - half, high=mean + half, note=NOTE_WIDE if n < WIDE_BELOW else None)

@@ -468,6 +468,7 @@ async def test_attempts_made_before_a_stop_in_the_backoff_are_logged():
         await gw.call(req("a"))
     (cancelled,) = records
     assert (cancelled.attempts, cancelled.reply, cancelled.error) == (1, None, "HTTP 503; then the run was stopped")
+    assert gw.control.stats.retries == 0 == cancelled.attempts - 1  # the retry never made is not counted
 
     provider = ScriptedProvider({"a": [err(503, retryable=True, message="HTTP 503")], "b": [err(402, fatal=True)]})
     gw, _, records, _ = gateway(provider, sleep=anyio.sleep)
@@ -486,6 +487,7 @@ async def test_attempts_made_before_a_stop_in_the_backoff_are_logged():
     by_key = {r.key: r for r in records}
     assert (by_key["a"].attempts, by_key["a"].error) == (1, "HTTP 503; then the run was stopped")
     assert gw.control.stats.calls == 2 == sum(r.attempts for r in records)
+    assert gw.control.stats.retries == 0 == sum(r.attempts - 1 for r in records)  # as resume counts them
 
 
 def test_round_of_a_call_key():

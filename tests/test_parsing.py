@@ -63,7 +63,7 @@ DECISIONS = [
     ("DEFECT\n\nI won't ever COOPERATE with them again.", D, "line"),
     ("DEFECT\n\nHistory: Round 1 vs Opponent B: You COOPERATE, They DEFECT.", D, "line"),
     ("COOPERATE\n\nChoosing between COOPERATE/DEFECT is easy: they always cooperated.", C, "line"),
-    ("COOPERATE\n\nThe choice between cooperate or defect is easy here.", C, "line"),
+    ("DEFECT:\nThe opponent defected last round, so I retaliate.", D, "line"),  # a colon, then why
     # a reasoning model's scratchpad is not the reply
     ("<think>\nFirst instinct:\nDEFECT\nBut they cooperated, so cooperate.\n</think>\n\nCOOPERATE", C, "word"),
     ("<think>\nThey defected.\n</think>\nDEFECT\n\nTit for tat.", D, "line"),
@@ -127,6 +127,16 @@ AMBIGUOUS = [
     # a scratchpad never closed is no reply, and one with nothing after it neither
     "<think>\nThey cooperated, so COOPERATE",
     "<think>\nCOOPERATE\n</think>",
+    # the other move offered, or named in a question or a double negative: not ruled out
+    "DEFECT\n\nDefect or cooperate? I choose to cooperate.",
+    "COOPERATE\n\nShould I cooperate or defect? Defecting is clearly better here.",
+    "COOPERATE\n\nThe choice between cooperate or defect is easy here.",
+    "COOPERATE\n\nWhy not DEFECT? It pays more.",
+    "COOPERATE\n\nThere is no reason not to DEFECT.",
+    "COOPERATE\n\nI can't not DEFECT here.",
+    "COOPERATE\n\nI will not only DEFECT, I will punish them.",
+    "COOPERATE\n\nWhy would I not DEFECT?",
+    "Decision ↛ DEFECT",  # an arrow that says "not"
 ]
 
 
@@ -209,11 +219,9 @@ def test_empty_last_marker_passes_to_the_one_before() -> None:
     assert extract_strategy("STRATEGY: Tit for tat.\n\nSTRATEGY:\n") == ("Tit for tat.", ["multiple_markers"])
 
 
-def test_list_item_marker_counts_only_without_a_marker_line() -> None:
-    """An explanation's "- Strategy: …" bullet after the rule does not replace the rule."""
-    reply = "STRATEGY: Cooperate first.\n\nWhy this works:\n- Strategy: forgiving helps."
-    assert extract_strategy(reply) == ("Cooperate first. Why this works: - Strategy: forgiving helps.", [])
-    assert extract_strategy("Reasoning.\n- Strategy: Tit for tat.") == ("Tit for tat.", [])
+def test_a_bulleted_last_marker_wins_over_a_heading_before_it():
+    reply = "## Strategy:\nLet me think about the payoffs.\n\n- STRATEGY: Always cooperate unless exploited."
+    assert extract_strategy(reply) == ("Always cooperate unless exploited.", ["multiple_markers"])
 
 
 def test_marker_after_a_no_break_space() -> None:
@@ -365,3 +373,11 @@ def test_outside_decisions_read_most_clear_answers() -> None:
 @pytest.mark.parametrize("row", OUTSIDE_STRATEGIES, ids=lambda row: row["id"])
 def test_outside_strategy(row: dict) -> None:
     assert extract_strategy(row["reply"], row["finish_reason"]) == (row["expected_text"], row["expected_flags"])
+
+
+def test_a_long_line_of_markdown_stars_is_read_in_linear_time():
+    """The marker pattern once backtracked over every split of "* * * …": 2,000 pairs took
+    a second of event-loop time, 20,000 would take minutes. Now microseconds (no timing here:
+    the old pattern simply does not finish in a test run)."""
+    reply = "* " * 20_000 + "\nSTRATEGY: Tit for tat."
+    assert extract_strategy(reply) == ("Tit for tat.", [])

@@ -558,3 +558,17 @@ def test_resume_refuses_a_key_over_plain_http_unless_allowed(make_config, tmp_pa
         api_key_for(resumable.config)  # no refusal now
     finally:
         resumable.store.close()
+
+
+async def test_an_aborted_then_resumed_run_audits_clean(make_config, tmp_path):
+    """The calls an abort cancelled in flight are logged, then asked again on resume and
+    logged again: the audit reads the last record of each, finding no disagreement."""
+    from engine.audit import audit_experiment
+
+    directory, _ = await interrupted(make_config, tmp_path, 20, agents=6, rounds=4)
+    assert cancelled_in_flight(directory) > 0
+    result, _ = await resume(directory)
+    assert result.status == "completed"
+    audit = audit_experiment(directory)
+    assert audit.disagreements == [] and audit.failed_calls == 0
+    assert any("asked again after an interruption" in note for note in audit.notes)

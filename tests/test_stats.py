@@ -88,6 +88,7 @@ def test_no_spread_gives_no_interval():
     interval is no measure of uncertainty (the original study's "100% cooperation")."""
     assert t_interval([1.0, 1.0, 1.0]) == Interval(n=3, mean=1.0, low=None, high=None, note=NOTE_NO_SPREAD)
     assert t_interval([0.0] * 12).note == NOTE_NO_SPREAD
+    assert t_interval([0.7 - 0.6, 0.8 - 0.7, 0.9 - 0.8]).note == NOTE_NO_SPREAD  # equal but for rounding
 
 
 def test_median():

@@ -235,7 +235,9 @@ def _socket_readable(transport: asyncio.BaseTransport) -> bool:
     sock = transport.get_extra_info("socket")
     if sock is None or sock.fileno() < 0:
         return True
+    poll = select.poll()  # not select(): it fails on descriptors past 1023
+    poll.register(sock.fileno(), select.POLLIN)
     try:
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):
+        return bool(poll.poll(0))
+    except OSError:
         return True
