@@ -24,6 +24,7 @@ from engine.rng import keyed_rng
 
 # Account-wide conditions: the wait they ask for applies to every call of the run.
 SLOWS_EVERYONE = ("rate_limit", "in_flight_budget")
+UNKNOWN_PRICE = "unknown_price"  # the error-log type of a model the price table cannot price
 STOPPED = "the run was stopped"
 CANCELLED = f"cancelled in flight: {STOPPED}"
 MAX_EMPTY_REPLIES = 2  # per call: an empty reply is retried once, not three times (each is billed)
@@ -84,13 +85,16 @@ class CallGateway:
         self.replay = replay or {}
         self.sleep = sleep
         self.reserved = 0.0  # worst-case cost of this gateway's calls in flight
-        self.cost_is_estimate = False
         self.prices = prices
         self.unpriced: set[str] = set()  # the models reported as having no price
         self.fatal: str | None = None  # the error that stops the run: no attempt starts after it
-        self._in_flight = 0  # this gateway's attempts sent and not yet answered
         self._drained = anyio.Event()  # set once a fatal error has no attempt left in flight
         control.stats.budget_usd = self.budget.limit_usd
+
+    @property
+    def cost_is_estimate(self) -> bool:
+        """Some of what this gateway's run spent is an estimate (its counters say)."""
+        return self.control.stats.cost_is_estimate
 
     @property
     def budget_exceeded(self) -> bool:
@@ -123,7 +127,7 @@ class CallGateway:
             return
         for model in sorted(self.prices.unknown - self.unpriced):
             self.report(
-                "unknown_price",
+                UNKNOWN_PRICE,
                 f"no price known for model {model!r}: its cost counts as $0 "
                 "and the budget cannot bound it (set provider.prices)",
                 model=model,
@@ -173,7 +177,6 @@ class CallGateway:
                 raise
             stats.in_flight += 1
             stats.calls += 1
-            self._in_flight += 1
             try:
                 completion = await self.provider.complete(request)
             except ProviderError as exc:
@@ -201,8 +204,7 @@ class CallGateway:
                 return completion
             finally:
                 stats.in_flight -= 1
-                self._in_flight -= 1
-                if self.fatal is not None and not self._in_flight:
+                if self.fatal is not None and not stats.in_flight:
                     self._drained.set()
                 self.reserved -= reserved
                 self.limiter.release()
@@ -247,7 +249,7 @@ class CallGateway:
         the run. No attempt starts after it."""
         if self.fatal is None:
             self.fatal = error
-            if not self._in_flight:
+            if not self.control.stats.in_flight:
                 self._drained.set()
         await self._drained.wait()
         raise FatalCallError(self.fatal)
@@ -268,7 +270,6 @@ class CallGateway:
         tally.estimate |= estimate
         self.control.stats.cost += cost
         self.control.stats.cost_is_estimate |= estimate
-        self.cost_is_estimate |= estimate
         return float(cost)
 
     def _log(

@@ -118,7 +118,7 @@ class Experiment:
         stats = self.control.stats
         stats.calls, stats.retries = restored.calls, restored.retries
         stats.cost, stats.empty_replies = restored.cost, restored.empty_replies
-        self.gateway.cost_is_estimate = stats.cost_is_estimate = restored.cost_is_estimate
+        stats.cost_is_estimate = restored.cost_is_estimate
         self.gateway.replay = restored.replay
         self.llm.cut_off.update(restored.cut_off)  # the earlier rounds' too
         self.gateway.budget.exceeded = restored.budget_reached

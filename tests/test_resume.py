@@ -572,3 +572,18 @@ async def test_an_aborted_then_resumed_run_audits_clean(make_config, tmp_path):
     audit = audit_experiment(directory)
     assert audit.disagreements == [] and audit.failed_calls == 0
     assert any("asked again after an interruption" in note for note in audit.notes)
+
+
+async def test_a_cost_estimated_before_the_interruption_stays_an_estimate_after_it(make_config, tmp_path):
+    """Resume restores whether the spend so far is an estimate: the live counters (the run
+    screen's `~`) and the result read the same flag."""
+    directory, _ = await interrupted(make_config, tmp_path, 37, agents=6, rounds=4)
+    path = directory / "calls.jsonl"
+    lines = path.read_text().splitlines()
+    lines[0] = lines[0].replace('"cost_is_estimate":false', '"cost_is_estimate":true')
+    assert '"cost_is_estimate":true' in lines[0]
+    path.write_text("\n".join(lines) + "\n")
+    resumable = open_resume(directory)
+    control = RunControl()
+    result = await resume_experiment(resumable, Counting(resumable.config.seed), control=control)
+    assert result.status == "completed" and result.cost_is_estimate and control.stats.cost_is_estimate

@@ -5,6 +5,7 @@ what the headless printer shares with it: the ETA's rule (RoundClock) and its wo
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.calls import UNKNOWN_PRICE
 from engine.control import eta_seconds
 from engine.events import (
     ErrorLogged,
@@ -115,7 +116,7 @@ class RunView:
             self.fallback_share = event.overall_fallback_rate
             self.counted_before += self.counted_moves(event.summary)
             self.round_moves = self.round_cooperate = 0
-        elif isinstance(event, ErrorLogged) and event.record.type == "unknown_price":
+        elif isinstance(event, ErrorLogged) and event.record.type == UNKNOWN_PRICE:
             self.unpriced = True
         elif isinstance(event, RunFinished):
             # An unfinished round's games are not part of the result: show the saved figures.
