@@ -1,6 +1,6 @@
 """The hand-labelled decision corpus through the parser: misreads and the share of replies
-sent to a follow-up, overall and per style; then the outside review's corpus, labelled by
-the SPEC's letter. Prints figures; asserts nothing.
+sent to a follow-up, overall and per style; then the first outside review's corpus, labelled
+by the SPEC's letter, and the second's, labelled by intent. Prints figures; asserts nothing.
 
     .venv/bin/python bench/parsing_corpus.py
 """
@@ -14,6 +14,7 @@ from engine.parsing import parse_decision
 CORPORA = Path(__file__).parent.parent / "tests" / "corpora"
 CORPUS = CORPORA / "decisions.jsonl"
 OUTSIDE = CORPORA / "decisions_outside.jsonl"
+OUTSIDE_2 = CORPORA / "decisions_outside2.jsonl"
 
 
 def main() -> None:
@@ -40,6 +41,7 @@ def main() -> None:
     for style, n in sorted(total.items()):
         print(f"{style:14} {n:7} {follow_ups[style]:9}")
     outside()
+    outside_2()
 
 
 def outside() -> None:
@@ -59,6 +61,20 @@ def outside() -> None:
         f"outside review's corpus: {len(rows)} replies ({len(rows) - len(settled)} the SPEC leaves unclear); "
         f"read as the other move {opposite}; labelled ambiguous but read {ambiguous_read}; "
         f"clear replies read at once {clear_read} of {clear} ({clear_read / clear:.0%})"
+    )
+
+
+def outside_2() -> None:
+    rows = [json.loads(line) for line in OUTSIDE_2.read_text(encoding="utf-8").splitlines() if line.strip()]
+    readings = [parse_decision(row["reply"], row["finish_reason"]).action for row in rows]
+    clear = [(row, action) for row, action in zip(rows, readings, strict=True) if row["expected"] != "ambiguous"]
+    opposite = sum(action is not None and action != row["expected"] for row, action in clear)
+    ambiguous_read = sum(a is not None for row, a in zip(rows, readings, strict=True) if row["expected"] == "ambiguous")
+    read = sum(action == row["expected"] for row, action in clear)
+    print(
+        f"second outside corpus (by intent): {len(rows)} replies; read as the other move {opposite}; "
+        f"labelled ambiguous but read {ambiguous_read}; clear replies read at once {read} of {len(clear)} "
+        f"({read / len(clear):.0%})"
     )
 
 

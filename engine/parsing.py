@@ -27,6 +27,7 @@ _LABELLED = re.compile(
     re.IGNORECASE,
 )
 _DECISION_FIELDS = ("decision", "action", "move", "choice")
+_ABOUT_OTHERS = re.compile(r"opponent|their|them|other|histor|previous|last|past|predict|expect", re.IGNORECASE)
 _FENCED = re.compile(r"^[ \t]*```[^\n`]*\n(.*?)\n[ \t]*```[ \t]*$", re.DOTALL | re.MULTILINE)
 _EMPHASIS = re.compile(r"[*_`~]")
 _LEAD = re.compile(r"^[\s#>]*")  # headers and quote marks
@@ -35,35 +36,79 @@ _TRAILING = ".!,;:。！"
 _STRUCK = re.compile(r"~~.*?~~")  # struck-through text is withdrawn, not emphasised
 # A reasoning model's scratchpad ahead of its answer ("<think>…</think>COOPERATE") is not the reply.
 _THINKING = re.compile(r"\A\s*<(think|thinking)>.*?</\1>", re.DOTALL | re.IGNORECASE)
-# The other move mentioned in any form ("cooperating", "defection"), and as an alternative
-# ("or cooperate", "or maybe defect").
-_MENTION = {"COOPERATE": r"co-?operat\w*", "DEFECT": r"defect\w*"}
-_OTHER_MOVE = {move: re.compile(rf"\b{stem}", re.IGNORECASE) for move, stem in _MENTION.items()}
-_ALTERNATIVE = {
-    move: re.compile(rf"\bor\s+(?:(?:maybe|perhaps|possibly|to|i\s+(?:could|might))\s+)*{stem}", re.IGNORECASE)
-    for move, stem in _MENTION.items()
+_UNCLOSED_THINKING = re.compile(r"\s*<(?:think|thinking)>", re.IGNORECASE)
+# A move named in any form: the verb and its nouns ("cooperating", "defection"), with any
+# hyphen ("co-operate", "co‑operate"), and in the other languages models answer in
+# (coopérer, kooperieren, 合作; trahir, traicionar, verraten, 背叛). Scripts without spaces
+# between words (Chinese, Japanese) have no word boundary to anchor on.
+_MENTION = {
+    "COOPERATE": (r"co[-\u2010-\u2015\u2212]?operat|coop[eéè]r|kooper|collabor|forgiv", r"合作|協力|协作"),
+    "DEFECT": (r"d[eé]fect|betray|retaliat|punish|trahi|traicion|verrat", r"背叛|裏切"),
 }
+_MENTIONS = {move: re.compile(rf"\b(?:{latin})|{cjk}", re.IGNORECASE) for move, (latin, cjk) in _MENTION.items()}
 # The prompt's own text echoed back names a move without choosing it, as the prompt writes
 # it: a history line ("You COOPERATE, They DEFECT") and the options ("COOPERATE/DEFECT").
 _ECHO = re.compile(
     r"\bYou (?:COOPERATE|DEFECT),? They (?:COOPERATE|DEFECT)\b|\b(?:COOPERATE/DEFECT|DEFECT/COOPERATE)\b"
 )
-# The speaker ruling out the move named right after it: "I will not DEFECT", "I won't ever
-# COOPERATE", "I'm not going to DEFECT", "I would never DEFECT" — not "why not DEFECT?",
-# "no reason not to DEFECT", "I can't not DEFECT" or "I will not only DEFECT".
+# The speaker ruling out the move named right after it: "I will not defect", "I won't ever
+# COOPERATE", "I'm not going to DEFECT", "I would never defect", "I choose not to defect" —
+# not "why not DEFECT?", "no reason not to DEFECT", "I can't not DEFECT" or "I will not only DEFECT".
 _RULED_OUT = re.compile(
     r"\b(?:i|we)(?:'m|’m|\s+am|\s+are|'re|’re)?\s+"
-    r"(?:(?:will|would|shall|should|do|must)\s+(?:not|never)|(?:won|wouldn|shouldn|don)['’]t|never|not)"
+    r"(?:(?:will|would|shall|should|do|must)\s+(?:not|never)|(?:won|wouldn|shouldn|don)['’]t|never|not"
+    r"|(?:choose|chose|decide|decided|prefer|want|plan|intend)\s+not\s+to)"
     r"\s+(?:ever\s+|going\s+to\s+)?\Z",
     re.IGNORECASE,
 )
-# Words that revise an answer or doubt it.
-_REVISION = re.compile(
-    r"\b(?:actually|wait|hold on|hmm+|on second thoughts?|on (?:further )?reflection|reconsider\w*|rethink\w*"
-    r"|correction|scratch that|never ?mind|(?:just )?kidding|take (?:it|that) back|chang\w* my (?:mind|answer|decision)"
-    r"|switch\w*|instead|i mean|let me revise|maybe|perhaps|probably|possibly|not (?:sure|certain)|unsure"
-    r"|uncertain|hard to say|undecided|can'?t decide|torn)\b",
+# The other move where it cannot be the speaker's choice: done by someone else ("they
+# defected", "Opponent C has never cooperated", "anyone who has not defected"), turned down
+# in a comparison ("no reason to defect", "rather than defecting", "instead of cooperating"),
+# or a noun for what happened ("mutual defection", "their cooperation", "no history of
+# defection"). Matched on the words right before the mention.
+_NOT_CHOSEN = re.compile(
+    r"(?:\b(?:they|he|she|who|opponent(?:\s+[A-Z])?|player(?:\s+[A-Z])?|anyone|everyone|someone|nobody|no one)"
+    r"(?:'ve|’ve|'s|’s)?\s+(?:(?:has|have|had|did|does|do|was|were|is|are|been|never|always|only|just|also|again|not"
+    r"|n't|once|ever|yet|even|mostly|consistently|repeatedly|kept|keeps|might|may|will|would|could"
+    r"|chose|chosen|choose|chooses|picked|played|plays)\s+)*"
+    r"|\b(?:no reason to|rather than|instead of|than|over|without|avoid|avoiding)\s+(?:(?:try|trying|choosing|going)\s+to\s+)?"
+    r"|\b(?:mutual|history of|no|any|their|his|her|the opponent's|opponent's|despite|after)\s+)\Z",
     re.IGNORECASE,
+)
+# The other move as a clause's subject in a counterfactual that does not argue for it:
+# "Cooperating would just reward that", "even though defecting might pay more" — not
+# "Cooperating would be better", "…would be the right call, so I will".
+_MENTIONS_AT_MOST = 20
+_CLAUSE_START = re.compile(r"(?:\A|[.,;:!?(\n–—-]|\b(?:and|but|so|though|since|as|because|while))\s*\Z", re.IGNORECASE)
+_COUNTERFACTUAL = re.compile(r"\w*(?:\s+[\w']+){0,5}?\s+(?:would|could|might)\b[^.!?\n]{0,200}", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?\n]")
+_FOR_IT = re.compile(
+    r"\b(?:better|best|wiser|smarter|preferable|right|optimal|beneficial|good|fair|i|i'll|i'd|so|then)\b", re.IGNORECASE
+)
+# Words with which a speaker withdraws or corrects what it just said: enough alone.
+_RETRACTION = re.compile(
+    r"\b(?:oops|sorry|my (?:mistake|bad)|i was wrong|misread\w*|mixed up|on second thoughts?"
+    r"|on (?:further )?reflection|reconsider\w*|rethink\w*|correction|scratch that|never ?mind|(?:just )?kidding"
+    r"|take (?:it|that) back|chang\w* (?:my|that|it)\b|let me (?:revise|correct|fix))\b",
+    re.IGNORECASE,
+)
+# Words that revise or doubt: enough with any mention of the other move ("Wait, they
+# cooperated", "…maybe they will defect").
+_DOUBT = re.compile(
+    r"\b(?:actually|wait|hold on|hmm+|switch\w*|instead(?!\s+of)|i mean|maybe|perhaps|probably|possibly|not (?:sure|certain)"
+    r"|unsure|uncertain|hard to say|undecided|can'?t decide|torn)\b",
+    re.IGNORECASE,
+)
+# A reply that runs on into a new exercise or chat turn of its own making ("### Exercise 2",
+# "Question 3:", "User:", "<|im_start|>", the prompt's first words again) ends there: what
+# follows answers a question nobody asked.
+_NEW_TURN = re.compile(
+    r"^[^\S\n]*(?:#{1,6}[^\S\n]*)?(?:exercise|question|problem|example|instruction|task)[^\S\n]*#?\d"
+    r"|^[^\S\n]*#{1,6}[^\S\n]*(?:exercise|question|problem|instruction|task|input|response)\b"
+    r"|^[^\S\n]*(?:user|human)[^\S\n]*:"
+    r"|<\|(?:im_start|im_end|user|assistant|system|end|eot_id|endoftext|start_header_id)\|>|\[INST\]|</s>"
+    r"|you are playing prisoner'?s dilemma",
+    re.IGNORECASE | re.MULTILINE,
 )
 # A line with no letters or digits is markdown scaffolding ("---", "```", "**"), not a line.
 _HAS_CONTENT = re.compile(r"\w")
@@ -81,7 +126,6 @@ AMBIGUOUS = Reading(None, None)
 _CONTESTED = Reading(None, "line")  # lines that state a move and take it back: no rule may read the reply
 
 
-@functools.lru_cache(maxsize=1024)  # a pure function of its arguments; most replies repeat
 def parse_decision(reply: str, finish_reason: str | None = None) -> Reading:
     """Read a decision reply by the rules of SPEC §5.2, or call it ambiguous.
 
@@ -95,13 +139,36 @@ def parse_decision(reply: str, finish_reason: str | None = None) -> Reading:
     - `json`: the reply, or its one fenced code block, is a JSON object whose `decision`,
       `action`, `move` or `choice` field is COOPERATE or DEFECT (fields that disagree are
       ambiguous).
-    If two rules read different moves, the reply is ambiguous. Anything else — prose,
+    If two rules read different moves, the reply is ambiguous; so is a reply longer than
+    DECISION_MAX_CHARS. Anything else — prose,
     negations, hedges, other languages — is ambiguous: the caller asks again. A reply cut
     off by max_tokens (`finish_reason` "length") counts only under `word`, `json`, or
     `line` on its first line, and only if that line was finished (a newline follows it).
     """
+    if len(reply) > DECISION_MAX_CHARS:
+        return AMBIGUOUS
+    if len(reply) <= _CACHED_UP_TO:
+        return _parse_cached(reply, finish_reason)
+    return _parse(reply, finish_reason)
+
+
+# A decision reply is at most 100 tokens (SPEC §5.2), a few hundred characters; one past this
+# answers something else (a server or proxy gone wrong) and is not read, nor searched for
+# seconds on the event loop.
+DECISION_MAX_CHARS = 100_000
+_CACHED_UP_TO = 4096  # a cache of huge replies would keep them all in memory
+
+
+@functools.lru_cache(maxsize=1024)  # a pure function of its arguments; most replies repeat
+def _parse_cached(reply: str, finish_reason: str | None) -> Reading:
+    return _parse(reply, finish_reason)
+
+
+def _parse(reply: str, finish_reason: str | None) -> Reading:
     reply = _THINKING.sub("", reply)
-    readings = [_read_word(reply), _read_json(reply), _read_line(reply, finish_reason)]
+    new_turn = _NEW_TURN.search(reply, 1)
+    end = len(reply) if new_turn is None else new_turn.start()
+    readings = [_read_word(reply), _read_json(reply), _read_line(reply, finish_reason, end)]
     if _CONTESTED in readings:
         return AMBIGUOUS
     readings = [r for r in readings if r.action is not None]
@@ -150,50 +217,70 @@ def _is_heading(raw: list[str], index: int) -> bool:
     return bool(_LIST_ITEM.match(after))
 
 
-def _read_line(reply: str, finish_reason: str | None) -> Reading:
+def _read_line(reply: str, finish_reason: str | None, end: int) -> Reading:
+    """The first or last line's move; the last line is the last before `end`, where a reply
+    that ran on into a new exercise or turn of its own stopped answering (`_NEW_TURN`)."""
     raw = reply.splitlines()
     found = [(i, _line_action(line)) for i, line in enumerate(raw) if _HAS_CONTENT.search(_clean(line))]
-    if not found:
-        return AMBIGUOUS
     if len({action for _, action in found} - {None}) > 1:
         return _CONTESTED  # two lines state different moves
+    answered = len(reply[:end].splitlines())
+    found = [(i, action) for i, action in found if i < answered]
+    if not found:
+        return AMBIGUOUS
     (first_index, first), (last_index, last) = found[0], found[-1]
     first = None if _is_heading(raw, first_index) else first
     last = None if _is_heading(raw, last_index) else last
     if finish_reason == CUT_OFF:  # the last line was never finished; the first must have been
         finished = first_index + 1 < len(raw) or reply.endswith(("\n", "\r"))
         last, first = None, first if finished else None
-    if last is not None:
-        return Reading(last, "line")
+    if last is not None and (last_index > first_index or end == len(reply)):
+        return Reading(last, "line")  # the conclusion (a line it ran on to is not one)
     if first is None:
         return AMBIGUOUS
-    # Answered first: the text after the answer may take it back or doubt it. It does when it
-    # names the other move as a move (in capitals, as the prompt spells it: "DEFECT\n\nNo:
-    # COOPERATE"), offers it as an alternative ("or cooperate"), or mentions it in any form
-    # next to a word that revises or doubts ("DEFECT\n\nWait, actually I should cooperate",
-    # "…maybe defecting is better"). Prose that only explains ("I will not defect", "I will
-    # not DEFECT"), and the prompt's own words echoed ("You COOPERATE, They DEFECT",
-    # "cooperate or defect"), stay.
-    rest = _visible("\n".join(raw[first_index + 1 :]))
-    other = "DEFECT" if first == "COOPERATE" else "COOPERATE"
-    if (
-        _names_as_move(other, _ECHO.sub(" ", rest))
-        or _ALTERNATIVE[other].search(rest)
-        or (_OTHER_MOVE[other].search(rest) and _REVISION.search(rest))
-    ):
+    # Answered first: the answer stands only if nothing after it takes it back (see `_takes_back`).
+    if _takes_back(first, "\n".join(raw[first_index + 1 :])):
         return _CONTESTED
     return Reading(first, "line")
 
 
-def _names_as_move(move: Action, text: str) -> bool:
-    """`text` names `move` in capitals, as the prompt spells a move, other than the speaker
-    ruling it out in a statement (a question mark ends no statement: "…I not DEFECT?")."""
-    for m in re.finditer(rf"\b{move}\b", text):
-        ends = re.search(r"[.!?\n]", text[m.end() :])
-        question = ends is not None and ends.group() == "?"
-        if question or not _RULED_OUT.search(text, 0, m.start()):
+def _takes_back(move: Action, text: str) -> bool:
+    """Whether `text`, after an answer `move`, speaks for the other move or withdraws the
+    answer: it names the other move in any form (as a verb or a noun, in any case, with any
+    hyphen, in another language: "DEFECT\n\nOpponent D cooperated, so cooperating is the
+    right call", "…所以我应该合作") other than the speaker ruling it out in a statement ("I
+    will not defect", "I won't ever COOPERATE") or the prompt's own words echoed back ("You
+    COOPERATE, They DEFECT", "COOPERATE/DEFECT"); or it withdraws or corrects what came
+    before ("Scratch that", "On second thought", "Oops, I misread", "Let me change that"),
+    whatever words it then uses for the move ("…so I retaliate", "…the benefit of the
+    doubt"). A reply that explains its answer without naming the other move stands."""
+    text = _visible(text)
+    if _RETRACTION.search(text):
+        return True
+    other = "DEFECT" if move == "COOPERATE" else "COOPERATE"
+    text = _ECHO.sub(" ", text)
+    mentions = list(_MENTIONS[other].finditer(text))
+    if (mentions and _DOUBT.search(text)) or len(mentions) > _MENTIONS_AT_MOST:
+        return True  # (an answer followed by dozens of mentions of the other move is no clear answer)
+    for m in mentions:
+        ends = _SENTENCE_END.search(text, m.end(), m.end() + 200)  # bounded: linear in the reply
+        question = ends is not None and ends.group() == "?"  # a question mark ends no statement
+        if question or not _not_chosen(text, m.start(), m.end()):
             return True
     return False
+
+
+def _not_chosen(text: str, start: int, end: int) -> bool:
+    """Whether the mention of a move at text[start:end] cannot be the speaker choosing it:
+    ruled out by the speaker, done by someone else, turned down, a noun for what happened,
+    or the subject of a counterfactual that does not argue for it."""
+    before = max(0, start - 80)  # the words just before it, not the whole reply for each mention
+    if _RULED_OUT.search(text, before, start) or _NOT_CHOSEN.search(text, before, start):
+        return True
+    if not _CLAUSE_START.search(text, before, start):
+        return False
+    counterfactual = _COUNTERFACTUAL.match(text, end)
+    return counterfactual is not None and not _FOR_IT.search(counterfactual.group())
 
 
 class _Fields(list[tuple[str, object]]):
@@ -217,7 +304,25 @@ def _read_json(reply: str) -> Reading:
     actions = {DECISION_WORDS.get(_clean(v).upper()) if isinstance(v, str) else None for v in values}
     if len(actions) != 1 or None in actions:
         return AMBIGUOUS
-    return Reading(actions.pop(), "json")
+    action = actions.pop()
+    # Its reasons, and any prose around its block, may take the field back as prose can;
+    # fields about the opponent or the past ("opponent_last_move": "DEFECT") cannot.
+    said = [value for key, value in data if key.lower() not in _DECISION_FIELDS and not _ABOUT_OTHERS.search(key)]
+    said.append(reply.replace(text, " ", 1))
+    if _takes_back(action, "\n".join(_strings(said))):
+        return _CONTESTED
+    return Reading(action, "json")
+
+
+def _strings(value: object) -> list[str]:
+    """Every string in a decoded JSON value (keys of nested objects too)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, _Fields):
+        return [text for key, item in value for text in (key, *_strings(item))]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
 
 
 # -- strategies ---------------------------------------------------------------------------
@@ -249,8 +354,13 @@ def extract_strategy(reply: str, finish_reason: str | None = None) -> tuple[str 
     marker line; `marker_missing` when there is no marker (or nothing after any): the text
     is then the last 100 words of the reply, where the rule usually is.
     A reply cut off by max_tokens without a marker, or with no words at all, is a failed
-    strategy call: text None.
+    strategy call: text None. A reasoning model's scratchpad (`<think>…</think>` at the
+    start) is not the reply: its drafts are not the strategy. A reply cut off inside it
+    never got to the reply: a failed call.
     """
+    reply = _THINKING.sub("", reply)
+    if finish_reason == CUT_OFF and _UNCLOSED_THINKING.match(reply):
+        return None, ["marker_missing"]
     markers = list(_STRATEGY_MARKER.finditer(reply))
     flags = ["multiple_markers"] if len(markers) > 1 else []
     words: list[str] = []

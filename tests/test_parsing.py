@@ -2,8 +2,15 @@ from collections import Counter
 
 import pytest
 
-from engine.parsing import Reading, extract_strategy, parse_decision
-from tests.support.corpora import DECISION_CORPUS, OUTSIDE_DECISIONS, OUTSIDE_STRATEGIES, STRATEGY_CORPUS
+from engine.parsing import DECISION_MAX_CHARS, Reading, extract_strategy, parse_decision
+from tests.support.corpora import (
+    DECISION_CORPUS,
+    OUTSIDE_DECISIONS,
+    OUTSIDE_DECISIONS_2,
+    OUTSIDE_STRATEGIES,
+    OUTSIDE_STRATEGIES_2,
+    STRATEGY_CORPUS,
+)
 
 C, D = "COOPERATE", "DEFECT"
 
@@ -137,6 +144,31 @@ AMBIGUOUS = [
     "COOPERATE\n\nI will not only DEFECT, I will punish them.",
     "COOPERATE\n\nWhy would I not DEFECT?",
     "Decision ↛ DEFECT",  # an arrow that says "not"
+    # a correction needs no move word: withdrawing the answer is enough
+    "COOPERATE\n\nSorry, let me reconsider — their last move was a betrayal, so I retaliate.",
+    "DEFECT\n\nOn second thought, let's give Opponent R the benefit of the doubt.",
+    "DEFECT\n\nOops, I misread the history. My answer is to reciprocate.",
+    "COOPERATE\n\nScratch that. Retaliation it is.",
+    # the other move chosen in words the old rule let pass: any case, any hyphen, a noun,
+    # a synonym, another language
+    "DEFECT\n\nThat said, Opponent C cooperated last round, so cooperating is the right call.",
+    "DEFECT\n\nBut given that all players are copies of me, I'll cooperate.",
+    "DEFECT\n\nI'd rather co\u2011operate with F.",  # a non-breaking hyphen
+    "DEFECT\n\nThis is a first encounter; my strategy says to start with cooperation.",
+    "COOPERATE\n\nOpponent V defected in round 2, so I must retaliate for the rest of the game.",
+    "DEFECT\n\n等等，对手D上一轮其实是合作的，所以我应该合作。",
+    "DEFECT\n\nAttendez — l'adversaire E a coopéré au dernier tour. Je coopère donc.",
+    # a doubting word next to the other move, even the opponent's
+    "DEFECT\n\nWait, they cooperated last round.",
+    # a counterfactual that argues for the other move
+    "DEFECT\n\nCooperating would be better for both of us.",
+    # a JSON reason that chooses the other move, a field that contradicts, prose after the block
+    '{"decision": "DEFECT", "reason": "Opponent S cooperated last round, so I should cooperate."}',
+    '{"decision": "COOPERATE", "final_decision": "DEFECT"}',
+    '```json\n{"decision": "DEFECT"}\n```\n\nActually no, I cooperate.',
+    # a reply that runs on into an exercise of its own: its last line answers that, not us
+    "Based on my strategy, I will cooperate.\n\n### Exercise 2\nOpponent Z defected twice.\n\nDecision: DEFECT",
+    "I will cooperate.\n\nUser: and now?\nDecision: DEFECT",
 ]
 
 
@@ -165,6 +197,45 @@ def test_ambiguous_decision(reply: str) -> None:
 )
 def test_cut_off_decision(reply: str, expected: Reading) -> None:
     assert parse_decision(reply, "length") == expected
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        # the other move done by someone else, turned down, a noun for what happened, or a
+        # counterfactual that does not argue for it: the answer stands
+        ("COOPERATE\n\nOpponent C has cooperated every time; there is no reason to defect.", C),
+        ("DEFECT\n\nThe opponent has never once cooperated with me.", D),
+        ("COOPERATE\n\nMutual cooperation beats mutual defection, and they've never chosen DEFECT.", C),
+        ("DEFECT\n\nThey exploited me twice. Cooperating again would just reward that.", D),
+        ("COOPERATE\n\nI keep the mutual 3/3 rather than trying to defect.", C),
+        ("COOPERATE\n\nInstead of defecting for a one-off 5 points, I keep the mutual 3/3.", C),
+        ("COOPERATE\n\nEven though defecting might pay more today, my strategy is clear.", C),
+        ("COOPERATE\n\nI will not defect against a partner who has never defected.", C),
+        ("COOPERATE\n\nI choose not to defect.", C),
+        ('{"decision": "DEFECT", "reason": "They never cooperate; cooperating would be exploited."}', D),
+        ('{"opponent_last_move": "COOPERATE", "decision": "DEFECT"}', D),
+        # the explanation names only the answer's own move
+        ("COOPERATE\n\nActually, they have always cooperated, so this is easy.", C),
+        # a reply that ran on: its answer, before the exercise it made up, is read
+        ("Reasoning first.\nDecision: DEFECT\n\n### Exercise 2\nWhat would you do?", D),
+    ],
+)
+def test_an_explanation_that_does_not_choose_the_other_move_keeps_the_answer(reply: str, expected: str) -> None:
+    assert parse_decision(reply).action == expected
+
+
+def test_a_reply_full_of_mentions_is_read_in_linear_time() -> None:
+    """Each mention looks at the 80 characters before it, not the whole reply, and past 20
+    mentions of the other move the answer is not clear anyway (this test took minutes
+    when each mention looked at the rest of the reply)."""
+    assert parse_decision("COOPERATE\n\n" + "they defected, " * 20) == Reading(C, "line")
+    assert parse_decision("COOPERATE\n\n" + "they defected, " * 6_000) == Reading(None, None)
+
+
+def test_a_reply_longer_than_any_decision_is_not_read() -> None:
+    assert parse_decision("DEFECT\n\n" + "x" * DECISION_MAX_CHARS) == Reading(None, None)
+    assert parse_decision("DEFECT\n\n" + "x" * (DECISION_MAX_CHARS - 100)) == Reading(D, "line")
 
 
 def test_stop_reason_reads_like_none() -> None:
@@ -381,3 +452,38 @@ def test_a_long_line_of_markdown_stars_is_read_in_linear_time():
     the old pattern simply does not finish in a test run)."""
     reply = "* " * 20_000 + "\nSTRATEGY: Tit for tat."
     assert extract_strategy(reply) == ("Tit for tat.", [])
+
+
+# -- a second outside review's corpus (tests/corpora/*_outside2.jsonl), labelled by intent:
+# the move a careful reader takes the model to mean, or "ambiguous" when it did not commit
+
+
+@pytest.mark.parametrize("row", OUTSIDE_DECISIONS_2, ids=lambda row: row["note"][:40])
+def test_second_outside_decision_never_the_other_move(row: dict) -> None:
+    action, rule = parse_decision(row["reply"], row["finish_reason"])
+    if row["expected"] == "ambiguous":
+        assert (action, rule) == (None, None)
+    else:
+        assert action in (row["expected"], None)
+
+
+def test_second_outside_corpus_reads_its_plain_answers() -> None:
+    """Weighted towards hard cases (corrections, other languages, markup, cut-offs), so
+    most of it costs a follow-up; the floor catches a reader made stricter by accident."""
+    clear = [row for row in OUTSIDE_DECISIONS_2 if row["expected"] != "ambiguous"]
+    read = [row for row in clear if parse_decision(row["reply"], row["finish_reason"]).action == row["expected"]]
+    assert len(clear) >= 290 and len(read) >= 105
+
+
+@pytest.mark.parametrize("row", OUTSIDE_STRATEGIES_2, ids=lambda row: row["note"][:40])
+def test_second_outside_strategy(row: dict) -> None:
+    assert extract_strategy(row["reply"], row["finish_reason"]) == (row["expected_text"], row["expected_flags"])
+
+
+def test_a_scratchpad_draft_is_not_the_strategy() -> None:
+    reply = "<think>\nSTRATEGY: Always defect.\nNo: copies of me.\n</think>\n\nSTRATEGY: Always cooperate."
+    assert extract_strategy(reply) == ("Always cooperate.", [])
+    assert extract_strategy("<think>\nDraft:\nSTRATEGY: Always defect. But wait", "length") == (
+        None,
+        ["marker_missing"],
+    )

@@ -18,3 +18,6 @@ STRATEGY_CORPUS = corpus("strategies.jsonl")
 # `unclear` where the SPEC does not settle the case (docs/parsing.md).
 OUTSIDE_DECISIONS = corpus("decisions_outside.jsonl")
 OUTSIDE_STRATEGIES = corpus("strategies_outside.jsonl")
+# A second outside review's corpus, labelled by intent: "COOPERATE", "DEFECT" or "ambiguous".
+OUTSIDE_DECISIONS_2 = corpus("decisions_outside2.jsonl")
+OUTSIDE_STRATEGIES_2 = corpus("strategies_outside2.jsonl")
