@@ -171,7 +171,6 @@ class CallGateway:
                 reserved = await self._start(request)
             except (BudgetExceeded, FatalCallError, anyio.get_cancelled_exc_class()) as stop:
                 if last_error is not None:  # attempts were made: they count, and resume sees them
-                    stats.retries -= 1  # the retry announced was never made (retries = attempts - 1)
                     why = "stopped by the budget" if isinstance(stop, BudgetExceeded) else STOPPED
                     self._log(request, attempt - 1, None, tally, started, f"{last_error.message}; then {why}")
                 raise
@@ -186,17 +185,21 @@ class CallGateway:
                     self._charge_worst_case(tally, request)
                 else:
                     self._charge(tally, exc.cost, exc.cost_is_estimate)
-                if not exc.reached:  # refused before the server saw it: not an API call
+                if exc.reached:
+                    self._sent(tally)
+                else:  # refused before the server saw it: not an API call
                     stats.calls -= 1
                     tally.unsent += 1
             except anyio.get_cancelled_exc_class():
                 # The run was stopped (abort, a signal) with this attempt in flight: it was
                 # counted as a call and may be billed, so it is logged (resume asks it again).
+                self._sent(tally)
                 tally.failures.append(CANCELLED)
                 self._charge_worst_case(tally, request)
                 self._log(request, attempt, None, tally, started, CANCELLED)
                 raise
             else:
+                self._sent(tally)
                 completion = msgspec.structs.replace(
                     completion, cost=self._charge(tally, completion.cost, completion.cost_is_estimate)
                 )
@@ -231,12 +234,10 @@ class CallGateway:
             delay = backoff_delay(attempt, last_error.retry_after, rng)
             if last_error.status == 429 or last_error.kind in SLOWS_EVERYONE:
                 self.limiter.slow_down(delay)
-            stats.retries += 1
             self.notify(CallRetried(key=request.key, attempt=attempt, reason=last_error.message, delay_s=delay))
             try:
                 await self.sleep(delay)
             except anyio.get_cancelled_exc_class():
-                stats.retries -= 1  # the retry announced was never made
                 self._log(request, attempt, None, tally, started, f"{last_error.message}; then {STOPPED}")
                 raise
         assert last_error is not None
@@ -253,6 +254,13 @@ class CallGateway:
                 self._drained.set()
         await self._drained.wait()
         raise FatalCallError(self.fatal)
+
+    def _sent(self, tally: "_Tally") -> None:
+        """An attempt reached the server: an API call; every one after a call's first is a
+        retry (so retries never outnumber calls, whatever attempts were refused unsent)."""
+        if tally.sent:
+            self.control.stats.retries += 1
+        tally.sent += 1
 
     def _charge_worst_case(self, tally: "_Tally", request: ChatRequest) -> None:
         """An attempt the server may have billed without saying what (lost in flight): its
@@ -313,6 +321,7 @@ class _Tally:
         self.estimate = False
         self.empty = 0  # attempts answered billed but empty
         self.unsent = 0  # attempts that never reached the server
+        self.sent = 0  # attempts that did: API calls
         self.failures: list[str] = []  # why each failed attempt failed, in order
 
 

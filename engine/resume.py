@@ -237,7 +237,7 @@ def restored(resumable: Resumable) -> Restored:
         replay=replay,
         cut_off={key for key, call in answered.items() if call.finish_reason == CUT_OFF},
         calls=sum(c.attempts - c.unsent for c in calls),
-        retries=sum(c.attempts - 1 for c in calls),
+        retries=sum(max(0, c.attempts - c.unsent - 1) for c in calls),  # API calls after a call's first
         cost=sum(c.cost for c in calls),
         empty_replies=sum(c.empty_replies for c in calls),
         cost_is_estimate=any(c.cost_is_estimate for c in calls),

@@ -1,4 +1,5 @@
 import json
+import signal
 from pathlib import Path
 
 import msgspec
@@ -9,6 +10,16 @@ from engine import limits
 from engine.config import load_config
 from engine.runner import with_seed
 from tests.support.stub_server import StubServer
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers():
+    """A headless run ignores SIGINT and SIGTERM once it ends (cli.common.abort_on_signals):
+    each test gets the process's handlers back as they were."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
 
 
 @pytest.fixture

@@ -383,8 +383,23 @@ async def test_attempts_that_never_reached_the_server_are_not_api_calls():
     provider = ScriptedProvider({"k": [refused, refused]})
     gw, _, records, _ = gateway(provider)
     await gw.call(req())
-    assert gw.control.stats.calls == 1 and gw.control.stats.retries == 2
+    assert gw.control.stats.calls == 1 and gw.control.stats.retries == 0  # one API call: no retry of one
     assert records[0].attempts == 3 and records[0].unsent == 2
+
+
+async def test_retries_never_outnumber_api_calls():
+    """Only API calls after a call's first are retries: a call whose attempts were all refused
+    unsent made no call and no retry (it once counted 3 retries of 0 calls)."""
+    refused = ProviderError("connection failed: ConnectError", retryable=True, kind="connection", reached=False)
+    busy = ProviderError("HTTP 503", retryable=True, kind="http", status=503)
+    provider = ScriptedProvider({"k": [refused] * 4, "j": [busy, refused, busy, Completion(text="C")]})
+    gw, _, records, _ = gateway(provider)
+    with pytest.raises(CallFailed):
+        await gw.call(req("k"))
+    assert (gw.control.stats.calls, gw.control.stats.retries) == (0, 0)
+    await gw.call(req("j"))
+    assert (gw.control.stats.calls, gw.control.stats.retries) == (3, 2)
+    assert [(r.attempts, r.unsent) for r in records] == [(4, 4), (4, 1)]
 
 
 async def test_an_attempt_maybe_billed_counts_its_worst_case_as_an_estimate():

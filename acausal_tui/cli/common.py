@@ -141,18 +141,24 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 async def abort_on_signals(control: RunControl, scope: anyio.CancelScope) -> None:
     """First SIGINT/SIGTERM: abort cleanly (partial results saved). Second: exit at once;
-    every file on disk is still valid because each is replaced atomically."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            if control.aborted:
-                os._exit(EXIT_ABORTED)
-            print(
-                f"\n{signal.Signals(signum).name}: aborting, saving partial results "
-                "(press Ctrl+C again to exit at once)",
-                file=sys.stderr,
-                flush=True,
-            )
-            control.abort(f"aborted by {signal.Signals(signum).name}")
+    every file on disk is still valid because each is replaced atomically. Cancelled as the
+    run (or sweep) ends, its results saved: from then until the process exits both signals
+    are ignored, so a late one cannot turn a finished run's exit code into a killed one's."""
+    try:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if control.aborted:
+                    os._exit(EXIT_ABORTED)
+                print(
+                    f"\n{signal.Signals(signum).name}: aborting, saving partial results "
+                    "(press Ctrl+C again to exit at once)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                control.abort(f"aborted by {signal.Signals(signum).name}")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def check_terminal() -> None:
