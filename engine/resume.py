@@ -165,6 +165,8 @@ def continued(
     experiment = Experiment(
         resumable.config, resumable.store, provider, observer, control, restored=restored(resumable), **shared
     )
+    if (learn_markup := getattr(provider, "learn_markup", None)) is not None:
+        learn_markup(bills(resumable.calls))
     resumable.calls.clear()
     return experiment
 
@@ -208,6 +210,16 @@ def remove_temp_files(directory: Path) -> None:
 
 
 # -- rebuilding the state -------------------------------------------------------------------
+
+
+def bills(calls: list[CallRecord]) -> list[tuple[str, int, int, float]]:
+    """(model, prompt tokens, completion tokens, USD) of each call billed exactly for its one
+    attempt that reached the server: what the provider's markup is learnt from."""
+    return [
+        (c.model, c.usage.prompt_tokens, c.usage.completion_tokens, c.cost)
+        for c in calls
+        if c.reply is not None and not c.cost_is_estimate and c.attempts - c.unsent == 1
+    ]
 
 
 def replay_map(calls: list[CallRecord]) -> dict[str, CallRecord]:

@@ -437,6 +437,21 @@ async def test_bills_above_the_price_table_raise_the_worst_case_by_the_same_mark
     )  # per model
 
 
+async def test_a_resumed_run_learns_the_markup_from_its_logged_bills():
+    """Resume once forgot the markup: the first calls after it were reserved at list price
+    again, and a budget resumed at $0.06 ended at $0.064 against a server billing 3x."""
+    listed = (40 * 0.10 + 2 * 0.40) / 1e6
+    p = provider(answer())
+    before = p.worst_case_cost(request())
+    p.learn_markup([("openai/gpt-4.1-nano", 40, 2, 3 * listed), ("openai/gpt-4.1-nano", 40, 2, 2 * listed)])
+    assert p.worst_case_cost(request()) == pytest.approx(3 * before)
+    other = provider(answer(), name="openai")  # no bills to learn from: its costs are the table's
+    other.learn_markup([("openai/gpt-4.1-nano", 40, 2, 3 * listed)])
+    assert other.worst_case_cost(request()) == pytest.approx(before)
+    await p.aclose()
+    await other.aclose()
+
+
 async def test_bills_below_the_price_table_leave_the_worst_case_at_list_price():
     p = provider(answer(200, ok_body(cost=1e-9)))
     before = p.worst_case_cost(request())

@@ -587,3 +587,30 @@ async def test_a_cost_estimated_before_the_interruption_stays_an_estimate_after_
     control = RunControl()
     result = await resume_experiment(resumable, Counting(resumable.config.seed), control=control)
     assert result.status == "completed" and result.cost_is_estimate and control.stats.cost_is_estimate
+
+
+def test_resume_hands_the_provider_the_bills_of_its_log(make_config, tmp_path):
+    """Exact bills of calls with one attempt sent: what the markup is learnt from (an
+    estimate, a failed call or one with retries says nothing about the markup)."""
+    from engine.resume import continued
+
+    directory = saved(make_config, tmp_path)
+
+    def billed(call: dict) -> dict:
+        call.update(model="m", cost=0.5, cost_is_estimate=False, usage={"prompt_tokens": 10, "completion_tokens": 3})
+        return call
+
+    lines = (directory / "calls.jsonl").read_text().splitlines()
+    calls = [json.loads(line) for line in lines]
+    calls[0] = billed(calls[0])
+    calls[1] = {**billed(calls[1]), "attempts": 2}  # a retried call: its cost is two attempts'
+    calls[2] = {**billed(calls[2]), "cost_is_estimate": True}
+    (directory / "calls.jsonl").write_text("".join(json.dumps(c) + "\n" for c in calls))
+
+    class Learning(Counting):
+        def learn_markup(self, bills):
+            self.bills = list(bills)
+
+    provider = Learning(1)
+    continued(open_resume(directory), provider, None, None)
+    assert [bill for bill in provider.bills if bill[0] == "m"] == [("m", 10, 3, 0.5)]

@@ -16,7 +16,7 @@ import math
 import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import httpx
@@ -243,6 +243,17 @@ class OpenAICompatProvider:
                 self.markup[request.model] = reported / listed
             return float(reported), False
         return (listed if _money(listed) else 0.0), True
+
+    def learn_markup(self, bills: "Iterable[tuple[str, int, int, float]]") -> None:
+        """The markup over list price that earlier bills showed, as (model, prompt tokens,
+        completion tokens, USD billed) — a resumed run's call log — so the worst case of its
+        first calls is not reserved at list price again (the budget would not hold)."""
+        if not self.openrouter:
+            return
+        for model, prompt_tokens, completion_tokens, billed in bills:
+            listed = self.prices.cost(model, prompt_tokens, completion_tokens)
+            if _money(listed) and listed > 0 and _money(billed) and billed > listed * self.markup.get(model, 1.0):
+                self.markup[model] = billed / listed
 
     # -- classifying a failure ---------------------------------------------------------
 
