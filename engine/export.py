@@ -49,7 +49,7 @@ EXPERIMENT_COLUMNS = (
     "total_rounds", "total_games", "total_api_calls", "total_retries", "total_cost",
     "cost_is_estimate", "error_count", "option_order", *VALIDITY_COLUMNS, *METRICS,
 )
-SWEEP_COLUMNS = ("condition", "reference", "metric", "round", "n", "mean", "ci_low", "ci_high", "simulated")
+SWEEP_COLUMNS = ("condition", "reference", "metric", "round", "n", "mean", "ci_low", "ci_high", "note", "simulated")
 # fmt: on
 
 
@@ -220,6 +220,7 @@ def sweep_rows(result: SweepResult) -> Iterable[dict[str, Any]]:
                 "mean": interval.mean,
                 "ci_low": interval.low,
                 "ci_high": interval.high,
+                "note": interval.note,  # why there is no interval, or how far to trust it
                 "simulated": result.simulated,
             }
 

@@ -117,11 +117,12 @@ def fresh_start(directory: Path, config: Config, provider: Provider) -> Start:
     return start
 
 
-def resumed_start(directory: Path, provider: Provider) -> Start:
-    """The interrupted experiment in `directory`, continued after its last complete round."""
+def resumed_start(directory: Path, provider: Provider, max_cost_usd: float | None = None) -> Start:
+    """The interrupted experiment in `directory`, continued after its last complete round
+    (one the budget stopped goes on when `max_cost_usd`, a new budget, is larger)."""
 
     async def start(limiter: Limiter, budget: Budget, observer: Forward, control: RunControl) -> ExperimentResult:
-        resumable = open_resume(directory)
+        resumable = open_resume(directory, max_cost_usd)
         try:  # the notes (torn log lines set aside) go to the experiment's error log
             return await continued(resumable, provider, observer, control, limiter=limiter, budget=budget).run()
         finally:
@@ -277,7 +278,7 @@ async def resume_sweep(
     jobs = [
         Job(
             run,
-            resumed_start(plan.directory / run.directory, provider)
+            resumed_start(plan.directory / run.directory, provider, plan.max_cost_usd)
             if resume
             else fresh_start(plan.directory / run.directory, config, provider),
             provider,

@@ -27,6 +27,7 @@ class SweepResume:
     result: SweepResult
     todo: list[tuple[SweepRun, Config, bool]] = field(default_factory=list)  # run, config, resume
     spent: float = 0.0  # what the finished experiments cost
+    max_cost_usd: float | None = None  # a new sweep-wide budget given on resume
 
 
 def plan_resume(directory: Path, max_cost_usd: float | None = None) -> SweepResume:
@@ -39,7 +40,7 @@ def plan_resume(directory: Path, max_cost_usd: float | None = None) -> SweepResu
     if max_cost_usd is not None:
         provider = msgspec.structs.replace(result.config.provider, max_cost_usd=max_cost_usd)
         result.config = validate(msgspec.structs.replace(result.config, provider=provider))
-    plan = SweepResume(directory, result)
+    plan = SweepResume(directory, result, max_cost_usd=max_cost_usd)
     for run in result.experiments:
         path = directory / run.directory
         outcome = finished_result(path)

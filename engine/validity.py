@@ -26,7 +26,7 @@ def _over(name: str, share: float | None, limit: float) -> str | None:
     shown, digits = percent_text(share), 2
     while float(shown) <= 100 * limit and digits < 9:  # just over: enough digits to see it
         shown, digits = f"{100 * share:.{digits}f}", digits + 1
-    return f"{name} {shown}% > {percent_text(limit)}%"
+    return f"{name} {shown}% > {100 * limit:.6g}%"  # the threshold as configured, not rounded
 
 
 def compute_validity(

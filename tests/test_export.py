@@ -21,6 +21,7 @@ from engine.export import (
 from engine.models import ExperimentResult, GameResult, RoundSummary, StrategyRecord
 from engine.rng import keyed_rng
 from engine.runner import run_experiment
+from engine.stats import NOTE_NEAR_BOUND, NOTE_NO_SPREAD, NOTE_TOO_FEW, NOTE_WIDE
 from engine.store import ExperimentStore, read_json
 from engine.sweep import INTERVAL_METRICS, SWEEP_FILE, SweepResult, plan_sweep, run_sweep
 from tests.support.fakes import FakeProvider
@@ -204,6 +205,8 @@ async def test_sweep_export_stacks_experiments_and_writes_sweep_rows(tmp_path):
         interval.low,
         interval.high,
     )
+    assert row["note"] == (interval.note or "")  # why there is no interval, or how far to trust it
+    assert {r["note"] for r in rows} & {NOTE_TOO_FEW, NOTE_NO_SPREAD, NOTE_WIDE, NOTE_NEAR_BOUND}
     assert {r["simulated"] for r in rows} == {"true"}  # FakeProvider says it is simulated
     diff_round = next(r for r in rows if r["reference"] == "baseline" and r["round"] == "2")
     assert diff_round["metric"] == "cooperation_rate" and diff_round["condition"] == "identity"

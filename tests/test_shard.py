@@ -55,8 +55,9 @@ def test_three_shards_merged_equal_one_unsharded_sweep(tmp_path, capsys):
     assert len(shards[0].experiments) == 3 and len(shards[2].experiments) == 2  # 8 cells over 3
 
     code = main(["sweep-merge", *map(str, reversed(shard_dirs)), "--results-dir", str(tmp_path / "merged")])
-    out, _ = capsys.readouterr()
+    out, err = capsys.readouterr()
     assert code == 0
+    assert err.strip() and all(line.startswith("SIMULATED ") for line in err.strip().splitlines())  # SPEC §7
     merged_dir = Path(out.strip().splitlines()[-1])
     merged = load_sweep(merged_dir).result
     assert merged is not None and merged.shard is None

@@ -693,3 +693,18 @@ def test_resuming_a_sweep_whose_experiment_cannot_be_resumed_exits_2_before_runn
         and len(err.splitlines()) == 1
     )
     assert (directory / SWEEP_FILE).read_bytes() == before  # nothing ran, nothing rewritten
+
+
+def test_resuming_a_budget_stopped_sweep_with_a_larger_budget_goes_on(tmp_path, capsys, server, monkeypatch):
+    """The experiments the budget stopped were resumed without the new budget: each stopped
+    at once ("the cost budget ($5) was reached"), and sweep.json stayed budget_exceeded."""
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
+    args = ["--headless", "--provider", "openrouter", "--base-url", server.base_url, "--agents", "3"]
+    args += ["--rounds", "2", "--seed", "1", "--results-dir", str(tmp_path)]
+    assert main(["sweep", "--conditions", "baseline,identity", "--seeds", "2", "--max-cost", "0.01", *args]) == 3
+    directory = next(tmp_path.glob("sweep_*"))
+    assert read_json(directory / SWEEP_FILE, SweepResult).status == "budget_exceeded"
+    capsys.readouterr()
+    assert main(["resume", str(directory), "--headless", "--max-cost", "5"]) == 0
+    resumed = read_json(directory / SWEEP_FILE, SweepResult)
+    assert resumed.status == "completed" and {run.status for run in resumed.experiments} == {"completed"}

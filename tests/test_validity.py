@@ -546,3 +546,9 @@ def test_a_share_just_over_its_threshold_shows_enough_digits_to_be_over():
     assert _over("fallback moves", 0.0501, 0.05) == "fallback moves 5.01% > 5%"
     assert _over("fallback moves", 0.12, 0.05) == "fallback moves 12% > 5%"
     assert _over("fallback moves", 0.05, 0.05) is None
+
+
+def test_a_configured_threshold_is_shown_as_configured():
+    """A threshold of 16.66% once read "16.7% > 16.7%": it was rounded like the share."""
+    assert _over("non-fresh strategies", 1 / 6, 0.1666) == "non-fresh strategies 16.7% > 16.66%"
+    assert _over("fallback moves", 0.05333, 0.0533) == "fallback moves 5.333% > 5.33%"

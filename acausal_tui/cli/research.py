@@ -132,6 +132,7 @@ class SweepPrinter:
             )
         elif isinstance(event, SweepFinished):
             r = event.result
+            self.simulated = r.simulated  # also when the sweep's start was never seen (sweep-merge)
             for line in summary_lines(r):
                 self.print(line)
             self.print(f"{r.status}: {event.directory / 'sweep.json'}" + (f" - {r.message}" if r.message else ""))
