@@ -15,6 +15,7 @@ CORPORA = Path(__file__).parent.parent / "tests" / "corpora"
 CORPUS = CORPORA / "decisions.jsonl"
 OUTSIDE = CORPORA / "decisions_outside.jsonl"
 OUTSIDE_2 = CORPORA / "decisions_outside2.jsonl"
+REDTEAM = CORPORA / "decisions_redteam.jsonl"
 
 
 def main() -> None:
@@ -41,7 +42,8 @@ def main() -> None:
     for style, n in sorted(total.items()):
         print(f"{style:14} {n:7} {follow_ups[style]:9}")
     outside()
-    outside_2()
+    by_intent("second outside corpus", OUTSIDE_2)
+    by_intent("red team's corpus", REDTEAM)
 
 
 def outside() -> None:
@@ -64,15 +66,15 @@ def outside() -> None:
     )
 
 
-def outside_2() -> None:
-    rows = [json.loads(line) for line in OUTSIDE_2.read_text(encoding="utf-8").splitlines() if line.strip()]
+def by_intent(name: str, path: Path) -> None:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     readings = [parse_decision(row["reply"], row["finish_reason"]).action for row in rows]
     clear = [(row, action) for row, action in zip(rows, readings, strict=True) if row["expected"] != "ambiguous"]
     opposite = sum(action is not None and action != row["expected"] for row, action in clear)
     ambiguous_read = sum(a is not None for row, a in zip(rows, readings, strict=True) if row["expected"] == "ambiguous")
     read = sum(action == row["expected"] for row, action in clear)
     print(
-        f"second outside corpus (by intent): {len(rows)} replies; read as the other move {opposite}; "
+        f"{name} (by intent): {len(rows)} replies; read as the other move {opposite}; "
         f"labelled ambiguous but read {ambiguous_read}; clear replies read at once {read} of {len(clear)} "
         f"({read / len(clear):.0%})"
     )

@@ -2,6 +2,7 @@
 strategy reply ends with (SPEC §4). Pure functions, no I/O."""
 
 import functools
+import itertools
 import json
 import re
 import unicodedata
@@ -63,16 +64,17 @@ _RULED_OUT = re.compile(
 )
 # The other move where it cannot be the speaker's choice: done by someone else ("they
 # defected", "Opponent C has never cooperated", "anyone who has not defected"), turned down
-# in a comparison ("no reason to defect", "rather than defecting", "instead of cooperating"),
-# or a noun for what happened ("mutual defection", "their cooperation", "no history of
-# defection"). Matched on the words right before the mention.
+# ("no reason to defect", "rather than defecting", "instead of cooperating"), or a noun for
+# what someone else did ("their defection", "a history of defection"). Matched on the words
+# right before the mention. ("than" and "mutual" are not among them: "no better move than
+# cooperating", "I'll take mutual cooperation" choose it.)
 _NOT_CHOSEN = re.compile(
     r"(?:\b(?:they|he|she|who|opponent(?:\s+[A-Z])?|player(?:\s+[A-Z])?|anyone|everyone|someone|nobody|no one)"
     r"(?:'ve|’ve|'s|’s)?\s+(?:(?:has|have|had|did|does|do|was|were|is|are|been|never|always|only|just|also|again|not"
     r"|n't|once|ever|yet|even|mostly|consistently|repeatedly|kept|keeps|might|may|will|would|could"
     r"|chose|chosen|choose|chooses|picked|played|plays)\s+)*"
-    r"|\b(?:no reason to|rather than|instead of|than|over|without|avoid|avoiding)\s+(?:(?:try|trying|choosing|going)\s+to\s+)?"
-    r"|\b(?:mutual|history of|no|any|their|his|her|the opponent's|opponent's|despite|after)\s+)\Z",
+    r"|\b(?:no reason to|rather than|instead of|over|avoid|avoiding)\s+(?:(?:try|trying|choosing|going)\s+to\s+)?"
+    r"|\b(?:no|history of|their|his|her|the opponent's|opponent's|despite|after)\s+)\Z",
     re.IGNORECASE,
 )
 # The other move as a clause's subject in a counterfactual that does not argue for it:
@@ -85,20 +87,52 @@ _SENTENCE_END = re.compile(r"[.!?\n]")
 _FOR_IT = re.compile(
     r"\b(?:better|best|wiser|smarter|preferable|right|optimal|beneficial|good|fair|i|i'll|i'd|so|then)\b", re.IGNORECASE
 )
-# Words with which a speaker withdraws or corrects what it just said: enough alone.
-_RETRACTION = re.compile(
-    r"\b(?:oops|sorry|my (?:mistake|bad)|i was wrong|misread\w*|mixed up|on second thoughts?"
-    r"|on (?:further )?reflection|reconsider\w*|rethink\w*|correction|scratch that|never ?mind|(?:just )?kidding"
-    r"|take (?:it|that) back|chang\w* (?:my|that|it)\b|let me (?:revise|correct|fix))\b",
+# Words with which a speaker corrects, doubts or hedges what it just said: after an answer,
+# enough alone ("Wait, …", "Apologies, that was a mistake. …", "I got that backwards").
+_WAVERING = re.compile(
+    r"\b(?:wait|hold on|hmm+|actually|oops|sorry|apolog\w*|mistake\w*|my bad|wrong|misspo\w*|misread\w*|mixed up"
+    r"|backwards?|opposite|the other way|flip\w*|revers\w*|i mean|i meant|correct(?:ing|ion|ed)\b|correct (?:that|myself|this)"
+    r"|stand corrected|second thoughts?|on (?:further )?reflection|(?:up)?on (?:further )?review|reconsider\w*|rethink\w*"
+    r"|let me re\w+|redo|scratch that|never ?mind|lean\w*"
+    r"|(?:just )?kidding|take (?:it|that) back|chang\w* (?:my|that|it)\b|let me (?:revise|fix)|switch\w*"
+    r"|instead(?!\s+of)|maybe|perhaps|probably|possibly|not (?:sure|certain)|unsure|uncertain|hard to say|undecided"
+    r"|can'?t decide|torn)\b",
     re.IGNORECASE,
 )
-# Words that revise or doubt: enough with any mention of the other move ("Wait, they
-# cooperated", "…maybe they will defect").
-_DOUBT = re.compile(
-    r"\b(?:actually|wait|hold on|hmm+|switch\w*|instead(?!\s+of)|i mean|maybe|perhaps|probably|possibly|not (?:sure|certain)"
-    r"|unsure|uncertain|hard to say|undecided|can'?t decide|torn)\b",
+# Doing what the other did, said without naming the move. Elliptic, pointing back at a
+# verb ("Opponent C already did, so now I will", "…and so will I"): with the other move
+# named anywhere, even ruled out ("I would never defect first, but…"). Mirroring ("gets
+# matched", "in kind", "return the favour"): with the other move named as someone's act.
+_ELLIPTIC = re.compile(
+    r"\bso\s+(?:now\s+)?(?:will|shall|should|must|do|would|can)\s+i\b|\b(?:and|so)\s+i\s+(?:will|shall|do)\s+too\b"
+    r"|\bme too\b|\bnow i will\b|\bfrom me\b",
     re.IGNORECASE,
 )
+_MIRRORS = re.compile(
+    r"\bfollow\w* suit\b|\bin kind\b|\breturn\w* the favou?r\b|\blikewise\b|\bthe same\b"
+    r"|\b(?:match|mirror|copy|copies|echo|repeat)\w*\b",
+    re.IGNORECASE,
+)
+# The speaker choosing a move: "I will defect", "I'll cooperate", "I choose to defect",
+# "my decision is to cooperate" — before a last-line answer of the other move, it contradicts it.
+_CHOOSING = re.compile(
+    r"\b(?:i|we)(?:'ll|’ll|\s+will|\s+shall|\s+am\s+going\s+to|\s+choose(?:\s+to)?|\s+decide(?:d)?\s+to|\s+pick"
+    r"|\s+go\s+with|\s+opt\s+(?:to|for))\s+(?:(?!not\b|never\b|no\b)\w+\s+){0,2}?\Z"
+    r"|\bmy\s+(?:decision|choice|move|answer)\s+is(?:\s+to)?\s+\Z",
+    re.IGNORECASE,
+)
+# The words English prose cannot do without: an explanation with almost none of them is in a
+# language the rules above do not read ("L'avversario C ha tradito, quindi tradisco anch'io"),
+# so it cannot vouch for the answer.
+_ENGLISH = frozenset(
+    "a an the and or but so because if then than that this these those it its is are was were be been being "
+    "i me my we our you your they them their he she his her who which what to of in on at for with from by as "
+    "not no do does did will would should can could have has had just only also all any every last round game "
+    "opponent strategy move first again now there here".split()
+)
+_NO = re.compile(r"\bno\s+\Z", re.IGNORECASE)  # "No cooperation until…" after COOPERATE
+_LETTERS = re.compile(r"[^\W\d_]+")
+_CONDITION = re.compile(r"\b(?:if|unless|when|once|whenever|should they|had they)\b[^.!?\n]*\Z", re.IGNORECASE)
 # A reply that runs on into a new exercise or chat turn of its own making ("### Exercise 2",
 # "Question 3:", "User:", "<|im_start|>", the prompt's first words again) ends there: what
 # follows answers a question nobody asked.
@@ -235,37 +269,76 @@ def _read_line(reply: str, finish_reason: str | None, end: int) -> Reading:
         finished = first_index + 1 < len(raw) or reply.endswith(("\n", "\r"))
         last, first = None, first if finished else None
     if last is not None and (last_index > first_index or end == len(reply)):
+        if _chosen_before(last, "\n".join(raw[:last_index])):
+            return _CONTESTED  # the reasoning chose the other move: the conclusion contradicts it
         return Reading(last, "line")  # the conclusion (a line it ran on to is not one)
     if first is None:
         return AMBIGUOUS
     # Answered first: the answer stands only if nothing after it takes it back (see `_takes_back`).
-    if _takes_back(first, "\n".join(raw[first_index + 1 :])):
+    if _takes_back(first, "\n".join(raw[first_index + 1 :]), finish_reason == CUT_OFF):
         return _CONTESTED
     return Reading(first, "line")
 
 
-def _takes_back(move: Action, text: str) -> bool:
-    """Whether `text`, after an answer `move`, speaks for the other move or withdraws the
-    answer: it names the other move in any form (as a verb or a noun, in any case, with any
-    hyphen, in another language: "DEFECT\n\nOpponent D cooperated, so cooperating is the
-    right call", "…所以我应该合作") other than the speaker ruling it out in a statement ("I
-    will not defect", "I won't ever COOPERATE") or the prompt's own words echoed back ("You
-    COOPERATE, They DEFECT", "COOPERATE/DEFECT"); or it withdraws or corrects what came
-    before ("Scratch that", "On second thought", "Oops, I misread", "Let me change that"),
-    whatever words it then uses for the move ("…so I retaliate", "…the benefit of the
-    doubt"). A reply that explains its answer without naming the other move stands."""
+def _takes_back(move: Action, text: str, cut_off: bool = False) -> bool:
+    """Whether `text`, after an answer `move`, may take it back — so the reply is asked
+    again rather than read. It does when it:
+    - corrects, doubts or hedges (`_WAVERING`: "Wait, …", "Apologies, that was a mistake",
+      "I got that backwards", "probably"), whatever words it then uses for the move;
+    - names the other move in any form (a verb or a noun, any case, any hyphen, a synonym,
+      another language: "…so cooperating is the right call", "…所以我应该合作") where it
+      could be the speaker's choice: anything but ruled out by the speaker ("I will not
+      defect"), done or said by someone else ("they defected"), turned down ("no reason to
+      defect", "rather than defecting"), a noun for what someone else did ("their
+      defection"), a counterfactual not arguing for it ("cooperating would just reward
+      that"), or the prompt's own words echoed ("You COOPERATE, They DEFECT");
+    - with the other move named other than ruled out, does what the other did without
+      naming it ("Opponent E defected, and so will I", "gets matched", "return the favour");
+    - rules out the answer itself ("DEFECT\n\nI won't defect against a friend");
+    - was `cut_off` by max_tokens while it named the other move in any way ("…but they
+      have defected twice, which means my strategy now calls for").
+    An explanation that does none of these stands."""
     text = _visible(text)
-    if _RETRACTION.search(text):
+    if _WAVERING.search(text) or not _reads_as_english(text):
         return True
     other = "DEFECT" if move == "COOPERATE" else "COOPERATE"
     text = _ECHO.sub(" ", text)
     mentions = list(_MENTIONS[other].finditer(text))
-    if (mentions and _DOUBT.search(text)) or len(mentions) > _MENTIONS_AT_MOST:
+    if len(mentions) > _MENTIONS_AT_MOST or (mentions and cut_off):
         return True  # (an answer followed by dozens of mentions of the other move is no clear answer)
+    if mentions and _ELLIPTIC.search(text):
+        return True
+    acts = [m for m in mentions if not _RULED_OUT.search(text, max(0, m.start() - 80), m.start())]
+    if acts and _MIRRORS.search(text):  # the other move someone made, and "gets matched"
+        return True
+    own = itertools.islice(_MENTIONS[move].finditer(text), _MENTIONS_AT_MOST)
+    if any(_RULED_OUT.search(text, max(0, m.start() - 80), m.start()) or _NO.search(text, 0, m.start()) for m in own):
+        return True
     for m in mentions:
         ends = _SENTENCE_END.search(text, m.end(), m.end() + 200)  # bounded: linear in the reply
         question = ends is not None and ends.group() == "?"  # a question mark ends no statement
         if question or not _not_chosen(text, m.start(), m.end()):
+            return True
+    return False
+
+
+def _reads_as_english(text: str) -> bool:
+    """Whether `text` (four words or more) is English enough for the rules to read it: at
+    least one word in seven is one of the commonest English words (English prose runs at
+    one in two or three)."""
+    words = _LETTERS.findall(text[:2000])
+    return len(words) < 4 or 7 * sum(w.lower() in _ENGLISH for w in words) >= len(words)
+
+
+def _chosen_before(move: Action, text: str) -> bool:
+    """Whether `text`, ahead of a last-line answer `move`, has the speaker choose the other
+    move outright ("…so following my strategy I will defect.\n\nDecision: COOPERATE"), not
+    in a condition ("if they defect, I will defect")."""
+    other = "DEFECT" if move == "COOPERATE" else "COOPERATE"
+    text = _visible(text)
+    for m in itertools.islice(_MENTIONS[other].finditer(text), _MENTIONS_AT_MOST):
+        before = max(0, m.start() - 80)
+        if _CHOOSING.search(text, before, m.start()) and not _CONDITION.search(text, before, m.start()):
             return True
     return False
 
@@ -306,12 +379,28 @@ def _read_json(reply: str) -> Reading:
         return AMBIGUOUS
     action = actions.pop()
     # Its reasons, and any prose around its block, may take the field back as prose can;
-    # fields about the opponent or the past ("opponent_last_move": "DEFECT") cannot.
-    said = [value for key, value in data if key.lower() not in _DECISION_FIELDS and not _ABOUT_OTHERS.search(key)]
+    # moves recorded under a field about the opponent or the past ("opponent_last_move":
+    # "DEFECT", a history of {"me": …, "them": …}) cannot.
+    said = [
+        value
+        for key, value in data
+        if key.lower() not in _DECISION_FIELDS and not (_ABOUT_OTHERS.search(key) and _only_moves(value))
+    ]
     said.append(reply.replace(text, " ", 1))
     if _takes_back(action, "\n".join(_strings(said))):
         return _CONTESTED
     return Reading(action, "json")
+
+
+def _only_moves(value: object) -> bool:
+    """Every string value in `value` (not its keys) is a move word."""
+    if isinstance(value, str):
+        return DECISION_WORDS.get(_clean(value).upper()) is not None
+    if isinstance(value, _Fields):
+        return all(_only_moves(item) for _, item in value)
+    if isinstance(value, list):
+        return all(_only_moves(item) for item in value)
+    return True
 
 
 def _strings(value: object) -> list[str]:

@@ -9,6 +9,7 @@ from tests.support.corpora import (
     OUTSIDE_DECISIONS_2,
     OUTSIDE_STRATEGIES,
     OUTSIDE_STRATEGIES_2,
+    REDTEAM_DECISIONS,
     STRATEGY_CORPUS,
 )
 
@@ -52,7 +53,7 @@ DECISIONS = [
     ("I could DEFECT.\nCOOPERATE\n---", C, "line"),  # a markdown-only line is no line
     ("DEFECT\n\nReasoning...\n\nDEFECT", D, "line"),
     ("DEFECT\n\nI considered COOPERATE, but they defected twice.\n\nDEFECT", D, "line"),
-    ("COOPERATE\n\nActually, they have always cooperated, so this is easy.", C, "line"),
+    ("COOPERATE\n\nThey have always cooperated, so this is easy.", C, "line"),
     ("~~DEFECT~~ COOPERATE", C, "word"),
     ("COOPERATE\n\nThey might defect, but my strategy says to cooperate.", C, "line"),
     ("DEFECT\n\nI choose this over cooperating.", D, "line"),
@@ -158,8 +159,24 @@ AMBIGUOUS = [
     "COOPERATE\n\nOpponent V defected in round 2, so I must retaliate for the rest of the game.",
     "DEFECT\n\n等等，对手D上一轮其实是合作的，所以我应该合作。",
     "DEFECT\n\nAttendez — l'adversaire E a coopéré au dernier tour. Je coopère donc.",
-    # a doubting word next to the other move, even the opponent's
+    # a word of doubt or correction is enough alone: the words that follow may turn the
+    # answer without naming the other move (so even a harmless "Actually," costs a follow-up)
     "DEFECT\n\nWait, they cooperated last round.",
+    "DEFECT\n\nApologies, that was a mistake. Given their record, the right move is to keep trusting them.",
+    "COOPERATE\n\nLet me flip that: they have exploited me twice.",
+    "DEFECT\n\nI got that backwards: Opponent C has been fair all along.",
+    "COOPERATE\n\nActually, they have always cooperated, so this is easy.",
+    # doing what the other did, without naming the move; the answer itself ruled out
+    "COOPERATE\n\nOpponent E defected last round, and so will I.",
+    "COOPERATE\n\nI would never defect first — but Opponent C already did, so now I will.",
+    "COOPERATE\n\nTit-for-tat: their defection last round gets matched this round.",
+    "DEFECT\n\nThey have always cooperated with me, so no defection from me today.",
+    "COOPERATE\n\nNo cooperation until they earn my trust back.",
+    # an explanation in a language the rules do not read cannot vouch for the answer
+    "COOPERATE\n\nL'avversario C ha tradito nell'ultimo round, quindi tradisco anch'io.",
+    "COOPERATE\n\n상대 B가 지난 라운드에서 배신했으므로 저도 배신합니다.",
+    # reasoning that chose the other move outright, then a last line that says the opposite
+    "Opponent C has defected twice, so following my strategy I will defect.\n\nDecision: COOPERATE",
     # a counterfactual that argues for the other move
     "DEFECT\n\nCooperating would be better for both of us.",
     # a JSON reason that chooses the other move, a field that contradicts, prose after the block
@@ -193,6 +210,11 @@ def test_ambiguous_decision(reply: str) -> None:
         # nor does a first line that was never finished
         ("Decision: DEFECT", Reading(None, None)),
         ('```json\n{"decision": "COOPERATE", "reason": "they', Reading(None, None)),
+        # cut off while it discussed the other move: where it was heading cannot be seen
+        (
+            "COOPERATE\n\nI've cooperated every round, but they have defected twice, which means my strategy now",
+            Reading(None, None),
+        ),
     ],
 )
 def test_cut_off_decision(reply: str, expected: Reading) -> None:
@@ -206,7 +228,7 @@ def test_cut_off_decision(reply: str, expected: Reading) -> None:
         # counterfactual that does not argue for it: the answer stands
         ("COOPERATE\n\nOpponent C has cooperated every time; there is no reason to defect.", C),
         ("DEFECT\n\nThe opponent has never once cooperated with me.", D),
-        ("COOPERATE\n\nMutual cooperation beats mutual defection, and they've never chosen DEFECT.", C),
+        ("COOPERATE\n\nThey've never chosen DEFECT, and their cooperation has been steady.", C),
         ("DEFECT\n\nThey exploited me twice. Cooperating again would just reward that.", D),
         ("COOPERATE\n\nI keep the mutual 3/3 rather than trying to defect.", C),
         ("COOPERATE\n\nInstead of defecting for a one-off 5 points, I keep the mutual 3/3.", C),
@@ -216,7 +238,7 @@ def test_cut_off_decision(reply: str, expected: Reading) -> None:
         ('{"decision": "DEFECT", "reason": "They never cooperate; cooperating would be exploited."}', D),
         ('{"opponent_last_move": "COOPERATE", "decision": "DEFECT"}', D),
         # the explanation names only the answer's own move
-        ("COOPERATE\n\nActually, they have always cooperated, so this is easy.", C),
+        ("COOPERATE\n\nThey have always cooperated, so this is easy.", C),
         # a reply that ran on: its answer, before the exercise it made up, is read
         ("Reasoning first.\nDecision: DEFECT\n\n### Exercise 2\nWhat would you do?", D),
     ],
@@ -487,3 +509,18 @@ def test_a_scratchpad_draft_is_not_the_strategy() -> None:
         None,
         ["marker_missing"],
     )
+
+
+@pytest.mark.parametrize("row", REDTEAM_DECISIONS, ids=lambda row: row["note"][:40])
+def test_red_team_decision_never_the_other_move(row: dict) -> None:
+    """Realistic replies written to break the reader: none is read as the other move, and
+    every one labelled ambiguous is ambiguous but the few listed as known (docs/parsing.md)."""
+    action, rule = parse_decision(row["reply"], row["finish_reason"])
+    if row["expected"] != "ambiguous":
+        assert action in (row["expected"], None)
+    elif "known" not in row:
+        assert (action, rule) == (None, None)
+
+
+def test_red_team_known_misses_are_few() -> None:
+    assert sum("known" in row for row in REDTEAM_DECISIONS) <= 3

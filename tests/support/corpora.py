@@ -21,3 +21,6 @@ OUTSIDE_STRATEGIES = corpus("strategies_outside.jsonl")
 # A second outside review's corpus, labelled by intent: "COOPERATE", "DEFECT" or "ambiguous".
 OUTSIDE_DECISIONS_2 = corpus("decisions_outside2.jsonl")
 OUTSIDE_STRATEGIES_2 = corpus("strategies_outside2.jsonl")
+# A red team's corpus written against the reader of the second review's fixes, by intent;
+# `known`: an ambiguous reply the rules still read as a move, and why.
+REDTEAM_DECISIONS = corpus("decisions_redteam.jsonl")
