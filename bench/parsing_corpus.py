@@ -16,6 +16,7 @@ CORPUS = CORPORA / "decisions.jsonl"
 OUTSIDE = CORPORA / "decisions_outside.jsonl"
 OUTSIDE_2 = CORPORA / "decisions_outside2.jsonl"
 REDTEAM = CORPORA / "decisions_redteam.jsonl"
+REDTEAM_2 = CORPORA / "decisions_redteam2.jsonl"
 
 
 def main() -> None:
@@ -44,6 +45,7 @@ def main() -> None:
     outside()
     by_intent("second outside corpus", OUTSIDE_2)
     by_intent("red team's corpus", REDTEAM)
+    by_intent("second red team's corpus", REDTEAM_2)
 
 
 def outside() -> None:

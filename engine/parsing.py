@@ -14,6 +14,7 @@ ReadRule = Literal["word", "line", "json"]
 CUT_OFF = "length"  # the finish_reason of a reply stopped by max_tokens
 
 DECISION_WORDS: dict[str, Action] = {"COOPERATE": "COOPERATE", "DEFECT": "DEFECT"}
+_OTHER: dict[Action, Action] = {"COOPERATE": "DEFECT", "DEFECT": "COOPERATE"}
 _WHOLE_REPLY_WORDS: dict[str, Action] = {**DECISION_WORDS, "C": "COOPERATE", "D": "DEFECT"}
 # What a decision line may carry before its word ("Final answer: DEFECT", "I choose COOPERATE").
 _LABELS = ("decision", "answer", "final answer", "final decision", "move", "choice", "my decision is", "i choose")
@@ -28,7 +29,9 @@ _LABELLED = re.compile(
     re.IGNORECASE,
 )
 _DECISION_FIELDS = ("decision", "action", "move", "choice")
-_ABOUT_OTHERS = re.compile(r"opponent|their|them|other|histor|previous|last|past|predict|expect", re.IGNORECASE)
+_ABOUT_OTHERS = re.compile(
+    r"histor|previous|last|past|record|prior|predict|expect", re.IGNORECASE
+)  # what was, or will be
 _FENCED = re.compile(r"^[ \t]*```[^\n`]*\n(.*?)\n[ \t]*```[ \t]*$", re.DOTALL | re.MULTILINE)
 _EMPHASIS = re.compile(r"[*_`~]")
 _LEAD = re.compile(r"^[\s#>]*")  # headers and quote marks
@@ -47,6 +50,11 @@ _MENTION = {
     "DEFECT": (r"d[eé]fect|betray|retaliat|punish|trahi|traicion|verrat", r"背叛|裏切"),
 }
 _MENTIONS = {move: re.compile(rf"\b(?:{latin})|{cjk}", re.IGNORECASE) for move, (latin, cjk) in _MENTION.items()}
+# The move's own English words, the only ones that vouch for an answer ("mutual punishment" does not).
+_NAMES = {
+    "COOPERATE": re.compile(r"\bco[-\u2010-\u2015\u2212]?operat", re.IGNORECASE),
+    "DEFECT": re.compile(r"\bdefect", re.IGNORECASE),
+}
 # The prompt's own text echoed back names a move without choosing it, as the prompt writes
 # it: a history line ("You COOPERATE, They DEFECT") and the options ("COOPERATE/DEFECT").
 _ECHO = re.compile(
@@ -59,7 +67,7 @@ _RULED_OUT = re.compile(
     r"\b(?:i|we)(?:'m|’m|\s+am|\s+are|'re|’re)?\s+"
     r"(?:(?:will|would|shall|should|do|must)\s+(?:not|never)|(?:won|wouldn|shouldn|don)['’]t|never|not"
     r"|(?:choose|chose|decide|decided|prefer|want|plan|intend)\s+not\s+to)"
-    r"\s+(?:ever\s+|going\s+to\s+)?\Z",
+    r"\s+(?:ever\s+|going\s+to\s+|keep\s+|continue\s+(?:to\s+)?|be\s+)?\Z",
     re.IGNORECASE,
 )
 # The other move where it cannot be the speaker's choice: done by someone else ("they
@@ -68,30 +76,38 @@ _RULED_OUT = re.compile(
 # what someone else did ("their defection", "a history of defection"). Matched on the words
 # right before the mention. ("than" and "mutual" are not among them: "no better move than
 # cooperating", "I'll take mutual cooperation" choose it.)
-_NOT_CHOSEN = re.compile(
+_THEIRS = re.compile(
     r"(?:\b(?:they|he|she|who|opponent(?:\s+[A-Z])?|player(?:\s+[A-Z])?|anyone|everyone|someone|nobody|no one)"
     r"(?:'ve|’ve|'s|’s)?\s+(?:(?:has|have|had|did|does|do|was|were|is|are|been|never|always|only|just|also|again|not"
     r"|n't|once|ever|yet|even|mostly|consistently|repeatedly|kept|keeps|might|may|will|would|could"
     r"|chose|chosen|choose|chooses|picked|played|plays)\s+)*"
-    r"|\b(?:no reason to|rather than|instead of|over|avoid|avoiding)\s+(?:(?:try|trying|choosing|going)\s+to\s+)?"
-    r"|\b(?:no|history of|their|his|her|the opponent's|opponent's|despite|after)\s+)\Z",
+    r"|\b(?:history of|their|his|her|the opponent's|opponent's|despite|after)\s+)\Z",
     re.IGNORECASE,
 )
-# The other move as a clause's subject in a counterfactual that does not argue for it:
-# "Cooperating would just reward that", "even though defecting might pay more" — not
-# "Cooperating would be better", "…would be the right call, so I will".
+_TURNED_DOWN = re.compile(
+    r"\b(?:no reason to|rather than|instead of|over|avoid|avoiding|no)\s+(?:(?:try|trying|choosing|going)\s+to\s+)?\Z",
+    re.IGNORECASE,
+)
+# A move as a clause's subject in a counterfactual ("Cooperating would give us 3 each"): no
+# statement of the speaker's own choice; one with a word against it ("…would break trust")
+# speaks against the move. Only words against count: a list of words for it ("better",
+# "smart", "logical", "appropriate", "the most sense" …) is never complete.
+_AGAINST = re.compile(
+    r"\b(?:break\w*|broke|lose|losing|lost|hurt\w*|harm\w*|exploit\w*|reward (?:that|this|them|their|it)|invite\w*"
+    r"|risk\w*|throw\w* away|wast\w*|worse|backfire\w*|damag\w*|undermin\w*|foolish|naive|pointless|suicid\w*"
+    r"|suckers?|punish\w* me|get (?:me )?burned|taken advantage)\b",
+    re.IGNORECASE,
+)
 _MENTIONS_AT_MOST = 20
 _CLAUSE_START = re.compile(r"(?:\A|[.,;:!?(\n–—-]|\b(?:and|but|so|though|since|as|because|while))\s*\Z", re.IGNORECASE)
 _COUNTERFACTUAL = re.compile(r"\w*(?:\s+[\w']+){0,5}?\s+(?:would|could|might)\b[^.!?\n]{0,200}", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?\n]")
-_FOR_IT = re.compile(
-    r"\b(?:better|best|wiser|smarter|preferable|right|optimal|beneficial|good|fair|i|i'll|i'd|so|then)\b", re.IGNORECASE
-)
 # Words with which a speaker corrects, doubts or hedges what it just said: after an answer,
 # enough alone ("Wait, …", "Apologies, that was a mistake. …", "I got that backwards").
 _WAVERING = re.compile(
     r"\b(?:wait|hold on|hmm+|actually|oops|sorry|apolog\w*|mistake\w*|my bad|wrong|misspo\w*|misread\w*|mixed up"
-    r"|backwards?|opposite|the other way|flip\w*|revers\w*|i mean|i meant|correct(?:ing|ion|ed)\b|correct (?:that|myself|this)"
+    r"|backwards?|opposite|(?:the )?other (?:way|direction|option|choice)|flip\w*|closer (?:look|inspection)"
+    r"|look\w* again|double.?check\w*|check\w* again|revers\w*|i mean|i meant|correct(?:ing|ion|ed)\b|correct (?:that|myself|this)"
     r"|stand corrected|second thoughts?|on (?:further )?reflection|(?:up)?on (?:further )?review|reconsider\w*|rethink\w*"
     r"|let me re\w+|redo|scratch that|never ?mind|lean\w*"
     r"|(?:just )?kidding|take (?:it|that) back|chang\w* (?:my|that|it)\b|let me (?:revise|fix)|switch\w*"
@@ -105,20 +121,12 @@ _WAVERING = re.compile(
 # matched", "in kind", "return the favour"): with the other move named as someone's act.
 _ELLIPTIC = re.compile(
     r"\bso\s+(?:now\s+)?(?:will|shall|should|must|do|would|can)\s+i\b|\b(?:and|so)\s+i\s+(?:will|shall|do)\s+too\b"
-    r"|\bme too\b|\bnow i will\b|\bfrom me\b",
+    r"|\bme too\b|\bnow i will\b|\bfrom me\b|\b(?:neither|nor)\s+(?:will|shall|do|would|can)\s+i\b",
     re.IGNORECASE,
 )
 _MIRRORS = re.compile(
     r"\bfollow\w* suit\b|\bin kind\b|\breturn\w* the favou?r\b|\blikewise\b|\bthe same\b"
     r"|\b(?:match|mirror|copy|copies|echo|repeat)\w*\b",
-    re.IGNORECASE,
-)
-# The speaker choosing a move: "I will defect", "I'll cooperate", "I choose to defect",
-# "my decision is to cooperate" — before a last-line answer of the other move, it contradicts it.
-_CHOOSING = re.compile(
-    r"\b(?:i|we)(?:'ll|’ll|\s+will|\s+shall|\s+am\s+going\s+to|\s+choose(?:\s+to)?|\s+decide(?:d)?\s+to|\s+pick"
-    r"|\s+go\s+with|\s+opt\s+(?:to|for))\s+(?:(?!not\b|never\b|no\b)\w+\s+){0,2}?\Z"
-    r"|\bmy\s+(?:decision|choice|move|answer)\s+is(?:\s+to)?\s+\Z",
     re.IGNORECASE,
 )
 # The words English prose cannot do without: an explanation with almost none of them is in a
@@ -130,6 +138,21 @@ _ENGLISH = frozenset(
     "not no do does did will would should can could have has had just only also all any every last round game "
     "opponent strategy move first again now there here".split()
 )
+_OPPONENT = re.compile(r"\b(?:opponent|they|them|their|theirs|he|she|him|her|partner|player)\b", re.IGNORECASE)
+# A move weighed, not chosen: "I could DEFECT", "I considered COOPERATE", "thinking about defecting".
+_HYPOTHETICAL = re.compile(
+    r"\b(?:could|might|may|can|consider\w*|thought about|thinking about|weigh\w*)\s+(?:\w+\s+){0,1}\Z", re.IGNORECASE
+)
+# After a mention: a rule's condition ("cooperate unless the opponent defected"), no choice;
+# the move as a sentence's subject with a word against it ("COOPERATE has not worked"),
+# none either (with none, "cooperation is clearly the best choice", it may be one).
+_RULE = re.compile(r"[^\S\n]*(?:\w+[^\S\n]+){0,2}?(?:unless|until|if|as long as|only if|except)\b", re.IGNORECASE)
+_SUBJECT = re.compile(
+    r"\w*[^\S\n]+(?:has|have|had|is|was|does|did|gives|pays|yields|means|leads|works|worked)\b[^.!?\n]{0,200}",
+    re.IGNORECASE,
+)
+_NOT = re.compile(r"\b(?:not|never|no longer)\b|n't\b", re.IGNORECASE)
+_NEGATED = re.compile(r"\b(?:never|not|n't|no)\b(?:\s+\w+){0,2}\s+\Z", re.IGNORECASE)  # "has never once defected"
 _NO = re.compile(r"\bno\s+\Z", re.IGNORECASE)  # "No cooperation until…" after COOPERATE
 _LETTERS = re.compile(r"[^\W\d_]+")
 _CONDITION = re.compile(r"\b(?:if|unless|when|once|whenever|should they|had they)\b[^.!?\n]*\Z", re.IGNORECASE)
@@ -269,7 +292,8 @@ def _read_line(reply: str, finish_reason: str | None, end: int) -> Reading:
         finished = first_index + 1 < len(raw) or reply.endswith(("\n", "\r"))
         last, first = None, first if finished else None
     if last is not None and (last_index > first_index or end == len(reply)):
-        if _chosen_before(last, "\n".join(raw[:last_index])):
+        reasoning = _ECHO.sub(" ", _STRUCK.sub("", _visible("\n".join(raw[:last_index]))))
+        if _restates(_OTHER[last], reasoning, words=_MENTIONS):
             return _CONTESTED  # the reasoning chose the other move: the conclusion contradicts it
         return Reading(last, "line")  # the conclusion (a line it ran on to is not one)
     if first is None:
@@ -302,11 +326,12 @@ def _takes_back(move: Action, text: str, cut_off: bool = False) -> bool:
     if _WAVERING.search(text) or not _reads_as_english(text):
         return True
     other = "DEFECT" if move == "COOPERATE" else "COOPERATE"
+    said = text  # with the prompt's words echoed: "They DEFECT" vouches for DEFECT
     text = _ECHO.sub(" ", text)
     mentions = list(_MENTIONS[other].finditer(text))
     if len(mentions) > _MENTIONS_AT_MOST or (mentions and cut_off):
         return True  # (an answer followed by dozens of mentions of the other move is no clear answer)
-    if mentions and _ELLIPTIC.search(text):
+    if (mentions or _MENTIONS[move].search(text)) and _ELLIPTIC.search(text):  # "…never defected, and neither will I"
         return True
     acts = [m for m in mentions if not _RULED_OUT.search(text, max(0, m.start() - 80), m.start())]
     if acts and _MIRRORS.search(text):  # the other move someone made, and "gets matched"
@@ -315,11 +340,73 @@ def _takes_back(move: Action, text: str, cut_off: bool = False) -> bool:
     if any(_RULED_OUT.search(text, max(0, m.start() - 80), m.start()) or _NO.search(text, 0, m.start()) for m in own):
         return True
     for m in mentions:
-        ends = _SENTENCE_END.search(text, m.end(), m.end() + 200)  # bounded: linear in the reply
-        question = ends is not None and ends.group() == "?"  # a question mark ends no statement
-        if question or not _not_chosen(text, m.start(), m.end()):
+        if _question(text, m.end()) or not _not_chosen(text, m.start(), m.end()):
+            return True
+    # An explanation that discusses the game (the opponent, a move) must vouch for the
+    # answer: one that does not may turn it in words no list holds ("Nope, Opponent C burned
+    # me. No more Mr. Nice Guy.", "…so I'll return their goodwill").
+    return _discusses(said) and not _vouches(move, said)
+
+
+def _discusses(text: str) -> bool:
+    """Whether `text` speaks of the opponent or of a move ("Tit for tat." does not)."""
+    return bool(_OPPONENT.search(text) or _MENTIONS["COOPERATE"].search(text) or _MENTIONS["DEFECT"].search(text))
+
+
+def _vouches(move: Action, text: str) -> bool:
+    """Whether `text` speaks for `move`: names it as the speaker's ("…so I defect", "my
+    strategy says to cooperate") or as an act done ("They defected."), or turns the other
+    down ("I will not defect", "no reason to defect", "they never cooperated")."""
+    if _restates(move, text, theirs=True):
+        return True
+    for m in itertools.islice(_MENTIONS[_OTHER[move]].finditer(text), _MENTIONS_AT_MOST):
+        before = max(0, m.start() - 80)
+        if _RULED_OUT.search(text, before, m.start()) or _TURNED_DOWN.search(text, before, m.start()):
+            return True
+        if _THEIRS.search(text, before, m.start()) and _NEGATED.search(text, before, m.start()):
+            return True
+        if _against(text, m.start(), m.end()):
             return True
     return False
+
+
+def _question(text: str, end: int) -> bool:
+    """Whether the sentence going on at `end` ends with a question mark (it states nothing)."""
+    ends = _SENTENCE_END.search(text, end, end + 200)  # bounded: linear in the reply
+    return ends is not None and ends.group() == "?"
+
+
+def _restates(
+    move: Action, text: str, theirs: bool = False, words: "dict[Action, re.Pattern[str]] | None" = None
+) -> bool:
+    """Whether `text` names `move` (by `words`, default its own English words) as the
+    speaker's own, unconditionally: "…so I defect", "my strategy says to cooperate" — not
+    turned down, ruled out ("I won't defect", "no defection"), in a counterfactual, a
+    question or a condition ("if they defect, I defect"); and, unless `theirs`, not someone
+    else's act ("they cooperated"; with `theirs`, only an act done: "never defected" is none)."""
+    for m in itertools.islice((words or _NAMES)[move].finditer(text), _MENTIONS_AT_MOST):
+        before = max(0, m.start() - 80)
+        if _question(text, m.end()) or any(
+            p.search(text, before, m.start()) for p in (_RULED_OUT, _TURNED_DOWN, _CONDITION, _HYPOTHETICAL)
+        ):
+            continue
+        if _CLAUSE_START.search(text, before, m.start()) and _COUNTERFACTUAL.match(text, m.end()):
+            continue
+        if _RULE.match(text, m.end()) or _subject_against(text, m.end()):  # "cooperate unless…"
+            continue
+        if _THEIRS.search(text, before, m.start()):
+            if theirs and not _NEGATED.search(text, before, m.start()):
+                return True
+            continue
+        if not _not_chosen(text, m.start(), m.end()):
+            return True
+    return False
+
+
+def _subject_against(text: str, end: int) -> bool:
+    """The move mentioned just before `end` is the subject of a clause against it."""
+    clause = _SUBJECT.match(text, end)
+    return clause is not None and bool(_NOT.search(clause.group()) or _AGAINST.search(clause.group()))
 
 
 def _reads_as_english(text: str) -> bool:
@@ -330,30 +417,22 @@ def _reads_as_english(text: str) -> bool:
     return len(words) < 4 or 7 * sum(w.lower() in _ENGLISH for w in words) >= len(words)
 
 
-def _chosen_before(move: Action, text: str) -> bool:
-    """Whether `text`, ahead of a last-line answer `move`, has the speaker choose the other
-    move outright ("…so following my strategy I will defect.\n\nDecision: COOPERATE"), not
-    in a condition ("if they defect, I will defect")."""
-    other = "DEFECT" if move == "COOPERATE" else "COOPERATE"
-    text = _visible(text)
-    for m in itertools.islice(_MENTIONS[other].finditer(text), _MENTIONS_AT_MOST):
-        before = max(0, m.start() - 80)
-        if _CHOOSING.search(text, before, m.start()) and not _CONDITION.search(text, before, m.start()):
-            return True
-    return False
-
-
 def _not_chosen(text: str, start: int, end: int) -> bool:
     """Whether the mention of a move at text[start:end] cannot be the speaker choosing it:
-    ruled out by the speaker, done by someone else, turned down, a noun for what happened,
-    or the subject of a counterfactual that does not argue for it."""
+    ruled out by the speaker, done by someone else, turned down, or the subject of a
+    counterfactual that speaks against it ("defecting would break trust", "cooperating
+    would be exploited"). A counterfactual without such a word may argue for it
+    ("Defecting would be the logical response"), and does not count."""
     before = max(0, start - 80)  # the words just before it, not the whole reply for each mention
-    if _RULED_OUT.search(text, before, start) or _NOT_CHOSEN.search(text, before, start):
-        return True
-    if not _CLAUSE_START.search(text, before, start):
+    return any(p.search(text, before, start) for p in (_RULED_OUT, _THEIRS, _TURNED_DOWN)) or _against(text, start, end)
+
+
+def _against(text: str, start: int, end: int) -> bool:
+    """The mention at text[start:end] starts a clause whose counterfactual speaks against it."""
+    if not _CLAUSE_START.search(text, max(0, start - 80), start):
         return False
     counterfactual = _COUNTERFACTUAL.match(text, end)
-    return counterfactual is not None and not _FOR_IT.search(counterfactual.group())
+    return counterfactual is not None and _AGAINST.search(counterfactual.group()) is not None
 
 
 class _Fields(list[tuple[str, object]]):

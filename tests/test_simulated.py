@@ -87,7 +87,7 @@ def test_the_demo_effect_is_opt_in_and_made_from_the_config():
 @pytest.mark.parametrize("style", [*READABLE_STYLES, *AMBIGUOUS_STYLES])
 def test_every_reply_style_is_read_right_or_ambiguous_never_flipped(style, move):
     _, template = {**READABLE_STYLES, **AMBIGUOUS_STYLES}[style]
-    text = template.format(move=move, other=OTHER[move])
+    text = template.format(move=move, other=OTHER[move], verb=move.lower())
     expected = move if style in READABLE_STYLES else None
     assert read(text, "length" if style == "cut_off" else "stop") == expected, text
 

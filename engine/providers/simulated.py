@@ -66,10 +66,13 @@ NO_MARKER_SHARE = 0.05  # strategy replies without the STRATEGY: line
 # json) or ambiguous as a whole (it gets a follow-up turn) - never misreadable: a style
 # that names the other move names this one too. {move} is the intended move.
 READABLE_STYLES = {
-    "answer_first": (0.04, "{move}\n\nThat follows my strategy and this opponent's past games."),
+    "answer_first": (0.04, "{move}\n\nMy strategy says to {verb} against this opponent, given its past games."),
     "answer_last": (0.04, "Following my strategy and the history with this opponent.\n\n**{move}**"),
     "labelled": (0.02, "My strategy settles it for this opponent.\n\nDecision: {move}"),
-    "json": (0.02, '```json\n{{"decision": "{move}", "reason": "my strategy for this opponent"}}\n```'),
+    "json": (
+        0.02,
+        '```json\n{{"decision": "{move}", "reason": "my strategy says to {verb} against this opponent"}}\n```',
+    ),
 }
 AMBIGUOUS_STYLES = {
     "negation": (0.02, "I will not {other} against this opponent, so I {move}."),
@@ -152,7 +155,9 @@ class SimulatedProvider:
         if style is None:
             return move, "stop"
         _, template = {**READABLE_STYLES, **AMBIGUOUS_STYLES}[style]
-        return template.format(move=move, other=OTHER[move]), "length" if style == "cut_off" else "stop"
+        return template.format(
+            move=move, other=OTHER[move], verb=move.lower()
+        ), "length" if style == "cut_off" else "stop"
 
     @staticmethod
     def _apply_strategy(prompt: str, rng) -> str:

@@ -22,5 +22,7 @@ OUTSIDE_STRATEGIES = corpus("strategies_outside.jsonl")
 OUTSIDE_DECISIONS_2 = corpus("decisions_outside2.jsonl")
 OUTSIDE_STRATEGIES_2 = corpus("strategies_outside2.jsonl")
 # A red team's corpus written against the reader of the second review's fixes, by intent;
-# `known`: an ambiguous reply the rules still read as a move, and why.
+# `known`: a reply the rules still read wrong (as a move, or as the other move), and why.
 REDTEAM_DECISIONS = corpus("decisions_redteam.jsonl")
+# A second red team's, against the reader that asks an explanation to vouch for its answer.
+REDTEAM_DECISIONS_2 = corpus("decisions_redteam2.jsonl")
