@@ -191,6 +191,12 @@ CASES = dict(
             "openai",
             id="missing_openai_key",
         ),
+        case(  # the key pasted where its variable's name goes: refused, and not echoed
+            "provider.api_key_env: must name an environment variable (letters, digits and _, not starting with a "
+            "digit) that holds the key, not the key itself (the value given is not shown)",
+            toml='[provider]\nname = "openrouter"\napi_key_env = "sk-or-v1-PASTEDKEY0123456789abcdef"\n',
+            id="key_pasted_as_its_variable",
+        ),
         *(
             case(UNUSABLE_KEY, "--provider", "openrouter", env={"OPENROUTER_API_KEY": key}, id=name)
             for name, key in [("key_not_ascii", "abc\u00e9"), ("key_with_spaces", "sk key 123"), ("key_blank", "   ")]
