@@ -14,6 +14,7 @@ from engine.analysis import INDICATOR_DOCS, INDICATORS_NOTE, compute_indicators
 from engine.models import GameResult, RoundSummary
 from engine.prompts import NO_HISTORY, round_player_labels
 from engine.store import LoadedExperiment
+from engine.textsafe import visible
 from engine.views import agent_lines, game_number, opponents_in_round, seen_history
 
 ALL = -1  # the games of every agent
@@ -57,13 +58,17 @@ def overview(loaded: LoadedExperiment, rounds: int) -> Text:
         text.append(" SIMULATED ", style="bold black on yellow")
     text.append(
         f"\n{rounds}/{m.config.rounds} rounds · {len(m.agents)} agents · condition "
-        f"{m.condition.name} (identity {'on' if m.condition.identity else 'off'}, history "
-        f"{m.condition.history}, labels {m.condition.labels}) · seed {m.seed}\n"
-    )
-    text.append(f"provider {m.provider} · models {m.main_model} (main), {m.sub_model} (sub)")
+        + visible(
+            f"{m.condition.name} (identity {'on' if m.condition.identity else 'off'}, history "
+            f"{m.condition.history}, labels {m.condition.labels}) · seed {m.seed}",
+            one_line=True,
+        )
+        + "\n"
+    )  # names as a file gives them: a bidi override is shown (<U+202E>), not obeyed
+    text.append(visible(f"provider {m.provider} · models {m.main_model} (main), {m.sub_model} (sub)", one_line=True))
     if result:
         text.append(f" · {result.total_api_calls} calls · cost {money(result.total_cost, result.cost_is_estimate)}")
-    text.append(f"\n{loaded.directory}", style="dim")
+    text.append("\n" + visible(str(loaded.directory), one_line=True), style="dim")
     message = (result.message if result else None) or m.message
     if message:
         text.append("\n")

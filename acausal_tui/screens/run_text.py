@@ -13,6 +13,7 @@ from engine.analysis import INDICATORS_NOTE
 from engine.control import RunStats
 from engine.events import CallRetried, ErrorLogged, GameFinished, RoundSummarised
 from engine.models import ExperimentResult, Manifest
+from engine.textsafe import visible
 
 MOVE_STYLE = {"COOPERATE": "green", "DEFECT": "red"}
 
@@ -66,9 +67,12 @@ def header_text(manifest: Manifest | None) -> Text:
         text.append("  ")
         text.append(" SIMULATED ", style="bold black on yellow")
     text.append(
-        f"  {manifest.condition.name} · {plural(len(manifest.agents), 'agent')}"
-        f" × {plural(manifest.config.rounds, 'round')} · seed {manifest.seed} · {manifest.provider}"
-        f" · models {manifest.main_model} (main), {manifest.sub_model} (sub)"
+        visible(  # names from the config, as a file gives them: a bidi override is shown, not obeyed
+            f"  {manifest.condition.name} · {plural(len(manifest.agents), 'agent')}"
+            f" × {plural(manifest.config.rounds, 'round')} · seed {manifest.seed} · {manifest.provider}"
+            f" · models {manifest.main_model} (main), {manifest.sub_model} (sub)",
+            one_line=True,
+        )
     )
     return text
 

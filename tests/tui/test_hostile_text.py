@@ -56,3 +56,20 @@ async def test_a_1_mb_reply_is_drawn_up_to_the_cap(run_app):
         assert "more characters (full text in the files)" in content.plain
     saved = read_json(app.directory / "rounds" / "strategies_r1.json", list[StrategyRecord])
     assert all(HUGE.strip() in s.full_reasoning for s in saved)
+
+
+async def test_a_bidi_override_in_a_model_name_is_shown_not_obeyed(run_app):
+    """The run screen's header and the browser's title drew config names as given: a
+    U+202E in a model id reached the terminal raw and reversed the rest of the line."""
+    from acausal_tui.screens.experiment_tabs import overview
+    from engine.store import load_experiment
+
+    name = "g[bold]pt\u202eevil[/]"
+    app: AcausalApp = run_app(FakeProvider(reply("x")), agents=2, rounds=1, models={"main": name, "sub": "s"})
+    async with app.run_test(size=(200, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "g[bold]pt<U+202E>evil[/] (main)" in shown and "\u202e" not in shown
+    title = overview(load_experiment(app.directory), 1).plain
+    assert "g[bold]pt<U+202E>evil[/] (main)" in title and "\u202e" not in title
