@@ -73,6 +73,7 @@ class Audit:
     calls_without_moves: int = 0  # decisions logged for games of a round not saved (unfinished)
     unreadable_rounds: list[str] = field(default_factory=list)  # games files of saved rounds, unreadable
     unchecked_calls: int = 0  # decisions logged for games of those rounds
+    lost_follow_ups: int = 0  # moves recorded after a follow-up the log no longer holds (not checked)
     disagreements: list[Disagreement] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -87,6 +88,10 @@ class Audit:
             )
         if self.moves_without_calls:
             out.append(f"model moves without a logged decision call (not checked): {self.moves_without_calls}")
+        if self.lost_follow_ups:
+            out.append(
+                f"moves recorded after a follow-up that calls.jsonl does not hold (not checked): {self.lost_follow_ups}"
+            )
         return out
 
     @property
@@ -221,6 +226,10 @@ def _games(loaded: LoadedExperiment, rounds_dir: Path, audit: Audit) -> dict[str
         if rounds_dir.is_dir()
         else set()
     )
+    counted = loaded.result.total_rounds if loaded.result is not None else 0
+    for number in range(1, max([counted, *loaded.summaries]) + 1):  # rounds that must be on disk
+        if number not in numbers and number not in loaded.summaries:
+            audit.unreadable_rounds.append(f"games_r{number}.json")  # the round's files are gone
     for number in sorted(numbers | set(loaded.summaries)):
         try:
             games.update((game.game_id, game) for game in loaded.games(number))
@@ -244,6 +253,9 @@ def _compare(audit: Audit, game: GameResult, player: int, current: Reread) -> No
     audit.recorded_fallbacks += fallback
     if recorded_rule is not None:
         audit.recorded_rules[recorded_rule] += 1
+    if current.rule == "unasked" and recorded_rule == "follow_up":
+        audit.lost_follow_ups += 1  # the follow-up's record is lost (a torn or cut log), not the rules' doing
+        return
     agrees = current.action is None if fallback else current.action == recorded
     if not agrees:
         audit.disagreements.append(Disagreement(game.game_id, player, agent, recorded, fallback, current))

@@ -144,7 +144,23 @@ def load_experiment(directory: Path) -> LoadedExperiment:
                 summary = _try_read(path, RoundSummary, loaded.problems)
                 if summary is not None:
                     loaded.summaries[int(number)] = summary
+    loaded.problems += missing_rounds(loaded)
     return loaded
+
+
+def missing_rounds(loaded: LoadedExperiment) -> list[str]:
+    """The rounds that should be on disk and are not: each round before the last one saved,
+    and every round the result counts. (A round after them is one never finished: a
+    crash before its summary was written, which resume plays again; not a problem.)"""
+    counted = loaded.result.total_rounds if loaded.result is not None else 0
+    last = max([counted, *loaded.summaries])
+    return [
+        f"summary_r{number}.json: missing (round {number} of the {last} "
+        + ("the result counts)" if number <= counted else "saved before it)")
+        for number in range(1, last + 1)
+        if number not in loaded.summaries
+        and not any(f"summary_r{number}.json" in problem for problem in loaded.problems)  # unreadable: said already
+    ]
 
 
 def list_experiments(results_dir: Path) -> list[LoadedExperiment]:

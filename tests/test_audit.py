@@ -89,6 +89,9 @@ def test_a_changed_record_is_flagged(tmp_path: Path) -> None:
     games_file.write_text(json.dumps(games))
     (copy / "rounds" / "games_r3.json").unlink()
     (copy / "rounds" / "summary_r3.json").unlink()
+    result = json.loads((copy / "experiment_results.json").read_text())  # as if aborted in round 3
+    result.update(status="aborted", total_rounds=2, round_summaries=result["round_summaries"][:2])
+    (copy / "experiment_results.json").write_text(json.dumps(result))
     audit = audit_experiment(copy)
     assert audit.calls_without_moves == 12 and audit.missing == []
     assert ("r1_g2", 1) in {(d.game_id, d.player) for d in audit.disagreements}
@@ -191,12 +194,17 @@ def cut(path: Path, size: int) -> None:
         file.truncate(size)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "missing"])
+@pytest.mark.parametrize("damage", ["truncated", "missing", "round_gone"])
 async def test_an_unreadable_round_file_makes_the_audit_incomplete(make_config, capsys, damage) -> None:
+    """'round_gone': all of round 2's files deleted from a completed experiment; the audit once
+    called its decisions "an unfinished round" and found the experiment clean."""
     directory = await clean_experiment(make_config)
     games = directory / "rounds" / "games_r2.json"
     if damage == "missing":
         games.unlink()
+    elif damage == "round_gone":
+        for path in (directory / "rounds").glob("*_r2.json"):
+            path.unlink()
     else:
         cut(games, 500)
 
@@ -219,3 +227,24 @@ async def test_missing_logged_calls_make_the_audit_incomplete(make_config, capsy
     assert "decisions: 0 " in out
     assert "INCOMPLETE: model moves without a logged decision call (not checked): 36" in out
     assert "disagreements: none among the 0 moves checked; the audit is incomplete" in out
+
+
+async def test_a_lost_follow_up_record_is_missing_evidence_not_a_disagreement(make_config, capsys) -> None:
+    """A recorded follow_up move whose follow-up call the log lost (a cut calls.jsonl) was
+    reported as the rules' disagreement ("would ask a follow-up"): it is evidence missing."""
+    directory = await clean_experiment(make_config)
+    calls = directory / "calls.jsonl"
+    lines = calls.read_bytes().splitlines(keepends=True)
+    records = [json.loads(line) for line in lines]
+    follow_up = next(  # a decision read at its first follow-up
+        i
+        for i, call in enumerate(records)
+        if call["key"].startswith("decision/") and call["key"].endswith("/t1") and call["reply"] == "DEFECT"
+    )
+    calls.write_bytes(b"".join(lines[:follow_up] + lines[follow_up + 1 :]))
+
+    assert await anyio.to_thread.run_sync(main, ["audit", str(directory)]) == 1
+
+    out = capsys.readouterr().out
+    assert "INCOMPLETE: moves recorded after a follow-up that calls.jsonl does not hold (not checked): 1" in out
+    assert "the audit is incomplete" in out and "recorded moves the current rules do not read" not in out

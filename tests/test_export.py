@@ -317,3 +317,14 @@ def test_bad_export_input_exits_2_with_one_line(tmp_path, capsys, target, flags,
     out, err = capsys.readouterr()
     assert err.strip().replace("'csv'", "csv") == f"acausal-tui: error: {expected.format(dir=directory)}"
     assert out == "" and not (directory / "export").exists()
+
+
+def test_export_of_an_experiment_missing_a_whole_round_warns(tmp_path, capsys):
+    """It exited 0 with two of three rounds in rounds.csv; now it says which round is gone."""
+    finished = Path(__file__).resolve().parent / "fixtures" / "results" / "exp_20250101_090000"
+    directory = tmp_path / finished.name
+    shutil.copytree(finished, directory)
+    for path in (directory / "rounds").glob("*_r2.json"):
+        path.unlink()
+    assert main(["export", str(directory), "--out", str(tmp_path / "out")]) == 1
+    assert "summary_r2.json: missing (round 2 of the 3 the result counts)" in capsys.readouterr().err

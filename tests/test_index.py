@@ -191,6 +191,27 @@ def test_a_missing_round_file_is_a_problem(tmp_path):
     assert read_index(directory)[1] == ["games_r3.json: missing"]
 
 
+@pytest.mark.parametrize("gone", ["round_2", "rounds_dir"])
+def test_a_completed_experiment_missing_whole_rounds_is_damaged(tmp_path, gone):
+    """Every file of round 2 (or the rounds directory) deleted from a completed experiment:
+    the browser showed "completed 2/3 … valid" and export wrote two rounds, unwarned."""
+    directory = tmp_path / FINISHED.name
+    shutil.copytree(FINISHED, directory)
+    assert read_index(directory)[1] == []  # a clean index, written
+    if gone == "round_2":
+        for path in (directory / "rounds").glob("*_r2.json"):
+            path.unlink()
+    else:
+        shutil.rmtree(directory / "rounds")
+    missing = ["2"] if gone == "round_2" else ["1", "2", "3"]
+
+    problems = read_index(directory)[1]
+
+    assert problems == [f"summary_r{n}.json: missing (round {n} of the 3 the result counts)" for n in missing]
+    status, notes = shown(directory)
+    assert status == "completed (damaged)" and "summary_r" in notes
+
+
 @pytest.mark.parametrize("name", ["summary_r2.json", "games_r2.json", "strategies_r3.json"])
 def test_a_round_file_edited_in_place_after_the_index_was_built_shows(tmp_path, name):
     directory = tmp_path / FINISHED.name
