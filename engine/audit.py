@@ -226,8 +226,9 @@ def _games(loaded: LoadedExperiment, rounds_dir: Path, audit: Audit) -> dict[str
         if rounds_dir.is_dir()
         else set()
     )
-    counted = loaded.result.total_rounds if loaded.result is not None else 0
-    for number in range(1, max([counted, *loaded.summaries]) + 1):  # rounds that must be on disk
+    planned = loaded.manifest.config.rounds if loaded.manifest is not None else 0
+    counted = min(loaded.result.total_rounds if loaded.result is not None else 0, planned)
+    for number in range(1, min(max([counted, *loaded.summaries]), planned) + 1):  # rounds that must be on disk
         if number not in numbers and number not in loaded.summaries:
             audit.unreadable_rounds.append(f"games_r{number}.json")  # the round's files are gone
     for number in sorted(numbers | set(loaded.summaries)):

@@ -150,17 +150,32 @@ def load_experiment(directory: Path) -> LoadedExperiment:
 
 def missing_rounds(loaded: LoadedExperiment) -> list[str]:
     """The rounds that should be on disk and are not: each round before the last one saved,
-    and every round the result counts. (A round after them is one never finished: a
-    crash before its summary was written, which resume plays again; not a problem.)"""
-    counted = loaded.result.total_rounds if loaded.result is not None else 0
-    last = max([counted, *loaded.summaries])
-    return [
-        f"summary_r{number}.json: missing (round {number} of the {last} "
-        + ("the result counts)" if number <= counted else "saved before it)")
+    and every round the result counts, up to the rounds configured (a hostile result's
+    "10**15 rounds" is not looped over). A round after them is one never finished (a crash
+    before its summary was written, which resume plays again): no problem. At most
+    MAX_MISSING_LISTED lines, then how many more."""
+    if loaded.manifest is None:
+        return []  # said already: without a manifest nothing says how many rounds there were
+    planned = loaded.manifest.config.rounds
+    counted = min(loaded.result.total_rounds if loaded.result is not None else 0, planned)
+    last = min(max([counted, *loaded.summaries]), planned)
+    missing = [
+        number
         for number in range(1, last + 1)
         if number not in loaded.summaries
         and not any(f"summary_r{number}.json" in problem for problem in loaded.problems)  # unreadable: said already
     ]
+    lines = [
+        f"summary_r{number}.json: missing (round {number} of the {last} "
+        + ("the result counts)" if number <= counted else "saved before it)")
+        for number in missing[:MAX_MISSING_LISTED]
+    ]
+    if len(missing) > MAX_MISSING_LISTED:
+        lines.append(f"and {len(missing) - MAX_MISSING_LISTED} more rounds missing")
+    return lines
+
+
+MAX_MISSING_LISTED = 5
 
 
 def list_experiments(results_dir: Path) -> list[LoadedExperiment]:
