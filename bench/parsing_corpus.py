@@ -17,6 +17,8 @@ OUTSIDE = CORPORA / "decisions_outside.jsonl"
 OUTSIDE_2 = CORPORA / "decisions_outside2.jsonl"
 REDTEAM = CORPORA / "decisions_redteam.jsonl"
 REDTEAM_2 = CORPORA / "decisions_redteam2.jsonl"
+REDTEAM_3 = CORPORA / "decisions_redteam3_attack.jsonl"
+ORDINARY = CORPORA / "decisions_redteam3_ordinary.jsonl"
 
 
 def main() -> None:
@@ -46,6 +48,8 @@ def main() -> None:
     by_intent("second outside corpus", OUTSIDE_2)
     by_intent("red team's corpus", REDTEAM)
     by_intent("second red team's corpus", REDTEAM_2)
+    by_intent("third red team's corpus", REDTEAM_3)
+    by_intent("ordinary traffic (third red team)", ORDINARY)
 
 
 def outside() -> None:

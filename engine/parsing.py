@@ -29,6 +29,7 @@ _LABELLED = re.compile(
     re.IGNORECASE,
 )
 _DECISION_FIELDS = ("decision", "action", "move", "choice")
+_ANSWER_KEY = re.compile(r"answer|final|decision|choice|move|action|verdict|play|this_round", re.IGNORECASE)
 _ABOUT_OTHERS = re.compile(
     r"histor|previous|last|past|record|prior|predict|expect", re.IGNORECASE
 )  # what was, or will be
@@ -109,7 +110,8 @@ _WAVERING = re.compile(
     r"|backwards?|opposite|(?:the )?other (?:way|direction|option|choice)|flip\w*|closer (?:look|inspection)"
     r"|look\w* again|double.?check\w*|check\w* again|revers\w*|i mean|i meant|correct(?:ing|ion|ed)\b|correct (?:that|myself|this)"
     r"|stand corrected|second thoughts?|on (?:further )?reflection|(?:up)?on (?:further )?review|reconsider\w*|rethink\w*"
-    r"|let me re\w+|redo|scratch that|never ?mind|lean\w*"
+    r"|let me re[-\w]+|redo|scratch that|strike that|disregard|ignore (?:my|the|that)|pardon|slip|whoops|edit:|never ?mind"
+    r"|lean\w*"
     r"|(?:just )?kidding|take (?:it|that) back|chang\w* (?:my|that|it)\b|let me (?:revise|fix)|switch\w*"
     r"|instead(?!\s+of)|maybe|perhaps|probably|possibly|not (?:sure|certain)|unsure|uncertain|hard to say|undecided"
     r"|can'?t decide|torn)\b",
@@ -141,14 +143,25 @@ _ENGLISH = frozenset(
 _OPPONENT = re.compile(r"\b(?:opponent|they|them|their|theirs|he|she|him|her|partner|player)\b", re.IGNORECASE)
 # A move weighed, not chosen: "I could DEFECT", "I considered COOPERATE", "thinking about defecting".
 _HYPOTHETICAL = re.compile(
-    r"\b(?:could|might|may|can|consider\w*|thought about|thinking about|weigh\w*)\s+(?:\w+\s+){0,1}\Z", re.IGNORECASE
+    r"\b(?:could|might|may|can|would|'d|consider\w*|thought about|thinking about|weigh\w*|want(?:ed)? to|tempted to"
+    r"|like to|normally|usually|typically|otherwise)\s+(?:\w+\s+){0,1}\Z",
+    re.IGNORECASE,
 )
 # After a mention: a rule's condition ("cooperate unless the opponent defected"), no choice;
 # the move as a sentence's subject with a word against it ("COOPERATE has not worked"),
 # none either (with none, "cooperation is clearly the best choice", it may be one).
-_RULE = re.compile(r"[^\S\n]*(?:\w+[^\S\n]+){0,2}?(?:unless|until|if|as long as|only if|except)\b", re.IGNORECASE)
+_RULE = re.compile(
+    r"[^\S\n]*(?:\w+[^\S\n]+){0,2}?(?:unless|until|if|as long as|only if|except)\b"
+    r"|[^\S\n]+(?:with|against|toward|towards)[^\S\n]+(?:\w+[^\S\n]+){0,2}?who\b|[^\S\n]+first[,;]?[^\S\n]+then\b",
+    re.IGNORECASE,
+)
 _SUBJECT = re.compile(
     r"\w*[^\S\n]+(?:has|have|had|is|was|does|did|gives|pays|yields|means|leads|works|worked)\b[^.!?\n]{0,200}",
+    re.IGNORECASE,
+)
+_CONTRAST = re.compile(r"\b(?:but|however|though|although|yet|nevertheless|nonetheless|still|that said|except)\b", re.IGNORECASE)
+_RULE_QUOTED = re.compile(  # "My strategy: cooperate…", "my rule is to defect…" — not "my strategy says to cooperate"
+    r"\b(?:strategy|rule|instructions?|policy|plan|principle|default)\b[^.\n]{0,40}?(?::|—|\bis to|\breads)\s*[\"“'‘]?\s*\Z",
     re.IGNORECASE,
 )
 _NOT = re.compile(r"\b(?:not|never|no longer)\b|n't\b", re.IGNORECASE)
@@ -293,8 +306,11 @@ def _read_line(reply: str, finish_reason: str | None, end: int) -> Reading:
         last, first = None, first if finished else None
     if last is not None and (last_index > first_index or end == len(reply)):
         reasoning = _ECHO.sub(" ", _STRUCK.sub("", _visible("\n".join(raw[:last_index]))))
-        if _restates(_OTHER[last], reasoning, words=_MENTIONS):
-            return _CONTESTED  # the reasoning chose the other move: the conclusion contradicts it
+        answered_first = first == last and first_index < last_index  # "DEFECT\n\n…\n\nDEFECT"
+        if _restates(_OTHER[last], reasoning, words=_MENTIONS) or (
+            _discusses(reasoning) and not answered_first and not _vouches(last, reasoning)
+        ):
+            return _CONTESTED  # the reasoning chose the other move, or never spoke for the conclusion
         return Reading(last, "line")  # the conclusion (a line it ran on to is not one)
     if first is None:
         return AMBIGUOUS
@@ -345,7 +361,7 @@ def _takes_back(move: Action, text: str, cut_off: bool = False) -> bool:
     # An explanation that discusses the game (the opponent, a move) must vouch for the
     # answer: one that does not may turn it in words no list holds ("Nope, Opponent C burned
     # me. No more Mr. Nice Guy.", "…so I'll return their goodwill").
-    return _discusses(said) and not _vouches(move, said)
+    return _discusses(said) and not _vouches(move, said, speaker_only=cut_off)
 
 
 def _discusses(text: str) -> bool:
@@ -353,21 +369,34 @@ def _discusses(text: str) -> bool:
     return bool(_OPPONENT.search(text) or _MENTIONS["COOPERATE"].search(text) or _MENTIONS["DEFECT"].search(text))
 
 
-def _vouches(move: Action, text: str) -> bool:
-    """Whether `text` speaks for `move`: names it as the speaker's ("…so I defect", "my
-    strategy says to cooperate") or as an act done ("They defected."), or turns the other
-    down ("I will not defect", "no reason to defect", "they never cooperated")."""
-    if _restates(move, text, theirs=True):
+def _vouches(move: Action, text: str, speaker_only: bool = False) -> bool:
+    """Whether `text` speaks for `move`: the speaker names it as its own choice ("…so I
+    defect", "my strategy says to cooperate"); or turns the other down — rules it out ("I
+    will not defect"), "no reason to defect", a counterfactual against it ("cooperating
+    would be exploited"), the opponent never playing it ("they never cooperate"); or (unless
+    `speaker_only`) it says the opponent played it and never mentions the other move ("They
+    defected twice."). A record of both moves does not vouch: the turn after it can be in any
+    words ("Opponent B cooperated in round 1, but they defected in round 2, so I'll respond
+    accordingly"); nor what a *but*, *however*, *though* … after it may turn ("I should
+    defect, but Opponent E seems nice now, so I'll trust them"); nor the strategy's rule
+    quoted ("My strategy: cooperate with anyone who…")."""
+    last_turn = max((m.end() for m in _CONTRAST.finditer(text)), default=-1)
+    if _restates(move, text, after=last_turn):
         return True
-    for m in itertools.islice(_MENTIONS[_OTHER[move]].finditer(text), _MENTIONS_AT_MOST):
+    plain = _ECHO.sub(" ", text)  # the prompt's history lines echoed are the record, not a mention
+    others = list(itertools.islice(_MENTIONS[_OTHER[move]].finditer(plain), _MENTIONS_AT_MOST))
+    for m in others:
+        if m.start() < last_turn:
+            continue
         before = max(0, m.start() - 80)
-        if _RULED_OUT.search(text, before, m.start()) or _TURNED_DOWN.search(text, before, m.start()):
+        if (
+            _RULED_OUT.search(plain, before, m.start())
+            or _TURNED_DOWN.search(plain, before, m.start())
+            or (_THEIRS.search(plain, before, m.start()) and _NEGATED.search(plain, before, m.start()))
+            or _against(plain, m.start(), m.end())
+        ):
             return True
-        if _THEIRS.search(text, before, m.start()) and _NEGATED.search(text, before, m.start()):
-            return True
-        if _against(text, m.start(), m.end()):
-            return True
-    return False
+    return not speaker_only and not others and last_turn < 0 and _restates(move, text, theirs=True)
 
 
 def _question(text: str, end: int) -> bool:
@@ -377,7 +406,11 @@ def _question(text: str, end: int) -> bool:
 
 
 def _restates(
-    move: Action, text: str, theirs: bool = False, words: "dict[Action, re.Pattern[str]] | None" = None
+    move: Action,
+    text: str,
+    theirs: bool = False,
+    words: "dict[Action, re.Pattern[str]] | None" = None,
+    after: int = -1,
 ) -> bool:
     """Whether `text` names `move` (by `words`, default its own English words) as the
     speaker's own, unconditionally: "…so I defect", "my strategy says to cooperate" — not
@@ -385,6 +418,8 @@ def _restates(
     question or a condition ("if they defect, I defect"); and, unless `theirs`, not someone
     else's act ("they cooperated"; with `theirs`, only an act done: "never defected" is none)."""
     for m in itertools.islice((words or _NAMES)[move].finditer(text), _MENTIONS_AT_MOST):
+        if m.start() < after:
+            continue
         before = max(0, m.start() - 80)
         if _question(text, m.end()) or any(
             p.search(text, before, m.start()) for p in (_RULED_OUT, _TURNED_DOWN, _CONDITION, _HYPOTHETICAL)
@@ -394,6 +429,8 @@ def _restates(
             continue
         if _RULE.match(text, m.end()) or _subject_against(text, m.end()):  # "cooperate unless…"
             continue
+        if _RULE_QUOTED.search(text, max(0, m.start() - 120), m.start()) or _quoted(text, m.start()):
+            continue  # the strategy's rule quoted ("My strategy: cooperate with anyone who…"), not applied
         if _THEIRS.search(text, before, m.start()):
             if theirs and not _NEGATED.search(text, before, m.start()):
                 return True
@@ -407,6 +444,12 @@ def _subject_against(text: str, end: int) -> bool:
     """The move mentioned just before `end` is the subject of a clause against it."""
     clause = _SUBJECT.match(text, end)
     return clause is not None and bool(_NOT.search(clause.group()) or _AGAINST.search(clause.group()))
+
+
+def _quoted(text: str, start: int) -> bool:
+    """The position `start` lies inside quotation marks on its line."""
+    line = text[text.rfind("\n", 0, start) + 1 : start]
+    return line.count('"') % 2 == 1 or line.count("“") > line.count("”")
 
 
 def _reads_as_english(text: str) -> bool:
@@ -457,6 +500,12 @@ def _read_json(reply: str) -> Reading:
     if len(actions) != 1 or None in actions:
         return AMBIGUOUS
     action = actions.pop()
+    # Another field that answers too ("final_answer": "D", "this_round": "DEFECT") and says
+    # the other move makes the object contradict itself.
+    for key, value in data:
+        if isinstance(value, str) and _ANSWER_KEY.search(key) and not _ABOUT_OTHERS.search(key):
+            if _WHOLE_REPLY_WORDS.get(_clean(value).upper()) not in (None, action):
+                return _CONTESTED
     # Its reasons, and any prose around its block, may take the field back as prose can;
     # moves recorded under a field about the opponent or the past ("opponent_last_move":
     # "DEFECT", a history of {"me": …, "them": …}) cannot.

@@ -67,8 +67,8 @@ NO_MARKER_SHARE = 0.05  # strategy replies without the STRATEGY: line
 # that names the other move names this one too. {move} is the intended move.
 READABLE_STYLES = {
     "answer_first": (0.04, "{move}\n\nMy strategy says to {verb} against this opponent, given its past games."),
-    "answer_last": (0.04, "Following my strategy and the history with this opponent.\n\n**{move}**"),
-    "labelled": (0.02, "My strategy settles it for this opponent.\n\nDecision: {move}"),
+    "answer_last": (0.04, "Following my strategy and the history with this opponent, I {verb}.\n\n**{move}**"),
+    "labelled": (0.02, "My strategy settles it for this opponent: I {verb}.\n\nDecision: {move}"),
     "json": (
         0.02,
         '```json\n{{"decision": "{move}", "reason": "my strategy says to {verb} against this opponent"}}\n```',

@@ -26,3 +26,7 @@ OUTSIDE_STRATEGIES_2 = corpus("strategies_outside2.jsonl")
 REDTEAM_DECISIONS = corpus("decisions_redteam.jsonl")
 # A second red team's, against the reader that asks an explanation to vouch for its answer.
 REDTEAM_DECISIONS_2 = corpus("decisions_redteam2.jsonl")
+# A third red team's: replies written against the reader that asks for a vouch, and a sample
+# of ordinary traffic (bare words, labels, a word with a reason, JSON, prose) by intent.
+REDTEAM_DECISIONS_3 = corpus("decisions_redteam3_attack.jsonl")
+ORDINARY_DECISIONS = corpus("decisions_redteam3_ordinary.jsonl")
