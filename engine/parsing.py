@@ -159,7 +159,9 @@ _SUBJECT = re.compile(
     r"\w*[^\S\n]+(?:has|have|had|is|was|does|did|gives|pays|yields|means|leads|works|worked)\b[^.!?\n]{0,200}",
     re.IGNORECASE,
 )
-_CONTRAST = re.compile(r"\b(?:but|however|though|although|yet|nevertheless|nonetheless|still|that said|except)\b", re.IGNORECASE)
+_CONTRAST = re.compile(
+    r"\b(?:but|however|though|although|yet|nevertheless|nonetheless|still|that said|except)\b", re.IGNORECASE
+)
 _RULE_QUOTED = re.compile(  # "My strategy: cooperate…", "my rule is to defect…" — not "my strategy says to cooperate"
     r"\b(?:strategy|rule|instructions?|policy|plan|principle|default)\b[^.\n]{0,40}?(?::|—|\bis to|\breads)\s*[\"“'‘]?\s*\Z",
     re.IGNORECASE,

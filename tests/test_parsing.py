@@ -5,6 +5,7 @@ import pytest
 from engine.parsing import DECISION_MAX_CHARS, Reading, extract_strategy, parse_decision
 from tests.support.corpora import (
     DECISION_CORPUS,
+    ORDINARY_DECISIONS,
     OUTSIDE_DECISIONS,
     OUTSIDE_DECISIONS_2,
     OUTSIDE_STRATEGIES,
@@ -12,7 +13,6 @@ from tests.support.corpora import (
     REDTEAM_DECISIONS,
     REDTEAM_DECISIONS_2,
     REDTEAM_DECISIONS_3,
-    ORDINARY_DECISIONS,
     STRATEGY_CORPUS,
 )
 
