@@ -254,7 +254,7 @@ def _compare(audit: Audit, game: GameResult, player: int, current: Reread) -> No
     audit.recorded_fallbacks += fallback
     if recorded_rule is not None:
         audit.recorded_rules[recorded_rule] += 1
-    if current.rule == "unasked" and recorded_rule == "follow_up":
+    if current.rule == "unasked" and recorded_rule == "follow_up" and current.follow_ups == 0:
         audit.lost_follow_ups += 1  # the follow-up's record is lost (a torn or cut log), not the rules' doing
         return
     agrees = current.action is None if fallback else current.action == recorded

@@ -46,7 +46,11 @@ MAX_CONFIG_BYTES = 1 << 20  # a TOML config file
 MAX_TOML_DEPTH = 32  # nested arrays/tables in a TOML file
 
 Name = Annotated[str, Meta(max_length=MAX_NAME_CHARS)]
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What no variable's name is: spaces, "=", control characters; or what API keys look like
+# (sk-…, sk-or-v1-…, sk-ant-…, AIza…, hf_…, gsk_…, xai-…), or longer than any name in use.
+_NOT_A_VARIABLE = re.compile(
+    r"[\s=\x00-\x1f\x7f]|^(?:sk|pk|rk)[-_]|^(?:AIza|hf_|gsk_|xai-|nvapi-|r8_)|^.{65,}", re.IGNORECASE
+)
 Share = Annotated[float, Meta(ge=0, le=1)]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1: refused in every text setting
 
@@ -285,12 +289,12 @@ def _resolve(config: Config, env: Any) -> Config:
         raise ConfigError(f"provider.name: unknown provider {name!r} (expected one of {', '.join(PROVIDERS)})")
     base_url = provider.base_url
     key_env = provider.api_key_env
-    if key_env is not None and not _ENV_NAME.fullmatch(key_env):
+    if key_env and _NOT_A_VARIABLE.search(key_env):
         # Not echoed: what is pasted here is most often the key itself, which must never be
         # written to a file or a screen (the manifest records this setting).
         raise ConfigError(
-            "provider.api_key_env: must name an environment variable (letters, digits and _, "
-            "not starting with a digit) that holds the key, not the key itself (the value given is not shown)"
+            "provider.api_key_env: must name the environment variable that holds the key, not be the key "
+            "itself (the value given is not shown)"
         )
     if name == "openrouter":
         base_url = base_url or OPENROUTER_BASE_URL

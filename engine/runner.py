@@ -121,7 +121,8 @@ class Experiment:
         stats.cost_is_estimate = restored.cost_is_estimate
         self.gateway.replay = restored.replay
         self.llm.cut_off.update(restored.cut_off)  # the earlier rounds' too
-        self.gateway.budget.exceeded = restored.budget_reached
+        if restored.budget_reached:  # never unset: in a sweep the budget is shared by every experiment
+            self.gateway.budget.exceeded = True
         for note in restored.notes:
             self.error("resume_repair", note)
         self.error_count = restored.error_count

@@ -45,7 +45,7 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
     difference between two conditions paired by seed, pass the per-seed differences."""
     n = len(values)
     if n == 0:
-        return Interval(n=0, mean=None, low=None, high=None)
+        return Interval(n=0, mean=None, low=None, high=None, note=NOTE_TOO_FEW)
     mean = fmean(values)
     if n < MIN_SEEDS:
         return Interval(n=n, mean=mean, low=None, high=None, note=NOTE_TOO_FEW)

@@ -63,7 +63,7 @@ from engine.sweep_plan import (
     parse_condition,
     plan_sweep,
 )
-from engine.sweep_resume import SweepResume, plan_resume
+from engine.sweep_resume import SweepResume, learn_markup_of_sweep, plan_resume
 from engine.sweep_summary import (
     convergence_text,
     counted,
@@ -287,5 +287,7 @@ async def resume_sweep(
     ]
     limit = result.config.provider.max_cost_usd
     budget = Budget(None if limit is None else limit - plan.spent)
+    budget.exceeded = plan.budget_reached  # stopped by the budget, resumed without a larger one
+    learn_markup_of_sweep(plan, providers)
     await run_jobs(result, plan.directory, jobs, budget, observer, control, max_running)
     return result

@@ -106,7 +106,12 @@ def make_providers(configs: Sequence[Config], **options: Any) -> list[Provider]:
         from engine.providers.openai_compat import SharedClient
 
         options["client"] = SharedClient(settings.max_concurrency)
-    return [make_provider(config, **options) for config in configs]
+    providers = [make_provider(config, **options) for config in configs]
+    markup: dict[str, float] = {}  # one for the sweep: a bill any experiment sees raises every one's worst case
+    for provider in providers:
+        if hasattr(provider, "markup"):
+            provider.markup = markup  # type: ignore[attr-defined]
+    return providers
 
 
 def new_sweep_dir(results_dir: Path, now: datetime) -> Path:

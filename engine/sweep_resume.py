@@ -1,6 +1,7 @@
 """Checking a sweep directory for resuming: sweep.json read back, the finished cells brought
 up to date from their experiment directories, and what each unfinished cell needs."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,10 @@ import msgspec
 
 from engine.conditions import resolve_condition
 from engine.config import Config, ConfigError, merge, validate
-from engine.models import ExperimentResult
-from engine.resume import ResumeError, check_code_matches, read_manifest
-from engine.store import read_json
+from engine.models import CallRecord, ExperimentResult
+from engine.providers.base import Provider
+from engine.resume import ResumeError, bills, check_code_matches, read_manifest
+from engine.store import read_json, read_jsonl
 from engine.sweep_file import SWEEP_FILE, SweepResult, SweepRun, load_sweep
 from engine.sweep_plan import parse_condition
 from engine.sweep_summary import record_outcome
@@ -28,6 +30,7 @@ class SweepResume:
     todo: list[tuple[SweepRun, Config, bool]] = field(default_factory=list)  # run, config, resume
     spent: float = 0.0  # what the finished experiments cost
     max_cost_usd: float | None = None  # a new sweep-wide budget given on resume
+    budget_reached: bool = False  # the sweep was stopped by its budget and no larger one is given
 
 
 def plan_resume(directory: Path, max_cost_usd: float | None = None) -> SweepResume:
@@ -37,10 +40,14 @@ def plan_resume(directory: Path, max_cost_usd: float | None = None) -> SweepResu
     if loaded.result is None:
         raise ResumeError(f"{directory}: {loaded.problem}")
     result = loaded.result
+    limit = result.config.provider.max_cost_usd
+    budget_reached = result.status == "budget_exceeded" and (
+        max_cost_usd is None or (limit is not None and max_cost_usd <= limit)
+    )
     if max_cost_usd is not None:
         provider = msgspec.structs.replace(result.config.provider, max_cost_usd=max_cost_usd)
         result.config = validate(msgspec.structs.replace(result.config, provider=provider))
-    plan = SweepResume(directory, result, max_cost_usd=max_cost_usd)
+    plan = SweepResume(directory, result, max_cost_usd=max_cost_usd, budget_reached=budget_reached)
     for run in result.experiments:
         path = directory / run.directory
         outcome = finished_result(path)
@@ -90,3 +97,20 @@ def cell_config(result: SweepResult, run: SweepRun) -> Config:
             "version than when the sweep started"
         )
     return config
+
+
+def learn_markup_of_sweep(plan: SweepResume, providers: Sequence[Provider]) -> None:
+    """The markup over list price every experiment's logged bills showed, learnt before any
+    starts (the providers of a sweep share it): an experiment with no bill of its own would
+    otherwise reserve its first calls at list price, and the sweep pass its budget."""
+    learn = getattr(providers[0], "learn_markup", None) if providers else None
+    if learn is None:
+        return
+    for run in plan.result.experiments:
+        path = plan.directory / run.directory / "calls.jsonl"
+        if path.is_file():
+            try:
+                calls, _ = read_jsonl(path, CallRecord)
+            except OSError:
+                continue  # the experiment's own resume says what is wrong with it
+            learn(bills(calls))

@@ -11,14 +11,17 @@ from engine.config import load_config
 from engine.runner import with_seed
 from tests.support.stub_server import StubServer
 
+# The handlers pytest started with, before any fixture ran a headless run.
+ORIGINAL_HANDLERS = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
 
 @pytest.fixture(autouse=True)
 def signal_handlers():
-    """A headless run ignores SIGINT and SIGTERM once it ends (cli.common.abort_on_signals):
-    each test gets the process's handlers back as they were."""
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    """A headless run ignores SIGINT and SIGTERM once it ends (cli.common.abort_on_signals),
+    until its process exits: after each test the process gets pytest's own handlers back
+    (not those a module fixture's run left), so Ctrl+C still stops a test session."""
     yield
-    for signum, handler in saved.items():
+    for signum, handler in ORIGINAL_HANDLERS.items():
         signal.signal(signum, handler)
 
 

@@ -248,3 +248,24 @@ async def test_a_lost_follow_up_record_is_missing_evidence_not_a_disagreement(ma
     out = capsys.readouterr().out
     assert "INCOMPLETE: moves recorded after a follow-up that calls.jsonl does not hold (not checked): 1" in out
     assert "the audit is incomplete" in out and "recorded moves the current rules do not read" not in out
+
+
+async def test_a_logged_follow_up_the_rules_no_longer_read_is_a_disagreement(make_config, capsys) -> None:
+    """The follow-up is in the log but its reply no longer reads: the rules' doing, so a
+    disagreement with the reply shown (not evidence missing, which would hide a regression)."""
+    directory = await clean_experiment(make_config)
+    calls = directory / "calls.jsonl"
+    records = [json.loads(line) for line in calls.read_bytes().splitlines()]
+    follow_up = next(
+        call
+        for call in records
+        if call["key"].startswith("decision/") and call["key"].endswith("/t1") and call["reply"] == "DEFECT"
+    )
+    follow_up["reply"] = "Let me think about it once more."
+    calls.write_text("".join(json.dumps(call) + "\n" for call in records))
+
+    assert await anyio.to_thread.run_sync(main, ["audit", str(directory)]) == 1
+
+    out = capsys.readouterr().out
+    assert "recorded moves the current rules do not read" in out and "Let me think about it once more." in out
+    assert "calls.jsonl does not hold" not in out

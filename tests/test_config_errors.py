@@ -192,8 +192,8 @@ CASES = dict(
             id="missing_openai_key",
         ),
         case(  # the key pasted where its variable's name goes: refused, and not echoed
-            "provider.api_key_env: must name an environment variable (letters, digits and _, not starting with a "
-            "digit) that holds the key, not the key itself (the value given is not shown)",
+            "provider.api_key_env: must name the environment variable that holds the key, not be the key itself "
+            "(the value given is not shown)",
             toml='[provider]\nname = "openrouter"\napi_key_env = "sk-or-v1-PASTEDKEY0123456789abcdef"\n',
             id="key_pasted_as_its_variable",
         ),
@@ -377,3 +377,15 @@ def test_the_form_says_the_same_of_each_value(workdir, name):
     with pytest.raises((ConfigError, UsageError)) as caught:
         new_run.validate(case.command, values, case.env)
     assert str(caught.value).startswith(case.message)
+
+
+@pytest.mark.parametrize("name", ["", "KEY-1", "my.key", "OPENROUTER_API_KEY_2", "key"])
+def test_any_variable_name_is_accepted_as_api_key_env(name):
+    """Only a key pasted in its place is refused: names with '-' or '.', or an empty one (the
+    default variable), worked before and still do."""
+    from engine.config import load_config
+
+    config = load_config(
+        None, {"provider": {"name": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": name}}, {}
+    )
+    assert config.provider.name == "openai"

@@ -77,7 +77,7 @@ def test_paired_difference_is_the_interval_of_per_seed_differences():
 
 
 def test_too_few_seeds_give_no_interval():
-    assert t_interval([]) == Interval(n=0, mean=None, low=None, high=None)
+    assert t_interval([]) == Interval(n=0, mean=None, low=None, high=None, note=NOTE_TOO_FEW)  # said, as for 1 or 2
     assert t_interval([0.3]) == Interval(n=1, mean=0.3, low=None, high=None, note=NOTE_TOO_FEW)
     assert t_interval([0.3, 0.5]) == Interval(n=2, mean=0.4, low=None, high=None, note=NOTE_TOO_FEW)
     assert t_interval([0.5, 0.6, 0.7]).note == NOTE_WIDE

@@ -708,3 +708,47 @@ def test_resuming_a_budget_stopped_sweep_with_a_larger_budget_goes_on(tmp_path, 
     assert main(["resume", str(directory), "--headless", "--max-cost", "5"]) == 0
     resumed = read_json(directory / SWEEP_FILE, SweepResult)
     assert resumed.status == "completed" and {run.status for run in resumed.experiments} == {"completed"}
+
+
+def test_a_resumed_sweep_holds_its_budget_when_bills_are_above_list_price(tmp_path, capsys, server, monkeypatch):
+    """Each experiment learnt the markup from its own log only: one with no bill yet reserved
+    its first calls at list price, and a sweep resumed at $0.05 against a server billing 30x
+    spent $0.066. The markup is now learnt from every log before any experiment starts, and
+    shared by the sweep's providers."""
+    from tests.support.stub_server import Reply
+
+    def thirty_times(server_, answer, body):
+        answer["usage"]["cost"] *= 30
+        return answer
+
+    server.rule = lambda seen: Reply(patch=thirty_times)
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
+    args = ["--headless", "--provider", "openrouter", "--base-url", server.base_url, "--agents", "3"]
+    args += ["--rounds", "3", "--seed", "2", "--results-dir", str(tmp_path)]
+    assert main(["sweep", "--conditions", "baseline,identity", "--seeds", "2", "--max-cost", "0.004", *args]) == 3
+    directory = next(tmp_path.glob("sweep_*"))
+    capsys.readouterr()
+    main(["resume", str(directory), "--headless", "--max-cost", "0.012"])
+    assert server.billed <= 0.012 + 1e-12, server.billed
+    spent = sum(
+        read_json(directory / run.directory / "experiment_results.json", ExperimentResult).total_cost
+        for run in read_json(directory / SWEEP_FILE, SweepResult).experiments
+    )
+    assert abs(spent - server.billed) < 1e-9
+
+
+def test_a_budget_stopped_sweep_resumed_without_more_budget_makes_no_call(tmp_path, capsys, server, monkeypatch):
+    """The budget a sweep's experiments share was marked reached, or not, by whichever of them
+    started last: an aborted one reset it, and a budget-stopped one went on calling."""
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
+    args = ["--headless", "--provider", "openrouter", "--base-url", server.base_url, "--agents", "3"]
+    args += ["--rounds", "2", "--seed", "1", "--results-dir", str(tmp_path)]
+    assert main(["sweep", "--conditions", "baseline,identity", "--seeds", "2", "--max-cost", "0.01", *args]) == 3
+    directory = next(tmp_path.glob("sweep_*"))
+    runs = read_json(directory / SWEEP_FILE, SweepResult).experiments
+    manifest = directory / runs[-1].directory / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"budget_exceeded"', '"aborted"'))  # one cell aborted instead
+    calls = server.count
+    capsys.readouterr()
+    assert main(["resume", str(directory), "--headless"]) == 3
+    assert server.count == calls
