@@ -121,8 +121,7 @@ class Experiment:
         stats.cost_is_estimate = restored.cost_is_estimate
         self.gateway.replay = restored.replay
         self.llm.cut_off.update(restored.cut_off)  # the earlier rounds' too
-        if restored.budget_reached:  # never unset: in a sweep the budget is shared by every experiment
-            self.gateway.budget.exceeded = True
+        self.gateway.budget.exceeded |= restored.budget_reached  # never unset: a sweep's experiments share it
         for note in restored.notes:
             self.error("resume_repair", note)
         self.error_count = restored.error_count
