@@ -19,6 +19,8 @@ REDTEAM = CORPORA / "decisions_redteam.jsonl"
 REDTEAM_2 = CORPORA / "decisions_redteam2.jsonl"
 REDTEAM_3 = CORPORA / "decisions_redteam3_attack.jsonl"
 ORDINARY = CORPORA / "decisions_redteam3_ordinary.jsonl"
+REDTEAM_4 = CORPORA / "decisions_redteam4_attack.jsonl"
+ORDINARY_2 = CORPORA / "decisions_redteam4_ordinary.jsonl"
 
 
 def main() -> None:
@@ -50,6 +52,8 @@ def main() -> None:
     by_intent("second red team's corpus", REDTEAM_2)
     by_intent("third red team's corpus", REDTEAM_3)
     by_intent("ordinary traffic (third red team)", ORDINARY)
+    by_intent("fourth red team's corpus", REDTEAM_4)
+    by_intent("ordinary traffic (fourth red team)", ORDINARY_2)
 
 
 def outside() -> None:

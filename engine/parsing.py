@@ -140,7 +140,17 @@ _ENGLISH = frozenset(
     "not no do does did will would should can could have has had just only also all any every last round game "
     "opponent strategy move first again now there here".split()
 )
-_OPPONENT = re.compile(r"\b(?:opponent|they|them|their|theirs|he|she|him|her|partner|player)\b", re.IGNORECASE)
+# Words that speak of the game: the opponent (however named), the speaker's side of it, its
+# outcomes and what players do to each other. A sentence with none of them says nothing a
+# reader could take for the move ("Tit for tat.", "Given my strategy, I will").
+_GAME = re.compile(
+    r"\b(?:opponent|they|them|their|theirs|he|she|him|her|partner|player|agent|counterpart|rival|other side|bot"
+    r"|we|us|both|you|point|points|payoff|score|trust\w*|exploit\w*|betray\w*|burn\w*|cheat\w*|nice|fair|retaliat\w*"
+    r"|punish\w*|forgiv\w*|sucker|safe\w*|risk\w*|reciprocat\w*|mutual|loyal\w*|goodwill|payback|olive branch"
+    r"|cold shoulder|hardball|grudge|revenge|kind|harsh\w*)\b",
+    re.IGNORECASE,
+)
+_SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
 # A move weighed, not chosen: "I could DEFECT", "I considered COOPERATE", "thinking about defecting".
 _HYPOTHETICAL = re.compile(
     r"\b(?:could|might|may|can|would|'d|consider\w*|thought about|thinking about|weigh\w*|want(?:ed)? to|tempted to"
@@ -160,8 +170,11 @@ _SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _CONTRAST = re.compile(
-    r"\b(?:but|however|though|although|yet|nevertheless|nonetheless|still|that said|except)\b", re.IGNORECASE
+    r"\b(?:but|however|though|although|yet|nevertheless|nonetheless|still|that said|except|then again|on the other hand"
+    r"|having said that|that being said|come to think of it|even so|all the same|regardless|instead)\b",
+    re.IGNORECASE,
 )
+_PAST = re.compile(r"\w*ed\b", re.IGNORECASE)
 _RULE_QUOTED = re.compile(  # "My strategy: cooperate…", "my rule is to defect…" — not "my strategy says to cooperate"
     r"\b(?:strategy|rule|instructions?|policy|plan|principle|default)\b[^.\n]{0,40}?(?::|—|\bis to|\breads)\s*[\"“'‘]?\s*\Z",
     re.IGNORECASE,
@@ -170,6 +183,7 @@ _NOT = re.compile(r"\b(?:not|never|no longer)\b|n't\b", re.IGNORECASE)
 _NEGATED = re.compile(r"\b(?:never|not|n't|no)\b(?:\s+\w+){0,2}\s+\Z", re.IGNORECASE)  # "has never once defected"
 _NO = re.compile(r"\bno\s+\Z", re.IGNORECASE)  # "No cooperation until…" after COOPERATE
 _LETTERS = re.compile(r"[^\W\d_]+")
+_WORD = re.compile(r"[^\W\d_]{2,}")  # a word, not the "m" of a stray "\x1b[0m"
 _CONDITION = re.compile(r"\b(?:if|unless|when|once|whenever|should they|had they)\b[^.!?\n]*\Z", re.IGNORECASE)
 # A reply that runs on into a new exercise or chat turn of its own making ("### Exercise 2",
 # "Question 3:", "User:", "<|im_start|>", the prompt's first words again) ends there: what
@@ -310,7 +324,7 @@ def _read_line(reply: str, finish_reason: str | None, end: int) -> Reading:
         reasoning = _ECHO.sub(" ", _STRUCK.sub("", _visible("\n".join(raw[:last_index]))))
         answered_first = first == last and first_index < last_index  # "DEFECT\n\n…\n\nDEFECT"
         if _restates(_OTHER[last], reasoning, words=_MENTIONS) or (
-            _discusses(reasoning) and not answered_first and not _vouches(last, reasoning)
+            _discusses(reasoning) and not answered_first and not _concludes_for(last, reasoning)
         ):
             return _CONTESTED  # the reasoning chose the other move, or never spoke for the conclusion
         return Reading(last, "line")  # the conclusion (a line it ran on to is not one)
@@ -363,12 +377,26 @@ def _takes_back(move: Action, text: str, cut_off: bool = False) -> bool:
     # An explanation that discusses the game (the opponent, a move) must vouch for the
     # answer: one that does not may turn it in words no list holds ("Nope, Opponent C burned
     # me. No more Mr. Nice Guy.", "…so I'll return their goodwill").
-    return _discusses(said) and not _vouches(move, said, speaker_only=cut_off)
+    return _WORD.search(said) is not None and not _concludes_for(move, said, speaker_only=cut_off)
 
 
 def _discusses(text: str) -> bool:
-    """Whether `text` speaks of the opponent or of a move ("Tit for tat." does not)."""
-    return bool(_OPPONENT.search(text) or _MENTIONS["COOPERATE"].search(text) or _MENTIONS["DEFECT"].search(text))
+    """Whether `text` speaks of the game (`_GAME`) or of a move ("Tit for tat." does not)."""
+    return bool(_GAME.search(text) or _MENTIONS["COOPERATE"].search(text) or _MENTIONS["DEFECT"].search(text))
+
+
+def _concludes_for(move: Action, text: str, speaker_only: bool = False) -> bool:
+    """Whether the last sentence of `text` that speaks of the game vouches for `move` (what
+    comes after a vouch can turn it: only the conclusion counts). A record of `move` alone
+    vouches (unless `speaker_only`) when the whole text never names the other move."""
+    sentences = [m.group() for m in _SENTENCES.finditer(text)][-50:]
+    last = next((sentence for sentence in reversed(sentences) if _WORD.search(sentence)), None)
+    if last is None:
+        return True
+    only_this = not speaker_only and not _MENTIONS[_OTHER[move]].search(_ECHO.sub(" ", text))
+    if only_this and _MIRRORS.search(last) and not _CONTRAST.search(last) and _theirs_played(move, text):
+        return True  # "Opponent B defected last round. … I should mirror that move."
+    return _vouches(move, last, speaker_only=not only_this)
 
 
 def _vouches(move: Action, text: str, speaker_only: bool = False) -> bool:
@@ -382,10 +410,10 @@ def _vouches(move: Action, text: str, speaker_only: bool = False) -> bool:
     accordingly"); nor what a *but*, *however*, *though* … after it may turn ("I should
     defect, but Opponent E seems nice now, so I'll trust them"); nor the strategy's rule
     quoted ("My strategy: cooperate with anyone who…")."""
-    last_turn = max((m.end() for m in _CONTRAST.finditer(text)), default=-1)
-    if _restates(move, text, after=last_turn):
+    plain = _ECHO.sub(" ", text)  # the prompt's history lines echoed are the record, not the speaker's choice
+    last_turn = max((m.end() for m in _CONTRAST.finditer(plain)), default=-1)
+    if _restates(move, plain, after=last_turn, present=True):
         return True
-    plain = _ECHO.sub(" ", text)  # the prompt's history lines echoed are the record, not a mention
     others = list(itertools.islice(_MENTIONS[_OTHER[move]].finditer(plain), _MENTIONS_AT_MOST))
     for m in others:
         if m.start() < last_turn:
@@ -398,7 +426,7 @@ def _vouches(move: Action, text: str, speaker_only: bool = False) -> bool:
             or _against(plain, m.start(), m.end())
         ):
             return True
-    return not speaker_only and not others and last_turn < 0 and _restates(move, text, theirs=True)
+    return not speaker_only and not others and last_turn < 0 and _restates(move, text, theirs=True, present=True)
 
 
 def _question(text: str, end: int) -> bool:
@@ -413,6 +441,7 @@ def _restates(
     theirs: bool = False,
     words: "dict[Action, re.Pattern[str]] | None" = None,
     after: int = -1,
+    present: bool = False,
 ) -> bool:
     """Whether `text` names `move` (by `words`, default its own English words) as the
     speaker's own, unconditionally: "…so I defect", "my strategy says to cooperate" — not
@@ -422,6 +451,8 @@ def _restates(
     for m in itertools.islice((words or _NAMES)[move].finditer(text), _MENTIONS_AT_MOST):
         if m.start() < after:
             continue
+        if present and not _THEIRS.search(text, max(0, m.start() - 80), m.start()) and _PAST.match(text, m.start()):
+            continue  # "I cooperated in rounds 1 and 2…": the speaker's past, not its choice now
         before = max(0, m.start() - 80)
         if _question(text, m.end()) or any(
             p.search(text, before, m.start()) for p in (_RULED_OUT, _TURNED_DOWN, _CONDITION, _HYPOTHETICAL)
@@ -452,6 +483,15 @@ def _quoted(text: str, start: int) -> bool:
     """The position `start` lies inside quotation marks on its line."""
     line = text[text.rfind("\n", 0, start) + 1 : start]
     return line.count('"') % 2 == 1 or line.count("“") > line.count("”")
+
+
+def _theirs_played(move: Action, text: str) -> bool:
+    """The opponent (not the speaker) played `move`, by `text` ("Opponent B defected")."""
+    for m in itertools.islice(_NAMES[move].finditer(text), _MENTIONS_AT_MOST):
+        before = max(0, m.start() - 80)
+        if _THEIRS.search(text, before, m.start()) and not _NEGATED.search(text, before, m.start()):
+            return True
+    return False
 
 
 def _reads_as_english(text: str) -> bool:
@@ -486,11 +526,12 @@ class _Fields(list[tuple[str, object]]):
 
 def _read_json(reply: str) -> Reading:
     text = reply.strip()
+    span = (reply.find(text), reply.find(text) + len(text))
     if not text.startswith("{"):
-        blocks = _FENCED.findall(reply)
+        blocks = list(_FENCED.finditer(reply))
         if len(blocks) != 1:
             return AMBIGUOUS
-        text = blocks[0].strip()
+        text, span = blocks[0].group(1).strip(), blocks[0].span()
     try:  # every key as written: a field given twice ("decision" and "Decision") is read twice
         data = json.loads(text, object_pairs_hook=_Fields)
     except (ValueError, RecursionError):  # not JSON, or nested past the interpreter's limit
@@ -508,16 +549,21 @@ def _read_json(reply: str) -> Reading:
         if isinstance(value, str) and _ANSWER_KEY.search(key) and not _ABOUT_OTHERS.search(key):
             if _WHOLE_REPLY_WORDS.get(_clean(value).upper()) not in (None, action):
                 return _CONTESTED
-    # Its reasons, and any prose around its block, may take the field back as prose can;
-    # moves recorded under a field about the opponent or the past ("opponent_last_move":
-    # "DEFECT", a history of {"me": …, "them": …}) cannot.
-    said = [
+    # Its reasons and the prose after its block are an explanation after the answer; the
+    # prose before it, reasoning before it (as for a last line). Moves recorded under a
+    # field about the opponent or the past ("opponent_last_move": "DEFECT", a history of
+    # {"me": …, "them": …}) are neither.
+    reasons = [
         value
         for key, value in data
         if key.lower() not in _DECISION_FIELDS and not (_ABOUT_OTHERS.search(key) and _only_moves(value))
     ]
-    said.append(reply.replace(text, " ", 1))
-    if _takes_back(action, "\n".join(_strings(said))):
+    if _takes_back(action, "\n".join([*_strings(reasons), reply[span[1] :]])):
+        return _CONTESTED
+    before = _visible(reply[: span[0]])
+    if _restates(_OTHER[action], _ECHO.sub(" ", before), words=_MENTIONS) or (
+        _discusses(before) and not _concludes_for(action, before)
+    ):
         return _CONTESTED
     return Reading(action, "json")
 

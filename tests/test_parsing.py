@@ -6,6 +6,7 @@ from engine.parsing import DECISION_MAX_CHARS, Reading, extract_strategy, parse_
 from tests.support.corpora import (
     DECISION_CORPUS,
     ORDINARY_DECISIONS,
+    ORDINARY_DECISIONS_2,
     OUTSIDE_DECISIONS,
     OUTSIDE_DECISIONS_2,
     OUTSIDE_STRATEGIES,
@@ -13,6 +14,7 @@ from tests.support.corpora import (
     REDTEAM_DECISIONS,
     REDTEAM_DECISIONS_2,
     REDTEAM_DECISIONS_3,
+    REDTEAM_DECISIONS_4,
     STRATEGY_CORPUS,
 )
 
@@ -76,7 +78,7 @@ DECISIONS = [
     ("DEFECT:\nThe opponent defected last round, so I retaliate.", D, "line"),  # a colon, then why
     # a reasoning model's scratchpad is not the reply
     ("<think>\nFirst instinct:\nDEFECT\nBut they cooperated, so cooperate.\n</think>\n\nCOOPERATE", C, "word"),
-    ("<think>\nThey defected.\n</think>\nDEFECT\n\nTit for tat.", D, "line"),
+    ("<think>\nThey defected.\n</think>\nDEFECT\n\nThey defected, so I defect.", D, "line"),
     # any arrow; invisible format characters
     ("Decision --> COOPERATE", C, "line"),
     ("Final answer ⟶ DEFECT", D, "line"),
@@ -147,6 +149,12 @@ AMBIGUOUS = [
     "COOPERATE\n\nI will not only DEFECT, I will punish them.",
     "COOPERATE\n\nWhy would I not DEFECT?",
     "Decision ↛ DEFECT",  # an arrow that says "not"
+    # any explanation must conclude for its answer: words no list holds can turn it
+    "COOPERATE\n\nNah. Round 2 showed me who I'm dealing with.",
+    "DEFECT\n\nThe adversary has been nothing but generous. Returning generosity is the decent thing to do.",
+    "COOPERATE\n\nI cooperated in rounds 1 and 2 and Opponent C took advantage both times. Enough is enough.",
+    "COOPERATE\n\nMy strategy says to cooperate by default. Then again, Opponent H burned me last round.",
+    "DEFECT\n\nTit for tat.",  # harmless, but a list cannot tell it from "Nah."
     # a last line after reasoning that discusses the game but never speaks for it
     "They might DEFECT, or they might COOPERATE; I can't tell.\n\nDEFECT",
     "I could DEFECT.\nCOOPERATE\n---",
@@ -218,7 +226,9 @@ def test_ambiguous_decision(reply: str) -> None:
     [
         ("DEFECT", Reading(D, "word")),
         ('{"decision": "DEFECT"}', Reading(D, "json")),
-        ("COOPERATE\n\nGiven my strategy, I will", Reading(C, "line")),
+        ("COOPERATE\n\nGiven my strategy, I cooperate with", Reading(C, "line")),
+        # an explanation cut off before it spoke for the answer: asked again
+        ("COOPERATE\n\nGiven my strategy, I will", Reading(None, None)),
         # the last line of a cut-off reply does not count
         ("My strategy says to reciprocate, and A cooperated.\nCOOPERATE", Reading(None, None)),
         # nor does a first line that was never finished
@@ -270,11 +280,11 @@ def test_a_reply_full_of_mentions_is_read_in_linear_time() -> None:
 
 def test_a_reply_longer_than_any_decision_is_not_read() -> None:
     assert parse_decision("DEFECT\n\n" + "x" * DECISION_MAX_CHARS) == Reading(None, None)
-    assert parse_decision("DEFECT\n\n" + "x" * (DECISION_MAX_CHARS - 100)) == Reading(D, "line")
+    assert parse_decision("DEFECT\n\n" + "-" * (DECISION_MAX_CHARS - 100)) == Reading(D, "line")
 
 
 def test_stop_reason_reads_like_none() -> None:
-    reply = "My strategy says to reciprocate.\nCOOPERATE"
+    reply = "My strategy says to cooperate.\nCOOPERATE"
     assert parse_decision(reply, "stop") == parse_decision(reply) == Reading(C, "line")
 
 
@@ -473,7 +483,7 @@ def test_outside_decisions_read_most_clear_answers() -> None:
     read = [
         row for row in clear if parse_decision(row["reply"], row["finish_reason"]).action == move_of(row["expected"])
     ]
-    assert len(clear) >= 130 and len(read) / len(clear) >= 0.75
+    assert len(clear) >= 130 and len(read) / len(clear) >= 0.68
 
 
 @pytest.mark.parametrize("row", OUTSIDE_STRATEGIES, ids=lambda row: row["id"])
@@ -507,7 +517,7 @@ def test_second_outside_corpus_reads_its_plain_answers() -> None:
     most of it costs a follow-up; the floor catches a reader made stricter by accident."""
     clear = [row for row in OUTSIDE_DECISIONS_2 if row["expected"] != "ambiguous"]
     read = [row for row in clear if parse_decision(row["reply"], row["finish_reason"]).action == row["expected"]]
-    assert len(clear) >= 290 and len(read) >= 90
+    assert len(clear) >= 290 and len(read) >= 65
 
 
 @pytest.mark.parametrize("row", OUTSIDE_STRATEGIES_2, ids=lambda row: row["note"][:40])
@@ -524,7 +534,7 @@ def test_a_scratchpad_draft_is_not_the_strategy() -> None:
     )
 
 
-RED_TEAMS = REDTEAM_DECISIONS + REDTEAM_DECISIONS_2 + REDTEAM_DECISIONS_3
+RED_TEAMS = REDTEAM_DECISIONS + REDTEAM_DECISIONS_2 + REDTEAM_DECISIONS_3 + REDTEAM_DECISIONS_4
 
 
 @pytest.mark.parametrize("row", RED_TEAMS, ids=lambda row: row["note"][:40])
@@ -544,15 +554,16 @@ def test_red_team_decision_never_the_other_move(row: dict) -> None:
 def test_red_team_known_misses_are_few_and_still_missed() -> None:
     """A known miss the rules come to read right should lose its mark."""
     known = [row for row in RED_TEAMS if "known" in row]
-    assert len(known) <= 8
+    assert len(known) <= 5
     for row in known:
         assert parse_decision(row["reply"], row["finish_reason"]).action not in (None, row["expected"])
 
 
 def test_ordinary_traffic_is_never_misread_and_mostly_read_at_once() -> None:
     """A sample of what models typically return for the prompt: none read as the other move,
-    and at least 72% read without a follow-up (76% when written)."""
-    readings = [parse_decision(row["reply"], row["finish_reason"]).action for row in ORDINARY_DECISIONS]
-    expected = [row["expected"] for row in ORDINARY_DECISIONS]
-    assert len(readings) >= 150 and all(a in (None, e) for a, e in zip(readings, expected, strict=True))
-    assert sum(a == e for a, e in zip(readings, expected, strict=True)) >= 0.72 * len(readings)
+    and at least 70% read without a follow-up (75% when written)."""
+    rows = ORDINARY_DECISIONS + ORDINARY_DECISIONS_2
+    readings = [parse_decision(row["reply"], row["finish_reason"]).action for row in rows]
+    expected = [row["expected"] for row in rows]
+    assert len(readings) >= 250 and all(a in (None, e) for a, e in zip(readings, expected, strict=True))
+    assert sum(a == e for a, e in zip(readings, expected, strict=True)) >= 0.70 * len(readings)

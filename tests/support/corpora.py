@@ -30,3 +30,6 @@ REDTEAM_DECISIONS_2 = corpus("decisions_redteam2.jsonl")
 # of ordinary traffic (bare words, labels, a word with a reason, JSON, prose) by intent.
 REDTEAM_DECISIONS_3 = corpus("decisions_redteam3_attack.jsonl")
 ORDINARY_DECISIONS = corpus("decisions_redteam3_ordinary.jsonl")
+# A fourth red team's, against the reader that asks every explanation to conclude for its answer.
+REDTEAM_DECISIONS_4 = corpus("decisions_redteam4_attack.jsonl")
+ORDINARY_DECISIONS_2 = corpus("decisions_redteam4_ordinary.jsonl")
