@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 
+from engine.config import MAX_ROUNDS
 from engine.errors import AuditError
 from engine.models import Action, CallRecord, GameResult
 from engine.parsing import CUT_OFF, parse_decision
@@ -226,7 +227,7 @@ def _games(loaded: LoadedExperiment, rounds_dir: Path, audit: Audit) -> dict[str
         if rounds_dir.is_dir()
         else set()
     )
-    planned = loaded.manifest.config.rounds if loaded.manifest is not None else 0
+    planned = loaded.manifest.config.rounds if loaded.manifest is not None else MAX_ROUNDS
     counted = min(loaded.result.total_rounds if loaded.result is not None else 0, planned)
     for number in range(1, min(max([counted, *loaded.summaries]), planned) + 1):  # rounds that must be on disk
         if number not in numbers and number not in loaded.summaries:

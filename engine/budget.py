@@ -28,9 +28,12 @@ class Budget:
         self.gateways: list[Spender] = []
         self.exceeded = False
         self.refusal: tuple[float, float, float] | None = None  # the first call refused: worst, spent, reserved
+        # What experiments of a resumed sweep spent before, by directory, until each starts
+        # again (its gateway then carries that spend): counted from the start.
+        self.pending: dict[str, float] = {}
 
     def spent(self) -> float:
-        return sum(g.control.stats.cost for g in self.gateways)
+        return sum(g.control.stats.cost for g in self.gateways) + sum(self.pending.values())
 
     def reserved(self) -> float:
         return sum(g.reserved for g in self.gateways)

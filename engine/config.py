@@ -46,10 +46,13 @@ MAX_CONFIG_BYTES = 1 << 20  # a TOML config file
 MAX_TOML_DEPTH = 32  # nested arrays/tables in a TOML file
 
 Name = Annotated[str, Meta(max_length=MAX_NAME_CHARS)]
-# What no variable's name is: spaces, "=", control characters; or what API keys look like
-# (sk-…, sk-or-v1-…, sk-ant-…, AIza…, hf_…, gsk_…, xai-…), or longer than any name in use.
+# What no variable's name is: spaces, "=", control characters; or what API keys look like:
+# their vendors' prefixes (sk-…, sk-or-v1-…, sk_live_…, AIza…, hf_…, gsk_…, xai-…, pplx-…), or a
+# long run of letters and digits with lower case and no underscore (a hex or base64 key).
+# HF_TOKEN, GSK_TOKEN, my.key, KEY-1 and OPENROUTER_API_KEY_2 are names.
 _NOT_A_VARIABLE = re.compile(
-    r"[\s=\x00-\x1f\x7f]|^(?:sk|pk|rk)[-_]|^(?:AIza|hf_|gsk_|xai-|nvapi-|r8_)|^.{65,}", re.IGNORECASE
+    r"[\s=\x00-\x1f\x7f]|^(?:sk-|sk_(?:live|test)_|[pr]k_(?:live|test)_|AIza|xai-|nvapi-|pplx-|r8_)"
+    r"|^(?:hf|gsk|fw)_[A-Za-z0-9]{16,}|^(?=[^_]*$)(?=.*[a-z])(?=.*\d).{24,}$|^.{65,}"
 )
 Share = Annotated[float, Meta(ge=0, le=1)]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1: refused in every text setting

@@ -6,6 +6,7 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -146,6 +147,18 @@ def append_line(file: Any, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[file.write(view) :]
+
+
+def iter_jsonl(path: Path, type_: type[T]) -> Iterator[T]:
+    """The records of a JSON-lines file one at a time (lines that do not decode skipped),
+    holding one line in memory, not the file: for logs of gigabytes. Only a regular file."""
+    dec = decoder(type_)
+    with open(path, "rb", opener=_regular_file_opener) as file:
+        for line in file:
+            try:
+                yield dec.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
 
 
 def read_jsonl(path: Path, type_: type[T]) -> tuple[list[T], list[str]]:

@@ -9,6 +9,7 @@ from typing import NamedTuple, TypeVar
 
 import msgspec
 
+from engine.config import MAX_ROUNDS
 from engine.files import UnsafeFile, read_json
 from engine.models import ExperimentResult, GameResult, Manifest, RoundSummary, StrategyRecord
 
@@ -150,13 +151,11 @@ def load_experiment(directory: Path) -> LoadedExperiment:
 
 def missing_rounds(loaded: LoadedExperiment) -> list[str]:
     """The rounds that should be on disk and are not: each round before the last one saved,
-    and every round the result counts, up to the rounds configured (a hostile result's
-    "10**15 rounds" is not looped over). A round after them is one never finished (a crash
+    and every round the result counts, up to the rounds configured (or the most a config
+    allows, without a readable manifest: a hostile result's "10**15 rounds" is not looped over). A round after them is one never finished (a crash
     before its summary was written, which resume plays again): no problem. At most
     MAX_MISSING_LISTED lines, then how many more."""
-    if loaded.manifest is None:
-        return []  # said already: without a manifest nothing says how many rounds there were
-    planned = loaded.manifest.config.rounds
+    planned = loaded.manifest.config.rounds if loaded.manifest is not None else MAX_ROUNDS
     counted = min(loaded.result.total_rounds if loaded.result is not None else 0, planned)
     last = min(max([counted, *loaded.summaries]), planned)
     missing = [

@@ -215,11 +215,13 @@ def remove_temp_files(directory: Path) -> None:
 def bills(calls: list[CallRecord]) -> list[tuple[str, int, int, float]]:
     """(model, prompt tokens, completion tokens, USD) of each call billed exactly for its one
     attempt that reached the server: what the provider's markup is learnt from."""
-    return [
-        (c.model, c.usage.prompt_tokens, c.usage.completion_tokens, c.cost)
-        for c in calls
-        if c.reply is not None and not c.cost_is_estimate and c.attempts - c.unsent == 1
-    ]
+    return [bill for bill in map(bill_of, calls) if bill is not None]
+
+
+def bill_of(call: CallRecord) -> tuple[str, int, int, float] | None:
+    if call.reply is None or call.cost_is_estimate or call.attempts - call.unsent != 1:
+        return None
+    return (call.model, call.usage.prompt_tokens, call.usage.completion_tokens, call.cost)
 
 
 def replay_map(calls: list[CallRecord]) -> dict[str, CallRecord]:

@@ -63,7 +63,7 @@ from engine.sweep_plan import (
     parse_condition,
     plan_sweep,
 )
-from engine.sweep_resume import SweepResume, learn_markup_of_sweep, plan_resume
+from engine.sweep_resume import SweepResume, plan_resume, read_logs
 from engine.sweep_summary import (
     convergence_text,
     counted,
@@ -123,6 +123,7 @@ def resumed_start(directory: Path, provider: Provider, max_cost_usd: float | Non
 
     async def start(limiter: Limiter, budget: Budget, observer: Forward, control: RunControl) -> ExperimentResult:
         resumable = open_resume(directory, max_cost_usd)
+        budget.pending.pop(directory.name, None)  # its gateway, made next, carries what it spent
         try:  # the notes (torn log lines set aside) go to the experiment's error log
             return await continued(resumable, provider, observer, control, limiter=limiter, budget=budget).run()
         finally:
@@ -288,6 +289,6 @@ async def resume_sweep(
     limit = result.config.provider.max_cost_usd
     budget = Budget(None if limit is None else limit - plan.spent)
     budget.exceeded = plan.budget_reached  # stopped by the budget, resumed without a larger one
-    learn_markup_of_sweep(plan, providers)
+    budget.pending = await anyio.to_thread.run_sync(read_logs, plan, providers)
     await run_jobs(result, plan.directory, jobs, budget, observer, control, max_running)
     return result

@@ -12,8 +12,8 @@ from engine.conditions import resolve_condition
 from engine.config import Config, ConfigError, merge, validate
 from engine.models import CallRecord, ExperimentResult
 from engine.providers.base import Provider
-from engine.resume import ResumeError, bills, check_code_matches, read_manifest
-from engine.store import read_json, read_jsonl
+from engine.resume import ResumeError, bill_of, check_code_matches, read_manifest
+from engine.store import iter_jsonl, read_json
 from engine.sweep_file import SWEEP_FILE, SweepResult, SweepRun, load_sweep
 from engine.sweep_plan import parse_condition
 from engine.sweep_summary import record_outcome
@@ -99,18 +99,28 @@ def cell_config(result: SweepResult, run: SweepRun) -> Config:
     return config
 
 
-def learn_markup_of_sweep(plan: SweepResume, providers: Sequence[Provider]) -> None:
-    """The markup over list price every experiment's logged bills showed, learnt before any
-    starts (the providers of a sweep share it): an experiment with no bill of its own would
-    otherwise reserve its first calls at list price, and the sweep pass its budget."""
+def read_logs(plan: SweepResume, providers: Sequence[Provider]) -> dict[str, float]:
+    """One pass over every experiment's calls.jsonl, a line at a time (a log may hold
+    gigabytes; run it off the event loop): the markup over list price its bills showed,
+    learnt by the sweep's providers (they share it) before any experiment starts — one with
+    no bill of its own would reserve its first calls at list price — and what each
+    experiment to resume already spent, by its directory: the shared budget counts it
+    before that experiment starts again, or the sweep could pass its budget while it waits."""
     learn = getattr(providers[0], "learn_markup", None) if providers else None
-    if learn is None:
-        return
+    unfinished = {run.directory for run, _, resume in plan.todo if resume}
+    spent: dict[str, float] = {}
     for run in plan.result.experiments:
         path = plan.directory / run.directory / "calls.jsonl"
-        if path.is_file():
-            try:
-                calls, _ = read_jsonl(path, CallRecord)
-            except OSError:
-                continue  # the experiment's own resume says what is wrong with it
-            learn(bills(calls))
+        if (learn is None and run.directory not in unfinished) or not path.is_file():
+            continue
+        cost = 0.0
+        try:
+            for call in iter_jsonl(path, CallRecord):
+                cost += call.cost
+                if learn is not None and (bill := bill_of(call)) is not None:
+                    learn([bill])
+        except OSError:
+            continue  # the experiment's own resume says what is wrong with it
+        if run.directory in unfinished:
+            spent[run.directory] = cost
+    return spent

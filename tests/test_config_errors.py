@@ -379,7 +379,20 @@ def test_the_form_says_the_same_of_each_value(workdir, name):
     assert str(caught.value).startswith(case.message)
 
 
-@pytest.mark.parametrize("name", ["", "KEY-1", "my.key", "OPENROUTER_API_KEY_2", "key"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "KEY-1",
+        "my.key",
+        "OPENROUTER_API_KEY_2",
+        "key",
+        "HF_TOKEN",
+        "GSK_TOKEN",
+        "sk_live",
+        "my_openrouter_key_2024",
+    ],
+)
 def test_any_variable_name_is_accepted_as_api_key_env(name):
     """Only a key pasted in its place is refused: names with '-' or '.', or an empty one (the
     default variable), worked before and still do."""
@@ -389,3 +402,21 @@ def test_any_variable_name_is_accepted_as_api_key_env(name):
         None, {"provider": {"name": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": name}}, {}
     )
     assert config.provider.name == "openai"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sk-or-v1-0123456789abcdef0123456789abcdef",
+        "pplx-AbCd0123456789EfGh0123456789",
+        "hf_AbCdEfGhIjKlMnOpQrStUv",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "AIzaSyA0123456789",
+    ],
+)
+def test_a_key_pasted_as_api_key_env_is_refused_unseen(key):
+    from engine.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"provider": {"name": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": key}}, {})
+    assert "not be the key itself" in str(caught.value) and key not in str(caught.value)

@@ -263,3 +263,17 @@ def test_a_rebuild_reads_again_only_the_round_files_that_changed(tmp_path, monke
 
     assert read == [3] and [p.split(":")[0] for p in problems] == ["games_r3.json"]
     assert entry == entry_from(load_experiment(directory))  # what a build from nothing gives
+
+
+def test_a_missing_round_is_found_without_a_readable_manifest(tmp_path):
+    """The bound came from the manifest's rounds: with the manifest unreadable a round that
+    the result counts went unnoticed again."""
+    from engine.loading import load_experiment
+
+    directory = tmp_path / FINISHED.name
+    shutil.copytree(FINISHED, directory)
+    for path in (directory / "rounds").glob("*_r2.json"):
+        path.unlink()
+    truncate(directory / "manifest.json", 10)
+    problems = load_experiment(directory).problems
+    assert "summary_r2.json: missing (round 2 of the 3 the result counts)" in problems

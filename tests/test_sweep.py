@@ -752,3 +752,35 @@ def test_a_budget_stopped_sweep_resumed_without_more_budget_makes_no_call(tmp_pa
     capsys.readouterr()
     assert main(["resume", str(directory), "--headless"]) == 3
     assert server.count == calls
+
+
+async def test_a_resumed_sweep_counts_what_its_unfinished_experiments_spent_before_they_start(tmp_path):
+    """The shared budget counted an unfinished experiment's earlier spend only once it
+    started again (at most 16 at a time): a resumed sweep spent $0.0356 of $0.025. Every
+    log is now read (a line at a time, off the event loop) before any experiment starts."""
+    from engine.budget import Budget
+    from engine.sweep_resume import plan_resume, read_logs
+
+    class Paid(FakeProvider):
+        async def complete(self, request):
+            completion = await super().complete(request)
+            return Completion(text=completion.text, prompt_tokens=1, completion_tokens=1, cost=0.01)
+
+        def worst_case_cost(self, request):
+            return 0.01
+
+    result, directory = await sweep(plan(tmp_path, provider={"name": "simulated"}), provider=lambda: Paid(reply))
+    unfinished = result.experiments[:2]
+    for run in unfinished:  # as if the sweep had been killed while these two ran
+        (directory / run.directory / "experiment_results.json").unlink()
+        manifest = directory / run.directory / "manifest.json"
+        manifest.write_text(manifest.read_text().replace('"completed"', '"aborted"'))
+    spent = await anyio.to_thread.run_sync(read_logs, plan_resume(directory), [Paid(reply)])
+    logged = {
+        run.directory: sum(json.loads(line)["cost"] for line in (directory / run.directory / "calls.jsonl").open())
+        for run in unfinished
+    }
+    assert spent == pytest.approx(logged) and all(cost > 0 for cost in spent.values())
+    budget = Budget(1.0)
+    budget.pending = spent
+    assert budget.spent() == pytest.approx(sum(logged.values()))
