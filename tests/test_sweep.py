@@ -220,15 +220,18 @@ async def test_experiments_share_one_concurrency_limit(tmp_path):
     assert state["peak"] == 2  # 6 experiments, one limit of 2 calls in flight
 
 
+class Paid(FakeProvider):
+    """Every call costs $0.01, its worst case too."""
+
+    async def complete(self, request):
+        completion = await super().complete(request)
+        return Completion(text=completion.text, prompt_tokens=1, completion_tokens=1, cost=0.01)
+
+    def worst_case_cost(self, request):
+        return 0.01
+
+
 async def test_experiments_share_one_budget(tmp_path):
-    class Paid(FakeProvider):
-        async def complete(self, request):
-            completion = await super().complete(request)
-            return Completion(text=completion.text, prompt_tokens=1, completion_tokens=1, cost=0.01)
-
-        def worst_case_cost(self, request):
-            return 0.01
-
     # each experiment alone would make 4 + 12 = 16 calls a round: $0.48 for 3 rounds, under $0.50
     result, directory = await sweep(
         plan(tmp_path, provider={"name": "simulated", "max_cost_usd": 0.5}), provider=lambda: Paid(reply)
@@ -760,14 +763,6 @@ async def test_a_resumed_sweep_counts_what_its_unfinished_experiments_spent_befo
     log is now read (a line at a time, off the event loop) before any experiment starts."""
     from engine.budget import Budget
     from engine.sweep_resume import plan_resume, read_logs
-
-    class Paid(FakeProvider):
-        async def complete(self, request):
-            completion = await super().complete(request)
-            return Completion(text=completion.text, prompt_tokens=1, completion_tokens=1, cost=0.01)
-
-        def worst_case_cost(self, request):
-            return 0.01
 
     result, directory = await sweep(plan(tmp_path, provider={"name": "simulated"}), provider=lambda: Paid(reply))
     unfinished = result.experiments[:2]
