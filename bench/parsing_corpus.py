@@ -21,6 +21,8 @@ REDTEAM_3 = CORPORA / "decisions_redteam3_attack.jsonl"
 ORDINARY = CORPORA / "decisions_redteam3_ordinary.jsonl"
 REDTEAM_4 = CORPORA / "decisions_redteam4_attack.jsonl"
 ORDINARY_2 = CORPORA / "decisions_redteam4_ordinary.jsonl"
+REDTEAM_5 = CORPORA / "decisions_redteam5_attack.jsonl"
+ORDINARY_3 = CORPORA / "decisions_redteam5_ordinary.jsonl"
 
 
 def main() -> None:
@@ -54,6 +56,8 @@ def main() -> None:
     by_intent("ordinary traffic (third red team)", ORDINARY)
     by_intent("fourth red team's corpus", REDTEAM_4)
     by_intent("ordinary traffic (fourth red team)", ORDINARY_2)
+    by_intent("fifth red team's corpus", REDTEAM_5)
+    by_intent("ordinary traffic (fifth red team)", ORDINARY_3)
 
 
 def outside() -> None:

@@ -65,10 +65,30 @@ _ECHO = re.compile(
 # COOPERATE", "I'm not going to DEFECT", "I would never defect", "I choose not to defect" —
 # not "why not DEFECT?", "no reason not to DEFECT", "I can't not DEFECT" or "I will not only DEFECT".
 _RULED_OUT = re.compile(
-    r"\b(?:i|we)(?:'m|’m|\s+am|\s+are|'re|’re)?\s+"
-    r"(?:(?:will|would|shall|should|do|must)\s+(?:not|never)|(?:won|wouldn|shouldn|don)['’]t|never|not"
-    r"|(?:choose|chose|decide|decided|prefer|want|plan|intend)\s+not\s+to)"
+    r"(?:\b(?:i|we)(?:'m|’m|\s+am|\s+are|'re|’re|'d|’d)?\s+"
+    r"(?:(?:will|would|shall|should|do|must|can|could)\s+(?:not|never)|(?:won|wouldn|shouldn|don|can|couldn)['’]t"
+    r"|cannot|never|not|(?:choose|chose|decide|decided|prefer|want|plan|intend)\s+not\s+to|refuse\s+to|hate\s+to"
+    r"|(?:am|'m|’m)?\s*(?:unwilling|not\s+about|not\s+going)\s+to|(?:have|'ve)\s+no\s+intention\s+of"
+    r"|(?:am|'m|’m)?\s*(?:done|through|finished)(?:\s+with)?|stop(?:ped|ping)?|quit(?:ting)?|(?:have|'ve)\s+had\s+enough\s+of"
+    r"|(?:am|'m|’m)?\s*tired\s+of)"
+    r"|\bno\s+more|\b(?:enough|no\s+point\s+in|no\s+sense\s+in))"
     r"\s+(?:ever\s+|going\s+to\s+|keep\s+|continue\s+(?:to\s+)?|be\s+)?\Z",
+    re.IGNORECASE,
+)
+# The speaker choosing the move named right after: "I cooperate", "I'll defect", "so I
+# defect too", "I will cooperate again", "my strategy says to cooperate", "my move is to
+# defect" — nothing else in between ("I'm done cooperating", "I only cooperate with…",
+# "I refuse to defect", "I can't avoid defecting" are no choice of it).
+_CHOOSES = re.compile(
+    r"(?:\b(?:i|we)(?:'ll|’ll|\s+will|\s+shall|\s+must|\s+should|\s+am\s+going\s+to|'m\s+going\s+to|\s+choose\s+to"
+    r"|\s+decide\s+to|\s+decided\s+to|\s+plan\s+to|\s+have\s+to|\s+need\s+to|\s+want\s+to|\s+prefer\s+to)?"
+    r"|\b(?:strategy|rule|tit[- ]for[- ]tat|grim[- ]trigger)\s+(?:says|tells\s+me|calls\s+for|requires|dictates|means)"
+    r"(?:\s+(?:me\s+)?to)?|\bmy\s+(?:move|choice|decision|answer)\s+is(?:\s+to)?|\b(?:i|we)\s+(?:go|am\s+going)\s+with"
+    r"|\b(?:i|we|strategy|default)?\s*(?:start(?:s|ing)?|begin(?:s|ning)?|open(?:s|ing)?)\s+(?:by|with)"
+    r"|\bstrategy\s+(?:is|starts|begins)\s+(?:to\s+)?(?:always\s+|start\s+by\s+|begin\s+by\s+)?"
+    r"|\b(?:i|we)\s+(?:continue|keep)(?:\s+to)?|\bcontinue\s+(?:to\s+)?|\bdefault\s+of|\btit[- ]for[- ]tat\s*:"
+    r"|\bi\s+follow\s+my\s+strategy\s+and|\bas\s+my\s+strategy\s+(?:says|dictates))"
+    r"\s+(?:(?:also|again|still|therefore|too|then|now)\s+)?\Z",
     re.IGNORECASE,
 )
 # The other move where it cannot be the speaker's choice: done by someone else ("they
@@ -86,7 +106,7 @@ _THEIRS = re.compile(
     re.IGNORECASE,
 )
 _TURNED_DOWN = re.compile(
-    r"\b(?:no reason to|rather than|instead of|over|avoid|avoiding|no)\s+(?:(?:try|trying|choosing|going)\s+to\s+)?\Z",
+    r"\b(?:no reason to|rather than|instead of|over|no)\s+(?:(?:try|trying|choosing|going)\s+to\s+)?\Z",
     re.IGNORECASE,
 )
 # A move as a clause's subject in a counterfactual ("Cooperating would give us 3 each"): no
@@ -94,7 +114,8 @@ _TURNED_DOWN = re.compile(
 # speaks against the move. Only words against count: a list of words for it ("better",
 # "smart", "logical", "appropriate", "the most sense" …) is never complete.
 _AGAINST = re.compile(
-    r"\b(?:break\w*|broke|lose|losing|lost|hurt\w*|harm\w*|exploit\w*|reward (?:that|this|them|their|it)|invite\w*"
+    r"\b(?:break\w* (?:trust|faith|the trust|our|my)|broke|lose|losing|lost|hurt\w* (?:me|us)|harm\w* (?:me|us)|exploit\w*"
+    r"|reward (?:that|this|them|their|it)|invite\w*"
     r"|risk\w*|throw\w* away|wast\w*|worse|backfire\w*|damag\w*|undermin\w*|foolish|naive|pointless|suicid\w*"
     r"|suckers?|punish\w* me|get (?:me )?burned|taken advantage)\b",
     re.IGNORECASE,
@@ -160,9 +181,11 @@ _HYPOTHETICAL = re.compile(
 # After a mention: a rule's condition ("cooperate unless the opponent defected"), no choice;
 # the move as a sentence's subject with a word against it ("COOPERATE has not worked"),
 # none either (with none, "cooperation is clearly the best choice", it may be one).
-_RULE = re.compile(
-    r"[^\S\n]*(?:\w+[^\S\n]+){0,2}?(?:unless|until|if|as long as|only if|except)\b"
-    r"|[^\S\n]+(?:with|against|toward|towards)[^\S\n]+(?:\w+[^\S\n]+){0,2}?who\b|[^\S\n]+first[,;]?[^\S\n]+then\b",
+_RULE = re.compile(  # matched right after a mention, which may end mid-word ("cooperat|e only with…")
+    r"\w*(?:[^\S\n]*(?:\w+[^\S\n]+){0,2}?(?:unless|until|if|as long as|only|except|later|when|next\s+round"
+    r"|in\s+the\s+(?:final|last)\s+round|not\s+now|not\s+this)\b"
+    r"|[^\S\n]+(?:with|against|toward|towards)[^\S\n]+(?:\w+[^\S\n]+){0,2}?(?:who|cooperators|defectors|exploiters"
+    r"|betrayers|cheaters|those|anyone|players|partners|opponents)\b|[^\S\n]+first[,;]?[^\S\n]+then\b)",
     re.IGNORECASE,
 )
 _SUBJECT = re.compile(
@@ -180,6 +203,10 @@ _RULE_QUOTED = re.compile(  # "My strategy: cooperate…", "my rule is to defect
     re.IGNORECASE,
 )
 _NOT = re.compile(r"\b(?:not|never|no longer)\b|n't\b", re.IGNORECASE)
+_HARDLY = re.compile(
+    r"\b(?:hardly|barely|scarcely|nothing|little|them|their)\b", re.IGNORECASE
+)  # "…would lose me nothing", "…hurt them"
+_UNTIL = re.compile(r"[^.!?\n]{0,80}?\b(?:until|till|before|except)\b", re.IGNORECASE)
 _NEGATED = re.compile(r"\b(?:never|not|n't|no)\b(?:\s+\w+){0,2}\s+\Z", re.IGNORECASE)  # "has never once defected"
 _NO = re.compile(r"\bno\s+\Z", re.IGNORECASE)  # "No cooperation until…" after COOPERATE
 _LETTERS = re.compile(r"[^\W\d_]+")
@@ -369,7 +396,12 @@ def _takes_back(move: Action, text: str, cut_off: bool = False) -> bool:
     if acts and _MIRRORS.search(text):  # the other move someone made, and "gets matched"
         return True
     own = itertools.islice(_MENTIONS[move].finditer(text), _MENTIONS_AT_MOST)
-    if any(_RULED_OUT.search(text, max(0, m.start() - 80), m.start()) or _NO.search(text, 0, m.start()) for m in own):
+    if any(
+        _RULED_OUT.search(text, max(0, m.start() - 80), m.start())
+        or _NO.search(text, 0, m.start())
+        or _subject_against(text, m.end())  # "Cooperation is off the table", "Cooperating got me nowhere"
+        for m in own
+    ):
         return True
     for m in mentions:
         if _question(text, m.end()) or not _not_chosen(text, m.start(), m.end()):
@@ -412,7 +444,7 @@ def _vouches(move: Action, text: str, speaker_only: bool = False) -> bool:
     quoted ("My strategy: cooperate with anyone who…")."""
     plain = _ECHO.sub(" ", text)  # the prompt's history lines echoed are the record, not the speaker's choice
     last_turn = max((m.end() for m in _CONTRAST.finditer(plain)), default=-1)
-    if _restates(move, plain, after=last_turn, present=True):
+    if _chooses(move, plain, after=last_turn):
         return True
     others = list(itertools.islice(_MENTIONS[_OTHER[move]].finditer(plain), _MENTIONS_AT_MOST))
     for m in others:
@@ -422,11 +454,30 @@ def _vouches(move: Action, text: str, speaker_only: bool = False) -> bool:
         if (
             _RULED_OUT.search(plain, before, m.start())
             or _TURNED_DOWN.search(plain, before, m.start())
-            or (_THEIRS.search(plain, before, m.start()) and _NEGATED.search(plain, before, m.start()))
-            or _against(plain, m.start(), m.end())
+            or (
+                _THEIRS.search(plain, before, m.start())
+                and _NEGATED.search(plain, before, m.start())
+                and not _UNTIL.match(plain, m.end())  # "had never defected until last round"
+            )
+            or _against(plain, m.start(), m.end())  # "defecting would break trust"
         ):
             return True
-    return not speaker_only and not others and last_turn < 0 and _restates(move, text, theirs=True, present=True)
+    return not speaker_only and not others and last_turn < 0 and _theirs_played(move, text)
+
+
+def _chooses(move: Action, text: str, after: int = -1) -> bool:
+    """The speaker chooses `move` in `text` (after position `after`), in so many words:
+    "…so I defect", "I'll cooperate again", "my strategy says to cooperate" (`_CHOOSES`),
+    not in a question, a condition or a quoted rule, not followed by a rule's condition."""
+    for m in itertools.islice(_NAMES[move].finditer(text), _MENTIONS_AT_MOST):
+        before = max(0, m.start() - 80)
+        if m.start() < after or not _CHOOSES.search(text, before, m.start()) or _PAST.match(text, m.start()):
+            continue
+        if _question(text, m.end()) or _CONDITION.search(text, before, m.start()) or _RULE.match(text, m.end()):
+            continue
+        if not _quoted(text, m.start()):
+            return True
+    return False
 
 
 def _question(text: str, end: int) -> bool:
@@ -517,7 +568,9 @@ def _against(text: str, start: int, end: int) -> bool:
     if not _CLAUSE_START.search(text, max(0, start - 80), start):
         return False
     counterfactual = _COUNTERFACTUAL.match(text, end)
-    return counterfactual is not None and _AGAINST.search(counterfactual.group()) is not None
+    if counterfactual is None or _NOT.search(counterfactual.group()) or _HARDLY.search(counterfactual.group()):
+        return False  # "cooperating would not be naive" speaks for it
+    return _AGAINST.search(counterfactual.group()) is not None
 
 
 class _Fields(list[tuple[str, object]]):

@@ -7,6 +7,7 @@ from tests.support.corpora import (
     DECISION_CORPUS,
     ORDINARY_DECISIONS,
     ORDINARY_DECISIONS_2,
+    ORDINARY_DECISIONS_3,
     OUTSIDE_DECISIONS,
     OUTSIDE_DECISIONS_2,
     OUTSIDE_STRATEGIES,
@@ -15,6 +16,7 @@ from tests.support.corpora import (
     REDTEAM_DECISIONS_2,
     REDTEAM_DECISIONS_3,
     REDTEAM_DECISIONS_4,
+    REDTEAM_DECISIONS_5,
     STRATEGY_CORPUS,
 )
 
@@ -534,7 +536,7 @@ def test_a_scratchpad_draft_is_not_the_strategy() -> None:
     )
 
 
-RED_TEAMS = REDTEAM_DECISIONS + REDTEAM_DECISIONS_2 + REDTEAM_DECISIONS_3 + REDTEAM_DECISIONS_4
+RED_TEAMS = REDTEAM_DECISIONS + REDTEAM_DECISIONS_2 + REDTEAM_DECISIONS_3 + REDTEAM_DECISIONS_4 + REDTEAM_DECISIONS_5
 
 
 @pytest.mark.parametrize("row", RED_TEAMS, ids=lambda row: row["note"][:40])
@@ -554,16 +556,16 @@ def test_red_team_decision_never_the_other_move(row: dict) -> None:
 def test_red_team_known_misses_are_few_and_still_missed() -> None:
     """A known miss the rules come to read right should lose its mark."""
     known = [row for row in RED_TEAMS if "known" in row]
-    assert len(known) <= 5
+    assert len(known) <= 6
     for row in known:
         assert parse_decision(row["reply"], row["finish_reason"]).action not in (None, row["expected"])
 
 
 def test_ordinary_traffic_is_never_misread_and_mostly_read_at_once() -> None:
     """A sample of what models typically return for the prompt: none read as the other move,
-    and at least 70% read without a follow-up (75% when written)."""
-    rows = ORDINARY_DECISIONS + ORDINARY_DECISIONS_2
+    and at least 72% read without a follow-up (75% when written)."""
+    rows = ORDINARY_DECISIONS + ORDINARY_DECISIONS_2 + ORDINARY_DECISIONS_3
     readings = [parse_decision(row["reply"], row["finish_reason"]).action for row in rows]
     expected = [row["expected"] for row in rows]
     assert len(readings) >= 250 and all(a in (None, e) for a, e in zip(readings, expected, strict=True))
-    assert sum(a == e for a, e in zip(readings, expected, strict=True)) >= 0.70 * len(readings)
+    assert sum(a == e for a, e in zip(readings, expected, strict=True)) >= 0.72 * len(readings)

@@ -33,3 +33,6 @@ ORDINARY_DECISIONS = corpus("decisions_redteam3_ordinary.jsonl")
 # A fourth red team's, against the reader that asks every explanation to conclude for its answer.
 REDTEAM_DECISIONS_4 = corpus("decisions_redteam4_attack.jsonl")
 ORDINARY_DECISIONS_2 = corpus("decisions_redteam4_ordinary.jsonl")
+# A fifth's, against the reader that asks the speaker to choose the move in so many words.
+REDTEAM_DECISIONS_5 = corpus("decisions_redteam5_attack.jsonl")
+ORDINARY_DECISIONS_3 = corpus("decisions_redteam5_ordinary.jsonl")
