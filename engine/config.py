@@ -47,12 +47,12 @@ MAX_TOML_DEPTH = 32  # nested arrays/tables in a TOML file
 
 Name = Annotated[str, Meta(max_length=MAX_NAME_CHARS)]
 # What no variable's name is: spaces, "=", control characters; or what API keys look like:
-# their vendors' prefixes (sk-…, sk-or-v1-…, sk_live_…, AIza…, hf_…, gsk_…, xai-…, pplx-…), or a
-# long run of letters and digits with lower case and no underscore (a hex or base64 key).
-# HF_TOKEN, GSK_TOKEN, my.key, KEY-1 and OPENROUTER_API_KEY_2 are names.
+# their vendors' prefixes (sk-…, sk_…, sk-or-v1-…, AIza…, hf_…, gsk_…, ghp_…, xai-…, pplx-…), or
+# 32 and more letters and digits with lower case and no underscore (a hex or base64 key).
+# HF_TOKEN, GSK_TOKEN, my.key, KEY-1, myOpenRouterApiKeyForProd2 are names.
 _NOT_A_VARIABLE = re.compile(
-    r"[\s=\x00-\x1f\x7f]|^(?:sk-|sk_(?:live|test)_|[pr]k_(?:live|test)_|AIza|xai-|nvapi-|pplx-|r8_)"
-    r"|^(?:hf|gsk|fw)_[A-Za-z0-9]{16,}|^(?=[^_]*$)(?=.*[a-z])(?=.*\d).{24,}$|^.{65,}"
+    r"[\s=\x00-\x1f\x7f]|^(?:sk|pk|rk)[-_]|^(?:AIza|xai-|nvapi-|pplx-|r8_|ghp_|gho_|github_pat_|glpat-)"
+    r"|^(?:hf|gsk|fw)_[A-Za-z0-9]{30,}|^(?=[^_]*$)(?=.*[a-z])(?=.*\d).{32,}$|^.{65,}"
 )
 Share = Annotated[float, Meta(ge=0, le=1)]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1: refused in every text setting

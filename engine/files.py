@@ -149,12 +149,25 @@ def append_line(file: Any, data: bytes) -> None:
         view = view[file.write(view) :]
 
 
-def iter_jsonl(path: Path, type_: type[T]) -> Iterator[T]:
-    """The records of a JSON-lines file one at a time (lines that do not decode skipped),
-    holding one line in memory, not the file: for logs of gigabytes. Only a regular file."""
+def iter_jsonl(path: Path, type_: type[T], limit: int = MAX_LOG_BYTES, line_limit: int = MAX_JSON_BYTES) -> Iterator[T]:
+    """The records of a JSON-lines file one at a time (lines that do not decode, or longer
+    than `line_limit`, skipped), holding one line in memory, not the file: for logs of
+    gigabytes. Only a regular file; OSError past `limit` bytes, as `read_file` refuses."""
     dec = decoder(type_)
+    read = 0
     with open(path, "rb", opener=_regular_file_opener) as file:
-        for line in file:
+        while line := file.readline(line_limit + 1):
+            read += len(line)
+            while len(line) > line_limit and not line.endswith(b"\n"):  # an endless line: skip it whole
+                line = file.readline(line_limit + 1)
+                read += len(line)
+                if not line or line.endswith(b"\n"):
+                    line = b""
+                    break
+            if read > limit:
+                raise OSError(f"{path.name}: larger than {limit} bytes")
+            if len(line) > line_limit:
+                continue
             try:
                 yield dec.decode(line)
             except (msgspec.DecodeError, msgspec.ValidationError):

@@ -16,6 +16,7 @@ Errors that only describe the interruption (a full disk, a fatal error, a repair
 here) stay in the log but are not counted, so `error_count` equals an uninterrupted run's."""
 
 import functools
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,7 +253,7 @@ def restored(resumable: Resumable) -> Restored:
         cut_off={key for key, call in answered.items() if call.finish_reason == CUT_OFF},
         calls=sum(c.attempts - c.unsent for c in calls),
         retries=sum(max(0, c.attempts - c.unsent - 1) for c in calls),  # API calls after a call's first
-        cost=sum(c.cost for c in calls),
+        cost=sum(c.cost for c in calls if math.isfinite(c.cost) and c.cost >= 0),  # a damaged log cannot lower it
         empty_replies=sum(c.empty_replies for c in calls),
         cost_is_estimate=any(c.cost_is_estimate for c in calls),
         budget_reached=resumable.budget_reached,

@@ -117,6 +117,9 @@ def fresh_start(directory: Path, config: Config, provider: Provider) -> Start:
     return start
 
 
+FINISHED = "(finished experiments)"  # the budget's pending spend of the experiments not run again
+
+
 def resumed_start(directory: Path, provider: Provider, max_cost_usd: float | None = None) -> Start:
     """The interrupted experiment in `directory`, continued after its last complete round
     (one the budget stopped goes on when `max_cost_usd`, a new budget, is larger)."""
@@ -286,9 +289,9 @@ async def resume_sweep(
         )
         for (run, config, resume), provider in zip(plan.todo, providers, strict=True)
     ]
-    limit = result.config.provider.max_cost_usd
-    budget = Budget(None if limit is None else limit - plan.spent)
+    budget = Budget(result.config.provider.max_cost_usd)
     budget.exceeded = plan.budget_reached  # stopped by the budget, resumed without a larger one
     budget.pending = await anyio.to_thread.run_sync(read_logs, plan, providers)
+    budget.pending[FINISHED] = plan.spent  # so the budget and what was spent show whole in its messages
     await run_jobs(result, plan.directory, jobs, budget, observer, control, max_running)
     return result

@@ -1,6 +1,7 @@
 """Checking a sweep directory for resuming: sweep.json read back, the finished cells brought
 up to date from their experiment directories, and what each unfinished cell needs."""
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,12 @@ def cell_config(result: SweepResult, run: SweepRun) -> Config:
     return config
 
 
+def money(usd: float) -> float:
+    """A logged cost as the budget counts it: not a finite, non-negative figure counts 0 (a
+    damaged or edited log must not switch the budget off)."""
+    return usd if math.isfinite(usd) and usd >= 0 else 0.0
+
+
 def read_logs(plan: SweepResume, providers: Sequence[Provider]) -> dict[str, float]:
     """One pass over every experiment's calls.jsonl, a line at a time (a log may hold
     gigabytes; run it off the event loop): the markup over list price its bills showed,
@@ -116,7 +123,7 @@ def read_logs(plan: SweepResume, providers: Sequence[Provider]) -> dict[str, flo
         cost = 0.0
         try:
             for call in iter_jsonl(path, CallRecord):
-                cost += call.cost
+                cost += money(call.cost)
                 if learn is not None and (bill := bill_of(call)) is not None:
                     learn([bill])
         except OSError:

@@ -389,7 +389,6 @@ def test_the_form_says_the_same_of_each_value(workdir, name):
         "key",
         "HF_TOKEN",
         "GSK_TOKEN",
-        "sk_live",
         "my_openrouter_key_2024",
     ],
 )
@@ -409,9 +408,11 @@ def test_any_variable_name_is_accepted_as_api_key_env(name):
     [
         "sk-or-v1-0123456789abcdef0123456789abcdef",
         "pplx-AbCd0123456789EfGh0123456789",
-        "hf_AbCdEfGhIjKlMnOpQrStUv",
+        "hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567",
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         "AIzaSyA0123456789",
+        "sk_riGp_58WAm-dX3a5IDnOdcdbWB2dC4_DSDC6Lc1mxLp",
+        "ghp_" + "A1b2" * 9,
     ],
 )
 def test_a_key_pasted_as_api_key_env_is_refused_unseen(key):

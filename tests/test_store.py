@@ -129,3 +129,19 @@ def test_a_file_that_grows_while_read_is_read_whole_within_the_limit(tmp_path, m
         tracemalloc.stop()
     with pytest.raises(files.UnsafeFile, match="grew past"):
         files.read_file(path, limit=50)
+
+
+def test_iter_jsonl_reads_a_line_at_a_time_and_refuses_past_its_limits(tmp_path):
+    """A sweep's resume reads every experiment's log: a line with no end (gigabytes of it)
+    once took gigabytes of memory; a log past the size limit is refused, as read_file does."""
+    from engine.files import iter_jsonl
+    from engine.models import ErrorRecord
+
+    record = b'{"time": "t", "type": "x", "message": "m", "context": {}}\n'
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(record + b"y" * 5000 + b"\n" + b"not json\n" + record)
+    assert [r.type for r in iter_jsonl(path, ErrorRecord, line_limit=1000)] == ["x", "x"]  # the long line skipped
+    path.write_bytes(record + b"z" * 5000)  # no end at all
+    assert [r.type for r in iter_jsonl(path, ErrorRecord, line_limit=1000)] == ["x"]
+    with pytest.raises(OSError, match="larger than"):
+        list(iter_jsonl(path, ErrorRecord, limit=2000, line_limit=1000))

@@ -779,3 +779,23 @@ async def test_a_resumed_sweep_counts_what_its_unfinished_experiments_spent_befo
     budget = Budget(1.0)
     budget.pending = spent
     assert budget.spent() == pytest.approx(sum(logged.values()))
+
+
+async def test_a_cost_that_is_not_money_in_a_log_is_not_counted(tmp_path):
+    """A negative (or infinite) cost edited into a log lowered what the resumed sweep had
+    spent, and a NaN switched its budget off."""
+    from engine.sweep_resume import plan_resume, read_logs
+
+    result, directory = await sweep(plan(tmp_path, provider={"name": "simulated"}), provider=lambda: Paid(reply))
+    run = result.experiments[0]
+    (directory / run.directory / "experiment_results.json").unlink()
+    manifest = directory / run.directory / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"completed"', '"aborted"'))
+    log = directory / run.directory / "calls.jsonl"
+    honest = sum(json.loads(line)["cost"] for line in log.open())
+    first = json.loads(log.read_text().splitlines()[0])
+    with log.open("a") as file:
+        for bad in (-1.0, float("-inf"), float("nan")):
+            file.write(json.dumps({**first, "key": "strategy/r9/a0", "cost": bad}) + "\n")
+    spent = await anyio.to_thread.run_sync(read_logs, plan_resume(directory), [Paid(reply)])
+    assert spent[run.directory] == pytest.approx(honest)
