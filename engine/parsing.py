@@ -486,24 +486,13 @@ def _question(text: str, end: int) -> bool:
     return ends is not None and ends.group() == "?"
 
 
-def _restates(
-    move: Action,
-    text: str,
-    theirs: bool = False,
-    words: "dict[Action, re.Pattern[str]] | None" = None,
-    after: int = -1,
-    present: bool = False,
-) -> bool:
-    """Whether `text` names `move` (by `words`, default its own English words) as the
-    speaker's own, unconditionally: "…so I defect", "my strategy says to cooperate" — not
-    turned down, ruled out ("I won't defect", "no defection"), in a counterfactual, a
-    question or a condition ("if they defect, I defect"); and, unless `theirs`, not someone
-    else's act ("they cooperated"; with `theirs`, only an act done: "never defected" is none)."""
+def _restates(move: Action, text: str, words: "dict[Action, re.Pattern[str]] | None" = None) -> bool:
+    """Whether `text` may state `move` (by `words`, default its own English words) as the
+    speaker's choice: any mention but one turned down, ruled out ("I won't defect", "no
+    defection"), someone else's act ("they cooperated"), in a counterfactual, a question, a
+    condition ("if they defect, I defect"), a weighing ("I could defect"), a rule's condition
+    or a quoted rule. Wider than `_chooses`: what reasoning must not say of the other move."""
     for m in itertools.islice((words or _NAMES)[move].finditer(text), _MENTIONS_AT_MOST):
-        if m.start() < after:
-            continue
-        if present and not _THEIRS.search(text, max(0, m.start() - 80), m.start()) and _PAST.match(text, m.start()):
-            continue  # "I cooperated in rounds 1 and 2…": the speaker's past, not its choice now
         before = max(0, m.start() - 80)
         if _question(text, m.end()) or any(
             p.search(text, before, m.start()) for p in (_RULED_OUT, _TURNED_DOWN, _CONDITION, _HYPOTHETICAL)
@@ -515,10 +504,6 @@ def _restates(
             continue
         if _RULE_QUOTED.search(text, max(0, m.start() - 120), m.start()) or _quoted(text, m.start()):
             continue  # the strategy's rule quoted ("My strategy: cooperate with anyone who…"), not applied
-        if _THEIRS.search(text, before, m.start()):
-            if theirs and not _NEGATED.search(text, before, m.start()):
-                return True
-            continue
         if not _not_chosen(text, m.start(), m.end()):
             return True
     return False
