@@ -373,13 +373,14 @@ def _takes_back(move: Action, text: str, cut_off: bool = False) -> bool:
       could be the speaker's choice: anything but ruled out by the speaker ("I will not
       defect"), done or said by someone else ("they defected"), turned down ("no reason to
       defect", "rather than defecting"), a noun for what someone else did ("their
-      defection"), a counterfactual not arguing for it ("cooperating would just reward
+      defection"), a counterfactual with a word against it ("cooperating would just reward
       that"), or the prompt's own words echoed ("You COOPERATE, They DEFECT");
     - with the other move named other than ruled out, does what the other did without
       naming it ("Opponent E defected, and so will I", "gets matched", "return the favour");
     - rules out the answer itself ("DEFECT\n\nI won't defect against a friend");
     - was `cut_off` by max_tokens while it named the other move in any way ("…but they
-      have defected twice, which means my strategy now calls for").
+      have defected twice, which means my strategy now calls for");
+    - does not conclude for the answer (`_concludes_for`).
     An explanation that does none of these stands."""
     text = _visible(text)
     if _WAVERING.search(text) or not _reads_as_english(text):
@@ -406,9 +407,8 @@ def _takes_back(move: Action, text: str, cut_off: bool = False) -> bool:
     for m in mentions:
         if _question(text, m.end()) or not _not_chosen(text, m.start(), m.end()):
             return True
-    # An explanation that discusses the game (the opponent, a move) must vouch for the
-    # answer: one that does not may turn it in words no list holds ("Nope, Opponent C burned
-    # me. No more Mr. Nice Guy.", "…so I'll return their goodwill").
+    # Any explanation must conclude for the answer: one that does not may turn it in words no
+    # list holds ("Nope, Opponent C burned me. No more Mr. Nice Guy.", "Nah. Round 2 showed me").
     return _WORD.search(said) is not None and not _concludes_for(move, said, speaker_only=cut_off)
 
 
@@ -418,7 +418,7 @@ def _discusses(text: str) -> bool:
 
 
 def _concludes_for(move: Action, text: str, speaker_only: bool = False) -> bool:
-    """Whether the last sentence of `text` that speaks of the game vouches for `move` (what
+    """Whether the last sentence of `text` (the last with a word) vouches for `move` (what
     comes after a vouch can turn it: only the conclusion counts). A record of `move` alone
     vouches (unless `speaker_only`) when the whole text never names the other move."""
     sentences = [m.group() for m in _SENTENCES.finditer(text)][-50:]
