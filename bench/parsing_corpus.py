@@ -23,6 +23,8 @@ REDTEAM_4 = CORPORA / "decisions_redteam4_attack.jsonl"
 ORDINARY_2 = CORPORA / "decisions_redteam4_ordinary.jsonl"
 REDTEAM_5 = CORPORA / "decisions_redteam5_attack.jsonl"
 ORDINARY_3 = CORPORA / "decisions_redteam5_ordinary.jsonl"
+REDTEAM_6 = CORPORA / "decisions_redteam6_attack.jsonl"
+ORDINARY_4 = CORPORA / "decisions_redteam6_ordinary.jsonl"
 
 
 def main() -> None:
@@ -58,6 +60,8 @@ def main() -> None:
     by_intent("ordinary traffic (fourth red team)", ORDINARY_2)
     by_intent("fifth red team's corpus", REDTEAM_5)
     by_intent("ordinary traffic (fifth red team)", ORDINARY_3)
+    by_intent("sixth red team's corpus", REDTEAM_6)
+    by_intent("ordinary traffic (sixth red team)", ORDINARY_4)
 
 
 def outside() -> None:

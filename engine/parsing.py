@@ -466,18 +466,42 @@ def _vouches(move: Action, text: str, speaker_only: bool = False) -> bool:
 
 
 def _chooses(move: Action, text: str, after: int = -1) -> bool:
-    """The speaker chooses `move` in `text` (after position `after`), in so many words:
-    "…so I defect", "I'll cooperate again", "my strategy says to cooperate" (`_CHOOSES`),
-    not in a question, a condition or a quoted rule, not followed by a rule's condition."""
+    """The speaker chooses `move` in `text` (after position `after`), in so many words and
+    nothing more: "…so I defect.", "I'll cooperate with them again.", "my strategy says to
+    cooperate, because…" — the choice (`_CHOOSES`) right before the move and the clause's
+    end right after it (`_CLAUSE_END`): not "I'll cooperate the way they did", "…again as
+    soon as they…", "…in a future round", "…no longer", "…, I think"; not in a question, a
+    condition, a quoted rule or someone's view ("I wish I could say I'll cooperate")."""
     for m in itertools.islice(_NAMES[move].finditer(text), _MENTIONS_AT_MOST):
         before = max(0, m.start() - 80)
         if m.start() < after or not _CHOOSES.search(text, before, m.start()) or _PAST.match(text, m.start()):
+            continue
+        if not _CLAUSE_END.match(text, m.end()) or _NOT_THE_SPEAKERS.search(text, before, m.start()):
             continue
         if _question(text, m.end()) or _CONDITION.search(text, before, m.start()) or _RULE.match(text, m.end()):
             continue
         if not _quoted(text, m.start()):
             return True
     return False
+
+
+# What may follow a chosen move before its clause ends: its object, "too", "again", "this
+# round", then the end of the clause (. ! ; a new line, the end) or a reason ("because…",
+# ", as my strategy says").
+_CLAUSE_END = re.compile(
+    r"\w*(?:[^\S\n]+(?:with|against)[^\S\n]+(?:them|him|her|it|this\s+\w+|(?:the\s+)?opponent(?:[^\S\n]+[A-Z]\w?)?"
+    r"|[A-Z]\w?))?(?:[^\S\n]+(?:too|again|as\s+well|also|(?:in\s+)?this\s+(?:round|time|game)|here|now|today))*"
+    r"[\"”’'*_)]*(?:[^\S\n]*(?:[.!;]|\n|\Z)|,?[^\S\n]+(?:because|since|given|following|per|as\s+my|in\s+line\s+with)\b)",
+    re.IGNORECASE,
+)
+# Someone else's view or a wish around the speaker's words: "I wish I could say I'll
+# cooperate", "they expect I'll defect", "as if I'd cooperate", "Oh sure, I'll defect".
+_NOT_THE_SPEAKERS = re.compile(
+    r"\b(?:wish|could\s+say|would\s+say|expects?|expected|pretend\w*|as\s+if|oh\s+sure|yeah\s+right|supposed\s+to"
+    r"|promised|used\s+to|sure\s+thing|believe|think|thinks|would\s+(?:say|tell)|to\s+say|tell\s+you|answer\s+is"
+    r"|joking\w*|naive)\b[^.!?\n]*\Z",
+    re.IGNORECASE,
+)
 
 
 def _question(text: str, end: int) -> bool:

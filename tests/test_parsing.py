@@ -8,6 +8,7 @@ from tests.support.corpora import (
     ORDINARY_DECISIONS,
     ORDINARY_DECISIONS_2,
     ORDINARY_DECISIONS_3,
+    ORDINARY_DECISIONS_4,
     OUTSIDE_DECISIONS,
     OUTSIDE_DECISIONS_2,
     OUTSIDE_STRATEGIES,
@@ -17,6 +18,7 @@ from tests.support.corpora import (
     REDTEAM_DECISIONS_3,
     REDTEAM_DECISIONS_4,
     REDTEAM_DECISIONS_5,
+    REDTEAM_DECISIONS_6,
     STRATEGY_CORPUS,
 )
 
@@ -228,7 +230,7 @@ def test_ambiguous_decision(reply: str) -> None:
     [
         ("DEFECT", Reading(D, "word")),
         ('{"decision": "DEFECT"}', Reading(D, "json")),
-        ("COOPERATE\n\nGiven my strategy, I cooperate with", Reading(C, "line")),
+        ("COOPERATE\n\nGiven my strategy, I cooperate.\n", Reading(C, "line")),
         # an explanation cut off before it spoke for the answer: asked again
         ("COOPERATE\n\nGiven my strategy, I will", Reading(None, None)),
         # the last line of a cut-off reply does not count
@@ -536,7 +538,14 @@ def test_a_scratchpad_draft_is_not_the_strategy() -> None:
     )
 
 
-RED_TEAMS = REDTEAM_DECISIONS + REDTEAM_DECISIONS_2 + REDTEAM_DECISIONS_3 + REDTEAM_DECISIONS_4 + REDTEAM_DECISIONS_5
+RED_TEAMS = [
+    *REDTEAM_DECISIONS,
+    *REDTEAM_DECISIONS_2,
+    *REDTEAM_DECISIONS_3,
+    *REDTEAM_DECISIONS_4,
+    *REDTEAM_DECISIONS_5,
+    *REDTEAM_DECISIONS_6,
+]
 
 
 @pytest.mark.parametrize("row", RED_TEAMS, ids=lambda row: row["note"][:40])
@@ -564,7 +573,7 @@ def test_red_team_known_misses_are_few_and_still_missed() -> None:
 def test_ordinary_traffic_is_never_misread_and_mostly_read_at_once() -> None:
     """A sample of what models typically return for the prompt: none read as the other move,
     and at least 72% read without a follow-up (75% when written)."""
-    rows = ORDINARY_DECISIONS + ORDINARY_DECISIONS_2 + ORDINARY_DECISIONS_3
+    rows = ORDINARY_DECISIONS + ORDINARY_DECISIONS_2 + ORDINARY_DECISIONS_3 + ORDINARY_DECISIONS_4
     readings = [parse_decision(row["reply"], row["finish_reason"]).action for row in rows]
     expected = [row["expected"] for row in rows]
     assert len(readings) >= 250 and all(a in (None, e) for a, e in zip(readings, expected, strict=True))

@@ -36,3 +36,6 @@ ORDINARY_DECISIONS_2 = corpus("decisions_redteam4_ordinary.jsonl")
 # A fifth's, against the reader that asks the speaker to choose the move in so many words.
 REDTEAM_DECISIONS_5 = corpus("decisions_redteam5_attack.jsonl")
 ORDINARY_DECISIONS_3 = corpus("decisions_redteam5_ordinary.jsonl")
+# A sixth's, against the reader that asks the chosen move to end its clause.
+REDTEAM_DECISIONS_6 = corpus("decisions_redteam6_attack.jsonl")
+ORDINARY_DECISIONS_4 = corpus("decisions_redteam6_ordinary.jsonl")
