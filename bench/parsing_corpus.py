@@ -25,6 +25,8 @@ REDTEAM_5 = CORPORA / "decisions_redteam5_attack.jsonl"
 ORDINARY_3 = CORPORA / "decisions_redteam5_ordinary.jsonl"
 REDTEAM_6 = CORPORA / "decisions_redteam6_attack.jsonl"
 ORDINARY_4 = CORPORA / "decisions_redteam6_ordinary.jsonl"
+REDTEAM_7 = CORPORA / "decisions_redteam7_attack.jsonl"
+ORDINARY_5 = CORPORA / "decisions_redteam7_ordinary.jsonl"
 
 
 def main() -> None:
@@ -62,6 +64,8 @@ def main() -> None:
     by_intent("ordinary traffic (fifth red team)", ORDINARY_3)
     by_intent("sixth red team's corpus", REDTEAM_6)
     by_intent("ordinary traffic (sixth red team)", ORDINARY_4)
+    by_intent("seventh red team's corpus", REDTEAM_7)
+    by_intent("ordinary traffic (seventh red team)", ORDINARY_5)
 
 
 def outside() -> None:

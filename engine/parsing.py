@@ -171,6 +171,12 @@ _GAME = re.compile(
     r"|cold shoulder|hardball|grudge|revenge|kind|harsh\w*)\b",
     re.IGNORECASE,
 )
+# A line that only leads in to the answer ("Here is my decision:", "My final answer:").
+_LEAD_IN = re.compile(
+    r"^[^\S\n]*[#>*_\s]*(?:(?:so|therefore|thus|ok(?:ay)?|well|alright)[,\s]+)?(?:here(?:'s|\s+is)\s+)?(?:my\s+)?(?:final\s+)?"
+    r"(?:answer|decision|move|choice|response|verdict|reply)(?:\s+is)?[*_\s]*[:：]?[*_\s]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
 _SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
 # A move weighed, not chosen: "I could DEFECT", "I considered COOPERATE", "thinking about defecting".
 _HYPOTHETICAL = re.compile(
@@ -351,7 +357,7 @@ def _read_line(reply: str, finish_reason: str | None, end: int) -> Reading:
         reasoning = _ECHO.sub(" ", _STRUCK.sub("", _visible("\n".join(raw[:last_index]))))
         answered_first = first == last and first_index < last_index  # "DEFECT\n\n…\n\nDEFECT"
         if _restates(_OTHER[last], reasoning, words=_MENTIONS) or (
-            _discusses(reasoning) and not answered_first and not _concludes_for(last, reasoning)
+            _WORD.search(_LEAD_IN.sub(" ", reasoning)) and not answered_first and not _concludes_for(last, reasoning)
         ):
             return _CONTESTED  # the reasoning chose the other move, or never spoke for the conclusion
         return Reading(last, "line")  # the conclusion (a line it ran on to is not one)
@@ -401,6 +407,10 @@ def _takes_back(move: Action, text: str, cut_off: bool = False) -> bool:
         _RULED_OUT.search(text, max(0, m.start() - 80), m.start())
         or _NO.search(text, 0, m.start())
         or _subject_against(text, m.end())  # "Cooperation is off the table", "Cooperating got me nowhere"
+        or (  # the speaker's own choice of it, framed away: "Never again will I cooperate"
+            _CHOOSES.search(text, max(0, m.start() - 80), m.start())
+            and _FRAMED.search(text, max(0, m.start() - 80), m.start())
+        )
         for m in own
     ):
         return True
@@ -421,7 +431,7 @@ def _concludes_for(move: Action, text: str, speaker_only: bool = False) -> bool:
     """Whether the last sentence of `text` (the last with a word) vouches for `move` (what
     comes after a vouch can turn it: only the conclusion counts). A record of `move` alone
     vouches (unless `speaker_only`) when the whole text never names the other move."""
-    sentences = [m.group() for m in _SENTENCES.finditer(text)][-50:]
+    sentences = [m.group() for m in _SENTENCES.finditer(_LEAD_IN.sub(" ", text))][-50:]
     last = next((sentence for sentence in reversed(sentences) if _WORD.search(sentence)), None)
     if last is None:
         return True
@@ -494,12 +504,21 @@ _CLAUSE_END = re.compile(
     r"[\"”’'*_)]*(?:[^\S\n]*(?:[.!;]|\n|\Z)|,?[^\S\n]+(?:because|since|given|following|per|as\s+my|in\s+line\s+with)\b)",
     re.IGNORECASE,
 )
+# A choice framed away in its own sentence: negated or mocked before it ("Never again will I
+# cooperate", "No chance I'll cooperate", "It's not like I'll defect", "Sure, I'll
+# cooperate", "Why would I defect"), or put off ("Next round, I'll cooperate", "Someday").
+_FRAMED_AWAY = (
+    r"(?:\b(?:never|no\s+(?:chance|way)|not\s+(?:a\s+chance|like|in\s+a\s+million|once)|zero\s+chance|fat\s+chance"
+    r"|like|sure|su+re|right|who\s+says|why\s+(?:would|should|on\s+earth)|under\s+no|in\s+no\s+way|nowhere"
+    r"|only\s+then|eventually|someday|tomorrow|next\s+(?:round|game|time)|in\s+round\s+\d+|later)\b)[^.!?\n]*\Z"
+)
+_FRAMED = re.compile(_FRAMED_AWAY, re.IGNORECASE)
 # Someone else's view or a wish around the speaker's words: "I wish I could say I'll
 # cooperate", "they expect I'll defect", "as if I'd cooperate", "Oh sure, I'll defect".
 _NOT_THE_SPEAKERS = re.compile(
     r"\b(?:wish|could\s+say|would\s+say|expects?|expected|pretend\w*|as\s+if|oh\s+sure|yeah\s+right|supposed\s+to"
     r"|promised|used\s+to|sure\s+thing|believe|think|thinks|would\s+(?:say|tell)|to\s+say|tell\s+you|answer\s+is"
-    r"|joking\w*|naive)\b[^.!?\n]*\Z",
+    r"|joking\w*|naive|hope|hate|want\s+to\s+be)\b[^.!?\n]*\Z|" + _FRAMED_AWAY,
     re.IGNORECASE,
 )
 
@@ -546,12 +565,22 @@ def _quoted(text: str, start: int) -> bool:
 
 
 def _theirs_played(move: Action, text: str) -> bool:
-    """The opponent (not the speaker) played `move`, by `text` ("Opponent B defected")."""
+    """The opponent (not the speaker) played `move`, by `text` ("Opponent B defected"), in a
+    main clause: not "…a clean slate after they defected", "…since they defected only once"."""
     for m in itertools.islice(_NAMES[move].finditer(text), _MENTIONS_AT_MOST):
         before = max(0, m.start() - 80)
-        if _THEIRS.search(text, before, m.start()) and not _NEGATED.search(text, before, m.start()):
+        if (
+            _THEIRS.search(text, before, m.start())
+            and not _NEGATED.search(text, before, m.start())
+            and not _SUBORDINATE.search(text, before, m.start())
+        ):
             return True
     return False
+
+
+_SUBORDINATE = re.compile(
+    r"\b(?:after|since|that|once|when|though|although|ever)\s+(?:[\w']+\s+){0,4}\Z", re.IGNORECASE
+)
 
 
 def _reads_as_english(text: str) -> bool:

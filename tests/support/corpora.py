@@ -39,3 +39,6 @@ ORDINARY_DECISIONS_3 = corpus("decisions_redteam5_ordinary.jsonl")
 # A sixth's, against the reader that asks the chosen move to end its clause.
 REDTEAM_DECISIONS_6 = corpus("decisions_redteam6_attack.jsonl")
 ORDINARY_DECISIONS_4 = corpus("decisions_redteam6_ordinary.jsonl")
+# A seventh's, against the reader that frames no choice away ("Never again will I…").
+REDTEAM_DECISIONS_7 = corpus("decisions_redteam7_attack.jsonl")
+ORDINARY_DECISIONS_5 = corpus("decisions_redteam7_ordinary.jsonl")
