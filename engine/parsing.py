@@ -161,16 +161,6 @@ _ENGLISH = frozenset(
     "not no do does did will would should can could have has had just only also all any every last round game "
     "opponent strategy move first again now there here".split()
 )
-# Words that speak of the game: the opponent (however named), the speaker's side of it, its
-# outcomes and what players do to each other. A sentence with none of them says nothing a
-# reader could take for the move ("Tit for tat.", "Given my strategy, I will").
-_GAME = re.compile(
-    r"\b(?:opponent|they|them|their|theirs|he|she|him|her|partner|player|agent|counterpart|rival|other side|bot"
-    r"|we|us|both|you|point|points|payoff|score|trust\w*|exploit\w*|betray\w*|burn\w*|cheat\w*|nice|fair|retaliat\w*"
-    r"|punish\w*|forgiv\w*|sucker|safe\w*|risk\w*|reciprocat\w*|mutual|loyal\w*|goodwill|payback|olive branch"
-    r"|cold shoulder|hardball|grudge|revenge|kind|harsh\w*)\b",
-    re.IGNORECASE,
-)
 # A line that only leads in to the answer ("Here is my decision:", "My final answer:").
 _LEAD_IN = re.compile(
     r"^[^\S\n]*[#>*_\s]*(?:(?:so|therefore|thus|ok(?:ay)?|well|alright)[,\s]+)?(?:here(?:'s|\s+is)\s+)?(?:my\s+)?(?:final\s+)?"
@@ -354,12 +344,9 @@ def _read_line(reply: str, finish_reason: str | None, end: int) -> Reading:
         finished = first_index + 1 < len(raw) or reply.endswith(("\n", "\r"))
         last, first = None, first if finished else None
     if last is not None and (last_index > first_index or end == len(reply)):
-        reasoning = _ECHO.sub(" ", _STRUCK.sub("", _visible("\n".join(raw[:last_index]))))
         answered_first = first == last and first_index < last_index  # "DEFECT\n\n…\n\nDEFECT"
-        if _restates(_OTHER[last], reasoning, words=_MENTIONS) or (
-            _WORD.search(_LEAD_IN.sub(" ", reasoning)) and not answered_first and not _concludes_for(last, reasoning)
-        ):
-            return _CONTESTED  # the reasoning chose the other move, or never spoke for the conclusion
+        if _reasoning_against(last, "\n".join(raw[:last_index]), answered_first):
+            return _CONTESTED
         return Reading(last, "line")  # the conclusion (a line it ran on to is not one)
     if first is None:
         return AMBIGUOUS
@@ -422,9 +409,17 @@ def _takes_back(move: Action, text: str, cut_off: bool = False) -> bool:
     return _WORD.search(said) is not None and not _concludes_for(move, said, speaker_only=cut_off)
 
 
-def _discusses(text: str) -> bool:
-    """Whether `text` speaks of the game (`_GAME`) or of a move ("Tit for tat." does not)."""
-    return bool(_GAME.search(text) or _MENTIONS["COOPERATE"].search(text) or _MENTIONS["DEFECT"].search(text))
+def _reasoning_against(move: Action, reasoning: str, vouched: bool = False) -> bool:
+    """Whether the reasoning before an answer `move` (a last line, a JSON block) may say
+    otherwise: it states the other move as the speaker's choice, or (unless `vouched`, the
+    first line having said the same move) its last sentence, lead-ins aside ("Here is my
+    decision:"), does not conclude for the answer."""
+    reasoning = _ECHO.sub(" ", _STRUCK.sub("", _visible(reasoning)))
+    if _restates(_OTHER[move], reasoning, words=_MENTIONS):
+        return True
+    return (
+        not vouched and _WORD.search(_LEAD_IN.sub(" ", reasoning)) is not None and not _concludes_for(move, reasoning)
+    )
 
 
 def _concludes_for(move: Action, text: str, speaker_only: bool = False) -> bool:
@@ -651,10 +646,7 @@ def _read_json(reply: str) -> Reading:
     ]
     if _takes_back(action, "\n".join([*_strings(reasons), reply[span[1] :]])):
         return _CONTESTED
-    before = _visible(reply[: span[0]])
-    if _restates(_OTHER[action], _ECHO.sub(" ", before), words=_MENTIONS) or (
-        _discusses(before) and not _concludes_for(action, before)
-    ):
+    if _reasoning_against(action, reply[: span[0]]):
         return _CONTESTED
     return Reading(action, "json")
 

@@ -161,6 +161,8 @@ AMBIGUOUS = [
     "COOPERATE\n\nI cooperated in rounds 1 and 2 and Opponent C took advantage both times. Enough is enough.",
     "COOPERATE\n\nMy strategy says to cooperate by default. Then again, Opponent H burned me last round.",
     "DEFECT\n\nTit for tat.",  # harmless, but a list cannot tell it from "Nah."
+    # prose before a JSON block is reasoning, held as a last line's is
+    'Nah. Round 2 showed me who I\'m dealing with.\n```json\n{"decision": "COOPERATE"}\n```',
     # a last line after reasoning that discusses the game but never speaks for it
     "They might DEFECT, or they might COOPERATE; I can't tell.\n\nDEFECT",
     "I could DEFECT.\nCOOPERATE\n---",
