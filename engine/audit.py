@@ -9,8 +9,8 @@ from pathlib import Path
 
 import msgspec
 
-from engine.config import MAX_ROUNDS
 from engine.errors import AuditError
+from engine.loading import rounds_due
 from engine.models import Action, CallRecord, GameResult
 from engine.parsing import CUT_OFF, parse_decision
 from engine.store import LoadedExperiment, load_experiment, read_jsonl
@@ -227,9 +227,7 @@ def _games(loaded: LoadedExperiment, rounds_dir: Path, audit: Audit) -> dict[str
         if rounds_dir.is_dir()
         else set()
     )
-    planned = loaded.manifest.config.rounds if loaded.manifest is not None else MAX_ROUNDS
-    counted = min(loaded.result.total_rounds if loaded.result is not None else 0, planned)
-    for number in range(1, min(max([counted, *loaded.summaries]), planned) + 1):  # rounds that must be on disk
+    for number in range(1, rounds_due(loaded)[1] + 1):  # rounds that must be on disk
         if number not in numbers and number not in loaded.summaries:
             audit.unreadable_rounds.append(f"games_r{number}.json")  # the round's files are gone
     for number in sorted(numbers | set(loaded.summaries)):

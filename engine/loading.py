@@ -149,15 +149,21 @@ def load_experiment(directory: Path) -> LoadedExperiment:
     return loaded
 
 
-def missing_rounds(loaded: LoadedExperiment) -> list[str]:
-    """The rounds that should be on disk and are not: each round before the last one saved,
-    and every round the result counts, up to the rounds configured (or the most a config
-    allows, without a readable manifest: a hostile result's "10**15 rounds" is not looped over). A round after them is one never finished (a crash
-    before its summary was written, which resume plays again): no problem. At most
-    MAX_MISSING_LISTED lines, then how many more."""
+def rounds_due(loaded: LoadedExperiment) -> tuple[int, int]:
+    """(the rounds the result counts, the last round that must be on disk): each round up to
+    the last one saved, and every round the result counts — bounded by the rounds configured
+    (or the most a config allows, without a readable manifest), so a hostile result's "10**15
+    rounds" is not looped over. A round after them is one never finished (a crash before its
+    summary was written, which resume plays again)."""
     planned = loaded.manifest.config.rounds if loaded.manifest is not None else MAX_ROUNDS
     counted = min(loaded.result.total_rounds if loaded.result is not None else 0, planned)
-    last = min(max([counted, *loaded.summaries]), planned)
+    return counted, min(max([counted, *loaded.summaries]), planned)
+
+
+def missing_rounds(loaded: LoadedExperiment) -> list[str]:
+    """The rounds due (`rounds_due`) whose summary is not on disk, at most
+    MAX_MISSING_LISTED lines, then how many more."""
+    counted, last = rounds_due(loaded)
     missing = [
         number
         for number in range(1, last + 1)
