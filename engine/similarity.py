@@ -25,12 +25,6 @@ def terms(text: str) -> Counter[str]:
     return counts
 
 
-def _dot(u: dict[str, float], v: dict[str, float]) -> float:
-    if len(v) < len(u):
-        u, v = v, u
-    return sum(weight * v.get(term, 0.0) for term, weight in u.items())
-
-
 class SimilarityTracker:
     """Mean pairwise TF-IDF cosine similarity of each round's strategy texts.
 
@@ -41,12 +35,12 @@ class SimilarityTracker:
 
     The tracker is fully determined by the texts added, in order: a resumed run rebuilds
     it with `from_rounds(earlier_rounds)` and gets the same values a straight run would.
+    It keeps the document frequencies, not the texts.
     """
 
     def __init__(self) -> None:
         self._df: Counter[str] = Counter()
         self._n_docs = 0
-        self._rounds: list[list[str]] = []
         self._similarities: list[float | None] = []
 
     @classmethod
@@ -55,11 +49,6 @@ class SimilarityTracker:
         for texts in rounds:
             tracker.add_round(texts)
         return tracker
-
-    @property
-    def rounds(self) -> list[list[str]]:
-        """The texts added so far, one list per round (the tracker's whole state)."""
-        return [list(texts) for texts in self._rounds]
 
     @property
     def similarities(self) -> list[float | None]:
@@ -72,7 +61,6 @@ class SimilarityTracker:
         for doc in counts:
             self._df.update(doc.keys())
         self._n_docs += len(counts)
-        self._rounds.append(list(texts))
         similarity = self._mean_pairwise_cosine([self._vector(doc) for doc in counts])
         self._similarities.append(similarity)
         return similarity
@@ -88,12 +76,23 @@ class SimilarityTracker:
 
     @staticmethod
     def _mean_pairwise_cosine(vectors: list[dict[str, float]]) -> float | None:
+        """The mean of the n(n-1)/2 pairwise dot products of unit (or zero) vectors, in one
+        pass over their terms: the sum over pairs i < j of u_i . u_j is, term by term,
+        ((sum_i u_it)^2 - sum_i u_it^2) / 2. Pair by pair it took ~1 s a round for 100
+        strategies of 600 words; this is linear in the words. A term in one vector only
+        adds exactly 0, so texts with no word in common have similarity exactly 0."""
         n = len(vectors)
         if n < 2:
             return None
-        total = sum(_dot(vectors[i], vectors[j]) for i in range(n) for j in range(i + 1, n))
-        # Rounding can push the cosine of equal vectors a hair above 1.
-        return min(1.0, total / (n * (n - 1) / 2))
+        sums: dict[str, float] = {}
+        squares: dict[str, float] = {}
+        for vector in vectors:
+            for term, weight in vector.items():
+                sums[term] = sums.get(term, 0.0) + weight
+                squares[term] = squares.get(term, 0.0) + weight * weight
+        total = sum(s * s - squares[term] for term, s in sums.items()) / 2
+        # Rounding can push the cosine of equal vectors a hair above 1 (or a sum a hair below 0).
+        return min(1.0, max(0.0, total / (n * (n - 1) / 2)))
 
 
 def llm_strategy_texts(strategies: Iterable[StrategyRecord]) -> list[str]:

@@ -177,10 +177,25 @@ def test_rebuilding_from_earlier_rounds_gives_identical_results() -> None:
     straight = SimilarityTracker()
     values = [straight.add_round(texts) for texts in rounds]
 
-    resumed = SimilarityTracker.from_rounds(straight.rounds[:4])
+    resumed = SimilarityTracker.from_rounds(rounds[:4])
     assert resumed.similarities == values[:4]
     assert [resumed.add_round(texts) for texts in rounds[4:]] == values[4:]
-    assert resumed.rounds == rounds
+
+
+def test_similarity_is_the_mean_of_the_pairwise_cosines() -> None:
+    """The one-pass sum equals the definition, pair by pair (SPEC §6), on random texts:
+    shared and unshared words, repeated texts, an empty one."""
+    rng = random.Random(11)
+    vocabulary = [f"w{i}" for i in range(40)]
+    tracker = SimilarityTracker()
+    for agents in (2, 3, 7, 20, 20, 5):
+        texts = [" ".join(rng.choice(vocabulary) for _ in range(rng.randrange(0, 30))) for _ in range(agents)]
+        texts[-1] = texts[0]
+        similarity = tracker.add_round(texts)
+        vectors = [tracker._vector(terms(text)) for text in texts]
+        pairs = [(i, j) for i in range(agents) for j in range(i + 1, agents)]
+        pairwise = sum(sum(w * vectors[j].get(t, 0.0) for t, w in vectors[i].items()) for i, j in pairs) / len(pairs)
+        assert similarity == pytest.approx(pairwise, abs=1e-12)
 
 
 def test_fifty_texts_for_twenty_rounds() -> None:
