@@ -61,18 +61,11 @@ class SimilarityTracker:
         for doc in counts:
             self._df.update(doc.keys())
         self._n_docs += len(counts)
-        similarity = self._mean_pairwise_cosine([self._vector(doc) for doc in counts])
+        scale = 1 + self._n_docs
+        idf = {term: math.log(scale / (1 + self._df[term])) + 1 for term in set().union(*counts)}
+        similarity = self._mean_pairwise_cosine([_unit({t: c * idf[t] for t, c in doc.items()}) for doc in counts])
         self._similarities.append(similarity)
         return similarity
-
-    def _vector(self, counts: Counter[str]) -> dict[str, float]:
-        weights = {
-            term: count * (math.log((1 + self._n_docs) / (1 + self._df[term])) + 1) for term, count in counts.items()
-        }
-        norm = math.sqrt(sum(w * w for w in weights.values()))
-        if norm == 0.0:
-            return {}
-        return {term: w / norm for term, w in weights.items()}
 
     @staticmethod
     def _mean_pairwise_cosine(vectors: list[dict[str, float]]) -> float | None:
@@ -93,6 +86,14 @@ class SimilarityTracker:
         total = sum(s * s - squares[term] for term, s in sums.items()) / 2
         # Rounding can push the cosine of equal vectors a hair above 1 (or a sum a hair below 0).
         return min(1.0, max(0.0, total / (n * (n - 1) / 2)))
+
+
+def _unit(weights: dict[str, float]) -> dict[str, float]:
+    """The vector scaled to length 1; the zero vector stays empty."""
+    norm = math.sqrt(sum(w * w for w in weights.values()))
+    if norm == 0.0:
+        return {}
+    return {term: w / norm for term, w in weights.items()}
 
 
 def llm_strategy_texts(strategies: Iterable[StrategyRecord]) -> list[str]:

@@ -183,16 +183,26 @@ def test_rebuilding_from_earlier_rounds_gives_identical_results() -> None:
 
 
 def test_similarity_is_the_mean_of_the_pairwise_cosines() -> None:
-    """The one-pass sum equals the definition, pair by pair (SPEC §6), on random texts:
-    shared and unshared words, repeated texts, an empty one."""
+    """The tracker's one-pass sum equals SPEC §6's definition computed here pair by pair,
+    with tf-idf from every text added so far, on random texts: shared and unshared words,
+    a repeated text, empty ones."""
     rng = random.Random(11)
     vocabulary = [f"w{i}" for i in range(40)]
     tracker = SimilarityTracker()
+    corpus: list[dict[str, int]] = []
     for agents in (2, 3, 7, 20, 20, 5):
         texts = [" ".join(rng.choice(vocabulary) for _ in range(rng.randrange(0, 30))) for _ in range(agents)]
         texts[-1] = texts[0]
         similarity = tracker.add_round(texts)
-        vectors = [tracker._vector(terms(text)) for text in texts]
+        counts = [dict(terms(text)) for text in texts]
+        corpus += counts
+        vectors = []
+        for doc in counts:
+            weights = {
+                t: c * (math.log((1 + len(corpus)) / (1 + sum(t in d for d in corpus))) + 1) for t, c in doc.items()
+            }
+            norm = math.sqrt(sum(w * w for w in weights.values()))
+            vectors.append({t: w / norm for t, w in weights.items()} if norm else {})
         pairs = [(i, j) for i in range(agents) for j in range(i + 1, agents)]
         pairwise = sum(sum(w * vectors[j].get(t, 0.0) for t, w in vectors[i].items()) for i, j in pairs) / len(pairs)
         assert similarity == pytest.approx(pairwise, abs=1e-12)
