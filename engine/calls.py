@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 import anyio
+import anyio.lowlevel
 import msgspec
 
 from engine.budget import Budget, BudgetExceeded
@@ -106,6 +107,8 @@ class CallGateway:
         worst-case cost reserved for it; the caller releases slot and reservation."""
         while True:
             await self.control.wait_if_paused()
+            if self.control.aborted:  # woken from a pause by the abort: never sent, so not counted
+                await anyio.lowlevel.checkpoint()  # the run's scope is cancelled: raises here
             await self.limiter.acquire()
             if not self.control.paused:
                 break

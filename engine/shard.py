@@ -15,9 +15,10 @@ from typing import Any
 import msgspec
 
 from engine.config import ConfigError
+from engine.loading import load_experiment, round_file_problems
 from engine.runner import utc_now
 from engine.store import write_atomic
-from engine.sweep_file import SWEEP_FILE, SweepResult, encode_sweep, load_sweep
+from engine.sweep_file import SWEEP_FILE, SweepResult, SweepRun, encode_sweep, load_sweep
 from engine.sweep_plan import new_sweep_dir
 from engine.sweep_summary import counted, excluded, summarize, sweep_status
 
@@ -36,6 +37,11 @@ PER_SHARD = (
     "shard",
     "resumed",
 )
+# Settings that pace or bound the calls but not what a model is asked or how its reply is
+# read: a shard may differ in them (one resumed with a larger --max-cost, one run at another
+# --rpm). The merged sweep.json keeps shard 1's.
+PACING = ("rpm", "max_concurrency", "max_cost_usd", "timeout_s", "latency_ms", "api_key_env", "allow_insecure")
+UNFINISHED = ("pending", "running", "aborted")  # an experiment `acausal-tui resume` would go on with
 
 
 def parse_shard(text: str, cells: int) -> tuple[int, int]:
@@ -58,12 +64,39 @@ def grid_order(result: SweepResult) -> list[tuple[str, int]]:
 
 
 def _shared_part(result: SweepResult) -> Any:
-    """The shard's sweep.json without what differs per shard (results_dir may too)."""
+    """The shard's sweep.json without what differs per shard (results_dir and the pacing
+    settings may too)."""
     data = msgspec.to_builtins(result)
     for key in PER_SHARD:
         data.pop(key, None)
     data["config"].pop("results_dir", None)
+    for key in PACING:
+        data["config"]["provider"].pop(key, None)
     return data
+
+
+def first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """Where two JSON-like values first differ: `config.rounds: 3 here, 2 there`."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in [*a, *(k for k in b if k not in a)]:
+            found = first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for k, (x, y) in enumerate(zip(a, b, strict=True)):
+            if (found := first_difference(x, y, f"{path}[{k}]")) is not None:
+                return found
+        return None
+    if a == b:
+        return None
+    here, there = (_short(v) for v in (a, b))
+    return f"{path or 'sweep.json'}: {here} here, {there} there"
+
+
+def _short(value: Any) -> str:
+    text = msgspec.json.encode(value).decode()
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def check_shards(directories: list[Path]) -> list[tuple[Path, SweepResult]]:
@@ -90,8 +123,13 @@ def check_shards(directories: list[Path]) -> list[tuple[Path, SweepResult]]:
             raise ConfigError(f"{directory}: shard {result.shard}, but another shard is one of {count}")
         if index in shards:
             raise ConfigError(f"{directory}: shard {result.shard} is given twice (also {shards[index][0]})")
-        if result.status == "running" or any(r.status == "pending" for r in result.experiments):
-            raise ConfigError(f"{directory}: shard {result.shard} has not finished")
+        unfinished = [r.directory for r in result.experiments if r.status in UNFINISHED]
+        if result.status in UNFINISHED or unfinished:
+            what = f" ({len(unfinished)} of its experiments)" if unfinished else ""
+            raise ConfigError(
+                f"{directory}: shard {result.shard} has not finished{what}: "
+                f"`acausal-tui resume {directory}` finishes it, then merge"
+            )
         shards[index] = (directory, result)
     assert count is not None
     missing = [str(i) for i in range(1, count + 1) if i not in shards]
@@ -102,14 +140,31 @@ def check_shards(directories: list[Path]) -> list[tuple[Path, SweepResult]]:
     reference = _shared_part(first)
     grid = grid_order(first)
     for i, (directory, result) in enumerate(ordered, start=1):
-        if _shared_part(result) != reference:
+        if (difference := first_difference(_shared_part(result), reference)) is not None:
             raise ConfigError(
-                f"{directory}: not a shard of the same sweep as {first_dir} (conditions, seeds or settings differ)"
+                f"{directory}: not a shard of the same sweep as {first_dir} ({difference}); "
+                "every shard needs the same --conditions, --seeds, --seed and settings"
             )
         cells = [(r.condition, r.seed) for r in result.experiments]
         if cells != grid[i - 1 :: count]:
             raise ConfigError(f"{directory}: its experiments are not slice {i}/{count} of the grid")
+        for run in result.experiments:
+            if problems := _damage(directory / run.directory):
+                raise ConfigError(
+                    f"{directory / run.directory}: {problems[0]}"
+                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                    + "; copy the shard again from where it ran, or run it again"
+                )
     return ordered
+
+
+def _damage(directory: Path) -> list[str]:
+    """Why an experiment directory cannot back the numbers sweep.json has from it (missing,
+    or a file that cannot be read), as the browser and export would find it."""
+    if not directory.is_dir():
+        return ["missing"]
+    loaded = load_experiment(directory)
+    return loaded.problems + round_file_problems(loaded)
 
 
 def merge_shards(directories: list[Path], results_dir: Path | None = None) -> tuple[SweepResult, Path]:
@@ -124,21 +179,32 @@ def merge_shards(directories: list[Path], results_dir: Path | None = None) -> tu
         key=lambda item: order[(item[1].condition, item[1].seed)],
     )
     target = new_sweep_dir(results_dir or directories[0].resolve().parent, utc_now())
-    for source, run in runs:
-        shutil.copytree(source / run.directory, target / run.directory)
-    ends = [s.end_time for _, s in shards if s.end_time]
+    try:
+        for source, run in runs:
+            shutil.copytree(source / run.directory, target / run.directory)
+        merged = _merged(first, target.name, [s for _, s in shards], [run for _, run in runs])
+        write_atomic(target / SWEEP_FILE, encode_sweep(merged))
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # no half-made sweep left behind
+        raise
+    return merged, target
+
+
+def _merged(first: SweepResult, sweep_id: str, shards: list[SweepResult], runs: list[SweepRun]) -> SweepResult:
+    """The one sweep.json of the shards' `runs` (in grid order)."""
+    ends = [s.end_time for s in shards if s.end_time]
     merged = msgspec.structs.replace(
         first,
-        sweep_id=target.name,
-        status=sweep_status([run.status for _, run in runs]),
-        start_time=min(s.start_time for _, s in shards),
+        sweep_id=sweep_id,
+        status=sweep_status([run.status for run in runs]),
+        start_time=min(s.start_time for s in shards),
         end_time=max(ends) if ends else None,
-        experiments=[run for _, run in runs],
-        message="; ".join(f"shard {s.shard}: {s.message}" for _, s in shards if s.message) or None,
+        experiments=runs,
+        message="; ".join(f"shard {s.shard}: {s.message}" for s in shards if s.message) or None,
         shard=None,
+        resumed=sum(s.resumed for s in shards),
     )
     merged.summary, merged.differences = summarize(merged)
     merged.excluded = excluded(merged)
     merged.validity_not_recorded = [run.directory for run in merged.experiments if counted(run) and run.valid is None]
-    write_atomic(target / SWEEP_FILE, encode_sweep(merged))
-    return merged, target
+    return merged

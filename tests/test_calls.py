@@ -272,6 +272,34 @@ async def test_pause_holds_calls_queued_in_the_limiter():
     assert len(provider.sent) == 1
 
 
+async def test_an_abort_during_a_pause_sends_counts_and_charges_none_of_the_held_calls():
+    """Calls held at the pause gate (a pause, or the run screen's quit and abort questions)
+    were never sent: an abort must not count them as calls, log them as cancelled in flight
+    or charge their worst case. Only the call really in flight is."""
+    control = RunControl()
+    provider = ScriptedProvider(worst=0.5, latency_s=10)
+    gw, _, records, _ = gateway(provider, control, budget_usd=100.0)
+
+    async def call(key: str) -> None:
+        await gw.call(req(key))
+
+    with anyio.CancelScope() as scope:
+        control.attach(scope, lambda event: None)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, "sent")
+            await anyio.sleep(0.02)
+            control.pause()
+            for key in ("held1", "held2", "held3"):
+                tg.start_soon(call, key)
+            await anyio.sleep(0.05)
+            assert [key for key, _ in provider.sent] == ["sent"]
+            control.abort()
+    assert [key for key, _ in provider.sent] == ["sent"]
+    assert gw.control.stats.calls == 1 and gw.control.stats.in_flight == 0
+    assert [r.key for r in records] == ["sent"] and gw.control.stats.cost == 0.5
+    assert gw.reserved == 0
+
+
 async def test_replayed_call_is_not_sent_again():
     record = CallRecord(
         key="k",

@@ -97,7 +97,94 @@ def test_merge_refuses_shards_of_different_sweeps(tmp_path, capsys):
     other = Path(capsys.readouterr().out.strip())
     assert code == 0
     assert main(["sweep-merge", str(one), str(other)]) == 2
-    assert "not a shard of the same sweep" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a shard of the same sweep" in err
+    assert "config.agents: 5 here, 4 there" in err  # which setting, both values
+
+
+def test_shards_may_differ_in_pacing_and_budget_only(tmp_path, capsys):
+    """A shard run at another --rpm, or resumed with a larger --max-cost (as the docs say to
+    continue a sweep its budget stopped), still merges: neither changes a number."""
+    whole = read_json(sweep(tmp_path / "whole", capsys) / SWEEP_FILE, SweepResult)
+    one = sweep(tmp_path / "a", capsys, "--shard", "1/2")
+    two = sweep(tmp_path / "b", capsys, "--shard", "2/2", "--rpm", "5000", "--max-cost", "3")
+    assert main(["sweep-merge", str(one), str(two), "--results-dir", str(tmp_path / "m")]) == 0
+    merged = load_sweep(Path(capsys.readouterr().out.strip().splitlines()[-1])).result
+    assert merged is not None and numbers(merged) == numbers(whole)
+
+
+def set_sweep(directory: Path, **changes) -> None:
+    result = read_json(directory / SWEEP_FILE, SweepResult)
+    (directory / SWEEP_FILE).write_bytes(msgspec.json.encode(msgspec.structs.replace(result, **changes)))
+
+
+def test_merge_refuses_an_aborted_shard(tmp_path, capsys):
+    """A shard its scheduler stopped (SIGTERM at the time limit) is unfinished: resume it."""
+    one = sweep(tmp_path / "a", capsys, "--shard", "1/2")
+    two = sweep(tmp_path / "b", capsys, "--shard", "2/2")
+    result = read_json(two / SWEEP_FILE, SweepResult)
+    runs = [msgspec.structs.replace(result.experiments[0], status="aborted"), *result.experiments[1:]]
+    set_sweep(two, status="aborted", experiments=runs, message="aborted by SIGTERM")
+    merged = tmp_path / "m"
+    assert main(["sweep-merge", str(one), str(two), "--results-dir", str(merged)]) == 2
+    err = capsys.readouterr().err
+    assert "has not finished (1 of its experiments)" in err and f"acausal-tui resume {two}" in err
+    assert not merged.exists()
+
+
+def test_merge_refuses_a_shard_whose_experiments_are_missing_or_damaged(tmp_path, capsys):
+    """sweep.json's numbers come from the experiment directories copied along: a missing
+    one, or a file in it that cannot be read, is refused with its name, and nothing is made."""
+    one = sweep(tmp_path / "a", capsys, "--shard", "1/2")
+    two = sweep(tmp_path / "b", capsys, "--shard", "2/2")
+    run = read_json(two / SWEEP_FILE, SweepResult).experiments[1]
+    merged = tmp_path / "m"
+    games = two / run.directory / "rounds" / "games_r2.json"
+    games.write_bytes(games.read_bytes()[:40])
+    assert main(["sweep-merge", str(one), str(two), "--results-dir", str(merged)]) == 2
+    assert f"{run.directory}: games_r2.json" in capsys.readouterr().err
+    for path in sorted((two / run.directory).rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (two / run.directory).rmdir()
+    assert main(["sweep-merge", str(one), str(two), "--results-dir", str(merged)]) == 2
+    assert f"{two / run.directory}: missing" in capsys.readouterr().err
+    assert not merged.exists()
+
+
+def test_a_failed_copy_leaves_no_half_made_sweep(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    one = sweep(tmp_path / "a", capsys, "--shard", "1/2")
+    two = sweep(tmp_path / "b", capsys, "--shard", "2/2")
+    copies = []
+
+    def copytree(source, target):
+        copies.append(target)
+        if len(copies) == 3:
+            raise OSError(28, "No space left on device")
+        return shutil.copytree(source, target)
+
+    monkeypatch.setattr("engine.shard.shutil.copytree", copytree)
+    merged = tmp_path / "m"
+    assert main(["sweep-merge", str(one), str(two), "--results-dir", str(merged)]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert merged.is_dir() and not any(merged.iterdir())  # the target's sweep directory is gone
+
+
+def test_the_merged_sweep_counts_the_shards_resumes(tmp_path, capsys):
+    one = sweep(tmp_path / "a", capsys, "--shard", "1/2")
+    two = sweep(tmp_path / "b", capsys, "--shard", "2/2")
+    set_sweep(one, resumed=1)
+    set_sweep(two, resumed=2)
+    assert main(["sweep-merge", str(one), str(two), "--results-dir", str(tmp_path / "m")]) == 0
+    merged = load_sweep(Path(capsys.readouterr().out.strip().splitlines()[-1])).result
+    assert merged is not None and merged.resumed == 3
+
+
+def test_a_shard_says_which_slice_it_runs(tmp_path, capsys):
+    main(["sweep", "--headless", *FLAGS, "--results-dir", str(tmp_path), "--shard", "3/3"])
+    first = capsys.readouterr().err.splitlines()[0]
+    assert ": shard 3/3, 2 of the 2 conditions x 4 seeds = 8 experiments" in first
 
 
 def test_merge_refuses_an_unsharded_sweep(tmp_path, capsys):

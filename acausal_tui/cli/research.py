@@ -107,9 +107,11 @@ class SweepPrinter:
             r = event.result
             self.simulated = r.simulated
             done = sum(run.status == "completed" for run in r.experiments)
+            cells = len(r.conditions) * len(r.seeds)
+            slice_ = f"shard {r.shard}, {len(r.experiments)} of the " if r.shard is not None else ""
             self.print(
-                f"{r.sweep_id}: {len(r.conditions)} conditions x {len(r.seeds)} seeds = "
-                f"{len(r.experiments)} experiments ({', '.join(r.conditions)}; seeds "
+                f"{r.sweep_id}: {slice_}{len(r.conditions)} conditions x {len(r.seeds)} seeds = "
+                f"{cells} experiments ({', '.join(r.conditions)}; seeds "
                 f"{r.seeds[0]}..{r.seeds[-1]}), provider {r.config.provider.name}"
                 + (f"; resumed, {done} already completed" if r.resumed else "")
             )
