@@ -17,7 +17,7 @@ from acausal_tui.commands import DeskCommands
 from acausal_tui.launch import experiment_runner, resumed_runner, sweep_runner
 from acausal_tui.messages import OpenExperiment
 from acausal_tui.screens.browser import BrowserScreen
-from acausal_tui.screens.dialogs import HelpScreen, key_rows
+from acausal_tui.screens.dialogs import ConfirmScreen, HelpScreen, key_rows
 from acausal_tui.screens.experiment import ExperimentScreen
 from acausal_tui.screens.new_run import NewRunScreen
 from acausal_tui.screens.run import RunFn, RunScreen
@@ -198,6 +198,8 @@ class AcausalApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("request_quit", "help"):
             return not isinstance(self.screen, ModalScreen)
+        if action == "quit":  # ctrl+q: over a question already asked it would ask a second one
+            return not isinstance(self.screen, ConfirmScreen)
         return True
 
     async def action_quit(self) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from rich.text import Text
 
 from acausal_tui.screens.experiment_files import RoundFiles
+from acausal_tui.screens.listing import unfinished_state
 from acausal_tui.screens.run_view import validity_words
 from acausal_tui.widgets.indicators import indicator_value
 from acausal_tui.widgets.strategy import strategy_text
@@ -50,7 +51,7 @@ def overview(loaded: LoadedExperiment, rounds: int) -> Text:
     """The title: status, size, condition, models, cost, directory and what went wrong."""
     m, result = loaded.manifest, loaded.result
     assert m is not None
-    status = result.status if result else f"partial ({m.status})"
+    status = result.status if result else f"partial: {unfinished_state(m.status, loaded.directory)}"
     text = literal(m.experiment_id, style="bold")
     text.append(f"  {status}")
     if m.simulated:

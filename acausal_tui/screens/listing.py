@@ -32,6 +32,15 @@ COLUMNS = (
 SHOWN = (0, 2, 3, 7, 8, 9, 1, 5, 6, 4)
 
 
+def unfinished_state(status: str, directory: Path) -> str:
+    """The status of an experiment with no final result file: `running` is still being
+    written (by the process named) or `interrupted` (its process died mid-run)."""
+    if status != "running":
+        return status
+    pid = holder(directory)
+    return f"running (pid {pid})" if pid else "interrupted"
+
+
 def row(entry: IndexEntry | None, directory: Path, problems: list[str]) -> tuple[Text, ...]:
     """One table row from the experiment's index (engine/index.py); every cell degrades to
     '—' when its source file is missing or bad. Every cell is a Text: names from the files
@@ -44,12 +53,7 @@ def row(entry: IndexEntry | None, directory: Path, problems: list[str]) -> tuple
         status = Text(entry.status, style="green" if entry.status == "completed" else "yellow")
         cost = money(entry.cost, entry.cost_is_estimate)
     else:
-        # No final result file: still being written, or its process died mid-run.
-        state = entry.status
-        if state == "running":
-            pid = holder(directory)
-            state = f"running (pid {pid})" if pid else "interrupted"
-        status = Text(state, style="yellow")
+        status = Text(unfinished_state(entry.status, directory), style="yellow")
         cost = "—"
         if not problems:
             notes = Text("no experiment_results.json", style="dim")

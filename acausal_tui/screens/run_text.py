@@ -59,7 +59,8 @@ def error_line(event: CallRetried | ErrorLogged) -> Text:
 
 
 def header_text(manifest: Manifest | None) -> Text:
-    """One line, the most important first (a narrow terminal cuts the models off)."""
+    """One line, the most important first (a narrow terminal cuts the models off; the seed,
+    which reproduces the run, comes before the size the progress line shows again)."""
     if manifest is None:
         return Text("starting the experiment…")
     text = literal(manifest.experiment_id, style="bold")
@@ -68,8 +69,8 @@ def header_text(manifest: Manifest | None) -> Text:
         text.append(" SIMULATED ", style="bold black on yellow")
     text.append(
         visible(  # names from the config, as a file gives them: a bidi override is shown, not obeyed
-            f"  {manifest.condition.name} · {plural(len(manifest.agents), 'agent')}"
-            f" × {plural(manifest.config.rounds, 'round')} · seed {manifest.seed} · {manifest.provider}"
+            f"  {manifest.condition.name} · seed {manifest.seed} · {plural(len(manifest.agents), 'agent')}"
+            f" × {plural(manifest.config.rounds, 'round')} · {manifest.provider}"
             f" · models {manifest.main_model} (main), {manifest.sub_model} (sub)",
             one_line=True,
         )

@@ -80,6 +80,7 @@ async def test_an_interrupted_experiment_opens_with_indicators_from_its_round_fi
         await pilot.press("down", "enter")
         await pilot.pause()
         assert isinstance(app.screen, ExperimentScreen)
+        assert "partial: interrupted" in screen_text(app)  # as the list says: no process holds it
         await pilot.press("5")
         assert "No result file: computed from the round files" in screen_text(app)
 

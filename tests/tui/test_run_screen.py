@@ -208,6 +208,11 @@ async def test_quit_while_running_asks_and_aborts_cleanly(run_app):
         assert app.is_running and screen.running
         await pilot.press("ctrl+q")  # the same question
         assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("ctrl+q")  # pressed again: still the one question, not a second over it
+        assert len([s for s in app.screen_stack if isinstance(s, ConfirmScreen)]) == 1
+        await pilot.press("n")
+        assert not isinstance(app.screen, ConfirmScreen) and not screen.control.paused  # the run goes on
+        await pilot.press("ctrl+q")
         await pilot.press("y")
         await wait_until(pilot, lambda: not app.is_running)
     assert app.status == "aborted"
