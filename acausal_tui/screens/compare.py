@@ -36,18 +36,22 @@ def number(value: float, share: bool, signed: bool = False) -> str:
     return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
-def interval_cell(interval: Interval, share: bool, signed: bool = False) -> str:
+def interval_cell(interval: Interval, share: bool, signed: bool = False, seeds: int | None = None) -> str:
     """'61.2% [55.0, 67.1]'; a difference of shares in percentage points: '+12.3 pt [...]';
-    '*' after an interval near 0% or 100% (it covers less than 95%, see the title)."""
+    '*' after an interval near 0% or 100% (it covers less than 95%, see the title); the
+    number of seeds behind it when it is not the `seeds` of its column (a seed with nothing
+    to count, such as no unequal game, is left out of that metric)."""
     if interval.mean is None:
         return "—"
     unit = (" pt" if signed else "%") if share else ""
     text = number(interval.mean, share, signed) + unit
     if interval.low is None or interval.high is None:
-        why = {NOTE_TOO_FEW: NOTE_TOO_FEW, NOTE_NO_SPREAD: "no spread"}.get(interval.note or "")
-        return f"{text} ({why})" if why else text
+        if interval.note == NOTE_TOO_FEW:
+            return f"{text} (n={interval.n}, too small)"
+        return f"{text} (no spread)" if interval.note == NOTE_NO_SPREAD else text
     mark = "*" if NOTE_NEAR_BOUND in (interval.note or "") else ""
-    return f"{text} [{number(interval.low, share)}, {number(interval.high, share)}]{mark}"
+    over = f" n={interval.n}" if seeds is not None and interval.n != seeds else ""
+    return f"{text} [{number(interval.low, share)}, {number(interval.high, share)}]{mark}{over}"
 
 
 def fill_metrics(table: DataTable, result: SweepResult) -> None:
@@ -64,7 +68,10 @@ def fill_metrics(table: DataTable, result: SweepResult) -> None:
         table.add_row(
             *cells(
                 f"{metric} (keywords)" if metric in KEYWORD_METRICS else metric,
-                *(interval_cell(s.metrics[metric], share) for s in result.summary),
+                *(
+                    interval_cell(s.metrics[metric], share, seeds=s.metrics["overall_cooperation_rate"].n)
+                    for s in result.summary
+                ),
                 *(interval_cell(d.metrics[metric], share, signed=True) for d in result.differences),
             )
         )

@@ -76,3 +76,15 @@ async def test_the_browser_lists_sweeps_and_opens_the_comparison(tmp_path):
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
+
+
+def test_a_cell_says_how_many_seeds_it_is_over_when_not_its_columns():
+    """A seed with nothing to count for a metric (no unequal game, say) is left out of it:
+    the cell says so rather than sit under a header's n it does not have."""
+    from acausal_tui.screens.compare import interval_cell
+    from engine.stats import t_interval
+
+    assert interval_cell(t_interval([0.7, 0.72]), True, seeds=3) == "71.0% (n=2, too small)"
+    four = t_interval([0.5, 0.6, 0.7, 0.8])
+    assert interval_cell(four, True, seeds=4).startswith("65.0% [") and "n=" not in interval_cell(four, True, seeds=4)
+    assert interval_cell(four, True, seeds=5).endswith("] n=4")
