@@ -27,6 +27,8 @@ REDTEAM_6 = CORPORA / "decisions_redteam6_attack.jsonl"
 ORDINARY_4 = CORPORA / "decisions_redteam6_ordinary.jsonl"
 REDTEAM_7 = CORPORA / "decisions_redteam7_attack.jsonl"
 ORDINARY_5 = CORPORA / "decisions_redteam7_ordinary.jsonl"
+REDTEAM_8 = CORPORA / "decisions_redteam8_attack.jsonl"
+ORDINARY_6 = CORPORA / "decisions_redteam8_ordinary.jsonl"
 
 
 def main() -> None:
@@ -66,6 +68,8 @@ def main() -> None:
     by_intent("ordinary traffic (sixth red team)", ORDINARY_4)
     by_intent("seventh red team's corpus", REDTEAM_7)
     by_intent("ordinary traffic (seventh red team)", ORDINARY_5)
+    by_intent("eighth red team's corpus", REDTEAM_8)
+    by_intent("wordy model replies (eighth red team)", ORDINARY_6)
 
 
 def outside() -> None:

@@ -16,7 +16,8 @@ CUT_OFF = "length"  # the finish_reason of a reply stopped by max_tokens
 DECISION_WORDS: dict[str, Action] = {"COOPERATE": "COOPERATE", "DEFECT": "DEFECT"}
 _OTHER: dict[Action, Action] = {"COOPERATE": "DEFECT", "DEFECT": "COOPERATE"}
 _WHOLE_REPLY_WORDS: dict[str, Action] = {**DECISION_WORDS, "C": "COOPERATE", "D": "DEFECT"}
-# What a decision line may carry before its word ("Final answer: DEFECT", "I choose COOPERATE").
+# What a decision line may carry before its word ("Final answer: DEFECT", "I choose COOPERATE"):
+# SPEC §5.2's list, no more ("My move:" and the prompt's own "Decision (COOPERATE/DEFECT):" are not on it).
 _LABELS = ("decision", "answer", "final answer", "final decision", "move", "choice", "my decision is", "i choose")
 # A colon, a dash or an arrow: ASCII ("->", "==>") or a Unicode arrow ("→", "⟶", "➜", "➡️"),
 # but not one that says "not" (↚ ↛ ↮ ⇍ ⇎ ⇏).
@@ -274,7 +275,8 @@ def _parse_cached(reply: str, finish_reason: str | None) -> Reading:
 
 
 def _parse(reply: str, finish_reason: str | None) -> Reading:
-    reply = _THINKING.sub("", reply)
+    thinking = _THINKING.match(reply)
+    reply = reply[thinking.end() :] if thinking else reply
     new_turn = _NEW_TURN.search(reply, 1)
     end = len(reply) if new_turn is None else new_turn.start()
     readings = [_read_word(reply), _read_json(reply), _read_line(reply, finish_reason, end)]
@@ -283,7 +285,20 @@ def _parse(reply: str, finish_reason: str | None) -> Reading:
     readings = [r for r in readings if r.action is not None]
     if len({r.action for r in readings}) != 1:
         return AMBIGUOUS
+    if thinking and _concluded(_OTHER[readings[0].action], thinking.group()):
+        return AMBIGUOUS  # the scratchpad chose the other move: the reply contradicts itself
     return readings[0]
+
+
+def _concluded(move: Action, block: str) -> bool:
+    """Whether a reasoning model's scratchpad (`<think>…</think>`) concludes for `move`: its
+    last sentence with a move in it is that move alone ("… no, always means always.
+    COOPERATE."), or the speaker chooses it there ("I should DEFECT since they defected.")."""
+    scratchpad = _visible(block[block.index(">") + 1 : block.rindex("</")])
+    sentences = [m.group() for m in _SENTENCES.finditer(scratchpad) if _WORD.search(m.group())]
+    return bool(sentences) and (
+        _read_word(sentences[-1]).action == move or _concludes_for(move, scratchpad, speaker_only=True)
+    )
 
 
 def _visible(text: str) -> str:

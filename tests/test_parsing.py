@@ -10,6 +10,7 @@ from tests.support.corpora import (
     ORDINARY_DECISIONS_3,
     ORDINARY_DECISIONS_4,
     ORDINARY_DECISIONS_5,
+    ORDINARY_DECISIONS_6,
     OUTSIDE_DECISIONS,
     OUTSIDE_DECISIONS_2,
     OUTSIDE_STRATEGIES,
@@ -21,6 +22,7 @@ from tests.support.corpora import (
     REDTEAM_DECISIONS_5,
     REDTEAM_DECISIONS_6,
     REDTEAM_DECISIONS_7,
+    REDTEAM_DECISIONS_8,
     STRATEGY_CORPUS,
 )
 
@@ -550,6 +552,7 @@ RED_TEAMS = [
     *REDTEAM_DECISIONS_5,
     *REDTEAM_DECISIONS_6,
     *REDTEAM_DECISIONS_7,
+    *REDTEAM_DECISIONS_8,
 ]
 
 
@@ -585,3 +588,31 @@ def test_ordinary_traffic_is_never_misread_and_mostly_read_at_once() -> None:
     expected = [row["expected"] for row in rows]
     assert len(readings) >= 250 and all(a in (None, e) for a, e in zip(readings, expected, strict=True))
     assert sum(a == e for a, e in zip(readings, expected, strict=True)) >= 0.68 * len(readings)
+
+
+def test_wordy_model_replies_are_never_misread() -> None:
+    """The eighth red team's replies as cheap models write them for the real prompt, weighted
+    to wordy styles (a reason before or after the move, markdown, JSON with reasons, a
+    scratchpad): none read as the other move, none ambiguous read as a move, and at least
+    40% read at once (42% when written; the rest cost a follow-up, never a misread)."""
+    readings = [parse_decision(row["reply"], row["finish_reason"]).action for row in ORDINARY_DECISIONS_6]
+    expected = [row["expected"] for row in ORDINARY_DECISIONS_6]
+    assert all(a in (None, e) for a, e in zip(readings, expected, strict=True))
+    assert sum(a == e for a, e in zip(readings, expected, strict=True)) >= 0.40 * len(readings)
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("<think>\nI should DEFECT since they defected.\n</think>\n\nCOOPERATE", None),
+        ("<think>\nAlways cooperate. But wait... no, always means always. COOPERATE.\n</think>\nDEFECT", None),
+        ("<think>\nThey cooperated last round, so I cooperate.\n</think>\nCOOPERATE", "COOPERATE"),
+        ("<think>\nCould I defect? No.\n</think>\nCOOPERATE", "COOPERATE"),
+    ],
+)
+def test_a_scratchpad_that_chose_the_other_move_contradicts_the_answer(reply: str, expected) -> None:
+    """A reasoning model's scratchpad that concludes for the other move (its last sentence
+    with a move is that move, or the speaker chooses it there) contradicts the answer after
+    it, as the same reasoning written outside a scratchpad would; one that concludes for the
+    answer, or weighs the other move only, does not."""
+    assert parse_decision(reply, "stop").action == expected

@@ -42,3 +42,7 @@ ORDINARY_DECISIONS_4 = corpus("decisions_redteam6_ordinary.jsonl")
 # A seventh's, against the reader that frames no choice away ("Never again will I…").
 REDTEAM_DECISIONS_7 = corpus("decisions_redteam7_attack.jsonl")
 ORDINARY_DECISIONS_5 = corpus("decisions_redteam7_ordinary.jsonl")
+# An eighth's, against the reader of the seventh's fixes: replies as real cheap models write
+# them for the real prompt (reasoning models' scratchpads among them), and tricky ones.
+REDTEAM_DECISIONS_8 = corpus("decisions_redteam8_attack.jsonl")
+ORDINARY_DECISIONS_6 = corpus("decisions_redteam8_ordinary.jsonl")
