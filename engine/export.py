@@ -49,7 +49,9 @@ EXPERIMENT_COLUMNS = (
     "total_rounds", "total_games", "total_api_calls", "total_retries", "total_cost",
     "cost_is_estimate", "error_count", "option_order", *VALIDITY_COLUMNS, *METRICS,
 )
-SWEEP_COLUMNS = ("condition", "reference", "metric", "round", "n", "mean", "ci_low", "ci_high", "note", "simulated")
+SWEEP_COLUMNS = (
+    "condition", "reference", "metric", "round", "n", "mean", "ci_low", "ci_high", "note", "excluded", "simulated",
+)
 # fmt: on
 
 
@@ -207,7 +209,12 @@ def sweep_rows(result: SweepResult) -> Iterable[dict[str, Any]]:
     """Long format: one row per (condition[, reference], metric[, round])."""
     groups = [(s.condition, None, s.metrics, s.cooperation_per_round) for s in result.summary]
     groups += [(d.condition, d.reference, d.metrics, d.cooperation_per_round) for d in result.differences]
+    invalid: dict[str, set[int]] = {}  # the seeds each condition's invalid experiments were left out at
+    for run in result.excluded:
+        invalid.setdefault(run.condition, set()).add(run.seed)
     for condition, reference, metrics, per_round in groups:
+        # how many experiments (a difference: seeds of either condition) were left out as invalid
+        excluded = len(invalid.get(condition, set()) | invalid.get(reference or condition, set()))
         named = [(name, None, interval) for name, interval in metrics.items()]
         named += [("cooperation_rate", r, interval) for r, interval in enumerate(per_round, start=1)]
         for metric, round, interval in named:
@@ -221,6 +228,7 @@ def sweep_rows(result: SweepResult) -> Iterable[dict[str, Any]]:
                 "ci_low": interval.low,
                 "ci_high": interval.high,
                 "note": interval.note,  # why there is no interval, or how far to trust it
+                "excluded": excluded,
                 "simulated": result.simulated,
             }
 

@@ -17,6 +17,9 @@ METHOD = (
     f"no interval below {MIN_SEEDS} valid seeds"
 )
 NOTE_TOO_FEW = "n too small"
+# No seed has a value (no out-group in a one-group population, say): more seeds of the same
+# design would not give one, so "n too small" would mislead.
+NOTE_NO_VALUE = "no seed has a value"
 NOTE_WIDE = f"fewer than {WIDE_BELOW} seeds: wide by nature"
 # Every seed gave the same value: s = 0 would make a zero-width "interval", which is no
 # measure of uncertainty (3 seeds at 100% are not certainty): no interval.
@@ -45,7 +48,7 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
     difference between two conditions paired by seed, pass the per-seed differences."""
     n = len(values)
     if n == 0:
-        return Interval(n=0, mean=None, low=None, high=None, note=NOTE_TOO_FEW)
+        return Interval(n=0, mean=None, low=None, high=None, note=NOTE_NO_VALUE)
     mean = fmean(values)
     if n < MIN_SEEDS:
         return Interval(n=n, mean=mean, low=None, high=None, note=NOTE_TOO_FEW)

@@ -328,3 +328,20 @@ def test_export_of_an_experiment_missing_a_whole_round_warns(tmp_path, capsys):
         path.unlink()
     assert main(["export", str(directory), "--out", str(tmp_path / "out")]) == 1
     assert "summary_r2.json: missing (round 2 of the 3 the result counts)" in capsys.readouterr().err
+
+
+async def test_sweep_csv_says_how_many_experiments_were_left_out_as_invalid(tmp_path, monkeypatch):
+    """sweep.csv alone shows that runs were dropped: a condition's rows count its invalid
+    experiments, a difference's the seeds left out of either condition."""
+    from tests.support.sweeps import judge_some_invalid, plan, sweep
+
+    judge_some_invalid(monkeypatch)  # identity's seed 41 invalid
+    _, directory = await sweep(plan(tmp_path, seeds=4))
+    export_csv(directory, tmp_path / "csv")
+    rows = read_rows(tmp_path / "csv" / "sweep.csv")
+    excluded = {(r["condition"], r["reference"]): r["excluded"] for r in rows}
+    assert excluded == {("baseline", ""): "0", ("identity", ""): "1", ("identity", "baseline"): "1"}
+    identity = next(
+        r for r in rows if (r["condition"], r["reference"], r["metric"]) == ("identity", "", "fallback_rate")
+    )
+    assert int(identity["n"]) == 3  # 4 seeds, 1 left out: the n says it, and now the column says why

@@ -9,6 +9,7 @@ from engine.config import load_config
 from engine.stats import (
     NOTE_NEAR_BOUND,
     NOTE_NO_SPREAD,
+    NOTE_NO_VALUE,
     NOTE_TOO_FEW,
     NOTE_WIDE,
     Interval,
@@ -77,7 +78,8 @@ def test_paired_difference_is_the_interval_of_per_seed_differences():
 
 
 def test_too_few_seeds_give_no_interval():
-    assert t_interval([]) == Interval(n=0, mean=None, low=None, high=None, note=NOTE_TOO_FEW)  # said, as for 1 or 2
+    # said, and not as "too small": more seeds of the same design would not give a value
+    assert t_interval([]) == Interval(n=0, mean=None, low=None, high=None, note=NOTE_NO_VALUE)
     assert t_interval([0.3]) == Interval(n=1, mean=0.3, low=None, high=None, note=NOTE_TOO_FEW)
     assert t_interval([0.3, 0.5]) == Interval(n=2, mean=0.4, low=None, high=None, note=NOTE_TOO_FEW)
     assert t_interval([0.5, 0.6, 0.7]).note == NOTE_WIDE

@@ -60,6 +60,11 @@ WEIGHTS_PLAIN = {
 }
 WEIGHTS_IDENTITY = {**WEIGHTS_PLAIN, "superrational": 5}
 NO_MARKER_SHARE = 0.05  # strategy replies without the STRATEGY: line
+# From round 2 on (the prompt shows a cooperation rate), a share of strategy replies open with
+# surprise at a defection, so surprise_at_defection and its interval are exercised too; the
+# same share under every condition (a null model).
+SURPRISED = "I was surprised that some opponents defected last round."
+SURPRISE_SHARE = 0.15
 
 # Decision replies in the styles real models write (SPEC §5.2), with their seeded shares;
 # the rest are the bare word. Each style is either read by the strict rules (word, line,
@@ -139,16 +144,20 @@ class SimulatedProvider:
         names = sorted(weights)
         archetype = rng.choices(names, weights=[weights[n] for n in names])[0]
         reasoning, rule = ARCHETYPES[archetype]
+        if rate and rng.random() < SURPRISE_SHARE:
+            reasoning = f"{SURPRISED} {reasoning}"
         if rng.random() < NO_MARKER_SHARE:
             return f"{reasoning} My rule: {rule}"
         return f"{reasoning}\n\nSTRATEGY: {rule}"
 
     def _decision(self, request: ChatRequest, prompt: str) -> tuple[str, str]:
         """(reply, finish_reason). The intended move is the same for the first ask and its
-        follow-ups (keyed without the try number)."""
+        follow-ups (keyed without the try number). Keyed by the prompt too, as strategies
+        are: two conditions whose prompts differ draw their reply styles, follow-ups and
+        random moves independently (a seed's fallbacks are not the same in both)."""
         decision = request.key.rpartition("/t")[0] or request.key
-        move = self._apply_strategy(prompt, keyed_rng(self.seed, "sim", decision))
-        rng = keyed_rng(self.seed, "sim", request.key)
+        move = self._apply_strategy(prompt, keyed_rng(self.seed, "sim", decision, prompt))
+        rng = keyed_rng(self.seed, "sim", request.key, prompt)
         if len(request.messages) > 1:  # a follow-up turn: one word, nearly always
             return (move if rng.random() >= UNCLEAR_FOLLOW_UP else "I cannot decide."), "stop"
         style = reply_style(rng.random())
