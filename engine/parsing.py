@@ -40,6 +40,12 @@ _LEAD = re.compile(r"^[\s#>]*")  # headers and quote marks
 _QUOTES = str.maketrans("", "", "\"'“”‘’«»„")
 _TRAILING = ".!,;:。！"
 _STRUCK = re.compile(r"~~.*?~~")  # struck-through text is withdrawn, not emphasised
+# In a scratchpad: what the output's format is (a move named there is no choice), "e.g." and
+# "i.e." (their dots do not end a sentence), and what comes before a conclusion's move.
+_FORMAT_TALK = re.compile(r"\b(?:output|format|eg|example|respond|reply|one word|single word|answer with)\b", re.I)
+_ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e)\.", re.IGNORECASE)
+_CONCLUSION_MARK = re.compile(r"->|=>|→|\b(?:so|thus|therefore|hence|then)\b", re.IGNORECASE)
+_CONDITIONAL = re.compile(r"\W*(?:if|when|whenever|unless|should|in case)\b", re.IGNORECASE)  # a plan, not a conclusion
 # A reasoning model's scratchpad ahead of its answer ("<think>…</think>COOPERATE") is not the reply.
 _THINKING = re.compile(r"\A\s*<(think|thinking)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 _UNCLOSED_THINKING = re.compile(r"\s*<(?:think|thinking)>", re.IGNORECASE)
@@ -291,13 +297,27 @@ def _parse(reply: str, finish_reason: str | None) -> Reading:
 
 
 def _concluded(move: Action, block: str) -> bool:
-    """Whether a reasoning model's scratchpad (`<think>…</think>`) concludes for `move`: its
-    last sentence with a move in it is that move alone ("… no, always means always.
-    COOPERATE."), or the speaker chooses it there ("I should DEFECT since they defected.")."""
-    scratchpad = _visible(block[block.index(">") + 1 : block.rindex("</")])
-    sentences = [m.group() for m in _SENTENCES.finditer(scratchpad) if _WORD.search(m.group())]
-    return bool(sentences) and (
-        _read_word(sentences[-1]).action == move or _concludes_for(move, scratchpad, speaker_only=True)
+    """Whether a reasoning model's scratchpad (`<think>…</think>`) concludes for `move`. Its
+    last sentence that names a move, and not the output's format ("…a single word, e.g.
+    DEFECT"), does: the move alone or after a label, a connective or an arrow ("Answer:
+    COOPERATE", "So: COOPERATE.", "Therefore COOPERATE.", "…they cooperated → COOPERATE"),
+    or the speaker choosing it ("I will cooperate.")."""
+    scratchpad = _ABBREVIATION.sub("eg", _visible(block[block.index(">") + 1 : block.rindex("</")]))
+    named = [
+        m.group()
+        for m in _SENTENCES.finditer(scratchpad)
+        if (_MENTIONS["COOPERATE"].search(m.group()) or _MENTIONS["DEFECT"].search(m.group()))
+        and not _FORMAT_TALK.search(m.group())
+        and not _CONDITIONAL.match(m.group())
+    ]
+    if not named:
+        return False
+    last = _clean(named[-1])
+    after = _CONCLUSION_MARK.split(last)[-1].strip(" :-")
+    return (
+        _read_word(after).action == move
+        or _line_action(last) == move
+        or _concludes_for(move, named[-1], speaker_only=True)
     )
 
 
@@ -528,7 +548,7 @@ _FRAMED = re.compile(_FRAMED_AWAY, re.IGNORECASE)
 _NOT_THE_SPEAKERS = re.compile(
     r"\b(?:wish|could\s+say|would\s+say|expects?|expected|pretend\w*|as\s+if|oh\s+sure|yeah\s+right|supposed\s+to"
     r"|promised|used\s+to|sure\s+thing|believe|think|thinks|would\s+(?:say|tell)|to\s+say|tell\s+you|answer\s+is"
-    r"|joking\w*|naive|hope|hate|want\s+to\s+be)\b[^.!?\n]*\Z|" + _FRAMED_AWAY,
+    r"|joking\w*|naive|hope|hate|want\s+to\s+be|prefers?|preferred|wants?\s+me\s+to)\b[^.!?\n]*\Z|" + _FRAMED_AWAY,
     re.IGNORECASE,
 )
 

@@ -20,7 +20,7 @@ from engine.runner import utc_now
 from engine.store import write_atomic
 from engine.sweep_file import SWEEP_FILE, SweepResult, SweepRun, encode_sweep, load_sweep
 from engine.sweep_plan import new_sweep_dir
-from engine.sweep_summary import counted, excluded, summarize, sweep_status
+from engine.sweep_summary import counted, excluded, record_outcome, summarize, sweep_status
 
 # What may differ between the shards of one sweep; everything else must be equal.
 PER_SHARD = (
@@ -37,10 +37,11 @@ PER_SHARD = (
     "shard",
     "resumed",
 )
-# Settings that pace or bound the calls but not what a model is asked or how its reply is
-# read: a shard may differ in them (one resumed with a larger --max-cost, one run at another
-# --rpm). The merged sweep.json keeps shard 1's.
-PACING = ("rpm", "max_concurrency", "max_cost_usd", "timeout_s", "latency_ms", "api_key_env", "allow_insecure")
+# Settings that pace or bound the calls but not what a model is asked or how its replies come
+# back: a shard may differ in them (one resumed with a larger --max-cost, one run at another
+# --rpm). The merged sweep.json keeps shard 1's. Not the timeout: a shorter one means more
+# timeouts, retries and fallback moves with a real provider.
+PACING = ("rpm", "max_concurrency", "max_cost_usd", "latency_ms", "api_key_env", "allow_insecure")
 UNFINISHED = ("pending", "running", "aborted")  # an experiment `acausal-tui resume` would go on with
 
 
@@ -149,7 +150,7 @@ def check_shards(directories: list[Path]) -> list[tuple[Path, SweepResult]]:
         if cells != grid[i - 1 :: count]:
             raise ConfigError(f"{directory}: its experiments are not slice {i}/{count} of the grid")
         for run in result.experiments:
-            if problems := _damage(directory / run.directory):
+            if problems := _damage(directory / run.directory, run):
                 raise ConfigError(
                     f"{directory / run.directory}: {problems[0]}"
                     + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
@@ -158,13 +159,25 @@ def check_shards(directories: list[Path]) -> list[tuple[Path, SweepResult]]:
     return ordered
 
 
-def _damage(directory: Path) -> list[str]:
-    """Why an experiment directory cannot back the numbers sweep.json has from it (missing,
-    or a file that cannot be read), as the browser and export would find it."""
+def _damage(directory: Path, run: SweepRun) -> list[str]:
+    """Why an experiment directory cannot back what sweep.json says of it: missing, or — for
+    a completed experiment, whose numbers the statistics use — a file that cannot be read
+    (as the browser and export would find it), no result file, or a result file whose
+    numbers are not the ones sweep.json has. A cell that gave no number (failed before it
+    started, say) cannot contradict one."""
     if not directory.is_dir():
         return ["missing"]
+    if run.status != "completed":
+        return []
     loaded = load_experiment(directory)
-    return loaded.problems + round_file_problems(loaded)
+    problems = loaded.problems + round_file_problems(loaded)
+    if loaded.result is None:
+        return problems or ["experiment_results.json: missing"]
+    again = msgspec.structs.replace(run)
+    record_outcome(again, loaded.result)
+    if again != run:
+        problems.append("experiment_results.json does not give the numbers sweep.json has for it")
+    return problems
 
 
 def merge_shards(directories: list[Path], results_dir: Path | None = None) -> tuple[SweepResult, Path]:

@@ -5,7 +5,7 @@ differences from the reference condition, and convergence as "k of n seeds"."""
 import msgspec
 
 from engine.models import ExperimentResult, Status
-from engine.stats import NEAR_BOUND, NOTE_NEAR_BOUND, Interval, median, t_interval
+from engine.stats import NEAR_BOUND, NOTE_NEAR_BOUND, NOTE_TOO_FEW, Interval, median, t_interval
 from engine.sweep_file import (
     CONVERGENCE,
     INTERVAL_METRICS,
@@ -73,6 +73,8 @@ def summarize(result: SweepResult) -> tuple[list[ConditionStats], list[Differenc
 
     def interval(values: list[float | None], share: bool = True, difference: bool = False) -> Interval:
         iv = t_interval([float(v) for v in values if v is not None])
+        if not values:  # no counted seed at all (not "none has this metric"): more valid seeds would give one
+            iv = msgspec.structs.replace(iv, note=NOTE_TOO_FEW)
         if share and iv.low is not None and iv.high is not None:
             floor = -1.0 if difference else 0.0
             iv = msgspec.structs.replace(iv, low=max(iv.low, floor), high=min(iv.high, 1.0))

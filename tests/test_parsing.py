@@ -594,7 +594,8 @@ def test_wordy_model_replies_are_never_misread() -> None:
     """The eighth red team's replies as cheap models write them for the real prompt, weighted
     to wordy styles (a reason before or after the move, markdown, JSON with reasons, a
     scratchpad): none read as the other move, none ambiguous read as a move, and at least
-    40% read at once (42% when written; the rest cost a follow-up, never a misread)."""
+    40% read at once (42% of its 160 rows when written, 67 of the 152 clear ones; the rest
+    cost a follow-up, never a misread)."""
     readings = [parse_decision(row["reply"], row["finish_reason"]).action for row in ORDINARY_DECISIONS_6]
     expected = [row["expected"] for row in ORDINARY_DECISIONS_6]
     assert all(a in (None, e) for a, e in zip(readings, expected, strict=True))
@@ -608,6 +609,21 @@ def test_wordy_model_replies_are_never_misread() -> None:
         ("<think>\nAlways cooperate. But wait... no, always means always. COOPERATE.\n</think>\nDEFECT", None),
         ("<think>\nThey cooperated last round, so I cooperate.\n</think>\nCOOPERATE", "COOPERATE"),
         ("<think>\nCould I defect? No.\n</think>\nCOOPERATE", "COOPERATE"),
+        # the conclusions reasoning models write, against the answer after them
+        ("<think>Tit-for-tat; they cooperated. Answer: COOPERATE</think>\nDEFECT", None),
+        ("<think>Tit-for-tat; they cooperated.\n**Decision: COOPERATE**</think>\nDEFECT", None),
+        ("<think>Tit-for-tat; they cooperated. Therefore COOPERATE.</think>\nDEFECT", None),
+        ("<think>Tit-for-tat; they cooperated → COOPERATE.</think>\nDEFECT", None),
+        ("<think>Strategy says always cooperate. So: COOPERATE.</think>\n\nDEFECT", None),
+        ("<think>They cooperated. I will cooperate. Let me make sure to output just one word.</think>\nDEFECT", None),
+        # a move named in a record, a plan, someone's wish or the output's format is no conclusion
+        ("<think>Generous tit-for-tat. Opponent E's last move: DEFECT.</think>\nCOOPERATE", "COOPERATE"),
+        ("<think>Forgive once, they defected once.\nIf they defect again: DEFECT.</think>\nCOOPERATE", "COOPERATE"),
+        (
+            "<think>Always defect. Even if they cooperate, I defect. They'd prefer I cooperate.</think>\nDEFECT",
+            "DEFECT",
+        ),
+        ("<think>I'll cooperate. Output format: a single word, e.g. DEFECT.</think>\nCOOPERATE", "COOPERATE"),
     ],
 )
 def test_a_scratchpad_that_chose_the_other_move_contradicts_the_answer(reply: str, expected) -> None:

@@ -151,6 +151,51 @@ def test_merge_refuses_a_shard_whose_experiments_are_missing_or_damaged(tmp_path
     assert not merged.exists()
 
 
+def test_merge_refuses_a_completed_experiment_whose_result_file_is_gone_or_disagrees(tmp_path, capsys):
+    """A completed cell's numbers come from its experiment_results.json: a shard copied
+    without it, or with one that gives other numbers, does not back its sweep.json."""
+    one = sweep(tmp_path / "a", capsys, "--shard", "1/2")
+    two = sweep(tmp_path / "b", capsys, "--shard", "2/2")
+    run = read_json(two / SWEEP_FILE, SweepResult).experiments[0]
+    results = two / run.directory / "experiment_results.json"
+    saved = results.read_bytes()
+    results.unlink()
+    merged = tmp_path / "m"
+    assert main(["sweep-merge", str(one), str(two), "--results-dir", str(merged)]) == 2
+    assert f"{run.directory}: experiment_results.json: missing" in capsys.readouterr().err
+    result = msgspec.json.decode(saved)
+    result["total_rounds"] = 1
+    results.write_bytes(msgspec.json.encode(result))
+    assert main(["sweep-merge", str(one), str(two), "--results-dir", str(merged)]) == 2
+    assert "does not give the numbers sweep.json has for it" in capsys.readouterr().err
+    assert not merged.exists()
+
+
+def test_a_cell_that_failed_before_it_started_does_not_stop_the_merge(tmp_path, capsys):
+    """A cell that could not start (too many open files) gave no number: its directory holds
+    only rounds/, and the shards still merge, as a failed sweep."""
+    one = sweep(tmp_path / "a", capsys, "--shard", "1/2")
+    two = sweep(tmp_path / "b", capsys, "--shard", "2/2")
+    result = read_json(two / SWEEP_FILE, SweepResult)
+    first = result.experiments[0]
+    for path in sorted((two / first.directory).rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (two / first.directory / "rounds").mkdir()
+    failed = msgspec.structs.replace(
+        first,
+        status="failed",
+        message="cannot start the experiment: [Errno 24]",
+        rounds=0,
+        metrics={},
+        cooperation_per_round=[],
+        valid=None,
+    )
+    set_sweep(two, status="failed", experiments=[failed, *result.experiments[1:]])
+    assert main(["sweep-merge", str(one), str(two), "--results-dir", str(tmp_path / "m")]) == 1
+    merged = load_sweep(Path(capsys.readouterr().out.strip().splitlines()[-1])).result
+    assert merged is not None and merged.status == "failed"
+
+
 def test_a_failed_copy_leaves_no_half_made_sweep(tmp_path, capsys, monkeypatch):
     import shutil
 
@@ -184,7 +229,7 @@ def test_the_merged_sweep_counts_the_shards_resumes(tmp_path, capsys):
 def test_a_shard_says_which_slice_it_runs(tmp_path, capsys):
     main(["sweep", "--headless", *FLAGS, "--results-dir", str(tmp_path), "--shard", "3/3"])
     first = capsys.readouterr().err.splitlines()[0]
-    assert ": shard 3/3, 2 of the 2 conditions x 4 seeds = 8 experiments" in first
+    assert ": shard 3/3: 2 of 8 experiments (2 conditions x 4 seeds) (baseline, identity; seeds 7..10)" in first
 
 
 def test_merge_refuses_an_unsharded_sweep(tmp_path, capsys):

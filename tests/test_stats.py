@@ -220,3 +220,18 @@ def test_near_the_ceiling_the_t_interval_covers_less_than_it_says():
             assert NOTE_NEAR_BOUND in (interval.note or "")
     assert covered / 1000 < 0.9  # the note is warranted
     assert claimed < 1000  # and some sweeps had no spread at all: no interval, not [100, 100]
+
+
+def test_an_empty_interval_says_whether_more_seeds_would_help():
+    """No counted seed at all (every one left out as INVALID): 'n too small', as more valid
+    seeds would give a value; counted seeds none of which has the metric (no out-group in a
+    one-group population): 'no seed has a value', which more seeds would not change."""
+    result = sweep_of({"a": [0.5, 0.6, 0.7], "b": [0.4, 0.5, 0.6]})
+    for run in result.experiments:
+        if run.condition == "b":
+            run.valid = False
+    summary, [difference] = summarize(result)
+    left_out = summary[1].metrics["overall_cooperation_rate"]
+    assert (left_out.n, left_out.note) == (0, NOTE_TOO_FEW)
+    assert difference.metrics["overall_cooperation_rate"].note == NOTE_TOO_FEW
+    assert summary[0].metrics["out_group_cooperation_rate"].note == NOTE_NO_VALUE

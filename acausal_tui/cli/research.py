@@ -107,11 +107,13 @@ class SweepPrinter:
             r = event.result
             self.simulated = r.simulated
             done = sum(run.status == "completed" for run in r.experiments)
+            grid = f"{len(r.conditions)} conditions x {len(r.seeds)} seeds"
             cells = len(r.conditions) * len(r.seeds)
-            slice_ = f"shard {r.shard}, {len(r.experiments)} of the " if r.shard is not None else ""
+            size = f"{grid} = {cells} experiments"
+            if r.shard is not None:
+                size = f"shard {r.shard}: {len(r.experiments)} of {cells} experiments ({grid})"
             self.print(
-                f"{r.sweep_id}: {slice_}{len(r.conditions)} conditions x {len(r.seeds)} seeds = "
-                f"{cells} experiments ({', '.join(r.conditions)}; seeds "
+                f"{r.sweep_id}: {size} ({', '.join(r.conditions)}; seeds "
                 f"{r.seeds[0]}..{r.seeds[-1]}), provider {r.config.provider.name}"
                 + (f"; resumed, {done} already completed" if r.resumed else "")
             )

@@ -19,6 +19,8 @@ from engine.sweep import (
     CONVERGENCE,
     INTERVAL_METRICS,
     SHARE_METRICS,
+    ConditionStats,
+    Difference,
     LoadedSweep,
     SweepResult,
     convergence_text,
@@ -54,6 +56,11 @@ def interval_cell(interval: Interval, share: bool, signed: bool = False, seeds: 
     return f"{text} [{number(interval.low, share)}, {number(interval.high, share)}]{mark}{over}"
 
 
+def seeds(stats: ConditionStats | Difference) -> int:
+    """The seeds a column is over (a difference: the seeds counted in both conditions)."""
+    return stats.metrics["overall_cooperation_rate"].n
+
+
 def fill_metrics(table: DataTable, result: SweepResult) -> None:
     """Every metric's mean [interval] per condition, then each difference from the reference
     (also the summary at the end of the live sweep screen)."""
@@ -68,11 +75,8 @@ def fill_metrics(table: DataTable, result: SweepResult) -> None:
         table.add_row(
             *cells(
                 f"{metric} (keywords)" if metric in KEYWORD_METRICS else metric,
-                *(
-                    interval_cell(s.metrics[metric], share, seeds=s.metrics["overall_cooperation_rate"].n)
-                    for s in result.summary
-                ),
-                *(interval_cell(d.metrics[metric], share, signed=True) for d in result.differences),
+                *(interval_cell(s.metrics[metric], share, seeds=seeds(s)) for s in result.summary),
+                *(interval_cell(d.metrics[metric], share, signed=True, seeds=seeds(d)) for d in result.differences),
             )
         )
     table.add_row(
@@ -156,8 +160,11 @@ class CompareScreen(Screen):
             rounds.add_row(
                 *cells(
                     str(index + 1),
-                    *(interval_cell(s.cooperation_per_round[index], True) for s in r.summary),
-                    *(interval_cell(d.cooperation_per_round[index], True, signed=True) for d in r.differences),
+                    *(interval_cell(s.cooperation_per_round[index], True, seeds=seeds(s)) for s in r.summary),
+                    *(
+                        interval_cell(d.cooperation_per_round[index], True, signed=True, seeds=seeds(d))
+                        for d in r.differences
+                    ),
                 )
             )
         for chart, stats in zip(self.query(CoopChart), r.summary, strict=True):

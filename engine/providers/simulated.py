@@ -10,6 +10,7 @@ every condition, so a sweep over conditions must find no effect. `effect=True`
 (config `provider.simulated_effect`) makes the identity statement raise the superrational
 share: a demo effect, recorded in the manifest's config."""
 
+import hashlib
 import re
 
 import anyio
@@ -134,7 +135,7 @@ class SimulatedProvider:
 
     def _strategy(self, request: ChatRequest, prompt: str) -> str:
         # Keyed by the prompt too: two conditions' prompts draw independently, at the same odds.
-        rng = keyed_rng(self.seed, "sim", request.key, prompt)
+        rng = keyed_rng(self.seed, "sim", request.key, digest(prompt))
         identity = self.effect and IDENTITY_STATEMENT in prompt
         weights = dict(WEIGHTS_IDENTITY if identity else WEIGHTS_PLAIN)
         rate = _COOP_RATE_RE.search(prompt)
@@ -155,9 +156,9 @@ class SimulatedProvider:
         follow-ups (keyed without the try number). Keyed by the prompt too, as strategies
         are: two conditions whose prompts differ draw their reply styles, follow-ups and
         random moves independently (a seed's fallbacks are not the same in both)."""
-        decision = request.key.rpartition("/t")[0] or request.key
-        move = self._apply_strategy(prompt, keyed_rng(self.seed, "sim", decision, prompt))
-        rng = keyed_rng(self.seed, "sim", request.key, prompt)
+        decision, prompt_id = request.key.rpartition("/t")[0] or request.key, digest(prompt)
+        move = self._apply_strategy(prompt, keyed_rng(self.seed, "sim", decision, prompt_id))
+        rng = keyed_rng(self.seed, "sim", request.key, prompt_id)
         if len(request.messages) > 1:  # a follow-up turn: one word, nearly always
             return (move if rng.random() >= UNCLEAR_FOLLOW_UP else "I cannot decide."), "stop"
         style = reply_style(rng.random())
@@ -189,6 +190,12 @@ class SimulatedProvider:
         if "defect" in strategy:
             return "DEFECT"
         return "COOPERATE" if rng.random() < 0.5 else "DEFECT"
+
+
+def digest(prompt: str) -> str:
+    """What keys a draw to its prompt: a prompt's hash, made once (keying by the text itself
+    costs its repr, ~0.2 ms for the 25 KB decision prompt of a long history, twice a call)."""
+    return hashlib.blake2b(prompt.encode(), digest_size=16).hexdigest()
 
 
 def reply_style(roll: float) -> str | None:
