@@ -12,7 +12,7 @@ from engine.runner import with_seed
 from tests.support.stub_server import StubServer
 
 # The handlers pytest started with, before any fixture ran a headless run.
-ORIGINAL_HANDLERS = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+ORIGINAL_HANDLERS = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 
 
 @pytest.fixture(autouse=True)

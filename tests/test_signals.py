@@ -48,7 +48,7 @@ def resume_and_compare(directory: Path, config: Path, tmp_path: Path) -> None:
     assert outcome(final_result(directory), cancelled_in_flight(directory)) == outcome(ref_result)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signal_aborts_with_130_and_valid_partial_results(tmp_path, signum):
     config, process = start_run(tmp_path)
     wait_for(
@@ -107,4 +107,5 @@ def test_a_signal_after_the_run_has_ended_is_ignored():
     anyio.run(run_then_end)
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     signal.raise_signal(signal.SIGTERM)  # would end the test process if not ignored

@@ -139,13 +139,18 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+# SIGHUP too: a headless run over SSH gets it when the connection drops, and must then save
+# and count what it sent, as for SIGTERM (it would otherwise die unsaved).
+ABORTING_SIGNALS = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
+
+
 async def abort_on_signals(control: RunControl, scope: anyio.CancelScope) -> None:
-    """First SIGINT/SIGTERM: abort cleanly (partial results saved). Second: exit at once;
-    every file on disk is still valid because each is replaced atomically. Cancelled as the
-    run (or sweep) ends, its results saved: from then until the process exits both signals
-    are ignored, so a late one cannot turn a finished run's exit code into a killed one's."""
+    """First SIGINT/SIGTERM/SIGHUP: abort cleanly (partial results saved). Second: exit at
+    once; every file on disk is still valid because each is replaced atomically. Cancelled
+    as the run (or sweep) ends, its results saved: from then until the process exits these
+    signals are ignored, so a late one cannot turn a finished run's exit code into a killed one's."""
     try:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with anyio.open_signal_receiver(*ABORTING_SIGNALS) as signals:
             async for signum in signals:
                 if control.aborted:
                     os._exit(EXIT_ABORTED)
@@ -157,7 +162,7 @@ async def abort_on_signals(control: RunControl, scope: anyio.CancelScope) -> Non
                 )
                 control.abort(f"aborted by {signal.Signals(signum).name}")
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in ABORTING_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
 
 
