@@ -5,6 +5,7 @@ import asyncio
 import gc
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ class AcausalApp(App[None]):
         self.results_dir = results_dir
         self._live: RunScreen | SweepScreen | None = None  # the latest run or sweep screen
         self.signalled: str | None = None  # the name of the SIGTERM/SIGHUP that ended the app
+        self.hung_up = False  # SIGHUP came with the terminal gone (closed window, dropped SSH)
         self.resuming = False  # an experiment is being opened to resume it
 
     def on_mount(self) -> None:
@@ -95,12 +97,23 @@ class AcausalApp(App[None]):
         if self.signalled is not None:
             os._exit(130)
         self.signalled = signal.Signals(signum).name
+        self.hung_up = signum == getattr(signal, "SIGHUP", None) and terminal_gone()
         live = self.live_screen
         if live is not None and live.running:
             live.control.abort(f"aborted by {self.signalled}")
             live.stop_and_exit()
         else:
             self.exit()
+
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        """When the terminal hung up, the process leaves at once (exit 130), its run's
+        results already saved (the run has ended when the app exits). Textual's restoring of
+        the terminal would write to it, and with no terminal to take the writes that blocked
+        the process for good (an outside review: alive, deaf to SIGTERM, after `tmux
+        kill-session`)."""
+        if self.hung_up:
+            os._exit(130)
+        super().exit(*args, **kwargs)
 
     @property
     def live_screen(self) -> RunScreen | SweepScreen | None:
@@ -250,3 +263,13 @@ class AcausalApp(App[None]):
             ),
         ]
         return [(where, key_rows(bindings, self.get_key_display, extra)) for where, bindings, extra in sections]
+
+
+def terminal_gone() -> bool:
+    """Whether the terminal hung up: a write to it fails (EIO) rather than showing. (A
+    SIGHUP sent with `kill` leaves it there: the app then gives it back as for SIGTERM.)"""
+    try:
+        os.write(sys.__stdout__.fileno(), b"\x1b[0m")  # a harmless attribute reset
+    except (OSError, AttributeError, ValueError):
+        return True
+    return False

@@ -127,3 +127,33 @@ def test_without_a_terminal_the_app_refuses_in_one_line(tmp_path):
             "use --headless for a run without it"
         ]
     assert not results.exists()  # nothing written
+
+
+def test_a_terminal_that_hangs_up_ends_the_app_with_its_results_saved(tmp_path):
+    """The window closed or the SSH connection dropped: the pty's far end goes away and the
+    app gets SIGHUP with no terminal left. It aborts the run, saves it and exits 130 — not
+    blocked for good writing the terminal's restore to nobody (an outside review saw that)."""
+    results = tmp_path / "results"
+    config = write_config(tmp_path / "config.toml", results, agents=6, rounds=40, latency_ms=20)
+    pid, fd = spawn_tui("--config", str(config))
+    output = bytearray()
+
+    def round_one_saved() -> bool:
+        directory = only_experiment(results)
+        return directory is not None and (directory / "rounds" / "summary_r1.json").exists()
+
+    assert drain(fd, output, round_one_saved, 30), bytes(output[-2000:])
+    os.close(fd)  # the terminal hangs up
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError("the app did not exit after its terminal hung up")
+    assert os.waitstatus_to_exitcode(done[1]) == 130
+    directory = only_experiment(results)
+    result = final_result(directory)
+    assert result.status == "aborted" and result.message == "aborted by SIGHUP"
+    assert_files_valid(directory)
+    assert not (directory / LOCK_NAME).exists()
