@@ -81,8 +81,9 @@ def wait_exit(pid: int, fd: int, output: bytearray, timeout: float = 30.0) -> in
     return os.waitstatus_to_exitcode(status[0])
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_a_signal_to_the_tui_aborts_cleanly_and_restores_the_terminal(tmp_path, signum):
+def tui_past_round_one(tmp_path: Path) -> tuple[int, int, Path, bytearray]:
+    """A 6 x 40 run in the TUI on a pty, once its round 1 is saved: (pid, the pty's master
+    fd, the results directory, what the app wrote so far)."""
     results = tmp_path / "results"
     config = write_config(tmp_path / "config.toml", results, agents=6, rounds=40, latency_ms=20)
     pid, fd = spawn_tui("--config", str(config))
@@ -93,6 +94,12 @@ def test_a_signal_to_the_tui_aborts_cleanly_and_restores_the_terminal(tmp_path, 
         return directory is not None and (directory / "rounds" / "summary_r1.json").exists()
 
     assert drain(fd, output, round_one_saved, 30), bytes(output[-2000:])
+    return pid, fd, results, output
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_to_the_tui_aborts_cleanly_and_restores_the_terminal(tmp_path, signum):
+    pid, fd, results, output = tui_past_round_one(tmp_path)
     assert b"\x1b[?1049h" in output  # the app is up, in the alternate screen
     os.kill(pid, signum)
     code = wait_exit(pid, fd, output)
@@ -133,16 +140,7 @@ def test_a_terminal_that_hangs_up_ends_the_app_with_its_results_saved(tmp_path):
     """The window closed or the SSH connection dropped: the pty's far end goes away and the
     app gets SIGHUP with no terminal left. It aborts the run, saves it and exits 130 — not
     blocked for good writing the terminal's restore to nobody (an outside review saw that)."""
-    results = tmp_path / "results"
-    config = write_config(tmp_path / "config.toml", results, agents=6, rounds=40, latency_ms=20)
-    pid, fd = spawn_tui("--config", str(config))
-    output = bytearray()
-
-    def round_one_saved() -> bool:
-        directory = only_experiment(results)
-        return directory is not None and (directory / "rounds" / "summary_r1.json").exists()
-
-    assert drain(fd, output, round_one_saved, 30), bytes(output[-2000:])
+    pid, fd, results, _ = tui_past_round_one(tmp_path)
     os.close(fd)  # the terminal hangs up
     deadline = time.monotonic() + 30
     while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
