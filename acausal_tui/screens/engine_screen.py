@@ -237,11 +237,14 @@ class EngineScreen(Screen):
         hold = not self.control.paused
         if hold:
             self.control.pause()
+            self.engine_state = "paused"  # the footer says so too, as after `p`
             self.redraw()
 
         def answered(answer: bool | None) -> None:
             if hold and not answer and self.control.paused:
                 self.control.resume()
+                if self.engine_state == "paused":  # not ended meanwhile
+                    self.engine_state = "running"
                 self.redraw()
             then(bool(answer))
 
