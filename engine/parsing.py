@@ -49,6 +49,8 @@ _CONDITIONAL = re.compile(r"\W*(?:if|when|whenever|unless|should|in case)\b", re
 # A reasoning model's scratchpad ahead of its answer ("<think>…</think>COOPERATE") is not the reply.
 _THINKING = re.compile(r"\A\s*<(think|thinking)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 _UNCLOSED_THINKING = re.compile(r"\s*<(?:think|thinking)>", re.IGNORECASE)
+_THINK_OPEN = re.compile(r"<(?:think|thinking)>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</(?:think|thinking)>", re.IGNORECASE)
 # A move named in any form: the verb and its nouns ("cooperating", "defection"), with any
 # hyphen ("co-operate", "co‑operate"), and in the other languages models answer in
 # (coopérer, kooperieren, 合作; trahir, traicionar, verraten, 背叛). Scripts without spaces
@@ -280,9 +282,22 @@ def _parse_cached(reply: str, finish_reason: str | None) -> Reading:
     return _parse(reply, finish_reason)
 
 
-def _parse(reply: str, finish_reason: str | None) -> Reading:
+def _scratchpad(reply: str) -> tuple[str | None, str]:
+    """(a reasoning model's scratchpad, the reply after it): `<think>…</think>` at the start,
+    or, where the chat template opened the scratchpad itself (DeepSeek R1's does), all before
+    a `</think>` that no `<think>` precedes. (None, reply) when there is none."""
     thinking = _THINKING.match(reply)
-    reply = reply[thinking.end() :] if thinking else reply
+    if thinking:
+        block = thinking.group()
+        return block[block.index(">") + 1 : block.rindex("</")], reply[thinking.end() :]
+    close = _THINK_CLOSE.search(reply)
+    if close and not _THINK_OPEN.search(reply, 0, close.start()):
+        return reply[: close.start()], reply[close.end() :]
+    return None, reply
+
+
+def _parse(reply: str, finish_reason: str | None) -> Reading:
+    scratchpad, reply = _scratchpad(reply)
     new_turn = _NEW_TURN.search(reply, 1)
     end = len(reply) if new_turn is None else new_turn.start()
     readings = [_read_word(reply), _read_json(reply), _read_line(reply, finish_reason, end)]
@@ -291,18 +306,18 @@ def _parse(reply: str, finish_reason: str | None) -> Reading:
     readings = [r for r in readings if r.action is not None]
     if len({r.action for r in readings}) != 1:
         return AMBIGUOUS
-    if thinking and _concluded(_OTHER[readings[0].action], thinking.group()):
+    if scratchpad is not None and _concluded(_OTHER[readings[0].action], scratchpad):
         return AMBIGUOUS  # the scratchpad chose the other move: the reply contradicts itself
     return readings[0]
 
 
-def _concluded(move: Action, block: str) -> bool:
+def _concluded(move: Action, scratchpad: str) -> bool:
     """Whether a reasoning model's scratchpad (`<think>…</think>`) concludes for `move`. Its
     last sentence that names a move, and not the output's format ("…a single word, e.g.
     DEFECT"), does: the move alone or after a label, a connective or an arrow ("Answer:
     COOPERATE", "So: COOPERATE.", "Therefore COOPERATE.", "…they cooperated → COOPERATE"),
     or the speaker choosing it ("I will cooperate.")."""
-    scratchpad = _ABBREVIATION.sub("eg", _visible(block[block.index(">") + 1 : block.rindex("</")]))
+    scratchpad = _ABBREVIATION.sub("eg", _visible(scratchpad))
     named = [
         m.group()
         for m in _SENTENCES.finditer(scratchpad)
@@ -736,12 +751,13 @@ def extract_strategy(reply: str, finish_reason: str | None = None) -> tuple[str 
     reply was cut off by max_tokens after the marker; `multiple_markers` when more than one
     marker line; `marker_missing` when there is no marker (or nothing after any): the text
     is then the last 100 words of the reply, where the rule usually is.
-    A reply cut off by max_tokens without a marker, or with no words at all, is a failed
-    strategy call: text None. A reasoning model's scratchpad (`<think>…</think>` at the
-    start) is not the reply: its drafts are not the strategy. A reply cut off inside it
-    never got to the reply: a failed call.
+    A reply cut off by max_tokens without a marker, or with no words but markers, is a
+    failed strategy call: text None. A reasoning model's scratchpad (`<think>…</think>` at
+    the start, or all before a `</think>` no `<think>` precedes) is not the reply: its
+    drafts are not the strategy. A reply cut off inside it never got to the reply: a
+    failed call.
     """
-    reply = _THINKING.sub("", reply)
+    _, reply = _scratchpad(reply)
     if finish_reason == CUT_OFF and _UNCLOSED_THINKING.match(reply):
         return None, ["marker_missing"]
     markers = list(_STRATEGY_MARKER.finditer(reply))
@@ -753,7 +769,7 @@ def extract_strategy(reply: str, finish_reason: str | None = None) -> tuple[str 
         if words:
             break
     if not words:
-        words = reply.split()
+        words = _STRATEGY_MARKER.sub(" ", reply).split()  # an empty marker is no rule ("STRATEGY:" alone)
         if finish_reason == CUT_OFF or not words:
             return None, flags + ["marker_missing"]
         return " ".join(words[-STRATEGY_WORDS:]), flags + ["marker_missing"]

@@ -1,3 +1,4 @@
+import re
 from collections import Counter
 
 import pytest
@@ -23,6 +24,7 @@ from tests.support.corpora import (
     REDTEAM_DECISIONS_6,
     REDTEAM_DECISIONS_7,
     REDTEAM_DECISIONS_8,
+    REDTEAM_STRATEGIES,
     STRATEGY_CORPUS,
 )
 
@@ -385,8 +387,27 @@ def test_short_reply_without_marker() -> None:
 
 
 def test_empty_strategy_after_marker_falls_back() -> None:
+    """The last 100 words before it, without the empty marker: a marker alone is no rule."""
     reply = words(120) + "\nSTRATEGY:   \n"
-    assert extract_strategy(reply) == (" ".join((words(120) + " STRATEGY:").split()[-100:]), ["marker_missing"])
+    assert extract_strategy(reply) == (" ".join(words(120).split()[-100:]), ["marker_missing"])
+
+
+@pytest.mark.parametrize("reply", ["STRATEGY:\n\n", "**STRATEGY:**", "STRATEGY:\nSTRATEGY:"])
+def test_a_reply_of_empty_markers_is_a_failed_call(reply: str) -> None:
+    """Nothing but the marker: no rule to play, so a failed call (asked again, then carried
+    over or the fallback, and flagged), not the word "STRATEGY:" played as a strategy."""
+    assert extract_strategy(reply)[0] is None
+
+
+def test_a_scratchpad_the_chat_template_opened_is_not_the_strategy() -> None:
+    """DeepSeek R1's chat template opens `<think>` itself: the reply holds only `</think>`,
+    and the draft before it is not the strategy (nor a decision's answer)."""
+    reply = (
+        "Copies of me.\nSTRATEGY: Always DEFECT.\nWait, cooperation is better.\n</think>\n\nSTRATEGY: Always COOPERATE."
+    )
+    assert extract_strategy(reply) == ("Always COOPERATE.", [])
+    assert parse_decision("They defected. So I defect.\n</think>\nCOOPERATE").action is None
+    assert parse_decision("They cooperated.\n</think>\nCOOPERATE").action == "COOPERATE"
 
 
 def test_long_preamble_before_marker() -> None:
@@ -632,3 +653,23 @@ def test_a_scratchpad_that_chose_the_other_move_contradicts_the_answer(reply: st
     it, as the same reasoning written outside a scratchpad would; one that concludes for the
     answer, or weighs the other move only, does not."""
     assert parse_decision(reply, "stop").action == expected
+
+
+def _strategy_words(text: str | None) -> str | None:
+    """A strategy as a sub model would play it: markdown, quotes, bullets and case aside."""
+    if text is None:
+        return None
+    text = re.sub(r'[*_`>#"]', "", text.replace("\u200b", "").replace("\ufeff", ""))
+    return " ".join(re.sub(r"^\s*[-•]\s*", "", text).split()).strip(" .").lower()
+
+
+def test_red_team_strategies_as_meant_but_the_known_gaps() -> None:
+    """Every reply of the red team's corpus is extracted as the strategy meant, but the ones
+    marked `known` (SPEC §4 takes the text after the last marker line, so a rejected
+    alternative or an old rule quoted after the chosen one is played, flagged
+    `multiple_markers`; docs/parsing.md lists the kinds). A gap closed must lose its mark,
+    and the wrong-strategy gaps may not grow."""
+    for row in REDTEAM_STRATEGIES:
+        got = _strategy_words(extract_strategy(row["reply"], row["finish_reason"])[0])
+        assert (got == _strategy_words(row["expected_text"])) != ("known" in row), row["note"]
+    assert sum(row.get("known", "").startswith("wrong strategy") for row in REDTEAM_STRATEGIES) <= 12

@@ -46,3 +46,6 @@ ORDINARY_DECISIONS_5 = corpus("decisions_redteam7_ordinary.jsonl")
 # them for the real prompt (reasoning models' scratchpads among them), and tricky ones.
 REDTEAM_DECISIONS_8 = corpus("decisions_redteam8_attack.jsonl")
 ORDINARY_DECISIONS_6 = corpus("decisions_redteam8_ordinary.jsonl")
+# A red team's strategy replies (150, as models of 2025-26 write them for the real prompt),
+# labelled with the strategy meant; `known`: where extraction (SPEC §4's letter) differs, and how.
+REDTEAM_STRATEGIES = corpus("strategies_redteam.jsonl")
