@@ -22,7 +22,7 @@ from engine.sweep_summary import experiment_values
 
 # Tables of column names, kept as tables:
 # fmt: off
-ID_COLUMNS = ("experiment_id", "condition", "seed")
+ID_COLUMNS = ("experiment_id", "condition", "seed", "simulated")  # every table says if its numbers are simulated
 GAME_COLUMNS = (*ID_COLUMNS, *GameResult.__struct_fields__)
 STRATEGY_COLUMNS = (*ID_COLUMNS, *StrategyRecord.__struct_fields__)
 ROUND_COLUMNS = (
@@ -45,7 +45,7 @@ VALIDITY_COLUMNS = ("valid", "validity_reasons", *(
     f"validity_{name}" for name in Validity.__struct_fields__ if name not in ("valid", "reasons")))
 EXPERIMENT_COLUMNS = (
     *ID_COLUMNS, "preset", "identity", "history", "labels", "on_unparseable", "show_power",
-    "status", "provider", "simulated", "main_model", "sub_model", "agents", "rounds",
+    "status", "provider", "main_model", "sub_model", "agents", "rounds",
     "total_rounds", "total_games", "total_api_calls", "total_retries", "total_cost",
     "cost_is_estimate", "error_count", "option_order", *VALIDITY_COLUMNS, *METRICS,
 )
@@ -112,6 +112,7 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
         "experiment_id": manifest.experiment_id,
         "condition": condition or manifest.condition.name,
         "seed": manifest.seed,
+        "simulated": manifest.simulated,
     }
     c = manifest.condition
     row = {
@@ -125,7 +126,6 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
         "option_order": c.option_order,
         "status": result.status if result else manifest.status,
         "provider": manifest.provider,
-        "simulated": manifest.simulated,
         "main_model": manifest.main_model,
         "sub_model": manifest.sub_model,
         "agents": len(manifest.agents),

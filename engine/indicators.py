@@ -91,7 +91,7 @@ INDICATOR_DOCS: dict[str, str] = {
 
 # Said beside the indicators wherever they are shown (SPEC §6).
 INDICATORS_NOTE = (
-    "Rates count model-decided moves only (fallbacks left out); identity_reasoning_frequency "
+    "Rates count moves a model or a scripted rule decided (fallbacks left out); identity_reasoning_frequency "
     "and surprise_at_defection count keywords, not reasoning."
 )
 

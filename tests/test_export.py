@@ -14,6 +14,7 @@ from engine.export import (
     AGENT_COLUMNS,
     EXPERIMENT_COLUMNS,
     GAME_COLUMNS,
+    ID_COLUMNS,
     ROUND_COLUMNS,
     STRATEGY_COLUMNS,
     export_csv,
@@ -118,8 +119,8 @@ async def test_experiment_csv_rows_equal_the_json_records(experiment):
             **{f"score_{k}": v for k, v in msgspec.structs.asdict(summary.score_distribution).items()},
             **{f"power_{k}": v for k, v in msgspec.structs.asdict(summary.power_distribution).items()},
         }
-        assert {k: row[k] for k in ROUND_COLUMNS[3:]} == {
-            k: "" if flat[k] is None else str(flat[k]) for k in ROUND_COLUMNS[3:]
+        assert {k: row[k] for k in ROUND_COLUMNS[len(ID_COLUMNS) :]} == {
+            k: "" if flat[k] is None else str(flat[k]) for k in ROUND_COLUMNS[len(ID_COLUMNS) :]
         }
 
     result = read_json(experiment / "experiment_results.json", ExperimentResult)
@@ -345,3 +346,11 @@ async def test_sweep_csv_says_how_many_experiments_were_left_out_as_invalid(tmp_
         r for r in rows if (r["condition"], r["reference"], r["metric"]) == ("identity", "", "fallback_rate")
     )
     assert int(identity["n"]) == 3  # 4 seeds, 1 left out: the n says it, and now the column says why
+
+
+async def test_every_table_says_whether_its_numbers_are_simulated(experiment, tmp_path):
+    """A table read alone (rounds.csv in a notebook) still carries the SIMULATED mark."""
+    written, _ = export_csv(experiment, tmp_path / "csv")
+    for path in written:
+        rows = read_rows(path)
+        assert rows and {row["simulated"] for row in rows} == {"true"}, path.name

@@ -490,7 +490,10 @@ def test_a_sub_model_that_never_answers_parseably_is_invalid_exit_4(tmp_path, se
     assert {g.player1_parse_rule for g in games} == {g.player2_parse_rule for g in games} == {"fallback"}
     # headless: the rates say n/a, the fallback rate is printed, the validity line last
     assert "cooperation n/a  fallbacks 6" in err
-    assert "cooperation n/a of the moves models decided; fallback_rate 100.0%" in err
+    assert (
+        "cooperation n/a of the moves decided (by a model or a scripted rule; fallbacks left out); fallback_rate 100.0%"
+        in err
+    )
     assert err.rstrip().splitlines()[-1] == "INVALID: fallback moves 100% > 5%"
     # every decision asked 3 times: the original prompt and 2 follow-up turns
     assert len([s for s in server.requests if stub.DECISION_MARKER in json.dumps(s.body)]) == 18 * 3

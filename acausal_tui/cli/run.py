@@ -95,7 +95,7 @@ class HeadlessPrinter:
             indicators = r.acausal_indicators
             self.print(
                 f"{'SIMULATED ' if r.simulated else ''}cooperation {rate(indicators.overall_cooperation_rate)} "
-                f"of the moves models decided; fallback_rate {rate(indicators.fallback_rate)}"
+                f"of the moves decided (by a model or a scripted rule; fallbacks left out); fallback_rate {rate(indicators.fallback_rate)}"
             )
             self.print(validity_words(r.validity, r.simulated))
 

@@ -81,6 +81,14 @@ def cooperation_cell(entry: IndexEntry) -> Text:
     cell = Text(percent(entry.cooperation))
     if entry.valid is not None:
         cell.append(" valid" if entry.valid else " INVALID", style="green" if entry.valid else "bold red")
+    return simulated_mark(cell, entry.simulated)
+
+
+def simulated_mark(cell: Text, simulated: bool) -> Text:
+    """A number from the simulated provider says so where it is shown (SPEC §7: the browser's
+    row too, whose Provider column a narrow terminal cuts off)."""
+    if simulated:
+        cell.append(" SIMULATED", style="bold black on yellow")
     return cell
 
 
@@ -237,7 +245,7 @@ def sweep_row(loaded: LoadedSweep) -> tuple[Text, ...]:
         str(result.config.agents),
         ", ".join(result.conditions),
         result.config.provider.name or "—",
-        cooperation or "—",
+        simulated_mark(Text(cooperation or "—"), result.simulated),
         "—",
         Text(f"{len(result.seeds)} seeds · enter compares", style="dim"),
     )

@@ -36,7 +36,7 @@ async def test_a_run_of_unreadable_replies_shows_invalid_no_rate_and_exits_4(run
     assert app.status == "completed" and code == 4
 
     cells = [str(cell) for cell in row(entry_from(load_experiment(directory)), directory, [])]
-    assert cells[7] == "— INVALID"
+    assert cells[7] == "— INVALID SIMULATED"  # SPEC §7: the browser row says it too
     assert cells[9] == "INVALID: fallback moves 100% > 5%"
 
     # the experiment screen's Indicators tab: the keyword note and the validity line
@@ -66,4 +66,4 @@ async def test_a_valid_run_says_valid_and_exits_0(run_app):
         directory = Path(app.directory)
         await pilot.press("q")
     assert code == 0
-    assert str(row(entry_from(load_experiment(directory)), directory, [])[7]) == "100.0% valid"
+    assert str(row(entry_from(load_experiment(directory)), directory, [])[7]) == "100.0% valid SIMULATED"
