@@ -50,3 +50,15 @@ def resolve_condition(name: str, switches: msgspec.Struct) -> Condition:
     condition = msgspec.structs.replace(PRESETS[name], **overrides)
     history_window(condition.history)
     return condition
+
+
+def set_switches(switches: msgspec.Struct) -> str:
+    """The switches set, in the form `--conditions` takes them ("history=last:1+labels=shuffled"),
+    or "" when none is: a sweep's base config applies them to every condition, whose label
+    alone does not say so."""
+    words = {True: "on", False: "off"}
+    return "+".join(
+        f"{name}={words.get(value, value) if isinstance(value, bool) else value}"
+        for name in switches.__struct_fields__
+        if (value := getattr(switches, name)) is not None
+    )

@@ -802,3 +802,20 @@ async def test_a_cost_that_is_not_money_in_a_log_is_not_counted(tmp_path):
             file.write(json.dumps({**first, "key": "strategy/r9/a0", "cost": bad}) + "\n")
     spent = await anyio.to_thread.run_sync(read_logs, plan_resume(directory), [Paid(reply)])
     assert spent[run.directory] == pytest.approx(honest)
+
+
+def test_a_switch_set_for_every_condition_is_said_beside_their_labels(tmp_path, capsys):
+    """A base config's switch (history last:1 from a config file, or the form's remembered
+    values) applies to every condition, whose labels ("baseline") do not show it: the
+    headless start line and the comparison's title say it."""
+    from acausal_tui.screens.compare import sweep_title
+
+    config = tmp_path / "sweep.toml"
+    config.write_text('[switches]\nhistory = "last:1"\n')
+    flags = ["--conditions", "baseline,identity", "--seeds", "2", "--agents", "3", "--rounds", "2"]
+    assert main(["sweep", "--headless", "--config", str(config), *flags, "--results-dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "every condition with history=last:1" in err.splitlines()[0]
+    result = read_json(Path(out.strip()) / SWEEP_FILE, SweepResult)
+    assert all(c.history == "last:1" for c in result.resolved_conditions.values())
+    assert "every condition with history=last:1" in sweep_title(result).plain

@@ -18,6 +18,7 @@ from acausal_tui.cli.common import (
     overrides_from,
 )
 from engine.audit import audit_experiment
+from engine.conditions import set_switches
 from engine.errors import ExportError
 from engine.events import ErrorLogged, RoundSummarised
 from engine.export import export_csv
@@ -115,6 +116,7 @@ class SweepPrinter:
             self.print(
                 f"{r.sweep_id}: {size} ({', '.join(r.conditions)}; seeds "
                 f"{r.seeds[0]}..{r.seeds[-1]}), provider {r.config.provider.name}"
+                + (f"; every condition with {shared}" if (shared := set_switches(r.config.switches)) else "")
                 + (f"; resumed, {done} already completed" if r.resumed else "")
             )
         elif isinstance(event, ExperimentEvent):

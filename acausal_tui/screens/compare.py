@@ -14,6 +14,7 @@ from acausal_tui.messages import OpenExperiment
 from acausal_tui.widgets.chart import CoopChart
 from acausal_tui.widgets.footer import Footer
 from acausal_tui.widgets.text import cells, literal, percent
+from engine.conditions import set_switches
 from engine.stats import NOTE_NEAR_BOUND, NOTE_NO_SPREAD, NOTE_TOO_FEW, Interval
 from engine.sweep import (
     CONVERGENCE,
@@ -95,6 +96,8 @@ def sweep_title(r: SweepResult) -> Text:
         text.append(" ")
         text.append(" SIMULATED ", style="bold black on yellow")
     text.append(f" · {r.status} · {len(r.seeds)} seeds per condition · ")
+    if shared := set_switches(r.config.switches):
+        text.append_text(literal(f"every condition with {shared} · "))
     if r.intervals is None:
         text.append("intervals of an older version (percentile bootstrap, too narrow for few seeds)", style="bold red")
     else:

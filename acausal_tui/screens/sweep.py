@@ -23,6 +23,7 @@ from acausal_tui.screens.engine_screen import (
 from acausal_tui.screens.run import RunView, error_line
 from acausal_tui.widgets.footer import Footer
 from acausal_tui.widgets.text import literal, money, percent
+from engine.conditions import set_switches
 from engine.control import RunStats
 from engine.events import CallRetried, ErrorLogged
 from engine.sweep import (
@@ -128,6 +129,8 @@ def sweep_header(started: SweepResult | None) -> Text:
         f" · seeds {started.seeds[0]}…{started.seeds[-1]} · provider {config.provider.name}"
         f" · {config.agents} agents × {config.rounds} rounds"
     )
+    if shared := set_switches(config.switches):
+        text.append_text(literal(f" · every condition with {shared}"))
     return text
 
 
