@@ -106,13 +106,16 @@ class AcausalApp(App[None]):
             self.exit()
 
     def exit(self, *args: Any, **kwargs: Any) -> None:
-        """When the terminal hung up, the process leaves at once (exit 130), its run's
-        results already saved (the run has ended when the app exits). Textual's restoring of
+        """When the terminal hung up, the process leaves at once (130 for the run it aborted;
+        a run that had ended keeps its own code), its run's results already saved (the run
+        has ended when the app exits). Textual's restoring of
         the terminal would write to it, and with no terminal to take the writes that blocked
         the process for good (an outside review: alive, deaf to SIGTERM, after `tmux
         kill-session`)."""
         if self.hung_up:
-            os._exit(130)
+            from acausal_tui.cli.run import app_exit_code  # the command's code, as when the app closes
+
+            os._exit(app_exit_code(self))  # a run that had ended keeps its own (0, or 4 if INVALID)
         super().exit(*args, **kwargs)
 
     @property

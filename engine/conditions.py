@@ -1,6 +1,7 @@
 """Conditions: named presets of prompt and protocol switches (SPEC §7)."""
 
 import re
+from collections.abc import Iterable
 from typing import Literal
 
 import msgspec
@@ -52,13 +53,16 @@ def resolve_condition(name: str, switches: msgspec.Struct) -> Condition:
     return condition
 
 
-def set_switches(switches: msgspec.Struct) -> str:
+def set_switches(switches: msgspec.Struct, conditions: Iterable[Condition] = ()) -> str:
     """The switches set, in the form `--conditions` takes them ("history=last:1+labels=shuffled"),
     or "" when none is: a sweep's base config applies them to every condition, whose label
-    alone does not say so."""
+    alone does not say so. With the sweep's resolved `conditions`, only the switches every
+    one of them kept (a label's own `+history=full` overrides the base for that condition)."""
     words = {True: "on", False: "off"}
+    resolved = list(conditions)
     return "+".join(
         f"{name}={words.get(value, value) if isinstance(value, bool) else value}"
         for name in switches.__struct_fields__
         if (value := getattr(switches, name)) is not None
+        and all(getattr(condition, name, value) == value for condition in resolved)
     )

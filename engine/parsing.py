@@ -50,7 +50,7 @@ _CONDITIONAL = re.compile(r"\W*(?:if|when|whenever|unless|should|in case)\b", re
 _THINKING = re.compile(r"\A\s*<(think|thinking)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 _UNCLOSED_THINKING = re.compile(r"\s*<(?:think|thinking)>", re.IGNORECASE)
 _THINK_OPEN = re.compile(r"<(?:think|thinking)>", re.IGNORECASE)
-_THINK_CLOSE = re.compile(r"</(?:think|thinking)>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"^[ \t]*</(?:think|thinking)>[ \t]*$", re.IGNORECASE | re.MULTILINE)  # on its own line
 # A move named in any form: the verb and its nouns ("cooperating", "defection"), with any
 # hyphen ("co-operate", "co‑operate"), and in the other languages models answer in
 # (coopérer, kooperieren, 合作; trahir, traicionar, verraten, 背叛). Scripts without spaces
@@ -285,13 +285,15 @@ def _parse_cached(reply: str, finish_reason: str | None) -> Reading:
 def _scratchpad(reply: str) -> tuple[str | None, str]:
     """(a reasoning model's scratchpad, the reply after it): `<think>…</think>` at the start,
     or, where the chat template opened the scratchpad itself (DeepSeek R1's does), all before
-    a `</think>` that no `<think>` precedes. (None, reply) when there is none."""
+    a `</think>` on a line of its own that no `<think>` precedes and a reply follows (a tag
+    quoted in a sentence, or one left at the very end, ends nothing). (None, reply) when
+    there is none."""
     thinking = _THINKING.match(reply)
     if thinking:
         block = thinking.group()
         return block[block.index(">") + 1 : block.rindex("</")], reply[thinking.end() :]
     close = _THINK_CLOSE.search(reply)
-    if close and not _THINK_OPEN.search(reply, 0, close.start()):
+    if close and not _THINK_OPEN.search(reply, 0, close.start()) and reply[close.end() :].strip():
         return reply[: close.start()], reply[close.end() :]
     return None, reply
 

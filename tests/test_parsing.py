@@ -410,6 +410,25 @@ def test_a_scratchpad_the_chat_template_opened_is_not_the_strategy() -> None:
     assert parse_decision("They cooperated.\n</think>\nCOOPERATE").action == "COOPERATE"
 
 
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        (
+            "STRATEGY: Always cooperate unless the opponent writes </think> in a message.",
+            ("Always cooperate unless the opponent writes </think> in a message.", []),
+        ),
+        ("STRATEGY: Tit-for-tat.\n</think>", ("Tit-for-tat. </think>", [])),
+    ],
+)
+def test_a_quoted_or_trailing_think_tag_ends_no_scratchpad(reply: str, expected) -> None:
+    """Only a `</think>` on a line of its own with a reply after it ends a scratchpad the
+    chat template opened; one quoted in a sentence or left at the end ends nothing."""
+    assert extract_strategy(reply) == expected
+    assert (
+        parse_decision('{"reasoning": "They defected; I use no </think> tag", "decision": "DEFECT"}').action == "DEFECT"
+    )
+
+
 def test_long_preamble_before_marker() -> None:
     reply = words(300, "pre") + "\n**STRATEGY:** Cooperate first, then copy the opponent."
     assert extract_strategy(reply) == ("Cooperate first, then copy the opponent.", [])

@@ -819,3 +819,7 @@ def test_a_switch_set_for_every_condition_is_said_beside_their_labels(tmp_path, 
     result = read_json(Path(out.strip()) / SWEEP_FILE, SweepResult)
     assert all(c.history == "last:1" for c in result.resolved_conditions.values())
     assert "every condition with history=last:1" in sweep_title(result).plain
+
+    flags[1] = "baseline,identity+history=full"  # a label's own switch overrides the base: not every condition's
+    assert main(["sweep", "--headless", "--config", str(config), *flags, "--results-dir", str(tmp_path / "b")]) == 0
+    assert "every condition with" not in capsys.readouterr().err.splitlines()[0]

@@ -154,16 +154,24 @@ async def abort_on_signals(control: RunControl, scope: anyio.CancelScope) -> Non
             async for signum in signals:
                 if control.aborted:
                     os._exit(EXIT_ABORTED)
-                print(
+                control.abort(f"aborted by {signal.Signals(signum).name}")  # first: the terminal may be gone
+                say(
                     f"\n{signal.Signals(signum).name}: aborting, saving partial results "
-                    "(press Ctrl+C again to exit at once)",
-                    file=sys.stderr,
-                    flush=True,
+                    "(press Ctrl+C again to exit at once)"
                 )
-                control.abort(f"aborted by {signal.Signals(signum).name}")
     finally:
         for signum in ABORTING_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
+
+
+def say(line: str, stream: Any = None) -> None:
+    """A progress line on stderr (or `stream`); nothing when it cannot be written: after a
+    hang-up (a dropped SSH connection) stderr is a dead terminal, and the run must still
+    save and count what it sent rather than fail on its report."""
+    try:
+        print(line, file=stream or sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def check_terminal() -> None:
@@ -181,7 +189,7 @@ def app_or_headless(
         check_terminal()
         return app()
     code, directory = anyio.run(headless_run)
-    print(directory)
+    say(str(directory), sys.stdout)  # stdout too may be a terminal that hung up
     return code
 
 

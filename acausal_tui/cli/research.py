@@ -16,6 +16,7 @@ from acausal_tui.cli.common import (
     UsageError,
     abort_on_signals,
     overrides_from,
+    say,
 )
 from engine.audit import audit_experiment
 from engine.conditions import set_switches
@@ -116,7 +117,11 @@ class SweepPrinter:
             self.print(
                 f"{r.sweep_id}: {size} ({', '.join(r.conditions)}; seeds "
                 f"{r.seeds[0]}..{r.seeds[-1]}), provider {r.config.provider.name}"
-                + (f"; every condition with {shared}" if (shared := set_switches(r.config.switches)) else "")
+                + (
+                    f"; every condition with {shared}"
+                    if (shared := set_switches(r.config.switches, r.resolved_conditions.values()))
+                    else ""
+                )
                 + (f"; resumed, {done} already completed" if r.resumed else "")
             )
         elif isinstance(event, ExperimentEvent):
@@ -144,7 +149,7 @@ class SweepPrinter:
             self.print(f"{r.status}: {event.directory / 'sweep.json'}" + (f" - {r.message}" if r.message else ""))
 
     def print(self, line: str) -> None:
-        print(visible(("SIMULATED " if self.simulated else "") + line, one_line=True), file=self.stream, flush=True)
+        say(visible(("SIMULATED " if self.simulated else "") + line, one_line=True), self.stream)
 
 
 async def run_sweep_headless(plan: SweepPlan) -> tuple[int, Path]:
@@ -192,7 +197,7 @@ def resume_sweep_command(directory: Path, headless: bool, max_cost_usd: float | 
         code = anyio.run(resume_sweep_headless, plan, providers)
     else:
         code = resume_sweep_app(plan)
-    print(directory)
+    say(str(directory), sys.stdout)
     return code
 
 

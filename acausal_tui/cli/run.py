@@ -20,6 +20,7 @@ from acausal_tui.cli.common import (
     abort_on_signals,
     exit_code,
     overrides_from,
+    say,
 )
 from acausal_tui.screens.run_view import RoundClock, plural, validity_words
 from engine.budget import dollars
@@ -100,7 +101,7 @@ class HeadlessPrinter:
             self.print(validity_words(r.validity, r.simulated))
 
     def print(self, line: str) -> None:
-        print(visible(line, one_line=True), file=self.stream or sys.stderr, flush=True)
+        say(visible(line, one_line=True), self.stream)
 
 
 def rate(fraction: float | None) -> str:

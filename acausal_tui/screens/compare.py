@@ -96,7 +96,7 @@ def sweep_title(r: SweepResult) -> Text:
         text.append(" ")
         text.append(" SIMULATED ", style="bold black on yellow")
     text.append(f" · {r.status} · {len(r.seeds)} seeds per condition · ")
-    if shared := set_switches(r.config.switches):
+    if shared := set_switches(r.config.switches, r.resolved_conditions.values()):
         text.append_text(literal(f"every condition with {shared} · "))
     if r.intervals is None:
         text.append("intervals of an older version (percentile bootstrap, too narrow for few seeds)", style="bold red")

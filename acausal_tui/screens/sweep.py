@@ -129,7 +129,7 @@ def sweep_header(started: SweepResult | None) -> Text:
         f" · seeds {started.seeds[0]}…{started.seeds[-1]} · provider {config.provider.name}"
         f" · {config.agents} agents × {config.rounds} rounds"
     )
-    if shared := set_switches(config.switches):
+    if shared := set_switches(config.switches, started.resolved_conditions.values()):
         text.append_text(literal(f" · every condition with {shared}"))
     return text
 

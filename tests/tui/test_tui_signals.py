@@ -155,3 +155,51 @@ def test_a_terminal_that_hangs_up_ends_the_app_with_its_results_saved(tmp_path):
     assert result.status == "aborted" and result.message == "aborted by SIGHUP"
     assert_files_valid(directory)
     assert not (directory / LOCK_NAME).exists()
+
+
+def wait_gone(pid: int, timeout: float = 30) -> int:
+    """The exit code of `pid`, once it has exited (killed and failed after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError("the process did not exit after its terminal hung up")
+    return os.waitstatus_to_exitcode(done[1])
+
+
+def test_a_finished_run_keeps_its_exit_code_when_the_terminal_hangs_up_after(tmp_path):
+    results = tmp_path / "results"
+    config = write_config(tmp_path / "config.toml", results, agents=3, rounds=1)
+    pid, fd = spawn_tui("--config", str(config))
+    output = bytearray()
+
+    def completed() -> bool:
+        directory = only_experiment(results)
+        return directory is not None and (directory / "experiment_results.json").exists()
+
+    assert drain(fd, output, completed, 30), bytes(output[-2000:])
+    drain(fd, output, lambda: False, 0.5)  # the app draws the result
+    os.close(fd)
+    assert wait_gone(pid) == 0
+    assert final_result(only_experiment(results)).status == "completed"
+
+
+def test_a_headless_run_whose_terminal_hangs_up_aborts_cleanly(tmp_path):
+    """Over SSH, a dropped connection hangs the terminal up: SIGHUP, and stderr and stdout
+    gone. The run is aborted (not failed on its progress line), saved, and exits 130."""
+    results = tmp_path / "results"
+    config = write_config(tmp_path / "config.toml", results, agents=6, rounds=40, latency_ms=20)
+    pid, fd = spawn_tui("run", "--headless", "--config", str(config))
+    output = bytearray()
+
+    def round_one_saved() -> bool:
+        directory = only_experiment(results)
+        return directory is not None and (directory / "rounds" / "summary_r1.json").exists()
+
+    assert drain(fd, output, round_one_saved, 30), bytes(output[-2000:])
+    os.close(fd)
+    assert wait_gone(pid) == 130
+    result = final_result(only_experiment(results))
+    assert result.status == "aborted" and result.message == "aborted by SIGHUP"
