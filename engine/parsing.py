@@ -42,7 +42,9 @@ _TRAILING = ".!,;:。！"
 _STRUCK = re.compile(r"~~.*?~~")  # struck-through text is withdrawn, not emphasised
 # In a scratchpad: what the output's format is (a move named there is no choice), "e.g." and
 # "i.e." (their dots do not end a sentence), and what comes before a conclusion's move.
-_FORMAT_TALK = re.compile(r"\b(?:output|format|eg|example|respond|reply|one word|single word|answer with)\b", re.I)
+_FORMAT_TALK = re.compile(
+    r"\b(?:output|format|eg|example|respond|reply|one word|single word|answer with)\b", re.IGNORECASE
+)
 _ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e)\.", re.IGNORECASE)
 _CONCLUSION_MARK = re.compile(r"->|=>|→|\b(?:so|thus|therefore|hence|then)\b", re.IGNORECASE)
 _CONDITIONAL = re.compile(r"\W*(?:if|when|whenever|unless|should|in case)\b", re.IGNORECASE)  # a plan, not a conclusion

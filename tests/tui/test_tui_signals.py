@@ -81,25 +81,40 @@ def wait_exit(pid: int, fd: int, output: bytearray, timeout: float = 30.0) -> in
     return os.waitstatus_to_exitcode(status[0])
 
 
-def tui_past_round_one(tmp_path: Path) -> tuple[int, int, Path, bytearray]:
-    """A 6 x 40 run in the TUI on a pty, once its round 1 is saved: (pid, the pty's master
-    fd, the results directory, what the app wrote so far)."""
+def started_on_a_pty(
+    tmp_path: Path, *args: str, saved: str = "rounds/summary_r1.json", **config: int
+) -> tuple[int, int, Path, bytearray]:
+    """The CLI (`args` before `--config`; the TUI by default) on a pty with a run of `config`
+    (6 x 40 at 20 ms unless said), once the run's file `saved` is on disk: (pid, the pty's
+    master fd, the results directory, what the process wrote so far)."""
     results = tmp_path / "results"
-    config = write_config(tmp_path / "config.toml", results, agents=6, rounds=40, latency_ms=20)
-    pid, fd = spawn_tui("--config", str(config))
+    settings = {"agents": 6, "rounds": 40, "latency_ms": 20, **config}
+    pid, fd = spawn_tui(*args, "--config", str(write_config(tmp_path / "config.toml", results, **settings)))
     output = bytearray()
 
-    def round_one_saved() -> bool:
+    def on_disk() -> bool:
         directory = only_experiment(results)
-        return directory is not None and (directory / "rounds" / "summary_r1.json").exists()
+        return directory is not None and (directory / saved).exists()
 
-    assert drain(fd, output, round_one_saved, 30), bytes(output[-2000:])
+    assert drain(fd, output, on_disk, 30), bytes(output[-2000:])
     return pid, fd, results, output
+
+
+def wait_gone(pid: int, timeout: float = 30) -> int:
+    """The exit code of `pid`, once it has exited (killed and failed after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError("the process did not exit after its terminal hung up")
+    return os.waitstatus_to_exitcode(done[1])
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_to_the_tui_aborts_cleanly_and_restores_the_terminal(tmp_path, signum):
-    pid, fd, results, output = tui_past_round_one(tmp_path)
+    pid, fd, results, output = started_on_a_pty(tmp_path)
     assert b"\x1b[?1049h" in output  # the app is up, in the alternate screen
     os.kill(pid, signum)
     code = wait_exit(pid, fd, output)
@@ -140,16 +155,9 @@ def test_a_terminal_that_hangs_up_ends_the_app_with_its_results_saved(tmp_path):
     """The window closed or the SSH connection dropped: the pty's far end goes away and the
     app gets SIGHUP with no terminal left. It aborts the run, saves it and exits 130 — not
     blocked for good writing the terminal's restore to nobody (an outside review saw that)."""
-    pid, fd, results, _ = tui_past_round_one(tmp_path)
+    pid, fd, results, _ = started_on_a_pty(tmp_path)
     os.close(fd)  # the terminal hangs up
-    deadline = time.monotonic() + 30
-    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if done[0] == 0:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise AssertionError("the app did not exit after its terminal hung up")
-    assert os.waitstatus_to_exitcode(done[1]) == 130
+    assert wait_gone(pid) == 130
     directory = only_experiment(results)
     result = final_result(directory)
     assert result.status == "aborted" and result.message == "aborted by SIGHUP"
@@ -157,29 +165,8 @@ def test_a_terminal_that_hangs_up_ends_the_app_with_its_results_saved(tmp_path):
     assert not (directory / LOCK_NAME).exists()
 
 
-def wait_gone(pid: int, timeout: float = 30) -> int:
-    """The exit code of `pid`, once it has exited (killed and failed after `timeout`)."""
-    deadline = time.monotonic() + timeout
-    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if done[0] == 0:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise AssertionError("the process did not exit after its terminal hung up")
-    return os.waitstatus_to_exitcode(done[1])
-
-
 def test_a_finished_run_keeps_its_exit_code_when_the_terminal_hangs_up_after(tmp_path):
-    results = tmp_path / "results"
-    config = write_config(tmp_path / "config.toml", results, agents=3, rounds=1)
-    pid, fd = spawn_tui("--config", str(config))
-    output = bytearray()
-
-    def completed() -> bool:
-        directory = only_experiment(results)
-        return directory is not None and (directory / "experiment_results.json").exists()
-
-    assert drain(fd, output, completed, 30), bytes(output[-2000:])
+    pid, fd, results, output = started_on_a_pty(tmp_path, saved="experiment_results.json", agents=3, rounds=1)
     drain(fd, output, lambda: False, 0.5)  # the app draws the result
     os.close(fd)
     assert wait_gone(pid) == 0
@@ -189,16 +176,7 @@ def test_a_finished_run_keeps_its_exit_code_when_the_terminal_hangs_up_after(tmp
 def test_a_headless_run_whose_terminal_hangs_up_aborts_cleanly(tmp_path):
     """Over SSH, a dropped connection hangs the terminal up: SIGHUP, and stderr and stdout
     gone. The run is aborted (not failed on its progress line), saved, and exits 130."""
-    results = tmp_path / "results"
-    config = write_config(tmp_path / "config.toml", results, agents=6, rounds=40, latency_ms=20)
-    pid, fd = spawn_tui("run", "--headless", "--config", str(config))
-    output = bytearray()
-
-    def round_one_saved() -> bool:
-        directory = only_experiment(results)
-        return directory is not None and (directory / "rounds" / "summary_r1.json").exists()
-
-    assert drain(fd, output, round_one_saved, 30), bytes(output[-2000:])
+    pid, fd, results, _ = started_on_a_pty(tmp_path, "run", "--headless")
     os.close(fd)
     assert wait_gone(pid) == 130
     result = final_result(only_experiment(results))
