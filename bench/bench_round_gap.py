@@ -22,7 +22,7 @@ import anyio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import ENV, stub_overrides, stub_server_process  # noqa: E402
+from bench.common import ENV, place, stub_overrides, stub_server_process  # noqa: E402
 from engine.config import load_config  # noqa: E402
 from engine.providers.factory import make_provider  # noqa: E402
 from engine.runner import run_experiment, with_seed  # noqa: E402
@@ -111,6 +111,7 @@ async def bench(args: argparse.Namespace) -> None:
     ends: list[tuple[float, float]] = []
     rows: list[dict[str, float]] = []
     with stub_server_process(LATENCY_MS) as stub, tempfile.TemporaryDirectory() as results:
+        print(place([stub], args.cpus == "apart"))
         current = [Times()]
         instrument(current)
         for _ in range(args.trials):
@@ -139,6 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--cpus", choices=("apart", "shared"), default="apart", help="as bench_throughput.py's --cpus")
     anyio.run(bench, parser.parse_args())
 
 

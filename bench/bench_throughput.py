@@ -19,6 +19,12 @@ Cases (100 ms stub latency unless said):
             ~1000 s, so that pair runs time-scaled by --scale (latency and window both
             divided by it; the ratio is what scales back); the limiter-free pair runs at
             full 100 ms.
+
+CPUs (--cpus): `apart` (the default) runs the stub processes on the last CPU and this
+client on the others, as a remote server would be; `shared` lets Linux place all of them,
+which on a 2-core machine wakes the stub on the client's core after each loopback send so
+the two queue for one core while the other idles (docs/performance.md); `both` runs every
+trial both ways, the shared figures marked [shared CPUs].
 """
 
 import argparse
@@ -44,8 +50,8 @@ from bench.common import (  # noqa: E402
     StubProcess,
     engine_run,
     median_range,
+    place,
     stub_overrides,
-    stub_process,
     stub_server_process,
 )
 from engine.config import Config, load_config  # noqa: E402
@@ -64,10 +70,11 @@ def config(server: str, results: str, agents: int, rounds: int, **provider: Any)
 
 
 RESULTS: dict[str, list[float]] = {}  # figure -> its value in each trial
+MARK = [""]  # appended to the figures' names: " [shared CPUs]" while the CPUs are shared
 
 
 def record(name: str, value: float) -> None:
-    RESULTS.setdefault(name, []).append(value)
+    RESULTS.setdefault(name + MARK[0], []).append(value)
 
 
 def row(name: str, wall: float, floor: float, target: str) -> None:
@@ -229,9 +236,10 @@ async def original(server: str, scaled_server: str, results: str, scale: float) 
 
 async def bench(args: argparse.Namespace) -> None:
     cases = args.only.split(",") if args.only else CASES
+    layouts = {"apart": [True], "shared": [False], "both": [True, False]}[args.cpus]
     with (
         stub_server_process(LATENCY_MS) as stub,
-        stub_process(LATENCY_MS / args.scale) as scaled,
+        stub_server_process(LATENCY_MS / args.scale) as scaled,
         tempfile.TemporaryDirectory() as results,
     ):
         server = stub.url
@@ -241,18 +249,20 @@ async def bench(args: argparse.Namespace) -> None:
             flush=True,
         )
         for trial in range(1, args.trials + 1):
-            if args.trials > 1:
-                print(f"-- trial {trial}", flush=True)
-            if "nocap" in cases:
-                await nocap(stub, results)
-            if "rpm3000" in cases:
-                await rpm(server, results, 3000, 10, "target <= 1.05")
-            if "rpm600" in cases:
-                await rpm(server, results, 600, 3, "target <= 1.02")
-            if "sweep" in cases:
-                await sweep(server, results)
-            if "original" in cases:
-                await original(server, scaled, results, args.scale)
+            for apart in layouts:
+                MARK[0] = "" if apart else " [shared CPUs]"
+                where = place([stub, scaled], apart)
+                print(f"-- trial {trial}; {where}" if args.trials > 1 else f"-- {where}", flush=True)
+                if "nocap" in cases:
+                    await nocap(stub, results)
+                if "rpm3000" in cases:
+                    await rpm(server, results, 3000, 10, "target <= 1.05")
+                if "rpm600" in cases:
+                    await rpm(server, results, 600, 3, "target <= 1.02")
+                if "sweep" in cases:
+                    await sweep(server, results)
+                if "original" in cases:
+                    await original(server, scaled.url, results, args.scale)
         if args.trials > 1:
             print(f"-- {args.trials} trials, median (min-max); load average now {os.getloadavg()[0]:.1f}")
             for name, values in RESULTS.items():
@@ -264,6 +274,9 @@ def main() -> None:
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(CASES)}")
     parser.add_argument("--trials", type=int, default=1, help="run the cases this many times")
     parser.add_argument("--scale", type=float, default=20.0, help="time scale of the limited original run")
+    parser.add_argument(
+        "--cpus", choices=("apart", "shared", "both"), default="apart", help="where the stub runs (above)"
+    )
     args = parser.parse_args()
     if math.isnan(args.scale) or args.scale <= 0:
         raise SystemExit("--scale: a positive number")

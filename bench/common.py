@@ -31,6 +31,34 @@ class StubProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def set_cpus(pid: int, cpus: set[int]) -> None:
+    """Every thread of process `pid` on `cpus` (threads it starts later inherit them)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(task), cpus)
+        except ProcessLookupError:  # a thread that ended meanwhile
+            pass
+
+
+def place(stubs: list[StubProcess], apart: bool) -> str:
+    """Where the client (this process) and the stub servers run, and a line saying so.
+    `apart`: the stubs on the last CPU and the client on the others, as a remote server
+    would be (sharing the cores, Linux wakes a stub on its client's core after each
+    loopback send and the two queue for it; docs/performance.md); else all on every CPU."""
+    if not hasattr(os, "sched_setaffinity") or not os.path.isdir("/proc/self/task"):
+        return "CPUs: shared (this system cannot pin processes)"
+    every = set(range(os.cpu_count() or 1))
+    if not apart or len(every) < 2:
+        for pid in [os.getpid(), *(stub.process.pid for stub in stubs)]:
+            set_cpus(pid, every)
+        return f"CPUs: client and stub share all {len(every)}"
+    last = max(every)
+    set_cpus(os.getpid(), every - {last})
+    for stub in stubs:
+        set_cpus(stub.process.pid, {last})
+    return f"CPUs: stub on CPU {last}, client on CPUs {sorted(every - {last})} (--cpus shared to share them)"
+
+
 @contextmanager
 def stub_server_process(latency_ms: float, tls_pem: str | None = None) -> Iterator[StubProcess]:
     """tests/support/stub_server.py in its own process (as a real server would be), so its

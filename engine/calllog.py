@@ -1,13 +1,64 @@
 """The call log's writer: the call records of one event-loop tick go to calls.jsonl in one
-write, made by a writer thread so the event loop never waits on the disk."""
+write, made by a writer thread so the event loop never waits on the disk. And what a log
+says was spent, for runs with no result file."""
 
 import asyncio
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import anyio
+import msgspec
 
+from engine.files import iter_jsonl
 from engine.models import CallRecord
+
+
+class Billed(Protocol):
+    attempts: int
+    unsent: int
+    cost: float
+    cost_is_estimate: bool
+
+
+class LoggedCall(msgspec.Struct):
+    """The money fields of a calls.jsonl line (the rest is not decoded)."""
+
+    attempts: int
+    cost: float
+    cost_is_estimate: bool = False
+    unsent: int = 0
+
+
+@dataclass(frozen=True)
+class Spend:
+    calls: int  # API calls made (retries included; attempts never sent are not)
+    cost: float  # USD; a cost that is not money (NaN, negative) in a damaged log counts 0
+    estimate: bool  # some cost was estimated from token prices, not reported
+
+
+def spend_of(calls: Iterable[Billed]) -> Spend:
+    """What these logged calls made and cost (a resume starts its counts from this)."""
+    made, cost, estimate = 0, 0.0, False
+    for call in calls:
+        made += call.attempts - call.unsent
+        if math.isfinite(call.cost) and call.cost >= 0:
+            cost += call.cost
+        estimate = estimate or call.cost_is_estimate
+    return Spend(made, cost, estimate)
+
+
+def logged_spend(directory: Path) -> Spend | None:
+    """What DIR/calls.jsonl says was spent, read a line at a time (logs can be gigabytes);
+    None when there is no log or it cannot be read. Calls in flight when a run was killed
+    are not in it, so for an interrupted run it is a lower bound."""
+    try:
+        return spend_of(iter_jsonl(directory / "calls.jsonl", LoggedCall))
+    except OSError:
+        return None
 
 
 class CallLog:

@@ -115,6 +115,8 @@ class ValiditySettings(Settings):
 
     max_fallback_share: Share = 0.05  # fallback moves / LLM moves
     max_non_fresh_share: Share = 0.10  # carried-over or fallback strategies / LLM strategies
+    # fresh strategies whose rule extraction was a guess / fresh LLM strategies; None: reported, not judged
+    max_flagged_share: Share | None = None
 
 
 class Config(Settings):

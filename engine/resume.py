@@ -16,7 +16,6 @@ Errors that only describe the interruption (a full disk, a fatal error, a repair
 here) stay in the log but are not counted, so `error_count` equals an uninterrupted run's."""
 
 import functools
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import msgspec
 
 from engine.agents.llm import CUT_OFF
+from engine.calllog import spend_of
 from engine.calls import round_of
 from engine.config import Config, validate
 from engine.control import RunControl
@@ -240,6 +240,7 @@ def restored(resumable: Resumable) -> Restored:
     for saved in resumable.rounds:
         state.add_saved_round(saved.strategies, saved.games, saved.summary)
     calls = resumable.calls
+    spent = spend_of(calls)
     answered = replay_map(calls)
     # Only the rounds played again ask for their calls: the map keeps those, not the whole
     # log (at 100 agents, every prompt of every round).
@@ -251,11 +252,11 @@ def restored(resumable: Resumable) -> Restored:
         manifest=manifest,
         replay=replay,
         cut_off={key for key, call in answered.items() if call.finish_reason == CUT_OFF},
-        calls=sum(c.attempts - c.unsent for c in calls),
+        calls=spent.calls,
         retries=sum(max(0, c.attempts - c.unsent - 1) for c in calls),  # API calls after a call's first
-        cost=sum(c.cost for c in calls if math.isfinite(c.cost) and c.cost >= 0),  # a damaged log cannot lower it
+        cost=spent.cost,  # a damaged log cannot lower it
         empty_replies=sum(c.empty_replies for c in calls),
-        cost_is_estimate=any(c.cost_is_estimate for c in calls),
+        cost_is_estimate=spent.estimate,
         budget_reached=resumable.budget_reached,
         error_count=sum(map(functools.partial(counted, resumable, replay), resumable.errors)),
         notes=resumable.notes,

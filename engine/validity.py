@@ -10,6 +10,10 @@ from engine.config import ValiditySettings
 from engine.models import AgentInfo, GameResult, StrategyRecord, Validity
 from engine.moves import all_moves
 
+# A fresh strategy's flags that say its rule was found by a guess (SPEC §4): no marker line,
+# more than one, or cut at 200 words. `over_limit` (past 100 words, kept whole) is not one.
+GUESS_FLAGS = frozenset({"marker_missing", "multiple_markers", "truncated"})
+
 
 def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
@@ -40,8 +44,10 @@ def compute_validity(
 
     Shares are over LLM agents' moves and strategies (scripted ones cannot fail): fallback
     moves / LLM moves, follow-up moves / LLM moves, carried-over or fallback strategies /
-    LLM strategies. A share above its threshold makes the run invalid, with the reason.
-    `cut_off_replies` (replies with finish_reason "length") is reported, not judged.
+    LLM strategies; fresh strategies whose rule extraction was a guess (GUESS_FLAGS) / fresh
+    LLM strategies, judged only when `max_flagged_share` is set. A share above its
+    threshold makes the run invalid, with the reason. `cut_off_replies` (replies with
+    finish_reason "length") is reported, not judged.
     """
     llm = {agent.id for agent in agents if agent.kind == "llm"}
     moves = all_moves(games)
@@ -49,18 +55,27 @@ def compute_validity(
     fallback_moves = sum(not m.counted for m in llm_moves)
     follow_ups = sum(m.counted and m.parse_rule == "follow_up" for m in llm_moves)
     sources: Counter[str] = Counter()
+    guessed: Counter[str] = Counter()  # fresh strategies by extraction flag, and "any"
     for record in strategies:
         if record.kind == "llm":
             flags = record.flags
-            sources["carried_over" if "carried_over" in flags else "fallback" if "fallback" in flags else "fresh"] += 1
+            source = "carried_over" if "carried_over" in flags else "fallback" if "fallback" in flags else "fresh"
+            sources[source] += 1
+            if source == "fresh":
+                doubts = GUESS_FLAGS.intersection(flags)
+                guessed.update(doubts)
+                guessed["any"] += bool(doubts)
     written = sum(sources.values())
     non_fresh_share = _ratio(written - sources["fresh"], written)
     fallback_part = _ratio(fallback_moves, len(llm_moves))
+    flagged_share = _ratio(guessed["any"], sources["fresh"])
+    limit = settings.max_flagged_share
     reasons = [
         reason
         for reason in (
             _over("fallback moves", fallback_part, settings.max_fallback_share),
             _over("non-fresh strategies", non_fresh_share, settings.max_non_fresh_share),
+            None if limit is None else _over("strategies with a guessed rule", flagged_share, limit),
         )
         if reason is not None
     ]
@@ -77,6 +92,11 @@ def compute_validity(
         strategies_carried_over=sources["carried_over"],
         strategies_fallback=sources["fallback"],
         non_fresh_share=non_fresh_share,
+        strategies_marker_missing=guessed["marker_missing"],
+        strategies_multiple_markers=guessed["multiple_markers"],
+        strategies_truncated=guessed["truncated"],
+        strategies_flagged=guessed["any"],
+        flagged_share=flagged_share,
     )
 
 
@@ -88,3 +108,16 @@ def validity_line(validity: Validity | None, simulated: bool = False) -> str:
     if validity.valid:
         return f"{prefix}valid" if validity.moves else f"{prefix}valid (no moves recorded)"
     return f"{prefix}INVALID: {'; '.join(validity.reasons)}"
+
+
+def guessed_note(validity: Validity | None) -> str | None:
+    """One line on the fresh strategies whose rule extraction was a guess, or None if none
+    was: "rule guessed in 3 of 40 fresh strategies (no STRATEGY: line 1, several 2, cut at
+    200 words 0); each one's flags are in its record"."""
+    if validity is None or not validity.strategies_flagged:
+        return None
+    return (
+        f"rule guessed in {validity.strategies_flagged} of {validity.strategies_fresh} fresh strategies (no STRATEGY: line "
+        f"{validity.strategies_marker_missing}, several {validity.strategies_multiple_markers}, cut at 200 "
+        f"words {validity.strategies_truncated}); the flags are in each strategy record"
+    )

@@ -112,6 +112,22 @@ def seen_history(lines: list[Line], round: int, condition: Condition) -> str:
     return seen_text(lines, round, history_window(condition.history))
 
 
+def shown_later(round: int, rounds: int, condition: Condition) -> str:
+    """Which later decisions see round `round`'s games in their history, of an experiment
+    of `rounds` rounds: "history from round 3 on", "history of rounds 3 to 4", or why none."""
+    window = history_window(condition.history)
+    if window == 0:
+        return "history none: no decision sees them"
+    if round >= rounds:
+        return "the last round: no later decision sees them"
+    last = rounds if window is None else min(rounds, round + window)
+    if last == round + 1:
+        return f"history of round {last}"
+    if window is None:
+        return f"history from round {round + 1} on"
+    return f"history of rounds {round + 1} to {last}"
+
+
 def opponents_in_round(
     games: list[GameResult], agent: int, seed: int, agents: int, condition: Condition, round: int
 ) -> list[str]:

@@ -4,9 +4,10 @@ once and in order, and a failed write reaches the run."""
 import threading
 
 import anyio
+import msgspec
 import pytest
 
-from engine.calllog import CallLog
+from engine.calllog import CallLog, logged_spend
 from engine.models import CallRecord, Usage
 
 
@@ -98,3 +99,23 @@ async def test_the_store_writes_a_group_as_json_lines(tmp_path):
     store.close()
     calls, bad = read_jsonl(tmp_path / "exp" / "calls.jsonl", CallRecord)
     assert [c.key for c in calls] == ["a", "b", "c"] and not bad
+
+
+def test_the_logged_spend_is_what_the_calls_made_and_cost(tmp_path):
+    """An interrupted run's cost so far, from calls.jsonl: API calls made (retries counted,
+    attempts never sent not), costs that are money only, estimated if any call was; a torn
+    last line (a kill mid-write) is skipped. No log: None."""
+    assert logged_spend(tmp_path) is None
+    lines = [
+        msgspec.json.encode(msgspec.structs.replace(record("a"), attempts=2, cost=0.01)),
+        msgspec.json.encode(
+            msgspec.structs.replace(record("b"), attempts=3, unsent=1, cost=0.02, cost_is_estimate=True)
+        ),
+        msgspec.json.encode(msgspec.structs.replace(record("c"), attempts=1, cost=-5.0)),  # a damaged log: not money
+        b'{"key": "d", "attempts": 1, "co',  # torn
+    ]
+    (tmp_path / "calls.jsonl").write_bytes(b"\n".join(lines))
+    spent = logged_spend(tmp_path)
+    assert spent is not None
+    assert (spent.calls, spent.estimate) == (5, True)
+    assert spent.cost == pytest.approx(0.03)

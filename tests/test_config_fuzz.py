@@ -85,6 +85,7 @@ NUMBERS = {  # path -> (low, high, integer): values outside are refused
     ("provider", "latency_ms"): (0, cfg.MAX_LATENCY_MS, False),
     ("validity", "max_fallback_share"): (0, 1, False),
     ("validity", "max_non_fresh_share"): (0, 1, False),
+    ("validity", "max_flagged_share"): (0, 1, False),
 }
 BAD_URLS = st.one_of(
     st.sampled_from(

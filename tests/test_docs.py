@@ -19,12 +19,12 @@ def slug(heading: str) -> str:
 
 
 def anchors(path: Path) -> set[str]:
-    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)  # fences open a line
     return {slug(m) for m in re.findall(r"^#+ (.+)$", text, flags=re.M)}
 
 
 def relative_links(path: Path) -> list[str]:
-    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)  # fences open a line
     return [t for t in LINK.findall(text) if not re.match(r"[a-z]+:", t)]
 
 

@@ -21,7 +21,7 @@ from engine.models import (
 from engine.providers.base import ChatRequest, Completion, ProviderError
 from engine.runner import run_experiment
 from engine.store import list_experiments, read_json
-from engine.validity import _over, compute_validity, validity_line
+from engine.validity import _over, compute_validity, guessed_note, validity_line
 from tests.support import stub_server as stub
 from tests.support.corpora import DECISION_CORPUS
 from tests.support.fakes import FakeProvider, strategy_or
@@ -178,6 +178,7 @@ def test_validity_counts_and_reasons():
         strategies_carried_over=1,
         strategies_fallback=0,
         non_fresh_share=pytest.approx(1 / 6),
+        flagged_share=0.0,  # 5 fresh strategies, none with a guessed rule
     )
     assert validity_line(validity) == "INVALID: fallback moves 11.1% > 5%; non-fresh strategies 16.7% > 10%"
     assert validity_line(validity, simulated=True).startswith("SIMULATED INVALID: ")
@@ -214,6 +215,43 @@ def test_the_threshold_is_exclusive_and_the_reason_readable(fallbacks, moves, re
         for i in range(moves // 2)
     ]
     assert compute_validity(agents(2), games, [], 0, ValiditySettings()).reasons == reasons
+
+
+def test_strategies_whose_rule_was_guessed_are_counted_and_judged_only_when_asked():
+    """SPEC §4's extraction flags reach the validity block: fresh LLM strategies found
+    without a marker, among several, or cut at 200 words are counted (over_limit alone is
+    not a guess; a failed call's flags are not a fresh strategy's)."""
+    records = [
+        strategy(0, 1, ["marker_missing"]),
+        strategy(1, 1, ["over_limit", "multiple_markers"]),
+        strategy(2, 1, ["over_limit", "truncated", "multiple_markers"]),
+        strategy(0, 2, ["over_limit"]),
+        strategy(1, 2),
+        strategy(2, 2, ["carried_over", "marker_missing"]),
+        strategy(3, 1, kind="scripted"),
+    ]
+    validity = compute_validity(
+        agents(3, 1), six_games(), records, 0, ValiditySettings(max_fallback_share=1, max_non_fresh_share=1)
+    )
+    assert validity.valid  # reported, not judged, by default
+    assert (validity.strategies_fresh, validity.strategies_flagged) == (5, 3)
+    assert (
+        validity.strategies_marker_missing,
+        validity.strategies_multiple_markers,
+        validity.strategies_truncated,
+    ) == (1, 2, 1)
+    assert validity.flagged_share == pytest.approx(3 / 5)
+    assert guessed_note(validity) == (
+        "rule guessed in 3 of 5 fresh strategies (no STRATEGY: line 1, several 2, cut at 200 words 1); "
+        "the flags are in each strategy record"
+    )
+    strict = ValiditySettings(max_fallback_share=1, max_non_fresh_share=1, max_flagged_share=0.5)
+    judged = compute_validity(agents(3, 1), six_games(), records, 0, strict)
+    assert judged.reasons == ["strategies with a guessed rule 60% > 50%"]
+    loose = ValiditySettings(max_fallback_share=1, max_non_fresh_share=1, max_flagged_share=0.6)  # equal: still valid
+    assert compute_validity(agents(3, 1), six_games(), records, 0, loose).valid
+    clean = compute_validity(agents(3, 1), six_games(), [strategy(0, 1, ["over_limit"])], 0, strict)
+    assert (clean.strategies_flagged, clean.flagged_share, guessed_note(clean)) == (0, 0.0, None)
 
 
 def test_scripted_only_runs_are_valid_with_no_shares():
@@ -465,6 +503,30 @@ def test_a_sub_model_answering_in_one_style_is_read_right_or_flagged_never_flipp
     labels = {entry["expected"] for entry in DECISION_CORPUS if entry["style"] == style}
     if labels == {"ambiguous"}:
         assert seen_rules == {"follow_up"}
+
+
+def test_strategies_without_a_marker_are_counted_through_the_real_client(tmp_path, server, cli_env, capsys):
+    """A main model that never writes a STRATEGY: line: its rules are the last 100 words,
+    counted in the validity block, said headless, and INVALID (exit 4) once the config
+    judges them."""
+    server.rule = lambda seen: (
+        None
+        if stub.DECISION_MARKER in seen.body["messages"][0]["content"]
+        else stub.completion("I will cooperate first, then copy what my opponent did last.")
+    )
+    code, directory = headless(tmp_path, server, agents=3, rounds=2)
+    out = capsys.readouterr().err
+    validity = read_json(directory / "experiment_results.json", ExperimentResult).validity
+    assert validity is not None and validity.valid and code == 0
+    assert (validity.strategies_fresh, validity.strategies_marker_missing, validity.flagged_share) == (6, 6, 1.0)
+    assert "rule guessed in 6 of 6 fresh strategies (no STRATEGY: line 6, several 0" in out
+    (tmp_path / "strict").mkdir()
+    code, directory = run_against(
+        tmp_path / "strict", server, agents=3, rounds=2, seed=5, extra="[validity]\nmax_flagged_share = 0.5\n"
+    )
+    assert code == 4
+    validity = read_json(directory / "experiment_results.json", ExperimentResult).validity
+    assert validity is not None and validity.reasons == ["strategies with a guessed rule 100% > 50%"]
 
 
 def test_a_sub_model_that_never_answers_parseably_is_invalid_exit_4(tmp_path, server, cli_env, capsys):

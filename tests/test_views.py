@@ -8,13 +8,14 @@ from pathlib import Path
 import anyio
 import pytest
 
+from engine.conditions import Condition
 from engine.game import pairings
 from engine.models import CallRecord
 from engine.prompts import NO_HISTORY
 from engine.providers.factory import make_provider
 from engine.runner import run_experiment
 from engine.store import load_experiment, read_jsonl
-from engine.views import agent_lines, game_number, opponents_in_round, seen_history, seen_text
+from engine.views import agent_lines, game_number, opponents_in_round, seen_history, seen_text, shown_later
 
 PROMPT = re.compile(r"Game history so far:\n(.*)\n\nCurrent opponent: Opponent (\S+)\n", re.S)
 DECISION = re.compile(r"decision/r(\d+)/g(\d+)/p([12])/t0")
@@ -71,3 +72,23 @@ def test_the_browsers_history_is_what_the_runner_prompted(make_config, switches)
 def test_the_history_block_is_the_earlier_rounds_cut_to_the_window(round, window, expected):
     lines = [(1, "r1a"), (1, "r1b"), (2, "r2"), (3, "r3")]
     assert seen_text(lines, round, window) == "\n".join(expected)
+
+
+@pytest.mark.parametrize("history", ["full", "none", "last:1", "last:2", "last:9"])
+def test_the_games_note_names_the_rounds_whose_history_shows_them(history):
+    """The History tab's "(history …)" note after a round's games agrees with what the
+    prompts of the later rounds show (seen_text), the last round included."""
+    rounds = 5
+    lines = [(r, f"r{r}") for r in range(1, rounds + 1)]
+    condition = Condition(name="c", identity=False, history=history)
+    for r in range(1, rounds + 1):
+        seen_by = [later for later in range(r + 1, rounds + 1) if f"r{r}" in seen_history(lines, later, condition)]
+        note = shown_later(r, rounds, condition)
+        if not seen_by:
+            assert "no" in note and "sees them" in note, (r, note)
+        elif len(seen_by) == 1:
+            assert note == f"history of round {seen_by[0]}"
+        elif seen_by[-1] == rounds and history == "full":
+            assert note == f"history from round {seen_by[0]} on"
+        else:
+            assert note == f"history of rounds {seen_by[0]} to {seen_by[-1]}"

@@ -45,6 +45,7 @@ def dispatch(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
         argv.insert(0, "run")
+    argv = glue_shard(argv)
     try:
         args = build_parser().parse_args(argv)
         if args.command == "run":
@@ -70,6 +71,19 @@ def dispatch(argv: Sequence[str] | None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:  # a Ctrl+C outside the run's own handling (before or after it)
         return EXIT_ABORTED
+
+
+def glue_shard(argv: list[str]) -> list[str]:
+    """`--shard -1/3` as `--shard=-1/3`: argparse takes a value that starts with "-" and is
+    not a plain number for an option, and would say only "expected one argument"; glued,
+    the value gets the shard check's own message."""
+    glued: list[str] = []
+    for arg in argv:
+        if glued and glued[-1] == "--shard" and arg[:2] in {f"-{d}" for d in "0123456789"}:
+            glued[-1] = f"--shard={arg}"
+        else:
+            glued.append(arg)
+    return glued
 
 
 def leaves(group: BaseExceptionGroup) -> list[BaseException]:

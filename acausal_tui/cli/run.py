@@ -42,6 +42,7 @@ from engine.resume import (
 from engine.runner import run_experiment, utc_now, with_seed
 from engine.store import ExperimentStore, check_results_dir, new_experiment_dir
 from engine.textsafe import visible
+from engine.validity import guessed_note
 
 
 class HeadlessPrinter:
@@ -99,6 +100,8 @@ class HeadlessPrinter:
                 f"of the moves decided (by a model or a scripted rule; fallbacks left out); fallback_rate {rate(indicators.fallback_rate)}"
             )
             self.print(validity_words(r.validity, r.simulated))
+            if (note := guessed_note(r.validity)) is not None:
+                self.print(note)
 
     def print(self, line: str) -> None:
         say(visible(line, one_line=True), self.stream)

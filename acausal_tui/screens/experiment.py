@@ -19,6 +19,7 @@ from acausal_tui.screens.experiment_files import RoundFiles
 from acausal_tui.screens.transcript import GamePicker, StrategyScreen, open_game
 from acausal_tui.widgets.footer import Footer
 from acausal_tui.widgets.text import literal
+from engine.calllog import logged_spend
 from engine.store import LoadedExperiment
 
 TABS = ("rounds", "games", "history", "strategies", "indicators")
@@ -46,6 +47,11 @@ class ExperimentScreen(Screen):
         self.manifest = loaded.manifest
         self.rounds = sorted(loaded.summaries)
         self.files = RoundFiles(loaded, len(self.manifest.agents))
+
+    async def show_spend(self) -> None:
+        spent = await anyio.to_thread.run_sync(logged_spend, self.loaded.directory)
+        if spent is not None:
+            self.query_one("#experiment-title", Static).update(tabs.overview(self.loaded, len(self.rounds), spent))
 
     def show(
         self, view: str, fill: Callable[[], None], games: list[int] | None = None, strategies: list[int] | None = None
@@ -131,6 +137,8 @@ class ExperimentScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self.loaded.result is None:  # no result file: what the call log says was spent
+            self.run_worker(self.show_spend, group="spend", exit_on_error=False)
         table = self.query_one("#rounds-table", DataTable)
         table.add_columns(*tabs.ROUND_COLUMNS)
         for r in self.rounds:

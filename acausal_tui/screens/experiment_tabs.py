@@ -12,11 +12,13 @@ from acausal_tui.widgets.indicators import indicator_value
 from acausal_tui.widgets.strategy import strategy_text
 from acausal_tui.widgets.text import cells, literal, money, percent
 from engine.analysis import INDICATOR_DOCS, INDICATORS_NOTE, compute_indicators
+from engine.calllog import Spend
 from engine.models import GameResult, RoundSummary
 from engine.prompts import NO_HISTORY, round_player_labels
 from engine.store import LoadedExperiment
 from engine.textsafe import visible
-from engine.views import agent_lines, game_number, opponents_in_round, seen_history
+from engine.validity import guessed_note
+from engine.views import agent_lines, game_number, opponents_in_round, seen_history, shown_later
 
 ALL = -1  # the games of every agent
 ROUND_COLUMNS = (
@@ -47,8 +49,9 @@ GAME_COLUMNS = (
 INDICATOR_COLUMNS = ("Indicator", "Value", "Formula")
 
 
-def overview(loaded: LoadedExperiment, rounds: int) -> Text:
-    """The title: status, size, condition, models, cost, directory and what went wrong."""
+def overview(loaded: LoadedExperiment, rounds: int, spent: Spend | None = None) -> Text:
+    """The title: status, size, condition, models, cost, directory and what went wrong.
+    `spent`: what calls.jsonl says, for an experiment with no result file."""
     m, result = loaded.manifest, loaded.result
     assert m is not None
     status = result.status if result else f"partial: {unfinished_state(m.status, loaded.directory)}"
@@ -69,6 +72,8 @@ def overview(loaded: LoadedExperiment, rounds: int) -> Text:
     text.append(visible(f"provider {m.provider} · models {m.main_model} (main), {m.sub_model} (sub)", one_line=True))
     if result:
         text.append(f" · {result.total_api_calls} calls · cost {money(result.total_cost, result.cost_is_estimate)}")
+    elif spent is not None:  # calls in flight when it stopped are not logged: a lower bound
+        text.append(f" · {spent.calls} calls · cost ≥{money(spent.cost, spent.estimate)} so far (calls.jsonl)")
     text.append("\n" + visible(str(loaded.directory), one_line=True), style="dim")
     message = (result.message if result else None) or m.message
     if message:
@@ -152,7 +157,8 @@ def history_text(files: RoundFiles, rounds: list[int], agent: int, round: int) -
     opponents = opponents_in_round(files.games(round), agent, m.seed, files.agents, m.condition, round)
     text.append(f"\n\nCurrent opponents in round {round}, one game each:\n", style="bold")
     text.append(", ".join(f"Opponent {label}" for label in opponents) or "—")
-    text.append(f"\n\nIts round {round} games (history from round {round + 1} on):\n", style="bold")
+    later = shown_later(round, m.config.rounds, m.condition)
+    text.append(f"\n\nIts round {round} games ({later}):\n", style="bold")
     text.append("\n".join(line for r, line in lines if r == round) or "—")
     text.append_text(files.problems(*(f"games_r{r}.json" for r in by_round), f"strategies_r{round}.json"))
     return text
@@ -195,6 +201,8 @@ def indicators(files: RoundFiles, rounds: list[int]) -> tuple[Text, list[tuple[s
     source += f"\n{INDICATORS_NOTE}"
     if result is not None:
         source += f"\n{validity_words(result.validity, result.simulated)}"
+        if (note := guessed_note(result.validity)) is not None:
+            source += f"\n{note}"
     rows = [
         (name, cells(name, indicator_value(name, getattr(values, name)), INDICATOR_DOCS.get(name, "")))
         for name in values.__struct_fields__

@@ -9,6 +9,7 @@ from typing import TypeVar
 from rich.text import Text
 
 from acausal_tui.widgets.text import cells, literal, money, percent
+from engine.calllog import logged_spend
 from engine.index import IndexEntry, read_index
 from engine.lock import holder
 from engine.sweep import LoadedSweep, list_sweeps
@@ -53,10 +54,13 @@ def row(entry: IndexEntry | None, directory: Path, problems: list[str]) -> tuple
         status = Text(entry.status, style="green" if entry.status == "completed" else "yellow")
         cost = money(entry.cost, entry.cost_is_estimate)
     else:
-        status = Text(unfinished_state(entry.status, directory), style="yellow")
-        cost = "—"
+        state = unfinished_state(entry.status, directory)
+        status = Text(state, style="yellow")
+        spent = logged_spend(directory) if state == "interrupted" else None
+        cost = "—" if spent is None else f"≥{money(spent.cost, spent.estimate)}"
         if not problems:
-            notes = Text("no experiment_results.json", style="dim")
+            said = "no result file; cost so far from calls.jsonl" if spent else "no experiment_results.json"
+            notes = Text(said, style="dim")
     if problems:  # a file that could not be read: the figures shown may not be the experiment's
         status = Text(f"{status.plain} (damaged)", style="red")
     if entry.valid is False:

@@ -14,6 +14,7 @@ from engine.control import RunStats
 from engine.events import CallRetried, ErrorLogged, GameFinished, RoundSummarised
 from engine.models import ExperimentResult, Manifest
 from engine.textsafe import visible
+from engine.validity import guessed_note
 
 MOVE_STYLE = {"COOPERATE": "green", "DEFECT": "red"}
 
@@ -171,4 +172,6 @@ def validity_text(result: ExperimentResult) -> Text:
             f"carried over {validity.strategies_carried_over}, fallback {validity.strategies_fallback}\n",
             style="dim",
         )
+        if (note := guessed_note(validity)) is not None:
+            text.append(note + "\n", style="yellow")
     return text

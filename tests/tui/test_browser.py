@@ -1,6 +1,7 @@
 """The experiment browser over the fixture results directory (which includes a corrupt, an
 aborted and an interrupted experiment), and in-app navigation down to one agent's history."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from acausal_tui.app import AcausalApp
 from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.experiment import ExperimentScreen
 from acausal_tui.screens.run import RunScreen
-from tests.tui.conftest import FIXTURE_RESULTS, SIZE, cells, open_browser, screen_text
+from tests.tui.conftest import FIXTURE_RESULTS, SIZE, cells, open_browser, screen_text, wait_until
 
 
 async def test_every_experiment_is_listed_newest_first_even_broken_ones(notifications):
@@ -83,6 +84,29 @@ async def test_an_interrupted_experiment_opens_with_indicators_from_its_round_fi
         assert "partial: interrupted" in screen_text(app)  # as the list says: no process holds it
         await pilot.press("5")
         assert "No result file: computed from the round files" in screen_text(app)
+
+
+async def test_an_interrupted_experiment_shows_what_its_call_log_says_it_cost(tmp_path):
+    """No result file: the row's cost and the detail's title come from calls.jsonl, as a
+    lower bound ("≥": calls in flight when it died are not logged)."""
+    name = "exp_20250103_100000"
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURE_RESULTS / name, results / name)
+    log = results / name / "calls.jsonl"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    for line in lines:
+        line["cost"] = 0.001
+    lines[0]["cost_is_estimate"] = True
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"key": "torn')
+    app = AcausalApp(results_dir=results)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await open_browser(pilot)
+        assert cells(table, 8) == [f"≥~${0.001 * len(lines):.4f}"]
+        assert "no result file; cost so far from calls.jsonl" in screen_text(app)
+        await pilot.press("enter")
+        shown = f"{len(lines)} calls · cost ≥~${0.001 * len(lines):.4f} so"  # the title wraps at 120 columns
+        await wait_until(pilot, lambda: shown in screen_text(app))
+        assert "far (calls.jsonl)" in screen_text(app)
 
 
 async def test_a_corrupt_round_file_is_reported_in_place(tmp_path):
