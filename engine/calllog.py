@@ -44,7 +44,7 @@ def spend_of(calls: Iterable[Billed]) -> Spend:
     """What these logged calls made and cost (a resume starts its counts from this)."""
     made, cost, estimate = 0, 0.0, False
     for call in calls:
-        made += call.attempts - call.unsent
+        made += max(0, call.attempts - call.unsent)  # a damaged line cannot take calls away
         if math.isfinite(call.cost) and call.cost >= 0:
             cost += call.cost
         estimate = estimate or call.cost_is_estimate

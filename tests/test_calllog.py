@@ -112,6 +112,7 @@ def test_the_logged_spend_is_what_the_calls_made_and_cost(tmp_path):
             msgspec.structs.replace(record("b"), attempts=3, unsent=1, cost=0.02, cost_is_estimate=True)
         ),
         msgspec.json.encode(msgspec.structs.replace(record("c"), attempts=1, cost=-5.0)),  # a damaged log: not money
+        msgspec.json.encode(msgspec.structs.replace(record("e"), attempts=1, unsent=4)),  # damaged: no calls, not -3
         b'{"key": "d", "attempts": 1, "co',  # torn
     ]
     (tmp_path / "calls.jsonl").write_bytes(b"\n".join(lines))
