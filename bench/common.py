@@ -40,14 +40,19 @@ def set_cpus(pid: int, cpus: set[int]) -> None:
             pass
 
 
+# The CPUs this process may use (a container or a job scheduler may allow fewer than the
+# machine has), read before any pinning narrows them.
+USABLE_CPUS = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
+
+
 def place(stubs: list[StubProcess], apart: bool) -> str:
     """Where the client (this process) and the stub servers run, and a line saying so.
     `apart`: the stubs on the last CPU and the client on the others, as a remote server
     would be (sharing the cores, Linux wakes a stub on its client's core after each
     loopback send and the two queue for it; docs/performance.md); else all on every CPU."""
-    if not hasattr(os, "sched_setaffinity") or not os.path.isdir("/proc/self/task"):
+    if not USABLE_CPUS or not os.path.isdir("/proc/self/task"):
         return "CPUs: shared (this system cannot pin processes)"
-    every = set(range(os.cpu_count() or 1))
+    every = set(USABLE_CPUS)
     if not apart or len(every) < 2:
         for pid in [os.getpid(), *(stub.process.pid for stub in stubs)]:
             set_cpus(pid, every)
@@ -56,7 +61,7 @@ def place(stubs: list[StubProcess], apart: bool) -> str:
     set_cpus(os.getpid(), every - {last})
     for stub in stubs:
         set_cpus(stub.process.pid, {last})
-    return f"CPUs: stub on CPU {last}, client on CPUs {sorted(every - {last})} (--cpus shared to share them)"
+    return f"CPUs: stub on CPU {last}, client on CPUs {sorted(every - {last})}"
 
 
 @contextmanager

@@ -51,14 +51,29 @@ def spend_of(calls: Iterable[Billed]) -> Spend:
     return Spend(made, cost, estimate)
 
 
+_SPENT: dict[Path, tuple[tuple[int, int], Spend]] = {}  # log -> ((size, mtime_ns), what it says)
+_SPENT_KEPT = 256
+
+
 def logged_spend(directory: Path) -> Spend | None:
-    """What DIR/calls.jsonl says was spent, read a line at a time (logs can be gigabytes);
-    None when there is no log or it cannot be read. Calls in flight when a run was killed
-    are not in it, so for an interrupted run it is a lower bound."""
+    """What DIR/calls.jsonl says was spent, read a line at a time (logs can be gigabytes)
+    and remembered while the log keeps its size and time, so the browser's every listing
+    does not read it again; None when there is no log or it cannot be read. Calls in flight
+    when a run was killed are not in it, so for an interrupted run it is a lower bound."""
+    path = directory / "calls.jsonl"
     try:
-        return spend_of(iter_jsonl(directory / "calls.jsonl", LoggedCall))
+        stat = path.stat()
+        seen = (stat.st_size, stat.st_mtime_ns)
+        known = _SPENT.get(path)
+        if known is not None and known[0] == seen:
+            return known[1]
+        spent = spend_of(iter_jsonl(path, LoggedCall))
     except OSError:
         return None
+    if len(_SPENT) >= _SPENT_KEPT:
+        _SPENT.clear()
+    _SPENT[path] = (seen, spent)
+    return spent
 
 
 class CallLog:

@@ -161,12 +161,13 @@ class Validity(Record):
     strategies_carried_over: int = 0
     strategies_fallback: int = 0
     non_fresh_share: float | None = None
-    # fresh LLM strategies whose rule was found by a guess (SPEC §4's flags): no marker line
-    # (the last 100 words), more than one (the last one's text), or cut at 200 words
-    strategies_marker_missing: int = 0
-    strategies_multiple_markers: int = 0
-    strategies_truncated: int = 0
-    strategies_flagged: int = 0  # fresh LLM strategies with any of those flags
+    # Fresh LLM strategies whose rule was found by a guess (SPEC §4's flags): no marker line
+    # (the last 100 words), more than one (the last one's text), or cut short (at 200 words,
+    # or by max_tokens after the marker). None: not counted (a file from an older version).
+    strategies_marker_missing: int | None = None
+    strategies_multiple_markers: int | None = None
+    strategies_truncated: int | None = None
+    strategies_flagged: int | None = None  # fresh LLM strategies with any of those flags
     flagged_share: float | None = None  # strategies_flagged / strategies_fresh
 
 

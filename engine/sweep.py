@@ -69,6 +69,7 @@ from engine.sweep_summary import (
     counted,
     excluded,
     experiment_values,
+    guessed_line,
     record_outcome,
     summarize,
     sweep_status,
@@ -81,7 +82,7 @@ __all__ = [
     "ExperimentDone", "ExperimentEvent", "IntervalMethod", "LoadedSweep", "SweepControl",
     "SweepEvent", "SweepFinished", "SweepObserver", "SweepPlan", "SweepResult", "SweepResume",
     "SweepRun", "SweepStarted", "convergence_text", "counted", "encode_sweep", "excluded",
-    "experiment_values", "is_sweep", "list_sweeps", "load_sweep", "make_providers",
+    "experiment_values", "guessed_line", "is_sweep", "list_sweeps", "load_sweep", "make_providers",
     "new_sweep_dir", "parse_condition", "plan_resume", "plan_sweep", "resume_sweep",
     "run_sweep", "summarize", "sweep_status",
 ]

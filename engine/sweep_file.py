@@ -52,6 +52,9 @@ class SweepRun(msgspec.Struct, kw_only=True):
     cooperation_per_round: list[float | None] = []  # None: a round without a counted move
     valid: bool | None = None  # the experiment's validity; None: not recorded (older version)
     invalid_reasons: list[str] = []
+    # fresh LLM strategies, and those whose rule was guessed (validity); None: not recorded
+    strategies_fresh: int | None = None
+    strategies_flagged: int | None = None
 
 
 class Convergence(msgspec.Struct, kw_only=True):

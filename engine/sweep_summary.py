@@ -37,6 +37,26 @@ def record_outcome(run: SweepRun, result: ExperimentResult) -> None:
     validity = result.validity
     run.valid = None if validity is None else validity.valid
     run.invalid_reasons = [] if validity is None or validity.valid else list(validity.reasons)
+    run.strategies_fresh = None if validity is None else validity.strategies_fresh
+    run.strategies_flagged = None if validity is None else validity.strategies_flagged
+
+
+def guessed_line(result: SweepResult) -> str | None:
+    """How many of the counted experiments' fresh strategies had their rule guessed (SPEC §4's
+    flags), in all and per condition — a condition whose replies are more often guessed
+    differs in more than behaviour; None when none was (or none was recorded)."""
+    by_condition: dict[str, list[int]] = {}
+    for run in result.experiments:
+        if counted(run) and run.strategies_flagged is not None and run.strategies_fresh is not None:
+            sums = by_condition.setdefault(run.condition, [0, 0])
+            sums[0] += run.strategies_flagged
+            sums[1] += run.strategies_fresh
+    flagged = sum(f for f, _ in by_condition.values())
+    if not flagged:
+        return None
+    fresh = sum(n for _, n in by_condition.values())
+    each = ", ".join(f"{condition} {f} of {n}" for condition, (f, n) in by_condition.items())
+    return f"rule guessed in {flagged} of {fresh} fresh strategies of the counted experiments ({each})"
 
 
 def sweep_status(statuses: list[str]) -> Status:

@@ -11,7 +11,8 @@ from engine.models import AgentInfo, GameResult, StrategyRecord, Validity
 from engine.moves import all_moves
 
 # A fresh strategy's flags that say its rule was found by a guess (SPEC §4): no marker line,
-# more than one, or cut at 200 words. `over_limit` (past 100 words, kept whole) is not one.
+# more than one, or cut short (at 200 words, or by max_tokens after the marker). `over_limit`
+# (past 100 words, kept whole) is not one.
 GUESS_FLAGS = frozenset({"marker_missing", "multiple_markers", "truncated"})
 
 
@@ -111,13 +112,14 @@ def validity_line(validity: Validity | None, simulated: bool = False) -> str:
 
 
 def guessed_note(validity: Validity | None) -> str | None:
-    """One line on the fresh strategies whose rule extraction was a guess, or None if none
-    was: "rule guessed in 3 of 40 fresh strategies (no STRATEGY: line 1, several 2, cut at
-    200 words 0); each one's flags are in its record"."""
+    """One line on the fresh strategies whose rule extraction was a guess: "rule guessed in
+    3 of 40 fresh strategies (1 without a STRATEGY: line, 2 with several, 0 cut short); …";
+    None when none was, or when the file predates the count."""
     if validity is None or not validity.strategies_flagged:
         return None
     return (
-        f"rule guessed in {validity.strategies_flagged} of {validity.strategies_fresh} fresh strategies (no STRATEGY: line "
-        f"{validity.strategies_marker_missing}, several {validity.strategies_multiple_markers}, cut at 200 "
-        f"words {validity.strategies_truncated}); the flags are in each strategy record"
+        f"rule guessed in {validity.strategies_flagged} of {validity.strategies_fresh} fresh strategies "
+        f"({validity.strategies_marker_missing} without a STRATEGY: line, {validity.strategies_multiple_markers} "
+        f"with several, {validity.strategies_truncated} cut short at 200 words or by max_tokens); the flags "
+        "are in each strategy record"
     )

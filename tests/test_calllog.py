@@ -7,6 +7,7 @@ import anyio
 import msgspec
 import pytest
 
+from engine import calllog
 from engine.calllog import CallLog, logged_spend
 from engine.models import CallRecord, Usage
 
@@ -120,3 +121,20 @@ def test_the_logged_spend_is_what_the_calls_made_and_cost(tmp_path):
     assert spent is not None
     assert (spent.calls, spent.estimate) == (5, True)
     assert spent.cost == pytest.approx(0.03)
+
+
+def test_the_logged_spend_is_read_again_only_when_the_log_changes(tmp_path, monkeypatch):
+    """The browser lists interrupted experiments at every reload: an unchanged log is not
+    read again; one that grew is."""
+    log = tmp_path / "calls.jsonl"
+    log.write_bytes(msgspec.json.encode(msgspec.structs.replace(record("a"), cost=0.5)) + b"\n")
+    reads = []
+    real = calllog.iter_jsonl
+    monkeypatch.setattr(calllog, "iter_jsonl", lambda *a: reads.append(1) or real(*a))
+    assert logged_spend(tmp_path).cost == 0.5  # type: ignore[union-attr]
+    assert logged_spend(tmp_path).cost == 0.5  # type: ignore[union-attr]
+    assert len(reads) == 1
+    with log.open("ab") as file:
+        file.write(msgspec.json.encode(msgspec.structs.replace(record("b"), cost=0.25)) + b"\n")
+    assert logged_spend(tmp_path).cost == 0.75  # type: ignore[union-attr]
+    assert len(reads) == 2

@@ -296,6 +296,7 @@ CASES = dict(
         case("--shard: ", *SHARDED, "--shard", "4/3", command="sweep", id="sweep_shard_out_of_range"),
         # a value starting with "-": our message, not argparse's "expected one argument"
         case("--shard: expected I/N", *SHARDED, "--shard", "-1/3", command="sweep", id="sweep_shard_negative"),
+        case("--shard: expected I/N", *SHARDED, "--sha", "-1/3", command="sweep", id="sweep_shard_negative_abbrev"),
     ]
 )
 

@@ -31,6 +31,7 @@ from engine.sweep import (
     SweepControl,
     SweepResult,
     SweepRun,
+    guessed_line,
     list_sweeps,
     load_sweep,
     parse_condition,
@@ -115,6 +116,11 @@ def test_simulated_sweep_reports_the_difference_and_its_interval(tmp_path, capsy
         assert (loaded.manifest.condition.name, loaded.manifest.seed) == (run.condition, run.seed)
         assert len(loaded.summaries) == 3
         values[run.condition][run.seed] = loaded.result
+        validity = loaded.result.validity
+        assert (run.strategies_fresh, run.strategies_flagged) == (
+            validity.strategies_fresh,
+            validity.strategies_flagged,
+        )
 
     def overall(r: ExperimentResult) -> float:
         return r.acausal_indicators.overall_cooperation_rate
@@ -150,6 +156,17 @@ def test_simulated_sweep_reports_the_difference_and_its_interval(tmp_path, capsy
         for line in lines
     )
     assert lines[-1] == f"SIMULATED completed: {directory / SWEEP_FILE}"
+    # the guessed rules of the counted experiments, in all and per condition
+    sums = {
+        c: [sum(getattr(r.validity, f) for r in values[c].values()) for f in ("strategies_flagged", "strategies_fresh")]
+        for c in values
+    }
+    assert sums["baseline"][0] + sums["identity"][0] > 0  # the simulated main model sometimes omits the marker
+    flagged, fresh = (sum(s[i] for s in sums.values()) for i in (0, 1))
+    assert (
+        f"SIMULATED rule guessed in {flagged} of {fresh} fresh strategies of the counted experiments "
+        f"(baseline {sums['baseline'][0]} of {sums['baseline'][1]}, identity {sums['identity'][0]} of {sums['identity'][1]})"
+    ) in lines
 
 
 def test_the_null_model_finds_no_identity_effect_and_the_demo_effect_is_found(tmp_path, capsys):
@@ -486,6 +503,47 @@ async def test_invalid_experiments_are_left_out_of_the_intervals_and_listed(tmp_
     assert "[identity s41] completed: 3 rounds, cooperation 100.0% INVALID: fallback moves 12% > 5% (" in err
     assert "left out of the intervals, INVALID: [identity s41] exp_identity_s41: fallback moves 12% > 5%" in err
     assert "counted without a validity record (made by an older version): 1 experiment(s)" in err
+
+
+def test_the_guessed_rules_line_counts_only_the_counted_experiments(tmp_path):
+    """Invalid and unfinished experiments are not in the intervals, so not in the line;
+    an experiment from before the count (None) adds nothing; no guessed rule: no line."""
+
+    def run(condition: str, seed: int, flagged: int | None, fresh: int | None, **kw) -> SweepRun:
+        return SweepRun(
+            condition=condition,
+            seed=seed,
+            directory=f"d{seed}",
+            status=kw.get("status", "completed"),
+            valid=kw.get("valid", True),
+            strategies_flagged=flagged,
+            strategies_fresh=fresh,
+        )
+
+    runs = [
+        run("a", 1, 2, 10),
+        run("a", 2, None, None),
+        run("b", 1, 1, 12),
+        run("b", 2, 5, 10, valid=False),
+        run("b", 3, 4, 10, status="aborted"),
+    ]
+    result = SweepResult(
+        sweep_id="s",
+        status="completed",
+        start_time="",
+        conditions=["a", "b"],
+        resolved_conditions={},
+        seeds=[1, 2, 3],
+        config=plan(tmp_path).base,
+        experiments=runs,
+    )
+    assert (
+        guessed_line(result)
+        == "rule guessed in 3 of 22 fresh strategies of the counted experiments (a 2 of 10, b 1 of 12)"
+    )
+    for r in runs:
+        r.strategies_flagged = 0
+    assert guessed_line(result) is None
 
 
 def test_convergence_is_k_of_n_with_the_median_of_those_k(tmp_path):

@@ -6,10 +6,13 @@ import hashlib
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from acausal_tui.cli import main
 from engine.analysis import compute_indicators, cooperation_breakdown, summarize_round
 from engine.config import ValiditySettings
+from engine.export import validity_cells
 from engine.models import (
     AgentInfo,
     ExperimentResult,
@@ -18,6 +21,7 @@ from engine.models import (
     StrategyRecord,
     Validity,
 )
+from engine.parsing import extract_strategy
 from engine.providers.base import ChatRequest, Completion, ProviderError
 from engine.runner import run_experiment
 from engine.store import list_experiments, read_json
@@ -178,7 +182,11 @@ def test_validity_counts_and_reasons():
         strategies_carried_over=1,
         strategies_fallback=0,
         non_fresh_share=pytest.approx(1 / 6),
-        flagged_share=0.0,  # 5 fresh strategies, none with a guessed rule
+        strategies_marker_missing=0,  # 5 fresh strategies, none with a guessed rule
+        strategies_multiple_markers=0,
+        strategies_truncated=0,
+        strategies_flagged=0,
+        flagged_share=0.0,
     )
     assert validity_line(validity) == "INVALID: fallback moves 11.1% > 5%; non-fresh strategies 16.7% > 10%"
     assert validity_line(validity, simulated=True).startswith("SIMULATED INVALID: ")
@@ -242,8 +250,8 @@ def test_strategies_whose_rule_was_guessed_are_counted_and_judged_only_when_aske
     ) == (1, 2, 1)
     assert validity.flagged_share == pytest.approx(3 / 5)
     assert guessed_note(validity) == (
-        "rule guessed in 3 of 5 fresh strategies (no STRATEGY: line 1, several 2, cut at 200 words 1); "
-        "the flags are in each strategy record"
+        "rule guessed in 3 of 5 fresh strategies (1 without a STRATEGY: line, 2 with several, 1 cut short "
+        "at 200 words or by max_tokens); the flags are in each strategy record"
     )
     strict = ValiditySettings(max_fallback_share=1, max_non_fresh_share=1, max_flagged_share=0.5)
     judged = compute_validity(agents(3, 1), six_games(), records, 0, strict)
@@ -252,6 +260,27 @@ def test_strategies_whose_rule_was_guessed_are_counted_and_judged_only_when_aske
     assert compute_validity(agents(3, 1), six_games(), records, 0, loose).valid
     clean = compute_validity(agents(3, 1), six_games(), [strategy(0, 1, ["over_limit"])], 0, strict)
     assert (clean.strategies_flagged, clean.flagged_share, guessed_note(clean)) == (0, 0.0, None)
+
+
+def test_a_rule_cut_off_by_max_tokens_counts_as_cut_short():
+    """`truncated` is also a rule cut off mid-sentence by max_tokens, not only one past 200
+    words: the note says both."""
+    text, flags = extract_strategy("STRATEGY: Cooperate first; defect if the opponent", "length")
+    assert flags == ["truncated"]
+    record = msgspec.structs.replace(strategy(0, 1, flags), strategy_text=text or "")
+    validity = compute_validity(agents(2), [], [record], 1, ValiditySettings())
+    assert validity.strategies_truncated == 1
+    assert "1 cut short at 200 words or by max_tokens" in (guessed_note(validity) or "")
+
+
+def test_a_file_from_before_the_count_says_nothing_rather_than_zero():
+    """Result files written before the guessed rules were counted decode with the counts
+    unknown (None: empty CSV cells, no note), not 0."""
+    old = b'{"valid": true, "reasons": [], "moves": 12, "strategies_fresh": 6}'
+    validity = msgspec.json.decode(old, type=Validity)
+    assert validity.strategies_flagged is None and validity.strategies_marker_missing is None
+    assert guessed_note(validity) is None
+    assert validity_cells(validity)["validity_strategies_flagged"] is None
 
 
 def test_scripted_only_runs_are_valid_with_no_shares():
@@ -519,7 +548,7 @@ def test_strategies_without_a_marker_are_counted_through_the_real_client(tmp_pat
     validity = read_json(directory / "experiment_results.json", ExperimentResult).validity
     assert validity is not None and validity.valid and code == 0
     assert (validity.strategies_fresh, validity.strategies_marker_missing, validity.flagged_share) == (6, 6, 1.0)
-    assert "rule guessed in 6 of 6 fresh strategies (no STRATEGY: line 6, several 0" in out
+    assert "rule guessed in 6 of 6 fresh strategies (6 without a STRATEGY: line, 0 with several" in out
     (tmp_path / "strict").mkdir()
     code, directory = run_against(
         tmp_path / "strict", server, agents=3, rounds=2, seed=5, extra="[validity]\nmax_flagged_share = 0.5\n"
@@ -527,6 +556,19 @@ def test_strategies_without_a_marker_are_counted_through_the_real_client(tmp_pat
     assert code == 4
     validity = read_json(directory / "experiment_results.json", ExperimentResult).validity
     assert validity is not None and validity.reasons == ["strategies with a guessed rule 100% > 50%"]
+
+
+def test_a_simulated_runs_guessed_rules_line_says_simulated(tmp_path, capsys, monkeypatch):
+    """SPEC §7: every headless line with a number from a simulated run is marked. (Seed 1
+    at 6 x 4: one simulated strategy has no STRATEGY: line.)"""
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    flags = ["--agents", "6", "--rounds", "4", "--seed", "1", "--results-dir", str(tmp_path)]
+    assert main(["run", "--headless", *flags]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "rule guessed" in line]
+    assert lines == [
+        "SIMULATED rule guessed in 1 of 24 fresh strategies (1 without a STRATEGY: line, 0 with several, 0 cut "
+        "short at 200 words or by max_tokens); the flags are in each strategy record"
+    ]
 
 
 def test_a_sub_model_that_never_answers_parseably_is_invalid_exit_4(tmp_path, server, cli_env, capsys):

@@ -79,8 +79,10 @@ def glue_shard(argv: list[str]) -> list[str]:
     the value gets the shard check's own message."""
     glued: list[str] = []
     for arg in argv:
-        if glued and glued[-1] == "--shard" and arg[:2] in {f"-{d}" for d in "0123456789"}:
-            glued[-1] = f"--shard={arg}"
+        option = glued[-1] if glued else ""
+        # argparse takes "--sha" for "--shard" too (nothing else starts so)
+        if option.startswith("--sh") and "--shard".startswith(option) and arg[:2] in {f"-{d}" for d in "0123456789"}:
+            glued[-1] = f"{option}={arg}"
         else:
             glued.append(arg)
     return glued

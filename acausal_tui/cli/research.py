@@ -42,6 +42,7 @@ from engine.sweep import (
     SweepResume,
     SweepStarted,
     convergence_text,
+    guessed_line,
     make_providers,
     plan_resume,
     plan_sweep,
@@ -91,6 +92,8 @@ def summary_lines(r: SweepResult) -> list[str]:
             f"counted without a validity record (made by an older version): "
             f"{len(r.validity_not_recorded)} experiment(s), listed in {SWEEP_FILE}"
         )
+    if (guessed := guessed_line(r)) is not None:
+        lines.append(guessed)
     if r.intervals is not None:
         lines.append(f"intervals: {r.intervals.method}")
     return lines

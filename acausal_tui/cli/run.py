@@ -101,7 +101,7 @@ class HeadlessPrinter:
             )
             self.print(validity_words(r.validity, r.simulated))
             if (note := guessed_note(r.validity)) is not None:
-                self.print(note)
+                self.print(f"{self.tag}{note}")
 
     def print(self, line: str) -> None:
         say(visible(line, one_line=True), self.stream)

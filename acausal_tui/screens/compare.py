@@ -25,6 +25,7 @@ from engine.sweep import (
     LoadedSweep,
     SweepResult,
     convergence_text,
+    guessed_line,
 )
 
 # Metrics that are shares of moves or strategies (shown as %); the rest are plain numbers.
@@ -117,6 +118,9 @@ def sweep_title(r: SweepResult) -> Text:
         text.append(
             f"\nCounted without a validity record: {len(r.validity_not_recorded)} experiment(s)", style="yellow"
         )
+    if (guessed := guessed_line(r)) is not None:
+        text.append("\n")
+        text.append_text(literal(guessed, style="yellow"))
     if r.message:
         text.append(" · ")
         text.append_text(literal(r.message))

@@ -163,7 +163,7 @@ class Listed:
     def sort_value(self, column: int) -> tuple[int, float, str]:
         """Numbers sort as numbers, '—' last; the rest as text."""
         plain = self.cells[column].plain
-        number = plain.split("/")[0].replace("$", "").replace("~", "").replace("%", "").strip()
+        number = plain.split("/")[0].replace("$", "").replace("~", "").replace("%", "").replace("≥", "").strip()
         try:
             return (0, float(number), "")
         except ValueError:

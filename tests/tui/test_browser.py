@@ -5,9 +5,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from textual.widgets import DataTable, Select, Static, TabbedContent
 
 from acausal_tui.app import AcausalApp
+from acausal_tui.cli import main
 from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.experiment import ExperimentScreen
 from acausal_tui.screens.run import RunScreen
@@ -107,6 +109,51 @@ async def test_an_interrupted_experiment_shows_what_its_call_log_says_it_cost(tm
         shown = f"{len(lines)} calls · cost ≥~${0.001 * len(lines):.4f} so"  # the title wraps at 120 columns
         await wait_until(pilot, lambda: shown in screen_text(app))
         assert "far (calls.jsonl)" in screen_text(app)
+
+
+async def test_an_interrupted_cost_sorts_among_the_numbers(tmp_path):
+    """Sorted by cost, "≥$0.0000" goes before "$0.5000", as the number it is (it sorted as
+    text, after every figure)."""
+    results = tmp_path / "results"
+    for each in ("exp_20250103_100000", "exp_20250102_093000"):
+        shutil.copytree(FIXTURE_RESULTS / each, results / each)
+    aborted = results / "exp_20250102_093000"
+    result = json.loads((aborted / "experiment_results.json").read_text())
+    result["total_cost"] = 0.5
+    (aborted / "experiment_results.json").write_text(json.dumps(result))
+    (aborted / "index.json").unlink()  # rebuilt from the files
+    app = AcausalApp(results_dir=results)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await open_browser(pilot)
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen)
+        screen.sort_column = 8  # Cost
+        screen.draw()
+        await pilot.pause()
+        assert cells(table, 8) == ["≥$0.0000", "$0.5000"]
+
+
+@pytest.fixture
+def guessed_run(tmp_path, monkeypatch) -> Path:
+    """Results with one experiment: seed 1 at 6 x 4 on the simulated provider, where one
+    strategy has no STRATEGY: line (run headless, outside the test's event loop)."""
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    results = tmp_path / "results"
+    assert (
+        main(["run", "--headless", "--agents", "6", "--rounds", "4", "--seed", "1", "--results-dir", str(results)]) == 0
+    )
+    return results
+
+
+async def test_the_indicators_tab_says_how_many_rules_were_guessed(guessed_run):
+    """A result whose validity counted guessed rules says so under the indicators' source."""
+    app = AcausalApp(results_dir=guessed_run)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_browser(pilot)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ExperimentScreen))
+        await pilot.press("5")
+        await wait_until(pilot, lambda: "rule guessed in 1 of 24 fresh strategies" in screen_text(app))
 
 
 async def test_a_corrupt_round_file_is_reported_in_place(tmp_path):
