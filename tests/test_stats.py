@@ -5,7 +5,6 @@ import random
 
 import pytest
 
-from engine.config import load_config
 from engine.stats import (
     NOTE_NEAR_BOUND,
     NOTE_NO_SPREAD,
@@ -19,6 +18,7 @@ from engine.stats import (
     t_quantile,
 )
 from engine.sweep import IntervalMethod, SweepResult, SweepRun, summarize
+from tests.support.sweeps import bare_sweep
 
 
 @pytest.mark.parametrize(
@@ -119,17 +119,7 @@ def test_sweep_intervals_cover_a_known_truth_95_percent_of_the_time(seeds):
     seed: 45 moves, each cooperative with p = 0.3) and of a second condition with the same
     truth: the condition's interval covers 0.3, and the paired difference's covers 0, in
     about 95% of the sweeps. (A percentile bootstrap covers ~73% at 3 seeds.)"""
-    template = SweepResult(
-        sweep_id="s",
-        status="completed",
-        start_time="",
-        conditions=["a", "b"],
-        resolved_conditions={},
-        seeds=list(range(seeds)),
-        config=load_config(None, {"provider": {"name": "simulated"}}, {}),
-        intervals=IntervalMethod(),
-        experiments=[],
-    )
+    template = bare_sweep(["a", "b"], list(range(seeds)), intervals=IntervalMethod(), experiments=[])
     rng = random.Random(seeds)
     replicates, covered, difference_covered = 2000, 0, 0
     for _ in range(replicates):
@@ -151,17 +141,7 @@ def test_sweep_intervals_cover_a_known_truth_95_percent_of_the_time(seeds):
 def test_share_intervals_are_clipped_to_the_range_a_share_can_take():
     """Three seeds near 100%: the raw t-interval passes 1; a share's is cut at 1 (and a
     difference's at -1), which cannot lose the truth. A non-share metric is left alone."""
-    result = SweepResult(
-        sweep_id="s",
-        status="completed",
-        start_time="",
-        conditions=["a", "b"],
-        resolved_conditions={},
-        seeds=[0, 1, 2],
-        config=load_config(None, {"provider": {"name": "simulated"}}, {}),
-        intervals=IntervalMethod(),
-        experiments=[],
-    )
+    result = bare_sweep(["a", "b"], [0, 1, 2], intervals=IntervalMethod(), experiments=[])
     result.experiments = [cell("a", s, v) for s, v in enumerate((0.0, 0.05, 0.3))]
     result.experiments += [cell("b", s, v) for s, v in enumerate((1.0, 0.95, 0.7))]
     for run in result.experiments:
@@ -177,14 +157,9 @@ def test_share_intervals_are_clipped_to_the_range_a_share_can_take():
 
 def sweep_of(rates: dict[str, list[float]]) -> SweepResult:
     conditions = list(rates)
-    return SweepResult(
-        sweep_id="s",
-        status="completed",
-        start_time="",
-        conditions=conditions,
-        resolved_conditions={},
-        seeds=list(range(len(rates[conditions[0]]))),
-        config=load_config(None, {"provider": {"name": "simulated"}}, {}),
+    return bare_sweep(
+        conditions,
+        list(range(len(rates[conditions[0]]))),
         intervals=IntervalMethod(),
         experiments=[cell(c, seed, rate) for c in conditions for seed, rate in enumerate(rates[c])],
     )

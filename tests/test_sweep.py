@@ -40,7 +40,7 @@ from engine.sweep import (
 )
 from tests.support.experiment_files import ROOT
 from tests.support.fakes import FakeProvider
-from tests.support.sweeps import BASE, judge_some_invalid, plan, reply, sweep
+from tests.support.sweeps import BASE, bare_sweep, judge_some_invalid, plan, reply, sweep
 
 # -- planning --------------------------------------------------------------------------------
 
@@ -527,16 +527,7 @@ def test_the_guessed_rules_line_counts_only_the_counted_experiments(tmp_path):
         run("b", 2, 5, 10, valid=False),
         run("b", 3, 4, 10, status="aborted"),
     ]
-    result = SweepResult(
-        sweep_id="s",
-        status="completed",
-        start_time="",
-        conditions=["a", "b"],
-        resolved_conditions={},
-        seeds=[1, 2, 3],
-        config=plan(tmp_path).base,
-        experiments=runs,
-    )
+    result = bare_sweep(["a", "b"], [1, 2, 3], experiments=runs)
     assert (
         guessed_line(result)
         == "rule guessed in 3 of 22 fresh strategies of the counted experiments (a 2 of 10, b 1 of 12)"
@@ -547,14 +538,9 @@ def test_the_guessed_rules_line_counts_only_the_counted_experiments(tmp_path):
 
 
 def test_convergence_is_k_of_n_with_the_median_of_those_k(tmp_path):
-    result = SweepResult(
-        sweep_id="s",
-        status="completed",
-        start_time="",
-        conditions=["a"],
-        resolved_conditions={},
-        seeds=[1, 2, 3, 4, 5],
-        config=plan(tmp_path).base,
+    result = bare_sweep(
+        ["a"],
+        [1, 2, 3, 4, 5],
         experiments=[
             SweepRun(
                 condition="a",

@@ -8,11 +8,12 @@ import anyio
 import msgspec
 
 import engine.sweep
+from engine.config import load_config
 from engine.models import Validity
 from engine.prompts import IDENTITY_STATEMENT
 from engine.providers.simulated import SimulatedProvider
 from engine.rng import keyed_rng
-from engine.sweep import plan_sweep, run_sweep
+from engine.sweep import SweepResult, plan_sweep, run_sweep
 from tests.support.fakes import FakeProvider
 
 BASE = {"agents": 4, "rounds": 3, "provider": {"name": "simulated"}}
@@ -73,3 +74,17 @@ def finished_simulated_sweep(base: Path) -> Path:
     providers = [SimulatedProvider(seed=config.seed or 0) for _, config in plan.runs()]
     _, directory = anyio.run(lambda: run_sweep(plan, providers))
     return directory
+
+
+def bare_sweep(conditions: list[str], seeds: list[int], **fields) -> SweepResult:
+    """A completed sweep result of simulated experiments, built by hand (no files)."""
+    return SweepResult(
+        sweep_id="s",
+        status="completed",
+        start_time="",
+        conditions=conditions,
+        resolved_conditions={},
+        seeds=seeds,
+        config=load_config(None, {"provider": {"name": "simulated"}}, {}),
+        **fields,
+    )
