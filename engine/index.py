@@ -16,7 +16,7 @@ from engine.loading import LoadedExperiment, load_experiment, round_file_problem
 from engine.models import RoundSummary, Status
 
 INDEX_FILE = "index.json"
-INDEX_VERSION = 3  # 2: the running sums that let a round be added; 3: round files checked, `files`
+INDEX_VERSION = 4  # 2: the running sums that let a round be added; 3: round files checked, `files`; 4: no moves, not judged
 SOURCES = ("manifest.json", "experiment_results.json")  # an index older than these is stale
 
 
@@ -97,7 +97,8 @@ def entry_from(loaded: LoadedExperiment, checked: Mapping[str, tuple[int, int]] 
             cost=result.total_cost,
             cost_is_estimate=result.cost_is_estimate,
             cooperation=result.acausal_indicators.overall_cooperation_rate,
-            valid=validity.valid if validity else None,
+            # a run that recorded no move was not judged (as the headless line says), not "valid"
+            valid=validity.valid if validity and (validity.moves or not validity.valid) else None,
             validity_reasons=list(validity.reasons) if validity else [],
         )
     return entry

@@ -277,3 +277,23 @@ def test_a_missing_round_is_found_without_a_readable_manifest(tmp_path):
     truncate(directory / "manifest.json", 10)
     problems = load_experiment(directory).problems
     assert "summary_r2.json: missing (round 2 of the 3 the result counts)" in problems
+
+
+async def test_a_run_that_recorded_no_move_is_not_listed_as_valid(make_config):
+    """A run that failed before any game has nothing to judge: the headless line says
+    "validity not judged", and the browser's row says neither valid nor INVALID."""
+    from acausal_tui.screens.listing import row
+    from engine.providers.base import ChatRequest, ProviderError
+    from tests.support.fakes import FakeProvider
+
+    def reply(request: ChatRequest):
+        return ProviderError("HTTP 404: no such model", status=404)
+
+    config = make_config(agents=3, rounds=1)
+    result = await run_experiment(config, provider=FakeProvider(reply))
+    assert result.status == "failed" and result.validity is not None and result.validity.moves == 0
+    directory = only_experiment(Path(config.results_dir))
+    entry, problems = read_index(directory)
+    assert entry is not None and entry.valid is None
+    cooperation = row(entry, directory, problems)[7].plain
+    assert "valid" not in cooperation and "INVALID" not in cooperation

@@ -3,6 +3,7 @@ round's games, what an agent's decisions saw, a round's strategies and the indic
 
 from collections.abc import Iterator
 
+import msgspec
 from rich.text import Text
 
 from acausal_tui.screens.experiment_files import RoundFiles
@@ -10,7 +11,7 @@ from acausal_tui.screens.listing import unfinished_state
 from acausal_tui.screens.run_view import validity_words
 from acausal_tui.widgets.indicators import indicator_value
 from acausal_tui.widgets.strategy import strategy_text
-from acausal_tui.widgets.text import cells, literal, money, percent
+from acausal_tui.widgets.text import cells, literal, money, money_at_least, percent
 from engine.analysis import INDICATOR_DOCS, INDICATORS_NOTE, compute_indicators
 from engine.calllog import Spend
 from engine.models import GameResult, RoundSummary
@@ -73,7 +74,7 @@ def overview(loaded: LoadedExperiment, rounds: int, spent: Spend | None = None) 
     if result:
         text.append(f" · {result.total_api_calls} calls · cost {money(result.total_cost, result.cost_is_estimate)}")
     elif spent is not None:  # calls in flight when it stopped are not logged: a lower bound
-        text.append(f" · {spent.calls} calls · cost ≥{money(spent.cost, spent.estimate)} so far (calls.jsonl)")
+        text.append(f" · {spent.calls} calls · cost {money_at_least(spent.cost, spent.estimate)} so far (calls.jsonl)")
     text.append("\n" + visible(str(loaded.directory), one_line=True), style="dim")
     message = (result.message if result else None) or m.message
     if message:
@@ -135,9 +136,11 @@ def history_text(files: RoundFiles, rounds: list[int], agent: int, round: int) -
     assert m is not None
     by_round = {r: files.games(r) for r in rounds if r <= round}
     lines = agent_lines(by_round, agent, m.seed, files.agents, m.condition)
-    history = seen_history(lines, round, m.condition)
-    strategy = next((s for s in files.strategies(round) if s.agent_id == agent), None)
     info = next(a for a in m.agents if a.id == agent)
+    # A scripted rule reads every earlier game with its opponent, whatever the LLMs' window.
+    seen = m.condition if info.kind == "llm" else msgspec.structs.replace(m.condition, history="full")
+    history = seen_history(lines, round, seen)
+    strategy = next((s for s in files.strategies(round) if s.agent_id == agent), None)
     text = Text(f"Agent {agent} ({info.kind}) — what its decisions in round {round} saw\n", style="bold")
     text.append(
         f"labels {m.condition.labels} · history {m.condition.history}; opponents appear "
@@ -147,7 +150,8 @@ def history_text(files: RoundFiles, rounds: list[int], agent: int, round: int) -
     if info.kind == "scripted":
         text.append(
             f"scripted ({info.strategy}): it decides from its history with the current "
-            "opponent only; the lines below are that history in prompt form\n",
+            "opponent only, every earlier round of it (the history switch is for the LLM "
+            "agents' prompts); the lines below are its whole history in prompt form\n",
             style="dim",
         )
     text.append("\nYour strategy:\n", style="bold")
@@ -157,7 +161,7 @@ def history_text(files: RoundFiles, rounds: list[int], agent: int, round: int) -
     opponents = opponents_in_round(files.games(round), agent, m.seed, files.agents, m.condition, round)
     text.append(f"\n\nCurrent opponents in round {round}, one game each:\n", style="bold")
     text.append(", ".join(f"Opponent {label}" for label in opponents) or "—")
-    later = shown_later(round, m.config.rounds, m.condition)
+    later = shown_later(round, m.config.rounds, seen)
     text.append(f"\n\nIts round {round} games ({later}):\n", style="bold")
     text.append("\n".join(line for r, line in lines if r == round) or "—")
     text.append_text(files.problems(*(f"games_r{r}.json" for r in by_round), f"strategies_r{round}.json"))

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from rich.text import Text
 
-from acausal_tui.widgets.text import cells, literal, money, percent
+from acausal_tui.widgets.text import cells, literal, money, money_at_least, percent
 from engine.calllog import logged_spend
 from engine.index import IndexEntry, read_index
 from engine.lock import holder
@@ -57,7 +57,7 @@ def row(entry: IndexEntry | None, directory: Path, problems: list[str]) -> tuple
         state = unfinished_state(entry.status, directory)
         status = Text(state, style="yellow")
         spent = logged_spend(directory) if state == "interrupted" else None
-        cost = "—" if spent is None else f"≥{money(spent.cost, spent.estimate)}"
+        cost = "—" if spent is None else money_at_least(spent.cost, spent.estimate)
         if not problems:
             said = "no result file; cost so far from calls.jsonl" if spent else "no experiment_results.json"
             notes = Text(said, style="dim")

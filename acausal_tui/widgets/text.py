@@ -1,5 +1,7 @@
 """Model text shown literally: never parsed as Rich markup, escape sequences made visible."""
 
+import math
+
 from rich.text import Text
 
 from engine.textsafe import visible
@@ -52,3 +54,8 @@ def money(usd: float | None, estimate: bool = False) -> str:
     if usd is None:
         return "—"
     return f"{'~' if estimate else ''}${usd:.4f}"
+
+
+def money_at_least(usd: float, estimate: bool = False) -> str:
+    """A lower bound in money's format, rounded down: "≥$0.0072" for $0.0072553."""
+    return f"≥{money(math.floor(usd * 1e4 + 1e-6) / 1e4, estimate)}"

@@ -13,6 +13,7 @@ from acausal_tui.cli import main
 from acausal_tui.screens.browser import BrowserScreen
 from acausal_tui.screens.experiment import ExperimentScreen
 from acausal_tui.screens.run import RunScreen
+from acausal_tui.widgets.text import money_at_least
 from tests.tui.conftest import FIXTURE_RESULTS, SIZE, cells, open_browser, screen_text, wait_until
 
 
@@ -156,6 +157,61 @@ async def test_the_indicators_tab_says_how_many_rules_were_guessed(guessed_run):
         await wait_until(pilot, lambda: "rule guessed in 1 of 24 fresh strategies" in screen_text(app))
 
 
+@pytest.fixture
+def scripted_without_history(tmp_path, monkeypatch) -> Path:
+    """3 LLM agents (0-2) and 2 tit-for-tat agents (3-4), `history = "none"`, 3 rounds."""
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[switches]\nhistory = "none"\n[[population]]\nkind = "llm"\ncount = 3\n'
+        '[[population]]\nkind = "scripted"\nstrategy = "tit_for_tat"\ncount = 2\n'
+    )
+    results = tmp_path / "results"
+    assert (
+        main(
+            [
+                "run",
+                "--headless",
+                "--config",
+                str(config),
+                "--rounds",
+                "3",
+                "--seed",
+                "7",
+                "--results-dir",
+                str(results),
+            ]
+        )
+        == 0
+    )
+    return results
+
+
+async def test_a_scripted_agents_history_is_all_it_read_whatever_the_llms_window(scripted_without_history):
+    """A scripted rule reads every earlier game with its opponent, so its History tab shows
+    them all under `history = "none"` (it showed "No previous games" while the agent copied
+    last round's defections), and its games are seen by its later decisions; an LLM agent's
+    shows none."""
+    app = AcausalApp(results_dir=scripted_without_history)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_browser(pilot)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ExperimentScreen))
+        detail = app.screen
+        await pilot.press("3")
+        text = detail.query_one("#history-text", Static)
+        for agent, round, shown in ((3, 3, True), (3, 2, True), (0, 3, False)):
+            detail.query_one("#history-agent", Select).value = agent
+            detail.query_one("#history-round", Select).value = round
+            await pilot.pause()
+            history = str(text.content)
+            assert ("Round 1 vs Opponent " in history.split("Current opponents")[0]) is shown, (agent, round)
+            if agent == 3 and round == 2:
+                assert "Its round 2 games (history of round 3):" in history
+            if agent == 0:
+                assert "Its round 3 games (history none: no decision sees them):" in history
+
+
 async def test_a_corrupt_round_file_is_reported_in_place(tmp_path):
     results = tmp_path / "results"
     shutil.copytree(FIXTURE_RESULTS / "exp_20250101_090000", results / "exp_20250101_090000")
@@ -220,3 +276,10 @@ async def test_digits_switch_tabs_while_a_round_dropdown_has_focus():
         await pilot.pause()
         assert detail.query_one(TabbedContent).active == "indicators"
         assert "From experiment_results.json" in screen_text(app)
+
+
+def test_a_lower_bound_of_cost_is_rounded_down():
+    """ "≥$0.0073" for a log that says $0.0072553 would claim more than it knows."""
+    assert money_at_least(0.0072553) == "≥$0.0072"
+    assert money_at_least(sum([0.001] * 52)) == "≥$0.0520"  # a float sum just under: not $0.0519
+    assert money_at_least(0.5, estimate=True) == "≥~$0.5000"
