@@ -16,7 +16,9 @@ from engine.loading import LoadedExperiment, load_experiment, round_file_problem
 from engine.models import RoundSummary, Status
 
 INDEX_FILE = "index.json"
-INDEX_VERSION = 4  # 2: the running sums that let a round be added; 3: round files checked, `files`; 4: no moves, not judged
+INDEX_VERSION = (
+    4  # 2: the running sums that let a round be added; 3: round files checked, `files`; 4: no moves, not judged
+)
 SOURCES = ("manifest.json", "experiment_results.json")  # an index older than these is stale
 
 

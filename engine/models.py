@@ -195,6 +195,9 @@ class ExperimentResult(Record):
     cooperation_breakdown: CooperationBreakdown | None = None  # by group, in- vs out-group
     validity: Validity | None = None  # None in files written before validity was recorded
     empty_replies: int = 0  # billed replies without usable content (each retried once at most)
+    # resumed after this many stops that left no final status (kill -9, a crash, a power
+    # cut): the calls in flight then are in neither total_api_calls nor total_cost
+    unclean_stops: int = 0
 
 
 class Manifest(Record):
@@ -216,6 +219,7 @@ class Manifest(Record):
     message: str | None = None
     warnings: list[str] = []  # design caveats the researcher should know (docs/results.md)
     schema_version: int = SCHEMA_VERSION
+    unclean_stops: int = 0  # resumes after a stop that left `running` here (ExperimentResult's)
 
 
 class Usage(Record):

@@ -129,6 +129,7 @@ def build_result(
     cost_is_estimate: bool,
     error_count: int,
     cut_offs: int,
+    unclean_stops: int = 0,
 ) -> ExperimentResult:
     """What came of the run: its counters, summaries, indicators and validity."""
     assert config.seed is not None
@@ -154,6 +155,7 @@ def build_result(
         cooperation_breakdown=analysis.cooperation_breakdown(agents, played.games),
         message=None if status == "completed" else message,
         empty_replies=stats.empty_replies,
+        unclean_stops=unclean_stops,
         validity=validity.compute_validity(
             agents,
             played.games,
@@ -193,3 +195,14 @@ def check_budget(configs: Sequence[Config]) -> None:
             f"first call can cost ({dollars(worst)}: a first strategy prompt and its {STRATEGY_MAX_TOKENS} "
             f"tokens at {model}'s list price), so no call could start; raise it (--max-cost) or remove it"
         )
+
+
+def unclean_note(unclean_stops: int) -> str | None:
+    """What a result resumed after a kill or crash cannot count, or None (docs/resume.md)."""
+    if not unclean_stops:
+        return None
+    times = "once" if unclean_stops == 1 else f"{unclean_stops} times"
+    return (
+        f"resumed after a kill or crash {times}: the calls in flight then were never logged, so the "
+        "calls and cost leave them out (at most max_concurrency each time)"
+    )

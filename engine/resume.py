@@ -118,9 +118,11 @@ def open_resume(directory: Path, max_cost_usd: float | None = None, *, allow_ins
     except BaseException:
         store.close()
         raise
-    return Resumable(
-        store, msgspec.structs.replace(manifest, config=config), config, rounds, calls, errors, notes, budget_reached
-    )
+    # `running` on disk: the process died without its final status (kill -9, a crash), and
+    # the calls it had in flight then were never logged
+    unclean = manifest.unclean_stops + (manifest.status == "running")
+    manifest = msgspec.structs.replace(manifest, config=config, unclean_stops=unclean)
+    return Resumable(store, manifest, config, rounds, calls, errors, notes, budget_reached)
 
 
 def allow_insecure_config(config: Config) -> Config:

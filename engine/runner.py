@@ -128,8 +128,6 @@ class Experiment:
         self.start_time = restored.manifest.start_time
         self.manifest = msgspec.structs.replace(restored.manifest, status="running", end_time=None, message=None)
 
-    # -- reporting -------------------------------------------------------------------
-
     def notify(self, event: Event) -> None:
         self.saves.notify(event)  # held back while the previous round is being saved
 
@@ -212,6 +210,7 @@ class Experiment:
             cost_is_estimate=self.gateway.cost_is_estimate,
             error_count=self.error_count,
             cut_offs=len(self.llm.cut_off),
+            unclean_stops=self.manifest.unclean_stops,
         )
         self.store.write_result(result)
         self.manifest = msgspec.structs.replace(

@@ -211,6 +211,8 @@ async def test_resume_after_the_last_round_was_saved_just_finishes(make_config, 
     assert result.status == "completed" and provider.keys == []
     assert outcome(result, cancelled_in_flight(directory)) == outcome(ref_result)
     assert read_json(directory / "manifest.json", Manifest).start_time == manifest.start_time
+    # the manifest said `running`: a stop that logged nothing of its calls in flight
+    assert (result.unclean_stops, ref_result.unclean_stops) == (1, 0)
 
 
 # -- the call log -------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from engine.events import ErrorLogged, Event, RoundSummarised, RunFinished, RunS
 from engine.models import ExperimentResult, RoundSummary
 from engine.providers.base import Provider
 from engine.providers.factory import api_key_for, make_provider
-from engine.records import check_budget
+from engine.records import check_budget, unclean_note
 from engine.resume import (
     Resumable,
     Runner,
@@ -94,6 +94,8 @@ class HeadlessPrinter:
             if r.message:
                 line += f" - {r.message}"
             self.print(line)
+            if (unclean := unclean_note(r.unclean_stops)) is not None:
+                self.print(f"{self.tag}{unclean}")
             indicators = r.acausal_indicators
             self.print(
                 f"{'SIMULATED ' if r.simulated else ''}cooperation {rate(indicators.overall_cooperation_rate)} "

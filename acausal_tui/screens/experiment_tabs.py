@@ -16,6 +16,7 @@ from engine.analysis import INDICATOR_DOCS, INDICATORS_NOTE, compute_indicators
 from engine.calllog import Spend
 from engine.models import GameResult, RoundSummary
 from engine.prompts import NO_HISTORY, round_player_labels
+from engine.records import unclean_note
 from engine.store import LoadedExperiment
 from engine.textsafe import visible
 from engine.validity import guessed_note
@@ -73,6 +74,8 @@ def overview(loaded: LoadedExperiment, rounds: int, spent: Spend | None = None) 
     text.append(visible(f"provider {m.provider} · models {m.main_model} (main), {m.sub_model} (sub)", one_line=True))
     if result:
         text.append(f" · {result.total_api_calls} calls · cost {money(result.total_cost, result.cost_is_estimate)}")
+        if (unclean := unclean_note(result.unclean_stops)) is not None:
+            text.append(f"\n{unclean}", style="yellow")
     elif spent is not None:  # calls in flight when it stopped are not logged: a lower bound
         text.append(f" · {spent.calls} calls · cost {money_at_least(spent.cost, spent.estimate)} so far (calls.jsonl)")
     text.append("\n" + visible(str(loaded.directory), one_line=True), style="dim")

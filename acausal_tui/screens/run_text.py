@@ -13,6 +13,7 @@ from engine.analysis import INDICATORS_NOTE
 from engine.control import RunStats
 from engine.events import CallRetried, ErrorLogged, GameFinished, RoundSummarised
 from engine.models import ExperimentResult, Manifest
+from engine.records import unclean_note
 from engine.textsafe import visible
 from engine.validity import guessed_note
 
@@ -142,6 +143,8 @@ def result_text(result: ExperimentResult, directory: Path | None) -> Text:
     if result.status == "budget_exceeded":
         text.append("Budget: ", style="bold yellow")
         text.append(BUDGET_RULE + "\n")
+    if (unclean := unclean_note(result.unclean_stops)) is not None:
+        text.append(unclean + "\n", style="yellow")
     text.append_text(validity_text(result))
     text.append("\nResults: ", style="bold")
     text.append(f"{directory}\n" if directory else "—\n")

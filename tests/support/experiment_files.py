@@ -56,10 +56,11 @@ def records(directory: Path) -> dict[str, object]:
 
 
 def outcome(result: ExperimentResult, cancelled: int = 0) -> dict[str, object]:
-    """What a resumed run must share with an uninterrupted one (ids and times aside, and the
-    `cancelled` attempts an abort cut off in flight: they were sent, so they count as calls)."""
+    """What a resumed run must share with an uninterrupted one (ids and times aside, how often
+    it was killed, and the `cancelled` attempts an abort cut off in flight: they were sent,
+    so they count as calls)."""
     data = msgspec.to_builtins(result)
-    for key in ("experiment_id", "start_time", "end_time", "config"):
+    for key in ("experiment_id", "start_time", "end_time", "config", "unclean_stops"):
         data.pop(key)
     data["total_api_calls"] -= cancelled
     return strip_times(data)
