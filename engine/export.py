@@ -15,6 +15,7 @@ import msgspec
 
 from engine.analysis import agent_group
 from engine.errors import ExportError
+from engine.lock import unfinished_state
 from engine.models import GameResult, StrategyRecord, Validity
 from engine.store import load_experiment, write_atomic
 from engine.sweep_file import METRICS, SWEEP_FILE, SweepResult, load_sweep
@@ -47,7 +48,7 @@ EXPERIMENT_COLUMNS = (
     *ID_COLUMNS, "preset", "identity", "history", "labels", "on_unparseable", "show_power",
     "status", "provider", "main_model", "sub_model", "agents", "rounds",
     "total_rounds", "total_games", "total_api_calls", "total_retries", "total_cost",
-    "cost_is_estimate", "error_count", "option_order", *VALIDITY_COLUMNS, *METRICS,
+    "cost_is_estimate", "error_count", "unclean_stops", "option_order", *VALIDITY_COLUMNS, *METRICS,
 )
 SWEEP_COLUMNS = (
     "condition", "reference", "metric", "round", "n", "mean", "ci_low", "ci_high", "note", "excluded", "simulated",
@@ -124,7 +125,7 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
         "on_unparseable": c.on_unparseable,
         "show_power": c.show_power,
         "option_order": c.option_order,
-        "status": result.status if result else manifest.status,
+        "status": result.status if result else unfinished_state(manifest.status, directory),
         "provider": manifest.provider,
         "main_model": manifest.main_model,
         "sub_model": manifest.sub_model,
@@ -143,6 +144,7 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
                     "total_cost",
                     "cost_is_estimate",
                     "error_count",
+                    "unclean_stops",
                 )
             }
         )

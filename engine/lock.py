@@ -148,3 +148,12 @@ class ExperimentLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def unfinished_state(status: str, directory: Path) -> str:
+    """The status of an experiment with no final result file: `running` is still being
+    written (by the process named) or `interrupted` (its process died mid-run)."""
+    if status != "running":
+        return status
+    pid = holder(directory)
+    return f"running (pid {pid})" if pid else "interrupted"

@@ -354,3 +354,15 @@ async def test_every_table_says_whether_its_numbers_are_simulated(experiment, tm
     for path in written:
         rows = read_rows(path)
         assert rows and {row["simulated"] for row in rows} == {"true"}, path.name
+
+
+def test_an_interrupted_experiment_exports_as_interrupted(tmp_path):
+    """No result file and no process holding it: the row says `interrupted`, as the browser
+    does, not the manifest's `running`."""
+    from tests.tui.conftest import FIXTURE_RESULTS
+
+    name = "exp_20250103_100000"
+    shutil.copytree(FIXTURE_RESULTS / name, tmp_path / name)
+    export_csv(tmp_path / name, tmp_path / "out")
+    [row] = read_rows(tmp_path / "out" / "experiments.csv")
+    assert (row["status"], row["total_cost"], row["unclean_stops"]) == ("interrupted", "", "")

@@ -7,13 +7,13 @@ import msgspec
 from rich.text import Text
 
 from acausal_tui.screens.experiment_files import RoundFiles
-from acausal_tui.screens.listing import unfinished_state
 from acausal_tui.screens.run_view import validity_words
 from acausal_tui.widgets.indicators import indicator_value
 from acausal_tui.widgets.strategy import strategy_text
 from acausal_tui.widgets.text import cells, literal, money, money_at_least, percent
 from engine.analysis import INDICATOR_DOCS, INDICATORS_NOTE, compute_indicators
 from engine.calllog import Spend
+from engine.lock import unfinished_state
 from engine.models import GameResult, RoundSummary
 from engine.prompts import NO_HISTORY, round_player_labels
 from engine.records import unclean_note

@@ -11,7 +11,7 @@ from rich.text import Text
 from acausal_tui.widgets.text import cells, literal, money, money_at_least, percent
 from engine.calllog import logged_spend
 from engine.index import IndexEntry, read_index
-from engine.lock import holder
+from engine.lock import unfinished_state
 from engine.sweep import LoadedSweep, list_sweeps
 
 T = TypeVar("T")
@@ -31,15 +31,6 @@ COLUMNS = (
 # first, so 80 columns show it, then the notes (why a row is damaged or INVALID: cut off at
 # the far right they read "ma"); the rest scroll in from the right.
 SHOWN = (0, 2, 3, 7, 8, 9, 1, 5, 6, 4)
-
-
-def unfinished_state(status: str, directory: Path) -> str:
-    """The status of an experiment with no final result file: `running` is still being
-    written (by the process named) or `interrupted` (its process died mid-run)."""
-    if status != "running":
-        return status
-    pid = holder(directory)
-    return f"running (pid {pid})" if pid else "interrupted"
 
 
 def row(entry: IndexEntry | None, directory: Path, problems: list[str]) -> tuple[Text, ...]:
