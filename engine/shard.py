@@ -175,6 +175,8 @@ def _damage(directory: Path, run: SweepRun) -> list[str]:
         return problems or ["experiment_results.json: missing"]
     again = msgspec.structs.replace(run)
     record_outcome(again, loaded.result)
+    if run.strategies_fresh is None:  # a sweep.json of an older version did not record them
+        again.strategies_fresh = again.strategies_flagged = None
     if again != run:
         problems.append("experiment_results.json does not give the numbers sweep.json has for it")
     return problems

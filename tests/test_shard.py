@@ -1,6 +1,7 @@
 """Sharded sweeps: --shard I/N runs one slice of the grid; sweep-merge of all shards gives
 the numbers of one unsharded sweep; bad shard input and incomplete sets are refused."""
 
+import json
 from pathlib import Path
 
 import msgspec
@@ -169,6 +170,18 @@ def test_merge_refuses_a_completed_experiment_whose_result_file_is_gone_or_disag
     assert main(["sweep-merge", str(one), str(two), "--results-dir", str(merged)]) == 2
     assert "does not give the numbers sweep.json has for it" in capsys.readouterr().err
     assert not merged.exists()
+
+
+def test_shards_of_an_older_version_still_merge(tmp_path, capsys):
+    """A sweep.json written before the strategy counts were recorded (no `strategies_fresh`
+    or `strategies_flagged`) is not contradicted by its result files' counts."""
+    shards = [sweep(tmp_path / name, capsys, "--shard", f"{i}/2") for i, name in ((1, "a"), (2, "b"))]
+    for shard in shards:
+        data = json.loads((shard / SWEEP_FILE).read_text())
+        for run in data["experiments"]:
+            del run["strategies_fresh"], run["strategies_flagged"]
+        (shard / SWEEP_FILE).write_text(json.dumps(data))
+    assert main(["sweep-merge", *map(str, shards), "--results-dir", str(tmp_path / "m")]) == 0
 
 
 def test_a_cell_that_failed_before_it_started_does_not_stop_the_merge(tmp_path, capsys):
