@@ -46,7 +46,7 @@ VALIDITY_COLUMNS = ("valid", "validity_reasons", *(
     f"validity_{name}" for name in Validity.__struct_fields__ if name not in ("valid", "reasons")))
 EXPERIMENT_COLUMNS = (
     *ID_COLUMNS, "preset", "identity", "history", "labels", "on_unparseable", "show_power",
-    "status", "provider", "main_model", "sub_model", "agents", "rounds",
+    "status", "interrupted", "provider", "main_model", "sub_model", "agents", "rounds",
     "total_rounds", "total_games", "total_api_calls", "total_retries", "total_cost",
     "cost_is_estimate", "error_count", "unclean_stops", "option_order", *VALIDITY_COLUMNS, *METRICS,
 )
@@ -106,7 +106,7 @@ def collect_experiment(directory: Path, tables: Tables, condition: str | None = 
 def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
     loaded = load_experiment(directory)
     tables.warnings += [f"{directory.name}: {problem}" for problem in loaded.problems]
-    manifest, result = loaded.manifest, loaded.result
+    manifest, result = loaded.manifest, loaded.current_result
     if manifest is None:
         return
     ids = {
@@ -125,7 +125,10 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
         "on_unparseable": c.on_unparseable,
         "show_power": c.show_power,
         "option_order": c.option_order,
-        "status": result.status if result else unfinished_state(manifest.status, directory),
+        "status": result.status if result else manifest.status,
+        # no result and no process writing it: killed or crashed (`acausal-tui resume` goes on)
+        "interrupted": result is None and unfinished_state(manifest.status, directory) == "interrupted",
+        "unclean_stops": manifest.unclean_stops,  # the result's, when there is one (the same)
         "provider": manifest.provider,
         "main_model": manifest.main_model,
         "sub_model": manifest.sub_model,
@@ -199,9 +202,12 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
 
 
 def validity_cells(validity: Validity) -> dict[str, Any]:
+    """The validity block's cells; `valid` empty for a run that recorded no move (not judged,
+    as the headless line and the browser say)."""
     fields = msgspec.structs.asdict(validity)
+    valid = fields.pop("valid")
     return {
-        "valid": fields.pop("valid"),
+        "valid": valid if validity.moves or not valid else None,
         "validity_reasons": fields.pop("reasons"),
         **{f"validity_{name}": value for name, value in fields.items()},
     }

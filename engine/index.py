@@ -52,7 +52,7 @@ def entry_from(loaded: LoadedExperiment, checked: Mapping[str, tuple[int, int]] 
     """The index of a loaded experiment; None when its manifest is unreadable. Every round's
     strategies and games files are read, but those of a round whose files still have the
     size and time `checked` records (a previous index's `files`) are known to be good."""
-    manifest, result = loaded.manifest, loaded.result
+    manifest, result = loaded.manifest, loaded.current_result
     if manifest is None:
         return None
     files = round_files(loaded.directory, sorted(loaded.summaries))  # before reading them: a change after shows
@@ -88,9 +88,9 @@ def entry_from(loaded: LoadedExperiment, checked: Mapping[str, tuple[int, int]] 
         counted_moves=counted,
         files=files,
     )
-    # A manifest saying `running` beside a result file: a resume is under way (or died):
-    # the older result of the interruption it continues is not the experiment's state.
-    if result is not None and manifest.status != "running":
+    # (A manifest saying `running` beside a result file: a resume is under way, or died; the
+    # older result of the stop it continues is not the experiment's state: current_result.)
+    if result is not None:
         validity = result.validity
         entry = msgspec.structs.replace(
             entry,

@@ -57,6 +57,15 @@ class LoadedExperiment:
     def readable(self) -> bool:
         return self.manifest is not None
 
+    @property
+    def current_result(self) -> ExperimentResult | None:
+        """The result file as the experiment's result, unless the manifest says `running`:
+        then it is the result of the stop a resume went on from (a resume killed before it
+        wrote its own), not the experiment's state."""
+        if self.manifest is not None and self.manifest.status == "running":
+            return None
+        return self.result
+
     def strategies(self, round: int) -> list[StrategyRecord]:
         """The round's strategies; OSError, DecodeError or ValidationError (BadRoundFile
         among them) when the file cannot be read or does not fit the experiment."""

@@ -203,6 +203,6 @@ def unclean_note(unclean_stops: int) -> str | None:
         return None
     times = "once" if unclean_stops == 1 else f"{unclean_stops} times"
     return (
-        f"resumed after a kill or crash {times}: the calls in flight then were never logged, so the "
-        "calls and cost leave them out (at most max_concurrency each time)"
+        f"resumed after a kill or crash {times}: any calls in flight then, and replies not yet "
+        "logged, are in neither the calls nor the cost"
     )

@@ -119,7 +119,7 @@ def open_resume(directory: Path, max_cost_usd: float | None = None, *, allow_ins
         store.close()
         raise
     # `running` on disk: the process died without its final status (kill -9, a crash), and
-    # the calls it had in flight then were never logged
+    # any calls it had in flight then (and replies not yet logged) were lost with it
     unclean = manifest.unclean_stops + (manifest.status == "running")
     manifest = msgspec.structs.replace(manifest, config=config, unclean_stops=unclean)
     return Resumable(store, manifest, config, rounds, calls, errors, notes, budget_reached)

@@ -177,6 +177,8 @@ def _damage(directory: Path, run: SweepRun) -> list[str]:
     record_outcome(again, loaded.result)
     if run.strategies_fresh is None:  # a sweep.json of an older version did not record them
         again.strategies_fresh = again.strategies_flagged = None
+    if run.unclean_stops is None:
+        again.unclean_stops = None
     if again != run:
         problems.append("experiment_results.json does not give the numbers sweep.json has for it")
     return problems

@@ -73,6 +73,7 @@ from engine.sweep_summary import (
     record_outcome,
     summarize,
     sweep_status,
+    unclean_line,
 )
 
 # fmt: off
@@ -84,7 +85,7 @@ __all__ = [
     "SweepRun", "SweepStarted", "convergence_text", "counted", "encode_sweep", "excluded",
     "experiment_values", "guessed_line", "is_sweep", "list_sweeps", "load_sweep", "make_providers",
     "new_sweep_dir", "parse_condition", "plan_resume", "plan_sweep", "resume_sweep",
-    "run_sweep", "summarize", "sweep_status",
+    "run_sweep", "summarize", "sweep_status", "unclean_line",
 ]
 # fmt: on
 

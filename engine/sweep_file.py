@@ -55,6 +55,7 @@ class SweepRun(msgspec.Struct, kw_only=True):
     # fresh LLM strategies, and those whose rule was guessed (validity); None: not recorded
     strategies_fresh: int | None = None
     strategies_flagged: int | None = None
+    unclean_stops: int | None = None  # the result's (resumes after a kill or crash); None: not recorded
 
 
 class Convergence(msgspec.Struct, kw_only=True):

@@ -39,6 +39,19 @@ def record_outcome(run: SweepRun, result: ExperimentResult) -> None:
     run.invalid_reasons = [] if validity is None or validity.valid else list(validity.reasons)
     run.strategies_fresh = None if validity is None else validity.strategies_fresh
     run.strategies_flagged = None if validity is None else validity.strategies_flagged
+    run.unclean_stops = result.unclean_stops
+
+
+def unclean_line(result: SweepResult) -> str | None:
+    """How many experiments were resumed after a kill or crash (their calls and cost leave
+    out the calls then in flight), or None."""
+    killed = [run for run in result.experiments if run.unclean_stops]
+    if not killed:
+        return None
+    return (
+        f"{len(killed)} experiment(s) resumed after a kill or crash: any calls in flight then, and replies "
+        "not yet logged, are in neither their calls nor their cost"
+    )
 
 
 def guessed_line(result: SweepResult) -> str | None:

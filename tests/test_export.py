@@ -357,12 +357,31 @@ async def test_every_table_says_whether_its_numbers_are_simulated(experiment, tm
 
 
 def test_an_interrupted_experiment_exports_as_interrupted(tmp_path):
-    """No result file and no process holding it: the row says `interrupted`, as the browser
-    does, not the manifest's `running`."""
+    """No result file and no process holding it: `interrupted` is true (the browser's word),
+    `status` stays the SPEC's `running`; and a stale result beside a `running` manifest (a
+    resume killed before it wrote its own) is not the experiment's: no totals from it."""
     from tests.tui.conftest import FIXTURE_RESULTS
 
-    name = "exp_20250103_100000"
+    name, done = "exp_20250103_100000", "exp_20250101_090000"
     shutil.copytree(FIXTURE_RESULTS / name, tmp_path / name)
     export_csv(tmp_path / name, tmp_path / "out")
     [row] = read_rows(tmp_path / "out" / "experiments.csv")
-    assert (row["status"], row["total_cost"], row["unclean_stops"]) == ("interrupted", "", "")
+    assert (row["status"], row["interrupted"], row["total_cost"], row["unclean_stops"]) == ("running", "true", "", "0")
+
+    shutil.copytree(FIXTURE_RESULTS / done, tmp_path / done)
+    export_csv(tmp_path / done, tmp_path / "out2")
+    [row] = read_rows(tmp_path / "out2" / "experiments.csv")
+    assert (row["status"], row["interrupted"], row["total_rounds"]) == ("completed", "false", "3")
+    manifest = json.loads((tmp_path / done / "manifest.json").read_text())
+    manifest["status"], manifest["unclean_stops"] = "running", 1
+    (tmp_path / done / "manifest.json").write_text(json.dumps(manifest))
+    export_csv(tmp_path / done, tmp_path / "out3")
+    [row] = read_rows(tmp_path / "out3" / "experiments.csv")
+    assert (row["status"], row["interrupted"], row["total_rounds"], row["total_cost"], row["valid"]) == (
+        "running",
+        "true",
+        "",
+        "",
+        "",
+    )
+    assert row["unclean_stops"] == "1"

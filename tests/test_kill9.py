@@ -152,8 +152,8 @@ def test_no_call_recorded_before_a_kill_is_sent_again(tmp_path, capsys):
         # the calls lost in flight are in neither count: the result and the headless line say so
         assert final_result(directory).unclean_stops == 1
         assert (
-            "resumed after a kill or crash once: the calls in flight then were never logged, so the calls and "
-            "cost leave them out (at most max_concurrency each time)"
+            "resumed after a kill or crash once: any calls in flight then, and replies not yet logged, are in "
+            "neither the calls nor the cost"
         ) in capsys.readouterr().err
 
         ref_config = write_config(tmp_path / "ref.toml", tmp_path / "reference", rounds=3, base_url=server.base_url)

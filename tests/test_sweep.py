@@ -37,6 +37,7 @@ from engine.sweep import (
     parse_condition,
     plan_sweep,
     run_sweep,
+    unclean_line,
 )
 from tests.support.experiment_files import ROOT
 from tests.support.fakes import FakeProvider
@@ -535,6 +536,12 @@ def test_the_guessed_rules_line_counts_only_the_counted_experiments(tmp_path):
     for r in runs:
         r.strategies_flagged = 0
     assert guessed_line(result) is None
+    assert unclean_line(result) is None
+    runs[0].unclean_stops, runs[3].unclean_stops = 1, 2
+    assert unclean_line(result) == (
+        "2 experiment(s) resumed after a kill or crash: any calls in flight then, and replies not yet logged, "
+        "are in neither their calls nor their cost"
+    )
 
 
 def test_convergence_is_k_of_n_with_the_median_of_those_k(tmp_path):

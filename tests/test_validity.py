@@ -281,6 +281,9 @@ def test_a_file_from_before_the_count_says_nothing_rather_than_zero():
     assert validity.strategies_flagged is None and validity.strategies_marker_missing is None
     assert guessed_note(validity) is None
     assert validity_cells(validity)["validity_strategies_flagged"] is None
+    # a run that recorded no move was not judged: no `valid` cell, as the browser shows none
+    assert validity_cells(Validity(valid=True, moves=0))["valid"] is None
+    assert validity_cells(Validity(valid=False, reasons=["x"], moves=0))["valid"] is False
 
 
 def test_scripted_only_runs_are_valid_with_no_shares():

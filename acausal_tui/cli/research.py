@@ -48,6 +48,7 @@ from engine.sweep import (
     plan_sweep,
     resume_sweep,
     run_sweep,
+    unclean_line,
 )
 from engine.textsafe import visible
 
@@ -94,6 +95,8 @@ def summary_lines(r: SweepResult) -> list[str]:
         )
     if (guessed := guessed_line(r)) is not None:
         lines.append(guessed)
+    if (unclean := unclean_line(r)) is not None:
+        lines.append(unclean)
     if r.intervals is not None:
         lines.append(f"intervals: {r.intervals.method}")
     return lines

@@ -26,6 +26,7 @@ from engine.sweep import (
     SweepResult,
     convergence_text,
     guessed_line,
+    unclean_line,
 )
 
 # Metrics that are shares of moves or strategies (shown as %); the rest are plain numbers.
@@ -118,9 +119,10 @@ def sweep_title(r: SweepResult) -> Text:
         text.append(
             f"\nCounted without a validity record: {len(r.validity_not_recorded)} experiment(s)", style="yellow"
         )
-    if (guessed := guessed_line(r)) is not None:
-        text.append("\n")
-        text.append_text(literal(guessed, style="yellow"))
+    for line in (guessed_line(r), unclean_line(r)):
+        if line is not None:
+            text.append("\n")
+            text.append_text(literal(line, style="yellow"))
     if r.message:
         text.append(" · ")
         text.append_text(literal(r.message))

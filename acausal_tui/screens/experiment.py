@@ -137,7 +137,7 @@ class ExperimentScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        if self.loaded.result is None:  # no result file: what the call log says was spent
+        if self.loaded.current_result is None:  # no result (or a stale one): what the call log says was spent
             self.run_worker(self.show_spend, group="spend", exit_on_error=False)
         table = self.query_one("#rounds-table", DataTable)
         table.add_columns(*tabs.ROUND_COLUMNS)
@@ -201,7 +201,7 @@ class ExperimentScreen(Screen):
 
     def show_indicators(self) -> None:
         """From the result file, or (none) from every round file: read off the loop."""
-        needed = [] if self.loaded.result is not None else self.rounds
+        needed = [] if self.loaded.current_result is not None else self.rounds
         self.show("indicators", self.fill_indicators, games=needed, strategies=needed)
 
     def fill_indicators(self) -> None:

@@ -54,7 +54,7 @@ INDICATOR_COLUMNS = ("Indicator", "Value", "Formula")
 def overview(loaded: LoadedExperiment, rounds: int, spent: Spend | None = None) -> Text:
     """The title: status, size, condition, models, cost, directory and what went wrong.
     `spent`: what calls.jsonl says, for an experiment with no result file."""
-    m, result = loaded.manifest, loaded.result
+    m, result = loaded.manifest, loaded.current_result
     assert m is not None
     status = result.status if result else f"partial: {unfinished_state(m.status, loaded.directory)}"
     text = literal(m.experiment_id, style="bold")
@@ -196,7 +196,7 @@ def strategies_text(files: RoundFiles, round: int) -> Text:
 def indicators(files: RoundFiles, rounds: list[int]) -> tuple[Text, list[tuple[str, tuple[Text, ...]]]]:
     """The indicators' source line and (name, cells) rows: from the result file, or (none)
     computed from every round file that could be read."""
-    loaded, result = files.loaded, files.loaded.result
+    loaded, result = files.loaded, files.loaded.current_result
     if result is not None:
         values = result.acausal_indicators
         source = "From experiment_results.json"

@@ -112,6 +112,41 @@ async def test_an_interrupted_experiment_shows_what_its_call_log_says_it_cost(tm
         assert "far (calls.jsonl)" in screen_text(app)
 
 
+async def test_a_resume_killed_before_its_result_shows_as_interrupted_not_the_stale_result(tmp_path):
+    """A result file beside a manifest saying `running` is the result of the stop the resume
+    went on from: the title says partial and takes its calls and cost from calls.jsonl."""
+    name = "exp_20250101_090000"
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURE_RESULTS / name, results / name)
+    manifest = json.loads((results / name / "manifest.json").read_text())
+    manifest["status"], manifest["unclean_stops"] = "running", 1
+    (results / name / "manifest.json").write_text(json.dumps(manifest))
+    app = AcausalApp(results_dir=results)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await open_browser(pilot)
+        assert cells(table, 2) == ["interrupted"]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "(calls.jsonl)" in screen_text(app))  # the title may wrap before it
+        assert "partial: interrupted" in screen_text(app) and "cost ≥$0.0000" in screen_text(app)
+
+
+async def test_a_result_resumed_after_a_kill_says_so_in_the_title(tmp_path):
+    name = "exp_20250101_090000"
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURE_RESULTS / name, results / name)
+    path = results / name / "experiment_results.json"
+    result = json.loads(path.read_text())
+    result["unclean_stops"] = 1
+    path.write_text(json.dumps(result))
+    app = AcausalApp(results_dir=results)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_browser(pilot)
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: "resumed after a kill or crash once: any calls in flight then" in screen_text(app)
+        )
+
+
 async def test_an_interrupted_cost_sorts_among_the_numbers(tmp_path):
     """Sorted by cost, "≥$0.0000" goes before "$0.5000", as the number it is (it sorted as
     text, after every figure)."""
@@ -283,3 +318,4 @@ def test_a_lower_bound_of_cost_is_rounded_down():
     assert money_at_least(0.0072553) == "≥$0.0072"
     assert money_at_least(sum([0.001] * 52)) == "≥$0.0520"  # a float sum just under: not $0.0519
     assert money_at_least(0.5, estimate=True) == "≥~$0.5000"
+    assert money_at_least(1e305).startswith("≥$1000")  # a damaged log's sum: shown, not an OverflowError
