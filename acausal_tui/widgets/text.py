@@ -59,6 +59,6 @@ def money(usd: float | None, estimate: bool = False) -> str:
 def money_at_least(usd: float, estimate: bool = False) -> str:
     """A lower bound in money's format, rounded down: "≥$0.0072" for $0.0072553 (a sum too
     large to round, from a damaged log, as it is)."""
-    if usd < 1e12:
-        usd = math.floor(usd * 1e4 + 1e-6) / 1e4
-    return f"≥{money(usd, estimate)}"
+    if usd >= 1e12:
+        return f"≥{'~' if estimate else ''}${usd:.3g}"
+    return f"≥{money(math.floor(usd * 1e4 + 1e-6) / 1e4, estimate)}"

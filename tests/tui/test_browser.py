@@ -318,4 +318,4 @@ def test_a_lower_bound_of_cost_is_rounded_down():
     assert money_at_least(0.0072553) == "≥$0.0072"
     assert money_at_least(sum([0.001] * 52)) == "≥$0.0520"  # a float sum just under: not $0.0519
     assert money_at_least(0.5, estimate=True) == "≥~$0.5000"
-    assert money_at_least(1e305).startswith("≥$1000")  # a damaged log's sum: shown, not an OverflowError
+    assert money_at_least(1e305) == "≥$1e+305"  # a damaged log's sum: shown, not an OverflowError
