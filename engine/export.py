@@ -20,6 +20,7 @@ from engine.models import GameResult, StrategyRecord, Validity
 from engine.store import load_experiment, write_atomic
 from engine.sweep_file import METRICS, SWEEP_FILE, SweepResult, load_sweep
 from engine.sweep_summary import experiment_values
+from engine.validity import verdict
 
 # Tables of column names, kept as tables:
 # fmt: off
@@ -202,12 +203,11 @@ def _collect(directory: Path, tables: Tables, condition: str | None) -> None:
 
 
 def validity_cells(validity: Validity) -> dict[str, Any]:
-    """The validity block's cells; `valid` empty for a run that recorded no move (not judged,
-    as the headless line and the browser say)."""
+    """The validity block's cells; `valid` empty where the run was not judged (`verdict`)."""
     fields = msgspec.structs.asdict(validity)
-    valid = fields.pop("valid")
+    del fields["valid"]
     return {
-        "valid": valid if validity.moves or not valid else None,
+        "valid": verdict(validity),
         "validity_reasons": fields.pop("reasons"),
         **{f"validity_{name}": value for name, value in fields.items()},
     }

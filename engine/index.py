@@ -14,6 +14,7 @@ import msgspec
 from engine.files import read_json, write_json
 from engine.loading import LoadedExperiment, load_experiment, round_file_problems
 from engine.models import RoundSummary, Status
+from engine.validity import verdict
 
 INDEX_FILE = "index.json"
 INDEX_VERSION = (
@@ -99,8 +100,7 @@ def entry_from(loaded: LoadedExperiment, checked: Mapping[str, tuple[int, int]] 
             cost=result.total_cost,
             cost_is_estimate=result.cost_is_estimate,
             cooperation=result.acausal_indicators.overall_cooperation_rate,
-            # a run that recorded no move was not judged (as the headless line says), not "valid"
-            valid=validity.valid if validity and (validity.moves or not validity.valid) else None,
+            valid=verdict(validity),
             validity_reasons=list(validity.reasons) if validity else [],
         )
     return entry

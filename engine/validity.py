@@ -101,6 +101,15 @@ def compute_validity(
     )
 
 
+def verdict(validity: Validity | None) -> bool | None:
+    """Valid (True), INVALID (False), or neither (None): not recorded (an older file), or a
+    run that recorded no move, where no share passed its threshold because there was nothing
+    to judge. Every view of a run's validity says it so."""
+    if validity is None or (validity.valid and not validity.moves):
+        return None
+    return validity.valid
+
+
 def validity_line(validity: Validity | None, simulated: bool = False) -> str:
     """One line for headless output, rows and panes: `valid` or `INVALID: reason; reason`."""
     prefix = "SIMULATED " if simulated else ""

@@ -15,7 +15,7 @@ from engine.events import CallRetried, ErrorLogged, GameFinished, RoundSummarise
 from engine.models import ExperimentResult, Manifest
 from engine.records import unclean_note
 from engine.textsafe import visible
-from engine.validity import guessed_note
+from engine.validity import guessed_note, verdict
 
 MOVE_STYLE = {"COOPERATE": "green", "DEFECT": "red"}
 
@@ -166,7 +166,8 @@ def validity_text(result: ExperimentResult) -> Text:
     text = Text()
     validity = result.validity
     line = validity_words(validity, result.simulated)
-    style = "bold red" if not validity or not validity.valid else "bold green" if validity.moves else "bold yellow"
+    judged = verdict(validity)
+    style = "bold red" if validity is None or judged is False else "bold green" if judged else "bold yellow"
     text.append(line + "\n", style=style)
     if validity is not None:
         text.append(

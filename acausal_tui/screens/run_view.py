@@ -19,7 +19,7 @@ from engine.events import (
     StrategyCollected,
 )
 from engine.models import ExperimentResult, Manifest, RoundSummary, Validity
-from engine.validity import validity_line
+from engine.validity import validity_line, verdict
 
 
 def plural(count: int, word: str) -> str:
@@ -31,7 +31,7 @@ def plural(count: int, word: str) -> str:
 def validity_words(validity: Validity | None, simulated: bool = False) -> str:
     """engine.validity.validity_line, except that a run with no moves is not called valid:
     there was nothing to judge (the engine flags no share over its threshold)."""
-    if validity is not None and validity.valid and not validity.moves:
+    if validity is not None and verdict(validity) is None:
         return f"{'SIMULATED ' if simulated else ''}no moves recorded: validity not judged"
     return validity_line(validity, simulated)
 
